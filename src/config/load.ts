@@ -1,0 +1,91 @@
+/**
+ * Reading and validating config.json. Every problem is reported with its field path, the bad value and the fix,
+ * e.g. `services.web.target: "/tcp/99999" is not a valid port (1-65535)`.
+ */
+import { readFile } from 'node:fs/promises'
+import type { z } from 'zod'
+import { WarrenError } from '../errors.ts'
+import { type Config, configSchema } from './schema.ts'
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[')
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined
+    v = (v as Record<PropertyKey, unknown>)[p]
+    // the short service form `"web": "/tcp/8080"` is reported as `services.web.target`
+    if (typeof v === 'string' && p !== path.at(-1)) return v
+  }
+  return v
+}
+
+function describe(issue: z.core.$ZodIssue, input: unknown): string {
+  const where = pathOf(issue.path) || '(top level)'
+  if (issue.code === 'unrecognized_keys') {
+    return `${where === '(top level)' ? '' : `${where}: `}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (see docs/config.md for the keys)`
+  }
+  if (issue.code === 'invalid_key') {
+    const key = String(issue.path.at(-1))
+    const why = issue.issues[0]?.message ?? issue.message
+    return `${pathOf(issue.path.slice(0, -1))}: key "${key}" ${why}`
+  }
+  if (issue.code === 'invalid_type') {
+    const got = valueAt(input, issue.path)
+    return `${where}: expected ${issue.expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)}`
+  }
+  const value = valueAt(input, issue.path)
+  const shown = value === undefined ? '' : `${JSON.stringify(value)} `
+  return `${where}: ${shown}${issue.message}`
+}
+
+/** Validates a parsed config object; throws ERR_CONFIG_INVALID listing every problem. */
+export function validateConfig(input: unknown, source = 'config'): Config {
+  const result = configSchema.safeParse(input)
+  const problems: string[] = result.success ? [] : result.error.issues.map((i) => describe(i, input))
+  if (result.success) {
+    const cfg = result.data
+    for (const [name, svc] of Object.entries(cfg.services)) {
+      svc.allow?.forEach((entry, i) => {
+        if (entry !== '*' && !entry.startsWith('12D3KooW') && !entry.startsWith('k51') && !(entry in cfg.peers)) {
+          problems.push(
+            `services.${name}.allow[${i}]: "${entry}" is not an alias in peers (add "peers": { "${entry}": "<node id>" } or use the node id)`,
+          )
+        }
+      })
+    }
+    if (problems.length === 0) return cfg
+  }
+  throw new WarrenError('ERR_CONFIG_INVALID', `${source} is invalid:\n  ${problems.join('\n  ')}`, {
+    hint: 'Fix the fields named above; docs/config.md describes every key.',
+    details: { problems },
+  })
+}
+
+/** Reads and validates a config file. */
+export async function loadConfig(path: string): Promise<Config> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new WarrenError('ERR_HOME_NOT_INITIALIZED', `no config at ${path}`, {
+        hint: 'Run `warren init` first (set WARREN_HOME to use another home).',
+        details: { path },
+      })
+    }
+    throw err
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new WarrenError('ERR_CONFIG_PARSE', `${path} is not valid JSON: ${(err as Error).message}`, {
+      hint: 'Fix the JSON syntax (no comments or trailing commas).',
+      details: { path },
+    })
+  }
+  return validateConfig(json, path)
+}

@@ -1,0 +1,126 @@
+/**
+ * The one schema for `config.json`: the TypeScript types, the defaults and the validation all come from here.
+ *
+ * @example
+ * ```json
+ * {
+ *   "listen": ["/ip4/0.0.0.0/tcp/4781"],
+ *   "peers": { "laptop": "12D3KooW…" },
+ *   "services": { "web": "/tcp/8080", "db": { "target": "/ip4/10.0.0.4/tcp/5432", "allow": ["laptop"] } }
+ * }
+ * ```
+ */
+import { multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
+import { looksLikeNodeId, parseNodeId } from '../identity/node-id.ts'
+import { decodeTicket, looksLikeTicket } from '../identity/ticket.ts'
+import { targetProblem } from './target.ts'
+
+/** A DNS label: service names and aliases appear in hostnames (`web.laptop.warren`). */
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const labelMessage = (what: string) =>
+  `is not a valid ${what}: use 1-63 lowercase letters, digits and inner hyphens (it becomes part of a hostname)`
+
+function problemOf(fn: () => unknown): string | undefined {
+  try {
+    fn()
+    return undefined
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
+const multiaddrString = z.string().superRefine((s, ctx) => {
+  const p = problemOf(() => multiaddr(s))
+  if (p !== undefined) ctx.addIssue({ code: 'custom', message: `is not a valid multiaddr (${p})` })
+})
+
+/** A node reference in `peers`: a node id in either form, or a ticket (which also gives addresses). */
+const nodeRef = z.string().superRefine((s, ctx) => {
+  const p = looksLikeTicket(s) ? problemOf(() => decodeTicket(s)) : problemOf(() => parseNodeId(s))
+  if (p !== undefined) ctx.addIssue({ code: 'custom', message: p.replace(/^"[^"]*" /, '') })
+})
+
+const targetString = z.string().superRefine((s, ctx) => {
+  const p = targetProblem(s)
+  if (p !== undefined) ctx.addIssue({ code: 'custom', message: p.replace(/^"[^"]*" /, '') })
+})
+
+/** An `allow` entry: `*`, a node id, or an alias from `peers` (checked against `peers` after parsing). */
+const allowEntry = z.string().superRefine((s, ctx) => {
+  if (s === '*' || LABEL.test(s)) return
+  const p = problemOf(() => parseNodeId(s))
+  if (p !== undefined) ctx.addIssue({ code: 'custom', message: 'is not "*", a node id, or an alias from peers' })
+})
+
+export const serviceSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? { target: v } : v),
+  z.strictObject({
+    /** TCP target multiaddr. */
+    target: targetString,
+    /** Who may use it: node ids, `peers` aliases, or `*` for everyone. Absent: every node in `peers`. */
+    allow: z.array(allowEntry).optional(),
+    /** Also serve raw `/x/<name>` streams, compatible with Kubo's `ipfs p2p forward`. */
+    kubo: z.boolean().default(false),
+  }),
+)
+
+export const configSchema = z.strictObject({
+  /** Multiaddrs the node listens on. */
+  listen: z.array(multiaddrString).default(['/ip4/0.0.0.0/tcp/4781']),
+  /** Addresses to put in tickets instead of the listen addresses (e.g. a public address behind port forwarding). */
+  announce: z.array(multiaddrString).default([]),
+  /** Aliases for other nodes: alias → node id or ticket. */
+  peers: z
+    .record(
+      z.string().refine((k) => LABEL.test(k) && !looksLikeNodeId(k), { message: labelMessage('alias') }),
+      nodeRef,
+    )
+    .default({}),
+  /** Services this node offers, by name. */
+  services: z
+    .record(z.string().refine((k) => LABEL.test(k), { message: labelMessage('service name') }), serviceSchema)
+    .default({}),
+  /** Local API. */
+  api: z
+    .strictObject({
+      /** Unix socket path; relative paths are inside the Warren home. */
+      socket: z.string().min(1).default('api.sock'),
+    })
+    .default({ socket: 'api.sock' }),
+  /** Limits on the service protocol. */
+  limits: z
+    .strictObject({
+      /** Time to connect to a service target, ms. */
+      connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+      /** Service streams open at once, all peers together. */
+      maxStreams: z.number().int().min(1).max(100_000).default(4_096),
+      /** Service streams open at once from one peer. */
+      maxStreamsPerPeer: z.number().int().min(1).max(100_000).default(1_024),
+      /** Time to dial a node, ms. */
+      dialTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    })
+    .default({ connectTimeoutMs: 5_000, maxStreams: 4_096, maxStreamsPerPeer: 1_024, dialTimeoutMs: 10_000 }),
+  /** Relays to keep a reservation on (used from the relay issue on). */
+  relays: z.array(multiaddrString).default([]),
+  /** Local access port: SOCKS5, HTTP proxy and gateway (used from the access issue on). */
+  proxy: z
+    .strictObject({ listen: z.string().default('127.0.0.1:4780'), enabled: z.boolean().default(true) })
+    .optional(),
+  /** HTTP gateway options (used from the access issue on). */
+  gateway: z.strictObject({ enabled: z.boolean().default(true) }).optional(),
+})
+
+/** A validated config with defaults filled in. */
+export type Config = z.output<typeof configSchema>
+/** What a user may write in config.json. */
+export type ConfigInput = z.input<typeof configSchema>
+/** One service entry, long form. */
+export type ServiceConfig = z.output<typeof serviceSchema>
+
+/** The config `warren init` writes. */
+export function defaultConfigInput(listen?: string[]): ConfigInput {
+  return { listen: listen ?? ['/ip4/0.0.0.0/tcp/4781'], peers: {}, services: {} }
+}
+
+export { LABEL as NAME_PATTERN }

@@ -1,0 +1,61 @@
+/**
+ * The libp2p assembly: TCP and WebSockets transports, Noise, Yamux, identify and ping.
+ *
+ * @example
+ * ```ts
+ * const node = await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
+ * console.log(node.getMultiaddrs())
+ * ```
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { createLibp2p } from 'libp2p'
+import { WarrenError } from '../errors.ts'
+import { PRESETS, type PresetName } from './presets.ts'
+
+export interface NodeOptions {
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on; `[]` makes a dial-only node. */
+  listen?: string[]
+  /** Addresses to announce instead of the listen addresses. */
+  announce?: string[]
+  preset?: PresetName
+}
+
+export type WarrenLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; ping: ReturnType<ReturnType<typeof ping>> }>
+
+/** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
+export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
+  const preset = PRESETS[opts.preset ?? 'default']
+  try {
+    return (await createLibp2p({
+      privateKey: opts.privateKey,
+      addresses: { listen: opts.listen ?? [], announce: opts.announce ?? [] },
+      transports: [tcp({ noDelay: true }), webSockets()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [
+        yamux({
+          maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
+          maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
+          streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
+        }),
+      ],
+      connectionManager: { maxConnections: preset.maxConnections, dialTimeout: preset.dialTimeoutMs },
+      services: { identify: identify(), ping: ping() },
+    })) as unknown as WarrenLibp2p
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(e.message)) {
+      throw new WarrenError('ERR_LISTEN_FAILED', `cannot listen on ${(opts.listen ?? []).join(', ')}: address in use`, {
+        hint: 'Another process (perhaps another Warren daemon) uses that port; change `listen` in config.json or pass --listen.',
+        cause: err,
+      })
+    }
+    throw new WarrenError('ERR_LISTEN_FAILED', `cannot start the node: ${e.message}`, { cause: err })
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Shapes shared by the node, the daemon's API and the client. Everything here is plain JSON so it can cross the
+ * local API unchanged.
+ */
+
+/** How a connection to a peer runs. */
+export interface PathInfo {
+  kind: 'direct' | 'relay'
+  /** The remote multiaddr in use (for relay: the relay's circuit address). */
+  addr: string
+  /** Relay node id when kind is relay. */
+  relay?: string
+}
+
+export interface ServiceInfo {
+  name: string
+  target: string
+  /** Allow list as configured; undefined means "every node in peers". */
+  allow?: string[]
+  kubo: boolean
+  /** Where it came from: config.json or `warren expose` at runtime. */
+  source: 'config' | 'runtime'
+}
+
+export interface PeerInfo {
+  id: string
+  aliases: string[]
+  connected: boolean
+  path?: PathInfo
+  addrs: string[]
+}
+
+export interface ForwardInfo {
+  /** `host:port` it listens on (actual port when 0 was asked for). */
+  listen: string
+  node: string
+  service: string
+  /** Open client connections right now. */
+  active: number
+  /** Connections served since it started. */
+  total: number
+}
+
+export interface PingResult {
+  id: string
+  rttMs: number
+  path: PathInfo
+}
+
+export interface NodeIdentity {
+  id: string
+  idBase36: string
+  ticket: string
+  addrs: string[]
+}
+
+export interface NodeStatus extends NodeIdentity {
+  version: string
+  uptimeMs: number
+  services: ServiceInfo[]
+  peers: PeerInfo[]
+  forwards: ForwardInfo[]
+  streams: { active: number; total: number }
+}

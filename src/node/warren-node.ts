@@ -1,0 +1,54 @@
+/**
+ * A Warren node in one process: the libp2p node, the service registry and host, the address book and the
+ * forwards. The daemon wraps one of these behind the local API; tests and library users can use it directly.
+ *
+ * @example
+ * ```ts
+ * const node = await WarrenNode.start({ privateKey, config })
+ * node.expose('web', { target: '/tcp/8080', allow: ['*'] })
+ * const stream = await node.openService('laptop', 'web')   // a libp2p Stream, status already OK
+ * ```
+ */
+import type { Duplex } from 'node:stream'
+import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Config, ServiceConfig } from '../config/schema.ts'
+import type { PresetName } from './presets.ts'
+import type { ForwardInfo, NodeIdentity, NodeStatus, PeerInfo, PingResult, ServiceInfo } from './types.ts'
+
+export interface WarrenNodeOptions {
+  privateKey: PrivateKey
+  config: Config
+  /** Overrides config.listen (e.g. `--listen` on `warren up`, or `/ip4/127.0.0.1/tcp/0` in tests). */
+  listen?: string[]
+  preset?: PresetName
+  /** Called for readable log lines; default: none. */
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+}
+
+/** Contract only: see the implementation below. */
+export interface WarrenNodeApi {
+  readonly peerId: PeerId
+  identity(): NodeIdentity
+  status(): NodeStatus
+  /** Exposes a service at runtime; throws ERR_SERVICE_EXISTS unless `replace`. */
+  expose(name: string, service: ServiceConfig | string, opts?: { replace?: boolean }): ServiceInfo
+  /** Throws ERR_SERVICE_NOT_FOUND. */
+  unexpose(name: string): void
+  services(): ServiceInfo[]
+  peers(): PeerInfo[]
+  /**
+   * Resolves `node` (alias, base58/base36 id or ticket; `addrs` add addresses), connects and opens a
+   * `/warren/service/1.0.0` stream; resolves once the host answered OK. Errors are WarrenErrors:
+   * ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET, ERR_NO_ADDRESSES, ERR_DIAL_FAILED, ERR_UNKNOWN_SERVICE,
+   * ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
+   */
+  openService(node: string, service: string, opts?: { addrs?: string[]; signal?: AbortSignal }): Promise<Stream>
+  /** Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end. */
+  pipeService(local: Duplex, node: string, service: string, opts?: { addrs?: string[] }): Promise<void>
+  /** Local TCP listener whose connections go to `node`/`service`. Throws ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED. */
+  addForward(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo>
+  removeForward(listen: string): Promise<void>
+  forwards(): ForwardInfo[]
+  ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>
+  stop(): Promise<void>
+}
