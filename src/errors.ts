@@ -43,7 +43,10 @@ export const ERROR_CODES = {
   ERR_DAEMON_NOT_RUNNING: { exit: 7, summary: 'No daemon is running for this Warren home.' },
   ERR_DAEMON_RUNNING: { exit: 7, summary: 'A daemon is already running for this Warren home.' },
   ERR_API: { exit: 7, summary: 'The local API answered with an error that has no more specific code.' },
-  ERR_LAB: { exit: 8, summary: 'The network-namespace NAT lab could not be built or used (needs root, iproute2, nftables).' },
+  ERR_LAB: {
+    exit: 8,
+    summary: 'The network-namespace NAT lab could not be built or used (needs root, iproute2, nftables).',
+  },
   ERR_INTERNAL: { exit: 70, summary: 'A bug: Warren hit a state it does not expect.' },
 } as const
 
@@ -96,7 +99,8 @@ export class WarrenError extends Error {
     const code = typeof json.code === 'string' && json.code in ERROR_CODES ? (json.code as ErrorCode) : 'ERR_API'
     const opts: WarrenErrorOptions = {}
     if (typeof json.hint === 'string') opts.hint = json.hint
-    if (json.details !== null && typeof json.details === 'object') opts.details = json.details as Record<string, unknown>
+    if (json.details !== null && typeof json.details === 'object')
+      opts.details = json.details as Record<string, unknown>
     return new WarrenError(code, typeof json.message === 'string' ? json.message : 'unknown error', opts)
   }
 }

@@ -8,7 +8,10 @@ import { WarrenError } from '../errors.ts'
 import { type Config, configSchema } from './schema.ts'
 
 function pathOf(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[')
+  return path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+    .join('.')
+    .replace(/\.\[/g, '[')
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

@@ -79,7 +79,10 @@ export const configSchema = z.strictObject({
     .default({}),
   /** Services this node offers, by name. */
   services: z
-    .record(z.string().refine((k) => LABEL.test(k), { message: labelMessage('service name') }), serviceSchema)
+    .record(
+      z.string().refine((k) => LABEL.test(k), { message: labelMessage('service name') }),
+      serviceSchema,
+    )
     .default({}),
   /** Local API. */
   api: z

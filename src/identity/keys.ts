@@ -68,10 +68,14 @@ export async function loadNodeKey(path: string): Promise<PrivateKey> {
     if (key.type !== 'Ed25519') throw new Error(`key type is ${key.type}`)
     return key
   } catch (err) {
-    throw new WarrenError('ERR_KEY_INVALID', `key file ${path} does not hold an Ed25519 key (${(err as Error).message})`, {
-      hint: 'Restore the file from a backup, or create a new identity with `warren init --force`.',
-      details: { path },
-      cause: err,
-    })
+    throw new WarrenError(
+      'ERR_KEY_INVALID',
+      `key file ${path} does not hold an Ed25519 key (${(err as Error).message})`,
+      {
+        hint: 'Restore the file from a backup, or create a new identity with `warren init --force`.',
+        details: { path },
+        cause: err,
+      },
+    )
   }
 }

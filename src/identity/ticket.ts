@@ -95,7 +95,10 @@ export function decodeTicket(text: string): Ticket {
     throw bad('ticket checksum does not match: it was truncated or mistyped', RECOPY)
   }
   if (body[0] !== TICKET_VERSION) {
-    throw bad(`ticket version ${body[0]} is not supported (this Warren reads version ${TICKET_VERSION})`, 'Upgrade Warren.')
+    throw bad(
+      `ticket version ${body[0]} is not supported (this Warren reads version ${TICKET_VERSION})`,
+      'Upgrade Warren.',
+    )
   }
   let off = 1
   const readVarint = (): number => {

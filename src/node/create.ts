@@ -27,7 +27,10 @@ export interface NodeOptions {
   preset?: PresetName
 }
 
-export type WarrenLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; ping: ReturnType<ReturnType<typeof ping>> }>
+export type WarrenLibp2p = Libp2p<{
+  identify: ReturnType<ReturnType<typeof identify>>
+  ping: ReturnType<ReturnType<typeof ping>>
+}>
 
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
 export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
@@ -36,7 +39,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
     return (await createLibp2p({
       privateKey: opts.privateKey,
       addresses: { listen: opts.listen ?? [], announce: opts.announce ?? [] },
-      transports: [tcp({ noDelay: true }), webSockets()],
+      transports: [tcp(), webSockets()],
       connectionEncrypters: [noise()],
       streamMuxers: [
         yamux({

@@ -18,14 +18,14 @@ export interface Preset {
 
 export const PRESETS: Record<PresetName, Preset> = {
   default: {
-    maxStreamWindowSize: 16 * 1024 * 1024,
+    maxStreamWindowSize: 4 * 1024 * 1024,
     maxServiceStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 10_000,
   },
   // like default, but quicker to give up, for tests that expect failures
   test: {
-    maxStreamWindowSize: 16 * 1024 * 1024,
+    maxStreamWindowSize: 4 * 1024 * 1024,
     maxServiceStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 3_000,

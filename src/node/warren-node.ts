@@ -10,9 +10,21 @@
  * ```
  */
 import type { Duplex } from 'node:stream'
-import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { Forwarder } from '../access/forward.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
-import type { PresetName } from './presets.ts'
+import { WarrenError } from '../errors.ts'
+import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
+import { encodeTicket } from '../identity/ticket.ts'
+import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
+import { ServiceHost } from '../services/host.ts'
+import { pipeStream } from '../services/pipe.ts'
+import { ServiceRegistry } from '../services/registry.ts'
+import { VERSION } from '../version.ts'
+import { AddressBook } from './address-book.ts'
+import { createNode, type WarrenLibp2p } from './create.ts'
+import { bestConnection, describePath } from './path.ts'
+import { PRESETS, type PresetName } from './presets.ts'
 import type { ForwardInfo, NodeIdentity, NodeStatus, PeerInfo, PingResult, ServiceInfo } from './types.ts'
 
 export interface WarrenNodeOptions {
@@ -51,4 +63,234 @@ export interface WarrenNodeApi {
   forwards(): ForwardInfo[]
   ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>
   stop(): Promise<void>
+}
+
+export interface WarrenNodeStartOptions extends WarrenNodeOptions {
+  /** Addresses learned earlier (from state.json), by node id. */
+  learned?: Record<string, string[]>
+}
+
+/** The implementation of {@link WarrenNodeApi}. */
+export class WarrenNode implements WarrenNodeApi {
+  readonly peerId: PeerId
+  readonly libp2p: WarrenLibp2p
+  readonly registry: ServiceRegistry
+  readonly addressBook: AddressBook
+  readonly #host: ServiceHost
+  readonly #forwarder: Forwarder
+  readonly #config: Config
+  readonly #log: NonNullable<WarrenNodeOptions['log']>
+  readonly #started = Date.now()
+
+  private constructor(libp2p: WarrenLibp2p, opts: WarrenNodeStartOptions) {
+    this.libp2p = libp2p
+    this.peerId = libp2p.peerId
+    this.#config = opts.config
+    this.#log = opts.log ?? (() => {})
+    this.registry = new ServiceRegistry(opts.config.peers)
+    this.addressBook = new AddressBook(opts.config.peers, opts.learned)
+    const preset = PRESETS[opts.preset ?? 'default']
+    this.#host = new ServiceHost(libp2p, this.registry, {
+      ...opts.config.limits,
+      maxStreamsPerConnection: preset.maxServiceStreamsPerConnection,
+      log: this.#log,
+    })
+    this.#forwarder = new Forwarder(
+      (socket, node, service, addrs) => this.pipeService(socket, node, service, { addrs }),
+      this.#log,
+    )
+  }
+
+  /** Starts a node: libp2p up, config services registered, service protocol handled. */
+  static async start(opts: WarrenNodeStartOptions): Promise<WarrenNode> {
+    const libp2p = await createNode({
+      privateKey: opts.privateKey,
+      listen: opts.listen ?? opts.config.listen,
+      announce: opts.config.announce,
+      preset: opts.preset ?? 'default',
+    })
+    const node = new WarrenNode(libp2p, opts)
+    try {
+      for (const [name, svc] of Object.entries(opts.config.services)) node.registry.add(name, svc, 'config')
+      await node.#host.start()
+    } catch (err) {
+      await libp2p.stop()
+      throw err
+    }
+    return node
+  }
+
+  identity(): NodeIdentity {
+    const addrs = this.libp2p.getMultiaddrs().map((a) => a.decapsulateCode(CODE_P2P))
+    return {
+      id: formatNodeId(this.peerId),
+      idBase36: formatNodeIdBase36(this.peerId),
+      ticket: encodeTicket({ id: this.peerId, addrs }),
+      addrs: addrs.map(String),
+    }
+  }
+
+  status(): NodeStatus {
+    return {
+      ...this.identity(),
+      version: VERSION,
+      uptimeMs: Date.now() - this.#started,
+      services: this.services(),
+      peers: this.peers(),
+      forwards: this.forwards(),
+      streams: this.#host.stats(),
+    }
+  }
+
+  expose(name: string, service: ServiceConfig | string, opts: { replace?: boolean } = {}): ServiceInfo {
+    const entry = this.registry.add(name, service, 'runtime', opts.replace ?? false)
+    void this.#host.syncKubo().catch((err: Error) => this.#log('error', `kubo handlers: ${err.message}`))
+    this.#log('info', `exposed ${name} → ${entry.target}`)
+    return this.registry.list().find((s) => s.name === name)!
+  }
+
+  unexpose(name: string): void {
+    this.registry.remove(name)
+    void this.#host.syncKubo().catch((err: Error) => this.#log('error', `kubo handlers: ${err.message}`))
+    this.#log('info', `unexposed ${name}`)
+  }
+
+  services(): ServiceInfo[] {
+    return this.registry.list()
+  }
+
+  peers(): PeerInfo[] {
+    const ids = new Map<string, PeerId>()
+    for (const id of this.addressBook.peerIds()) ids.set(id.toString(), id)
+    for (const c of this.libp2p.getConnections()) ids.set(c.remotePeer.toString(), c.remotePeer)
+    const learned = this.addressBook.learned()
+    return [...ids.values()].map((id) => {
+      const conn = bestConnection(this.libp2p.getConnections(id))
+      const info: PeerInfo = {
+        id: id.toString(),
+        aliases: this.addressBook.aliasesOf(id.toString()),
+        connected: conn !== undefined,
+        addrs: learned[id.toString()] ?? [],
+      }
+      if (conn !== undefined) info.path = describePath(conn)
+      return info
+    })
+  }
+
+  /** Addresses learned from tickets and --addr, for the daemon to persist. */
+  learnedAddresses(): Record<string, string[]> {
+    return this.addressBook.learned()
+  }
+
+  /** Resolves and connects, reusing an open connection (direct preferred). */
+  async connect(node: string, opts: { addrs?: string[]; signal?: AbortSignal } = {}): Promise<Connection> {
+    const target = this.addressBook.resolve(node, opts.addrs)
+    if (target.id.equals(this.peerId)) {
+      throw new WarrenError('ERR_DIAL_FAILED', `${node} is this node itself`, {
+        hint: 'Reach local services directly at their target address.',
+      })
+    }
+    const existing = bestConnection(this.libp2p.getConnections(target.id))
+    if (existing !== undefined) return existing
+    if (target.addrs.length > 0) await this.libp2p.peerStore.merge(target.id, { multiaddrs: target.addrs })
+    const known = target.addrs.length > 0 || (await this.#hasStoredAddrs(target.id))
+    if (!known) {
+      throw new WarrenError('ERR_NO_ADDRESSES', `no address is known for node ${target.id}`, {
+        hint: "Use the node's ticket (`warren id` on that node) instead of its id, or pass --addr <multiaddr>.",
+        details: { peer: target.id.toString() },
+      })
+    }
+    const timeoutMs = this.#config.limits.dialTimeoutMs
+    try {
+      return await this.libp2p.dial(target.id, { signal: opts.signal ?? AbortSignal.timeout(timeoutMs) })
+    } catch (err) {
+      throw new WarrenError(
+        'ERR_DIAL_FAILED',
+        `could not connect to node ${target.id}: ${dialErrorText(err, timeoutMs)}`,
+        {
+          hint: 'Check that its daemon runs (`warren up`) and that one of its addresses is reachable from here.',
+          details: { peer: target.id.toString(), addrs: target.addrs.map(String) },
+          cause: err,
+        },
+      )
+    }
+  }
+
+  async #hasStoredAddrs(id: PeerId): Promise<boolean> {
+    try {
+      return (await this.libp2p.peerStore.get(id)).addresses.length > 0
+    } catch {
+      return false
+    }
+  }
+
+  async openService(
+    node: string,
+    service: string,
+    opts: { addrs?: string[]; signal?: AbortSignal } = {},
+  ): Promise<Stream> {
+    const conn = await this.connect(node, opts)
+    const streamOpts: OpenServiceOptions = {
+      selfId: this.peerId.toString(),
+      timeoutMs: this.#config.limits.connectTimeoutMs + 10_000,
+    }
+    if (opts.signal !== undefined) streamOpts.signal = opts.signal
+    return openServiceStream(conn, service, streamOpts)
+  }
+
+  async pipeService(local: Duplex, node: string, service: string, opts: { addrs?: string[] } = {}): Promise<void> {
+    let stream: Stream
+    try {
+      stream = await this.openService(node, service, opts)
+    } catch (err) {
+      local.destroy()
+      throw err
+    }
+    const res = await pipeStream(stream, local)
+    if (res.error !== undefined) this.#log('debug', `${node}/${service}: ${res.error.message}`)
+  }
+
+  addForward(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo> {
+    this.addressBook.resolve(spec.node, spec.addrs) // fail early on a bad name
+    return this.#forwarder.add(spec)
+  }
+
+  removeForward(listen: string): Promise<void> {
+    return this.#forwarder.remove(listen)
+  }
+
+  forwards(): ForwardInfo[] {
+    return this.#forwarder.list()
+  }
+
+  async ping(node: string, opts: { addrs?: string[] } = {}): Promise<PingResult> {
+    const conn = await this.connect(node, opts)
+    try {
+      const rttMs = await this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(10_000) })
+      return {
+        id: conn.remotePeer.toString(),
+        rttMs,
+        path: describePath(bestConnection(this.libp2p.getConnections(conn.remotePeer)) ?? conn),
+      }
+    } catch (err) {
+      throw new WarrenError('ERR_TIMEOUT', `ping to ${conn.remotePeer} failed: ${(err as Error).message}`, {
+        cause: err,
+      })
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#forwarder.closeAll()
+    await this.#host.stop()
+    await this.libp2p.stop()
+  }
+}
+
+const CODE_P2P = 421
+
+function dialErrorText(err: unknown, timeoutMs: number): string {
+  const e = err as Error & { errors?: Error[] }
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer within ${timeoutMs} ms`
+  const inner = e.errors?.map((x) => x.message).filter((m) => m !== '') ?? []
+  return inner.length > 0 ? [...new Set(inner)].join('; ') : e.message
 }

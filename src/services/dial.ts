@@ -1,0 +1,93 @@
+/**
+ * The dialing side of `/warren/service/1.0.0`: open a stream on a connection, send the request header, and
+ * turn the host's status into a WarrenError the user can act on.
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { WarrenError } from '../errors.ts'
+import { readFrame } from './frame-io.ts'
+import { decodeResponse, encodeRequest, SERVICE_PROTOCOL, Status } from './header.ts'
+
+export interface OpenServiceOptions {
+  signal?: AbortSignal
+  /** Time for the host's answer (it includes the host's connect to the target), ms. */
+  timeoutMs?: number
+  /** This node's id, quoted in "not authorized" hints. */
+  selfId?: string
+}
+
+function statusError(peer: PeerId, service: string, status: number, reason: string, selfId?: string): WarrenError {
+  const who = `node ${peer.toString()}`
+  switch (status) {
+    case Status.UNKNOWN_SERVICE:
+      return new WarrenError('ERR_UNKNOWN_SERVICE', `${who} has no service "${service}"`, {
+        hint: 'Check the name; `warren status` on that node lists its services.',
+        details: { peer: peer.toString(), service, reason },
+      })
+    case Status.NOT_AUTHORIZED:
+      return new WarrenError('ERR_NOT_AUTHORIZED', `${who} does not allow this node to use "${service}"`, {
+        hint: `Ask its owner to add this node${selfId === undefined ? '' : ` (${selfId})`} to services.${service}.allow or to peers in its config.json.`,
+        details: { peer: peer.toString(), service, reason },
+      })
+    case Status.TARGET_UNREACHABLE:
+      return new WarrenError('ERR_TARGET_UNREACHABLE', `${who} could not reach the target of "${service}": ${reason}`, {
+        hint: "The program behind the service is not running on that node, or the service's target is wrong.",
+        details: { peer: peer.toString(), service, reason },
+      })
+    case Status.OVERLOADED:
+      return new WarrenError('ERR_OVERLOADED', `${who} refused "${service}": ${reason}`, {
+        hint: 'Try again later, or raise limits.maxStreams / limits.maxStreamsPerPeer on that node.',
+        details: { peer: peer.toString(), service, reason },
+      })
+    default:
+      return new WarrenError('ERR_PROTOCOL', `${who} rejected the request for "${service}": ${reason}`, {
+        hint: 'The two nodes may run incompatible Warren versions; upgrade both.',
+        details: { peer: peer.toString(), service, reason, status },
+      })
+  }
+}
+
+/** Opens a service stream on `conn`; resolves once the host answered OK. */
+export async function openServiceStream(
+  conn: Connection,
+  service: string,
+  opts: OpenServiceOptions = {},
+): Promise<Stream> {
+  const peer = conn.remotePeer
+  const timeoutMs = opts.timeoutMs ?? 30_000
+  let stream: Stream
+  try {
+    stream = await conn.newStream(SERVICE_PROTOCOL, { signal: opts.signal ?? AbortSignal.timeout(timeoutMs) })
+  } catch (err) {
+    const e = err as Error
+    if (e.name === 'UnsupportedProtocolError') {
+      throw new WarrenError('ERR_PROTOCOL', `node ${peer} does not speak ${SERVICE_PROTOCOL}`, {
+        hint: 'Is it a Warren node? Check the id or ticket.',
+        cause: err,
+      })
+    }
+    throw new WarrenError('ERR_DIAL_FAILED', `could not open a stream to node ${peer}: ${e.message}`, { cause: err })
+  }
+  try {
+    stream.send(encodeRequest({ service }))
+    const res = decodeResponse(await readFrame(stream, timeoutMs, opts.signal))
+    if (res.status === Status.OK) return stream
+    stream.abort(new Error(res.reason))
+    throw statusError(peer, service, res.status, res.reason, opts.selfId)
+  } catch (err) {
+    if (err instanceof WarrenError) throw err
+    stream.abort(err as Error)
+    const e = err as Error
+    if (e.name === 'FrameTimeoutError') {
+      throw new WarrenError(
+        'ERR_TIMEOUT',
+        `node ${peer} did not answer the request for "${service}" within ${timeoutMs} ms`,
+        {
+          cause: err,
+        },
+      )
+    }
+    throw new WarrenError('ERR_PROTOCOL', `node ${peer} sent a bad answer for "${service}": ${e.message}`, {
+      cause: err,
+    })
+  }
+}

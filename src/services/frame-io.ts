@@ -1,0 +1,57 @@
+/**
+ * Reading one header frame off a libp2p Stream without losing the bytes that follow it: anything read past
+ * the frame is pushed back with `unshift`, so the pipe sees the stream exactly as the peer sent it.
+ */
+import type { Stream } from '@libp2p/interface'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameError, takeFrame } from './header.ts'
+
+export class FrameTimeoutError extends Error {
+  override name = 'FrameTimeoutError'
+}
+
+export function readFrame(stream: Stream, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
+  return new Promise<Uint8Array>((resolve, reject) => {
+    const buf = new Uint8ArrayList()
+    const done = (err: Error | undefined, frame?: Uint8Array): void => {
+      clearTimeout(timer)
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('close', onClose)
+      stream.removeEventListener('remoteCloseWrite', onEnd)
+      signal?.removeEventListener('abort', onAbort)
+      if (err === undefined) {
+        if (buf.byteLength > 0) stream.unshift(buf.subarray())
+        resolve(frame!)
+      } else reject(err)
+    }
+    const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
+      buf.append(evt.data)
+      try {
+        const frame = takeFrame(buf)
+        if (frame !== undefined) done(undefined, frame)
+      } catch (err) {
+        done(err as Error)
+      }
+    }
+    const onClose = (evt: Event & { error?: Error }): void =>
+      done(evt.error ?? new FrameError('stream closed before a complete header arrived'))
+    const onEnd = (): void => {
+      // remote FIN: if the frame is still incomplete once buffered data was delivered, it never will be
+      queueMicrotask(() => {
+        try {
+          const frame = takeFrame(buf)
+          if (frame === undefined) done(new FrameError('stream ended before a complete header arrived'))
+          else done(undefined, frame)
+        } catch (err) {
+          done(err as Error)
+        }
+      })
+    }
+    const onAbort = (): void => done(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+    const timer = setTimeout(() => done(new FrameTimeoutError(`no header within ${timeoutMs} ms`)), timeoutMs)
+    stream.addEventListener('message', onMessage)
+    stream.addEventListener('close', onClose)
+    stream.addEventListener('remoteCloseWrite', onEnd)
+    signal?.addEventListener('abort', onAbort)
+  })
+}

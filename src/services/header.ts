@@ -1,0 +1,122 @@
+/**
+ * The `/warren/service/1.0.0` header codec (docs/protocol.md).
+ *
+ * Request frame:  uvarint len | u8 version=1 | u8 name_len | name | TLV*
+ * Response frame: uvarint len | u8 status | uvarint reason_len | reason (UTF-8) | TLV*
+ * TLV: u8 tag | uvarint len | bytes — unknown tags are skipped; none are defined in version 1.
+ */
+import { varint } from 'multiformats'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export const SERVICE_PROTOCOL = '/warren/service/1.0.0'
+export const HEADER_VERSION = 1
+export const MAX_FRAME = 4096
+export const MAX_REASON = 1024
+
+export const Status = {
+  OK: 0,
+  UNKNOWN_SERVICE: 1,
+  NOT_AUTHORIZED: 2,
+  TARGET_UNREACHABLE: 3,
+  OVERLOADED: 4,
+  BAD_REQUEST: 5,
+} as const
+export type StatusCode = (typeof Status)[keyof typeof Status]
+
+export interface ServiceRequest {
+  version: number
+  service: string
+}
+
+export interface ServiceResponse {
+  status: StatusCode
+  reason: string
+}
+
+/** Thrown for bytes that are not a valid frame; the host answers BAD_REQUEST, the dialer ERR_PROTOCOL. */
+export class FrameError extends Error {
+  override name = 'FrameError'
+}
+
+function frame(body: Uint8Array): Uint8Array {
+  const len = varint.encodingLength(body.length)
+  const out = new Uint8Array(len + body.length)
+  varint.encodeTo(body.length, out, 0)
+  out.set(body, len)
+  return out
+}
+
+export function encodeRequest(req: { service: string; version?: number }): Uint8Array {
+  const name = new TextEncoder().encode(req.service)
+  if (name.length < 1 || name.length > 63) throw new FrameError(`service name must be 1-63 bytes, got ${name.length}`)
+  return frame(Uint8Array.of(req.version ?? HEADER_VERSION, name.length, ...name))
+}
+
+export function encodeResponse(res: ServiceResponse): Uint8Array {
+  let reason = Buffer.from(res.reason, 'utf8')
+  if (reason.length > MAX_REASON) reason = reason.subarray(0, MAX_REASON)
+  const rl = varint.encodingLength(reason.length)
+  const body = new Uint8Array(1 + rl + reason.length)
+  body[0] = res.status
+  varint.encodeTo(reason.length, body, 1)
+  body.set(reason, 1 + rl)
+  return frame(body)
+}
+
+/**
+ * Takes one frame off the front of `buf` if it is complete. Returns undefined when more bytes are needed;
+ * throws FrameError when the length is out of range.
+ */
+export function takeFrame(buf: Uint8ArrayList): Uint8Array | undefined {
+  if (buf.byteLength === 0) return undefined
+  const head = buf.subarray(0, Math.min(buf.byteLength, 3))
+  let len: number
+  let lenBytes: number
+  try {
+    ;[len, lenBytes] = varint.decode(head)
+  } catch {
+    if (head.length < 3) return undefined // varint not complete yet
+    throw new FrameError('header length prefix is malformed')
+  }
+  if (len < 1 || len > MAX_FRAME) throw new FrameError(`header length ${len} is outside 1..${MAX_FRAME}`)
+  if (buf.byteLength < lenBytes + len) return undefined
+  const body = buf.subarray(lenBytes, lenBytes + len)
+  buf.consume(lenBytes + len)
+  return body
+}
+
+function skipTlvs(body: Uint8Array, off: number): void {
+  while (off < body.length) {
+    off += 1 // tag
+    const [len, n] = varint.decode(body, off)
+    off += n + len
+    if (off > body.length) throw new FrameError('extension runs past the end of the header')
+  }
+}
+
+export function decodeRequest(body: Uint8Array): ServiceRequest {
+  if (body.length < 2) throw new FrameError('request header is too short')
+  const version = body[0]!
+  const nameLen = body[1]!
+  if (nameLen < 1 || nameLen > 63 || 2 + nameLen > body.length) throw new FrameError('service name length is invalid')
+  let service: string
+  try {
+    service = new TextDecoder('utf-8', { fatal: true }).decode(body.subarray(2, 2 + nameLen))
+  } catch {
+    throw new FrameError('service name is not UTF-8')
+  }
+  skipTlvs(body, 2 + nameLen)
+  return { version, service }
+}
+
+export function decodeResponse(body: Uint8Array): ServiceResponse {
+  const status = body[0]
+  if (status === undefined || status > Status.BAD_REQUEST) throw new FrameError(`unknown status ${status}`)
+  let off = 1
+  const [rl, n] = varint.decode(body, off)
+  off += n
+  if (off + rl > body.length) throw new FrameError('reason runs past the end of the header')
+  const reason = new TextDecoder().decode(body.subarray(off, off + rl))
+  skipTlvs(body, off + rl)
+  return { status: status as StatusCode, reason }
+}

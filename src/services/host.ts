@@ -1,0 +1,197 @@
+/**
+ * The host side of `/warren/service/1.0.0` (and `/x/<service>` for Kubo): read the header, check access,
+ * connect to the TCP target with a time-out, answer one status, then pipe bytes both ways.
+ */
+import { connect, type Socket } from 'node:net'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { formatTarget, type TcpTarget } from '../config/target.ts'
+import type { WarrenLibp2p } from '../node/create.ts'
+import { FrameTimeoutError, readFrame } from './frame-io.ts'
+import {
+  decodeRequest,
+  encodeResponse,
+  FrameError,
+  HEADER_VERSION,
+  SERVICE_PROTOCOL,
+  Status,
+  type StatusCode,
+} from './header.ts'
+import { StreamLimiter } from './limiter.ts'
+import { pipeStream } from './pipe.ts'
+import type { ServiceRegistry } from './registry.ts'
+
+export const KUBO_PREFIX = '/x/'
+
+export interface HostOptions {
+  connectTimeoutMs: number
+  maxStreams: number
+  maxStreamsPerPeer: number
+  /** Streams per connection accepted by libp2p for the protocol. */
+  maxStreamsPerConnection: number
+  headerTimeoutMs?: number
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+}
+
+/** Connects to a TCP target, or rejects with the target's error (ECONNREFUSED …) or a time-out. */
+export function connectTarget(target: TcpTarget, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: target.host,
+      port: target.port,
+      family: target.family,
+      allowHalfOpen: true,
+      noDelay: true,
+    })
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`connect to ${formatTarget(target)} timed out after ${timeoutMs} ms`))
+    }, timeoutMs)
+    socket.once('connect', () => {
+      clearTimeout(timer)
+      socket.off('error', onError)
+      resolve(socket)
+    })
+    const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer)
+      reject(new Error(`connect to ${formatTarget(target)} failed: ${err.code ?? err.message}`))
+    }
+    socket.once('error', onError)
+  })
+}
+
+export class ServiceHost {
+  readonly #node: WarrenLibp2p
+  readonly #registry: ServiceRegistry
+  readonly #opts: HostOptions
+  readonly #limiter: StreamLimiter
+  readonly #kubo = new Set<string>()
+  readonly #open = new Set<Stream>()
+  #total = 0
+
+  constructor(node: WarrenLibp2p, registry: ServiceRegistry, opts: HostOptions) {
+    this.#node = node
+    this.#registry = registry
+    this.#opts = opts
+    this.#limiter = new StreamLimiter(opts.maxStreams, opts.maxStreamsPerPeer)
+  }
+
+  async start(): Promise<void> {
+    await this.#node.handle(SERVICE_PROTOCOL, (stream, conn) => this.#onServiceStream(stream, conn), {
+      maxInboundStreams: this.#opts.maxStreamsPerConnection,
+    })
+    await this.syncKubo()
+  }
+
+  /** Registers `/x/<name>` for services with `kubo: true` and drops the rest. Call after registry changes. */
+  async syncKubo(): Promise<void> {
+    const want = new Set(
+      this.#registry
+        .list()
+        .filter((s) => s.kubo)
+        .map((s) => KUBO_PREFIX + s.name),
+    )
+    for (const p of this.#kubo) {
+      if (!want.has(p)) {
+        await this.#node.unhandle(p)
+        this.#kubo.delete(p)
+      }
+    }
+    for (const p of want) {
+      if (this.#kubo.has(p)) continue
+      const name = p.slice(KUBO_PREFIX.length)
+      await this.#node.handle(p, (stream, conn) => this.#onKuboStream(name, stream, conn), {
+        maxInboundStreams: this.#opts.maxStreamsPerConnection,
+      })
+      this.#kubo.add(p)
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#node.unhandle([SERVICE_PROTOCOL, ...this.#kubo])
+    this.#kubo.clear()
+    for (const s of this.#open) s.abort(new Error('node is shutting down'))
+  }
+
+  stats(): { active: number; total: number } {
+    return { active: this.#open.size, total: this.#total }
+  }
+
+  #log(level: 'debug' | 'info' | 'warn' | 'error', msg: string): void {
+    this.#opts.log?.(level, msg)
+  }
+
+  async #refuse(stream: Stream, status: StatusCode, reason: string): Promise<void> {
+    try {
+      stream.send(encodeResponse({ status, reason }))
+      await stream.close({ signal: AbortSignal.timeout(5_000) })
+    } catch {
+      stream.abort(new Error(reason))
+    }
+  }
+
+  async #onServiceStream(stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer
+    let service: string
+    try {
+      const req = decodeRequest(await readFrame(stream, this.#opts.headerTimeoutMs ?? 10_000))
+      if (req.version !== HEADER_VERSION) {
+        return this.#refuse(
+          stream,
+          Status.BAD_REQUEST,
+          `header version ${req.version} is not supported (this node speaks ${HEADER_VERSION})`,
+        )
+      }
+      service = req.service
+    } catch (err) {
+      this.#log('warn', `service stream from ${peer}: ${(err as Error).message}`)
+      if (err instanceof FrameError || err instanceof FrameTimeoutError)
+        return this.#refuse(stream, Status.BAD_REQUEST, (err as Error).message)
+      stream.abort(err as Error)
+      return
+    }
+    await this.#serve(service, stream, peer, true)
+  }
+
+  async #onKuboStream(name: string, stream: Stream, conn: Connection): Promise<void> {
+    await this.#serve(name, stream, conn.remotePeer, false)
+  }
+
+  /** Access check → limits → target connect → status (Warren protocol only) → pipe. */
+  async #serve(service: string, stream: Stream, peer: PeerId, withStatus: boolean): Promise<void> {
+    const refuse = (status: StatusCode, reason: string): Promise<void> => {
+      this.#log('info', `refused ${peer} → ${service}: ${reason}`)
+      if (withStatus) return this.#refuse(stream, status, reason)
+      stream.abort(new Error(reason))
+      return Promise.resolve()
+    }
+    const decision = this.#registry.check(service, peer)
+    if (!decision.ok) {
+      return decision.reason === 'unknown'
+        ? refuse(Status.UNKNOWN_SERVICE, `this node has no service "${service}"`)
+        : refuse(Status.NOT_AUTHORIZED, `node ${peer} is not allowed to use "${service}"`)
+    }
+    if (!withStatus && !decision.entry.kubo)
+      return refuse(Status.UNKNOWN_SERVICE, `"${service}" is not open to /x/ streams`)
+    const release = this.#limiter.acquire(peer.toString())
+    if (typeof release === 'string') return refuse(Status.OVERLOADED, release)
+    this.#open.add(stream)
+    this.#total++
+    try {
+      let socket: Socket
+      try {
+        socket = await connectTarget(decision.entry.tcp, this.#opts.connectTimeoutMs)
+      } catch (err) {
+        return await refuse(Status.TARGET_UNREACHABLE, (err as Error).message)
+      }
+      if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
+      const res = await pipeStream(stream, socket)
+      this.#log(
+        'debug',
+        `${peer} → ${service}: ${res.bytesOut} bytes out, ${res.bytesIn} in${res.error ? ` (${res.error.message})` : ''}`,
+      )
+    } finally {
+      release()
+      this.#open.delete(stream)
+    }
+  }
+}

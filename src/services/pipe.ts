@@ -1,0 +1,135 @@
+/**
+ * Joins a libp2p Stream and a Node duplex (a TCP socket, or stdin/stdout) byte for byte.
+ *
+ * - Half-close: a FIN on one side ends only that direction (`socket.end()` ↔ `stream.close()`).
+ * - Back-pressure: a full socket pauses the stream (Yamux then stops granting window), a full stream pauses
+ *   the socket, so a slow reader never makes memory grow beyond the window and the socket buffers.
+ * - Teardown: an error or reset on either side destroys the other; the promise settles once both are done.
+ *
+ * Sockets must be created with `allowHalfOpen: true`, or Node closes the write side when the read side ends.
+ */
+import type { Duplex } from 'node:stream'
+import type { Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export interface PipeResult {
+  /** Bytes from the stream written to the local side. */
+  bytesIn: number
+  /** Bytes from the local side sent on the stream. */
+  bytesOut: number
+  /** Set when the pipe ended by an error or reset rather than two clean FINs. */
+  error?: Error
+}
+
+/** Read buffer allowed on a paused stream: must exceed the Yamux window or a pause turns into a reset. */
+export const STREAM_READ_BUFFER = 8 * 1024 * 1024
+
+function asBuffer(data: Uint8Array | Uint8ArrayList): Uint8Array {
+  return data instanceof Uint8Array ? data : data.subarray()
+}
+
+export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
+  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER)
+  const result: PipeResult = { bytesIn: 0, bytesOut: 0 }
+  return new Promise<PipeResult>((resolve) => {
+    let inDone = false // stream → local finished (local.end() called)
+    let outDone = false // local → stream finished (stream.close() done)
+    let settled = false
+
+    const cleanup = (): void => {
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('end', onStreamEnd)
+      stream.removeEventListener('close', onStreamClose)
+      local.off('data', onData)
+      local.off('end', onLocalEnd)
+      local.off('drain', onLocalDrain)
+      local.off('error', onLocalError)
+      local.off('close', onLocalClose)
+    }
+    const finish = (error?: Error): void => {
+      if (settled) return
+      settled = true
+      if (error !== undefined) result.error = error
+      cleanup()
+      if (error !== undefined) {
+        if (stream.status === 'open' || stream.status === 'closing') stream.abort(error)
+        local.destroy()
+      }
+      resolve(result)
+    }
+    const maybeDone = (): void => {
+      if (inDone && outDone && !settled) {
+        settled = true
+        cleanup()
+        resolve(result)
+      }
+    }
+
+    // stream → local
+    const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
+      const buf = asBuffer(evt.data)
+      result.bytesIn += buf.byteLength
+      if (!local.write(buf)) stream.pause()
+    }
+    const onLocalDrain = (): void => {
+      if (stream.readStatus === 'paused') stream.resume()
+    }
+    const onStreamEnd = (): void => {
+      if (inDone) return
+      inDone = true
+      local.end()
+      maybeDone()
+    }
+    const onStreamClose = (evt: Event & { error?: Error }): void => {
+      if (evt.error !== undefined) finish(evt.error)
+      else {
+        onStreamEnd()
+        outDone = true
+        maybeDone()
+      }
+    }
+
+    // local → stream
+    const onData = (chunk: Buffer): void => {
+      result.bytesOut += chunk.byteLength
+      try {
+        if (!stream.send(chunk)) {
+          local.pause()
+          stream.onDrain().then(
+            () => local.resume(),
+            (err: Error) => finish(err),
+          )
+        }
+      } catch (err) {
+        finish(err as Error)
+      }
+    }
+    let localEnded = false
+    const onLocalEnd = (): void => {
+      localEnded = true
+      stream.close().then(
+        () => {
+          outDone = true
+          maybeDone()
+        },
+        (err: Error) => finish(err),
+      )
+    }
+    const onLocalError = (err: Error): void => finish(err)
+    const onLocalClose = (): void => {
+      // gone before a clean FIN both ways (destroyed, reset): tear the stream down too
+      if (!localEnded || !inDone) finish(new Error('local connection closed before the stream ended'))
+    }
+
+    stream.addEventListener('message', onMessage)
+    stream.addEventListener('end', onStreamEnd)
+    stream.addEventListener('close', onStreamClose)
+    local.on('data', onData)
+    local.on('end', onLocalEnd)
+    local.on('drain', onLocalDrain)
+    local.on('error', onLocalError)
+    local.on('close', onLocalClose)
+    if (stream.readStatus === 'paused') stream.resume()
+    if (stream.readableEnded) onStreamEnd()
+  })
+}

@@ -1,0 +1,138 @@
+/**
+ * The services a node offers and who may use them.
+ *
+ * Access rules: a service is reachable only by the peers in its `allow` list (node ids or `peers` aliases);
+ * `"*"` makes it public; with no `allow`, every node named in `peers` may use it. Everyone else is refused
+ * before a byte reaches the target.
+ */
+import type { PeerId } from '@libp2p/interface'
+import { validateConfig } from '../config/load.ts'
+import type { ServiceConfig } from '../config/schema.ts'
+import { parseTarget, type TcpTarget } from '../config/target.ts'
+import { WarrenError } from '../errors.ts'
+import { parseNodeId } from '../identity/node-id.ts'
+import { decodeTicket, looksLikeTicket } from '../identity/ticket.ts'
+import type { ServiceInfo } from '../node/types.ts'
+
+export interface ServiceEntry extends ServiceInfo {
+  tcp: TcpTarget
+  /** Node ids (base58) allowed; undefined with `public` false means "peers only". */
+  allowed: Set<string> | undefined
+  public: boolean
+}
+
+export type AccessDecision =
+  | { ok: true; entry: ServiceEntry }
+  | { ok: false; reason: 'unknown' }
+  | { ok: false; reason: 'denied'; entry: ServiceEntry }
+
+/** Node id (base58) of a `peers` value: a node id in either form or a ticket. */
+export function peerRefId(ref: string): string {
+  return (looksLikeTicket(ref) ? decodeTicket(ref).id : parseNodeId(ref)).toString()
+}
+
+export class ServiceRegistry {
+  readonly #services = new Map<string, ServiceEntry>()
+  #peers: Record<string, string>
+
+  constructor(peers: Record<string, string> = {}) {
+    this.#peers = peers
+  }
+
+  /** Replaces the alias table (config reload). Allow lists are resolved again. */
+  setPeers(peers: Record<string, string>): void {
+    this.#peers = peers
+    for (const e of this.#services.values()) this.#services.set(e.name, this.#build(e.name, e, e.source))
+  }
+
+  #build(name: string, svc: ServiceConfig, source: ServiceInfo['source']): ServiceEntry {
+    const allow = svc.allow
+    const isPublic = allow?.includes('*') ?? false
+    let allowed: Set<string> | undefined
+    if (allow !== undefined && !isPublic) {
+      allowed = new Set(
+        allow.map((entry) => {
+          const ref = this.#peers[entry]
+          if (ref !== undefined) return peerRefId(ref)
+          try {
+            return parseNodeId(entry).toString()
+          } catch {
+            throw new WarrenError(
+              'ERR_UNKNOWN_PEER',
+              `allow entry "${entry}" of service "${name}" is not a node id or an alias in peers`,
+              {
+                hint: `Add "peers": { "${entry}": "<node id>" } to config.json, or allow the node id itself.`,
+              },
+            )
+          }
+        }),
+      )
+    }
+    const info: ServiceEntry = {
+      name,
+      target: svc.target,
+      kubo: svc.kubo,
+      source,
+      tcp: parseTarget(svc.target),
+      allowed,
+      public: isPublic,
+    }
+    if (allow !== undefined) info.allow = [...allow]
+    return info
+  }
+
+  /**
+   * Adds a service. `svc` may be the short form (a target string) or the long form; it is validated with the
+   * config schema. Throws ERR_SERVICE_EXISTS unless `replace`.
+   */
+  add(
+    name: string,
+    svc: ServiceConfig | string | Record<string, unknown>,
+    source: ServiceInfo['source'],
+    replace = false,
+  ): ServiceEntry {
+    if (this.#services.has(name) && !replace) {
+      throw new WarrenError('ERR_SERVICE_EXISTS', `service "${name}" is already exposed`, {
+        hint: `Remove it first with \`warren unexpose ${name}\`, or pick another name.`,
+      })
+    }
+    // validate name + body through the one schema, so runtime services obey the same rules as config.json
+    const parsed = validateConfig({ peers: this.#peers, services: { [name]: svc } }, `service "${name}"`).services[
+      name
+    ]!
+    const entry = this.#build(name, parsed, source)
+    this.#services.set(name, entry)
+    return entry
+  }
+
+  remove(name: string): ServiceEntry {
+    const entry = this.#services.get(name)
+    if (entry === undefined) {
+      throw new WarrenError('ERR_SERVICE_NOT_FOUND', `no service "${name}" is exposed`, {
+        hint: 'See the exposed services with `warren status`.',
+      })
+    }
+    this.#services.delete(name)
+    return entry
+  }
+
+  get(name: string): ServiceEntry | undefined {
+    return this.#services.get(name)
+  }
+
+  list(): ServiceInfo[] {
+    return [...this.#services.values()].map(({ name, target, allow, kubo, source }) =>
+      allow === undefined ? { name, target, kubo, source } : { name, target, allow, kubo, source },
+    )
+  }
+
+  /** Whether `peer` may use `name`. */
+  check(name: string, peer: PeerId): AccessDecision {
+    const entry = this.#services.get(name)
+    if (entry === undefined) return { ok: false, reason: 'unknown' }
+    if (entry.public) return { ok: true, entry }
+    const id = peer.toString()
+    const allowed = entry.allowed ?? new Set(Object.values(this.#peers).map(peerRefId))
+    return allowed.has(id) ? { ok: true, entry } : { ok: false, reason: 'denied', entry }
+  }
+}
