@@ -35,6 +35,20 @@ export const ERROR_CODES = {
   ERR_OVERLOADED: { exit: 5, summary: 'The remote node refused the stream because it is at its limit.' },
   ERR_PROTOCOL: { exit: 5, summary: 'The peer spoke the service protocol wrongly or in an unsupported version.' },
   ERR_TIMEOUT: { exit: 5, summary: 'An operation did not finish in time.' },
+  ERR_NOT_WARREN_NAME: {
+    exit: 2,
+    summary: 'A host name outside the .warren domain was sent to the access port, which is not an open proxy.',
+  },
+  ERR_BAD_NAME: { exit: 2, summary: 'A .warren host name or gateway path does not have the shape Warren expects.' },
+  ERR_PROXY_AUTH: { exit: 5, summary: 'The access port asked for proxy credentials and got none or wrong ones.' },
+  ERR_HEADERS_TOO_LARGE: {
+    exit: 5,
+    summary: 'An HTTP request or response head is larger than the access port allows.',
+  },
+  ERR_TOO_MANY_STREAMS: {
+    exit: 5,
+    summary: 'The access port already has its limit of streams open to that node.',
+  },
   ERR_SERVICE_EXISTS: { exit: 6, summary: 'A service of that name is already exposed.' },
   ERR_SERVICE_NOT_FOUND: { exit: 6, summary: 'No local service of that name is exposed.' },
   ERR_FORWARD_EXISTS: { exit: 6, summary: 'A forward already listens on that address.' },
