@@ -12,6 +12,8 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
+import { parseListenAddress } from '../access/listen-address.ts'
+import { isLoopbackHost } from '../access/loopback.ts'
 import { looksLikeNodeId, parseNodeId } from '../identity/node-id.ts'
 import { decodeTicket, looksLikeTicket } from '../identity/ticket.ts'
 import { targetProblem } from './target.ts'
@@ -29,6 +31,12 @@ function problemOf(fn: () => unknown): string | undefined {
     return (err as Error).message
   }
 }
+
+const listenString = z.string().superRefine((s, ctx) => {
+  const p = problemOf(() => parseListenAddress(s))
+  if (p !== undefined)
+    ctx.addIssue({ code: 'custom', message: 'is not a listen address: write host:port, e.g. 127.0.0.1:4780' })
+})
 
 const multiaddrString = z.string().superRefine((s, ctx) => {
   const p = problemOf(() => multiaddr(s))
@@ -62,6 +70,11 @@ export const serviceSchema = z.preprocess(
     allow: z.array(allowEntry).optional(),
     /** Also serve raw `/x/<name>` streams, compatible with Kubo's `ipfs p2p forward`. */
     kubo: z.boolean().default(false),
+    /**
+     * `tcp` (absent): bytes are piped to the target. `http`: requests go through a reverse proxy on this node that
+     * adds `X-Warren-Peer: <caller node id>` (and drops one sent by the caller), so the app can trust it.
+     */
+    type: z.enum(['tcp', 'http']).optional(),
   }),
 )
 
@@ -106,12 +119,52 @@ export const configSchema = z.strictObject({
     .default({ connectTimeoutMs: 5_000, maxStreams: 4_096, maxStreamsPerPeer: 1_024, dialTimeoutMs: 10_000 }),
   /** Relays to keep a reservation on (used from the relay issue on). */
   relays: z.array(multiaddrString).default([]),
-  /** Local access port: SOCKS5, HTTP proxy and gateway (used from the access issue on). */
+  /** Local access port: SOCKS5, HTTP proxy, PAC file and HTTP gateway on one port; see docs/access.md. */
   proxy: z
-    .strictObject({ listen: z.string().default('127.0.0.1:4780'), enabled: z.boolean().default(true) })
+    .strictObject({
+      /** host:port; a non-loopback address needs `auth`. */
+      listen: listenString.default('127.0.0.1:4780'),
+      enabled: z.boolean().default(true),
+      /** Credentials for SOCKS5 (RFC 1929) and HTTP `Proxy-Authorization: Basic`; required off loopback. */
+      auth: z.strictObject({ username: z.string().min(1).max(255), password: z.string().min(1).max(255) }).optional(),
+      /** Top-level domain of Warren names (absent: `warren`); also used by the DNS server. */
+      tld: z.string().regex(LABEL, labelMessage('top-level domain')).optional(),
+      /** Largest HTTP request or response head, bytes (absent: 16384). */
+      maxHeaderBytes: z.number().int().min(1024).max(1_048_576).optional(),
+      /** Time for a client to send its request head or SOCKS5 handshake, ms (absent: 30000). */
+      headersTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+      /** Tunnels and gateway requests open at once to one node (absent: 256). */
+      maxStreamsPerPeer: z.number().int().min(1).max(100_000).optional(),
+    })
+    .superRefine((p, ctx) => {
+      const host = problemOf(() => parseListenAddress(p.listen)) === undefined && parseListenAddress(p.listen).host
+      if (host !== false && !isLoopbackHost(host) && p.auth === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth'],
+          message: `is required because listen "${p.listen}" is not a loopback address (add "auth": { "username": "…", "password": "…" })`,
+        })
+      }
+    })
     .optional(),
-  /** HTTP gateway options (used from the access issue on). */
-  gateway: z.strictObject({ enabled: z.boolean().default(true) }).optional(),
+  /** HTTP gateway on the access port: /http/<node>/<service>/<path>. */
+  gateway: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Time for a service to answer with its response head, ms (absent: 60000). */
+      responseTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+    })
+    .optional(),
+  /** DNS server answering A/AAAA for .warren names with their service addresses (off unless enabled). */
+  dns: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** host:port for UDP and TCP (absent: 127.0.0.1:5380). */
+      listen: listenString.optional(),
+      /** TTL of answers, seconds (absent: 60). */
+      ttl: z.number().int().min(0).max(86_400).optional(),
+    })
+    .optional(),
 })
 
 /** A validated config with defaults filled in. */

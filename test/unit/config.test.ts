@@ -109,6 +109,7 @@ describe('config: every key accepted', () => {
     assert.deepEqual(Object.keys(configSchema.shape).sort(), [
       'announce',
       'api',
+      'dns',
       'gateway',
       'limits',
       'listen',
