@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 export type { ConntrackEntry, Tuple } from './conntrack.ts'
-export { createLab, type Lab, type LabHost, type LabOptions } from './lab.ts'
+export { createLab, type Lab, type LabHost, type LabOptions, labSupport } from './lab.ts'
 export { type Counter, LAB_TABLE } from './nft.ts'
 export { pinnedNode } from './node-bin.ts'
 export { cleanupLeftovers, LAB_NAME_ROOT, listNamespaces, newLabPrefix } from './registry.ts'

@@ -226,3 +226,25 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
     close,
   }
 }
+
+/**
+ * Whether this machine can build a lab: root, `ip netns add`, nft and conntrack. Tests call it to skip with a clear
+ * reason instead of failing where namespaces are not permitted.
+ */
+export async function labSupport(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  for (const tool of ['ip', 'nft', 'conntrack']) {
+    try {
+      await run('sh', ['-c', `command -v ${tool}`])
+    } catch {
+      return { ok: false, reason: `${tool} is not installed (apt-get install -y iproute2 nftables conntrack)` }
+    }
+  }
+  const probe = `${newLabPrefix()}probe`
+  try {
+    await run('ip', ['netns', 'add', probe])
+  } catch (err) {
+    return { ok: false, reason: `\`ip netns add\` is not permitted here (${(err as Error).message}); run as root` }
+  }
+  await run('ip', ['netns', 'del', probe]).catch(() => undefined)
+  return { ok: true }
+}

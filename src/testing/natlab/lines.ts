@@ -1,0 +1,91 @@
+/**
+ * JSON-lines messaging between a lab test and the processes it runs in namespaces (stdin/stdout of the child).
+ *
+ * @packageDocumentation
+ */
+
+import { createInterface } from 'node:readline'
+import type { Readable, Writable } from 'node:stream'
+import { WarrenError } from '../../errors.ts'
+
+export type LineMessage = { type: string } & Record<string, unknown>
+
+export interface LineChannel {
+  send(msg: LineMessage): void
+  /** Resolves with the next message of this type (earlier ones of other types stay queued). */
+  next(type: string, timeoutMs: number): Promise<LineMessage>
+  /** Messages received so far, for diagnostics. */
+  readonly log: readonly LineMessage[]
+}
+
+/** Wraps a readable/writable pair; lines that are not JSON objects are kept in `log` as `{type: 'text', text}`. */
+export function lineChannel(input: Readable, output: Writable, name = 'peer'): LineChannel {
+  const queue: LineMessage[] = []
+  const log: LineMessage[] = []
+  const waiters: Array<{ type: string; resolve: (m: LineMessage) => void }> = []
+  let ended = false
+  const failWaiters = new Set<(err: Error) => void>()
+  const rl = createInterface({ input })
+  rl.on('line', (line) => {
+    let msg: LineMessage
+    try {
+      const parsed = JSON.parse(line) as unknown
+      msg =
+        parsed !== null && typeof parsed === 'object' && typeof (parsed as LineMessage).type === 'string'
+          ? (parsed as LineMessage)
+          : { type: 'text', text: line }
+    } catch {
+      msg = { type: 'text', text: line }
+    }
+    log.push(msg)
+    const i = waiters.findIndex((w) => w.type === msg.type)
+    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(msg)
+    else queue.push(msg)
+  })
+  rl.on('close', () => {
+    ended = true
+    for (const f of failWaiters) f(new Error(`${name} closed its output`))
+  })
+  return {
+    log,
+    send: (msg) => {
+      if (output.writable) output.write(`${JSON.stringify(msg)}\n`)
+    },
+    next: (type, timeoutMs) => {
+      const i = queue.findIndex((m) => m.type === type)
+      if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0]!)
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          type,
+          resolve: (m: LineMessage) => {
+            clearTimeout(t)
+            failWaiters.delete(onEnd)
+            resolve(m)
+          },
+        }
+        const onEnd = (err: Error): void => {
+          clearTimeout(t)
+          reject(
+            new WarrenError('ERR_LAB', `${name} ended before sending '${type}': ${err.message}`, {
+              hint: 'Look at the process output in the error details.',
+              details: { log },
+            }),
+          )
+        }
+        const t = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1)
+          failWaiters.delete(onEnd)
+          reject(
+            new WarrenError('ERR_TIMEOUT', `${name} sent no '${type}' message within ${timeoutMs} ms`, {
+              hint: 'Look at the process output in the error details.',
+              details: { log },
+            }),
+          )
+        }, timeoutMs)
+        waiters.push(waiter)
+        if (ended) onEnd(new Error('output already closed'))
+        else failWaiters.add(onEnd)
+      })
+    },
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * One side of the raw udx-native direct-path spike, run inside a lab host by {@link ./udx-spike.ts}. It speaks JSON lines
+ * on stdin/stdout with the parent, which plays the part of the relayed signalling connection:
+ *
+ * 1. `config` in → STUN from one UDP socket to two servers → `ready` out (`mapped`, `nat`: easy|hard)
+ * 2. `peer` in (the other side's `ready`) → punch (`armed` out first when opening birthday mappings; `go` in before
+ *    random probing) → `direct` out (`ms`, `remote`), or `failed` out
+ * 3. one UDX stream on the socket that punched through: the sender writes `bytes` bytes, both sides report SHA-256 and
+ *    timing (`sent` / `received`).
+ *
+ * Every step has a deadline; the process exits by itself.
+ *
+ * @packageDocumentation
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import UDX, { type UDXSocket, type UDXStream } from 'udx-native'
+import { type Endpoint, fromUdx, type PacketSocket } from '../../traversal/packet-socket.ts'
+import { type NatBehaviour, natBehaviour, punch, punchPlan } from '../../traversal/punch.ts'
+import { stunBinding } from '../../traversal/stun-client.ts'
+import { lineChannel } from './lines.ts'
+
+interface PeerConfig {
+  stun: Endpoint[]
+  role: 'send' | 'recv'
+  bytes: number
+  /** Sockets to open on a hard (symmetric) NAT for birthday probing. */
+  birthdaySockets: number
+  maxProbes: number
+  punchTimeoutMs: number
+  token: string
+}
+
+const HARD_DEADLINE_MS = 120_000
+const chan = lineChannel(process.stdin, process.stdout, 'parent')
+const fatal = setTimeout(() => {
+  chan.send({ type: 'error', message: `udx-peer gave up after ${HARD_DEADLINE_MS} ms` })
+  process.exit(3)
+}, HARD_DEADLINE_MS)
+
+const udx = new UDX()
+const sockets: UDXSocket[] = []
+function openSocket(): UDXSocket {
+  const s = udx.createSocket()
+  s.bind(0, '0.0.0.0')
+  sockets.push(s)
+  return s
+}
+
+async function transfer(cfg: PeerConfig, socket: UDXSocket, remote: Endpoint): Promise<void> {
+  const localId = cfg.role === 'send' ? 1 : 2
+  const stream: UDXStream = udx.createStream(localId)
+  stream.connect(socket, cfg.role === 'send' ? 2 : 1, remote.port, remote.host)
+  const hash = createHash('sha256')
+  const closed = new Promise<void>((resolve, reject) => {
+    stream.once('close', resolve)
+    stream.once('error', reject)
+  })
+  if (cfg.role === 'send') {
+    const chunk = randomBytes(1024 * 1024)
+    const started = performance.now()
+    let sent = 0
+    while (sent < cfg.bytes) {
+      const piece = chunk.subarray(0, Math.min(chunk.length, cfg.bytes - sent))
+      hash.update(piece)
+      sent += piece.length
+      if (!stream.write(piece)) await new Promise((r) => stream.once('drain', r))
+    }
+    stream.end()
+    stream.resume()
+    await closed
+    chan.send({ type: 'sent', bytes: sent, sha256: hash.digest('hex'), ms: performance.now() - started })
+  } else {
+    let received = 0
+    let first = 0
+    stream.on('data', (d: Buffer) => {
+      if (first === 0) first = performance.now()
+      received += d.length
+      hash.update(d)
+    })
+    stream.once('end', () => stream.end())
+    await closed
+    const ms = performance.now() - first
+    chan.send({
+      type: 'received',
+      bytes: received,
+      sha256: hash.digest('hex'),
+      ms,
+      mibps: received / 1048576 / (ms / 1000),
+    })
+  }
+}
+
+async function main(): Promise<void> {
+  const cfg = (await chan.next('config', 10_000)) as unknown as PeerConfig
+  const main = openSocket()
+  const mainPacket = fromUdx(main)
+  const t0 = performance.now()
+  const answers = await Promise.all(cfg.stun.map((server) => stunBinding(mainPacket, server, { timeoutMs: 3000 })))
+  const stunMs = performance.now() - t0
+  const nat: NatBehaviour = natBehaviour(answers[0]!.mapped, answers[answers.length - 1]!.mapped)
+  chan.send({ type: 'ready', mapped: answers[0]!.mapped, mappedAll: answers.map((a) => a.mapped), nat, stunMs })
+
+  const peer = await chan.next('peer', 30_000)
+  const plan = punchPlan(nat, peer.nat as NatBehaviour)
+  const packetSockets: PacketSocket[] = [mainPacket]
+  if (plan === 'birthday-hard') for (let i = 1; i < cfg.birthdaySockets; i++) packetSockets.push(fromUdx(openSocket()))
+  // The easy side of a birthday attempt waits until the hard side has opened its mappings.
+  if (plan === 'birthday-easy') await chan.next('go', 10_000)
+  const session = punch({
+    plan,
+    sockets: packetSockets,
+    token: Buffer.from(cfg.token, 'hex'),
+    remote: peer.mapped as Endpoint,
+    // Two symmetric NATs almost never meet: try briefly, then leave it to the relay.
+    timeoutMs: nat === 'hard' && peer.nat === 'hard' ? Math.min(2000, cfg.punchTimeoutMs) : cfg.punchTimeoutMs,
+    maxProbes: plan === 'birthday-easy' ? cfg.maxProbes : undefined,
+  })
+  if (plan === 'birthday-hard') chan.send({ type: 'armed', sockets: packetSockets.length })
+  let result: Awaited<typeof session.result>
+  try {
+    result = await session.result
+  } catch (err) {
+    chan.send({ type: 'failed', plan, message: (err as Error).message })
+    return
+  }
+  chan.send({ type: 'direct', plan, ms: result.ms, remote: result.remote, probes: result.probesSent })
+  const winner = sockets[result.socketIndex]!
+  for (const s of sockets) if (s !== winner) await s.close()
+  await transfer(cfg, winner, result.remote)
+  session.stop()
+}
+
+main()
+  .catch((err: unknown) => chan.send({ type: 'error', message: (err as Error).message }))
+  .finally(async () => {
+    clearTimeout(fatal)
+    for (const s of sockets) if (!s.closing) await s.close().catch(() => undefined)
+    process.exit(0)
+  })
