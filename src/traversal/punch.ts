@@ -76,6 +76,8 @@ export interface PunchOptions {
   intervalMs?: number
   /** Probes per interval in `birthday-easy` (default 8). */
   burst?: number
+  /** Answer probes at once but send none until this settles (the easy side of a birthday waits for the hard side). */
+  probeAfter?: Promise<unknown>
   signal?: AbortSignal
 }
 
@@ -206,7 +208,8 @@ export function punch(options: PunchOptions): PunchSession {
   if (options.signal?.aborted === true) onAbort()
   else {
     options.signal?.addEventListener('abort', onAbort)
-    tick()
+    if (options.probeAfter === undefined) tick()
+    else options.probeAfter.then(tick, fail)
   }
   return { result, stop }
 }

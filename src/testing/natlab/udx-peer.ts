@@ -14,21 +14,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import UDX, { type UDXSocket, type UDXStream } from 'udx-native'
-import { type Endpoint, fromUdx, type PacketSocket } from '../../traversal/packet-socket.ts'
-import { type NatBehaviour, natBehaviour, punch, punchPlan } from '../../traversal/punch.ts'
-import { stunBinding } from '../../traversal/stun-client.ts'
+import { type Endpoint, fromUdx } from '../../traversal/packet-socket.ts'
 import { lineChannel } from './lines.ts'
-
-interface PeerConfig {
-  stun: Endpoint[]
-  role: 'send' | 'recv'
-  bytes: number
-  /** Sockets to open on a hard (symmetric) NAT for birthday probing. */
-  birthdaySockets: number
-  maxProbes: number
-  punchTimeoutMs: number
-  token: string
-}
+import { type PunchConfig, stunAndPunch } from './peer-punch.ts'
 
 const HARD_DEADLINE_MS = 120_000
 const chan = lineChannel(process.stdin, process.stdout, 'parent')
@@ -46,7 +34,7 @@ function openSocket(): UDXSocket {
   return s
 }
 
-async function transfer(cfg: PeerConfig, socket: UDXSocket, remote: Endpoint): Promise<void> {
+async function transfer(cfg: PunchConfig, socket: UDXSocket, remote: Endpoint): Promise<void> {
   const localId = cfg.role === 'send' ? 1 : 2
   const stream: UDXStream = udx.createStream(localId)
   stream.connect(socket, cfg.role === 'send' ? 2 : 1, remote.port, remote.host)
@@ -91,43 +79,14 @@ async function transfer(cfg: PeerConfig, socket: UDXSocket, remote: Endpoint): P
 }
 
 async function main(): Promise<void> {
-  const cfg = (await chan.next('config', 10_000)) as unknown as PeerConfig
-  const main = openSocket()
-  const mainPacket = fromUdx(main)
-  const t0 = performance.now()
-  const answers = await Promise.all(cfg.stun.map((server) => stunBinding(mainPacket, server, { timeoutMs: 3000 })))
-  const stunMs = performance.now() - t0
-  const nat: NatBehaviour = natBehaviour(answers[0]!.mapped, answers[answers.length - 1]!.mapped)
-  chan.send({ type: 'ready', mapped: answers[0]!.mapped, mappedAll: answers.map((a) => a.mapped), nat, stunMs })
-
-  const peer = await chan.next('peer', 30_000)
-  const plan = punchPlan(nat, peer.nat as NatBehaviour)
-  const packetSockets: PacketSocket[] = [mainPacket]
-  if (plan === 'birthday-hard') for (let i = 1; i < cfg.birthdaySockets; i++) packetSockets.push(fromUdx(openSocket()))
-  // The easy side of a birthday attempt waits until the hard side has opened its mappings.
-  if (plan === 'birthday-easy') await chan.next('go', 10_000)
-  const session = punch({
-    plan,
-    sockets: packetSockets,
-    token: Buffer.from(cfg.token, 'hex'),
-    remote: peer.mapped as Endpoint,
-    // Two symmetric NATs almost never meet: try briefly, then leave it to the relay.
-    timeoutMs: nat === 'hard' && peer.nat === 'hard' ? Math.min(2000, cfg.punchTimeoutMs) : cfg.punchTimeoutMs,
-    maxProbes: plan === 'birthday-easy' ? cfg.maxProbes : undefined,
-  })
-  if (plan === 'birthday-hard') chan.send({ type: 'armed', sockets: packetSockets.length })
-  let result: Awaited<typeof session.result>
-  try {
-    result = await session.result
-  } catch (err) {
-    chan.send({ type: 'failed', plan, message: (err as Error).message })
-    return
-  }
-  chan.send({ type: 'direct', plan, ms: result.ms, remote: result.remote, probes: result.probesSent })
-  const winner = sockets[result.socketIndex]!
+  const cfg = (await chan.next('config', 10_000)) as unknown as PunchConfig
+  const primary = openSocket()
+  const out = await stunAndPunch(chan, cfg, fromUdx(primary), () => fromUdx(openSocket()))
+  if (out.result === undefined) return
+  const winner = sockets[out.result.socketIndex]!
   for (const s of sockets) if (s !== winner) await s.close()
-  await transfer(cfg, winner, result.remote)
-  session.stop()
+  await transfer(cfg, winner, out.result.remote)
+  out.session.stop()
 }
 
 main()

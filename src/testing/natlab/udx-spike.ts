@@ -14,6 +14,8 @@ import type { Counter } from './nft.ts'
 export const STUN_PORT = 3478
 
 export interface SpikeOptions {
+  /** `udx`: raw udx-native stream (default); `libp2p`: libp2p node over the udx transport with Noise and Yamux. */
+  mode?: 'udx' | 'libp2p'
   /** Bytes to send from a to b (default 64 MiB). */
   bytes?: number
   birthdaySockets?: number
@@ -28,6 +30,8 @@ export interface SpikeResult {
   plan?: string
   /** Parent's wall clock from handing each peer the other's address to both reporting a direct path. */
   timeToDirectMs?: number
+  /** libp2p mode: from the start of punching to an upgraded (Noise + Yamux) connection, slower side. */
+  timeToConnectionMs?: number
   /** Time of the two STUN bindings (max of the two peers). */
   stunMs: number
   /** Probes sent by a and by b. */
@@ -69,7 +73,8 @@ export async function runUdxSpike(lab: Lab, options: SpikeOptions = {}): Promise
     token: randomBytes(16).toString('hex'),
   }
   const peers: LineChannel[] = (['a', 'b'] as const).map((host) => {
-    const child = lab.spawnNode(host, here('./udx-peer.ts'))
+    const script = options.mode === 'libp2p' ? './libp2p-peer.ts' : './udx-peer.ts'
+    const child = lab.spawnNode(host, here(script))
     const chan = lineChannel(child.stdout!, child.stdin!, `udx peer ${host}`)
     child.stderr!.on(
       'data',
@@ -111,7 +116,12 @@ export async function runUdxSpike(lab: Lab, options: SpikeOptions = {}): Promise
     result.timeToDirectMs = performance.now() - started
     result.plan = String(da.plan)
     result.probes = [Number(da.probes), Number(db.probes)]
+    if (options.mode === 'libp2p') {
+      const [ca, cb] = await Promise.all([pa.next('connected', 20_000), pb.next('connected', 20_000)])
+      result.timeToConnectionMs = Math.max(Number(ca.ms), Number(cb.ms))
+    }
     const [sent, received] = await Promise.all([pa.next('sent', 120_000), pb.next('received', 120_000)])
+    for (const p of peers) p.send({ type: 'finish' })
     result.checksumOk = sent.sha256 === received.sha256 && received.bytes === bytes
     result.mibps = Number(received.mibps)
   }

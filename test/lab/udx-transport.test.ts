@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict'
+import { createSocket, type Socket } from 'node:dgram'
+import { after, before, describe, it } from 'node:test'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import type { Libp2p } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { isWarrenError } from '../../src/errors.ts'
+import { startStunResponder } from '../../src/relay/stun.ts'
+import { BENCH_PROTOCOL, receiveBulk, sendBulk, type TransferReport } from '../../src/testing/natlab/stream-bench.ts'
+import { fromDgram } from '../../src/traversal/packet-socket.ts'
+import { decodeProbe, encodeProbe, natBehaviour, punch, punchPlan } from '../../src/traversal/punch.ts'
+import { stunBinding } from '../../src/traversal/stun-client.ts'
+import { UdxEndpoint } from '../../src/traversal/udx-endpoint.ts'
+import { UdxHub, udpEndpointOf, udx } from '../../src/traversal/udx-transport.ts'
+
+function udp(): Promise<Socket> {
+  const s = createSocket('udp4')
+  return new Promise((resolve) => s.bind(0, '127.0.0.1', () => resolve(s)))
+}
+
+describe('punching on loopback', () => {
+  it('two sockets that probe each other find the path and report the peer endpoint', async () => {
+    const [a, b] = await Promise.all([udp(), udp()])
+    try {
+      const token = new Uint8Array(16).fill(7)
+      const at = (s: Socket) => ({ host: '127.0.0.1', port: s.address().port })
+      const pa = punch({ plan: 'simultaneous', sockets: [fromDgram(a)], token, remote: at(b), timeoutMs: 2000 })
+      const pb = punch({ plan: 'simultaneous', sockets: [fromDgram(b)], token, remote: at(a), timeoutMs: 2000 })
+      const [ra, rb] = await Promise.all([pa.result, pb.result])
+      assert.deepEqual(ra.remote, at(b))
+      assert.deepEqual(rb.remote, at(a))
+      assert.ok(ra.probesSent >= 1 && ra.probesSent <= 100)
+      pa.stop()
+      pb.stop()
+    } finally {
+      a.close()
+      b.close()
+    }
+  })
+
+  it('ignores probes with another token and gives up with ERR_TIMEOUT after its budget', async () => {
+    const [a, b] = await Promise.all([udp(), udp()])
+    try {
+      const remote = { host: '127.0.0.1', port: b.address().port }
+      const other = punch({
+        plan: 'simultaneous',
+        sockets: [fromDgram(b)],
+        token: new Uint8Array(16).fill(2),
+        remote: { host: '127.0.0.1', port: a.address().port },
+        timeoutMs: 400,
+      })
+      const s = punch({
+        plan: 'simultaneous',
+        sockets: [fromDgram(a)],
+        token: new Uint8Array(16).fill(1),
+        remote,
+        timeoutMs: 400,
+      })
+      await assert.rejects(s.result, (err: unknown) => {
+        assert.ok(isWarrenError(err, 'ERR_TIMEOUT'))
+        assert.match(err.message, /^no direct UDP path to 127\.0\.0\.1 after \d+ probes in 400 ms$/)
+        assert.match(err.hint ?? '', /relayed connection stays in use/)
+        return true
+      })
+      await assert.rejects(other.result)
+    } finally {
+      a.close()
+      b.close()
+    }
+  })
+
+  it('classifies NATs and picks plans; probe packets carry kind and token only', () => {
+    assert.equal(natBehaviour({ host: 'x', port: 1 }, { host: 'x', port: 1 }), 'easy')
+    assert.equal(natBehaviour({ host: 'x', port: 1 }, { host: 'x', port: 2 }), 'hard')
+    assert.equal(punchPlan('easy', 'easy'), 'simultaneous')
+    assert.equal(punchPlan('hard', 'easy'), 'birthday-hard')
+    assert.equal(punchPlan('easy', 'hard'), 'birthday-easy')
+    assert.equal(punchPlan('hard', 'hard'), 'simultaneous')
+    const token = new Uint8Array(16).fill(9)
+    assert.equal(decodeProbe(encodeProbe('probe', token), token), 'probe')
+    assert.equal(decodeProbe(encodeProbe('ack', token), token), 'ack')
+    assert.equal(decodeProbe(encodeProbe('ack', token), new Uint8Array(16)), undefined)
+    assert.throws(() => encodeProbe('probe', new Uint8Array(3)), { message: 'a punch token is 16 bytes' })
+  })
+})
+
+describe('udx endpoint', () => {
+  it('opening a stream to a port nobody answers fails with ERR_TIMEOUT naming the address', async () => {
+    const silent = await udp()
+    const ep = new UdxEndpoint({ host: '127.0.0.1' })
+    try {
+      const port = silent.address().port
+      await assert.rejects(ep.open({ host: '127.0.0.1', port }, { timeoutMs: 300 }), (err: unknown) => {
+        assert.ok(isWarrenError(err, 'ERR_TIMEOUT'))
+        assert.equal(err.message, `no UDX answer from 127.0.0.1:${port} within 300 ms`)
+        return true
+      })
+    } finally {
+      await ep.close()
+      silent.close()
+    }
+  })
+
+  it('binding a taken port fails with ERR_LISTEN_FAILED', async () => {
+    const ep = new UdxEndpoint({ host: '127.0.0.1' })
+    try {
+      const { port } = ep.address()
+      assert.throws(
+        () => new UdxEndpoint({ host: '127.0.0.1', port }),
+        (err: unknown) => {
+          assert.ok(isWarrenError(err, 'ERR_LISTEN_FAILED'))
+          assert.match(err.message, new RegExp(`^could not bind UDP 127\\.0\\.0\\.1:${port}: `))
+          return true
+        },
+      )
+    } finally {
+      await ep.close()
+    }
+  })
+
+  it('parses only /ip4|ip6/<host>/udp/<port>[/p2p/<id>] addresses', () => {
+    assert.deepEqual(udpEndpointOf(multiaddr('/ip4/198.18.0.2/udp/4000')), { host: '198.18.0.2', port: 4000 })
+    assert.equal(udpEndpointOf(multiaddr('/ip4/198.18.0.2/tcp/4000')), undefined)
+    assert.equal(udpEndpointOf(multiaddr('/ip4/198.18.0.2/udp/4000/quic-v1')), undefined)
+  })
+})
+
+describe('libp2p over the udx transport on loopback', () => {
+  const hubs = [new UdxHub(), new UdxHub()]
+  let nodes: Libp2p[] = []
+  before(async () => {
+    nodes = await Promise.all(
+      hubs.map((hub) =>
+        createLibp2p({
+          addresses: { listen: ['/ip4/127.0.0.1/udp/0'] },
+          transports: [udx({ hub })],
+          connectionEncrypters: [noise()],
+          streamMuxers: [yamux()],
+        }),
+      ),
+    )
+  })
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()))
+  })
+
+  it('listens on the hub socket, which STUN sees at the listen port', async () => {
+    const stun = await startStunResponder({ host: '127.0.0.1', port: 0 })
+    try {
+      const [addr] = nodes[1]!.getMultiaddrs()
+      const at = udpEndpointOf(addr!)!
+      assert.deepEqual(hubs[1]!.primary()!.address(), at)
+      const { mapped } = await stunBinding(hubs[1]!.primary()!.packets, stun.address)
+      assert.deepEqual(mapped, at)
+    } finally {
+      await stun.close()
+    }
+  })
+
+  it('dials, upgrades with Noise + Yamux and carries 16 MiB with a matching SHA-256', async () => {
+    const [a, b] = nodes as [Libp2p, Libp2p]
+    let received: Promise<TransferReport> | undefined
+    await b.handle(BENCH_PROTOCOL, (stream) => {
+      received = receiveBulk(stream)
+    })
+    const conn = await a.dial(b.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(5000) })
+    assert.equal(conn.remotePeer.toString(), b.peerId.toString())
+    assert.match(conn.remoteAddr.toString(), /^\/ip4\/127\.0\.0\.1\/udp\/\d+\/p2p\//)
+    assert.equal(conn.encryption, '/noise')
+    assert.equal(conn.multiplexer, '/yamux/1.0.0')
+    const stream = await conn.newStream(BENCH_PROTOCOL)
+    const sent = await sendBulk(stream, 16 * 1024 * 1024)
+    const got = await received!
+    assert.equal(got.bytes, 16 * 1024 * 1024)
+    assert.equal(got.sha256, sent.sha256)
+    await conn.close()
+    assert.equal(conn.status, 'closed')
+  })
+})
