@@ -13,16 +13,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { UdxHub, udx } from '../../traversal/udx-transport.ts'
-import { lineChannel } from './lines.ts'
+import { parentChannel } from './lines.ts'
 import { type PunchConfig, stunAndPunch } from './peer-punch.ts'
 import { BENCH_PROTOCOL, receiveBulk, sendBulk, type TransferReport } from './stream-bench.ts'
 
-const HARD_DEADLINE_MS = 120_000
-const chan = lineChannel(process.stdin, process.stdout, 'parent')
-const fatal = setTimeout(() => {
-  chan.send({ type: 'error', message: `libp2p-peer gave up after ${HARD_DEADLINE_MS} ms` })
-  process.exit(3)
-}, HARD_DEADLINE_MS)
+const { chan, done } = parentChannel('libp2p-peer')
 
 const hub = new UdxHub()
 const node = await createLibp2p({
@@ -96,7 +91,7 @@ async function main(): Promise<void> {
 main()
   .catch((err: unknown) => chan.send({ type: 'error', message: (err as Error).message }))
   .finally(async () => {
-    clearTimeout(fatal)
+    done()
     await Promise.resolve(node.stop()).catch(() => undefined)
     process.exit(0)
   })

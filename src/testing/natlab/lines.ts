@@ -89,3 +89,16 @@ export function lineChannel(input: Readable, output: Writable, name = 'peer'): L
     },
   }
 }
+
+/**
+ * The channel a lab child process uses to talk to its parent (stdin/stdout), with a hard deadline after which the child
+ * reports an error and exits, so no child outlives a test. Call `done()` when finished to clear the deadline.
+ */
+export function parentChannel(name: string, deadlineMs = 120_000): { chan: LineChannel; done: () => void } {
+  const chan = lineChannel(process.stdin, process.stdout, 'parent')
+  const fatal = setTimeout(() => {
+    chan.send({ type: 'error', message: `${name} gave up after ${deadlineMs} ms` })
+    process.exit(3)
+  }, deadlineMs)
+  return { chan, done: () => clearTimeout(fatal) }
+}

@@ -15,15 +15,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import UDX, { type UDXSocket, type UDXStream } from 'udx-native'
 import { type Endpoint, fromUdx } from '../../traversal/packet-socket.ts'
-import { lineChannel } from './lines.ts'
+import { parentChannel } from './lines.ts'
 import { type PunchConfig, stunAndPunch } from './peer-punch.ts'
 
-const HARD_DEADLINE_MS = 120_000
-const chan = lineChannel(process.stdin, process.stdout, 'parent')
-const fatal = setTimeout(() => {
-  chan.send({ type: 'error', message: `udx-peer gave up after ${HARD_DEADLINE_MS} ms` })
-  process.exit(3)
-}, HARD_DEADLINE_MS)
+const { chan, done } = parentChannel('udx-peer')
 
 const udx = new UDX()
 const sockets: UDXSocket[] = []
@@ -92,7 +87,7 @@ async function main(): Promise<void> {
 main()
   .catch((err: unknown) => chan.send({ type: 'error', message: (err as Error).message }))
   .finally(async () => {
-    clearTimeout(fatal)
+    done()
     for (const s of sockets) if (!s.closing) await s.close().catch(() => undefined)
     process.exit(0)
   })
