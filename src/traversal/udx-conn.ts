@@ -42,13 +42,10 @@ export class UdxMultiaddrConnection extends AbstractMultiaddrConnection {
   }
 
   sendData(data: Uint8ArrayList): { sentBytes: number; canSendMore: boolean } {
-    let sentBytes = 0
-    let canSendMore = true
-    for (const buf of data) {
-      sentBytes += buf.byteLength
-      canSendMore = this.stream.write(buf)
-      if (!canSendMore) break
-    }
+    // Noise hands over a 2-byte length prefix and the ciphertext as separate chunks; UDX does not coalesce writes, so
+    // writing them one by one would send tiny packets. One write per call keeps packets full.
+    const sentBytes = data.byteLength
+    const canSendMore = this.stream.write(data.subarray())
     return { sentBytes, canSendMore }
   }
 

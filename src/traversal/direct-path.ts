@@ -1,0 +1,303 @@
+/**
+ * The direct-path upgrade: over an existing connection (usually relayed), two nodes exchange their STUN-learned UDP
+ * mappings on `/warren/punch/1.0.0`, punch their NATs from the udx transport's own socket, and one of them dials the
+ * other through the udx transport, so the new connection gets Noise and Yamux from libp2p's upgrader. The relayed
+ * connection is left alone; the caller moves new streams to the direct one.
+ *
+ * ```ts
+ * handleDirectPath(node, { hub, stunServers })                    // on every node, once
+ * const { connection, plan, ms } = await upgradeToDirect(node, relayedConn, { hub, stunServers })
+ * ```
+ *
+ * Who dials: the initiator when both NATs map endpoint-independently; the easy side when one NAT is symmetric (its
+ * single socket is the one the transport dials from; the hard side's winning socket is one of its birthday sockets).
+ *
+ * @packageDocumentation
+ */
+import { randomBytes } from 'node:crypto'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { WarrenError } from '../errors.ts'
+import type { Endpoint, PacketSocket } from './packet-socket.ts'
+import { type NatBehaviour, natBehaviour, type PunchPlan, punch, punchPlan } from './punch.ts'
+import {
+  decodePunchMessage,
+  encodePunchMessage,
+  MAX_PUNCH_MESSAGE,
+  PUNCH_PROTOCOL,
+  type PunchMessage,
+} from './punch-messages.ts'
+import { stunBinding } from './stun-client.ts'
+import type { UdxEndpoint } from './udx-endpoint.ts'
+import { type UdxHub, udpEndpointOf } from './udx-transport.ts'
+
+export interface DirectPathOptions {
+  hub: UdxHub
+  /** STUN servers (the relays' STUN ports). Two or more detect symmetric NATs; with one, the NAT is taken as easy. */
+  stunServers: readonly Endpoint[]
+  /** Bound on the whole upgrade (default 15 s). */
+  timeoutMs?: number
+  /** Sockets the hard side of a birthday attempt opens (default 256). */
+  birthdaySockets?: number
+  /** Random probes the easy side of a birthday attempt sends at most (default 768). */
+  maxProbes?: number
+  /** Bound on the punching itself (default 10 s; 2 s when both NATs are hard). */
+  punchTimeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface NatReport {
+  mapped: Endpoint
+  nat: NatBehaviour
+  stunMs: number
+}
+
+export interface DirectPathResult {
+  connection: Connection
+  plan: PunchPlan
+  /** From the start of the upgrade to an upgraded direct connection. */
+  ms: number
+  remote: Endpoint
+}
+
+/** STUN from the hub's primary socket to every server; the NAT is hard when two servers saw different mappings. */
+export async function learnNat(
+  hub: UdxHub,
+  stunServers: readonly Endpoint[],
+  signal?: AbortSignal,
+): Promise<NatReport> {
+  const primary = requirePrimary(hub)
+  if (stunServers.length === 0) {
+    throw new WarrenError('ERR_NO_DIRECT_PATH', 'no STUN server is configured, so the public UDP address is unknown', {
+      hint: 'Add a relay with a STUN port to `relays` in config.json.',
+    })
+  }
+  const t0 = performance.now()
+  const answers = await Promise.all(
+    stunServers.map((s) => stunBinding(primary.packets, s, { timeoutMs: 3000, signal })),
+  )
+  const first = answers[0]!.mapped
+  const nat = answers.every((a) => natBehaviour(first, a.mapped) === 'easy') ? 'easy' : 'hard'
+  return { mapped: first, nat, stunMs: performance.now() - t0 }
+}
+
+function requirePrimary(hub: UdxHub): UdxEndpoint {
+  const primary = hub.primary()
+  if (primary === undefined) {
+    throw new WarrenError(
+      'ERR_NO_DIRECT_PATH',
+      'the udx transport does not listen, so there is no socket to punch from',
+      {
+        hint: 'Add a UDP listen address such as /ip4/0.0.0.0/udp/0 to the node.',
+      },
+    )
+  }
+  return primary
+}
+
+interface Channel {
+  send(msg: PunchMessage): Promise<void>
+  next(): Promise<PunchMessage>
+}
+
+function channel(stream: Stream, signal: AbortSignal): Channel {
+  const lp = lpStream(stream, { maxDataLength: MAX_PUNCH_MESSAGE })
+  return {
+    send: (msg) => lp.write(encodePunchMessage(msg), { signal }),
+    next: async () => decodePunchMessage((await lp.read({ signal })).subarray()),
+  }
+}
+
+function waitForConnection(node: Libp2p, peer: PeerId, at: Endpoint, signal: AbortSignal): Promise<Connection> {
+  const find = (): Connection | undefined =>
+    node.getConnections(peer).find((c) => {
+      const e = udpEndpointOf(c.remoteAddr)
+      return c.status === 'open' && e !== undefined && e.host === at.host && e.port === at.port
+    })
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      const c = find()
+      if (c === undefined) return
+      cleanup()
+      resolve(c)
+    }
+    const onAbort = (): void => {
+      cleanup()
+      reject(signal.reason)
+    }
+    const cleanup = (): void => {
+      node.removeEventListener('connection:open', check)
+      signal.removeEventListener('abort', onAbort)
+    }
+    node.addEventListener('connection:open', check)
+    signal.addEventListener('abort', onAbort)
+    check()
+  })
+}
+
+/** Both roles after the offer/answer exchange: punch, then dial or wait for the dialer's `direct`. */
+async function punchAndConnect(
+  node: Libp2p,
+  chan: Channel,
+  remotePeer: PeerId,
+  initiator: boolean,
+  local: NatReport,
+  remote: { mapped: Endpoint; nat: NatBehaviour; token: string },
+  opts: DirectPathOptions,
+  signal: AbortSignal,
+  started: number,
+): Promise<DirectPathResult> {
+  const hub = opts.hub
+  const plan = punchPlan(local.nat, remote.nat)
+  const extras: UdxEndpoint[] = []
+  const sockets: PacketSocket[] = [requirePrimary(hub).packets]
+  if (plan === 'birthday-hard') {
+    for (let i = 1; i < (opts.birthdaySockets ?? 256); i++) {
+      const ep = hub.extraEndpoint()
+      extras.push(ep)
+      sockets.push(ep.packets)
+    }
+  }
+  const armed = plan === 'birthday-easy' ? chan.next() : undefined
+  const session = punch({
+    plan,
+    sockets,
+    token: Buffer.from(remote.token, 'hex'),
+    remote: remote.mapped,
+    timeoutMs: local.nat === 'hard' && remote.nat === 'hard' ? 2000 : (opts.punchTimeoutMs ?? 10_000),
+    maxProbes: plan === 'birthday-easy' ? opts.maxProbes : undefined,
+    probeAfter: armed?.then((m) => {
+      if (m.type !== 'armed') throw new WarrenError('ERR_PROTOCOL', `expected 'armed' from the peer, got '${m.type}'`)
+    }),
+    signal,
+  })
+  let winner: UdxEndpoint | undefined
+  try {
+    if (plan === 'birthday-hard') await chan.send({ type: 'armed' })
+    const dialer = plan === 'simultaneous' ? initiator : plan === 'birthday-easy'
+    if (dialer) {
+      let result: Awaited<typeof session.result>
+      try {
+        result = await session.result
+      } catch (err) {
+        await chan.send({ type: 'failed', reason: (err as Error).message }).catch(() => undefined)
+        throw noPath(err, remotePeer)
+      }
+      const { host, port } = result.remote
+      const ma = multiaddr(`/ip${host.includes(':') ? 6 : 4}/${host}/udp/${port}/p2p/${remotePeer}`)
+      const connection = await node.dial(ma, { signal, force: true })
+      await chan.send({ type: 'direct', addr: ma.toString() })
+      return { connection, plan, ms: performance.now() - started, remote: result.remote }
+    }
+    // Not the dialer: keep answering probes until the dialer reports; our own punch result does not decide.
+    session.result.catch(() => undefined)
+    const msg = await chan.next()
+    if (msg.type !== 'direct') {
+      throw new WarrenError(
+        'ERR_NO_DIRECT_PATH',
+        `no direct path to ${remotePeer}: ${msg.type === 'failed' ? msg.reason : msg.type}`,
+        {
+          hint: 'Both NATs may map each destination to a new port (symmetric); the relayed connection stays in use.',
+        },
+      )
+    }
+    const result = await session.result.catch(() => undefined)
+    if (result !== undefined) winner = extras[result.socketIndex - 1]
+    const at = result?.remote ?? remote.mapped
+    const connection = await waitForConnection(node, remotePeer, at, signal)
+    return { connection, plan, ms: performance.now() - started, remote: at }
+  } finally {
+    session.stop()
+    for (const ep of extras) if (ep !== winner) await hub.release(ep)
+  }
+}
+
+function noPath(err: unknown, peer: PeerId): WarrenError {
+  if (err instanceof WarrenError && err.code === 'ERR_NO_DIRECT_PATH') return err
+  return new WarrenError('ERR_NO_DIRECT_PATH', `no direct path to ${peer}: ${(err as Error).message}`, {
+    hint: 'Both NATs may map each destination to a new port (symmetric); the relayed connection stays in use.',
+    cause: err,
+  })
+}
+
+function deadline(opts: DirectPathOptions): AbortSignal {
+  const t = AbortSignal.timeout(opts.timeoutMs ?? 15_000)
+  return opts.signal === undefined ? t : AbortSignal.any([t, opts.signal])
+}
+
+/** Initiator: upgrades `via` (a connection to the peer, usually relayed) to a direct UDX connection. */
+export async function upgradeToDirect(
+  node: Libp2p,
+  via: Connection,
+  opts: DirectPathOptions,
+): Promise<DirectPathResult> {
+  const started = performance.now()
+  const signal = deadline(opts)
+  const local = await learnNat(opts.hub, opts.stunServers, signal)
+  const stream = await via.newStream(PUNCH_PROTOCOL, { signal, runOnLimitedConnection: true })
+  try {
+    const chan = channel(stream, signal)
+    const token = randomBytes(16).toString('hex')
+    await chan.send({ type: 'offer', token, mapped: local.mapped, nat: local.nat })
+    const answer = await chan.next()
+    if (answer.type === 'failed') {
+      throw new WarrenError(
+        'ERR_NO_DIRECT_PATH',
+        `no direct path to ${via.remotePeer}: the peer said: ${answer.reason}`,
+        {
+          hint: 'The peer cannot punch (no UDP listener or STUN server); the relayed connection stays in use.',
+        },
+      )
+    }
+    if (answer.type !== 'answer') {
+      throw new WarrenError('ERR_PROTOCOL', `expected 'answer' from the peer, got '${answer.type}'`, {
+        hint: 'The peer runs an incompatible Warren version; upgrade both nodes.',
+      })
+    }
+    return await punchAndConnect(node, chan, via.remotePeer, true, local, { ...answer, token }, opts, signal, started)
+  } catch (err) {
+    if (signal.aborted && !(err instanceof WarrenError))
+      throw noPath(new Error(`timed out after ${opts.timeoutMs ?? 15_000} ms`), via.remotePeer)
+    throw err
+  } finally {
+    await stream.close().catch(() => stream.abort(new Error('punch stream closed')))
+  }
+}
+
+/** Responder: answers `/warren/punch/1.0.0` on every connection (at most `maxConcurrent` at once, default 4). */
+export async function handleDirectPath(
+  node: Libp2p,
+  opts: DirectPathOptions & { maxConcurrent?: number; onResult?: (r: DirectPathResult | Error) => void },
+): Promise<void> {
+  let running = 0
+  await node.handle(
+    PUNCH_PROTOCOL,
+    async (stream, connection) => {
+      if (running >= (opts.maxConcurrent ?? 4)) {
+        stream.abort(new Error('too many direct-path upgrades at once'))
+        return
+      }
+      running++
+      const started = performance.now()
+      const signal = deadline(opts)
+      const chan = channel(stream, signal)
+      try {
+        const offer = await chan.next()
+        if (offer.type !== 'offer') throw new WarrenError('ERR_PROTOCOL', `expected 'offer', got '${offer.type}'`)
+        const local = await learnNat(opts.hub, opts.stunServers, signal)
+        await chan.send({ type: 'answer', mapped: local.mapped, nat: local.nat })
+        const r = await punchAndConnect(node, chan, connection.remotePeer, false, local, offer, opts, signal, started)
+        opts.onResult?.(r)
+        await stream.close()
+      } catch (err) {
+        opts.onResult?.(err as Error)
+        await chan.send({ type: 'failed', reason: (err as Error).message }).catch(() => undefined)
+        await stream.close().catch(() => stream.abort(err as Error))
+      } finally {
+        running--
+      }
+    },
+    { runOnLimitedConnection: true },
+  )
+}
