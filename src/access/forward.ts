@@ -35,7 +35,7 @@ export class Forwarder {
   async add(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo> {
     const want = parseListenAddress(spec.listen)
     const key = formatListenAddress(want)
-    if (this.#entries.has(key)) {
+    if (want.port !== 0 && this.#entries.has(key)) {
       throw new WarrenError('ERR_FORWARD_EXISTS', `a forward already listens on ${key}`, {
         hint: `Remove it first with \`warren forward --remove ${key}\`, or choose another port.`,
       })
@@ -65,7 +65,6 @@ export class Forwarder {
     server.on('connection', (socket) => this.#onConnection(entry, socket))
     server.on('error', (err) => this.#log('error', `forward ${listen}: ${err.message}`))
     this.#entries.set(listen, entry)
-    if (listen !== key) this.#entries.set(key, entry) // port 0 asked: reachable under both names until removed
     this.#log('info', `forward ${listen} → ${spec.node}/${spec.service}`)
     return { ...info }
   }
@@ -94,7 +93,7 @@ export class Forwarder {
         hint: 'List the forwards with `warren forward --list`.',
       })
     }
-    for (const [k, e] of this.#entries) if (e === entry) this.#entries.delete(k)
+    this.#entries.delete(key)
     await this.#close(entry)
     this.#log('info', `forward ${entry.info.listen} removed`)
   }
@@ -106,12 +105,12 @@ export class Forwarder {
   }
 
   list(): ForwardInfo[] {
-    return [...new Set(this.#entries.values())].map((e) => ({ ...e.info }))
+    return [...this.#entries.values()].map((e) => ({ ...e.info }))
   }
 
   async closeAll(): Promise<void> {
-    const all = new Set(this.#entries.values())
+    const all = [...this.#entries.values()]
     this.#entries.clear()
-    await Promise.all([...all].map((e) => this.#close(e)))
+    await Promise.all(all.map((e) => this.#close(e)))
   }
 }

@@ -5,6 +5,7 @@
 import { connect, type Socket } from 'node:net'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { formatTarget, type TcpTarget } from '../config/target.ts'
+import { serveHttpStream } from '../gateway/http-host.ts'
 import type { WarrenLibp2p } from '../node/create.ts'
 import { FrameTimeoutError, readFrame } from './frame-io.ts'
 import {
@@ -184,6 +185,17 @@ export class ServiceHost {
         return await refuse(Status.TARGET_UNREACHABLE, (err as Error).message)
       }
       if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
+      const { tcp, type } = decision.entry
+      if (type === 'http') {
+        // "type": "http": a reverse proxy that tells the app who is calling (X-Warren-Peer)
+        await serveHttpStream(stream, socket, {
+          peer: peer.toString(),
+          service,
+          targetName: formatTarget(tcp),
+          connect: () => connectTarget(tcp, this.#opts.connectTimeoutMs),
+        })
+        return
+      }
       const res = await pipeStream(stream, socket)
       this.#log(
         'debug',

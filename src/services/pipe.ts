@@ -28,6 +28,21 @@ function asBuffer(data: Uint8Array | Uint8ArrayList): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray()
 }
 
+/** An abortive close: a TCP socket gets an RST (so a reset travels on as a reset), anything else is destroyed. */
+function abortLocal(local: Duplex): void {
+  local.on('error', () => {}) // the reset itself may report EINVAL/EPIPE after we stopped listening
+  const reset = (local as Duplex & { resetAndDestroy?: () => void }).resetAndDestroy
+  if (typeof reset === 'function' && !local.destroyed) {
+    try {
+      reset.call(local)
+      return
+    } catch {
+      // not a TCP socket after all: fall through
+    }
+  }
+  local.destroy()
+}
+
 export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
   stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER)
   const result: PipeResult = { bytesIn: 0, bytesOut: 0 }
@@ -53,7 +68,7 @@ export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
       cleanup()
       if (error !== undefined) {
         if (stream.status === 'open' || stream.status === 'closing') stream.abort(error)
-        local.destroy()
+        abortLocal(local)
       }
       resolve(result)
     }
@@ -75,7 +90,8 @@ export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
       if (stream.readStatus === 'paused') stream.resume()
     }
     const onStreamEnd = (): void => {
-      if (inDone) return
+      // a reset also emits 'end': that is not a FIN, and the 'close' handler tears down instead
+      if (inDone || stream.status === 'reset' || stream.status === 'aborted') return
       inDone = true
       local.end()
       maybeDone()

@@ -19,6 +19,8 @@ export interface ServiceEntry extends ServiceInfo {
   /** Node ids (base58) allowed; undefined with `public` false means "peers only". */
   allowed: Set<string> | undefined
   public: boolean
+  /** `http`: served through the host-side reverse proxy that adds X-Warren-Peer. */
+  type: 'tcp' | 'http'
 }
 
 export type AccessDecision =
@@ -76,6 +78,7 @@ export class ServiceRegistry {
       tcp: parseTarget(svc.target),
       allowed,
       public: isPublic,
+      type: svc.type ?? 'tcp',
     }
     if (allow !== undefined) info.allow = [...allow]
     return info

@@ -1,0 +1,160 @@
+/** The service protocol end to end on an in-process testnet: bytes, half-close, back-pressure, teardown, leaks. */
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { connect, type Socket } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
+import { echoServer, hashServer, sinkServer, stalledServer, type TestServer } from '../support/servers.ts'
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+function dial(listen: string): Promise<Socket> {
+  const i = listen.lastIndexOf(':')
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: listen.slice(0, i), port: Number(listen.slice(i + 1)), allowHalfOpen: true })
+    s.once('connect', () => resolve(s))
+    s.once('error', reject)
+  })
+}
+
+/** Writes `data`, half-closes, and collects the whole answer. */
+async function exchange(listen: string, data: Uint8Array): Promise<Buffer> {
+  const s = await dial(listen)
+  const chunks: Buffer[] = []
+  s.on('data', (c: Buffer) => chunks.push(c))
+  const ended = new Promise<void>((resolve, reject) => {
+    s.once('end', resolve)
+    s.once('error', reject)
+  })
+  s.end(data)
+  await ended
+  s.destroy()
+  return Buffer.concat(chunks)
+}
+
+async function until(cond: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await sleep(20)
+  }
+}
+
+describe('service streams', () => {
+  let net: Testnet
+  let echo: TestServer
+  let hash: TestServer
+  let stalled: TestServer
+  let sink: TestServer
+  let fwd: { echo: string; hash: string; stalled: string; sink: string }
+
+  before(async () => {
+    echo = await echoServer()
+    hash = await hashServer()
+    stalled = await stalledServer()
+    sink = await sinkServer()
+    net = await createTestnet(2, {
+      services: {
+        1: {
+          echo: `/tcp/${echo.port}`,
+          hash: `/tcp/${hash.port}`,
+          stalled: `/tcp/${stalled.port}`,
+          sink: `/tcp/${sink.port}`,
+        },
+      },
+    })
+    const add = async (service: string) =>
+      (await net.nodes[0]!.addForward({ node: 'n1', service, listen: '127.0.0.1:0' })).listen
+    fwd = { echo: await add('echo'), hash: await add('hash'), stalled: await add('stalled'), sink: await add('sink') }
+  })
+
+  after(async () => {
+    await net.stop()
+    await Promise.all([echo.close(), hash.close(), stalled.close(), sink.close()])
+  })
+
+  it('carries 32 MiB each way with SHA-256 equality', async () => {
+    const data = randomBytes(32 * 1024 * 1024)
+    const back = await exchange(fwd.echo, data)
+    assert.equal(back.length, data.length)
+    assert.equal(sha(back), sha(data))
+  })
+
+  it('preserves half-close: the client shuts its write side and still gets the whole answer', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17)
+    const answer = (await exchange(fwd.hash, data)).toString()
+    assert.equal(answer, `${data.length} ${sha(data)}`)
+  })
+
+  it('serves 200 concurrent connections, each correct', async () => {
+    const payloads = Array.from({ length: 200 }, (_, i) => randomBytes(16 * 1024 + i))
+    const answers = await Promise.all(payloads.map((p) => exchange(fwd.echo, p)))
+    answers.forEach((a, i) => assert.equal(sha(a), sha(payloads[i]!), `connection ${i}`))
+    await until(() => net.nodes[1]!.status().streams.active === 0)
+  })
+
+  it('holds back-pressure: a target that does not read stops the sender within bounded memory', async () => {
+    const s = await dial(fwd.stalled)
+    const chunk = randomBytes(256 * 1024)
+    let accepted = 0
+    // write until the pipe stops draining for 1 s (bounded: at most 512 MiB offered)
+    for (let i = 0; i < 2048; i++) {
+      accepted += chunk.length
+      if (!s.write(chunk)) {
+        const drained = await Promise.race([
+          new Promise<boolean>((r) => s.once('drain', () => r(true))),
+          sleep(1_000, false),
+        ])
+        if (!drained) break
+      }
+    }
+    // window (4 MiB) + stream read buffer (8 MiB) + socket buffers on three hops: far below what was offered
+    assert.ok(accepted < 96 * 1024 * 1024, `sender kept going: ${accepted} bytes accepted`)
+    const rssBefore = process.memoryUsage().rss
+    await sleep(500)
+    assert.ok(process.memoryUsage().rss - rssBefore < 32 * 1024 * 1024, 'memory grew while the target stalled')
+    // the target starts reading: everything offered arrives intact
+    const target = [...stalled.sockets].at(-1)!
+    let received = 0
+    target.on('data', (d: Buffer) => (received += d.length))
+    target.resume()
+    s.end()
+    await until(() => received === accepted, 20_000)
+    const clientClosed = new Promise((r) => s.once('close', r))
+    target.end()
+    await clientClosed
+  })
+
+  it('tears down the target when the client resets, and the client when the target resets', async () => {
+    const newTarget = async (server: TestServer): Promise<Socket> => {
+      const before = new Set(server.sockets)
+      await until(() => [...server.sockets].some((t) => !before.has(t)))
+      return [...server.sockets].find((t) => !before.has(t))!
+    }
+    const pending = newTarget(sink)
+    const s = await dial(fwd.sink)
+    s.write('hello')
+    const target = await pending
+    const targetClosed = new Promise((r) => target.once('close', r))
+    s.resetAndDestroy()
+    await targetClosed
+
+    const next = newTarget(stalled)
+    const c = await dial(fwd.stalled)
+    c.write('x')
+    const target2 = await next
+    const clientClosed = new Promise((r) => c.once('close', r))
+    c.on('error', () => {})
+    target2.resetAndDestroy()
+    await clientClosed
+  })
+
+  it('leaks no stream or socket once connections end', async () => {
+    await Promise.all(Array.from({ length: 20 }, () => exchange(fwd.echo, randomBytes(1024))))
+    await until(() => net.nodes[1]!.status().streams.active === 0)
+    await until(() => net.nodes[0]!.forwards().every((f) => f.active === 0))
+    await until(() => net.nodes[0]!.libp2p.getConnections().every((c) => c.streams.length === 0))
+    await until(() => echo.sockets.size === 0)
+  })
+})
