@@ -1,0 +1,94 @@
+/**
+ * What every command shares: the home from `--home`, a client for the daemon, `<node>/<service>` parsing,
+ * and output (human text or `--json`).
+ */
+import type { Command } from 'commander'
+import { WarrenClient } from '../client/client.ts'
+import { type HomePaths, resolveHome } from '../config/home.ts'
+import { NAME_PATTERN } from '../config/schema.ts'
+import { WarrenError } from '../errors.ts'
+import type { PathInfo } from '../node/types.ts'
+
+/** The home named by `--home`, else `$WARREN_HOME`, else `~/.warren`. */
+export function homeOf(cmd: Command): HomePaths {
+  const home = cmd.optsWithGlobals().home as string | undefined
+  return resolveHome(home)
+}
+
+/** Runs `fn` with a client connected to the home's daemon (ERR_DAEMON_NOT_RUNNING when none runs). */
+export async function withClient<T>(cmd: Command, fn: (client: WarrenClient) => Promise<T>): Promise<T> {
+  const client = await WarrenClient.connect({ home: homeOf(cmd) })
+  try {
+    return await fn(client)
+  } finally {
+    client.close()
+  }
+}
+
+/** Collects a repeatable option; commas also separate values (`--allow a,b --allow c`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== ''),
+  ]
+}
+
+export interface ServiceRef {
+  node: string
+  service: string
+}
+
+/** Splits `<node>/<service>`; the node is an alias, a node id (either form) or a ticket. */
+export function parseServiceRef(text: string): ServiceRef {
+  const slash = text.lastIndexOf('/')
+  const node = slash === -1 ? '' : text.slice(0, slash)
+  const service = slash === -1 ? '' : text.slice(slash + 1)
+  if (node === '' || service === '') {
+    throw new WarrenError('ERR_USAGE', `"${text}" is not <node>/<service>`, {
+      hint: 'Name the node (alias, node id or ticket) and the service, e.g. laptop/web or 12D3KooW…/ssh.',
+      details: { input: text },
+    })
+  }
+  if (!NAME_PATTERN.test(service)) {
+    throw new WarrenError('ERR_USAGE', `"${service}" is not a valid service name`, {
+      hint: 'Service names are 1-63 lowercase letters, digits and inner hyphens, e.g. web or my-db.',
+      details: { input: text },
+    })
+  }
+  return { node, service }
+}
+
+/** Writes one line (or several) to stdout. */
+export function say(text: string): void {
+  process.stdout.write(`${text}\n`)
+}
+
+/** Writes a value as indented JSON to stdout. */
+export function sayJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+}
+
+/** `direct <addr>` or `relay <relay id>`. */
+export function formatPath(path: PathInfo | undefined): string {
+  if (path === undefined) return 'not connected'
+  return path.kind === 'relay' ? `relay ${path.relay ?? path.addr}` : `direct ${path.addr}`
+}
+
+/** Aligned two-column rows. */
+export function table(rows: [string, string][], indent = ''): string {
+  const width = Math.max(0, ...rows.map(([k]) => k.length))
+  return rows.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`.trimEnd()).join('\n')
+}
+
+/** Prints an error the CLI way: `warren: <message>` and `hint: <hint>` on stderr, or JSON with --json. */
+export function printError(err: WarrenError, json: boolean): void {
+  if (json) {
+    process.stderr.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`)
+    return
+  }
+  process.stderr.write(`warren: ${err.message}\n`)
+  if (err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
+}

@@ -1,0 +1,82 @@
+/** `warren status`: what the daemon is doing — addresses, services, forwards, peers (with their path), streams. */
+import type { Command } from 'commander'
+import type { NodeStatus, ServiceInfo } from '../node/types.ts'
+import { formatPath, say, sayJson, table, withClient } from './common.ts'
+
+/** `3h 4m`, `12m 5s`, `8s`. */
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000)
+  const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor(s / 3600) % 24, Math.floor(s / 60) % 60, s % 60]
+  if (d > 0) return `${d}d ${h}h`
+  if (h > 0) return `${h}h ${m}m`
+  if (m > 0) return `${m}m ${sec}s`
+  return `${sec}s`
+}
+
+/** Who may use a service, in words. */
+export function describeAllow(svc: Pick<ServiceInfo, 'allow'>): string {
+  if (svc.allow === undefined) return 'every node in peers'
+  if (svc.allow.includes('*')) return 'everyone'
+  return svc.allow.length === 0 ? 'nobody' : svc.allow.join(', ')
+}
+
+export function formatStatus(st: NodeStatus): string {
+  const lines: string[] = [
+    table([
+      ['node id', st.id],
+      ['base36', st.idBase36],
+      ['version', st.version],
+      ['uptime', formatDuration(st.uptimeMs)],
+      ['streams', `${st.streams.active} open, ${st.streams.total} since start`],
+      ['ticket', st.ticket],
+    ]),
+    `addresses (${st.addrs.length})`,
+    ...st.addrs.map((a) => `  ${a}`),
+    `services (${st.services.length})`,
+  ]
+  if (st.services.length > 0) {
+    lines.push(
+      table(
+        st.services.map((s) => [
+          s.name,
+          `${s.target}  allow: ${describeAllow(s)}${s.kubo ? '  +kubo /x/' + s.name : ''}  (${s.source})`,
+        ]),
+        '  ',
+      ),
+    )
+  }
+  lines.push(`forwards (${st.forwards.length})`)
+  if (st.forwards.length > 0) {
+    lines.push(
+      table(
+        st.forwards.map((f) => [f.listen, `→ ${f.node}/${f.service}  ${f.active} open, ${f.total} served`]),
+        '  ',
+      ),
+    )
+  }
+  lines.push(`peers (${st.peers.length})`)
+  if (st.peers.length > 0) {
+    lines.push(
+      table(
+        st.peers.map((p) => [
+          p.aliases.length > 0 ? `${p.aliases.join(', ')}` : p.id,
+          `${p.aliases.length > 0 ? `${p.id}  ` : ''}${p.connected ? formatPath(p.path) : 'not connected'}`,
+        ]),
+        '  ',
+      ),
+    )
+  }
+  return lines.join('\n')
+}
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('show the running daemon: addresses, services, forwards, peers and the path to each')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const st = await withClient(cmd, (c) => c.status())
+      if (opts.json === true) sayJson(st)
+      else say(formatStatus(st))
+    })
+}

@@ -1,0 +1,36 @@
+/** `warren up`: the daemon in the foreground, logging to stderr, until SIGINT/SIGTERM or `warren down`. */
+import type { Command } from 'commander'
+import { runDaemon } from '../daemon/daemon.ts'
+import { createLogger, logLevelFromEnv } from '../daemon/log.ts'
+import { collect, homeOf } from './common.ts'
+
+export function register(program: Command): void {
+  program
+    .command('up')
+    .description('run the daemon in the foreground (serves the services in config.json and the local API)')
+    .option('--listen <multiaddr>', 'listen on this address instead of config `listen`, repeatable', collect)
+    .addHelpText(
+      'after',
+      '\nLogs go to stderr (WARREN_LOG=debug|info|warn|error). Ctrl-C, SIGTERM or `warren down` stop it cleanly:\n' +
+        'listeners closed, streams ended, the API socket and pid file removed. Only one daemon runs per home.',
+    )
+    .action(async (opts: { listen?: string[] }, cmd: Command) => {
+      const log = createLogger({ min: logLevelFromEnv() })
+      const daemon = await runDaemon({ home: homeOf(cmd), log, ...(opts.listen ? { listen: opts.listen } : {}) })
+      let signals = 0
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (++signals > 1) {
+          log('warn', `${signal} again: exiting without finishing the clean stop`)
+          process.exit(130)
+        }
+        void daemon.stop(signal)
+      }
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
+      await daemon.stopped
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      // everything is closed; should a library timer linger, do not let it keep a stopped daemon's process alive
+      setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref()
+    })
+}

@@ -1,0 +1,286 @@
+/**
+ * The local API client: everything the CLI does goes through this class, and programs can use it the same way
+ * to drive a running Warren daemon.
+ *
+ * @example
+ * ```ts
+ * import { WarrenClient } from 'warren/client'
+ *
+ * const client = await WarrenClient.connect({ home: '/tmp/a' })   // or $WARREN_HOME, or ~/.warren
+ * console.log((await client.id()).ticket)
+ * await client.expose('web', '/tcp/8080', { allow: ['*'] })
+ * const fwd = await client.forwardAdd({ node: 'laptop', service: 'db', listen: '127.0.0.1:0' })
+ * console.log(`psql -h 127.0.0.1 -p ${fwd.listen.split(':')[1]}`)
+ *
+ * const socket = await client.openStream('laptop', 'web')         // raw bytes to the service
+ * socket.end('GET / HTTP/1.0\r\n\r\n')
+ * socket.pipe(process.stdout)
+ * client.close()
+ * ```
+ *
+ * Errors are {@link WarrenError}s with the daemon's code, message and hint; with no daemon running, calls throw
+ * ERR_DAEMON_NOT_RUNNING.
+ *
+ * @packageDocumentation
+ */
+import { readFileSync } from 'node:fs'
+import { createConnection, type Socket } from 'node:net'
+import { type HomePaths, resolveHome, socketPath } from '../config/home.ts'
+import {
+  type ApiMethod,
+  type ApiMethods,
+  LineSplitter,
+  type ParamsOf,
+  type ResultOf,
+  type RpcError,
+} from '../daemon/api-protocol.ts'
+import { WarrenError } from '../errors.ts'
+
+export interface ClientOptions {
+  /** Warren home (path or resolved paths); default `$WARREN_HOME` or `~/.warren`. */
+  home?: string | HomePaths
+  /** API socket path; default: `api.socket` from the home's config.json, else `<home>/api.sock`. */
+  socket?: string
+}
+
+/** The API socket of a home: config `api.socket` if config.json names one, else `<home>/api.sock`. */
+export function apiSocketPath(home: HomePaths): string {
+  try {
+    const json = JSON.parse(readFileSync(home.config, 'utf8')) as { api?: { socket?: unknown } }
+    if (typeof json?.api?.socket === 'string' && json.api.socket !== '') return socketPath(home, json.api.socket)
+  } catch {
+    // no or unreadable config: the daemon could not run with it either; use the default path
+  }
+  return home.socket
+}
+
+function notRunning(home: HomePaths, cause?: unknown): WarrenError {
+  return new WarrenError('ERR_DAEMON_NOT_RUNNING', `no Warren daemon is running for ${home.dir}`, {
+    hint: 'start one with `warren up`',
+    details: { home: home.dir },
+    cause,
+  })
+}
+
+function connectionLost(): WarrenError {
+  return new WarrenError('ERR_API', 'the Warren daemon closed the connection before answering', {
+    hint: 'It may have stopped or crashed: check its log, and start it again with `warren up`.',
+  })
+}
+
+function rpcToError(error: RpcError | undefined): WarrenError {
+  if (error?.data !== undefined) return WarrenError.fromJSON(error.data)
+  return new WarrenError('ERR_API', `the daemon answered with an error: ${error?.message ?? 'no message'}`, {
+    hint: 'The daemon and this client may be different Warren versions; restart the daemon.',
+  })
+}
+
+function openSocket(path: string, home: HomePaths): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ path, allowHalfOpen: true })
+    s.once('connect', () => {
+      s.off('error', reject)
+      resolve(s)
+    })
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') reject(notRunning(home, err))
+      else if (err.code === 'EACCES') {
+        reject(
+          new WarrenError('ERR_API', `cannot open the API socket ${path}: permission denied`, {
+            hint: 'The daemon runs as another user; run this command as that user.',
+            cause: err,
+          }),
+        )
+      } else reject(err)
+    })
+  })
+}
+
+type Pending = { resolve(v: unknown): void; reject(e: Error): void }
+
+export class WarrenClient {
+  readonly home: HomePaths
+  readonly socketPath: string
+  #socket: Socket
+  #nextId = 1
+  #pending = new Map<number, Pending>()
+
+  private constructor(home: HomePaths, path: string, socket: Socket) {
+    this.home = home
+    this.socketPath = path
+    this.#socket = socket
+    const lines = new LineSplitter()
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        lines.push(chunk)
+      } catch (err) {
+        this.#fail(err as Error)
+        return
+      }
+      for (let line = lines.shift(); line !== undefined; line = lines.shift()) this.#onLine(line)
+    })
+    socket.on('error', (err) => this.#fail(err))
+    socket.on('close', () => this.#fail(connectionLost()))
+  }
+
+  /** Connects to the daemon of a home; throws ERR_DAEMON_NOT_RUNNING when none runs. */
+  static async connect(opts: ClientOptions = {}): Promise<WarrenClient> {
+    const home = typeof opts.home === 'object' ? opts.home : resolveHome(opts.home)
+    const path = opts.socket ?? apiSocketPath(home)
+    return new WarrenClient(home, path, await openSocket(path, home))
+  }
+
+  #onLine(line: string): void {
+    let msg: { id?: unknown; result?: unknown; error?: RpcError }
+    try {
+      msg = JSON.parse(line)
+    } catch {
+      return
+    }
+    if (typeof msg.id !== 'number') return
+    const p = this.#pending.get(msg.id)
+    if (p === undefined) return
+    this.#pending.delete(msg.id)
+    if (msg.error !== undefined) p.reject(rpcToError(msg.error))
+    else p.resolve(msg.result)
+  }
+
+  #fail(err: Error): void {
+    for (const p of this.#pending.values()) p.reject(err)
+    this.#pending.clear()
+  }
+
+  /** Calls any API method. */
+  call<M extends ApiMethod>(
+    method: M,
+    ...params: ParamsOf<M> extends undefined ? [] : [ParamsOf<M>]
+  ): Promise<ResultOf<M>> {
+    if (this.#socket.destroyed || !this.#socket.writable) return Promise.reject(connectionLost())
+    const id = this.#nextId++
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      this.#socket.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params: params[0] })}\n`)
+    })
+  }
+
+  id(): Promise<ResultOf<'id'>> {
+    return this.call('id')
+  }
+
+  status(): Promise<ResultOf<'status'>> {
+    return this.call('status')
+  }
+
+  services(): Promise<ResultOf<'services.list'>> {
+    return this.call('services.list')
+  }
+
+  /** Exposes a service at runtime (kept across daemon restarts). */
+  expose(
+    name: string,
+    target: string,
+    opts: { allow?: string[]; kubo?: boolean; replace?: boolean } = {},
+  ): Promise<ResultOf<'services.add'>> {
+    return this.call('services.add', { name, target, ...opts })
+  }
+
+  unexpose(name: string): Promise<ResultOf<'services.remove'>> {
+    return this.call('services.remove', { name })
+  }
+
+  peers(): Promise<ResultOf<'peers.list'>> {
+    return this.call('peers.list')
+  }
+
+  /** Adds a local TCP listener forwarding to `node`/`service` (kept across daemon restarts). */
+  forwardAdd(spec: ApiMethods['forward.add']['params']): Promise<ResultOf<'forward.add'>> {
+    return this.call('forward.add', spec)
+  }
+
+  forwards(): Promise<ResultOf<'forward.list'>> {
+    return this.call('forward.list')
+  }
+
+  forwardRemove(listen: string): Promise<ResultOf<'forward.remove'>> {
+    return this.call('forward.remove', { listen })
+  }
+
+  ping(node: string, opts: { addrs?: string[] } = {}): Promise<ResultOf<'ping'>> {
+    return this.call('ping', { node, ...opts })
+  }
+
+  /** Asks the daemon to stop; resolves once it has accepted (it stops right after). */
+  stopDaemon(): Promise<ResultOf<'daemon.stop'>> {
+    return this.call('daemon.stop')
+  }
+
+  /**
+   * Opens a raw byte stream to `node`/`service` on a connection of its own. Resolves once the remote service
+   * accepted; the socket then carries the service's bytes both ways. `end()` half-closes (the service sees EOF
+   * and can still answer); the socket's `'end'` means the service finished sending.
+   */
+  async openStream(node: string, service: string, opts: { addrs?: string[] } = {}): Promise<Socket> {
+    const socket = await openSocket(this.socketPath, this.home)
+    return new Promise<Socket>((resolve, reject) => {
+      const lines = new LineSplitter()
+      const fail = (err: Error): void => {
+        cleanup()
+        socket.destroy()
+        reject(err)
+      }
+      // Read the answer line in paused mode ('readable' + read()), so that once the listener is gone the socket
+      // is back in its initial state: the caller's 'data' listener or pipe() starts the flow as on any socket.
+      const onReadable = (): void => {
+        for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+          try {
+            lines.push(chunk)
+          } catch (err) {
+            fail(err as Error)
+            return
+          }
+          const line = lines.shift()
+          if (line !== undefined) {
+            answered(line)
+            return
+          }
+        }
+      }
+      const answered = (line: string): void => {
+        cleanup()
+        const rest = lines.rest()
+        if (rest.length > 0) socket.unshift(rest)
+        let msg: { result?: unknown; error?: RpcError }
+        try {
+          msg = JSON.parse(line)
+        } catch {
+          fail(new WarrenError('ERR_API', 'the daemon answered stream.open with something that is not JSON'))
+          return
+        }
+        if (msg.error !== undefined || msg.result === undefined) {
+          socket.destroy()
+          reject(rpcToError(msg.error))
+          return
+        }
+        resolve(socket)
+      }
+      const onEnd = (): void => fail(connectionLost())
+      const onError = (err: Error): void => fail(err)
+      const cleanup = (): void => {
+        socket.off('readable', onReadable)
+        socket.off('end', onEnd)
+        socket.off('error', onError)
+      }
+      socket.on('readable', onReadable)
+      socket.once('end', onEnd)
+      socket.once('error', onError)
+      socket.write(
+        `${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'stream.open', params: { node, service, ...opts } })}\n`,
+      )
+    })
+  }
+
+  /** Closes the API connection (streams from {@link openStream} are separate and stay open). */
+  close(): void {
+    this.#socket.destroy()
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The local API's wire format, shared by the daemon (server) and {@link WarrenClient} (client).
+ *
+ * JSON-RPC 2.0 over a Unix socket, one JSON message per line (`\n`-terminated, UTF-8). Requests carry an `id`;
+ * answers come back in any order. Errors are JSON-RPC errors whose `data` is `WarrenError.toJSON()`.
+ *
+ * `stream.open` upgrades the connection: after its result line the socket carries raw bytes both ways to the
+ * remote service, and no more JSON is read or written on it.
+ */
+import type { ServiceConfig } from '../config/schema.ts'
+import type { WarrenErrorJSON } from '../errors.ts'
+import type { ForwardInfo, NodeIdentity, NodeStatus, PeerInfo, PingResult, ServiceInfo } from '../node/types.ts'
+
+/** Longest line either side accepts; a longer one closes the connection. */
+export const MAX_LINE_BYTES = 1024 * 1024
+
+/** JSON-RPC error codes used on the local API. */
+export const RPC_ERRORS = {
+  parse: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  /** A WarrenError raised by the method; `data` holds it. */
+  application: -32000,
+} as const
+
+export interface RpcRequest {
+  jsonrpc: '2.0'
+  id: number | string
+  method: string
+  params?: unknown
+}
+
+export interface RpcError {
+  code: number
+  message: string
+  data?: WarrenErrorJSON
+}
+
+export type RpcResponse =
+  | { jsonrpc: '2.0'; id: number | string | null; result: unknown }
+  | { jsonrpc: '2.0'; id: number | string | null; error: RpcError }
+
+/** Where to reach a node: alias, base58/base36 id or ticket, plus optional extra multiaddrs. */
+export interface NodeRef {
+  node: string
+  addrs?: string[]
+}
+
+/** Every method: its params and its result. */
+export interface ApiMethods {
+  id: { params: undefined; result: NodeIdentity }
+  status: { params: undefined; result: NodeStatus }
+  'services.list': { params: undefined; result: ServiceInfo[] }
+  'services.add': {
+    params: { name: string; target: string; allow?: string[]; kubo?: boolean; replace?: boolean }
+    result: ServiceInfo
+  }
+  'services.remove': { params: { name: string }; result: { name: string; source: ServiceInfo['source'] } }
+  'peers.list': { params: undefined; result: PeerInfo[] }
+  'forward.add': { params: NodeRef & { service: string; listen: string }; result: ForwardInfo }
+  'forward.list': { params: undefined; result: ForwardInfo[] }
+  'forward.remove': { params: { listen: string }; result: { listen: string } }
+  ping: { params: NodeRef; result: PingResult }
+  'daemon.stop': { params: undefined; result: { stopping: true; pid: number } }
+  'stream.open': { params: NodeRef & { service: string }; result: { node: string; service: string } }
+}
+
+export type ApiMethod = keyof ApiMethods
+export type ParamsOf<M extends ApiMethod> = ApiMethods[M]['params']
+export type ResultOf<M extends ApiMethod> = ApiMethods[M]['result']
+
+/** A service entry as `services.add` passes it to the node. */
+export function serviceConfigOf(p: ApiMethods['services.add']['params']): ServiceConfig {
+  const svc: ServiceConfig = { target: p.target, kubo: p.kubo ?? false }
+  if (p.allow !== undefined) svc.allow = p.allow
+  return svc
+}
+
+/**
+ * Splits a byte stream into lines, one at a time, so a reader can stop after a line that switches the
+ * connection to raw bytes and take the rest with {@link LineSplitter.rest}.
+ */
+export class LineSplitter {
+  #buf: Buffer = Buffer.alloc(0)
+
+  /** Adds bytes; throws when an unfinished line grows past {@link MAX_LINE_BYTES}. */
+  push(chunk: Buffer): void {
+    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
+    if (this.#buf.length > MAX_LINE_BYTES && this.#buf.indexOf(10) === -1) {
+      throw new Error(`a line is longer than ${MAX_LINE_BYTES} bytes`)
+    }
+  }
+
+  /** The next complete line without its newline, or undefined when none is complete yet. */
+  shift(): string | undefined {
+    const nl = this.#buf.indexOf(10)
+    if (nl === -1) return undefined
+    const line = this.#buf.subarray(0, nl).toString('utf8')
+    this.#buf = this.#buf.subarray(nl + 1)
+    return line
+  }
+
+  /** Takes every byte not yet returned as a line. */
+  rest(): Buffer {
+    const out = this.#buf
+    this.#buf = Buffer.alloc(0)
+    return out
+  }
+}

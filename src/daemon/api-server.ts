@@ -1,0 +1,215 @@
+/**
+ * The local API server: JSON-RPC 2.0 over a Unix socket (mode 0600), one message per line.
+ *
+ * Ordinary methods go to {@link ApiHandler.call}. `stream.open` switches its connection to raw bytes: the server
+ * stops reading lines, and {@link ApiHandler.openStream} owns the socket from then on.
+ */
+import { chmod, unlink } from 'node:fs/promises'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { toWarrenError, WarrenError } from '../errors.ts'
+import { LineSplitter, MAX_LINE_BYTES, RPC_ERRORS, type RpcError, type RpcResponse } from './api-protocol.ts'
+
+export interface ApiHandler {
+  /** Runs one method; throws a WarrenError (or ERR_USAGE for bad params) on failure. */
+  call(method: string, params: unknown): Promise<unknown>
+  /**
+   * Takes over an upgraded connection. Call `accept(result)` once the remote service answered OK — it writes the
+   * result line — then move raw bytes; throwing before `accept` sends the error as the JSON-RPC answer.
+   */
+  openStream(socket: Socket, params: unknown, accept: (result: unknown) => void): Promise<void>
+}
+
+const STREAM_METHOD = 'stream.open'
+
+function errorResponse(id: number | string | null, error: RpcError): string {
+  return `${JSON.stringify({ jsonrpc: '2.0', id, error } satisfies RpcResponse)}\n`
+}
+
+function warrenErrorResponse(id: number | string | null, err: unknown): string {
+  const we = toWarrenError(err)
+  const code = we.code === 'ERR_USAGE' ? RPC_ERRORS.invalidParams : RPC_ERRORS.application
+  return errorResponse(id, { code, message: we.message, data: we.toJSON() })
+}
+
+function protocolError(id: number | string | null, code: number, message: string): string {
+  const data = new WarrenError('ERR_API', message, {
+    hint: 'Send JSON-RPC 2.0 requests, one per line; see src/daemon/api-protocol.ts.',
+  }).toJSON()
+  return errorResponse(id, { code, message, data })
+}
+
+/** True when something accepts connections on the Unix socket at `path`. */
+export function socketAlive(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path)
+    const done = (alive: boolean): void => {
+      clearTimeout(timer)
+      s.destroy()
+      resolve(alive)
+    }
+    const timer = setTimeout(() => done(true), timeoutMs) // a hung listener still owns the path
+    s.once('connect', () => done(true))
+    s.once('error', () => done(false))
+  })
+}
+
+export class ApiServer {
+  readonly path: string
+  #server: Server
+  #handler: ApiHandler
+  #sockets = new Set<Socket>()
+  #log: (message: string) => void
+
+  private constructor(path: string, server: Server, handler: ApiHandler, log: (message: string) => void) {
+    this.path = path
+    this.#server = server
+    this.#handler = handler
+    this.#log = log
+  }
+
+  /**
+   * Listens on `path`. A socket file left by a crashed daemon is removed first; one that still answers belongs to
+   * a live daemon and is an ERR_DAEMON_RUNNING.
+   */
+  static async listen(
+    path: string,
+    handler: ApiHandler,
+    opts: { home: string; log?: (message: string) => void },
+  ): Promise<ApiServer> {
+    const log = opts.log ?? (() => {})
+    if (await socketAlive(path)) {
+      throw new WarrenError('ERR_DAEMON_RUNNING', `another Warren daemon already answers on the API socket ${path}`, {
+        hint: `Stop that daemon with \`warren down\`, or give this home its own \`api.socket\` in ${opts.home}/config.json.`,
+        details: { home: opts.home, socket: path },
+      })
+    }
+    await unlink(path).then(
+      () => log(`removed a stale API socket at ${path}`),
+      () => {},
+    )
+    const server = createServer({ allowHalfOpen: true })
+    const api = new ApiServer(path, server, handler, log)
+    server.on('connection', (s) => api.#accept(s))
+    const oldMask = process.umask(0o077) // the socket is born 0600, not only chmod-ed to it
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(path, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+    } catch (err) {
+      throw new WarrenError('ERR_LISTEN_FAILED', `cannot listen on the API socket ${path}: ${(err as Error).message}`, {
+        hint: 'Check that the directory exists and is writable, or set `api.socket` in config.json.',
+        cause: err,
+      })
+    } finally {
+      process.umask(oldMask)
+    }
+    await chmod(path, 0o600)
+    return api
+  }
+
+  #accept(socket: Socket): void {
+    this.#sockets.add(socket)
+    socket.on('close', () => this.#sockets.delete(socket))
+    socket.on('error', () => {}) // a client that vanishes is not the daemon's problem
+    const lines = new LineSplitter()
+    let upgraded = false
+    let pending = 0
+    let ended = false
+    const send = (text: string): void => {
+      if (!upgraded && !socket.destroyed && socket.writable) socket.write(text)
+      if (--pending === 0 && ended && !upgraded) socket.end()
+    }
+    const onData = (chunk: Buffer): void => {
+      try {
+        lines.push(chunk)
+      } catch {
+        socket.end(protocolError(null, RPC_ERRORS.invalidRequest, `request longer than ${MAX_LINE_BYTES} bytes`))
+        socket.destroySoon()
+        return
+      }
+      for (let line = lines.shift(); line !== undefined && !upgraded; line = lines.shift()) {
+        if (line.trim() === '') continue
+        let msg: { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown }
+        try {
+          msg = JSON.parse(line)
+        } catch {
+          pending++
+          send(protocolError(null, RPC_ERRORS.parse, 'request is not valid JSON'))
+          continue
+        }
+        const id = typeof msg?.id === 'number' || typeof msg?.id === 'string' ? msg.id : null
+        if (msg === null || typeof msg !== 'object' || msg.jsonrpc !== '2.0' || typeof msg.method !== 'string') {
+          pending++
+          send(protocolError(id, RPC_ERRORS.invalidRequest, 'request is not a JSON-RPC 2.0 request'))
+          continue
+        }
+        if (msg.method === STREAM_METHOD) {
+          upgraded = true
+          socket.off('data', onData)
+          socket.pause()
+          const rest = lines.rest()
+          if (rest.length > 0) socket.unshift(rest)
+          this.#upgrade(socket, id, msg.params)
+          return
+        }
+        pending++
+        this.#handler.call(msg.method, msg.params).then(
+          (result) => {
+            if (id !== null) send(`${JSON.stringify({ jsonrpc: '2.0', id, result } satisfies RpcResponse)}\n`)
+            else send('') // a notification gets no answer
+          },
+          (err) => send(id === null ? '' : warrenErrorResponse(id, err)),
+        )
+      }
+    }
+    socket.on('data', onData)
+    socket.on('end', () => {
+      ended = true
+      if (pending === 0 && !upgraded) socket.end()
+    })
+  }
+
+  #upgrade(socket: Socket, id: number | string | null, params: unknown): void {
+    let accepted = false
+    const accept = (result: unknown): void => {
+      accepted = true
+      socket.write(`${JSON.stringify({ jsonrpc: '2.0', id, result } satisfies RpcResponse)}\n`)
+    }
+    this.#handler.openStream(socket, params, accept).then(
+      () => {
+        if (!accepted) socket.destroy()
+      },
+      (err) => {
+        if (accepted) {
+          this.#log(`stream ended with an error: ${(err as Error).message}`)
+          socket.destroy()
+        } else if (!socket.destroyed) {
+          socket.end(warrenErrorResponse(id, err))
+        }
+      },
+    )
+  }
+
+  /** Connections open right now (including upgraded streams). */
+  get connections(): number {
+    return this.#sockets.size
+  }
+
+  /**
+   * Stops accepting, ends every connection (upgraded streams included: their remote side sees EOF), waits up to
+   * `graceMs` for them to close, destroys the rest, and removes the socket file.
+   */
+  async close(graceMs = 2000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
+    for (const s of this.#sockets) s.end()
+    const deadline = Date.now() + graceMs
+    while (this.#sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    for (const s of this.#sockets) s.destroy()
+    await closed
+    await unlink(this.path).catch(() => {})
+  }
+}

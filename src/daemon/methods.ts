@@ -1,0 +1,173 @@
+/**
+ * The local API's methods: parameter checks, the call into the node, and what must survive a restart
+ * (runtime services and forwards go to state.json).
+ */
+import type { Socket } from 'node:net'
+import { z } from 'zod'
+import { WarrenError } from '../errors.ts'
+import type { WarrenNodeApi } from '../node/warren-node.ts'
+import { pipeStream } from '../services/pipe.ts'
+import { type ApiMethod, type ApiMethods, serviceConfigOf } from './api-protocol.ts'
+import type { ApiHandler } from './api-server.ts'
+import type { StateStore } from './state.ts'
+
+const addrs = z.array(z.string()).optional()
+const nodeRef = { node: z.string().min(1), addrs }
+
+const PARAMS = {
+  id: z.undefined().or(z.object({})),
+  status: z.undefined().or(z.object({})),
+  'services.list': z.undefined().or(z.object({})),
+  'services.add': z.object({
+    name: z.string().min(1),
+    target: z.string().min(1),
+    allow: z.array(z.string()).optional(),
+    kubo: z.boolean().optional(),
+    replace: z.boolean().optional(),
+  }),
+  'services.remove': z.object({ name: z.string().min(1) }),
+  'peers.list': z.undefined().or(z.object({})),
+  'forward.add': z.object({ ...nodeRef, service: z.string().min(1), listen: z.string().min(1) }),
+  'forward.list': z.undefined().or(z.object({})),
+  'forward.remove': z.object({ listen: z.string().min(1) }),
+  ping: z.object(nodeRef),
+  'daemon.stop': z.undefined().or(z.object({})),
+  'stream.open': z.object({ ...nodeRef, service: z.string().min(1) }),
+} satisfies Record<ApiMethod, z.ZodType>
+
+function parseParams<M extends ApiMethod>(method: M, params: unknown): ApiMethods[M]['params'] {
+  const r = PARAMS[method].safeParse(params ?? undefined)
+  if (r.success) return r.data as ApiMethods[M]['params']
+  const problems = r.error.issues.map((i) => `params${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
+  throw new WarrenError('ERR_USAGE', `${method}: ${problems.join('; ')}`, {
+    hint: 'See src/daemon/api-protocol.ts for the parameters of each local API method.',
+    details: { method, problems },
+  })
+}
+
+export interface MethodContext {
+  node: WarrenNodeApi
+  state: StateStore
+  /** Addresses the node learned from tickets and --addr (persisted so they survive restarts). */
+  learned?(): Record<string, string[]>
+  /** Asks the daemon to stop (after the answer is sent). */
+  requestStop(): void
+  log(level: 'debug' | 'info' | 'warn', message: string): void
+}
+
+type Impl = {
+  [M in Exclude<ApiMethod, 'stream.open'>]: (p: ApiMethods[M]['params']) => Promise<ApiMethods[M]['result']>
+}
+
+/** Saves newly learned addresses, if any. */
+async function saveLearned(ctx: MethodContext): Promise<void> {
+  const learned = ctx.learned?.()
+  if (learned === undefined || JSON.stringify(learned) === JSON.stringify(ctx.state.state.learned)) return
+  await ctx.state.update((s) => {
+    s.learned = learned
+  })
+}
+
+function implementations(ctx: MethodContext): Impl {
+  const { node, state } = ctx
+  return {
+    id: async () => node.identity(),
+    status: async () => node.status(),
+    'services.list': async () => node.services(),
+    'services.add': async (p) => {
+      const svc = serviceConfigOf(p)
+      const info = node.expose(p.name, svc, { replace: p.replace ?? false })
+      await state.update((s) => {
+        s.services[p.name] = svc
+      })
+      return info
+    },
+    'services.remove': async (p) => {
+      const source = node.services().find((s) => s.name === p.name)?.source ?? 'runtime'
+      node.unexpose(p.name)
+      if (p.name in state.state.services) {
+        await state.update((s) => {
+          delete s.services[p.name]
+        })
+      }
+      return { name: p.name, source }
+    },
+    'peers.list': async () => node.peers(),
+    'forward.add': async (p) => {
+      const spec = { node: p.node, service: p.service, listen: p.listen, ...(p.addrs ? { addrs: p.addrs } : {}) }
+      const info = await node.addForward(spec)
+      await state.update((s) => {
+        s.forwards = s.forwards.filter((f) => f.listen !== info.listen)
+        s.forwards.push({ ...spec, listen: info.listen })
+      })
+      await saveLearned(ctx)
+      return info
+    },
+    'forward.list': async () => node.forwards(),
+    'forward.remove': async (p) => {
+      const before = new Set(node.forwards().map((f) => f.listen))
+      try {
+        await node.removeForward(p.listen)
+      } catch (err) {
+        // a saved forward that could not be restored (port taken) is not live, but removing it must still work
+        const saved = state.state.forwards.some((f) => f.listen === p.listen)
+        if (!(err instanceof WarrenError && err.code === 'ERR_FORWARD_NOT_FOUND' && saved)) throw err
+      }
+      const after = new Set(node.forwards().map((f) => f.listen))
+      const gone = new Set([...before].filter((l) => !after.has(l)))
+      await state.update((s) => {
+        s.forwards = s.forwards.filter((f) => f.listen !== p.listen && !gone.has(f.listen))
+      })
+      return { listen: p.listen }
+    },
+    ping: async (p) => {
+      const res = await node.ping(p.node, p.addrs ? { addrs: p.addrs } : {})
+      await saveLearned(ctx)
+      return res
+    },
+    'daemon.stop': async () => {
+      setImmediate(() => ctx.requestStop())
+      return { stopping: true, pid: process.pid }
+    },
+  }
+}
+
+/** The handler the API server calls. */
+export function createApiHandler(ctx: MethodContext): ApiHandler {
+  const impl = implementations(ctx)
+  return {
+    async call(method, params) {
+      if (!(method in impl)) {
+        throw new WarrenError('ERR_API', `unknown local API method "${method}"`, {
+          hint: 'The daemon may be older than this client; restart it with the same Warren version.',
+          details: { method },
+        })
+      }
+      const m = method as keyof Impl
+      const fn = impl[m] as (p: unknown) => Promise<unknown>
+      return fn(parseParams(m, params))
+    },
+    async openStream(socket: Socket, params, accept) {
+      const p = parseParams('stream.open', params)
+      const abort = new AbortController()
+      const onClose = (): void => abort.abort(new Error('client went away'))
+      socket.once('close', onClose)
+      const stream = await ctx.node.openService(p.node, p.service, {
+        signal: abort.signal,
+        ...(p.addrs ? { addrs: p.addrs } : {}),
+      })
+      socket.off('close', onClose)
+      if (socket.destroyed) {
+        stream.abort(new Error('client went away'))
+        return
+      }
+      accept({ node: p.node, service: p.service })
+      await saveLearned(ctx).catch((err: Error) => ctx.log('warn', `saving learned addresses: ${err.message}`))
+      const piped = pipeStream(stream, socket) // attaches its listeners synchronously
+      socket.resume() // the API server paused the socket when it stopped reading lines
+      const result = await piped
+      if (result.error !== undefined)
+        ctx.log('debug', `stream to ${p.node}/${p.service} ended: ${result.error.message}`)
+    },
+  }
+}
