@@ -40,7 +40,9 @@ export async function createTestnet(n: number, opts: TestnetOptions = {}): Promi
   try {
     for (let i = 0; i < n; i++) {
       const peers: Record<string, string> = {}
-      if (opts.linkPeers !== false) ids.forEach((id, j) => j !== i && (peers[`n${j}`] = id))
+      if (opts.linkPeers !== false) {
+        for (const [j, id] of ids.entries()) if (j !== i) peers[`n${j}`] = id
+      }
       const input: ConfigInput = { peers, services: opts.services?.[i] ?? {}, ...opts.config?.[i] }
       const startOpts: WarrenNodeStartOptions = {
         privateKey: keys[i]!,

@@ -90,7 +90,7 @@ describe('service streams', () => {
   it('serves 200 concurrent connections, each correct', async () => {
     const payloads = Array.from({ length: 200 }, (_, i) => randomBytes(16 * 1024 + i))
     const answers = await Promise.all(payloads.map((p) => exchange(fwd.echo, p)))
-    answers.forEach((a, i) => assert.equal(sha(a), sha(payloads[i]!), `connection ${i}`))
+    for (const [i, a] of answers.entries()) assert.equal(sha(a), sha(payloads[i]!), `connection ${i}`)
     await until(() => net.nodes[1]!.status().streams.active === 0)
   })
 
