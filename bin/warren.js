@@ -28,5 +28,6 @@ try {
   throw err
 }
 
+// exit explicitly: stdin (warren connect) or a lingering handle must not keep a finished command alive
 const status = await cli.main(process.argv.slice(2))
-process.exitCode = typeof status === 'number' ? status : 0
+process.exit(typeof status === 'number' ? status : 0)

@@ -1,0 +1,250 @@
+/**
+ * `npm run bench`: raw TCP, a raw js-libp2p stream, and a full Warren forward, side by side in one run, all on
+ * loopback with real processes.
+ *
+ * - Throughput: MiB/s for one `--mib` transfer (default 512) up and down, `--reps` times each (median shown),
+ *   the modes interleaved so a noisy neighbour hits them alike.
+ * - Set-up: p50/p99 over `--connections` (default 1000) new connections through an established peer
+ *   connection: from the TCP connect (or the new libp2p stream) to the first byte echoed by an echo server.
+ *
+ * Writes bench/results/<YYYY-MM-DD>.json and prints a table with the ratios and the targets from issue 2.
+ *
+ *   npm run bench -- --mib 512 --reps 3 --connections 1000 [--no-forward] [--out file.json]
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Child } from './proc.ts'
+import { formatTable, gbitPerSec, type LatencySummary, MiB, median, mibPerSec, summarize } from './stats.ts'
+import { type Endpoint, startPair, type WarrenPair } from './warren-pair.ts'
+import { tcpDownload, tcpSetup, tcpUpload } from './xfer.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    mib: { type: 'string', default: '512' },
+    reps: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '1000' },
+    'no-forward': { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+})
+const BYTES = Number(args.mib) * MiB
+const REPS = Number(args.reps)
+const CONNECTIONS = Number(args.connections)
+const TRANSFER_TIMEOUT = 300_000
+const SETUP_TIMEOUT = 300_000
+const TARGETS = { forwardVsLibp2p: 0.7, forwardGbit: 1.5, setupP50Ms: 2 }
+
+type Mode = 'tcp' | 'libp2p' | 'forward'
+interface Path {
+  up(bytes: number): Promise<number>
+  down(bytes: number): Promise<number>
+  setup(count: number): Promise<number[]>
+  /** Processes whose CPU time counts for this path (besides the bench process itself). */
+  procs: Child[]
+}
+
+interface ModeResult {
+  upMiBs: number[]
+  downMiBs: number[]
+  upMedianMiBs: number
+  downMedianMiBs: number
+  upGbit: number
+  /** CPU seconds per GiB moved (all processes on the path, the bench client included), median over reps. */
+  cpuSecPerGiB: number
+  setup: LatencySummary
+}
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
+}
+
+function tcpPath(xfer: Endpoint, echo: Endpoint, procs: Child[]): Path {
+  return {
+    up: (b) => tcpUpload(xfer.host, xfer.port, b, TRANSFER_TIMEOUT),
+    down: (b) => tcpDownload(xfer.host, xfer.port, b, TRANSFER_TIMEOUT),
+    setup: (n) => tcpSetup(echo.host, echo.port, n, SETUP_TIMEOUT),
+    procs,
+  }
+}
+
+function libp2pPath(dialer: Child, listener: Child): Path {
+  return {
+    up: async (b) => (await dialer.request<{ ms: number }>(`up ${b}`, TRANSFER_TIMEOUT)).ms,
+    down: async (b) => (await dialer.request<{ ms: number }>(`down ${b}`, TRANSFER_TIMEOUT)).ms,
+    setup: async (n) => (await dialer.request<{ samples: number[] }>(`setup ${n}`, SETUP_TIMEOUT)).samples,
+    procs: [dialer, listener],
+  }
+}
+
+function cpuNow(procs: Child[]): number {
+  const self = process.cpuUsage()
+  return procs.reduce((sum, p) => sum + p.cpuSeconds(), (self.user + self.system) / 1e6)
+}
+
+async function main(): Promise<void> {
+  const children: Child[] = []
+  let pair: WarrenPair | undefined
+  const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
+  try {
+    log(`starting: ${args.mib} MiB transfers × ${REPS}, ${CONNECTIONS} connections for set-up`)
+    const servers = new Child('servers', [here('servers.ts')])
+    children.push(servers)
+    const ports = await servers.next<{ xfer: number; echo: number }>(30_000)
+    const listener = new Child('libp2p listener', [here('libp2p-peer.ts'), 'listen'])
+    children.push(listener)
+    const { addr } = await listener.next<{ addr: string }>(30_000)
+    const dialer = new Child('libp2p dialer', [here('libp2p-peer.ts'), 'dial', addr])
+    children.push(dialer)
+    await dialer.next(30_000)
+
+    const paths: Partial<Record<Mode, Path>> = {
+      tcp: tcpPath({ host: '127.0.0.1', port: ports.xfer }, { host: '127.0.0.1', port: ports.echo }, [servers]),
+      libp2p: libp2pPath(dialer, listener),
+    }
+    if (!args['no-forward']) {
+      log('starting two Warren daemons (warren init, up, expose, forward)')
+      pair = await startPair({ xfer: ports.xfer, echo: ports.echo })
+      paths.forward = tcpPath(pair.forwards.xfer!, pair.forwards.echo!, [servers, ...pair.daemons])
+    }
+    const modes = Object.keys(paths) as Mode[]
+
+    // warm-up: JIT, Yamux windows, the peer connection behind the forward
+    for (const m of modes) {
+      await paths[m]!.up(16 * MiB)
+      await paths[m]!.down(16 * MiB)
+      await paths[m]!.setup(20)
+    }
+
+    const raw: Record<Mode, { up: number[]; down: number[]; cpu: number[]; setup: number[] }> = {
+      tcp: { up: [], down: [], cpu: [], setup: [] },
+      libp2p: { up: [], down: [], cpu: [], setup: [] },
+      forward: { up: [], down: [], cpu: [], setup: [] },
+    }
+    for (let rep = 1; rep <= REPS; rep++) {
+      for (const m of modes) {
+        const p = paths[m]!
+        const cpu0 = cpuNow(p.procs)
+        const up = mibPerSec(BYTES, await p.up(BYTES))
+        const down = mibPerSec(BYTES, await p.down(BYTES))
+        raw[m].cpu.push((cpuNow(p.procs) - cpu0) / ((2 * BYTES) / (1024 * MiB)))
+        raw[m].up.push(up)
+        raw[m].down.push(down)
+        log(`rep ${rep} ${m.padEnd(7)} up ${up} MiB/s, down ${down} MiB/s`)
+      }
+    }
+    // set-up in blocks of 100, interleaved
+    for (let done = 0; done < CONNECTIONS; done += 100) {
+      for (const m of modes) raw[m].setup.push(...(await paths[m]!.setup(Math.min(100, CONNECTIONS - done))))
+    }
+    for (const m of modes) log(`set-up ${m}: p50 ${summarize(raw[m].setup).p50} ms`)
+
+    const results: Partial<Record<Mode, ModeResult>> = {}
+    for (const m of modes) {
+      const r = raw[m]
+      results[m] = {
+        upMiBs: r.up,
+        downMiBs: r.down,
+        upMedianMiBs: median(r.up),
+        downMedianMiBs: median(r.down),
+        upGbit: gbitPerSec(median(r.up)),
+        cpuSecPerGiB: Math.round(median(r.cpu) * 100) / 100,
+        setup: summarize(r.setup),
+      }
+    }
+    await report(results)
+  } finally {
+    await pair?.stop()
+    await Promise.all(children.map((c) => c.stop()))
+  }
+}
+
+async function report(results: Partial<Record<Mode, ModeResult>>): Promise<void> {
+  const { tcp, libp2p, forward } = results
+  const ratio = (a?: number, b?: number) =>
+    a === undefined || b === undefined ? undefined : Math.round((a / b) * 100) / 100
+  const ratios = {
+    forwardVsLibp2pUp: ratio(forward?.upMedianMiBs, libp2p?.upMedianMiBs),
+    forwardVsLibp2pDown: ratio(forward?.downMedianMiBs, libp2p?.downMedianMiBs),
+    libp2pVsTcpUp: ratio(libp2p?.upMedianMiBs, tcp?.upMedianMiBs),
+  }
+  const targets =
+    forward === undefined
+      ? undefined
+      : {
+          forwardVsLibp2p: {
+            target: `>= ${TARGETS.forwardVsLibp2p}`,
+            up: ratios.forwardVsLibp2pUp,
+            down: ratios.forwardVsLibp2pDown,
+          },
+          forwardGbit: {
+            target: `>= ${TARGETS.forwardGbit}`,
+            up: forward.upGbit,
+            down: gbitPerSec(forward.downMedianMiBs),
+          },
+          setupP50Ms: { target: `<= ${TARGETS.setupP50Ms}`, value: forward.setup.p50 },
+          met:
+            (ratios.forwardVsLibp2pUp ?? 0) >= TARGETS.forwardVsLibp2p &&
+            (ratios.forwardVsLibp2pDown ?? 0) >= TARGETS.forwardVsLibp2p &&
+            forward.upGbit >= TARGETS.forwardGbit &&
+            gbitPerSec(forward.downMedianMiBs) >= TARGETS.forwardGbit &&
+            forward.setup.p50 <= TARGETS.setupP50Ms,
+        }
+
+  const rows: string[][] = [
+    ['path', 'up MiB/s', 'down MiB/s', 'up Gbit/s', 'CPU s/GiB', 'setup p50 ms', 'p99 ms', 'vs libp2p'],
+  ]
+  for (const [name, r] of Object.entries(results) as [Mode, ModeResult][]) {
+    const vs = name === 'libp2p' ? '1.00' : (ratio(r.upMedianMiBs, libp2p?.upMedianMiBs)?.toFixed(2) ?? '-')
+    rows.push([
+      { tcp: 'raw TCP', libp2p: 'raw libp2p stream', forward: 'warren forward' }[name],
+      r.upMedianMiBs.toFixed(1),
+      r.downMedianMiBs.toFixed(1),
+      r.upGbit.toFixed(2),
+      r.cpuSecPerGiB.toFixed(2),
+      r.setup.p50.toFixed(3),
+      r.setup.p99.toFixed(3),
+      vs,
+    ])
+  }
+  const lines = [
+    '',
+    formatTable(rows),
+    '',
+    `(${args.mib} MiB per transfer, median of ${REPS}; set-up over ${CONNECTIONS} connections; "vs libp2p" is the upload ratio)`,
+  ]
+  if (targets !== undefined) {
+    const mark = (ok: boolean) => (ok ? 'met' : 'MISSED')
+    lines.push(
+      '',
+      'targets (issue 2):',
+      `  forward >= 70% of raw libp2p: up ${ratios.forwardVsLibp2pUp}, down ${ratios.forwardVsLibp2pDown}  ${mark((ratios.forwardVsLibp2pUp ?? 0) >= 0.7 && (ratios.forwardVsLibp2pDown ?? 0) >= 0.7)}`,
+      `  forward >= 1.5 Gbit/s: up ${targets.forwardGbit.up}, down ${targets.forwardGbit.down}  ${mark(targets.forwardGbit.up >= 1.5 && targets.forwardGbit.down >= 1.5)}`,
+      `  set-up p50 <= 2 ms: ${forward!.setup.p50} ms  ${mark(forward!.setup.p50 <= 2)}`,
+    )
+  }
+  process.stdout.write(`${lines.join('\n')}\n`)
+
+  const date = new Date().toISOString().slice(0, 10)
+  const out = args.out ?? fileURLToPath(new URL(`results/${date}.json`, import.meta.url))
+  await mkdir(fileURLToPath(new URL('results/', import.meta.url)), { recursive: true })
+  const doc = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+      node: process.version,
+    },
+    settings: { mib: Number(args.mib), reps: REPS, connections: CONNECTIONS, chunkKiB: 256 },
+    results,
+    ratios,
+    targets,
+  }
+  await writeFile(out, `${JSON.stringify(doc, null, 2)}\n`)
+  process.stdout.write(`\nwrote ${out}\n`)
+}
+
+await main()
+process.exit(0)

@@ -1,0 +1,67 @@
+/**
+ * Two Warren daemons on loopback, driven only through the real CLI (`bin/warren.js`): homes in a temp dir,
+ * `warren init`, `warren up`, `warren expose` on A (allowing B), `warren forward` on B.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Child, node } from './proc.ts'
+
+const WARREN = fileURLToPath(new URL('../bin/warren.js', import.meta.url))
+
+export interface Endpoint {
+  host: string
+  port: number
+}
+
+export interface WarrenPair {
+  /** Forward ports on B, one per service exposed on A. */
+  forwards: Record<string, Endpoint>
+  daemons: Child[]
+  stop(): Promise<void>
+}
+
+function warren(home: string, args: string[]): Promise<string> {
+  return node([WARREN, ...args], { WARREN_HOME: home, WARREN_LOG: 'warn' })
+}
+
+/** Starts A and B, exposes each `services` entry (name → local TCP port) on A, and forwards it on B. */
+export async function startPair(services: Record<string, number>): Promise<WarrenPair> {
+  const dir = await mkdtemp(join(tmpdir(), 'warren-bench-'))
+  const homes = { a: join(dir, 'a'), b: join(dir, 'b') }
+  const daemons: Child[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(daemons.map((d) => d.stop()))
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    for (const home of Object.values(homes)) {
+      await warren(home, ['init', '--listen', '/ip4/127.0.0.1/tcp/0'])
+      // two daemons on one host: keep the access port (SOCKS/HTTP proxy, default 127.0.0.1:4780) out of the way
+      const configPath = join(home, 'config.json')
+      const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>
+      await writeFile(configPath, `${JSON.stringify({ ...config, proxy: { enabled: false } }, null, 2)}\n`)
+      const d = new Child(`warren up (${home})`, [WARREN, 'up'], { WARREN_HOME: home, WARREN_LOG: 'info' })
+      daemons.push(d)
+    }
+    for (const d of daemons) await d.waitForStderr(/\bready\b/, 30_000)
+    const a = JSON.parse(await warren(homes.a, ['id', '--json'])) as { ticket: string }
+    const b = JSON.parse(await warren(homes.b, ['id', '--json'])) as { id: string }
+    const forwards: Record<string, Endpoint> = {}
+    for (const [name, port] of Object.entries(services)) {
+      await warren(homes.a, ['expose', name, `/tcp/${port}`, '--allow', b.id])
+      const listen = (await warren(homes.b, ['forward', `${a.ticket}/${name}`, '--listen', '127.0.0.1:0']))
+        .split('\n')[0]!
+        .trim()
+      const m = /^(.*):(\d+)$/.exec(listen)
+      if (m === null) throw new Error(`warren forward printed "${listen}", expected host:port`)
+      forwards[name] = { host: m[1]!, port: Number(m[2]) }
+    }
+    return { forwards, daemons, stop }
+  } catch (err) {
+    const logs = daemons.map((d) => `--- ${d.name}\n${d.stderr}`).join('\n')
+    await stop()
+    throw new Error(`${(err as Error).message}\n${logs}`)
+  }
+}
