@@ -1,0 +1,319 @@
+/**
+ * The access port (default 127.0.0.1:4780): SOCKS5, the HTTP proxy (CONNECT and absolute-form), the PAC file
+ * and the HTTP gateway on one listener. The first byte tells SOCKS5 (0x05) from HTTP; HTTP connections are
+ * handed to one Node `http.Server` that routes by request form:
+ *
+ * - `CONNECT web.laptop.warren:443`                    → tunnel to service web
+ * - `GET http://web.laptop.warren/x` (absolute form)   → request carried to service web (keep-alive, pooled)
+ * - `GET /proxy.pac`                                   → PAC file
+ * - `ANY /http/<node>/<service>/…`, `/p2p/<node>/x/…`  → gateway
+ * - `Upgrade: websocket` on either of the last forms   → WebSocket carried over a fresh stream
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type Server as NetServer, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WarrenError } from '../errors.ts'
+import { withoutHeaders } from '../gateway/forward-headers.ts'
+import { Gateway, type GatewayBackend } from '../gateway/gateway.ts'
+import { isGatewayPath } from '../gateway/paths.ts'
+import { basicMatches, checkHttpAuth } from './auth.ts'
+import { sendHttpError, writeRawHttpError } from './http-errors.ts'
+import { formatListenAddress, parseListenAddress } from './listen-address.ts'
+import { PAC_CONTENT_TYPE, PAC_PATH, pacFile } from './pac.ts'
+import type { AddressTable } from './service-addresses.ts'
+import type { AccessSettings } from './settings.ts'
+import { handleSocks5 } from './socks5.ts'
+import { openTunnel, parseAuthority, serviceForHost, type TunnelContext } from './tunnels.ts'
+
+export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+
+export interface AccessServerOptions {
+  settings: AccessSettings
+  backend: GatewayBackend
+  addresses: AddressTable
+  log?: LogFn
+}
+
+const SOCKS_VERSION = 5
+
+export class AccessServer {
+  readonly #settings: AccessSettings
+  readonly #log: LogFn
+  readonly #gateway: Gateway
+  readonly #tunnels: TunnelContext
+  readonly #http: Server
+  readonly #net: NetServer
+  readonly #sockets = new Set<Socket>()
+  #listen = ''
+
+  private constructor(opts: AccessServerOptions) {
+    this.#settings = opts.settings
+    this.#log = opts.log ?? (() => {})
+    const s = opts.settings
+    this.#gateway = new Gateway(opts.backend, {
+      tld: s.tld,
+      maxStreamsPerPeer: s.maxStreamsPerPeer,
+      responseTimeoutMs: s.gateway.responseTimeoutMs,
+      maxHeaderBytes: s.maxHeaderBytes,
+      openTimeoutMs: s.openTimeoutMs,
+    })
+    this.#tunnels = {
+      backend: opts.backend,
+      gateway: this.#gateway,
+      addresses: opts.addresses,
+      tld: s.tld,
+      openTimeoutMs: s.openTimeoutMs,
+      log: this.#log,
+    }
+    this.#http = createHttpServer({
+      maxHeaderSize: s.maxHeaderBytes,
+      headersTimeout: s.headersTimeoutMs,
+      requestTimeout: 0, // bodies may stream for as long as they need (1 GiB uploads)
+      keepAliveTimeout: 30_000,
+    })
+    this.#http.on('request', (req, res) => this.#onRequest(req, res))
+    this.#http.on('connect', (req, socket, head) => this.#onConnect(req, socket as Socket, head))
+    this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head))
+    this.#http.on('clientError', (err, socket) => this.#onClientError(err as NodeJS.ErrnoException, socket))
+    this.#net = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#onConnection(socket))
+  }
+
+  /** Opens the listener; throws ERR_LISTEN_FAILED. */
+  static async start(opts: AccessServerOptions): Promise<AccessServer> {
+    const server = new AccessServer(opts)
+    const want = parseListenAddress(opts.settings.listen)
+    await new Promise<void>((resolve, reject) => {
+      server.#net.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new WarrenError(
+            'ERR_LISTEN_FAILED',
+            `cannot open the access port on ${formatListenAddress(want)}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`,
+            { hint: 'Set another proxy.listen in config.json, or stop what uses that port.', cause: err },
+          ),
+        ),
+      )
+      server.#net.listen(want.port, want.host, () => resolve())
+    })
+    server.#net.on('error', (err) => server.#log('error', `access port: ${err.message}`))
+    const addr = server.#net.address()
+    const port = typeof addr === 'object' && addr !== null ? addr.port : want.port
+    server.#listen = formatListenAddress({ host: want.host, port })
+    server.#log('info', `access port (SOCKS5, HTTP proxy, gateway) on ${server.#listen}`)
+    return server
+  }
+
+  /** `host:port` actually bound. */
+  get listen(): string {
+    return this.#listen
+  }
+
+  get gateway(): Gateway {
+    return this.#gateway
+  }
+
+  #onConnection(socket: Socket): void {
+    this.#sockets.add(socket)
+    socket.once('close', () => this.#sockets.delete(socket))
+    socket.on('error', () => {})
+    const timer = setTimeout(() => socket.destroy(), this.#settings.headersTimeoutMs)
+    socket.once('data', (chunk: Buffer) => {
+      clearTimeout(timer)
+      socket.pause()
+      socket.unshift(chunk)
+      if (chunk[0] === SOCKS_VERSION) {
+        void handleSocks5(socket, {
+          ...(this.#settings.auth === undefined ? {} : { auth: this.#settings.auth }),
+          handshakeTimeoutMs: this.#settings.headersTimeoutMs,
+          connect: (t) => openTunnel(t.host, this.#tunnels),
+          log: this.#log,
+        })
+      } else {
+        this.#http.emit('connection', socket)
+        socket.resume()
+      }
+    })
+    socket.once('close', () => clearTimeout(timer))
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/'
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+      this.#onProxyRequest(req, res, url)
+      return
+    }
+    const authErr = checkHttpAuth(req, this.#settings.auth, true)
+    if (authErr !== undefined) {
+      req.resume()
+      sendHttpError(res, authErr, { status: 401 })
+      return
+    }
+    this.#dropOwnAuthorization(req)
+    if (isGatewayPath(url)) {
+      if (!this.#settings.gateway.enabled) {
+        req.resume()
+        sendHttpError(res, disabledGateway(), { status: 404 })
+        return
+      }
+      this.#gateway.handleRequest(req, res)
+      return
+    }
+    req.resume()
+    if (url === PAC_PATH || url.startsWith(`${PAC_PATH}?`)) {
+      const body = pacFile(req.headers.host ?? this.#listen, this.#settings.tld)
+      res.writeHead(200, { 'content-type': PAC_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
+      return void res.end(req.method === 'HEAD' ? undefined : body)
+    }
+    sendHttpError(res, unknownPage(url, this.#settings.tld), { status: 404 })
+  }
+
+  /** Absolute-form request through the HTTP proxy: `GET http://web.laptop.warren/x`. */
+  #onProxyRequest(req: IncomingMessage, res: ServerResponse, url: string): void {
+    try {
+      const authErr = checkHttpAuth(req, this.#settings.auth, false)
+      if (authErr !== undefined) throw authErr
+      const u = parseProxyUrl(url)
+      const { node, service } = serviceForHost(u.hostname, this.#tunnels)
+      this.#gateway.forward(req, res, { node, service, path: `${u.pathname}${u.search}`, host: u.host })
+    } catch (err) {
+      req.resume()
+      sendHttpError(res, err)
+    }
+  }
+
+  #onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => {})
+    const authErr = checkHttpAuth(req, this.#settings.auth, false)
+    if (authErr !== undefined) {
+      writeRawHttpError(socket, authErr)
+      return
+    }
+    let host: string
+    try {
+      host = parseAuthority(req.url ?? '').host
+    } catch (err) {
+      writeRawHttpError(socket, err)
+      return
+    }
+    socket.pause()
+    openTunnel(host, this.#tunnels).then(
+      (join) => {
+        if (!socket.destroyed) {
+          socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+          if (head.length > 0) socket.unshift(head)
+        }
+        join(socket)
+      },
+      (err: unknown) => {
+        this.#log('info', `CONNECT ${req.url}: ${(err as Error).message}`)
+        writeRawHttpError(socket, err)
+      },
+    )
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {})
+    const url = req.url ?? '/'
+    const proxyForm = /^[a-z][a-z0-9+.-]*:\/\//i.test(url)
+    const authErr = checkHttpAuth(req, this.#settings.auth, !proxyForm)
+    if (authErr !== undefined) {
+      writeRawHttpError(socket, authErr, { status: proxyForm ? 407 : 401 })
+      return
+    }
+    try {
+      if (proxyForm) {
+        const u = parseProxyUrl(url)
+        const { node, service } = serviceForHost(u.hostname, this.#tunnels)
+        this.#gateway.forwardUpgrade(req, socket, head, {
+          node,
+          service,
+          path: `${u.pathname}${u.search}`,
+          host: u.host,
+        })
+        return
+      }
+      if (!isGatewayPath(url)) throw unknownPage(url, this.#settings.tld)
+      if (!this.#settings.gateway.enabled) throw disabledGateway()
+      this.#dropOwnAuthorization(req)
+      this.#gateway.handleUpgrade(req, socket, head)
+    } catch (err) {
+      writeRawHttpError(socket, err)
+    }
+  }
+
+  /** With proxy.auth, a gateway request may carry our credentials in `Authorization`: they stop here. */
+  #dropOwnAuthorization(req: IncomingMessage): void {
+    if (this.#settings.auth !== undefined && basicMatches(req.headers.authorization, this.#settings.auth)) {
+      req.rawHeaders = withoutHeaders(req.rawHeaders, new Set(['authorization']))
+    }
+  }
+
+  #onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (!socket.writable) {
+      socket.destroy()
+      return
+    }
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      const e = new WarrenError(
+        'ERR_HEADERS_TOO_LARGE',
+        `the request head is larger than ${this.#settings.maxHeaderBytes} bytes`,
+        {
+          hint: 'Send smaller headers (often an oversized cookie), or raise proxy.maxHeaderBytes in config.json.',
+        },
+      )
+      writeRawHttpError(socket, e)
+      return
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      const e = new WarrenError(
+        'ERR_TIMEOUT',
+        `the request head did not arrive within ${this.#settings.headersTimeoutMs} ms`,
+        { hint: 'Send the whole request head at once, or raise proxy.headersTimeoutMs.' },
+      )
+      writeRawHttpError(socket, e, { status: 408 })
+      return
+    }
+    const e = new WarrenError('ERR_BAD_NAME', `the access port could not parse the request (${err.message})`, {
+      hint: 'Speak HTTP/1.1 or SOCKS5 to the access port.',
+    })
+    writeRawHttpError(socket, e, { status: 400 })
+  }
+
+  /** Stops listening and closes every client connection and pooled stream. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#net.close(() => resolve()))
+    for (const s of this.#sockets) s.destroy()
+    this.#http.closeAllConnections()
+    this.#gateway.close()
+    await closed
+  }
+}
+
+function parseProxyUrl(url: string): URL {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    throw new WarrenError('ERR_BAD_NAME', `"${url}" is not a valid URL`, {
+      hint: 'Send http://<service>.<node>.warren/…',
+    })
+  }
+  if (u.protocol !== 'http:') {
+    throw new WarrenError('ERR_BAD_NAME', `the HTTP proxy carries http:// URLs, not ${u.protocol}//`, {
+      hint: 'For https:// and other protocols the client must use CONNECT (or SOCKS5).',
+    })
+  }
+  return u
+}
+
+function disabledGateway(): WarrenError {
+  return new WarrenError('ERR_BAD_NAME', 'the HTTP gateway is disabled on this node (gateway.enabled is false)', {
+    hint: 'Set "gateway": { "enabled": true } in config.json, or use the proxy (http://<service>.<node>.warren/).',
+  })
+}
+
+function unknownPage(url: string, tld: string): WarrenError {
+  const shown = url.length > 100 ? `${url.slice(0, 97)}...` : url
+  return new WarrenError('ERR_BAD_NAME', `the Warren access port has no page "${shown}"`, {
+    hint: `Use /http/<node>/<service>/<path> (gateway), /proxy.pac (browser set-up), or this port as a proxy for <service>.<node>.${tld}.`,
+  })
+}

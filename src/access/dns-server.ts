@@ -1,0 +1,179 @@
+/**
+ * The optional `.warren` DNS server (UDP and TCP on one loopback address and port, packets via `dns-packet`):
+ *
+ * - `A`/`AAAA` for `<service>.<node>.warren` and `<node>.warren` → the deterministic service addresses
+ *   ({@link AddressTable}); `<node>` is a `peers` alias or the base36 node id
+ * - NXDOMAIN for names of the wrong shape or unknown nodes, with the zone's SOA for negative caching
+ * - REFUSED for anything outside `.warren`: it is not a recursive resolver
+ *
+ * Point systemd-resolved or `/etc/resolver/warren` at it for the `warren` domain (docs/access.md).
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { createServer, isIPv6, type Server, type Socket } from 'node:net'
+import type { PeerId } from '@libp2p/interface'
+import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet'
+import { WarrenError } from '../errors.ts'
+import { formatListenAddress, parseListenAddress } from './listen-address.ts'
+import { parseWarrenHost } from './names.ts'
+import type { AddressTable } from './service-addresses.ts'
+
+export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const
+
+export interface DnsServerOptions {
+  listen: string
+  tld: string
+  ttl: number
+  addresses: AddressTable
+  /** Node id for a `<node>` label; throws when it names no node. */
+  resolvePeer(label: string): PeerId
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+}
+
+/** Answers one query packet (exported for unit tests of the zone logic). */
+export function answerQuery(query: Packet, opts: Omit<DnsServerOptions, 'listen' | 'log'>): Packet {
+  const q: Question | undefined = query.questions?.[0]
+  const base: Packet = {
+    type: 'response',
+    id: query.id ?? 0,
+    flags: (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED,
+    questions: q === undefined ? [] : [q],
+  }
+  const respond = (rcode: number, answers: Answer[] = [], soa = false, aa = true): Packet => ({
+    ...base,
+    flags: (base.flags ?? 0) | rcode | (aa ? dnsPacket.AUTHORITATIVE_ANSWER : 0),
+    answers,
+    authorities: soa ? [soaRecord(opts.tld, opts.ttl)] : [],
+  })
+  if (q === undefined || (query.questions?.length ?? 0) !== 1) return respond(Rcode.FORMERR, [], false, false)
+  const name = q.name.toLowerCase().replace(/\.$/, '')
+  if (name !== opts.tld && !name.endsWith(`.${opts.tld}`)) return respond(Rcode.REFUSED, [], false, false)
+  if (name === opts.tld) return respond(Rcode.NOERROR, q.type === 'SOA' ? [soaRecord(opts.tld, opts.ttl)] : [], true)
+  let peer: PeerId
+  let service: string
+  try {
+    const parsed = parseWarrenHost(name, opts.tld)
+    service = parsed.kind === 'service' ? parsed.service : ''
+    peer = opts.resolvePeer(parsed.node)
+  } catch {
+    return respond(Rcode.NXDOMAIN, [], true)
+  }
+  const addrs = opts.addresses.addressesOf(peer, service)
+  const answers: Answer[] = []
+  const qtype: string = q.type // dns-packet decodes ANY (255) though its types omit it
+  if (qtype === 'A' || qtype === 'ANY') answers.push({ type: 'A', name: q.name, ttl: opts.ttl, data: addrs.ipv4 })
+  if (qtype === 'AAAA' || qtype === 'ANY') {
+    answers.push({ type: 'AAAA', name: q.name, ttl: opts.ttl, data: addrs.ipv6 })
+  }
+  return respond(Rcode.NOERROR, answers, answers.length === 0)
+}
+
+function soaRecord(tld: string, ttl: number): Answer {
+  return {
+    type: 'SOA',
+    name: tld,
+    ttl,
+    data: {
+      mname: `ns.${tld}`,
+      rname: `hostmaster.${tld}`,
+      serial: 1,
+      refresh: 3600,
+      retry: 600,
+      expire: 86_400,
+      minimum: ttl,
+    },
+  }
+}
+
+export class DnsServer {
+  readonly #opts: DnsServerOptions
+  readonly #udp: UdpSocket
+  readonly #tcp: Server
+  readonly #conns = new Set<Socket>()
+  #listen = ''
+
+  private constructor(opts: DnsServerOptions, family: 4 | 6) {
+    this.#opts = opts
+    this.#udp = createSocket(family === 6 ? 'udp6' : 'udp4')
+    this.#udp.on('message', (msg, rinfo) => {
+      const out = this.#handle(msg)
+      if (out !== undefined) this.#udp.send(dnsPacket.encode(out), rinfo.port, rinfo.address)
+    })
+    this.#udp.on('error', (err) => this.#log('warn', `dns udp: ${err.message}`))
+    this.#tcp = createServer((socket) => this.#onTcp(socket))
+  }
+
+  /** Binds UDP and TCP on the same address and port; throws ERR_LISTEN_FAILED. */
+  static async start(opts: DnsServerOptions): Promise<DnsServer> {
+    const want = parseListenAddress(opts.listen)
+    const server = new DnsServer(opts, isIPv6(want.host) ? 6 : 4)
+    const fail = (proto: string) => (err: NodeJS.ErrnoException) =>
+      new WarrenError(
+        'ERR_LISTEN_FAILED',
+        `cannot open the DNS server on ${proto} ${formatListenAddress(want)}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`,
+        { hint: 'Set another dns.listen in config.json, or stop what uses that port.', cause: err },
+      )
+    const port = await new Promise<number>((resolve, reject) => {
+      server.#udp.once('error', (e) => reject(fail('UDP')(e)))
+      server.#udp.bind(want.port, want.host, () => resolve(server.#udp.address().port))
+    })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.#tcp.once('error', (e) => reject(fail('TCP')(e)))
+        server.#tcp.listen(port, want.host, () => resolve())
+      })
+    } catch (err) {
+      server.#udp.close()
+      throw err
+    }
+    server.#tcp.on('error', (err) => server.#log('warn', `dns tcp: ${err.message}`))
+    server.#listen = formatListenAddress({ host: want.host, port })
+    server.#log('info', `DNS server for .${opts.tld} on ${server.#listen} (UDP and TCP)`)
+    return server
+  }
+
+  get listen(): string {
+    return this.#listen
+  }
+
+  #log(level: 'debug' | 'info' | 'warn' | 'error', msg: string): void {
+    this.#opts.log?.(level, msg)
+  }
+
+  #handle(msg: Buffer): Packet | undefined {
+    let query: Packet
+    try {
+      query = dnsPacket.decode(msg)
+    } catch {
+      // too broken to answer: a FORMERR needs at least the id
+      if (msg.length < 2) return undefined
+      return { type: 'response', id: msg.readUInt16BE(0), flags: Rcode.FORMERR, questions: [] }
+    }
+    if (query.type !== 'query') return undefined
+    return answerQuery(query, this.#opts)
+  }
+
+  #onTcp(socket: Socket): void {
+    this.#conns.add(socket)
+    socket.on('close', () => this.#conns.delete(socket))
+    socket.on('error', () => {})
+    socket.setTimeout(10_000, () => socket.destroy())
+    let buf = Buffer.alloc(0)
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk])
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const len = buf.readUInt16BE(0)
+        const out = this.#handle(buf.subarray(2, 2 + len))
+        buf = buf.subarray(2 + len)
+        if (out !== undefined) socket.write(dnsPacket.streamEncode(out))
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#conns) s.destroy()
+    await Promise.all([
+      new Promise<void>((r) => this.#udp.close(() => r())),
+      new Promise<void>((r) => this.#tcp.close(() => r())),
+    ])
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Service addresses: every `<service>.<node>.warren` (and every `<node>.warren`) gets an IPv6 address in a ULA
+ * /64 and an IPv4 address in 100.64.0.0/10, derived from SHA-256 of the node id and the service name. The DNS
+ * server answers with them; SOCKS5 clients that connect by address are mapped back through {@link lookup}; a
+ * later transparent mode can capture connections to them with the same table, so the format is fixed here:
+ *
+ * ```
+ * candidate(i) = SHA-256("warren-address-v1" 0x00 | len(id) | id | len(service) | service | i as u32 big-endian)
+ * IPv6 = fd77:6172:7265:6e00::/64 ("warren" in the ULA global id) + candidate bytes 0..7
+ * IPv4 = 100.64.0.0 + (candidate bytes 8..11 as u32 mod 2^22), skipping the first and last address of the range
+ * ```
+ *
+ * `id` is the node id's multihash bytes, `service` the UTF-8 name (empty for a node address). Collisions (two
+ * names on one address; likely in IPv4's 22 bits once there are thousands of names) are detected per family and
+ * resolved deterministically: the name that claimed the address first keeps it and the newcomer takes its next
+ * candidate (i = 1, 2, …). Names are claimed in a fixed order at start (the `peers` aliases, sorted), so the
+ * same config gives the same table.
+ */
+import { createHash } from 'node:crypto'
+import { isIPv4, isIPv6 } from 'node:net'
+import type { PeerId } from '@libp2p/interface'
+
+export const ADDRESS_FORMAT = 'warren-address-v1'
+export const IPV6_PREFIX = 'fd77:6172:7265:6e00::/64'
+export const IPV4_RANGE = '100.64.0.0/10'
+
+const V6_PREFIX_BYTES = [0xfd, 0x77, 0x61, 0x72, 0x72, 0x65, 0x6e, 0x00]
+const V4_BASE = (100 << 24) | (64 << 16)
+const V4_SIZE = 1 << 22
+const MAX_PROBES = 64
+
+export interface ServiceAddresses {
+  ipv4: string
+  ipv6: string
+}
+
+export interface AddressOwner {
+  /** Node id (base58). */
+  node: string
+  /** Service name; empty for the node's own address. */
+  service: string
+}
+
+/** The SHA-256 candidate `i` for (node id, service). */
+export function candidate(idBytes: Uint8Array, service: string, i: number): Buffer {
+  const name = Buffer.from(service, 'utf8')
+  const n = Buffer.alloc(4)
+  n.writeUInt32BE(i)
+  return createHash('sha256')
+    .update(ADDRESS_FORMAT)
+    .update(Buffer.from([0, idBytes.length]))
+    .update(idBytes)
+    .update(Buffer.from([name.length]))
+    .update(name)
+    .update(n)
+    .digest()
+}
+
+/** The IPv6 address of a candidate. */
+export function ipv6Of(h: Buffer): string {
+  const bytes = [...V6_PREFIX_BYTES, ...h.subarray(0, 8)]
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16))
+  return compressIPv6(groups)
+}
+
+/** The IPv4 address of a candidate, or undefined for the range's first and last address. */
+export function ipv4Of(h: Buffer): string | undefined {
+  const off = h.readUInt32BE(8) % V4_SIZE
+  if (off === 0 || off === V4_SIZE - 1) return undefined
+  const v = (V4_BASE + off) >>> 0
+  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.')
+}
+
+function compressIPv6(groups: string[]): string {
+  let best = -1
+  let bestLen = 0
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === '0') j++
+    if (j - i > bestLen && j - i > 1) {
+      best = i
+      bestLen = j - i
+    }
+    i = j
+  }
+  if (best < 0) return groups.join(':')
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`
+}
+
+/** Expands an IPv6 address to 8 groups for comparison, or returns undefined when it is not one. */
+export function normalizeIPv6(ip: string): string | undefined {
+  if (!isIPv6(ip)) return undefined
+  const [head, tail] = ip.toLowerCase().split('::') as [string, string | undefined]
+  const h = head === '' ? [] : head.split(':')
+  const t = tail === undefined || tail === '' ? [] : tail.split(':')
+  const missing = 8 - h.length - t.length
+  const groups = tail === undefined ? h : [...h, ...Array(missing).fill('0'), ...t]
+  if (groups.length !== 8 || groups.some((g) => g.includes('.'))) return undefined
+  return compressIPv6(groups.map((g) => Number.parseInt(g, 16).toString(16)))
+}
+
+export class AddressTable {
+  readonly #byKey = new Map<string, ServiceAddresses>()
+  readonly #v4 = new Map<string, string>()
+  readonly #v6 = new Map<string, string>()
+  readonly #owners = new Map<string, AddressOwner>()
+  #collisions = 0
+
+  /** The addresses of (node, service); claims them on first use. */
+  addressesOf(node: PeerId, service = ''): ServiceAddresses {
+    const key = `${node.toString()}/${service}`
+    const known = this.#byKey.get(key)
+    if (known !== undefined) return known
+    const idBytes = node.toMultihash().bytes
+    const ipv6 = this.#claim(this.#v6, key, (i) => ipv6Of(candidate(idBytes, service, i)))
+    const ipv4 = this.#claim(this.#v4, key, (i) => ipv4Of(candidate(idBytes, service, i)))
+    const out = { ipv4, ipv6 }
+    this.#byKey.set(key, out)
+    this.#owners.set(key, { node: node.toString(), service })
+    return out
+  }
+
+  #claim(table: Map<string, string>, key: string, at: (i: number) => string | undefined): string {
+    for (let i = 0; i < MAX_PROBES; i++) {
+      const addr = at(i)
+      if (addr === undefined) continue
+      const owner = table.get(addr)
+      if (owner === undefined || owner === key) {
+        table.set(addr, key)
+        return addr
+      }
+      this.#collisions++
+    }
+    // 64 collisions in a row needs millions of names in 2^22 addresses; say so rather than loop forever
+    throw new Error(`no free service address for ${key} after ${MAX_PROBES} candidates`)
+  }
+
+  /** Who owns `ip` (IPv4 or IPv6), if it was handed out. */
+  lookup(ip: string): AddressOwner | undefined {
+    const key = isIPv4(ip) ? this.#v4.get(ip) : this.#v6.get(normalizeIPv6(ip) ?? '')
+    return key === undefined ? undefined : this.#owners.get(key)
+  }
+
+  /** Collisions seen so far (for status and tests). */
+  get collisions(): number {
+    return this.#collisions
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Tunnels: a client connection (SOCKS5 CONNECT or HTTP CONNECT) joined byte for byte to a service stream, with
+ * the access port's per-node stream limit. Names are resolved here: `<service>.<node>.warren`, or a Warren
+ * service address (IPv4/IPv6) from the DNS server's table.
+ */
+import { isIP, type Socket } from 'node:net'
+import type { Stream } from '@libp2p/interface'
+import { WarrenError } from '../errors.ts'
+import type { Gateway, GatewayBackend } from '../gateway/gateway.ts'
+import { pipeStream } from '../services/pipe.ts'
+import { parseServiceHost } from './names.ts'
+import type { AddressTable } from './service-addresses.ts'
+import { notAServiceAddress } from './socks5.ts'
+
+export interface TunnelContext {
+  backend: GatewayBackend
+  gateway: Gateway
+  addresses: AddressTable
+  tld: string
+  openTimeoutMs: number
+  log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void
+}
+
+/** Node and service for a host (name or service address); throws ERR_NOT_WARREN_NAME, ERR_BAD_NAME. */
+export function serviceForHost(
+  host: string,
+  ctx: Pick<TunnelContext, 'addresses' | 'tld'>,
+): {
+  node: string
+  service: string
+} {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+  if (isIP(bare) === 0) return parseServiceHost(bare, ctx.tld)
+  const owner = ctx.addresses.lookup(bare)
+  if (owner === undefined) throw notAServiceAddress(bare)
+  if (owner.service === '') {
+    throw new WarrenError('ERR_BAD_NAME', `${bare} is the address of node ${owner.node}, not of one of its services`, {
+      hint: `Connect to <service>.<node>.${ctx.tld} (its own service address) instead.`,
+      details: { host: bare },
+    })
+  }
+  return { node: owner.node, service: owner.service }
+}
+
+/**
+ * Opens the service stream for `host` and returns the function that joins a socket to it (call it once the
+ * client has been told "connected"); throws a WarrenError when the stream cannot be had.
+ */
+export async function openTunnel(host: string, ctx: TunnelContext): Promise<(socket: Socket) => void> {
+  const { node, service } = serviceForHost(host, ctx)
+  const ids = ctx.backend.resolveNode(node)
+  const release = ctx.gateway.acquire(ids.id)
+  let stream: Stream
+  try {
+    stream = await ctx.backend.openService(ids.id, service, { signal: AbortSignal.timeout(ctx.openTimeoutMs) })
+  } catch (err) {
+    release()
+    throw err
+  }
+  return (socket: Socket) => {
+    if (socket.destroyed) {
+      stream.abort(new Error('the client went away before the tunnel was set up'))
+      release()
+      return
+    }
+    const piped = pipeStream(stream, socket)
+    socket.resume()
+    void piped.then((res) => {
+      release()
+      if (res.error !== undefined) ctx.log('debug', `tunnel ${host}: ${res.error.message}`)
+    })
+  }
+}
+
+/** `host:port` of a CONNECT request target, with the port required. */
+export function parseAuthority(authority: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(authority)
+  const port = Number(m?.[2])
+  if (m === null || port < 1 || port > 65535) {
+    throw new WarrenError('ERR_BAD_NAME', `CONNECT target "${authority}" is not host:port`, {
+      hint: 'Send CONNECT <service>.<node>.warren:<port>.',
+      details: { host: authority },
+    })
+  }
+  return { host: m[1]!, port }
+}

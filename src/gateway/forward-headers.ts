@@ -1,0 +1,106 @@
+/**
+ * Header rewriting for requests carried to a service, on raw header lists (`[name, value, name, value, …]` as in
+ * `IncomingMessage.rawHeaders`), so duplicates and the client's spelling survive.
+ *
+ * - Hop-by-hop headers (RFC 9110 §7.6.1, and any named in `Connection`) are dropped; `Upgrade` requests keep
+ *   `Connection: upgrade` and `Upgrade`.
+ * - `X-Forwarded-For/-Proto/-Host` and `Forwarded` (RFC 7239) are appended to what the client sent.
+ */
+
+export type RawHeaders = string[]
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+/** Values of `name` (case-insensitive), in order. */
+export function headerValues(raw: RawHeaders, name: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!)
+  return out
+}
+
+/** The list without any header whose lower-case name is in `names`. */
+export function withoutHeaders(raw: RawHeaders, names: ReadonlySet<string>): RawHeaders {
+  const out: RawHeaders = []
+  for (let i = 0; i < raw.length; i += 2) {
+    if (!names.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!)
+  }
+  return out
+}
+
+/** Replaces every `name` header by one with `value`. */
+export function setHeader(raw: RawHeaders, name: string, value: string): RawHeaders {
+  return [...withoutHeaders(raw, new Set([name.toLowerCase()])), name, value]
+}
+
+/**
+ * Drops hop-by-hop headers. With `upgrade`, keeps the `Upgrade` header and sends `Connection: upgrade`; a
+ * `Transfer-Encoding: chunked` request body is kept chunked (Node re-encodes it).
+ */
+export function stripHopByHop(raw: RawHeaders, opts: { upgrade?: boolean; keepChunked?: boolean } = {}): RawHeaders {
+  const named = new Set(HOP_BY_HOP)
+  for (const v of headerValues(raw, 'connection')) {
+    for (const token of v.split(',')) {
+      const t = token.trim().toLowerCase()
+      if (t !== '' && t !== 'upgrade') named.add(t)
+    }
+  }
+  const out = withoutHeaders(raw, named)
+  if (opts.keepChunked === true && headerValues(raw, 'transfer-encoding').some((v) => /chunked/i.test(v))) {
+    out.push('Transfer-Encoding', 'chunked')
+  }
+  if (opts.upgrade === true) {
+    const up = headerValues(raw, 'upgrade')
+    if (up.length > 0) out.push('Connection', 'upgrade', 'Upgrade', up.join(', '))
+  }
+  return out
+}
+
+export interface ForwardedInfo {
+  /** The client's address as the access port saw it. */
+  clientIp: string
+  /** The Host the client sent (the gateway's own address for gateway requests). */
+  host: string | undefined
+  proto: 'http' | 'https'
+}
+
+function forwardedNode(ip: string): string {
+  return ip.includes(':') ? `"[${ip}]"` : ip
+}
+
+function quoteIfNeeded(v: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
+}
+
+/** Appends this hop to `X-Forwarded-For` and `Forwarded`, and sets `X-Forwarded-Proto/-Host`. */
+export function addForwarded(raw: RawHeaders, info: ForwardedInfo): RawHeaders {
+  const xff = [...headerValues(raw, 'x-forwarded-for'), info.clientIp].join(', ')
+  let fwd = `for=${forwardedNode(info.clientIp)};proto=${info.proto}`
+  if (info.host !== undefined) fwd += `;host=${quoteIfNeeded(info.host)}`
+  const forwarded = [...headerValues(raw, 'forwarded'), fwd].join(', ')
+  let out = withoutHeaders(raw, new Set(['x-forwarded-for', 'forwarded', 'x-forwarded-proto', 'x-forwarded-host']))
+  out = [...out, 'X-Forwarded-For', xff, 'X-Forwarded-Proto', info.proto, 'Forwarded', forwarded]
+  if (info.host !== undefined) out.push('X-Forwarded-Host', info.host)
+  return out
+}
+
+/** Response headers to pass on to the client: hop-by-hop ones removed (the access port runs its own keep-alive). */
+export function responseHeaders(raw: RawHeaders): RawHeaders {
+  return stripHopByHop(raw, { keepChunked: true })
+}
+
+/** An HTTP/1.1 request head, for Upgrade requests written straight onto a stream. */
+export function requestHead(method: string, path: string, raw: RawHeaders): string {
+  let head = `${method} ${path} HTTP/1.1\r\n`
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`
+  return `${head}\r\n`
+}

@@ -1,0 +1,188 @@
+/**
+ * The HTTP gateway: requests to `/http/<node>/<service>/<path>` (and Kubo's `/p2p/…` form) on the access port,
+ * and absolute-form requests through the HTTP proxy (`GET http://web.laptop.warren/x`), carried as HTTP/1.1 over
+ * pooled `/warren/service/1.0.0` streams; Upgrade requests (WebSockets) over a fresh stream each.
+ *
+ * Upstream headers: `Host: <service>.<node>.warren` (gateway) or the client's Host (proxy), `X-Forwarded-For`,
+ * `-Proto`, `-Host`, `Forwarded`, and for the gateway `X-Forwarded-Prefix: /http/<node>/<service>`; a `Location`
+ * that starts with `/` is rewritten under that prefix so redirects stay inside the gateway.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Stream } from '@libp2p/interface'
+import { sendHttpError, writeRawHttpError } from '../access/http-errors.ts'
+import { WarrenError } from '../errors.ts'
+import { StreamLimiter } from '../services/limiter.ts'
+import { addForwarded, type RawHeaders, setHeader, stripHopByHop } from './forward-headers.ts'
+import { parseGatewayPath } from './paths.ts'
+import { proxyRequest, proxyUpgrade, type Upstream } from './reverse-proxy.ts'
+import { ServiceAgents } from './service-agents.ts'
+import { StreamSocket } from './stream-socket.ts'
+
+/** What the gateway needs from the node. */
+export interface GatewayBackend {
+  /** Canonical ids for a node name (alias, id, ticket); throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … */
+  resolveNode(name: string): { id: string; base36: string }
+  openService(node: string, service: string, opts: { signal: AbortSignal }): Promise<Stream>
+}
+
+export interface GatewayOptions {
+  tld: string
+  maxStreamsPerPeer: number
+  responseTimeoutMs: number
+  maxHeaderBytes: number
+  openTimeoutMs: number
+}
+
+/** Where one request goes. */
+export interface ForwardSpec {
+  node: string
+  service: string
+  path: string
+  /** Host header upstream; default `<service>.<base36 id>.<tld>`. */
+  host?: string
+  /** Gateway prefix (`/http/<node>/<service>`), absent for proxy requests. */
+  prefix?: string
+}
+
+export class Gateway {
+  readonly #backend: GatewayBackend
+  readonly #opts: GatewayOptions
+  readonly #agents: ServiceAgents
+  readonly #limiter: StreamLimiter
+
+  constructor(backend: GatewayBackend, opts: GatewayOptions) {
+    this.#backend = backend
+    this.#opts = opts
+    this.#limiter = new StreamLimiter(Number.MAX_SAFE_INTEGER, opts.maxStreamsPerPeer)
+    this.#agents = new ServiceAgents((node, service, o) => backend.openService(node, service, o), {
+      maxSockets: opts.maxStreamsPerPeer,
+      maxFreeSockets: 64,
+      idleTimeoutMs: 30_000,
+      openTimeoutMs: opts.openTimeoutMs,
+    })
+  }
+
+  /** Streams per peer: the shared limit of the access port (the proxy's tunnels count too). */
+  get limiter(): StreamLimiter {
+    return this.#limiter
+  }
+
+  /** Takes one slot for `peerId`, or throws ERR_TOO_MANY_STREAMS. */
+  acquire(peerId: string): () => void {
+    const release = this.#limiter.acquire(peerId)
+    if (typeof release === 'string') {
+      throw new WarrenError(
+        'ERR_TOO_MANY_STREAMS',
+        `the access port already has ${this.#opts.maxStreamsPerPeer} streams open to node ${peerId}`,
+        {
+          hint: 'Retry when some requests have finished, or raise proxy.maxStreamsPerPeer.',
+          details: { peer: peerId },
+        },
+      )
+    }
+    return release
+  }
+
+  /** Resolves the node and takes a stream slot; on failure calls `refuse` and returns undefined. */
+  #admit(
+    spec: ForwardSpec,
+    refuse: (err: unknown) => void,
+  ): { ids: { id: string; base36: string }; release: () => void } | undefined {
+    try {
+      const ids = this.#backend.resolveNode(spec.node)
+      return { ids, release: this.acquire(ids.id) }
+    } catch (err) {
+      refuse(err)
+      return undefined
+    }
+  }
+
+  /** A gateway request (`/http/…`, `/p2p/…`). */
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      const t = parseGatewayPath(req.url ?? '/')
+      this.forward(req, res, { node: t.node, service: t.service, path: t.path, prefix: t.prefix })
+    } catch (err) {
+      req.resume()
+      sendHttpError(res, err)
+    }
+  }
+
+  /** Carries `req` to `spec`; errors become error pages. */
+  forward(req: IncomingMessage, res: ServerResponse, spec: ForwardSpec): void {
+    const admitted = this.#admit(spec, (err) => {
+      req.resume()
+      sendHttpError(res, err)
+    })
+    if (admitted === undefined) return
+    const { ids, release } = admitted
+    const upstream: Upstream = {
+      agent: this.#agents.agentFor(ids.id, spec.service),
+      path: spec.path,
+      headers: this.#headers(req, spec, ids.base36, false),
+      responseTimeoutMs: this.#opts.responseTimeoutMs,
+      maxHeaderBytes: this.#opts.maxHeaderBytes,
+      describe: `service "${spec.service}" on node ${ids.id}`,
+    }
+    const prefix = spec.prefix
+    if (prefix !== undefined) upstream.rewriteResponse = (raw) => rewriteLocation(raw, prefix)
+    void proxyRequest(req, res, upstream).finally(release)
+  }
+
+  /** A gateway Upgrade request. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    try {
+      const t = parseGatewayPath(req.url ?? '/')
+      this.forwardUpgrade(req, socket, head, { node: t.node, service: t.service, path: t.path, prefix: t.prefix })
+    } catch (err) {
+      writeRawHttpError(socket, err)
+    }
+  }
+
+  /** Carries an Upgrade request to `spec` over a fresh stream. */
+  forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, spec: ForwardSpec): void {
+    const admitted = this.#admit(spec, (err) => writeRawHttpError(socket, err))
+    if (admitted === undefined) return
+    const { ids, release } = admitted
+    const open = async (): Promise<Duplex> => {
+      const stream = await this.#backend.openService(ids.id, spec.service, {
+        signal: AbortSignal.timeout(this.#opts.openTimeoutMs),
+      })
+      return new StreamSocket(stream)
+    }
+    void proxyUpgrade(req, socket, head, { open, path: spec.path, headers: this.#headers(req, spec, ids.base36, true) })
+      .catch(() => socket.destroy())
+      .finally(release)
+  }
+
+  #headers(req: IncomingMessage, spec: ForwardSpec, base36: string, upgrade: boolean): RawHeaders {
+    let raw = stripHopByHop(req.rawHeaders, { upgrade, keepChunked: true })
+    raw = addForwarded(raw, {
+      clientIp: req.socket.remoteAddress ?? '127.0.0.1',
+      host: req.headers.host,
+      proto: 'http',
+    })
+    raw = setHeader(raw, 'Host', spec.host ?? `${spec.service}.${base36}.${this.#opts.tld}`)
+    if (spec.prefix !== undefined) raw = setHeader(raw, 'X-Forwarded-Prefix', spec.prefix)
+    return raw
+  }
+
+  stats(): { pools: number; sockets: number; free: number } {
+    return this.#agents.stats()
+  }
+
+  close(): void {
+    this.#agents.destroy()
+  }
+}
+
+/** `Location: /login` → `Location: /http/<node>/<service>/login`, so redirects stay inside the gateway. */
+export function rewriteLocation(raw: RawHeaders, prefix: string): RawHeaders {
+  const out = [...raw]
+  for (let i = 0; i < out.length; i += 2) {
+    const v = out[i + 1]!
+    if (out[i]!.toLowerCase() === 'location' && v.startsWith('/') && !v.startsWith('//')) out[i + 1] = prefix + v
+  }
+  return out
+}
