@@ -5,7 +5,6 @@
 import type { Command } from 'commander'
 import { WarrenClient } from '../client/client.ts'
 import { type HomePaths, resolveHome } from '../config/home.ts'
-import { NAME_PATTERN } from '../config/schema.ts'
 import { WarrenError } from '../errors.ts'
 import type { PathInfo } from '../node/types.ts'
 
@@ -41,6 +40,9 @@ export interface ServiceRef {
   service: string
 }
 
+/** Service names, as in the config schema (kept here so commands need not load zod to start). */
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
 /** Splits `<node>/<service>`; the node is an alias, a node id (either form) or a ticket. */
 export function parseServiceRef(text: string): ServiceRef {
   const slash = text.lastIndexOf('/')
@@ -52,7 +54,7 @@ export function parseServiceRef(text: string): ServiceRef {
       details: { input: text },
     })
   }
-  if (!NAME_PATTERN.test(service)) {
+  if (!SERVICE_NAME.test(service)) {
     throw new WarrenError('ERR_USAGE', `"${service}" is not a valid service name`, {
       hint: 'Service names are 1-63 lowercase letters, digits and inner hyphens, e.g. web or my-db.',
       details: { input: text },

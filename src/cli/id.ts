@@ -2,38 +2,11 @@
  * `warren id`: the node id (base58 and base36), a ticket and the addresses. With a daemon running the ticket
  * carries its live addresses; without one, it is built from the key and the config's announce/listen addresses.
  */
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import type { Command } from 'commander'
 import { WarrenClient } from '../client/client.ts'
-import type { HomePaths } from '../config/home.ts'
-import { loadConfig } from '../config/load.ts'
 import { isWarrenError } from '../errors.ts'
-import { loadNodeKey } from '../identity/keys.ts'
-import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
-import { encodeTicket } from '../identity/ticket.ts'
 import type { NodeIdentity } from '../node/types.ts'
 import { homeOf, say, sayJson, table } from './common.ts'
-
-/** Config addresses another node could dial: announce, else listen without wildcard hosts or port 0. */
-function dialableConfigAddrs(announce: string[], listen: string[]): string[] {
-  if (announce.length > 0) return announce
-  return listen.filter((a) => !/^\/ip[46]\/(0\.0\.0\.0|::)\//.test(a) && !/\/(tcp|udp)\/0(\/|$)/.test(a))
-}
-
-/** The identity from the key and config alone (no daemon). */
-export async function offlineIdentity(home: HomePaths): Promise<NodeIdentity> {
-  const key = await loadNodeKey(home.key)
-  const config = await loadConfig(home.config)
-  const id = peerIdFromPrivateKey(key)
-  const addrs = dialableConfigAddrs(config.announce, config.listen)
-  return {
-    id: formatNodeId(id),
-    idBase36: formatNodeIdBase36(id),
-    ticket: encodeTicket({ id, addrs: addrs.map((a) => multiaddr(a)) }),
-    addrs,
-  }
-}
 
 export function register(program: Command): void {
   program
@@ -58,6 +31,7 @@ export function register(program: Command): void {
         }
       } catch (err) {
         if (!isWarrenError(err, 'ERR_DAEMON_NOT_RUNNING')) throw err
+        const { offlineIdentity } = await import('./home-setup.ts')
         identity = await offlineIdentity(home)
         live = false
       }

@@ -1,6 +1,5 @@
 /** `warren up`: the daemon in the foreground, logging to stderr, until SIGINT/SIGTERM or `warren down`. */
 import type { Command } from 'commander'
-import { runDaemon } from '../daemon/daemon.ts'
 import { createLogger, logLevelFromEnv } from '../daemon/log.ts'
 import { collect, homeOf } from './common.ts'
 
@@ -16,6 +15,7 @@ export function register(program: Command): void {
     )
     .action(async (opts: { listen?: string[] }, cmd: Command) => {
       const log = createLogger({ min: logLevelFromEnv() })
+      const { runDaemon } = await import('../daemon/daemon.ts') // libp2p loads only for `up`
       const daemon = await runDaemon({ home: homeOf(cmd), log, ...(opts.listen ? { listen: opts.listen } : {}) })
       let signals = 0
       const onSignal = (signal: NodeJS.Signals): void => {

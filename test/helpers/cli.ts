@@ -1,0 +1,58 @@
+/** Runs the real `warren` CLI (src/cli/main.ts on the pinned Node) as a child process. */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+
+export const NODE = resolve('node_modules/.bin/node')
+export const MAIN = resolve('src/cli/main.ts')
+
+export interface CliResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  /** stdout as bytes (for binary output, e.g. `warren connect`). */
+  stdoutBytes: Buffer
+}
+
+export interface CliOptions {
+  /** WARREN_HOME for the child; `--home` is not added, so the env path is what gets tested. */
+  home?: string
+  /** Bytes for stdin; stdin is closed after them (closed at once when absent). */
+  input?: string | Buffer
+  env?: NodeJS.ProcessEnv
+  /** Kill the child after this long (it then fails the caller's assertions with code null). */
+  timeoutMs?: number
+}
+
+/** Spawns `node src/cli/main.ts …args` with a clean environment (no inherited WARREN_HOME). */
+export function spawnCli(args: string[], opts: Pick<CliOptions, 'home' | 'env'> = {}): ChildProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
+  delete env.WARREN_HOME
+  if (opts.home !== undefined) env.WARREN_HOME = opts.home
+  return spawn(NODE, [MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] })
+}
+
+/** Runs one command to its end and collects its output. */
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  const child = spawnCli(args, opts)
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout!.on('data', (d: Buffer) => out.push(d))
+  child.stderr!.on('data', (d: Buffer) => err.push(d))
+  child.stdin!.on('error', () => {}) // the command may exit before reading all of its input
+  child.stdin!.end(opts.input ?? '')
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000)
+  return new Promise((resolveRun) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const stdoutBytes = Buffer.concat(out)
+      resolveRun({
+        code,
+        signal,
+        stdout: stdoutBytes.toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        stdoutBytes,
+      })
+    })
+  })
+}
