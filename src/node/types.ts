@@ -61,4 +61,8 @@ export interface NodeStatus extends NodeIdentity {
   peers: PeerInfo[]
   forwards: ForwardInfo[]
   streams: { active: number; total: number }
+  /** The access port (SOCKS5, HTTP proxy, gateway) when it runs: the address actually bound. */
+  access?: { listen: string }
+  /** The .warren DNS server when it runs (UDP and TCP). */
+  dns?: { listen: string }
 }

@@ -11,9 +11,14 @@
  */
 import type { Duplex } from 'node:stream'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { AccessServer } from '../access/access-server.ts'
+import { accessBackend } from '../access/backend.ts'
+import { DnsServer } from '../access/dns-server.ts'
 import { Forwarder } from '../access/forward.ts'
+import { AddressTable } from '../access/service-addresses.ts'
+import { accessSettings, dnsSettings } from '../access/settings.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
-import { WarrenError } from '../errors.ts'
+import { isWarrenError, WarrenError } from '../errors.ts'
 import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
 import { encodeTicket } from '../identity/ticket.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
@@ -68,6 +73,13 @@ export interface WarrenNodeApi {
 export interface WarrenNodeStartOptions extends WarrenNodeOptions {
   /** Addresses learned earlier (from state.json), by node id. */
   learned?: Record<string, string[]>
+  /**
+   * Overrides proxy.listen for the access port (SOCKS5, HTTP proxy, gateway), e.g. `127.0.0.1:0` in tests;
+   * `false` turns it off. Preset `test` defaults to `127.0.0.1:0`.
+   */
+  accessListen?: string | false
+  /** Overrides dns.listen and turns the DNS server on (e.g. `127.0.0.1:0` in tests). */
+  dnsListen?: string
 }
 
 /** The implementation of {@link WarrenNodeApi}. */
@@ -76,7 +88,11 @@ export class WarrenNode implements WarrenNodeApi {
   readonly libp2p: WarrenLibp2p
   readonly registry: ServiceRegistry
   readonly addressBook: AddressBook
+  /** Service addresses handed out by the DNS server and mapped back by SOCKS5. */
+  readonly addresses = new AddressTable()
   readonly #host: ServiceHost
+  #access: AccessServer | undefined
+  #dns: DnsServer | undefined
   readonly #forwarder: Forwarder
   readonly #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
@@ -113,11 +129,56 @@ export class WarrenNode implements WarrenNodeApi {
     try {
       for (const [name, svc] of Object.entries(opts.config.services)) node.registry.add(name, svc, 'config')
       await node.#host.start()
+      await node.#startAccess(opts)
     } catch (err) {
+      await node.#stopAccess()
       await libp2p.stop()
       throw err
     }
     return node
+  }
+
+  /** The access port and the DNS server, as config and start options say (issue 3). */
+  async #startAccess(opts: WarrenNodeStartOptions): Promise<void> {
+    const access = accessSettings(opts.config)
+    const listen = opts.accessListen ?? (opts.preset === 'test' ? '127.0.0.1:0' : access.listen)
+    if (access.enabled && listen !== false) {
+      try {
+        this.#access = await AccessServer.start({
+          settings: { ...access, listen },
+          backend: accessBackend(this),
+          addresses: this.addresses,
+          log: this.#log,
+        })
+      } catch (err) {
+        // the default port taken (say, by a second daemon of another home) is no reason not to start
+        const explicit = opts.accessListen !== undefined || opts.config.proxy?.listen !== undefined
+        if (explicit || !isWarrenError(err, 'ERR_LISTEN_FAILED')) throw err
+        this.#log('warn', `${err.message}; the access port is off (set proxy.listen in config.json to use another)`)
+      }
+    }
+    const dns = dnsSettings(opts.config)
+    if (dns.enabled || opts.dnsListen !== undefined) {
+      // claim the aliases' node addresses in a fixed order, so the same config gives the same table
+      for (const alias of Object.keys(opts.config.peers).sort()) {
+        this.addresses.addressesOf(this.addressBook.resolve(alias).id)
+      }
+      this.#dns = await DnsServer.start({
+        listen: opts.dnsListen ?? dns.listen,
+        tld: dns.tld,
+        ttl: dns.ttl,
+        addresses: this.addresses,
+        resolvePeer: (label) => this.addressBook.resolve(label).id,
+        log: this.#log,
+      })
+    }
+  }
+
+  async #stopAccess(): Promise<void> {
+    await this.#access?.close()
+    await this.#dns?.close()
+    this.#access = undefined
+    this.#dns = undefined
   }
 
   identity(): NodeIdentity {
@@ -139,6 +200,8 @@ export class WarrenNode implements WarrenNodeApi {
       peers: this.peers(),
       forwards: this.forwards(),
       streams: this.#host.stats(),
+      ...(this.#access === undefined ? {} : { access: { listen: this.#access.listen } }),
+      ...(this.#dns === undefined ? {} : { dns: { listen: this.#dns.listen } }),
     }
   }
 
@@ -280,6 +343,7 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   async stop(): Promise<void> {
+    await this.#stopAccess()
     await this.#forwarder.closeAll()
     await this.#host.stop()
     await this.libp2p.stop()
