@@ -19,8 +19,8 @@ import { WarrenNode, type WarrenNodeStartOptions } from '../node/warren-node.ts'
 export interface TestnetOptions {
   /** Services per node index. */
   services?: Record<number, ConfigInput['services']>
-  /** Extra config per node index (merged over the generated one). */
-  config?: Record<number, Partial<ConfigInput>>
+  /** Extra config per node index (merged over the generated one); a function gets every node's id. */
+  config?: Record<number, Partial<ConfigInput> | ((ids: string[]) => Partial<ConfigInput>)>
   /** Whether node i gets aliases for the others (default true). */
   linkPeers?: boolean
   log?: WarrenNodeStartOptions['log']
@@ -43,7 +43,12 @@ export async function createTestnet(n: number, opts: TestnetOptions = {}): Promi
       if (opts.linkPeers !== false) {
         for (const [j, id] of ids.entries()) if (j !== i) peers[`n${j}`] = id
       }
-      const input: ConfigInput = { peers, services: opts.services?.[i] ?? {}, ...opts.config?.[i] }
+      const extra = opts.config?.[i]
+      const input: ConfigInput = {
+        peers,
+        services: opts.services?.[i] ?? {},
+        ...(typeof extra === 'function' ? extra(ids) : extra),
+      }
       const startOpts: WarrenNodeStartOptions = {
         privateKey: keys[i]!,
         config: validateConfig(input, `testnet node ${i} config`),

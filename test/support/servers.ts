@@ -6,12 +6,16 @@ export interface TestServer {
   server: Server
   port: number
   sockets: Set<Socket>
+  /** Connections accepted so far. */
+  accepted(): number
   close(): Promise<void>
 }
 
 async function start(handler: (s: Socket) => void, allowHalfOpen = true): Promise<TestServer> {
   const sockets = new Set<Socket>()
+  let accepted = 0
   const server = createServer({ allowHalfOpen }, (s) => {
+    accepted++
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
     s.on('error', () => {})
@@ -24,6 +28,7 @@ async function start(handler: (s: Socket) => void, allowHalfOpen = true): Promis
     server,
     port: addr.port,
     sockets,
+    accepted: () => accepted,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy()
