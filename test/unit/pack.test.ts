@@ -105,7 +105,7 @@ describe('npm package', { timeout: 6 * MINUTE }, () => {
 
     await assert.rejects(sh(warren, ['init'], { env }), (err: { code?: number; stderr?: string }) => {
       assert.equal(err.code, 3, 'ERR_HOME_EXISTS exits 3')
-      assert.match(err.stderr ?? '', /already exists/)
+      assert.ok((err.stderr ?? '').startsWith(`warren: ${home} already has a key and config.json\nhint: `), err.stderr)
       return true
     })
   })
