@@ -105,7 +105,10 @@ describe('npm package', { timeout: 6 * MINUTE }, () => {
 
     await assert.rejects(sh(warren, ['init'], { env }), (err: { code?: number; stderr?: string }) => {
       assert.equal(err.code, 3, 'ERR_HOME_EXISTS exits 3')
-      assert.ok((err.stderr ?? '').startsWith(`warren: ${home} already has a key and config.json\nhint: `), err.stderr)
+      assert.ok(
+        (err.stderr ?? '').startsWith(`warren: ${home} already has a key and config.json\nhint: `),
+        String(err.stderr),
+      )
       return true
     })
   })
