@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 import { after, before, test } from 'node:test'
 import { runCli } from '../helpers/cli.ts'
-import { type Pair, startPair } from './two-daemons.ts'
+import { type Pair, startPair } from '../helpers/two-daemons.ts'
 
 const TOTAL = 256 * 1024 * 1024
 const CHUNK = 1024 * 1024

@@ -10,8 +10,8 @@ import { createServer, type Server } from 'node:http'
 import { connect as tcpConnect } from 'node:net'
 import { after, before, test } from 'node:test'
 import { runCli } from '../helpers/cli.ts'
+import { type Pair, startPair } from '../helpers/two-daemons.ts'
 import { echoServer, freePort, hashServer, type TestServer } from '../support/servers.ts'
-import { type Pair, startPair } from './two-daemons.ts'
 
 let pair: Pair
 let web: Server

@@ -6,7 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { HomePaths } from '../../src/config/home.ts'
 import type { ConfigInput } from '../../src/config/schema.ts'
 import { loadNodeKey } from '../../src/identity/keys.ts'
-import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../helpers/daemon.ts'
+import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from './daemon.ts'
 
 export interface Pair {
   a: TestDaemon
