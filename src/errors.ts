@@ -58,6 +58,11 @@ export const ERROR_CODES = {
   ERR_DAEMON_RUNNING: { exit: 7, summary: 'A daemon is already running for this Warren home.' },
   ERR_API: { exit: 7, summary: 'The local API answered with an error that has no more specific code.' },
   ERR_NO_DIRECT_PATH: { exit: 5, summary: 'Hole punching found no direct path; the relayed connection stays in use.' },
+  ERR_RELAY_REFUSED: {
+    exit: 5,
+    summary: 'A relay refused a reservation or a relayed connection (private relay, not allowed, or a cap reached).',
+  },
+  ERR_RELAY_UNREACHABLE: { exit: 5, summary: 'None of the relays in `relays` could be reached or reserved on.' },
   ERR_LAB: {
     exit: 8,
     summary: 'The network-namespace NAT lab could not be built or used (needs root, iproute2, nftables).',
