@@ -1,5 +1,6 @@
 /**
- * The libp2p assembly: TCP and WebSockets transports, Noise, Yamux, identify and ping.
+ * The libp2p assembly: TCP and WebSockets transports (plus circuit relay v2 for dialing and listening through relays),
+ * Noise, Yamux, identify and ping; preset `relay` adds the circuit relay v2 server instead.
  *
  * @example
  * ```ts
@@ -9,11 +10,17 @@
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import {
+  type CircuitRelayServerInit,
+  type CircuitRelayService,
+  circuitRelayServer,
+  circuitRelayTransport,
+} from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { webSockets } from '@libp2p/websockets'
+import { type WebSocketsInit, webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
 import { WarrenError } from '../errors.ts'
 import { PRESETS, type PresetName } from './presets.ts'
@@ -25,11 +32,21 @@ export interface NodeOptions {
   /** Addresses to announce instead of the listen addresses. */
   announce?: string[]
   preset?: PresetName
+  /** Addresses announced in addition to the listen addresses (a relay behind a TLS-terminating proxy). */
+  appendAnnounce?: string[]
+  /** WebSocket transport settings; `https` (cert and key) makes `/tls/ws` listeners work. */
+  webSockets?: WebSocketsInit
+  /** Runs a circuit relay v2 server (`services.relay`) with these settings. */
+  relayServer?: CircuitRelayServerInit
+  /** Decides on connections, reservations and circuits (a relay's policy). */
+  connectionGater?: ConnectionGater
 }
 
 export type WarrenLibp2p = Libp2p<{
   identify: ReturnType<ReturnType<typeof identify>>
   ping: ReturnType<ReturnType<typeof ping>>
+  /** Present only on nodes started with `relayServer`. */
+  relay?: CircuitRelayService
 }>
 
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
@@ -38,8 +55,12 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   try {
     return (await createLibp2p({
       privateKey: opts.privateKey,
-      addresses: { listen: opts.listen ?? [], announce: opts.announce ?? [] },
-      transports: [tcp(), webSockets()],
+      addresses: {
+        listen: opts.listen ?? [],
+        announce: opts.announce ?? [],
+        appendAnnounce: opts.appendAnnounce ?? [],
+      },
+      transports: [tcp(), webSockets(opts.webSockets), ...(preset.relayClient ? [circuitRelayTransport()] : [])],
       connectionEncrypters: [noise()],
       streamMuxers: [
         yamux({
@@ -48,8 +69,22 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
           streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
         }),
       ],
-      connectionManager: { maxConnections: preset.maxConnections, dialTimeout: preset.dialTimeoutMs },
-      services: { identify: identify(), ping: ping() },
+      connectionManager: {
+        maxConnections: preset.maxConnections,
+        dialTimeout: preset.dialTimeoutMs,
+        ...(preset.inboundConnectionThreshold === undefined
+          ? {}
+          : { inboundConnectionThreshold: preset.inboundConnectionThreshold }),
+        ...(preset.maxIncomingPendingConnections === undefined
+          ? {}
+          : { maxIncomingPendingConnections: preset.maxIncomingPendingConnections }),
+      },
+      ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
+      services: {
+        identify: identify(),
+        ping: ping(),
+        ...(opts.relayServer === undefined ? {} : { relay: circuitRelayServer(opts.relayServer) }),
+      },
     })) as unknown as WarrenLibp2p
   } catch (err) {
     const e = err as NodeJS.ErrnoException

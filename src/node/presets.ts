@@ -3,7 +3,7 @@
  * callers add the key, listen addresses and their own services.
  */
 
-export type PresetName = 'default' | 'test'
+export type PresetName = 'default' | 'test' | 'relay'
 
 export interface Preset {
   /** Yamux window per stream: larger windows mean fewer window updates on fast links. */
@@ -14,6 +14,12 @@ export interface Preset {
   maxConnections: number
   /** Per-address dial time-out, ms. */
   dialTimeoutMs: number
+  /** Dial through relays (`/p2p-circuit` addresses) and keep reservations on them; off for a relay itself. */
+  relayClient: boolean
+  /** New inbound connections accepted per second from one host (libp2p's default is 5). */
+  inboundConnectionThreshold?: number
+  /** Inbound connections still in their handshake at once (libp2p's default is 10). */
+  maxIncomingPendingConnections?: number
 }
 
 export const PRESETS: Record<PresetName, Preset> = {
@@ -22,6 +28,7 @@ export const PRESETS: Record<PresetName, Preset> = {
     maxServiceStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 10_000,
+    relayClient: true,
   },
   // like default, but quicker to give up, for tests that expect failures
   test: {
@@ -29,5 +36,16 @@ export const PRESETS: Record<PresetName, Preset> = {
     maxServiceStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 3_000,
+    relayClient: true,
+  },
+  // a circuit relay v2 server (`warren relay`): many peers, each with a connection, reservations and circuits
+  relay: {
+    maxStreamWindowSize: 4 * 1024 * 1024,
+    maxServiceStreamsPerConnection: 4_096,
+    maxConnections: 4_096,
+    dialTimeoutMs: 10_000,
+    relayClient: false,
+    inboundConnectionThreshold: 200,
+    maxIncomingPendingConnections: 256,
   },
 }
