@@ -161,6 +161,7 @@ async function dial(addr: string): Promise<void> {
     },
   }
 
+  process.on('SIGTERM', () => process.exit(0)) // a clean exit, so --cpu-prof writes its profile
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
   for await (const line of createInterface({ input: process.stdin })) {
     const [name, arg] = line.trim().split(/\s+/)

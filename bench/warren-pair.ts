@@ -27,7 +27,10 @@ function warren(home: string, args: string[]): Promise<string> {
 }
 
 /** Starts A and B, exposes each `services` entry (name → local TCP port) on A, and forwards it on B. */
-export async function startPair(services: Record<string, number>): Promise<WarrenPair> {
+export async function startPair(
+  services: Record<string, number>,
+  daemonEnv: NodeJS.ProcessEnv = {},
+): Promise<WarrenPair> {
   const dir = await mkdtemp(join(tmpdir(), 'warren-bench-'))
   const homes = { a: join(dir, 'a'), b: join(dir, 'b') }
   const daemons: Child[] = []
@@ -42,7 +45,11 @@ export async function startPair(services: Record<string, number>): Promise<Warre
       const configPath = join(home, 'config.json')
       const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>
       await writeFile(configPath, `${JSON.stringify({ ...config, proxy: { enabled: false } }, null, 2)}\n`)
-      const d = new Child(`warren up (${home})`, [WARREN, 'up'], { WARREN_HOME: home, WARREN_LOG: 'info' })
+      const d = new Child(`warren up (${home})`, [WARREN, 'up'], {
+        ...daemonEnv,
+        WARREN_HOME: home,
+        WARREN_LOG: 'info',
+      })
       daemons.push(d)
     }
     for (const d of daemons) await d.waitForStderr(/\bready\b/, 30_000)
