@@ -4,7 +4,8 @@
  *
  * `libp2p-peer.ts listen`: serves the xfer and echo protocols; prints `{"addr": …}`.
  * `libp2p-peer.ts dial <addr>`: dials once, prints `{"ready": true}`, then answers one JSON line per command
- * line on stdin: `up <bytes>` → `{"ms": …}`, `down <bytes>` → `{"ms": …}`, `setup <count>` → `{"samples": […]}`.
+ * line on stdin: `up <bytes>` → `{"ms": …}`, `down <bytes>` → `{"ms": …}`, `setup <count>` and `setup-lazy <count>`
+ * (optimistic protocol select) → `{"samples": […]}`.
  */
 import { createInterface } from 'node:readline'
 import type { Stream } from '@libp2p/interface'
@@ -109,6 +110,21 @@ async function dial(addr: string): Promise<void> {
   const conn = await node.dial(multiaddr(addr))
   const TIMEOUT = 300_000
 
+  const setup = async (count: number, negotiateFully: boolean) => {
+    const samples: number[] = []
+    const one = Uint8Array.of(120)
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now()
+      const stream = await conn.newStream(ECHO, { signal: AbortSignal.timeout(10_000), negotiateFully })
+      const echoed = firstBytes(stream, 1, 10_000)
+      stream.send(one)
+      await echoed
+      samples.push(performance.now() - t0)
+      void stream.close().catch(() => {})
+    }
+    return { samples }
+  }
+
   const commands: Record<string, (arg: number) => Promise<unknown>> = {
     up: async (bytes) => {
       const stream = await conn.newStream(XFER)
@@ -145,20 +161,9 @@ async function dial(addr: string): Promise<void> {
       await stream.close()
       return { ms }
     },
-    setup: async (count) => {
-      const samples: number[] = []
-      const one = Uint8Array.of(120)
-      for (let i = 0; i < count; i++) {
-        const t0 = performance.now()
-        const stream = await conn.newStream(ECHO, { signal: AbortSignal.timeout(10_000) })
-        const echoed = firstBytes(stream, 1, 10_000)
-        stream.send(one)
-        await echoed
-        samples.push(performance.now() - t0)
-        void stream.close().catch(() => {})
-      }
-      return { samples }
-    },
+    setup: (count) => setup(count, true),
+    // optimistic protocol select: the protocol name goes out with the first data, saving one round trip
+    'setup-lazy': (count) => setup(count, false),
   }
 
   process.on('SIGTERM', () => process.exit(0)) // a clean exit, so --cpu-prof writes its profile

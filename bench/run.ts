@@ -141,9 +141,12 @@ async function main(): Promise<void> {
         log(`rep ${rep} ${m.padEnd(7)} up ${up} MiB/s, down ${down} MiB/s`)
       }
     }
-    // set-up in blocks of 100, interleaved
+    // set-up in blocks of 100, interleaved; also raw libp2p with optimistic protocol select, for comparison
+    const lazy: number[] = []
     for (let done = 0; done < CONNECTIONS; done += 100) {
-      for (const m of modes) raw[m].setup.push(...(await paths[m]!.setup(Math.min(100, CONNECTIONS - done))))
+      const n = Math.min(100, CONNECTIONS - done)
+      for (const m of modes) raw[m].setup.push(...(await paths[m]!.setup(n)))
+      lazy.push(...(await dialer.request<{ samples: number[] }>(`setup-lazy ${n}`, SETUP_TIMEOUT)).samples)
     }
     for (const m of modes) log(`set-up ${m}: p50 ${summarize(raw[m].setup).p50} ms`)
 
@@ -162,7 +165,7 @@ async function main(): Promise<void> {
         setup: summarize(r.setup),
       }
     }
-    await report(results)
+    await report(results, summarize(lazy))
   } finally {
     await pair?.stop()
     await Promise.all(children.map((c) => c.stop()))
@@ -171,7 +174,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function report(results: Partial<Record<Mode, ModeResult>>): Promise<void> {
+async function report(results: Partial<Record<Mode, ModeResult>>, lazySetup: LatencySummary): Promise<void> {
   const { tcp, libp2p, forward } = results
   const ratio = (a?: number, b?: number) =>
     a === undefined || b === undefined ? undefined : Math.round((a / b) * 100) / 100
@@ -240,6 +243,7 @@ async function report(results: Partial<Record<Mode, ModeResult>>): Promise<void>
     `${args.mib} MiB per transfer, median (and best) of ${REPS}; set-up over ${CONNECTIONS} connections; "vs libp2p" is the`,
     `median upload ratio. CPU s/GiB counts every process on the path (bench client included) and is the figure least`,
     `disturbed by other load on the machine (load average now ${load.join(' ')}, ${cpus().length} CPUs).`,
+    `raw libp2p set-up with optimistic protocol select (negotiateFully: false): p50 ${lazySetup.p50} ms, p99 ${lazySetup.p99} ms`,
   ]
   if (targets !== undefined) {
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED')
@@ -266,6 +270,8 @@ async function report(results: Partial<Record<Mode, ModeResult>>): Promise<void>
     },
     settings: { mib: Number(args.mib), reps: REPS, connections: CONNECTIONS, chunkKiB: 256 },
     results,
+    /** Raw libp2p set-up with `negotiateFully: false` (protocol name sent with the first byte). */
+    libp2pOptimisticSelectSetup: lazySetup,
     ratios,
     targets,
   }
