@@ -33,6 +33,8 @@ export interface LabOptions {
   natB?: NatKind
   /** Hosts on the public segment, first at 198.18.0.1, then .4, .5 …. Default ['relay']. */
   publicHosts?: readonly string[]
+  /** TCP ports router `rb` forwards from its WAN address to host `b` ("port forwarding"; UDP stays NATed). */
+  forwardTcpToB?: readonly number[]
 }
 
 export interface LabHost {
@@ -171,7 +173,8 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
         ...ROUTERS.filter((o) => o.name !== r.name).map((o) => ({ label: 'peer', address: o.wan })),
       ]
       const kind = r.name === 'ra' ? natA : natB
-      await run('ip', nsCmd(hosts[r.name]!.ns, ['nft', '-f', '-']), { input: routerRuleset(kind, targets) })
+      const forward = { host: r.hostAddress, tcpPorts: r.name === 'rb' ? (options.forwardTcpToB ?? []) : [] }
+      await run('ip', nsCmd(hosts[r.name]!.ns, ['nft', '-f', '-']), { input: routerRuleset(kind, targets, forward) })
     }
   } catch (err) {
     await close().catch(() => undefined)

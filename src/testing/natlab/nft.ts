@@ -20,12 +20,29 @@ export interface CounterTarget {
  * Counters in the forward chain see LAN addresses before SNAT (outbound) and after de-NAT (inbound), so they are keyed by
  * the remote address: outbound by destination, inbound by source.
  */
-export function routerRuleset(kind: NatKind, targets: readonly CounterTarget[]): string {
-  const counters = targets.flatMap((t) => [`  counter out_${t.label} {}`, `  counter in_${t.label} {}`])
+export function routerRuleset(
+  kind: NatKind,
+  targets: readonly CounterTarget[],
+  forward: { host: string; tcpPorts: readonly number[] } = { host: '', tcpPorts: [] },
+): string {
+  const counters = targets.flatMap((t) => [
+    `  counter out_${t.label} {}`,
+    `  counter in_${t.label} {}`,
+    `  counter out_${t.label}_udp {}`,
+    `  counter in_${t.label}_udp {}`,
+  ])
   const countRules = targets.flatMap((t) => [
     `    oifname "wan" ip daddr ${t.address} counter name "out_${t.label}"`,
     `    iifname "wan" ip saddr ${t.address} counter name "in_${t.label}"`,
+    `    oifname "wan" ip daddr ${t.address} meta l4proto udp counter name "out_${t.label}_udp"`,
+    `    iifname "wan" ip saddr ${t.address} meta l4proto udp counter name "in_${t.label}_udp"`,
   ])
+  // Home-router "port forwarding": TCP ports on the WAN address go to the LAN host (lets tests signal before punching).
+  const dnat = forward.tcpPorts.map((p) => `    iifname "wan" tcp dport ${p} dnat ip to ${forward.host}:${p}`)
+  const prerouting =
+    dnat.length === 0
+      ? []
+      : ['  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', ...dnat, '  }']
   const nat =
     kind === 'none'
       ? []
@@ -55,8 +72,10 @@ export function routerRuleset(kind: NatKind, targets: readonly CounterTarget[]):
     '    iifname "lan" oifname "wan" counter name "fwd_out" accept',
     '    iifname "wan" oifname "lan" ct state established,related counter name "fwd_in" accept',
     ...(kind === 'none' ? ['    iifname "wan" oifname "lan" counter name "fwd_in" accept'] : []),
+    ...(dnat.length > 0 ? ['    iifname "wan" oifname "lan" ct status dnat counter name "fwd_in" accept'] : []),
     '    counter name "drop_unsolicited" drop',
     '  }',
+    ...prerouting,
     ...nat,
     '}',
     '',

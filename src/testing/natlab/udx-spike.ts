@@ -68,7 +68,7 @@ export async function runUdxSpike(lab: Lab, options: SpikeOptions = {}): Promise
     stun,
     bytes,
     birthdaySockets: options.birthdaySockets ?? 256,
-    maxProbes: options.maxProbes ?? 512,
+    maxProbes: options.maxProbes ?? 768,
     punchTimeoutMs: options.punchTimeoutMs ?? 10_000,
     token: randomBytes(16).toString('hex'),
   }
