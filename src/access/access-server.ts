@@ -44,6 +44,8 @@ export class AccessServer {
   readonly #http: Server
   readonly #net: NetServer
   readonly #sockets = new Set<Socket>()
+  /** Connections whose first request head has not arrived yet, with their deadline. */
+  readonly #heads = new Map<Duplex, NodeJS.Timeout>()
   #listen = ''
 
   private constructor(opts: AccessServerOptions) {
@@ -70,6 +72,8 @@ export class AccessServer {
       headersTimeout: s.headersTimeoutMs,
       requestTimeout: 0, // bodies may stream for as long as they need (1 GiB uploads)
       keepAliveTimeout: 30_000,
+      // how often Node checks headersTimeout; its default (30 s) would make short time-outs late
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(s.headersTimeoutMs / 4))),
     })
     this.#http.on('request', (req, res) => this.#onRequest(req, res))
     this.#http.on('connect', (req, socket, head) => this.#onConnect(req, socket as Socket, head))
@@ -113,14 +117,20 @@ export class AccessServer {
 
   #onConnection(socket: Socket): void {
     this.#sockets.add(socket)
-    socket.once('close', () => this.#sockets.delete(socket))
     socket.on('error', () => {})
-    const timer = setTimeout(() => socket.destroy(), this.#settings.headersTimeoutMs)
+    // the first request head (or SOCKS5 greeting) must arrive in time; Node's own headersTimeout only runs on
+    // servers that listen themselves, which this http.Server does not
+    const timer = setTimeout(() => this.#headTimedOut(socket), this.#settings.headersTimeoutMs)
+    this.#heads.set(socket, timer)
+    socket.once('close', () => {
+      this.#sockets.delete(socket)
+      this.#headArrived(socket)
+    })
     socket.once('data', (chunk: Buffer) => {
-      clearTimeout(timer)
       socket.pause()
       socket.unshift(chunk)
       if (chunk[0] === SOCKS_VERSION) {
+        this.#headArrived(socket) // the SOCKS5 handshake has its own deadline
         void handleSocks5(socket, {
           ...(this.#settings.auth === undefined ? {} : { auth: this.#settings.auth }),
           handshakeTimeoutMs: this.#settings.headersTimeoutMs,
@@ -132,10 +142,30 @@ export class AccessServer {
         socket.resume()
       }
     })
-    socket.once('close', () => clearTimeout(timer))
+  }
+
+  #headArrived(socket: Duplex): void {
+    const timer = this.#heads.get(socket)
+    if (timer !== undefined) {
+      clearTimeout(timer)
+      this.#heads.delete(socket)
+    }
+  }
+
+  #headTimedOut(socket: Socket): void {
+    this.#heads.delete(socket)
+    const e = new WarrenError(
+      'ERR_TIMEOUT',
+      `the request head did not arrive within ${this.#settings.headersTimeoutMs} ms`,
+      { hint: 'Send the whole request head at once, or raise proxy.headersTimeoutMs.' },
+    )
+    if (socket.writable) writeRawHttpError(socket, e, { status: 408 })
+    else socket.destroy()
+    setTimeout(() => socket.destroy(), 1_000).unref()
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#headArrived(req.socket)
     const url = req.url ?? '/'
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
       this.#onProxyRequest(req, res, url)
@@ -181,6 +211,7 @@ export class AccessServer {
   }
 
   #onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    this.#headArrived(socket)
     socket.on('error', () => {})
     const authErr = checkHttpAuth(req, this.#settings.auth, false)
     if (authErr !== undefined) {
@@ -211,6 +242,7 @@ export class AccessServer {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#headArrived(socket)
     socket.on('error', () => {})
     const url = req.url ?? '/'
     const proxyForm = /^[a-z][a-z0-9+.-]*:\/\//i.test(url)

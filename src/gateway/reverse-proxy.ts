@@ -122,7 +122,9 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, up: Upst
           return
         }
         req.unpipe(out)
-        sendHttpError(res, upstreamError(err, up), { close: !req.complete })
+        const e = upstreamError(err, up)
+        // an oversized head from the service is the service's fault: 502, not the client's 431
+        sendHttpError(res, e, { close: !req.complete, ...(e.code === 'ERR_HEADERS_TOO_LARGE' ? { status: 502 } : {}) })
         finish()
       })
       if (bodyless) {

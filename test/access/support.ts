@@ -19,10 +19,17 @@ import { WarrenNode } from '../../src/node/warren-node.ts'
 
 export const sha256 = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex')
 
-/** Deterministic bytes: byte i is (i * 31 + 7) mod 251, so any slice can be checked. */
+const PERIOD = 251
+const PATTERN = Buffer.from(Array.from({ length: PERIOD * 4 * 4096 + PERIOD }, (_, i) => (i * 31 + 7) % PERIOD))
+
+/** Deterministic bytes: byte i is (i * 31 + 7) mod 251, so any slice can be checked (a view when n ≤ 4 MiB). */
 export function patternBytes(offset: number, n: number): Buffer {
+  const start = offset % PERIOD
+  if (start + n <= PATTERN.length) return PATTERN.subarray(start, start + n)
   const b = Buffer.allocUnsafe(n)
-  for (let i = 0; i < n; i++) b[i] = ((offset + i) * 31 + 7) % 251
+  for (let i = 0; i < n; i += PATTERN.length - PERIOD) {
+    PATTERN.copy(b, i, (offset + i) % PERIOD, ((offset + i) % PERIOD) + Math.min(PATTERN.length - PERIOD, n - i))
+  }
   return b
 }
 
