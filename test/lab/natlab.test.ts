@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import {
-  cleanupLeftovers,
-  createLab,
-  type Lab,
-  labSupport,
-  listNamespaces,
-  pinnedNode,
-} from '../../src/testing/natlab/index.ts'
+import { cleanupLeftovers, createLab, listNamespaces, pinnedNode } from '../../src/testing/natlab/index.ts'
 import { lineChannel } from '../../src/testing/natlab/lines.ts'
 import { run } from '../../src/testing/natlab/shell.ts'
-import { STUN_PORT, startLabStun } from '../../src/testing/natlab/udx-spike.ts'
+import { STUN_PORT } from '../../src/testing/natlab/udx-spike.ts'
+import { labSkip, useLab } from './use-lab.ts'
 
-const support = await labSupport()
-const skip = support.ok ? false : `NAT lab unavailable: ${support.reason}`
 const tool = fileURLToPath(new URL('../../src/testing/natlab/udp-tool.ts', import.meta.url))
 const holdLab = fileURLToPath(new URL('../../src/testing/natlab/hold-lab.ts', import.meta.url))
 
@@ -32,7 +24,7 @@ function startHolder(): Promise<{ child: ReturnType<typeof spawn>; namespaces: s
     .then((m) => ({ child, namespaces: m.namespaces as string[], prefix: String(m.prefix) }))
 }
 
-describe('NAT lab lifecycle', { skip }, () => {
+describe('NAT lab lifecycle', { skip: labSkip }, () => {
   it('comes up with every namespace and router table, and tears down completely by exact name', async () => {
     const rootBefore = await rootState()
     const lab = await createLab({ natA: 'cone', natB: 'symmetric', publicHosts: ['relay', 'relay2'] })
@@ -107,17 +99,11 @@ describe('NAT lab lifecycle', { skip }, () => {
   })
 })
 
-describe('NAT behaviour and STUN in the lab', { skip }, () => {
-  let lab: Lab
-  before(async () => {
-    lab = await createLab({ natA: 'cone', natB: 'symmetric', publicHosts: ['relay', 'relay2'] })
-    await Promise.all([startLabStun(lab, 'relay'), startLabStun(lab, 'relay2')])
-  })
-  after(async () => {
-    await lab?.close()
-  })
+describe('NAT behaviour and STUN in the lab', { skip: labSkip }, () => {
+  const getLab = useLab('cone', 'symmetric')
 
   const stunFrom = (host: string, listenMs: number) => {
+    const lab = getLab()
     const servers = ['relay', 'relay2'].map((h) => `${lab.address(h)}:${STUN_PORT}`)
     const child = lab.spawnNode(host, tool, ['stun', String(listenMs), ...servers])
     return lineChannel(child.stdout!, child.stdin!, `udp-tool on ${host}`)
@@ -142,6 +128,7 @@ describe('NAT behaviour and STUN in the lab', { skip }, () => {
     const chan = stunFrom('a', 1500)
     const m = await chan.next('mapped', 10_000)
     const port = (m.mapped as Array<{ port: number }>)[0]!.port
+    const lab = getLab()
     const before = (await lab.counters('ra')).drop_unsolicited!.packets
     // relay2's STUN server port answered, but a new source port on relay2, or another port on the router, is unsolicited.
     await lab.exec('relay2', [pinnedNode(), tool, 'send', '198.18.0.2', String(port), 'from relay2, new port'])

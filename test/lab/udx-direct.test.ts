@@ -1,25 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
-import { createLab, type Lab, labSupport } from '../../src/testing/natlab/index.ts'
-import { runUdxSpike, startLabStun } from '../../src/testing/natlab/udx-spike.ts'
+import { describe, it } from 'node:test'
+import { runUdxSpike } from '../../src/testing/natlab/udx-spike.ts'
+import { labSkip, useLab } from './use-lab.ts'
 
-const support = await labSupport()
-const skip = support.ok ? false : `NAT lab unavailable: ${support.reason}`
-
-/** Registers before/after hooks that build a lab with two STUN servers; returns a getter for it. */
-function useLab(natA: 'cone' | 'symmetric', natB: 'cone' | 'symmetric'): () => Lab {
-  let lab: Lab | undefined
-  before(async () => {
-    lab = await createLab({ natA, natB, publicHosts: ['relay', 'relay2'] })
-    await Promise.all([startLabStun(lab, 'relay'), startLabStun(lab, 'relay2')])
-  })
-  after(async () => {
-    await lab?.close()
-  })
-  return () => lab!
-}
-
-describe('raw udx-native direct path through cone x cone NATs', { skip }, () => {
+describe('raw udx-native direct path through cone x cone NATs', { skip: labSkip }, () => {
   const lab = useLab('cone', 'cone')
 
   it('punches through at once and carries 64 MiB router to router with a matching SHA-256', async () => {
@@ -38,7 +22,7 @@ describe('raw udx-native direct path through cone x cone NATs', { skip }, () => 
   })
 })
 
-describe('libp2p (Noise + Yamux) over the udx transport through cone x cone NATs', { skip }, () => {
+describe('libp2p (Noise + Yamux) over the udx transport through cone x cone NATs', { skip: labSkip }, () => {
   const lab = useLab('cone', 'cone')
 
   it('punches on the transport socket, upgrades, and carries 64 MiB router to router with a matching SHA-256', async () => {
@@ -55,7 +39,7 @@ describe('libp2p (Noise + Yamux) over the udx transport through cone x cone NATs
   })
 })
 
-describe('raw udx-native between two symmetric NATs', { skip }, () => {
+describe('raw udx-native between two symmetric NATs', { skip: labSkip }, () => {
   const lab = useLab('symmetric', 'symmetric')
 
   it('gives up within the bounded time and sends no data router to router', async () => {

@@ -1,26 +1,10 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
-import { createLab, type Lab, labSupport } from '../../src/testing/natlab/index.ts'
-import { startLabStun } from '../../src/testing/natlab/udx-spike.ts'
+import { describe, it } from 'node:test'
 import { runUpgradeSpike, SIGNAL_PORT } from '../../src/testing/natlab/upgrade-spike.ts'
+import { labSkip, useLab } from './use-lab.ts'
 
-const support = await labSupport()
-const skip = support.ok ? false : `NAT lab unavailable: ${support.reason}`
-
-function useLab(natA: 'cone' | 'symmetric', natB: 'cone' | 'symmetric'): () => Lab {
-  let lab: Lab | undefined
-  before(async () => {
-    lab = await createLab({ natA, natB, publicHosts: ['relay', 'relay2'], forwardTcpToB: [SIGNAL_PORT] })
-    await Promise.all([startLabStun(lab, 'relay'), startLabStun(lab, 'relay2')])
-  })
-  after(async () => {
-    await lab?.close()
-  })
-  return () => lab!
-}
-
-describe('direct-path upgrade (/warren/punch/1.0.0) through cone x cone NATs', { skip }, () => {
-  const lab = useLab('cone', 'cone')
+describe('direct-path upgrade (/warren/punch/1.0.0) through cone x cone NATs', { skip: labSkip }, () => {
+  const lab = useLab('cone', 'cone', { forwardTcpToB: [SIGNAL_PORT] })
 
   it('upgrades a TCP signalling connection to a direct udx connection that carries 32 MiB intact', async () => {
     const r = await runUpgradeSpike(lab(), { bytes: 32 * 1024 * 1024, yamuxWindow: 16 * 1024 * 1024 })
@@ -36,8 +20,8 @@ describe('direct-path upgrade (/warren/punch/1.0.0) through cone x cone NATs', {
   })
 })
 
-describe('direct-path upgrade between two symmetric NATs', { skip }, () => {
-  const lab = useLab('symmetric', 'symmetric')
+describe('direct-path upgrade between two symmetric NATs', { skip: labSkip }, () => {
+  const lab = useLab('symmetric', 'symmetric', { forwardTcpToB: [SIGNAL_PORT] })
 
   it('fails fast with a clear reason and leaves the signalling connection open', async () => {
     const started = performance.now()

@@ -1,0 +1,24 @@
+import { after, before } from 'node:test'
+import { createLab, type Lab, type LabOptions, labSupport, type NatKind } from '../../src/testing/natlab/index.ts'
+import { startLabStun } from '../../src/testing/natlab/udx-spike.ts'
+
+const support = await labSupport()
+
+/** `false` when the lab can be built here, else the reason to skip (for `describe(…, { skip })`). */
+export const labSkip: false | string = support.ok ? false : `NAT lab unavailable: ${support.reason}`
+
+/**
+ * Registers before/after hooks that build a lab with public hosts `relay` and `relay2`, each running a STUN responder,
+ * and tear it down; returns a getter for the lab.
+ */
+export function useLab(natA: NatKind, natB: NatKind, extra: Omit<LabOptions, 'natA' | 'natB'> = {}): () => Lab {
+  let lab: Lab | undefined
+  before(async () => {
+    lab = await createLab({ publicHosts: ['relay', 'relay2'], ...extra, natA, natB })
+    await Promise.all([startLabStun(lab, 'relay'), startLabStun(lab, 'relay2')])
+  })
+  after(async () => {
+    await lab?.close()
+  })
+  return () => lab!
+}
