@@ -2,7 +2,13 @@
  * The raw udx-native spike over a matrix of NAT pairs, with repetitions, printed as a Markdown table:
  *
  * ```
- * node src/testing/natlab/matrix.ts [--runs 5] [--mib 64] [--mode udx|libp2p] [--pairs cone:cone,cone:symmetric,…]
+ * node src/testing/natlab/matrix.ts [--runs 5] [--mib 64] [--mode udx|libp2p|upgrade] [--pairs cone:cone,…]
+ * ```
+ *
+ * Modes: `udx` raw udx-native stream (signalling by the parent), `libp2p` libp2p over the udx transport (signalling by
+ * the parent), `upgrade` the full `/warren/punch/1.0.0` upgrade over a TCP signalling connection (16 MiB Yamux window).
+ *
+ * ```
  * ```
  *
  * Needs root (network namespaces). One lab per pair; every run uses fresh sockets and a fresh punch token.
@@ -13,6 +19,23 @@ import { parseArgs } from 'node:util'
 import { createLab } from './lab.ts'
 import type { NatKind } from './topology.ts'
 import { runUdxSpike, type SpikeResult, startLabStun } from './udx-spike.ts'
+import { runUpgradeSpike, SIGNAL_PORT } from './upgrade-spike.ts'
+
+export type MatrixMode = 'udx' | 'libp2p' | 'upgrade'
+
+/** One run in the shape every mode can fill. */
+type Run = Pick<
+  SpikeResult,
+  'plan' | 'direct' | 'timeToDirectMs' | 'timeToConnectionMs' | 'mibps' | 'probes' | 'checksumOk'
+> & {
+  stunMs?: number
+}
+
+async function oneRun(lab: Awaited<ReturnType<typeof createLab>>, bytes: number, mode: MatrixMode): Promise<Run> {
+  if (mode !== 'upgrade') return runUdxSpike(lab, { bytes, mode })
+  const r = await runUpgradeSpike(lab, { bytes, yamuxWindow: 16 * 1024 * 1024 })
+  return { plan: r.plan, direct: r.direct, timeToConnectionMs: r.upgradeMs, mibps: r.mibps, checksumOk: r.checksumOk }
+}
 
 const DEFAULT_PAIRS = 'cone:cone,cone:symmetric,symmetric:cone,none:symmetric,symmetric:symmetric'
 
@@ -29,7 +52,7 @@ export async function runMatrix(
   pairs: Array<[NatKind, NatKind]>,
   runs: number,
   bytes: number,
-  mode: 'udx' | 'libp2p' = 'udx',
+  mode: MatrixMode = 'udx',
 ): Promise<string[]> {
   const rows = [
     `| NAT A x B (${mode}) | plan | direct | time to direct (ms) | to libp2p connection (ms) | STUN (ms) | MiB/s | probes (A+B) | correct |`,
@@ -37,21 +60,21 @@ export async function runMatrix(
   ]
   console.log(rows.join('\n'))
   for (const [natA, natB] of pairs) {
-    const lab = await createLab({ natA, natB, publicHosts: ['relay', 'relay2'] })
-    const results: SpikeResult[] = []
+    const lab = await createLab({ natA, natB, publicHosts: ['relay', 'relay2'], forwardTcpToB: [SIGNAL_PORT] })
+    const results: Run[] = []
     try {
       await Promise.all([startLabStun(lab, 'relay'), startLabStun(lab, 'relay2')])
-      for (let i = 0; i < runs; i++) results.push(await runUdxSpike(lab, { bytes, mode }))
+      for (let i = 0; i < runs; i++) results.push(await oneRun(lab, bytes, mode))
     } finally {
       await lab.close()
     }
     const direct = results.filter((r) => r.direct)
     const row = [
       `${natA} x ${natB}`,
-      [...new Set(results.map((r) => r.plan))].join(', '),
+      [...new Set(results.map((r) => r.plan ?? '-'))].join(', '),
       `${direct.length}/${results.length}`,
       range(
-        direct.map((r) => r.timeToDirectMs!),
+        direct.flatMap((r) => (r.timeToDirectMs === undefined ? [] : [r.timeToDirectMs])),
         1,
       ),
       range(
@@ -59,7 +82,7 @@ export async function runMatrix(
         1,
       ),
       range(
-        results.map((r) => r.stunMs),
+        results.flatMap((r) => (r.stunMs === undefined ? [] : [r.stunMs])),
         1,
       ),
       range(
@@ -67,7 +90,7 @@ export async function runMatrix(
         0,
       ),
       range(
-        direct.map((r) => (r.probes ?? [0, 0]).reduce((a, b) => a + b, 0)),
+        direct.flatMap((r) => (r.probes === undefined ? [] : [r.probes[0] + r.probes[1]])),
         0,
       ),
       `${results.filter((r) => r.checksumOk || !r.direct).length}/${results.length}`,
@@ -89,7 +112,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     },
   })
   const pairs = values.pairs.split(',').map((p) => p.split(':') as [NatKind, NatKind])
-  if (values.mode !== 'udx' && values.mode !== 'libp2p')
-    throw new Error(`--mode must be udx or libp2p, not ${values.mode}`)
-  await runMatrix(pairs, Number(values.runs), Number(values.mib) * 1024 * 1024, values.mode)
+  const mode = values.mode as MatrixMode
+  if (!['udx', 'libp2p', 'upgrade'].includes(mode))
+    throw new Error(`--mode must be udx, libp2p or upgrade, not ${mode}`)
+  await runMatrix(pairs, Number(values.runs), Number(values.mib) * 1024 * 1024, mode)
 }
