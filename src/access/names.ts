@@ -66,7 +66,7 @@ export function parseWarrenHost(host: string, tld = DEFAULT_TLD): WarrenName {
 /** Like {@link parseWarrenHost}, but a service is required (the proxy reaches services, not bare nodes). */
 export function parseServiceHost(host: string, tld = DEFAULT_TLD): { service: string; node: string } {
   const name = parseWarrenHost(host, tld)
-  if (name.kind === 'service') return name
+  if (name.kind === 'service') return { service: name.service, node: name.node }
   throw new WarrenError('ERR_BAD_NAME', `"${normalizeHost(host)}" names a node but no service`, {
     hint: `Put the service in front: <service>.${name.node}.${tld}.`,
     details: { host: normalizeHost(host) },
