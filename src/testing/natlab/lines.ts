@@ -25,6 +25,8 @@ export function lineChannel(input: Readable, output: Writable, name = 'peer'): L
   const waiters: Array<{ type: string; resolve: (m: LineMessage) => void }> = []
   let ended = false
   const failWaiters = new Set<(err: Error) => void>()
+  // A child that already exited closes its stdin; a late message to it is dropped, not an unhandled EPIPE.
+  output.on('error', () => undefined)
   const rl = createInterface({ input })
   rl.on('line', (line) => {
     let msg: LineMessage

@@ -121,7 +121,7 @@ export async function runUdxSpike(lab: Lab, options: SpikeOptions = {}): Promise
       result.timeToConnectionMs = Math.max(Number(ca.ms), Number(cb.ms))
     }
     const [sent, received] = await Promise.all([pa.next('sent', 120_000), pb.next('received', 120_000)])
-    for (const p of peers) p.send({ type: 'finish' })
+    if (options.mode === 'libp2p') for (const p of peers) p.send({ type: 'finish' })
     result.checksumOk = sent.sha256 === received.sha256 && received.bytes === bytes
     result.mibps = Number(received.mibps)
   }
