@@ -204,6 +204,9 @@ export class UdxTransport implements Transport {
     }
   }
 
+  /** libp2p starts and stops transports that have both methods; only stop has work to do. */
+  start(): void {}
+
   async stop(): Promise<void> {
     await this.hub.closeAll()
     await this.#ephemeral?.close()
