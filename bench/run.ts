@@ -9,7 +9,10 @@
  *
  * Writes bench/results/<YYYY-MM-DD>.json and prints a table with the ratios and the targets from issue 2.
  *
- *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--out file.json] [--profile dir]
+ *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--out file.json] [--profile dir]
+ *
+ * Then the HTTP benchmark of issue 3 (bench/http.ts: requests/s and p50/p99 through the gateway and the HTTP proxy
+ * versus direct), unless `--no-http`; run it alone with `node bench/http.ts`.
  *
  * `--profile <dir>` writes V8 CPU profiles of the two daemons and the libp2p peers there (see bench/profile.ts).
  */
@@ -17,6 +20,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { defaultLoadgen, runHttpBench } from './http.ts'
 import { Child } from './proc.ts'
 import { formatTable, gbitPerSec, type LatencySummary, MiB, median, mibPerSec, summarize } from './stats.ts'
 import { type Endpoint, startPair, type WarrenPair } from './warren-pair.ts'
@@ -28,6 +32,8 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '5' },
     connections: { type: 'string', default: '1000' },
     'no-forward': { type: 'boolean', default: false },
+    /** Skip the HTTP gateway/proxy benchmark of issue 3 (bench/http.ts), which runs after the transfers. */
+    'no-http': { type: 'boolean', default: false },
     out: { type: 'string' },
     profile: { type: 'string' },
   },
@@ -280,4 +286,8 @@ async function report(results: Partial<Record<Mode, ModeResult>>, lazySetup: Lat
 }
 
 await main()
+if (!args['no-http']) {
+  log('HTTP: gateway and proxy versus direct (bench/http.ts)')
+  await runHttpBench({ durationSec: 10, rounds: 3, connections: 64, loadgen: defaultLoadgen() })
+}
 process.exit(0)

@@ -18,6 +18,8 @@ export interface Endpoint {
 export interface WarrenPair {
   /** Forward ports on B, one per service exposed on A. */
   forwards: Record<string, Endpoint>
+  /** Node id of A (the host of the services). */
+  aId: string
   daemons: Child[]
   stop(): Promise<void>
 }
@@ -30,6 +32,8 @@ function warren(home: string, args: string[]): Promise<string> {
 export async function startPair(
   services: Record<string, number>,
   daemonEnv: NodeJS.ProcessEnv = {},
+  /** Run B's access port (SOCKS5, HTTP proxy, gateway) on this loopback port; default: off on both. */
+  opts: { accessPort?: number } = {},
 ): Promise<WarrenPair> {
   const dir = await mkdtemp(join(tmpdir(), 'warren-bench-'))
   const homes = { a: join(dir, 'a'), b: join(dir, 'b') }
@@ -44,7 +48,11 @@ export async function startPair(
       // two daemons on one host: keep the access port (SOCKS/HTTP proxy, default 127.0.0.1:4780) out of the way
       const configPath = join(home, 'config.json')
       const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>
-      await writeFile(configPath, `${JSON.stringify({ ...config, proxy: { enabled: false } }, null, 2)}\n`)
+      const proxy =
+        home === homes.b && opts.accessPort !== undefined
+          ? { listen: `127.0.0.1:${opts.accessPort}` }
+          : { enabled: false }
+      await writeFile(configPath, `${JSON.stringify({ ...config, proxy }, null, 2)}\n`)
       const d = new Child(`warren up (${home})`, [WARREN, 'up'], {
         ...daemonEnv,
         WARREN_HOME: home,
@@ -53,7 +61,7 @@ export async function startPair(
       daemons.push(d)
     }
     for (const d of daemons) await d.waitForStderr(/\bready\b/, 30_000)
-    const a = JSON.parse(await warren(homes.a, ['id', '--json'])) as { ticket: string }
+    const a = JSON.parse(await warren(homes.a, ['id', '--json'])) as { ticket: string; id: string }
     const b = JSON.parse(await warren(homes.b, ['id', '--json'])) as { id: string }
     const forwards: Record<string, Endpoint> = {}
     for (const [name, port] of Object.entries(services)) {
@@ -65,7 +73,7 @@ export async function startPair(
       if (m === null) throw new Error(`warren forward printed "${listen}", expected host:port`)
       forwards[name] = { host: m[1]!, port: Number(m[2]) }
     }
-    return { forwards, daemons, stop }
+    return { forwards, aId: a.id, daemons, stop }
   } catch (err) {
     const logs = daemons.map((d) => `--- ${d.name}\n${d.stderr}`).join('\n')
     await stop()

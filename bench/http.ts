@@ -1,0 +1,245 @@
+/**
+ * The HTTP part of `npm run bench` (issue 3): requests/s and p50/p99 latency with keep-alive, 64 connections and
+ * small responses, through the gateway and through the HTTP proxy, against the same HTTP server hit directly, in
+ * one run. Real processes: the HTTP server, two Warren daemons started with the CLI (A hosts `web`, B runs the
+ * access port), and a real load generator (Debian's `wrk` when installed, else `autocannon`).
+ *
+ * Paths: direct `http://127.0.0.1:<server>/`, `warren forward` (issue 2's TCP forward, for context), the gateway
+ * `http://127.0.0.1:<access>/http/<A>/web/`, the HTTP proxy in absolute form `GET http://web.<A>.warren/`.
+ * Each path gets a warm-up, then `--duration` seconds; the order is interleaved over `--rounds` rounds and the
+ * median round is reported. Target: gateway >= 40% of direct requests/s.
+ *
+ *   node bench/http.ts [--duration 10] [--rounds 3] [--connections 64] [--loadgen wrk|autocannon] [--out f.json]
+ */
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs, promisify } from 'node:util'
+import autocannon from 'autocannon'
+import { formatNodeIdBase36, parseNodeId } from '../src/identity/node-id.ts'
+import { Child } from './proc.ts'
+import { formatTable, median } from './stats.ts'
+import { startPair, type WarrenPair } from './warren-pair.ts'
+
+const WRK = '/usr/bin/wrk'
+const TARGET_GATEWAY_VS_DIRECT = 0.4
+
+export interface HttpBenchOptions {
+  durationSec: number
+  rounds: number
+  connections: number
+  loadgen: 'wrk' | 'autocannon'
+  out?: string
+}
+
+interface Load {
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  errors: number
+  non2xx: number
+}
+
+interface Target {
+  name: string
+  /** URL the load generator connects to. */
+  url: string
+  /** Request target sent instead of the URL's path (absolute form for the proxy), with its Host. */
+  absolute?: { path: string; host: string }
+}
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** `1.23ms` / `456.00us` / `1.20s` → ms. */
+function wrkMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(v.trim())
+  if (m === null) return Number.NaN
+  const n = Number(m[1])
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000
+}
+
+async function runWrk(t: Target, seconds: number, connections: number, dir: string): Promise<Load> {
+  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency']
+  if (t.absolute !== undefined) {
+    const script = join(dir, `${t.name}.lua`)
+    await writeFile(
+      script,
+      `wrk.path = ${JSON.stringify(t.absolute.path)}\nwrk.headers["Host"] = ${JSON.stringify(t.absolute.host)}\n`,
+    )
+    args.push('-s', script)
+  }
+  const { stdout } = await promisify(execFile)(WRK, [...args, t.url], { timeout: (seconds + 30) * 1000 })
+  const pick = (re: RegExp): string => re.exec(stdout)?.[1] ?? 'NaN'
+  return {
+    rps: Math.round(Number(pick(/Requests\/sec:\s+([\d.]+)/))),
+    p50Ms: wrkMs(pick(/\s50%\s+(\S+)/)),
+    p99Ms: wrkMs(pick(/\s99%\s+(\S+)/)),
+    errors: [...stdout.matchAll(/(?:connect|read|write|timeout) (\d+)/g)].reduce((s, m) => s + Number(m[1]), 0),
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0),
+  }
+}
+
+async function runAutocannon(t: Target, seconds: number, connections: number): Promise<Load> {
+  const r = await autocannon({
+    url: t.url,
+    connections,
+    duration: seconds,
+    pipelining: 1,
+    ...(t.absolute === undefined
+      ? {}
+      : { requests: [{ method: 'GET', path: t.absolute.path, headers: { host: t.absolute.host } }] }),
+  })
+  return {
+    rps: Math.round(r.requests.average),
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+  }
+}
+
+/** Runs the HTTP benchmark, prints its table and writes bench/results/<date>-http.json. */
+export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<string, Load>> {
+  const dir = await mkdtemp(join(tmpdir(), 'warren-bench-http-'))
+  const server = new Child('http target', [fileURLToPath(new URL('http-target.ts', import.meta.url))])
+  let pair: WarrenPair | undefined
+  try {
+    const { port } = await server.next<{ port: number }>(30_000)
+    const accessPort = await freePort()
+    log(`http bench: starting two Warren daemons, B's access port on 127.0.0.1:${accessPort}`)
+    pair = await startPair({ web: port }, {}, { accessPort })
+    const base36 = formatNodeIdBase36(parseNodeId(pair.aId))
+    const fwd = pair.forwards.web!
+    const targets: Target[] = [
+      { name: 'direct', url: `http://127.0.0.1:${port}/` },
+      { name: 'forward', url: `http://${fwd.host}:${fwd.port}/` },
+      { name: 'gateway', url: `http://127.0.0.1:${accessPort}/http/${pair.aId}/web/` },
+      {
+        name: 'proxy',
+        url: `http://127.0.0.1:${accessPort}/`,
+        absolute: { path: `http://web.${base36}.warren/`, host: `web.${base36}.warren` },
+      },
+    ]
+    const load = (t: Target, seconds: number): Promise<Load> =>
+      opts.loadgen === 'wrk' ? runWrk(t, seconds, opts.connections, dir) : runAutocannon(t, seconds, opts.connections)
+    for (const t of targets) {
+      const w = await load(t, 2) // warm-up: JIT, pooled streams, the peer connection
+      if (w.rps === 0) throw new Error(`${t.name}: warm-up failed (${JSON.stringify(w)})`)
+    }
+    const runs: Record<string, Load[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const t of targets) {
+        const r = await load(t, opts.durationSec)
+        runs[t.name]!.push(r)
+        log(`round ${round} ${t.name.padEnd(8)} ${r.rps} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`)
+      }
+    }
+    const results: Record<string, Load> = {}
+    for (const [name, rs] of Object.entries(runs)) {
+      const mid = rs.find((r) => r.rps === median(rs.map((x) => x.rps))) ?? rs[0]!
+      results[name] = {
+        ...mid,
+        errors: rs.reduce((s, r) => s + r.errors, 0),
+        non2xx: rs.reduce((s, r) => s + r.non2xx, 0),
+      }
+    }
+    await report(results, opts)
+    return results
+  } finally {
+    await pair?.stop()
+    await server.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function report(results: Record<string, Load>, opts: HttpBenchOptions): Promise<void> {
+  const direct = results.direct!.rps
+  const rows = [['path', 'req/s', 'p50 ms', 'p99 ms', 'vs direct', 'errors', 'non-2xx']]
+  const labels: Record<string, string> = {
+    direct: 'HTTP server, direct',
+    forward: 'warren forward (TCP)',
+    gateway: 'gateway /http/<node>/web/',
+    proxy: 'HTTP proxy, absolute form',
+  }
+  for (const [name, r] of Object.entries(results)) {
+    rows.push([
+      labels[name] ?? name,
+      String(r.rps),
+      r.p50Ms.toFixed(2),
+      r.p99Ms.toFixed(2),
+      (r.rps / direct).toFixed(2),
+      String(r.errors),
+      String(r.non2xx),
+    ])
+  }
+  const gatewayRatio = Math.round((results.gateway!.rps / direct) * 100) / 100
+  const met = gatewayRatio >= TARGET_GATEWAY_VS_DIRECT
+  process.stdout.write(
+    [
+      '',
+      formatTable(rows),
+      '',
+      `${opts.loadgen}, ${opts.connections} connections with keep-alive, 13-byte responses, ${opts.durationSec} s per run,`,
+      `median of ${opts.rounds} interleaved rounds; load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}, ${cpus().length} CPUs shared by load generator, daemons and server.`,
+      '',
+      'target (issue 3):',
+      `  gateway >= ${TARGET_GATEWAY_VS_DIRECT * 100}% of direct requests/s: ${gatewayRatio}  ${met ? 'met' : 'MISSED'}`,
+      '',
+    ].join('\n'),
+  )
+  const date = new Date().toISOString().slice(0, 10)
+  const out = opts.out ?? fileURLToPath(new URL(`results/${date}-http.json`, import.meta.url))
+  await mkdir(fileURLToPath(new URL('results/', import.meta.url)), { recursive: true })
+  const doc = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg(), node: process.version },
+    settings: opts,
+    results,
+    target: { gatewayVsDirect: { target: `>= ${TARGET_GATEWAY_VS_DIRECT}`, value: gatewayRatio, met } },
+  }
+  await writeFile(out, `${JSON.stringify(doc, null, 2)}\n`)
+  process.stdout.write(`wrote ${out}\n`)
+}
+
+export function defaultLoadgen(): 'wrk' | 'autocannon' {
+  return existsSync(WRK) ? 'wrk' : 'autocannon'
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '64' },
+      loadgen: { type: 'string', default: defaultLoadgen() },
+      out: { type: 'string' },
+    },
+  })
+  if (values.loadgen !== 'wrk' && values.loadgen !== 'autocannon') throw new Error('--loadgen is wrk or autocannon')
+  await runHttpBench({
+    durationSec: Number(values.duration),
+    rounds: Number(values.rounds),
+    connections: Number(values.connections),
+    loadgen: values.loadgen,
+    ...(values.out === undefined ? {} : { out: values.out }),
+  })
+  process.exit(0)
+}
