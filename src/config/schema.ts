@@ -23,7 +23,8 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const labelMessage = (what: string) =>
   `is not a valid ${what}: use 1-63 lowercase letters, digits and inner hyphens (it becomes part of a hostname)`
 
-function problemOf(fn: () => unknown): string | undefined {
+/** The message of what `fn` throws, or undefined when it does not throw. */
+export function problemOf(fn: () => unknown): string | undefined {
   try {
     fn()
     return undefined
@@ -38,9 +39,21 @@ const listenString = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'is not a listen address: write host:port, e.g. 127.0.0.1:4780' })
 })
 
-const multiaddrString = z.string().superRefine((s, ctx) => {
+export const multiaddrString = z.string().superRefine((s, ctx) => {
   const p = problemOf(() => multiaddr(s))
   if (p !== undefined) ctx.addIssue({ code: 'custom', message: `is not a valid multiaddr (${p})` })
+})
+
+/** A relay in `relays`: a multiaddr naming the relay with a trailing /p2p/<relay id>. */
+const relayAddrString = z.string().superRefine((s, ctx) => {
+  const p = problemOf(() => multiaddr(s))
+  if (p !== undefined) ctx.addIssue({ code: 'custom', message: `is not a valid multiaddr (${p})` })
+  else if (!/\/p2p\/[^/]+$/.test(s) || s.includes('/p2p-circuit')) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'does not end with /p2p/<relay id>: copy the address from `warren relay status` on the relay',
+    })
+  }
 })
 
 /** A node reference in `peers`: a node id in either form, or a ticket (which also gives addresses). */
@@ -117,8 +130,8 @@ export const configSchema = z.strictObject({
       dialTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     })
     .default({ connectTimeoutMs: 5_000, maxStreams: 4_096, maxStreamsPerPeer: 1_024, dialTimeoutMs: 10_000 }),
-  /** Relays to keep a reservation on (used from the relay issue on). */
-  relays: z.array(multiaddrString).default([]),
+  /** Relays to keep a reservation on (the fastest that grants one is home; see docs/relay.md). */
+  relays: z.array(relayAddrString).default([]),
   /** Local access port: SOCKS5, HTTP proxy, PAC file and HTTP gateway on one port; see docs/access.md. */
   proxy: z
     .strictObject({

@@ -79,7 +79,7 @@ describe('config: every key accepted', () => {
       },
       api: { socket: '/run/warren/api.sock' },
       limits: { connectTimeoutMs: 100, maxStreams: 1, maxStreamsPerPeer: 100000, dialTimeoutMs: 120000 },
-      relays: ['/dns4/relay.example.net/tcp/443/wss'],
+      relays: [`/dns4/relay.example.net/tcp/443/wss/p2p/${ID}`],
       proxy: { listen: '127.0.0.1:1080', enabled: false },
       gateway: { enabled: false },
     }
@@ -195,6 +195,10 @@ describe('config: errors name the field, the value and the fix', () => {
       'announce[0]: "nope" is not a valid multiaddr (String multiaddr must start with "/")',
     )
     invalid({ relays: ['x'] }, 'relays[0]: "x" is not a valid multiaddr (String multiaddr must start with "/")')
+    invalid(
+      { relays: ['/ip4/198.51.100.7/tcp/4001'] },
+      'relays[0]: "/ip4/198.51.100.7/tcp/4001" does not end with /p2p/<relay id>: copy the address from `warren relay status` on the relay',
+    )
   })
 
   it('bad service names and aliases', () => {
