@@ -56,7 +56,11 @@ export async function openServiceStream(
   const timeoutMs = opts.timeoutMs ?? 30_000
   let stream: Stream
   try {
-    stream = await conn.newStream(SERVICE_PROTOCOL, { signal: opts.signal ?? AbortSignal.timeout(timeoutMs) })
+    // relayed connections through a bounded relay are "limited"; services run on them too (issue 4)
+    stream = await conn.newStream(SERVICE_PROTOCOL, {
+      signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
+      runOnLimitedConnection: true,
+    })
   } catch (err) {
     const e = err as Error
     if (e.name === 'UnsupportedProtocolError') {

@@ -79,6 +79,7 @@ export class ServiceHost {
   async start(): Promise<void> {
     await this.#node.handle(SERVICE_PROTOCOL, (stream, conn) => this.#onServiceStream(stream, conn), {
       maxInboundStreams: this.#opts.maxStreamsPerConnection,
+      runOnLimitedConnection: true, // relayed connections through a bounded relay (issue 4)
     })
     await this.syncKubo()
   }
@@ -102,6 +103,7 @@ export class ServiceHost {
       const name = p.slice(KUBO_PREFIX.length)
       await this.#node.handle(p, (stream, conn) => this.#onKuboStream(name, stream, conn), {
         maxInboundStreams: this.#opts.maxStreamsPerConnection,
+        runOnLimitedConnection: true, // relayed connections through a bounded relay (issue 4)
       })
       this.#kubo.add(p)
     }
