@@ -3,6 +3,8 @@
  * local API unchanged.
  */
 
+import type { HomeRelayStatus } from '../relay/home-relay.ts'
+
 /** How a connection to a peer runs. */
 export interface PathInfo {
   kind: 'direct' | 'relay'
@@ -65,4 +67,6 @@ export interface NodeStatus extends NodeIdentity {
   access?: { listen: string }
   /** The .warren DNS server when it runs (UDP and TCP). */
   dns?: { listen: string }
+  /** The home relay and every configured relay's state, when config `relays` names any. */
+  relay?: HomeRelayStatus
 }

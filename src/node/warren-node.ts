@@ -21,6 +21,8 @@ import type { Config, ServiceConfig } from '../config/schema.ts'
 import { isWarrenError, WarrenError } from '../errors.ts'
 import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
 import { encodeTicket } from '../identity/ticket.ts'
+import { HomeRelay } from '../relay/home-relay.ts'
+import { dialAllPaths } from '../relay/parallel-dial.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
 import { pipeStream } from '../services/pipe.ts'
@@ -94,6 +96,8 @@ export class WarrenNode implements WarrenNodeApi {
   #access: AccessServer | undefined
   #dns: DnsServer | undefined
   readonly #forwarder: Forwarder
+  /** The home relay (config `relays`); undefined when no relay is configured. */
+  homeRelay: HomeRelay | undefined
   readonly #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
   readonly #started = Date.now()
@@ -130,7 +134,12 @@ export class WarrenNode implements WarrenNodeApi {
       for (const [name, svc] of Object.entries(opts.config.services)) node.registry.add(name, svc, 'config')
       await node.#host.start()
       await node.#startAccess(opts)
+      if (opts.config.relays.length > 0) {
+        node.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: node.#log })
+        await node.homeRelay.start()
+      }
     } catch (err) {
+      node.homeRelay?.stop()
       await node.#stopAccess()
       await libp2p.stop()
       throw err
@@ -182,7 +191,10 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   identity(): NodeIdentity {
-    const addrs = this.libp2p.getMultiaddrs().map((a) => a.decapsulateCode(CODE_P2P))
+    const own = this.libp2p.getMultiaddrs().map((a) => a.decapsulateCode(CODE_P2P))
+    // every configured relay's circuit address too, so the ticket still works after a move to another relay
+    const relayed = this.homeRelay?.ticketAddrs() ?? []
+    const addrs = [...new Map([...own, ...relayed].map((a) => [a.toString(), a])).values()]
     return {
       id: formatNodeId(this.peerId),
       idBase36: formatNodeIdBase36(this.peerId),
@@ -202,6 +214,7 @@ export class WarrenNode implements WarrenNodeApi {
       streams: this.#host.stats(),
       ...(this.#access === undefined ? {} : { access: { listen: this.#access.listen } }),
       ...(this.#dns === undefined ? {} : { dns: { listen: this.#dns.listen } }),
+      ...(this.homeRelay === undefined ? {} : { relay: this.homeRelay.status() }),
     }
   }
 
@@ -265,8 +278,16 @@ export class WarrenNode implements WarrenNodeApi {
     }
     const timeoutMs = this.#config.limits.dialTimeoutMs
     try {
-      return await this.libp2p.dial(target.id, { signal: opts.signal ?? AbortSignal.timeout(timeoutMs) })
+      const stored = await this.libp2p.peerStore.get(target.id).then(
+        (p) => p.addresses.map((a) => a.multiaddr),
+        () => [],
+      )
+      // direct addresses and every relay at once; a relayed connection is used as soon as it is up
+      return await dialAllPaths(this.libp2p, target.id, [...target.addrs, ...stored], {
+        signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
+      })
     } catch (err) {
+      if (isWarrenError(err)) throw err
       throw new WarrenError(
         'ERR_DIAL_FAILED',
         `could not connect to node ${target.id}: ${dialErrorText(err, timeoutMs)}`,
@@ -343,6 +364,7 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   async stop(): Promise<void> {
+    this.homeRelay?.stop()
     await this.#stopAccess()
     await this.#forwarder.closeAll()
     await this.#host.stop()
