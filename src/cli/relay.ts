@@ -1,0 +1,225 @@
+/**
+ * `warren relay`: run a Warren relay in the foreground (circuit relay v2 on TCP and WebSocket, identify, STUN), and
+ * `warren relay status`: its reservations, circuits and bytes relayed, through its local API socket.
+ *
+ * The relay has its own home (`--home`, else $WARREN_RELAY_HOME, else ~/.warren-relay) with its key and relay.json;
+ * flags override relay.json (see docs/relay.md).
+ */
+import type { Command } from 'commander'
+import { WarrenError } from '../errors.ts'
+import type { RelayConfigInput } from '../relay/relay-config.ts'
+import type { RelayStatus } from '../relay/relay-node.ts'
+import { collect, say, sayJson, table } from './common.ts'
+import { runInForeground } from './foreground.ts'
+import { formatDuration } from './status.ts'
+
+function wholeNumber(flag: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v)
+    if (!/^\d+$/.test(v) || n < min || n > max) {
+      throw new WarrenError('ERR_USAGE', `--${flag} ${JSON.stringify(v)} is not a whole number from ${min} to ${max}`, {
+        hint: `See \`warren relay --help\` for what --${flag} means.`,
+      })
+    }
+    return n
+  }
+}
+
+interface RelayFlags {
+  listen?: string[]
+  ws?: number
+  cert?: string
+  key?: string
+  behindProxy?: string
+  announce?: string[]
+  stun?: number | false
+  private?: boolean
+  allow?: string[]
+  maxReservations?: number
+  maxCircuits?: number
+  maxCircuitsPerNode?: number
+  dataLimit?: number
+  durationLimit?: number
+  reservationTtl?: number
+  json?: boolean
+}
+
+/** The flags as relay settings (only the ones given, so relay.json keeps the rest). */
+export function flagsToConfig(f: RelayFlags): RelayConfigInput {
+  const out: RelayConfigInput = {}
+  if (f.listen !== undefined) out.listen = f.listen
+  if (f.announce !== undefined) out.announce = f.announce
+  if (f.ws !== undefined || f.cert !== undefined || f.key !== undefined) {
+    if (f.ws === undefined) {
+      throw new WarrenError('ERR_USAGE', '--cert and --key need --ws <port>: they make the WebSocket listener WSS', {
+        hint: 'For example: warren relay --ws 443 --cert fullchain.pem --key privkey.pem',
+      })
+    }
+    out.ws = {
+      port: f.ws,
+      ...(f.cert === undefined ? {} : { cert: f.cert }),
+      ...(f.key === undefined ? {} : { key: f.key }),
+    }
+  }
+  if (f.behindProxy !== undefined) out.behindProxy = { host: f.behindProxy }
+  if (f.stun !== undefined) out.stun = f.stun === false ? false : { port: f.stun }
+  if (f.private === true) out.private = true
+  if (f.allow !== undefined) out.allow = f.allow
+  const limits: NonNullable<RelayConfigInput['limits']> = {}
+  if (f.maxReservations !== undefined) limits.maxReservations = f.maxReservations
+  if (f.maxCircuits !== undefined) limits.maxCircuits = f.maxCircuits
+  if (f.maxCircuitsPerNode !== undefined) limits.maxCircuitsPerNode = f.maxCircuitsPerNode
+  if (f.dataLimit !== undefined) limits.dataBytes = f.dataLimit
+  if (f.durationLimit !== undefined) limits.durationSec = f.durationLimit
+  if (f.reservationTtl !== undefined) limits.reservationTtlSec = f.reservationTtl
+  if (Object.keys(limits).length > 0) out.limits = limits
+  return out
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let u = -1
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`
+}
+
+export function formatRelayStatus(st: RelayStatus): string {
+  const now = Date.now()
+  const policy = st.private ? 'private (only allowed nodes get reservations)' : 'public'
+  const lines = [
+    table([
+      ['relay id', st.id],
+      ['version', st.version],
+      ['uptime', formatDuration(st.uptimeMs)],
+      ['policy', policy],
+      ['bounded', `${bytes(st.limits.dataBytes)} and ${st.limits.durationSec} s per relayed connection`],
+      [
+        'caps',
+        `${st.limits.maxReservations} reservations, ${st.limits.maxCircuits} circuits, ${st.limits.maxCircuitsPerNode} per node`,
+      ],
+      ['stun', st.stun === null ? 'off' : `udp ${st.stun.host}:${st.stun.port} (${st.stun.answered} answered)`],
+      ['relayed', `${bytes(st.totals.bytesRelayed)} in ${st.totals.circuitsOpened} circuits since start`],
+      ['refused', `${st.totals.refusedReservations} reservations, ${st.totals.refusedCircuits} circuits`],
+      ['connections', String(st.totals.connections)],
+    ]),
+    `addresses (${st.addrs.length})`,
+    ...st.addrs.map((a) => `  ${a}`),
+    `allowed nodes (${st.allow.length})`,
+    ...st.allow.map((a) => `  ${a}`),
+    `reservations (${st.reservations.length})`,
+  ]
+  if (st.reservations.length > 0) {
+    lines.push(
+      table(
+        st.reservations.map((r) => [
+          r.node,
+          `${r.allowed ? 'allowed, unlimited' : `bounded`}  expires in ${formatDuration(Math.max(0, r.expiresAt - now))}`,
+        ]),
+        '  ',
+      ),
+    )
+  }
+  lines.push(`circuits (${st.circuits.length})`)
+  if (st.circuits.length > 0) {
+    lines.push(
+      table(
+        st.circuits.map((c) => [
+          `${c.src} → ${c.dst}`,
+          `${bytes(c.bytes)}, open ${formatDuration(now - c.startedAt)}${c.closesAt === undefined ? '' : `, closes in ${formatDuration(Math.max(0, c.closesAt - now))}`}`,
+        ]),
+        '  ',
+      ),
+    )
+  }
+  return lines.join('\n')
+}
+
+async function relayHomeOf(cmd: Command) {
+  const { resolveRelayHome } = await import('../relay/relay-home.ts')
+  return resolveRelayHome(cmd.optsWithGlobals().home as string | undefined)
+}
+
+export function register(program: Command): void {
+  const relay = program
+    .command('relay')
+    .description('run a Warren relay in the foreground: circuit relay v2 (TCP, WebSocket), identify and STUN')
+    .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/4001)', collect)
+    .option('--ws <port>', 'also listen for WebSocket connections on this TCP port', wholeNumber('ws', 0, 65_535))
+    .option('--cert <file>', 'PEM certificate: the --ws port speaks WSS (needs --key)')
+    .option('--key <file>', 'PEM private key of --cert')
+    .option(
+      '--behind-proxy <host>',
+      'a TLS proxy serves wss://<host>:443 and forwards to --ws; announce /dns4/<host>/tcp/443/wss',
+    )
+    .option('--announce <multiaddr>', 'another address to announce, repeatable', collect)
+    .option('--stun <port>', 'UDP port of the STUN responder (default 3478)', wholeNumber('stun', 0, 65_535))
+    .option('--no-stun', 'run no STUN responder')
+    .option('--private', 'reservations only for nodes on the allow list')
+    .option('--allow <node id>', 'node with unlimited reservations and circuits, repeatable', collect)
+    .option(
+      '--max-reservations <n>',
+      'reservations held by other nodes at once',
+      wholeNumber('max-reservations', 0, 1_000_000),
+    )
+    .option('--max-circuits <n>', 'relayed connections at once, in total', wholeNumber('max-circuits', 1, 1_000_000))
+    .option(
+      '--max-circuits-per-node <n>',
+      'relayed connections at once per other node',
+      wholeNumber('max-circuits-per-node', 1, 1_000_000),
+    )
+    .option(
+      '--data-limit <bytes>',
+      'bytes per relayed connection to other nodes',
+      wholeNumber('data-limit', 1_024, Number.MAX_SAFE_INTEGER),
+    )
+    .option(
+      '--duration-limit <seconds>',
+      'seconds per relayed connection to other nodes',
+      wholeNumber('duration-limit', 1, 86_400),
+    )
+    .option(
+      '--reservation-ttl <seconds>',
+      'lifetime of a reservation before renewal',
+      wholeNumber('reservation-ttl', 1, 86_400),
+    )
+    .option('--json', 'print the relay id and addresses as one JSON line once ready')
+    .addHelpText(
+      'after',
+      '\nThe relay home is --home, else $WARREN_RELAY_HOME, else ~/.warren-relay (key made on the first start, optional\n' +
+        'relay.json, API socket relay.sock). Flags override relay.json. Ctrl-C or SIGTERM stop it cleanly.\n' +
+        '`warren relay status` shows reservations, circuits and bytes relayed. See docs/relay.md.',
+    )
+    .action(async (flags: RelayFlags, cmd: Command) => {
+      const { createLogger, logLevelFromEnv } = await import('../daemon/log.ts')
+      const { runRelayDaemon } = await import('../relay/relay-daemon.ts')
+      const log = createLogger({ min: logLevelFromEnv() })
+      const d = await runRelayDaemon({ home: await relayHomeOf(cmd), overrides: flagsToConfig(flags), log })
+      const st = d.relay.status()
+      if (flags.json === true) {
+        process.stdout.write(
+          `${JSON.stringify({ id: st.id, addrs: st.addrs, stun: st.stun, socket: d.socket, home: d.home.dir })}\n`,
+        )
+      } else {
+        say(`relay ${st.id}`)
+        say('add one of these to `relays` in the config.json of nodes that use this relay:')
+        for (const a of st.addrs) say(`  ${a}`)
+        say(`status: warren relay status${cmd.optsWithGlobals().home ? ` --home ${d.home.dir}` : ''}`)
+      }
+      await runInForeground(d, (signal) => log('warn', `${signal} again: exiting without finishing the clean stop`))
+    })
+  relay
+    .command('status')
+    .description("show a running relay's reservations, circuits and bytes relayed")
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const { relayCall } = await import('../client/relay-client.ts')
+      const st = await relayCall(await relayHomeOf(cmd), 'relay.status')
+      if (opts.json === true) sayJson(st)
+      else say(formatRelayStatus(st))
+    })
+}

@@ -1,0 +1,85 @@
+/**
+ * The relay's policy, as plain decisions: who is allowed, which limits a reservation carries, and why a reservation
+ * or a relayed connection (a circuit) is refused. The libp2p glue lives in {@link ./relay-hooks.ts}.
+ *
+ * Rules (docs/relay.md explains them for operators):
+ * - Nodes on the allow list get reservations without limits; circuits to them are unlimited.
+ * - Other nodes get reservations bounded in data and duration, or none on a private relay, and at most
+ *   `maxReservations` of them are held at once.
+ * - A circuit takes the limits of the reservation it goes to. A circuit asked for by an allowed node is never refused;
+ *   others are refused at `maxCircuits` circuits in total or `maxCircuitsPerNode` for a non-allowed end.
+ */
+import type { RelayConfig, RelayLimits } from './relay-config.ts'
+
+/** Limits of a bounded reservation and of every circuit to it. */
+export interface CircuitLimit {
+  /** Bytes per relayed connection, both directions together. */
+  dataBytes: number
+  /** Seconds a relayed connection may stay open. */
+  durationSec: number
+}
+
+export interface ReservationLoad {
+  /** Reservations held now by non-allowed nodes, not counting this node's own (a renewal takes no new slot). */
+  boundedHeld: number
+}
+
+export interface CircuitLoad {
+  /** Circuits open or being opened now. */
+  total: number
+  /** Circuits open or being opened now with this node at either end. */
+  perNode(peer: string): number
+}
+
+export class RelayPolicy {
+  readonly private: boolean
+  readonly limits: RelayLimits
+  readonly #allow: ReadonlySet<string>
+
+  constructor(config: Pick<RelayConfig, 'allow' | 'private' | 'limits'>) {
+    this.private = config.private
+    this.limits = config.limits
+    this.#allow = new Set(config.allow)
+  }
+
+  isAllowed(peer: string): boolean {
+    return this.#allow.has(peer)
+  }
+
+  get allowList(): string[] {
+    return [...this.#allow]
+  }
+
+  /** The limits a reservation of `peer` carries; undefined means unlimited. */
+  limitFor(peer: string): CircuitLimit | undefined {
+    if (this.isAllowed(peer)) return undefined
+    return { dataBytes: this.limits.dataBytes, durationSec: this.limits.durationSec }
+  }
+
+  /** Why a reservation is refused, or undefined when it is granted. */
+  reservationRefusal(peer: string, load: ReservationLoad): string | undefined {
+    if (this.isAllowed(peer)) return undefined
+    if (this.private) return `the relay is private and node ${peer} is not on its allow list`
+    if (load.boundedHeld >= this.limits.maxReservations) {
+      return `the relay already holds its maximum of ${this.limits.maxReservations} reservations for nodes not on its allow list`
+    }
+    return undefined
+  }
+
+  /** Why a circuit from `src` to `dst` is refused, or undefined when it may open. */
+  circuitRefusal(src: string, dst: string, load: CircuitLoad): string | undefined {
+    if (this.isAllowed(src)) return undefined
+    if (this.private && !this.isAllowed(dst)) {
+      return `the relay is private and neither ${src} nor ${dst} is on its allow list`
+    }
+    if (load.total >= this.limits.maxCircuits) {
+      return `the relay already carries its maximum of ${this.limits.maxCircuits} relayed connections`
+    }
+    for (const peer of [src, dst]) {
+      if (!this.isAllowed(peer) && load.perNode(peer) >= this.limits.maxCircuitsPerNode) {
+        return `node ${peer} already has its maximum of ${this.limits.maxCircuitsPerNode} relayed connections through this relay`
+      }
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * A Warren relay in one process: circuit relay v2 on TCP and WebSocket (WSS with a certificate, or plain ws behind a
+ * TLS-terminating proxy), identify (observed addresses), ping, `/warren/relay/1.0.0`, and a STUN responder on UDP,
+ * with Warren's policy ({@link RelayHooks}). Relays only ever carry Noise-encrypted bytes between nodes.
+ *
+ * @example
+ * ```ts
+ * const relay = await startRelay({ privateKey, config: validateRelayConfig({ listen: ['/ip4/0.0.0.0/tcp/4001'] }) })
+ * console.log(relay.addrs)          // ['/ip4/…/tcp/4001/p2p/12D3KooW…', …]
+ * await relay.stop()
+ * ```
+ */
+import { readFile } from 'node:fs/promises'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { WarrenError } from '../errors.ts'
+import { createNode, type NodeOptions, type WarrenLibp2p } from '../node/create.ts'
+import { VERSION } from '../version.ts'
+import type { CircuitInfo } from './circuits.ts'
+import { RelayPolicy } from './policy.ts'
+import type { RelayConfig, RelayLimits } from './relay-config.ts'
+import { RelayHooks, type ReservationInfo } from './relay-hooks.ts'
+import { handleRelayInfo, type RelayInfo } from './relay-info.ts'
+import { type StunResponder, startStunResponder } from './stun.ts'
+
+export interface RelayOptions {
+  privateKey: PrivateKey
+  config: RelayConfig
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+}
+
+export interface RelayStatus {
+  id: string
+  version: string
+  uptimeMs: number
+  /** Addresses nodes put in `relays` (with /p2p/<relay id>). */
+  addrs: string[]
+  stun: { host: string; port: number; answered: number } | null
+  private: boolean
+  allow: string[]
+  limits: RelayLimits
+  reservations: ReservationInfo[]
+  circuits: CircuitInfo[]
+  totals: {
+    connections: number
+    circuitsOpened: number
+    bytesRelayed: number
+    refusedReservations: number
+    refusedCircuits: number
+  }
+}
+
+export interface Relay {
+  readonly peerId: PeerId
+  readonly libp2p: WarrenLibp2p
+  /** Dialable addresses with /p2p/<relay id>. */
+  readonly addrs: string[]
+  readonly stun: StunResponder | undefined
+  status(): RelayStatus
+  /** Stops accepting, ends every circuit and connection, closes the STUN socket. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** The multiaddr of the WebSocket listener, and the WSS settings when it has a certificate. */
+async function webSocketSetup(
+  config: RelayConfig,
+): Promise<{ listen?: string; init?: NodeOptions['webSockets']; announce: string[] }> {
+  const announce = config.behindProxy ? [`/dns4/${config.behindProxy.host}/tcp/${config.behindProxy.port}/wss`] : []
+  if (config.ws === undefined) return { announce }
+  const host = config.ws.host ?? (config.behindProxy ? '127.0.0.1' : '0.0.0.0')
+  const family = host.includes(':') ? 'ip6' : 'ip4'
+  if (config.ws.cert === undefined || config.ws.key === undefined) {
+    return { listen: `/${family}/${host}/tcp/${config.ws.port}/ws`, announce }
+  }
+  const read = async (what: 'cert' | 'key', path: string): Promise<string> => {
+    try {
+      return await readFile(path, 'utf8')
+    } catch (err) {
+      throw new WarrenError('ERR_CONFIG_INVALID', `cannot read ws.${what} ${path}: ${(err as Error).message}`, {
+        hint: `Point --${what} (or ws.${what} in relay.json) at a readable PEM file.`,
+        details: { path },
+      })
+    }
+  }
+  const [cert, key] = await Promise.all([read('cert', config.ws.cert), read('key', config.ws.key)])
+  return { listen: `/${family}/${host}/tcp/${config.ws.port}/tls/ws`, init: { https: { cert, key } }, announce }
+}
+
+export async function startRelay(opts: RelayOptions): Promise<Relay> {
+  const { config } = opts
+  const log = opts.log ?? (() => {})
+  const policy = new RelayPolicy(config)
+  const hooks = new RelayHooks(policy, log)
+  const ws = await webSocketSetup(config)
+  const nodeOpts: NodeOptions = {
+    privateKey: opts.privateKey,
+    listen: [...config.listen, ...(ws.listen === undefined ? [] : [ws.listen])],
+    appendAnnounce: [...config.announce, ...ws.announce],
+    preset: 'relay',
+    connectionGater: hooks.gater,
+    relayServer: {
+      hopTimeout: 30_000,
+      maxInboundHopStreams: 4_096,
+      maxOutboundStopStreams: 4_096,
+      reservations: {
+        // Warren's gater enforces the cap (allowed nodes are exempt); the store must not refuse them
+        maxReservations: Number.MAX_SAFE_INTEGER,
+        applyDefaultLimit: false,
+        reservationTtl: config.limits.reservationTtlSec * 1000,
+      },
+    },
+  }
+  if (ws.init !== undefined) nodeOpts.webSockets = ws.init
+  const libp2p = await createNode(nodeOpts)
+  let stun: StunResponder | undefined
+  try {
+    hooks.install(libp2p)
+    if (config.stun !== false) stun = await startStunResponder({ host: config.stun.host, port: config.stun.port })
+  } catch (err) {
+    hooks.close()
+    await libp2p.stop()
+    throw err
+  }
+  const started = Date.now()
+  const id = libp2p.peerId.toString()
+  const infoFor = (peer: PeerId): RelayInfo => {
+    const node = peer.toString()
+    const reservation = hooks.reservationOf(node)
+    return {
+      relay: id,
+      node,
+      allowed: policy.isAllowed(node),
+      private: policy.private,
+      limits: policy.limitFor(node) ?? null,
+      reservation: reservation === undefined ? null : { expiresAt: reservation.expiresAt },
+      wouldRefuse: hooks.wouldRefuseReservation(node) ?? null,
+      refusal: hooks.lastRefusal(node) ?? null,
+      stun: stun === undefined ? null : { port: stun.address.port },
+    }
+  }
+  await handleRelayInfo(libp2p, infoFor)
+  const addrs = libp2p.getMultiaddrs().map(String)
+  for (const a of addrs) log('info', `relay listening on ${a}`)
+  if (stun !== undefined) log('info', `STUN responder on udp ${stun.address.host}:${stun.address.port}`)
+
+  let stopping: Promise<void> | undefined
+  return {
+    peerId: libp2p.peerId,
+    libp2p,
+    addrs,
+    stun,
+    status: () => ({
+      id,
+      version: VERSION,
+      uptimeMs: Date.now() - started,
+      addrs: libp2p.getMultiaddrs().map(String),
+      stun: stun === undefined ? null : { ...stun.address, answered: stun.answered },
+      private: policy.private,
+      allow: policy.allowList,
+      limits: policy.limits,
+      reservations: hooks.reservations(),
+      circuits: hooks.circuits.list(),
+      totals: {
+        connections: libp2p.getConnections().length,
+        circuitsOpened: hooks.circuits.opened,
+        bytesRelayed: hooks.circuits.bytesRelayed,
+        refusedReservations: hooks.refused.reservations,
+        refusedCircuits: hooks.refused.circuits,
+      },
+    }),
+    stop: () => {
+      stopping ??= (async () => {
+        hooks.close()
+        await libp2p.stop()
+        await stun?.close()
+      })()
+      return stopping
+    },
+  }
+}
