@@ -186,7 +186,15 @@ async function punchAndConnect(
       }
       const { host, port } = result.remote
       const ma = multiaddr(`/ip${host.includes(':') ? 6 : 4}/${host}/udp/${port}/p2p/${remotePeer}`)
-      const connection = await node.dial(ma, { signal, force: true })
+      let connection: Connection
+      try {
+        connection = await node.dial(ma, { signal, force: true })
+      } catch (err) {
+        await chan
+          .send({ type: 'failed', reason: `dial ${ma} failed: ${(err as Error).message}` })
+          .catch(() => undefined)
+        throw noPath(err, remotePeer)
+      }
       await chan.send({ type: 'direct', addr: ma.toString() })
       return { connection, plan, ms: performance.now() - started, remote: result.remote }
     }
