@@ -114,6 +114,15 @@ describe('NAT behaviour and STUN in the lab', { skip: labSkip }, () => {
     const mapped = m.mapped as Array<{ host: string; port: number }>
     assert.deepEqual(mapped[0], { host: '198.18.0.2', port: m.local })
     assert.deepEqual(mapped[1], mapped[0])
+    // The router's conntrack shows the same mapping, with byte accounting.
+    const entries = (await getLab().conntrack('ra')).filter(
+      (e) => e.proto === 'udp' && e.original.src === '198.19.1.2' && e.original.sport === m.local,
+    )
+    assert.deepEqual([...new Set(entries.map((e) => e.original.dst))].sort(), ['198.18.0.1', '198.18.0.4'])
+    for (const e of entries) {
+      assert.equal(e.reply.dport, mapped[0]!.port)
+      assert.ok(e.replied && e.original.bytes > 0 && e.reply.bytes > 0)
+    }
   })
 
   it('symmetric: one socket gets a different public port per destination', async () => {

@@ -166,8 +166,8 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
       for (const o of others) await ip(['-n', hosts[o]!.ns, 'route', 'add', r.lanCidr, 'via', r.wan])
     }
     for (const r of ROUTERS) {
-      await inNs(r.name, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
-      await inNs(r.name, ['sysctl', '-qw', 'net.netfilter.nf_conntrack_acct=1']).catch(() => undefined)
+      // Per-namespace sysctl, written directly so that procps need not be installed.
+      await inNs(r.name, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'])
       const targets: CounterTarget[] = [
         ...publicNames.map((n, i) => ({ label: n, address: publicHostAddress(i) })),
         ...ROUTERS.filter((o) => o.name !== r.name).map((o) => ({ label: 'peer', address: o.wan })),
@@ -175,6 +175,8 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
       const kind = r.name === 'ra' ? natA : natB
       const forward = { host: r.hostAddress, tcpPorts: r.name === 'rb' ? (options.forwardTcpToB ?? []) : [] }
       await run('ip', nsCmd(hosts[r.name]!.ns, ['nft', '-f', '-']), { input: routerRuleset(kind, targets, forward) })
+      // Byte counts in conntrack entries (the table exists once the ruleset above loaded conntrack).
+      await inNs(r.name, ['sh', '-c', 'echo 1 > /proc/sys/net/netfilter/nf_conntrack_acct'])
     }
   } catch (err) {
     await close().catch(() => undefined)
