@@ -29,6 +29,8 @@ export function formatStatus(st: NodeStatus): string {
       ['uptime', formatDuration(st.uptimeMs)],
       ['streams', `${st.streams.active} open, ${st.streams.total} since start`],
       ['ticket', st.ticket],
+      ...(st.access ? [['access port', `${st.access.listen} (SOCKS5, HTTP proxy, gateway)`] as [string, string]] : []),
+      ...(st.dns ? [['dns', `${st.dns.listen} (.warren names)`] as [string, string]] : []),
     ]),
     `addresses (${st.addrs.length})`,
     ...st.addrs.map((a) => `  ${a}`),

@@ -5,10 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { access } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { connect as tcpConnect } from 'node:net'
 import { after, before, test } from 'node:test'
+import { WarrenClient } from '../../src/client/client.ts'
+import { isWarrenError } from '../../src/errors.ts'
 import { runCli } from '../helpers/cli.ts'
 import { type Pair, startPair } from '../helpers/two-daemons.ts'
 import { echoServer, freePort, hashServer, type TestServer } from '../support/servers.ts'
@@ -274,6 +277,65 @@ test('a daemon restart leaves no stale socket and the forwards come back on the 
     list.some((f) => f.listen === listen),
     `${listen} is back in the list`,
   )
+})
+
+test('the client library: typed calls, WarrenErrors with codes, raw streams with half-close', async () => {
+  const client = await WarrenClient.connect({ home: pair.bHome.dir })
+  try {
+    assert.equal((await client.id()).id, pair.bId)
+    const peers = await client.peers()
+    assert.deepEqual(
+      peers.filter((p) => p.id === pair.aId).map((p) => [p.aliases, p.connected]),
+      [[['a'], true]],
+    )
+    await assert.rejects(client.openStream('a', 'nope'), (err: unknown) => {
+      assert.ok(isWarrenError(err, 'ERR_UNKNOWN_SERVICE'))
+      assert.equal(err.message, `node ${pair.aId} has no service "nope"`)
+      assert.equal(err.exitCode, 5)
+      return true
+    })
+    const data = randomBytes(200_000)
+    const stream = await client.openStream('a', 'hash')
+    const chunks: Buffer[] = []
+    stream.on('data', (d: Buffer) => chunks.push(d))
+    stream.end(data)
+    await once(stream, 'end')
+    assert.equal(Buffer.concat(chunks).toString(), `${data.length} ${createHash('sha256').update(data).digest('hex')}`)
+    stream.destroy()
+  } finally {
+    client.close()
+  }
+})
+
+test('SIGTERM with a stream open: the stream ends, the daemon exits 0, and the other node keeps no stream', async () => {
+  const client = await pair.b.client()
+  const stream = await client.openStream('a', 'echo')
+  stream.write('ping')
+  const [first] = (await once(stream, 'data')) as [Buffer]
+  assert.equal(first.toString(), 'ping')
+  const ended = new Promise<void>((resolve) => stream.once('end', () => resolve())) // half-open: 'end', not 'close'
+  stream.resume()
+  const started = Date.now()
+  const exit = await pair.b.stop('SIGTERM')
+  await ended
+  client.close()
+  assert.deepEqual(exit, { code: 0, signal: null })
+  assert.ok(Date.now() - started < 10_000, `stopping took ${Date.now() - started} ms`)
+  assert.match(pair.b.stderr, / info {2}stopped\n$/)
+
+  const aClient = await pair.a.client()
+  try {
+    const deadline = Date.now() + 5_000
+    let active = (await aClient.status()).streams.active
+    while (active !== 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50))
+      active = (await aClient.status()).streams.active
+    }
+    assert.equal(active, 0, 'a still holds service streams after b stopped')
+  } finally {
+    aClient.close()
+  }
+  await pair.restartB()
 })
 
 function TARGET_UNREACHABLE(aId: string): string {
