@@ -228,3 +228,16 @@ test('the local API speaks JSON-RPC 2.0 and answers bad requests with errors, no
   assert.equal((byId.get(6) as { error: { data: { code: string } } }).error.data.code, 'ERR_FORWARD_NOT_FOUND')
   assert.equal((await d.stop()).code, 0)
 })
+
+test('config api.socket moves the API socket; the CLI finds it there', async () => {
+  const h = await home(testConfig({ api: { socket: 'other.sock' } }))
+  const d = await start(h)
+  const path = `${h.dir}/other.sock`
+  assert.equal((await stat(path)).mode & 0o777, 0o600)
+  assert.equal(await exists(h.socket), false)
+  const st = await runCli(['status', '--json'], { home: h.dir })
+  assert.equal(st.code, 0, st.stderr)
+  assert.equal((JSON.parse(st.stdout) as { id: string }).id, (await d.identity()).id)
+  assert.equal((await d.stop()).code, 0)
+  assert.equal(await exists(path), false)
+})
