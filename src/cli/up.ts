@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import { createLogger, logLevelFromEnv } from '../daemon/log.ts'
 import { collect, homeOf } from './common.ts'
+import { runInForeground } from './foreground.ts'
 
 export function register(program: Command): void {
   program
@@ -17,20 +18,8 @@ export function register(program: Command): void {
       const log = createLogger({ min: logLevelFromEnv() })
       const { runDaemon } = await import('../daemon/daemon.ts') // libp2p loads only for `up`
       const daemon = await runDaemon({ home: homeOf(cmd), log, ...(opts.listen ? { listen: opts.listen } : {}) })
-      let signals = 0
-      const onSignal = (signal: NodeJS.Signals): void => {
-        if (++signals > 1) {
-          log('warn', `${signal} again: exiting without finishing the clean stop`)
-          process.exit(130)
-        }
-        void daemon.stop(signal)
-      }
-      process.on('SIGINT', onSignal)
-      process.on('SIGTERM', onSignal)
-      await daemon.stopped
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-      // everything is closed; should a library timer linger, do not let it keep a stopped daemon's process alive
-      setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref()
+      await runInForeground(daemon, (signal) =>
+        log('warn', `${signal} again: exiting without finishing the clean stop`),
+      )
     })
 }
