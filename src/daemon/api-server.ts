@@ -59,6 +59,7 @@ export class ApiServer {
   #handler: ApiHandler
   #sockets = new Set<Socket>()
   #log: (message: string) => void
+  #closed: Promise<void> | undefined
 
   private constructor(path: string, server: Server, handler: ApiHandler, log: (message: string) => void) {
     this.path = path
@@ -188,7 +189,9 @@ export class ApiServer {
           this.#log(`stream ended with an error: ${(err as Error).message}`)
           socket.destroy()
         } else if (!socket.destroyed) {
-          socket.end(warrenErrorResponse(id, err))
+          // the socket is paused (no more lines are read), so do not wait for the client's FIN
+          socket.write(warrenErrorResponse(id, err))
+          socket.destroySoon()
         }
       },
     )
@@ -199,17 +202,22 @@ export class ApiServer {
     return this.#sockets.size
   }
 
+  /** Stops accepting connections; open ones (and upgraded streams) carry on until {@link close}. */
+  stopAccepting(): void {
+    this.#closed ??= new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+
   /**
-   * Stops accepting, ends every connection (upgraded streams included: their remote side sees EOF), waits up to
-   * `graceMs` for them to close, destroys the rest, and removes the socket file.
+   * Stops accepting, ends every connection (their clients see EOF), waits up to `graceMs` for them to close,
+   * destroys the rest, and removes the socket file.
    */
-  async close(graceMs = 2000): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  async close(graceMs = 1000): Promise<void> {
+    this.stopAccepting()
     for (const s of this.#sockets) s.end()
     const deadline = Date.now() + graceMs
     while (this.#sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     for (const s of this.#sockets) s.destroy()
-    await closed
+    await this.#closed
     await unlink(this.path).catch(() => {})
   }
 }

@@ -118,8 +118,10 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const stop = (reason?: string): Promise<void> => {
       stopping ??= (async () => {
         log('info', `stopping${reason ? ` (${reason})` : ''}`)
-        await server.close().catch((err: Error) => log('warn', `closing the API: ${err.message}`))
+        server.stopAccepting()
+        // the node first: its forwards and streams end, and so do the API streams piped to them
         await started.stop().catch((err: Error) => log('warn', `stopping the node: ${err.message}`))
+        await server.close().catch((err: Error) => log('warn', `closing the API: ${err.message}`))
         await pid.release()
         log('info', 'stopped')
         resolveStopped()
