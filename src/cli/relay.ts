@@ -216,10 +216,11 @@ export function register(program: Command): void {
     .command('status')
     .description("show a running relay's reservations, circuits and bytes relayed")
     .option('--json', 'print as JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(async (_opts: unknown, cmd: Command) => {
       const { relayCall } = await import('../client/relay-client.ts')
       const st = await relayCall(await relayHomeOf(cmd), 'relay.status')
-      if (opts.json === true) sayJson(st)
+      // commander hands `relay status --json` to the parent's --json, so read it from either
+      if (cmd.optsWithGlobals().json === true) sayJson(st)
       else say(formatRelayStatus(st))
     })
 }

@@ -218,7 +218,9 @@ export class HomeRelay {
 
   async #reserve(c: Candidate): Promise<void> {
     const signal = AbortSignal.timeout(this.#attemptMs)
-    const info = await queryRelayInfo(this.#libp2p, c.id, { signal }).catch(() => undefined)
+    // a Warren relay says up front whether it grants a reservation (and why not), so a refused attempt leaves no
+    // half-made circuit listener behind in libp2p; other relays are simply asked for one
+    const info = await queryRelayInfo(this.#libp2p, c.id, { signal, intent: 'reserve' }).catch(() => undefined)
     if (info?.wouldRefuse != null) throw reservationRefused(c.id.toString(), undefined, info.wouldRefuse)
     const key = c.id.toString()
     try {

@@ -23,7 +23,7 @@ const nodeIdString = z
   .string()
   .superRefine((s, ctx) => {
     const p = problemOf(() => parseNodeId(s))
-    if (p !== undefined) ctx.addIssue({ code: 'custom', message: p.replace(/^"[^"]*" /, '') })
+    if (p !== undefined) ctx.addIssue({ code: 'custom', message: p })
   })
   .transform((s) => {
     try {

@@ -188,9 +188,16 @@ export class RelayHooks {
     }
   }
 
-  /** Why a reservation of `peer` would be refused now, or undefined when it would be granted. */
-  wouldRefuseReservation(peer: string): string | undefined {
-    return this.#policy.reservationRefusal(peer, { boundedHeld: this.#boundedHeld(peer) })
+  /**
+   * Why a reservation of `peer` would be refused now, or undefined when it would be granted. With `asking`, the node
+   * is about to reserve, so a refusal is logged and counted as if it had asked for the reservation itself.
+   */
+  wouldRefuseReservation(peer: string, asking: boolean): string | undefined {
+    const reason = this.#policy.reservationRefusal(peer, { boundedHeld: this.#boundedHeld(peer) })
+    if (reason !== undefined && asking) {
+      this.#refuse(peer, { kind: 'reservation', reason, at: Date.now() }, `a reservation for ${peer}`)
+    }
+    return reason
   }
 
   lastRefusal(peer: string): Refusal | undefined {

@@ -1,6 +1,8 @@
 /**
- * `/warren/relay/1.0.0`: a node asks a Warren relay what it grants this node. The node opens the stream and sends
- * nothing; the relay answers one JSON object (UTF-8, at most 16 KiB) and closes.
+ * `/warren/relay/1.0.0`: a node asks a Warren relay what it grants this node. The node sends one JSON request
+ * (`{"intent":"info"}`, or `{"intent":"reserve"}` before asking for a reservation) and closes its side; the relay
+ * answers one JSON object (UTF-8, at most 16 KiB) and closes. A `reserve` request the relay would refuse counts (and
+ * is logged) as a refused reservation, so the node need not make one just to hear the reason.
  *
  * It carries what circuit relay v2 cannot: the duration limit in seconds (see the upstream bug in docs/relay.md), the
  * reason of the node's latest refusal (circuit relay v2 only has a status number), and the relay's STUN port.
@@ -18,6 +20,9 @@ import type { CircuitLimit } from './policy.ts'
 
 export const RELAY_INFO_PROTOCOL = '/warren/relay/1.0.0'
 const MAX_BYTES = 16 * 1024
+const MAX_REQUEST_BYTES = 1024
+
+export type RelayInfoIntent = 'info' | 'reserve'
 
 export interface Refusal {
   kind: 'reservation' | 'circuit'
@@ -46,12 +51,24 @@ export interface RelayInfo {
 }
 
 /** Serves the protocol on a relay; `infoFor` builds the answer for the asking node. */
-export async function handleRelayInfo(libp2p: Libp2p, infoFor: (peer: PeerId) => RelayInfo): Promise<void> {
+export async function handleRelayInfo(
+  libp2p: Libp2p,
+  infoFor: (peer: PeerId, intent: RelayInfoIntent) => RelayInfo,
+): Promise<void> {
   await libp2p.handle(
     RELAY_INFO_PROTOCOL,
     async (stream, connection) => {
       try {
-        stream.send(new TextEncoder().encode(JSON.stringify(infoFor(connection.remotePeer))))
+        const request = await readAll(stream, AbortSignal.timeout(5_000), MAX_REQUEST_BYTES)
+        let intent: RelayInfoIntent = 'info'
+        try {
+          if ((JSON.parse(new TextDecoder().decode(request)) as { intent?: unknown })?.intent === 'reserve') {
+            intent = 'reserve'
+          }
+        } catch {
+          // an empty or unreadable request asks for info
+        }
+        stream.send(new TextEncoder().encode(JSON.stringify(infoFor(connection.remotePeer, intent))))
         await stream.close({ signal: AbortSignal.timeout(5_000) })
       } catch (err) {
         stream.abort(err as Error)
@@ -61,14 +78,14 @@ export async function handleRelayInfo(libp2p: Libp2p, infoFor: (peer: PeerId) =>
   )
 }
 
-async function readAll(stream: Stream, signal: AbortSignal): Promise<Uint8Array> {
+async function readAll(stream: Stream, signal: AbortSignal, max = MAX_BYTES): Promise<Uint8Array> {
   const buf = new Uint8ArrayList()
   const onAbort = (): void => stream.abort(new Error('timed out'))
   signal.addEventListener('abort', onAbort, { once: true })
   try {
     for await (const chunk of stream) {
       buf.append(chunk)
-      if (buf.byteLength > MAX_BYTES) throw new Error(`answer longer than ${MAX_BYTES} bytes`)
+      if (buf.byteLength > max) throw new Error(`message longer than ${max} bytes`)
     }
   } finally {
     signal.removeEventListener('abort', onAbort)
@@ -86,13 +103,14 @@ function badAnswer(relay: PeerId, why: string): WarrenError {
 export async function queryRelayInfo(
   libp2p: Libp2p,
   relay: PeerId,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; intent?: RelayInfoIntent } = {},
 ): Promise<RelayInfo> {
   const signal = opts.signal ?? AbortSignal.timeout(5_000)
   const stream = await libp2p.dialProtocol(relay, RELAY_INFO_PROTOCOL, { signal })
   const reading = readAll(stream, signal) // listen before anything else, so no byte of the answer is missed
   let data: Uint8Array
   try {
+    stream.send(new TextEncoder().encode(JSON.stringify({ intent: opts.intent ?? 'info' })))
     await stream.close({ signal })
     data = await reading
   } catch (err) {

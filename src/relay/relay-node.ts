@@ -19,7 +19,7 @@ import type { CircuitInfo } from './circuits.ts'
 import { RelayPolicy } from './policy.ts'
 import type { RelayConfig, RelayLimits } from './relay-config.ts'
 import { RelayHooks, type ReservationInfo } from './relay-hooks.ts'
-import { handleRelayInfo, type RelayInfo } from './relay-info.ts'
+import { handleRelayInfo, type RelayInfo, type RelayInfoIntent } from './relay-info.ts'
 import { type StunResponder, startStunResponder } from './stun.ts'
 
 export interface RelayOptions {
@@ -122,7 +122,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   }
   const started = Date.now()
   const id = libp2p.peerId.toString()
-  const infoFor = (peer: PeerId): RelayInfo => {
+  const infoFor = (peer: PeerId, intent: RelayInfoIntent): RelayInfo => {
     const node = peer.toString()
     const reservation = hooks.reservationOf(node)
     return {
@@ -132,7 +132,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       private: policy.private,
       limits: policy.limitFor(node) ?? null,
       reservation: reservation === undefined ? null : { expiresAt: reservation.expiresAt },
-      wouldRefuse: hooks.wouldRefuseReservation(node) ?? null,
+      wouldRefuse: hooks.wouldRefuseReservation(node, intent === 'reserve') ?? null,
       refusal: hooks.lastRefusal(node) ?? null,
       stun: stun === undefined ? null : { port: stun.address.port },
     }
