@@ -66,6 +66,9 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         yamux({
           maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
           maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
+          // streams opened before the far side finished its upgrade are queued; past this many the whole
+          // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
+          maxEarlyStreams: preset.maxServiceStreamsPerConnection,
           streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
         }),
       ],

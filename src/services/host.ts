@@ -79,6 +79,8 @@ export class ServiceHost {
   async start(): Promise<void> {
     await this.#node.handle(SERVICE_PROTOCOL, (stream, conn) => this.#onServiceStream(stream, conn), {
       maxInboundStreams: this.#opts.maxStreamsPerConnection,
+      // libp2p caps outbound streams per protocol at 64 unless the handler says otherwise; forwards need many
+      maxOutboundStreams: this.#opts.maxStreamsPerConnection,
       runOnLimitedConnection: true, // relayed connections through a bounded relay (issue 4)
     })
     await this.syncKubo()

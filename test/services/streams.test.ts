@@ -158,3 +158,19 @@ describe('service streams', () => {
     await until(() => echo.sockets.size === 0)
   })
 })
+
+describe('many streams on one connection', () => {
+  it('opens 300 service streams to one node at once (past libp2p default of 64 per protocol)', async () => {
+    const echo = await echoServer()
+    const net = await createTestnet(2, { services: { 1: { echo: `/tcp/${echo.port}` } } })
+    try {
+      const streams = await Promise.all(Array.from({ length: 300 }, () => net.nodes[0]!.openService('n1', 'echo')))
+      assert.equal(streams.length, 300)
+      assert.equal(net.nodes[1]!.status().streams.active, 300)
+      for (const s of streams) s.abort(new Error('done'))
+    } finally {
+      await net.stop()
+      await echo.close()
+    }
+  })
+})
