@@ -133,6 +133,24 @@ describe('NAT behaviour and STUN in the lab', { skip: labSkip }, () => {
     assert.notEqual(mapped[0]!.port, mapped[1]!.port)
   })
 
+  it('netcheck tells the cone host from the symmetric one', async () => {
+    const servers = ['relay', 'relay2'].map((h) => `${getLab().address(h)}:${STUN_PORT}`)
+    const [a, b] = await Promise.all(
+      ['a', 'b'].map(async (host) => {
+        const { stdout } = await getLab().exec(host, [pinnedNode(), tool, 'netcheck', ...servers])
+        return JSON.parse(stdout).report
+      }),
+    )
+    assert.equal(a.udp, true)
+    assert.equal(a.nat, 'easy')
+    assert.equal(a.noNat, false)
+    assert.equal(a.publicAddresses.length, 1)
+    assert.equal(a.publicAddresses[0].host, '198.18.0.2')
+    assert.equal(b.nat, 'hard')
+    assert.equal(b.mappingVariesByDestination, true)
+    assert.equal(b.publicAddresses.length, 2)
+  })
+
   it('drops unsolicited inbound: other sources to a live mapping, and anything to an unmapped port', async () => {
     const chan = stunFrom('a', 1500)
     const m = await chan.next('mapped', 10_000)

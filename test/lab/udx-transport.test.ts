@@ -9,6 +9,7 @@ import { createLibp2p } from 'libp2p'
 import { isWarrenError } from '../../src/errors.ts'
 import { startStunResponder } from '../../src/relay/stun.ts'
 import { BENCH_PROTOCOL, receiveBulk, sendBulk, type TransferReport } from '../../src/testing/natlab/stream-bench.ts'
+import { netcheck } from '../../src/traversal/netcheck.ts'
 import { fromDgram } from '../../src/traversal/packet-socket.ts'
 import { decodeProbe, encodeProbe, natBehaviour, punch, punchPlan } from '../../src/traversal/punch.ts'
 import { stunBinding } from '../../src/traversal/stun-client.ts'
@@ -177,5 +178,30 @@ describe('libp2p over the udx transport on loopback', () => {
     assert.equal(got.sha256, sent.sha256)
     await conn.close()
     assert.equal(conn.status, 'closed')
+  })
+})
+
+describe('netcheck on loopback', () => {
+  it('reports UDP, the mapping and RTT per server; one server cannot tell the NAT kind', async () => {
+    const stun = await startStunResponder({ host: '127.0.0.1', port: 0 })
+    const silent = await udp()
+    const s = await udp()
+    try {
+      const dead = { host: '127.0.0.1', port: silent.address().port }
+      const r = await netcheck(fromDgram(s), [stun.address, dead], { timeoutMs: 300 })
+      assert.equal(r.udp, true)
+      assert.deepEqual(r.servers[0]!.mapped, { host: '127.0.0.1', port: s.address().port })
+      assert.ok(r.servers[0]!.rttMs! >= 0)
+      assert.equal(r.servers[1]!.error, `no STUN answer from 127.0.0.1:${dead.port} within 300 ms`)
+      assert.equal(r.mappingVariesByDestination, undefined)
+      assert.equal(r.noNat, true)
+      const two = await netcheck(fromDgram(s), [stun.address, stun.address])
+      assert.equal(two.mappingVariesByDestination, false)
+      assert.equal(two.nat, 'easy')
+    } finally {
+      s.close()
+      silent.close()
+      await stun.close()
+    }
   })
 })

@@ -5,10 +5,12 @@
  *   socket, prints `{"type":"mapped","local":…,"mapped":[…]}`, then prints every other datagram it receives for
  *   `listenMs` as `{"type":"datagram",…}` and finally `{"type":"end"}`.
  * - `udp-tool.ts send <host> <port> <text>` sends one datagram and exits.
+ * - `udp-tool.ts netcheck <host:port>…` prints `{"type":"netcheck","report":…}` from {@link netcheck}.
  *
  * @packageDocumentation
  */
 import { createSocket } from 'node:dgram'
+import { netcheck } from '../../traversal/netcheck.ts'
 import { fromDgram } from '../../traversal/packet-socket.ts'
 import { stunBinding } from '../../traversal/stun-client.ts'
 
@@ -22,6 +24,10 @@ await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', () => resolve()))
 if (mode === 'send') {
   const [host = '', port = '0', text = ''] = args
   await new Promise<void>((resolve) => socket.send(text, Number(port), host, () => resolve()))
+  socket.close()
+} else if (mode === 'netcheck') {
+  const servers = args.map((a) => ({ host: a.split(':')[0] ?? '', port: Number(a.split(':')[1]) }))
+  print({ type: 'netcheck', report: await netcheck(fromDgram(socket), servers) })
   socket.close()
 } else if (mode === 'stun') {
   const [listenMs = '0', ...servers] = args
@@ -41,6 +47,8 @@ if (mode === 'send') {
     Math.min(Number(listenMs), 30_000),
   )
 } else {
-  process.stderr.write('usage: udp-tool.ts stun <listenMs> <host:port>… | send <host> <port> <text>\n')
+  process.stderr.write(
+    'usage: udp-tool.ts stun <listenMs> <host:port>… | send <host> <port> <text> | netcheck <host:port>…\n',
+  )
   process.exit(2)
 }
