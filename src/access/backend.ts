@@ -13,8 +13,39 @@ export interface NodeForAccess {
 const RESOLVE_TTL_MS = 5_000
 const RESOLVE_CACHE_MAX = 1_024
 
+/**
+ * Stream opens in flight to one node at most. Yamux resets inbound streams past 10 not yet acknowledged
+ * (`maxEarlyStreams`), so a burst of 64 new client connections opening 64 streams at once would see most of them
+ * reset by the host; queuing opens beyond this keeps a burst within what any Warren node accepts.
+ */
+export const MAX_OPENING_PER_PEER = 8
+
+/** Runs `open` with at most `max` at a time per key, the rest queued in order. */
+export function openGate(max: number): <T>(key: string, open: () => Promise<T>) => Promise<T> {
+  const gates = new Map<string, { active: number; waiting: (() => void)[] }>()
+  return async (key, open) => {
+    let g = gates.get(key)
+    if (g === undefined) {
+      g = { active: 0, waiting: [] }
+      gates.set(key, g)
+    }
+    const gate = g
+    if (gate.active >= max) await new Promise<void>((resolve) => gate.waiting.push(resolve))
+    gate.active++
+    try {
+      return await open()
+    } finally {
+      gate.active--
+      const next = gate.waiting.shift()
+      if (next !== undefined) next()
+      else if (gate.active === 0) gates.delete(key)
+    }
+  }
+}
+
 export function accessBackend(node: NodeForAccess): GatewayBackend {
   const cache = new Map<string, { ids: { id: string; base36: string }; until: number }>()
+  const gate = openGate(MAX_OPENING_PER_PEER)
   return {
     resolveNode(name) {
       const now = Date.now()
@@ -26,6 +57,6 @@ export function accessBackend(node: NodeForAccess): GatewayBackend {
       cache.set(name, { ids, until: now + RESOLVE_TTL_MS })
       return ids
     },
-    openService: (id, service, opts) => node.openService(id, service, opts),
+    openService: (id, service, opts) => gate(id, () => node.openService(id, service, opts)),
   }
 }

@@ -231,3 +231,25 @@ describe('access port: refusals reach the client in its own protocol', () => {
     assert.match(res.body, /ERR_BAD_NAME: the HTTP proxy carries http:\/\/ URLs, not https:\/\//)
   })
 })
+
+describe('access port: bursts of new streams', () => {
+  let p: Pair
+  before(async () => {
+    p = await startPair()
+  })
+  after(() => p.stop())
+
+  it('64 simultaneous SOCKS5 tunnels on a fresh node pair all connect (opens queued below yamux early-stream limit)', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 64 }, async (_, k) => {
+        const { reply, socket } = await socks5Connect(p.access, { host: 'raw.n1.warren', port: 1 })
+        if (reply !== 0) return `reply ${reply}`
+        socket.write(`burst ${k}\n`)
+        let text = ''
+        for await (const c of socket) text += c
+        return text
+      }),
+    )
+    results.forEach((text, k) => assert.equal(text, `hello from raw tcp\necho: burst ${k}\n`))
+  })
+})
