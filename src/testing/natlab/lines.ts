@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 
+import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 import { WarrenError } from '../../errors.ts'
@@ -103,4 +104,13 @@ export function parentChannel(name: string, deadlineMs = 120_000): { chan: LineC
     process.exit(3)
   }, deadlineMs)
   return { chan, done: () => clearTimeout(fatal) }
+}
+
+/** Waits up to `ms` for a child to exit, then kills it; resolves once it is gone. */
+export async function reap(child: ChildProcess, ms = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const t = setTimeout(() => child.kill('SIGKILL'), ms)
+  await exited
+  clearTimeout(t)
 }

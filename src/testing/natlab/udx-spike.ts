@@ -5,10 +5,11 @@
  *
  * @packageDocumentation
  */
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import type { Lab } from './lab.ts'
-import { type LineChannel, type LineMessage, lineChannel } from './lines.ts'
+import { type LineChannel, type LineMessage, lineChannel, reap } from './lines.ts'
 import type { Counter } from './nft.ts'
 
 export const STUN_PORT = 3478
@@ -72,9 +73,25 @@ export async function runUdxSpike(lab: Lab, options: SpikeOptions = {}): Promise
     punchTimeoutMs: options.punchTimeoutMs ?? 10_000,
     token: randomBytes(16).toString('hex'),
   }
-  const peers: LineChannel[] = (['a', 'b'] as const).map((host) => {
-    const script = options.mode === 'libp2p' ? './libp2p-peer.ts' : './udx-peer.ts'
-    const child = lab.spawnNode(host, here(script))
+  const script = options.mode === 'libp2p' ? './libp2p-peer.ts' : './udx-peer.ts'
+  const children = (['a', 'b'] as const).map((host) => lab.spawnNode(host, here(script)))
+  try {
+    return await spikeRun(lab, children, config, bytes, publicHosts, options)
+  } finally {
+    await Promise.all(children.map((c) => reap(c)))
+  }
+}
+
+async function spikeRun(
+  lab: Lab,
+  children: ChildProcess[],
+  config: LineMessage,
+  bytes: number,
+  publicHosts: string[],
+  options: SpikeOptions,
+): Promise<SpikeResult> {
+  const peers: LineChannel[] = children.map((child, i) => {
+    const host = i === 0 ? 'a' : 'b'
     const chan = lineChannel(child.stdout!, child.stdin!, `udx peer ${host}`)
     child.stderr!.on(
       'data',

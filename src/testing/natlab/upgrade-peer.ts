@@ -55,13 +55,9 @@ async function main(): Promise<void> {
     })
     chan.send({ type: 'ready', peerId: node.peerId.toString() })
     if (cfg.role === 'recv') {
-      const received = new Promise<void>((resolve) => {
-        void node.handle(BENCH_PROTOCOL, async (stream, connection) => {
-          chan.send({ type: 'received', path: connection.remoteAddr.toString(), ...(await receiveBulk(stream)) })
-          resolve()
-        })
+      await node.handle(BENCH_PROTOCOL, async (stream, connection) => {
+        chan.send({ type: 'received', path: connection.remoteAddr.toString(), ...(await receiveBulk(stream)) })
       })
-      await received
     } else {
       const peer = await chan.next('peer', 10_000)
       const signalling = await node.dial(multiaddr(String(peer.addr)), { signal: AbortSignal.timeout(5000) })

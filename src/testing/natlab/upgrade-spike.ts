@@ -5,9 +5,10 @@
  *
  * @packageDocumentation
  */
+import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Lab } from './lab.ts'
-import { type LineChannel, lineChannel } from './lines.ts'
+import { type LineChannel, type LineMessage, lineChannel, reap } from './lines.ts'
 import type { Counter } from './nft.ts'
 import { STUN_PORT } from './udx-spike.ts'
 
@@ -46,10 +47,24 @@ export async function runUpgradeSpike(
   const publicHosts = Object.keys(lab.hosts).filter((h) => !['sw', 'ra', 'rb', 'a', 'b'].includes(h))
   const stun = publicHosts.slice(0, 2).map((h) => ({ host: lab.address(h), port: STUN_PORT }))
   const config = { type: 'config', stun, bytes, tcpPort: SIGNAL_PORT, yamuxWindow: options.yamuxWindow ?? 0 }
-  const [pa, pb] = (['a', 'b'] as const).map((host) => {
-    const child = lab.spawnNode(host, here('./upgrade-peer.ts'))
-    return lineChannel(child.stdout!, child.stdin!, `upgrade peer ${host}`)
-  }) as [LineChannel, LineChannel]
+  const children = (['a', 'b'] as const).map((host) => lab.spawnNode(host, here('./upgrade-peer.ts')))
+  try {
+    return await upgradeRun(lab, children, config, bytes)
+  } finally {
+    // Both peers exit after 'finish'; make sure of it so the next run can bind the same port.
+    await Promise.all(children.map((c) => reap(c)))
+  }
+}
+
+async function upgradeRun(
+  lab: Lab,
+  children: ChildProcess[],
+  config: LineMessage,
+  bytes: number,
+): Promise<UpgradeSpikeResult> {
+  const [pa, pb] = children.map((child, i) =>
+    lineChannel(child.stdout!, child.stdin!, `upgrade peer ${i === 0 ? 'a' : 'b'}`),
+  ) as [LineChannel, LineChannel]
   pa.send({ ...config, role: 'send' })
   pb.send({ ...config, role: 'recv' })
   const [, rb] = await Promise.all([pa.next('ready', 15_000), pb.next('ready', 15_000)])
