@@ -228,7 +228,68 @@ describe('relay policy and relayed service streams (loopback)', () => {
   })
 })
 
-describe('home relay: renewal and parallel dialing (loopback)', () => {
+/** A TCP proxy to 127.0.0.1:`port` that holds every chunk for `delayMs` each way: a relay that is far away. */
+async function slowProxy(port: number, delayMs: number): Promise<{ port: number; close(): Promise<void> }> {
+  const { createServer, connect } = await import('node:net')
+  const sockets = new Set<import('node:net').Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        client.destroy()
+        upstream.destroy()
+        sockets.delete(s)
+      })
+    }
+    const pass = (from: typeof client, to: typeof client): void => {
+      from.on('data', (d) => setTimeout(() => to.destroyed || to.write(d), delayMs))
+    }
+    pass(client, upstream)
+    pass(upstream, client)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      }),
+  }
+}
+
+describe('home relay: choice, renewal and parallel dialing (loopback)', () => {
+  it('chooses the relay with the lowest round trip, whatever its place in `relays`', async () => {
+    const c = cleanup()
+    try {
+      const near = c.add(await startTestRelay())
+      const far = c.add(await startTestRelay())
+      const farPort = Number(/\/tcp\/(\d+)\//.exec(far.addrs[0]!)![1])
+      const proxy = await slowProxy(farPort, 40)
+      c.add({ stop: () => proxy.close() })
+      const farAddr = `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${far.peerId}`
+      const b = c.add(await startNode({ config: { relays: [farAddr, near.addrs[0]!] } }))
+      const st = b.homeRelay!.status()
+      assert.equal(st.home, near.peerId.toString())
+      const rtt = Object.fromEntries(st.relays.map((r) => [r.id, r.rttMs ?? -1]))
+      assert.ok(rtt[far.peerId.toString()]! >= 80, `far relay rtt ${rtt[far.peerId.toString()]} ms`)
+      assert.ok(rtt[near.peerId.toString()]! < rtt[far.peerId.toString()]!)
+      assert.deepEqual(
+        st.relays.map((r) => r.state),
+        ['standby', 'home'],
+      )
+      // the ticket names both relays, home first
+      assert.deepEqual(b.homeRelay!.ticketAddrs().map(String), [
+        `${near.addrs[0]}/p2p-circuit`,
+        `${farAddr}/p2p-circuit`,
+      ])
+    } finally {
+      await c.run()
+    }
+  })
+
   it('renews a short reservation before it expires, so the node stays reachable', async () => {
     const c = cleanup()
     const hash = await hashServer()

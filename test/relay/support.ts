@@ -79,7 +79,11 @@ export async function transfer(stream: Stream, bytes: number, timeoutMs = 60_000
       const buf = randomBytes(Math.min(chunk, bytes - sent))
       hash.update(buf)
       sent += buf.length
-      if (!stream.send(buf)) await stream.onDrain({ signal: AbortSignal.timeout(timeoutMs) })
+      if (!stream.send(buf)) {
+        await stream.onDrain({ signal: AbortSignal.timeout(timeoutMs) }).catch((e: unknown) => {
+          throw e instanceof Error ? e : new Error(`the stream closed after ${sent} bytes (${stream.status})`)
+        })
+      }
     }
     await stream.close()
     await reading
