@@ -65,7 +65,11 @@ let server: Server
 const serverSide: Promise<Transfer>[] = []
 
 before(async () => {
-  server = createServer({ allowHalfOpen: true }, (s) => serverSide.push(duplexTransfer(s)))
+  server = createServer({ allowHalfOpen: true }, (s) => {
+    const t = duplexTransfer(s)
+    t.catch(() => {}) // reported when the test awaits it
+    serverSide.push(t)
+  })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   pair = await startPair({ bulk: `/tcp/${(server.address() as { port: number }).port}` })
 })
@@ -83,8 +87,15 @@ test('256 MiB each way at once through a forward arrive intact (SHA-256 on both 
   const { listen } = JSON.parse(fwd.stdout) as { listen: string }
   const started = Date.now()
   const socket = tcpConnect({ host: '127.0.0.1', port: Number(listen.split(':')[1]), allowHalfOpen: true })
-  const client = await duplexTransfer(socket)
-  const srv = await serverSide[0]!
+  let client: Transfer
+  let srv: Transfer
+  try {
+    client = await duplexTransfer(socket)
+    srv = await serverSide[0]!
+  } catch (err) {
+    const logs = `--- daemon b:\n${pair.b.stderr.slice(-2000)}\n--- daemon a:\n${pair.a.stderr.slice(-2000)}`
+    throw new Error(`${(err as Error).message}\n${logs}`, { cause: err })
+  }
   const seconds = (Date.now() - started) / 1000
   socket.destroy()
   assert.equal(client.receivedBytes, TOTAL)
