@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { WarrenError } from '../errors.ts'
+import { isWarrenError, WarrenError } from '../errors.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../node/create.ts'
 import { VERSION } from '../version.ts'
 import type { CircuitInfo } from './circuits.ts'
@@ -85,6 +85,19 @@ async function webSocketSetup(
   return { listen: `/${family}/${host}/tcp/${config.ws.port}/tls/ws`, init: { https: { cert, key } }, announce }
 }
 
+/** A listen failure with the relay's own fix (the generic ones talk about config.json). */
+function relayListenError(err: unknown, hint: string): unknown {
+  if (!isWarrenError(err, 'ERR_LISTEN_FAILED')) return err
+  return new WarrenError(
+    'ERR_LISTEN_FAILED',
+    `the relay ${err.message.replace(/^the STUN responder /, 'STUN responder ')}`,
+    {
+      hint,
+      cause: err,
+    },
+  )
+}
+
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const { config } = opts
   const log = opts.log ?? (() => {})
@@ -110,11 +123,23 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     },
   }
   if (ws.init !== undefined) nodeOpts.webSockets = ws.init
-  const libp2p = await createNode(nodeOpts)
+  const libp2p = await createNode(nodeOpts).catch((err: unknown) => {
+    throw relayListenError(
+      err,
+      'Another process (perhaps another relay) uses that port; pass other --listen/--ws ports or change relay.json.',
+    )
+  })
   let stun: StunResponder | undefined
   try {
     hooks.install(libp2p)
-    if (config.stun !== false) stun = await startStunResponder({ host: config.stun.host, port: config.stun.port })
+    if (config.stun !== false) {
+      stun = await startStunResponder({ host: config.stun.host, port: config.stun.port }).catch((err: unknown) => {
+        throw relayListenError(
+          err,
+          'Pass another UDP port with --stun <port> (or --no-stun), or stop the process that holds it.',
+        )
+      })
+    }
   } catch (err) {
     hooks.close()
     await libp2p.stop()

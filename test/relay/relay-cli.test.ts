@@ -87,6 +87,42 @@ describe('warren relay: bad input', () => {
     assert.match(allow.stderr, /hint: Fix the fields named above in relay.json or the matching flags; docs\/relay.md/)
   })
 
+  it('a TCP or STUN port in use stops the relay with ERR_LISTEN_FAILED and the flag to change', async () => {
+    const { createServer } = await import('node:net')
+    const { createSocket } = await import('node:dgram')
+    const tcp = createServer()
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r))
+    const tcpPort = (tcp.address() as { port: number }).port
+    const udp = createSocket('udp4')
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r))
+    try {
+      const taken = await runCli(['--home', home, 'relay', '--listen', `/ip4/127.0.0.1/tcp/${tcpPort}`])
+      assert.equal(taken.code, 6)
+      assert.match(
+        taken.stderr,
+        new RegExp(
+          `warren: the relay cannot listen on /ip4/127\\.0\\.0\\.1/tcp/${tcpPort}: address in use\n` +
+            'hint: Another process \\(perhaps another relay\\) uses that port; pass other --listen/--ws ports or change relay\\.json\\.\n$',
+        ),
+      )
+      const stunPort = udp.address().port
+      await writeFile(join(home, 'relay.json'), JSON.stringify({ stun: { host: '127.0.0.1', port: stunPort } }))
+      const stun = await runCli(['--home', home, 'relay', '--listen', '/ip4/127.0.0.1/tcp/0'])
+      assert.equal(stun.code, 6)
+      assert.match(
+        stun.stderr,
+        new RegExp(
+          `warren: the relay STUN responder could not bind UDP 127\\.0\\.0\\.1:${stunPort}: bind EADDRINUSE 127\\.0\\.0\\.1:${stunPort}\n` +
+            'hint: Pass another UDP port with --stun <port> \\(or --no-stun\\), or stop the process that holds it\\.\n$',
+        ),
+      )
+    } finally {
+      await writeFile(join(home, 'relay.json'), JSON.stringify({ stun: { host: '127.0.0.1', port: 0 } }))
+      tcp.close()
+      udp.close()
+    }
+  })
+
   it('`warren relay status` without a running relay says so and how to start one', async () => {
     const r = await runCli(['--home', home, 'relay', 'status'])
     assert.equal(r.code, 7)
