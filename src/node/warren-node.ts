@@ -22,6 +22,7 @@ import { isWarrenError, WarrenError } from '../errors.ts'
 import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
 import { encodeTicket } from '../identity/ticket.ts'
 import { HomeRelay } from '../relay/home-relay.ts'
+import { watchLimitedConnections } from '../relay/limited-connections.ts'
 import { dialAllPaths } from '../relay/parallel-dial.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
@@ -98,6 +99,7 @@ export class WarrenNode implements WarrenNodeApi {
   readonly #forwarder: Forwarder
   /** The home relay (config `relays`); undefined when no relay is configured. */
   homeRelay: HomeRelay | undefined
+  #unwatchLimits: () => void = () => {}
   readonly #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
   readonly #started = Date.now()
@@ -134,6 +136,7 @@ export class WarrenNode implements WarrenNodeApi {
       for (const [name, svc] of Object.entries(opts.config.services)) node.registry.add(name, svc, 'config')
       await node.#host.start()
       await node.#startAccess(opts)
+      node.#unwatchLimits = watchLimitedConnections(libp2p, node.#log)
       if (opts.config.relays.length > 0) {
         node.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: node.#log })
         await node.homeRelay.start()
@@ -365,6 +368,7 @@ export class WarrenNode implements WarrenNodeApi {
 
   async stop(): Promise<void> {
     this.homeRelay?.stop()
+    this.#unwatchLimits()
     await this.#stopAccess()
     await this.#forwarder.closeAll()
     await this.#host.stop()

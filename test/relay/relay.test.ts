@@ -86,7 +86,8 @@ describe('relay policy and relayed service streams (loopback)', () => {
       const relay = c.add(await startTestRelay({ limits: { dataBytes: 256 * 1024, durationSec: 30 } }))
       const nodeB = c.add(await startNode({ config: { relays: [relay.addrs[0]!], services: services() } }))
       assert.deepEqual(nodeB.homeRelay!.status().limits, { dataBytes: 256 * 1024, durationSec: 30 })
-      const nodeA = c.add(await startNode())
+      const aLog: string[] = []
+      const nodeA = c.add(await startNode({ lines: aLog }))
       const conn = await nodeA.connect(nodeB.identity().ticket)
       // advertised to the dialer exactly: bytes, and no duration (libp2p would read ours as ms-or-seconds wrongly)
       const left = conn.limits?.bytes ?? 0n // what is left: the handshakes already used a little
@@ -104,6 +105,9 @@ describe('relay policy and relayed service streams (loopback)', () => {
       )
       assert.equal(outcome, 'cut')
       await eventually('the circuit is closed', () => (relay.status().circuits.length === 0 ? true : undefined))
+      // the cut is not silent: the dialer says why and whom to allow
+      const why = `warn the relayed connection to ${nodeB.peerId} through relay ${relay.peerId} ended: it used up the relay's data limit, so streams on it were cut short; ask the relay's operator to add node ${nodeB.peerId} to the relay's allow list`
+      await eventually('the dialer logs the used-up limit', () => (aLog.includes(why) ? true : undefined))
     } finally {
       await c.run()
     }
