@@ -1,6 +1,7 @@
 import { after, before } from 'node:test'
 import { createLab, type Lab, type LabOptions, labSupport, type NatKind } from '../../src/testing/natlab/index.ts'
 import { startLabStun } from '../../src/testing/natlab/udx-spike.ts'
+import { startLabRelay } from '../../src/testing/natlab/upgrade-spike.ts'
 
 const support = await labSupport()
 
@@ -21,4 +22,21 @@ export function useLab(natA: NatKind, natB: NatKind, extra: Omit<LabOptions, 'na
     await lab?.close()
   })
   return () => lab!
+}
+
+/**
+ * Like {@link useLab}, but host `relay` runs a Warren relay (circuit relay v2 on TCP 4001, STUN on 3478) and `relay2`
+ * a STUN responder; the getter also returns the relay's multiaddr.
+ */
+export function useRelayLab(natA: NatKind, natB: NatKind): () => { lab: Lab; relayAddr: string } {
+  let lab: Lab | undefined
+  let relayAddr = ''
+  before(async () => {
+    lab = await createLab({ publicHosts: ['relay', 'relay2'], natA, natB })
+    ;[relayAddr] = await Promise.all([startLabRelay(lab, 'relay'), startLabStun(lab, 'relay2')])
+  })
+  after(async () => {
+    await lab?.close()
+  })
+  return () => ({ lab: lab!, relayAddr })
 }

@@ -1,15 +1,13 @@
 /**
- * The raw udx-native spike over a matrix of NAT pairs, with repetitions, printed as a Markdown table:
+ * Direct paths over a matrix of NAT pairs, with repetitions, printed as a Markdown table:
  *
  * ```
  * node src/testing/natlab/matrix.ts [--runs 5] [--mib 64] [--mode udx|libp2p|upgrade] [--pairs cone:cone,…]
  * ```
  *
  * Modes: `udx` raw udx-native stream (signalling by the parent), `libp2p` libp2p over the udx transport (signalling by
- * the parent), `upgrade` the full `/warren/punch/1.0.0` upgrade over a TCP signalling connection (16 MiB Yamux window).
- *
- * ```
- * ```
+ * the parent), `upgrade` the full `/warren/punch/1.0.0` upgrade over a connection through a Warren relay on the public
+ * segment (16 MiB Yamux window), with the bulk stream falling back to the relayed connection when no direct path is found.
  *
  * Needs root (network namespaces). One lab per pair; every run uses fresh sockets and a fresh punch token.
  *
@@ -19,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { createLab } from './lab.ts'
 import type { NatKind } from './topology.ts'
 import { runUdxSpike, type SpikeResult, startLabStun } from './udx-spike.ts'
-import { runUpgradeSpike, SIGNAL_PORT } from './upgrade-spike.ts'
+import { runUpgradeSpike, startLabRelay } from './upgrade-spike.ts'
 
 export type MatrixMode = 'udx' | 'libp2p' | 'upgrade'
 
@@ -29,12 +27,26 @@ type Run = Pick<
   'plan' | 'direct' | 'timeToDirectMs' | 'timeToConnectionMs' | 'mibps' | 'probes' | 'checksumOk'
 > & {
   stunMs?: number
+  relayed?: boolean
 }
 
-async function oneRun(lab: Awaited<ReturnType<typeof createLab>>, bytes: number, mode: MatrixMode): Promise<Run> {
+async function oneRun(
+  lab: Awaited<ReturnType<typeof createLab>>,
+  bytes: number,
+  mode: MatrixMode,
+  relayAddr: string,
+): Promise<Run> {
   if (mode !== 'upgrade') return runUdxSpike(lab, { bytes, mode })
-  const r = await runUpgradeSpike(lab, { bytes, yamuxWindow: 16 * 1024 * 1024 })
-  return { plan: r.plan, direct: r.direct, timeToConnectionMs: r.upgradeMs, mibps: r.mibps, checksumOk: r.checksumOk }
+  const r = await runUpgradeSpike(lab, { bytes, yamuxWindow: 16 * 1024 * 1024, relayAddr })
+  if (!r.checksumOk) console.error(`${lab.natA} x ${lab.natB}: ${r.failure}`)
+  return {
+    plan: r.plan,
+    direct: r.direct,
+    relayed: r.relayed,
+    timeToConnectionMs: r.upgradeMs,
+    mibps: r.mibps,
+    checksumOk: r.checksumOk,
+  }
 }
 
 const DEFAULT_PAIRS = 'cone:cone,cone:symmetric,symmetric:cone,none:symmetric,symmetric:symmetric'
@@ -55,16 +67,19 @@ export async function runMatrix(
   mode: MatrixMode = 'udx',
 ): Promise<string[]> {
   const rows = [
-    `| NAT A x B (${mode}) | plan | direct | time to direct (ms) | to libp2p connection (ms) | STUN (ms) | MiB/s | probes (A+B) | correct |`,
-    '|---|---|---|---|---|---|---|---|---|',
+    `| NAT A x B (${mode}) | plan | direct | relayed | time to direct (ms) | to libp2p connection (ms) | STUN (ms) | MiB/s (direct) | MiB/s (relayed) | probes (A+B) | correct |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   console.log(rows.join('\n'))
   for (const [natA, natB] of pairs) {
-    const lab = await createLab({ natA, natB, publicHosts: ['relay', 'relay2'], forwardTcpToB: [SIGNAL_PORT] })
+    const lab = await createLab({ natA, natB, publicHosts: ['relay', 'relay2'] })
     const results: Run[] = []
     try {
-      await Promise.all([startLabStun(lab, 'relay'), startLabStun(lab, 'relay2')])
-      for (let i = 0; i < runs; i++) results.push(await oneRun(lab, bytes, mode))
+      const [relayAddr] = await Promise.all([
+        mode === 'upgrade' ? startLabRelay(lab, 'relay') : startLabStun(lab, 'relay').then(() => ''),
+        startLabStun(lab, 'relay2'),
+      ])
+      for (let i = 0; i < runs; i++) results.push(await oneRun(lab, bytes, mode, relayAddr))
     } finally {
       await lab.close()
     }
@@ -73,6 +88,7 @@ export async function runMatrix(
       `${natA} x ${natB}`,
       [...new Set(results.map((r) => r.plan ?? '-'))].join(', '),
       `${direct.length}/${results.length}`,
+      mode === 'upgrade' ? `${results.filter((r) => r.relayed).length}/${results.length}` : '-',
       range(
         direct.flatMap((r) => (r.timeToDirectMs === undefined ? [] : [r.timeToDirectMs])),
         1,
@@ -90,10 +106,14 @@ export async function runMatrix(
         0,
       ),
       range(
+        results.flatMap((r) => (r.relayed === true ? [r.mibps!] : [])),
+        0,
+      ),
+      range(
         direct.flatMap((r) => (r.probes === undefined ? [] : [r.probes[0] + r.probes[1]])),
         0,
       ),
-      `${results.filter((r) => r.checksumOk || !r.direct).length}/${results.length}`,
+      `${results.filter((r) => r.checksumOk || (mode !== 'upgrade' && !r.direct)).length}/${results.length}`,
     ]
     const line = `| ${row.join(' | ')} |`
     rows.push(line)
