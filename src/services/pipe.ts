@@ -99,9 +99,11 @@ export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
     const onStreamClose = (evt: Event & { error?: Error }): void => {
       if (evt.error !== undefined) finish(evt.error)
       else {
-        onStreamEnd()
         outDone = true
-        maybeDone()
+        // 'close' can come while a paused stream still holds unread bytes: those must reach the local side
+        // first, and the stream's own 'end' follows once they have been delivered
+        if (stream.readBufferLength === 0) onStreamEnd()
+        else maybeDone()
       }
     }
 

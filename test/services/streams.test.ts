@@ -87,6 +87,24 @@ describe('service streams', () => {
     assert.equal(answer, `${data.length} ${sha(data)}`)
   })
 
+  it('delivers every byte to a slow reader after the far side has closed', async () => {
+    for (let round = 0; round < 5; round++) {
+      const data = randomBytes(6 * 1024 * 1024)
+      const s = await dial(fwd.echo)
+      s.pause() // the reader falls behind: the stream pauses and the echo finishes before we read
+      s.end(data)
+      await sleep(400)
+      const chunks: Buffer[] = []
+      s.on('data', (c: Buffer) => chunks.push(c))
+      await new Promise<void>((resolve, reject) => {
+        s.once('end', resolve)
+        s.once('error', reject)
+        s.resume()
+      })
+      assert.equal(sha(Buffer.concat(chunks)), sha(data), `round ${round}`)
+    }
+  })
+
   it('serves 200 concurrent connections, each correct', async () => {
     const payloads = Array.from({ length: 200 }, (_, i) => randomBytes(16 * 1024 + i))
     const answers = await Promise.all(payloads.map((p) => exchange(fwd.echo, p)))
