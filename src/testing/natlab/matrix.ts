@@ -37,7 +37,15 @@ async function oneRun(
   relayAddr: string,
 ): Promise<Run> {
   if (mode !== 'upgrade') return runUdxSpike(lab, { bytes, mode })
-  const r = await runUpgradeSpike(lab, { bytes, yamuxWindow: 16 * 1024 * 1024, relayAddr })
+  let r: Awaited<ReturnType<typeof runUpgradeSpike>>
+  try {
+    r = await runUpgradeSpike(lab, { bytes, yamuxWindow: 16 * 1024 * 1024, relayAddr })
+  } catch (err) {
+    // A broken run counts as incorrect; the matrix goes on.
+    const log = (err as { details?: { log?: unknown } }).details?.log
+    console.error(`${lab.natA} x ${lab.natB}: run failed: ${(err as Error).message} ${JSON.stringify(log ?? '')}`)
+    return { direct: false, relayed: false, checksumOk: false }
+  }
   if (!r.checksumOk) console.error(`${lab.natA} x ${lab.natB}: ${r.failure}`)
   return {
     plan: r.plan,

@@ -32,6 +32,8 @@ interface UpgradeConfig {
   relayAddr: string
   /** Yamux stream window in bytes (initial = max); 0 keeps Yamux's default. */
   yamuxWindow: number
+  /** Birthday probe budget (0: the default). */
+  maxProbes: number
 }
 
 const { chan, done } = parentChannel('upgrade-peer')
@@ -60,9 +62,11 @@ async function main(): Promise<void> {
     services: { identify: identify() },
   })
   try {
+    const maxProbes = cfg.maxProbes > 0 ? cfg.maxProbes : undefined
     await handleDirectPath(node, {
       hub,
       stunServers: cfg.stun,
+      maxProbes,
       onResult: (r) =>
         chan.send(
           r instanceof Error
@@ -86,7 +90,7 @@ async function main(): Promise<void> {
       const signalling = await node.dial(multiaddr(String(peer.addr)), { signal: AbortSignal.timeout(10_000) })
       let conn: Connection = signalling
       try {
-        const upgraded = await upgradeToDirect(node, signalling, { hub, stunServers: cfg.stun })
+        const upgraded = await upgradeToDirect(node, signalling, { hub, stunServers: cfg.stun, maxProbes })
         conn = upgraded.connection
         chan.send({ type: 'upgraded', plan: upgraded.plan, ms: upgraded.ms, path: conn.remoteAddr.toString() })
       } catch (err) {
@@ -107,7 +111,13 @@ async function main(): Promise<void> {
 }
 
 main()
-  .catch((err: unknown) => chan.send({ type: 'error', message: (err as Error).message }))
+  .catch((err: unknown) =>
+    chan.send({
+      type: 'error',
+      message: `${(err as Error).name}: ${(err as Error).message}`,
+      stack: (err as Error).stack,
+    }),
+  )
   .finally(() => {
     done()
     process.exit(0)

@@ -44,6 +44,8 @@ export interface UpgradeSpikeOptions {
   yamuxWindow?: number
   /** Relay multiaddr (with /p2p/) from {@link startLabRelay}; without it, TCP through `forwardTcpToB: [SIGNAL_PORT]`. */
   relayAddr?: string
+  /** Birthday probe budget of the easy side (default 768); tests lower it to force the relay fallback. */
+  maxProbes?: number
 }
 
 const here = (name: string): string => fileURLToPath(new URL(name, import.meta.url))
@@ -74,6 +76,7 @@ export async function runUpgradeSpike(lab: Lab, options: UpgradeSpikeOptions = {
     tcpPort: SIGNAL_PORT,
     relayAddr: options.relayAddr ?? '',
     yamuxWindow: options.yamuxWindow ?? 0,
+    maxProbes: options.maxProbes ?? 0,
   }
   const children = (['a', 'b'] as const).map((host) => lab.spawnNode(host, here('./upgrade-peer.ts')))
   try {
