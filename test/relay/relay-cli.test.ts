@@ -37,7 +37,7 @@ async function spawnRelay(extra: string[] = []): Promise<RelayProcess> {
   child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()))
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
   const ready = await lineChannel(child.stdout!, child.stdin!, 'warren relay')
-    .next('text', 20_000)
+    .next('text', 45_000)
     .catch((err: Error) => {
       throw new Error(`${err.message}\n${stderr.join('')}`)
     })

@@ -74,7 +74,7 @@ describe('relayed service stream through two symmetric NATs (NAT lab)', { skip }
             bId,
           ])
           const chan = channel(child, `relay on ${host}`, logs[host])
-          const ready = await expect(chan, 'text', 20_000, logs[host])
+          const ready = await expect(chan, 'text', 45_000, logs[host])
           const id = (JSON.parse(String(ready.text)) as { id: string }).id
           return { host, id, addr: `/ip4/${l.address(host)}/tcp/4001/p2p/${id}` }
         }),
@@ -83,7 +83,7 @@ describe('relayed service stream through two symmetric NATs (NAT lab)', { skip }
 
       logs.b = []
       const b = channel(l.spawnNode('b', NODE_SCRIPT, ['serve', bKeyFile, ...relayAddrs]), 'node b', logs.b)
-      const ready = await expect(b, 'ready', 30_000, logs.b)
+      const ready = await expect(b, 'ready', 45_000, logs.b)
       const home = relays.find((r) => r.id === (ready.relay as { home: string }).home)
       assert.ok(home !== undefined, `B has a home relay: ${JSON.stringify(ready.relay)}`)
 
