@@ -3,10 +3,13 @@
  * address, and curl reaches a service of the other daemon through SOCKS5, the HTTP proxy and the gateway.
  */
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { runCli } from '../helpers/cli.ts'
 import { type Pair as DaemonPair, startPair as startDaemons } from '../helpers/two-daemons.ts'
-import { curl, startWebApp } from './support.ts'
+import { curl, patternBytes, startWebApp } from './support.ts'
 
 describe('access port of a real daemon', () => {
   let web: Awaited<ReturnType<typeof startWebApp>>
@@ -41,5 +44,70 @@ describe('access port of a real daemon', () => {
       assert.equal(r.code, 0, r.stderr)
       assert.equal((JSON.parse(r.stdout) as { url: string }).url, '/info')
     }
+  })
+
+  let grewMiB = Number.NaN
+
+  it('streams 256 MiB each way through the gateway of a real daemon, checksums equal', async () => {
+    const MIB = 1024 * 1024
+    const total = (process.env.WARREN_TEST_GIB === '1' ? 1024 : 256) * MIB
+    const pid = pair.b.child.pid!
+    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024
+    const base = rss()
+    let peak = base
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rss())
+    }, 100)
+    const port = Number(access.slice(access.lastIndexOf(':') + 1))
+    try {
+      const down = await new Promise<{ bytes: number; sha: string }>((resolve, reject) => {
+        request({ host: '127.0.0.1', port, path: `/http/a/web/bytes?n=${total}` }, (res) => {
+          const h = createHash('sha256')
+          let n = 0
+          res.on('data', (c: Buffer) => {
+            h.update(c)
+            n += c.length
+          })
+          res.on('end', () => resolve({ bytes: n, sha: h.digest('hex') }))
+          res.on('error', reject)
+        })
+          .on('error', reject)
+          .end()
+      })
+      const want = createHash('sha256')
+      for (let off = 0; off < total; off += 4 * MIB) want.update(patternBytes(off, 4 * MIB))
+      const wantSha = want.digest('hex')
+      assert.deepEqual(down, { bytes: total, sha: wantSha })
+      const up = await new Promise<string>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/http/a/web/hash', method: 'POST' }, (res) => {
+          let body = ''
+          res.on('data', (c: Buffer) => {
+            body += c
+          })
+          res.on('end', () => resolve(body))
+        })
+        req.on('error', reject)
+        void (async () => {
+          for (let off = 0; off < total; off += 4 * MIB) {
+            if (!req.write(patternBytes(off, 4 * MIB))) await new Promise((r) => req.once('drain', r))
+          }
+          req.end()
+        })()
+      })
+      assert.ok(up.startsWith('{'), up)
+      assert.deepEqual(JSON.parse(up), { bytes: total, sha256: wantSha })
+    } finally {
+      clearInterval(sampler)
+    }
+    grewMiB = Math.round((peak - base) / MIB)
+  })
+
+  // The gateway itself honours back-pressure (StreamSocket waits for the stream's drain), but today the libp2p
+  // send path below a stream keeps accepting data when the TCP connection is full, so the sending daemon's RSS
+  // grows with the body (a warren forward shows the same); reported to the core. Runs and reports meanwhile.
+  it("the gateway daemon's memory stays bounded while bodies stream (< 128 MiB growth)", {
+    todo: 'libp2p send path does not propagate TCP back-pressure to streams (core, issue 2)',
+  }, () => {
+    assert.ok(grewMiB < 128, `the gateway daemon's RSS grew by ${grewMiB} MiB while the bodies streamed`)
   })
 })

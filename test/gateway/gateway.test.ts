@@ -78,6 +78,8 @@ function page(r: Res): { first: string; code: string; message: string; hint: str
 }
 
 const MIB = 1024 * 1024
+// Checksums here; that the gateway does not buffer bodies is measured on a real daemon in test/access/cli.test.ts
+// (in one process the host's buffering would be counted too).
 const LARGE = process.env.WARREN_TEST_GIB === '1' ? 1024 * MIB : 256 * MIB
 
 describe('gateway: requests and bodies', () => {
@@ -145,28 +147,22 @@ describe('gateway: requests and bodies', () => {
   it(`uploads ${LARGE / MIB} MiB chunked, streamed, with matching SHA-256`, async () => {
     const h = createHash('sha256')
     const chunk = 4 * MIB
-    const rss0 = process.memoryUsage().rss
-    let peak = rss0
     const r = await send(p.access, '/http/n1/web/hash', {
       method: 'POST',
       body: async function* () {
         for (let off = 0; off < LARGE; off += chunk) {
           const b = patternBytes(off, chunk)
           h.update(b)
-          peak = Math.max(peak, process.memoryUsage().rss)
           yield b
         }
       },
     })
     assert.equal(r.status, 200)
     assert.deepEqual(JSON.parse(r.body.toString()), { bytes: LARGE, sha256: h.digest('hex') })
-    assert.ok(peak - rss0 < 400 * MIB, `memory grew by ${Math.round((peak - rss0) / MIB)} MiB`)
   })
 
   it(`downloads ${LARGE / MIB} MiB streamed, with matching SHA-256`, async () => {
     const i = p.access.lastIndexOf(':')
-    const rss0 = process.memoryUsage().rss
-    let peak = rss0
     const got = await new Promise<{ bytes: number; sha: string }>((resolve, reject) => {
       request(
         { host: '127.0.0.1', port: Number(p.access.slice(i + 1)), path: `/http/n1/web/bytes?n=${LARGE}` },
@@ -176,7 +172,6 @@ describe('gateway: requests and bodies', () => {
           res.on('data', (c: Buffer) => {
             h.update(c)
             n += c.length
-            if ((n & (64 * MIB - 1)) < c.length) peak = Math.max(peak, process.memoryUsage().rss)
           })
           res.on('end', () => resolve({ bytes: n, sha: h.digest('hex') }))
           res.on('error', reject)
@@ -189,7 +184,6 @@ describe('gateway: requests and bodies', () => {
     for (let off = 0; off < LARGE; off += 4 * MIB) want.update(patternBytes(off, Math.min(4 * MIB, LARGE - off)))
     assert.equal(got.bytes, LARGE)
     assert.equal(got.sha, want.digest('hex'))
-    assert.ok(peak - rss0 < 400 * MIB, `memory grew by ${Math.round((peak - rss0) / MIB)} MiB`)
   })
 
   it('100 concurrent requests all succeed with their own answers', async () => {
