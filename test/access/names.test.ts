@@ -97,7 +97,7 @@ describe('service addresses', () => {
     assert.equal(new Set(a.out.map((x) => x.ipv4)).size, 5000, 'every name has its own IPv4 address')
     assert.equal(new Set(a.out.map((x) => x.ipv6)).size, 5000)
     assert.deepEqual(a.out, b.out, 'the same order gives the same table')
-    a.out.forEach((x, i) => assert.deepEqual(a.t.lookup(x.ipv4), { node: ID, service: `svc-${i}` }))
+    for (const [i, x] of a.out.entries()) assert.deepEqual(a.t.lookup(x.ipv4), { node: ID, service: `svc-${i}` })
     for (const x of a.out) {
       const [first, second] = x.ipv4.split('.').map(Number)
       assert.ok(first === 100 && second! >= 64 && second! <= 127, `${x.ipv4} is in 100.64.0.0/10`)

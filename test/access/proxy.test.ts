@@ -250,6 +250,6 @@ describe('access port: bursts of new streams', () => {
         return text
       }),
     )
-    results.forEach((text, k) => assert.equal(text, `hello from raw tcp\necho: burst ${k}\n`))
+    for (const [k, text] of results.entries()) assert.equal(text, `hello from raw tcp\necho: burst ${k}\n`)
   })
 })
