@@ -4,10 +4,13 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type Pair, patternBytes, sha256, startPair } from '../access/support.ts'
+import { curl, type Pair, patternBytes, sha256, startPair } from '../access/support.ts'
 
 interface Res {
   status: number
@@ -135,6 +138,22 @@ describe('gateway: requests and bodies', () => {
       assert.equal(info.body, body.length)
     })
   }
+
+  it('curl uploads with Expect: 100-continue through the gateway and the proxy (to a type http service)', async () => {
+    const data = Buffer.from(Array.from({ length: 3 * MIB }, (_, i) => (i * 7) % 256))
+    const file = join(await mkdtemp(join(tmpdir(), 'warren-up-')), 'up.bin')
+    await writeFile(file, data)
+    for (const args of [
+      [`http://${p.access}/http/n1/web/hash`],
+      ['-x', `http://${p.access}`, 'http://hweb.n1.warren/hash'],
+    ]) {
+      const r = await curl(['-v', '--data-binary', `@${file}`, ...args])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stderr, /HTTP\/1\.1 100 Continue/)
+      assert.deepEqual(JSON.parse(r.stdout), { bytes: data.length, sha256: sha256(data) })
+    }
+    await rm(dirname(file), { recursive: true, force: true })
+  })
 
   it('HEAD and OPTIONS pass through', async () => {
     const head = await send(p.access, '/http/n1/web/info', { method: 'HEAD' })
