@@ -8,6 +8,7 @@
  *
  * @packageDocumentation
  */
+import { inspect } from 'node:util'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -114,8 +115,8 @@ main()
   .catch((err: unknown) =>
     chan.send({
       type: 'error',
-      message: `${(err as Error).name}: ${(err as Error).message}`,
-      stack: (err as Error).stack,
+      message: err instanceof Error ? `${err.name}: ${err.message}` : inspect(err, { depth: 2 }),
+      stack: err instanceof Error ? err.stack : undefined,
     }),
   )
   .finally(() => {
