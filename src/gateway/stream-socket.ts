@@ -12,6 +12,7 @@ import { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { STREAM_READ_BUFFER } from '../services/pipe.ts'
+import { waitForRoom } from '../services/stream-room.ts'
 
 /** How long a stream may stay half-open after this side finished and was destroyed, ms. */
 const LINGER_MS = 10_000
@@ -69,7 +70,7 @@ export class StreamSocket extends Duplex {
     this.#touch()
     try {
       if (this.stream.send(chunk)) cb()
-      else this.stream.onDrain().then(() => cb(), cb)
+      else waitForRoom(this.stream).then(() => cb(), cb)
     } catch (err) {
       cb(err as Error)
     }

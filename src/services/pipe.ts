@@ -11,6 +11,7 @@
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { waitForRoom } from './stream-room.ts'
 
 export interface PipeResult {
   /** Bytes from the stream written to the local side. */
@@ -113,7 +114,7 @@ export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
       try {
         if (!stream.send(chunk)) {
           local.pause()
-          stream.onDrain().then(
+          waitForRoom(stream).then(
             () => local.resume(),
             (err: Error) => finish(err),
           )

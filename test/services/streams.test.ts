@@ -144,6 +144,29 @@ describe('service streams', () => {
     await clientClosed
   })
 
+  it("keeps a fast sender's stream queue short while the path is the bottleneck", async () => {
+    const s = await dial(fwd.sink)
+    const chunk = Buffer.alloc(1024 * 1024, 7)
+    let peak = 0
+    const sampler = setInterval(() => {
+      for (const c of net.nodes[0]!.libp2p.getConnections()) {
+        for (const st of c.streams) peak = Math.max(peak, st.writeBufferLength)
+      }
+    }, 20)
+    try {
+      const closed = new Promise((r) => s.once('close', r))
+      for (let i = 0; i < 128; i++) {
+        if (!s.write(chunk)) await new Promise((r) => s.once('drain', r))
+      }
+      s.end()
+      await closed
+    } finally {
+      clearInterval(sampler)
+    }
+    // the queue may hold one socket read beyond the low-water mark, never the body (it reached 490 MiB before)
+    assert.ok(peak < 4 * 1024 * 1024, `a stream queued ${peak} bytes`)
+  })
+
   it('tears down the target when the client resets, and the client when the target resets', async () => {
     const newTarget = async (server: TestServer): Promise<Socket> => {
       const before = new Set(server.sockets)
