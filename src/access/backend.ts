@@ -14,11 +14,11 @@ const RESOLVE_TTL_MS = 5_000
 const RESOLVE_CACHE_MAX = 1_024
 
 /**
- * Stream opens in flight to one node at most. Yamux resets inbound streams past 10 not yet acknowledged
- * (`maxEarlyStreams`), so a burst of 64 new client connections opening 64 streams at once would see most of them
- * reset by the host; queuing opens beyond this keeps a burst within what any Warren node accepts.
+ * Stream opens in flight to one node at most. Warren nodes accept bursts of early streams (`maxEarlyStreams` in
+ * src/node/create.ts, 4096; Yamux's default of 10 aborted the connection); this bound keeps one client's burst
+ * from monopolising a peer, well below that.
  */
-export const MAX_OPENING_PER_PEER = 8
+export const MAX_OPENING_PER_PEER = 256
 
 /** Runs `open` with at most `max` at a time per key, the rest queued in order. */
 export function openGate(max: number): <T>(key: string, open: () => Promise<T>) => Promise<T> {
