@@ -10,7 +10,7 @@ describe('direct-path upgrade over a Warren relay through cone x cone NATs', { s
 
   it('upgrades the relayed connection to a direct udx one that carries 32 MiB intact, router to router', async () => {
     const { lab, relayAddr } = env()
-    const r = await runUpgradeSpike(lab, { bytes: 32 * MiB, yamuxWindow: 4 * MiB, relayAddr })
+    const r = await runUpgradeSpike(lab, { bytes: 32 * MiB, yamuxWindow: 2 * MiB, relayAddr })
     assert.equal(r.failure, undefined)
     assert.equal(r.plan, 'simultaneous')
     assert.match(r.path ?? '', /^\/ip4\/198\.18\.0\.3\/udp\/\d+\/p2p\//)

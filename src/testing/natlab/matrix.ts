@@ -7,7 +7,7 @@
  *
  * Modes: `udx` raw udx-native stream (signalling by the parent), `libp2p` libp2p over the udx transport (signalling by
  * the parent), `upgrade` the full `/warren/punch/1.0.0` upgrade over a connection through a Warren relay on the public
- * segment (4 MiB Yamux window, as the node presets use), with the bulk stream falling back to the relayed connection when no direct path is found.
+ * segment (2 MiB Yamux window, see docs/traversal.md), with the bulk stream falling back to the relayed connection when no direct path is found.
  *
  * Needs root (network namespaces). One lab per pair; every run uses fresh sockets and a fresh punch token.
  *
@@ -39,7 +39,7 @@ async function oneRun(
   if (mode !== 'upgrade') return runUdxSpike(lab, { bytes, mode })
   let r: Awaited<ReturnType<typeof runUpgradeSpike>>
   try {
-    r = await runUpgradeSpike(lab, { bytes, yamuxWindow: 4 * 1024 * 1024, relayAddr })
+    r = await runUpgradeSpike(lab, { bytes, yamuxWindow: 2 * 1024 * 1024, relayAddr })
   } catch (err) {
     // A broken run counts as incorrect; the matrix goes on.
     const log = (err as { details?: { log?: unknown } }).details?.log
