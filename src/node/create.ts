@@ -69,6 +69,9 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
           // streams opened before the far side finished its upgrade are queued; past this many the whole
           // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
           maxEarlyStreams: preset.maxServiceStreamsPerConnection,
+          // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
+          // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
+          maxMessageSize: 65_519 - 12,
           streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
         }),
       ],

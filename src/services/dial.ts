@@ -46,6 +46,13 @@ function statusError(peer: PeerId, service: string, status: number, reason: stri
   }
 }
 
+function unsupported(peer: PeerId, cause: unknown): WarrenError {
+  return new WarrenError('ERR_PROTOCOL', `node ${peer} does not speak ${SERVICE_PROTOCOL}`, {
+    hint: 'Is it a Warren node? Check the id or ticket.',
+    cause,
+  })
+}
+
 /** Opens a service stream on `conn`; resolves once the host answered OK. */
 export async function openServiceStream(
   conn: Connection,
@@ -57,18 +64,15 @@ export async function openServiceStream(
   let stream: Stream
   try {
     // relayed connections through a bounded relay are "limited"; services run on them too (issue 4)
+    // optimistic protocol select: the protocol id travels with our header, saving one round trip per stream
     stream = await conn.newStream(SERVICE_PROTOCOL, {
       signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
       runOnLimitedConnection: true,
+      negotiateFully: false,
     })
   } catch (err) {
     const e = err as Error
-    if (e.name === 'UnsupportedProtocolError') {
-      throw new WarrenError('ERR_PROTOCOL', `node ${peer} does not speak ${SERVICE_PROTOCOL}`, {
-        hint: 'Is it a Warren node? Check the id or ticket.',
-        cause: err,
-      })
-    }
+    if (e.name === 'UnsupportedProtocolError') throw unsupported(peer, err)
     throw new WarrenError('ERR_DIAL_FAILED', `could not open a stream to node ${peer}: ${e.message}`, { cause: err })
   }
   try {
@@ -81,6 +85,7 @@ export async function openServiceStream(
     if (err instanceof WarrenError) throw err
     stream.abort(err as Error)
     const e = err as Error
+    if (e.name === 'UnsupportedProtocolError') throw unsupported(peer, err)
     if (e.name === 'FrameTimeoutError') {
       throw new WarrenError(
         'ERR_TIMEOUT',

@@ -139,6 +139,22 @@ describe('access rules and service errors', () => {
     )
   })
 
+  it('says so when the node is not a Warren node', async () => {
+    const { createNode } = await import('../../src/node/create.ts')
+    const { generateNodeKey } = await import('../../src/identity/keys.ts')
+    const plain = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    try {
+      const addr = plain.getMultiaddrs()[0]!.toString()
+      await rejectsWith(
+        net.nodes[0]!.openService(plain.peerId.toString(), 'web', { addrs: [addr] }),
+        'ERR_PROTOCOL',
+        `node ${plain.peerId} does not speak /warren/service/1.0.0`,
+      )
+    } finally {
+      await plain.stop()
+    }
+  })
+
   it('answers BAD_REQUEST to a header version it does not speak', async () => {
     const stream = await net.nodes[0]!.libp2p.dialProtocol(net.nodes[1]!.peerId, SERVICE_PROTOCOL)
     stream.send(encodeRequest({ service: 'pub', version: 7 }))
