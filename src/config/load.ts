@@ -37,10 +37,18 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
   }
   if (issue.code === 'invalid_type') {
     const got = valueAt(input, issue.path)
-    return `${where}: expected ${issue.expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)}`
+    const expected = issue.expected === 'int' ? 'a whole number' : issue.expected
+    return `${where}: expected ${expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)}`
   }
   const value = valueAt(input, issue.path)
   const shown = value === undefined ? '' : `${JSON.stringify(value)} `
+  if (issue.code === 'too_small' && issue.origin === 'number') {
+    return `${where}: ${shown}is too small: use a number of at least ${issue.minimum}`
+  }
+  if (issue.code === 'too_big' && issue.origin === 'number') {
+    return `${where}: ${shown}is too large: use a number of at most ${issue.maximum}`
+  }
+  if (issue.code === 'too_small' && issue.origin === 'string') return `${where}: must not be empty`
   return `${where}: ${shown}${issue.message}`
 }
 

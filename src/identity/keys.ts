@@ -3,7 +3,8 @@
  *
  * Loading refuses a key that other users can read or write, and says how to fix it.
  */
-import { chmod, open, readFile, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { link, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { WarrenError } from '../errors.ts'
@@ -21,9 +22,20 @@ export async function generateNodeKey(): Promise<PrivateKey> {
  */
 export async function saveNodeKey(path: string, key: PrivateKey, opts: { overwrite?: boolean } = {}): Promise<void> {
   const text = `${Buffer.from(privateKeyToProtobuf(key)).toString('base64')}\n`
-  let fh: Awaited<ReturnType<typeof open>>
+  // the key is written to a fresh 0600 file and moved into place, so it is never readable by others, not even
+  // for a moment through an existing file with a wider mode
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  const fh = await open(tmp, 'wx', KEY_FILE_MODE)
   try {
-    fh = await open(path, opts.overwrite === true ? 'w' : 'wx', KEY_FILE_MODE)
+    await fh.chmod(KEY_FILE_MODE) // the umask must not widen it
+    await fh.writeFile(text)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  try {
+    if (opts.overwrite === true) await rename(tmp, path)
+    else await link(tmp, path) // fails with EEXIST instead of replacing
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new WarrenError('ERR_HOME_EXISTS', `a key already exists at ${path}`, {
@@ -32,13 +44,9 @@ export async function saveNodeKey(path: string, key: PrivateKey, opts: { overwri
       })
     }
     throw err
-  }
-  try {
-    await fh.writeFile(text)
   } finally {
-    await fh.close()
+    await rm(tmp, { force: true })
   }
-  await chmod(path, KEY_FILE_MODE) // the umask or an existing file's mode must not widen it
 }
 
 /** Loads the key, refusing one with group/other permissions or one that does not decode. */

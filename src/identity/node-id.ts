@@ -44,6 +44,18 @@ export function parseNodeId(text: string): PeerId {
       },
     )
   }
+  const isBase36 = candidate.startsWith(BASE36_PREFIX)
+  const want = isBase36 ? 62 : 52
+  if (candidate.length !== want) {
+    throw new WarrenError(
+      'ERR_BAD_NODE_ID',
+      `"${shown}" is not a valid node id: it has ${candidate.length} characters, a ${isBase36 ? 'base36' : 'base58'} node id has ${want}`,
+      {
+        hint: `It looks ${candidate.length < want ? 'truncated' : 'longer than an id'}; copy it again from \`warren id\` on that node.`,
+        details: { input: shown },
+      },
+    )
+  }
   let id: PeerId
   try {
     id = peerIdFromString(candidate)

@@ -193,8 +193,8 @@ test('every failure reaches the CLI user as its exact message and exit status', 
       args: ['connect', '12D3KooWxyz/web'],
       code: 2,
       stderr:
-        'warren: "12D3KooWxyz" is not a valid node id (Incorrect length)\n' +
-        'hint: A node id is 52 characters starting 12D3KooW, or 62 starting k51qzi5uqu5; check for a truncated copy.\n',
+        'warren: "12D3KooWxyz" is not a valid node id: it has 11 characters, a base58 node id has 52\n' +
+        'hint: It looks truncated; copy it again from `warren id` on that node.\n',
     },
     {
       args: ['ping', typo],

@@ -173,15 +173,18 @@ describe('config: errors name the field, the value and the fix', () => {
     invalid({ listen: '/ip4/1.2.3.4/tcp/1' }, 'listen: expected array, got "/ip4/1.2.3.4/tcp/1"')
     invalid({ services: { web: 8080 } }, 'services.web: expected object, got 8080')
     invalid({ services: { web: { target: '/tcp/80', kubo: 'yes' } } }, 'services.web.kubo: expected boolean, got "yes"')
-    invalid({ limits: { maxStreams: 1.5 } }, 'limits.maxStreams: expected int, got 1.5')
+    invalid({ limits: { maxStreams: 1.5 } }, 'limits.maxStreams: expected a whole number, got 1.5')
     invalid({ proxy: { listen: 3 } }, 'proxy.listen: expected string, got 3')
   })
 
   it('limits out of range', () => {
-    invalid({ limits: { connectTimeoutMs: 5 } }, 'limits.connectTimeoutMs: 5 Too small: expected number to be >=100')
+    invalid(
+      { limits: { connectTimeoutMs: 5 } },
+      'limits.connectTimeoutMs: 5 is too small: use a number of at least 100',
+    )
     invalid(
       { limits: { dialTimeoutMs: 120001 } },
-      'limits.dialTimeoutMs: 120001 Too big: expected number to be <=120000',
+      'limits.dialTimeoutMs: 120001 is too large: use a number of at most 120000',
     )
   })
 
@@ -224,7 +227,7 @@ describe('config: errors name the field, the value and the fix', () => {
     )
     invalid(
       { peers: { laptop: ID.slice(0, -1) } },
-      `peers.laptop: "${ID.slice(0, -1)}" is not a valid node id (Incorrect length)`,
+      `peers.laptop: "${ID.slice(0, -1)}" is not a valid node id: it has 51 characters, a base58 node id has 52`,
     )
   })
 
