@@ -47,6 +47,25 @@ export function formatStatus(st: NodeStatus): string {
       ),
     )
   }
+  if (st.relay !== undefined) {
+    const r = st.relay
+    const limits =
+      r.limits === undefined
+        ? ''
+        : r.limits === null
+          ? ', unlimited'
+          : `, limited to ${r.limits.dataBytes} bytes / ${r.limits.durationSec} s per connection`
+    lines.push(`relays (${r.relays.length}), home: ${r.home === null ? 'none yet' : `${r.home}${limits}`}`)
+    lines.push(
+      table(
+        r.relays.map((e) => [
+          e.addr,
+          `${e.state}${e.rttMs === undefined ? '' : `  rtt ${e.rttMs.toFixed(1)} ms`}${e.error === undefined ? '' : `  ${e.error.message}`}`,
+        ]),
+        '  ',
+      ),
+    )
+  }
   lines.push(`forwards (${st.forwards.length})`)
   if (st.forwards.length > 0) {
     lines.push(

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { lineChannel } from '../../src/testing/natlab/lines.ts'
 import { runCli, spawnCli } from '../helpers/cli.ts'
+import { makeHome, removeHome, TestDaemon, testConfig } from '../helpers/daemon.ts'
 import { hashServer, type TestServer } from '../support/servers.ts'
 import { startNode, transfer } from './support.ts'
 
@@ -43,6 +44,18 @@ async function spawnRelay(extra: string[] = []): Promise<RelayProcess> {
     })
   const info = JSON.parse(String(ready.text)) as { id: string; addrs: string[] }
   return { home, child, id: info.id, addr: info.addrs[0]!, stderr, exited }
+}
+
+/** `warren status --json` once the daemon has a home relay. */
+async function eventuallyHome(home: string): Promise<{ relay: { home: string }; addrs: string[] }> {
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const r = await runCli(['--home', home, 'status', '--json'])
+    const st = JSON.parse(r.stdout) as { relay?: { home: string | null }; addrs: string[] }
+    if (st.relay?.home != null) return st as { relay: { home: string }; addrs: string[] }
+    if (Date.now() > deadline) throw new Error(`no home relay within 15 s: ${r.stdout}`)
+    await new Promise((res) => setTimeout(res, 200))
+  }
 }
 
 async function stopRelay(r: RelayProcess | undefined): Promise<void> {
@@ -207,6 +220,30 @@ describe('warren relay processes: failover, status, shutdown', () => {
     } finally {
       await a.stop()
       await b.stop()
+    }
+  })
+
+  it('a daemon with relays shows its home relay in `warren status` and in its ticket', async () => {
+    const relayAddrs = relays.filter((r) => r.child.exitCode === null).map((r) => `${r.addr}`)
+    const home = await makeHome(testConfig({ relays: relayAddrs }))
+    const d = await TestDaemon.start(home)
+    try {
+      const st = await eventuallyHome(home.dir)
+      assert.ok(
+        relays.some((r) => r.id === st.relay.home),
+        `home relay ${st.relay.home} is one of ours`,
+      )
+      assert.ok(
+        st.addrs.some((a) => a.includes(`/p2p/${st.relay.home}/p2p-circuit`)) ||
+          (await runCli(['--home', home.dir, 'id', '--json'])).stdout.includes(`/p2p/${st.relay.home}/p2p-circuit`),
+        'the ticket carries the relay address',
+      )
+      const human = await runCli(['--home', home.dir, 'status'])
+      assert.equal(human.code, 0, human.stderr)
+      assert.match(human.stdout, new RegExp(`relays \\(${relayAddrs.length}\\), home: ${st.relay.home}`))
+    } finally {
+      await d.stop()
+      await removeHome(home)
     }
   })
 
