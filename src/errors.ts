@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   ERR_BAD_ADDRESS: { exit: 2, summary: 'A listen or peer address is malformed.' },
   ERR_UNKNOWN_PEER: { exit: 4, summary: 'A name is neither a node id, a ticket nor an alias in `peers`.' },
   ERR_NO_ADDRESSES: { exit: 4, summary: 'The node id is valid but no address for it is known.' },
+  ERR_LOOKUP_FAILED: {
+    exit: 4,
+    summary: 'No discovery source (cache, peers/tickets, mDNS, DHT) found an address for the node id in time.',
+  },
   ERR_DIAL_FAILED: { exit: 5, summary: 'No connection could be made to the node.' },
   ERR_UNKNOWN_SERVICE: { exit: 5, summary: 'The remote node has no service of that name.' },
   ERR_NOT_AUTHORIZED: { exit: 5, summary: 'The remote node does not allow this node to use the service.' },
