@@ -178,6 +178,27 @@ export const configSchema = z.strictObject({
       ttl: z.number().int().min(0).max(86_400).optional(),
     })
     .optional(),
+  /** Finding nodes by id alone: Kademlia DHT, mDNS on the LAN, lookup cache; see docs/discovery.md. */
+  discovery: z
+    .strictObject({
+      /** Join Warren's DHT (relays are its bootstrap nodes): publish this node's record, look others up. */
+      dht: z.boolean().default(true),
+      /** `auto`: DHT server only with a detected public address; `server`/`client` force the mode. */
+      dhtMode: z.enum(['auto', 'server', 'client']).default('auto'),
+      /** Find nodes on the LAN with multicast DNS (runs only when the node listens on a non-loopback address). */
+      mdns: z.boolean().default(true),
+      /** Keep private addresses (RFC 1918, loopback, 100.64/10, 198.18/15 …) in DHT records and answers. */
+      privateAddresses: z.boolean().default(false),
+      /** More DHT servers to join through, besides `relays` (multiaddrs ending in /p2p/<id>). */
+      bootstrap: z.array(relayAddrString).default([]),
+      /** Time for one lookup of a node id, all sources together, ms. */
+      lookupTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+      /** How long a lookup result is reused before the sources are asked again, ms. */
+      cacheTtlMs: z.number().int().min(0).max(86_400_000).default(300_000),
+      /** How often this node's record is published again (also at once when its addresses change), ms. */
+      republishMs: z.number().int().min(1_000).max(1_800_000).default(1_200_000),
+    })
+    .optional(),
 })
 
 /** A validated config with defaults filled in. */

@@ -1,6 +1,7 @@
 /**
  * The libp2p assembly: TCP and WebSockets transports (plus circuit relay v2 for dialing and listening through relays),
- * Noise, Yamux, identify and ping; preset `relay` adds the circuit relay v2 server instead.
+ * Noise, Yamux, identify and ping; preset `relay` adds the circuit relay v2 server instead. Warren's DHT and mDNS
+ * (src/discovery) are added when asked for.
  *
  * @example
  * ```ts
@@ -17,11 +18,13 @@ import {
   circuitRelayTransport,
 } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
-import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { type WebSocketsInit, webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
+import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from '../discovery/dht.ts'
+import { warrenMdns } from '../discovery/mdns.ts'
 import { WarrenError } from '../errors.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 
@@ -40,6 +43,10 @@ export interface NodeOptions {
   relayServer?: CircuitRelayServerInit
   /** Decides on connections, reservations and circuits (a relay's policy). */
   connectionGater?: ConnectionGater
+  /** Joins Warren's Kademlia DHT (`services.dht`); see src/discovery/dht.ts. */
+  dht?: WarrenDhtOptions
+  /** Runs mDNS discovery on the LAN (`services.mdns`); see src/discovery/mdns.ts. */
+  mdns?: boolean
 }
 
 export type WarrenLibp2p = Libp2p<{
@@ -47,6 +54,10 @@ export type WarrenLibp2p = Libp2p<{
   ping: ReturnType<ReturnType<typeof ping>>
   /** Present only on nodes started with `relayServer`. */
   relay?: CircuitRelayService
+  /** Present only on nodes started with `dht`. */
+  dht?: WarrenKadDHT
+  /** Present only on nodes started with `mdns`. */
+  mdns?: PeerDiscovery
 }>
 
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
@@ -90,6 +101,8 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         identify: identify(),
         ping: ping(),
         ...(opts.relayServer === undefined ? {} : { relay: circuitRelayServer(opts.relayServer) }),
+        ...(opts.dht === undefined ? {} : { dht: warrenDht(opts.dht) }),
+        ...(opts.mdns === true ? { mdns: warrenMdns() } : {}),
       },
     })) as unknown as WarrenLibp2p
   } catch (err) {
