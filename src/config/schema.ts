@@ -199,6 +199,15 @@ export const configSchema = z.strictObject({
       republishMs: z.number().int().min(1_000).max(1_800_000).default(1_200_000),
     })
     .optional(),
+  /** Direct paths through NATs: a UDP (UDX) listener and hole punching over relayed connections; see docs/traversal.md. */
+  traversal: z
+    .strictObject({
+      /** Try to upgrade relayed connections to direct ones. */
+      enabled: z.boolean().default(true),
+      /** UDP listen addresses for direct paths (port 0: any free port). */
+      udpListen: z.array(multiaddrString).default(['/ip4/0.0.0.0/udp/0']),
+    })
+    .default({ enabled: true, udpListen: ['/ip4/0.0.0.0/udp/0'] }),
 })
 
 /** A validated config with defaults filled in. */

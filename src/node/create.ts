@@ -22,10 +22,12 @@ import type { ConnectionGater, Libp2p, PeerDiscovery, PrivateKey } from '@libp2p
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { type WebSocketsInit, webSockets } from '@libp2p/websockets'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from '../discovery/dht.ts'
 import { warrenMdns } from '../discovery/mdns.ts'
 import { WarrenError } from '../errors.ts'
+import { type UdxHub, udpEndpointOf, udx } from '../traversal/udx-transport.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 
 export interface NodeOptions {
@@ -47,6 +49,8 @@ export interface NodeOptions {
   dht?: WarrenDhtOptions
   /** Runs mDNS discovery on the LAN (`services.mdns`); see src/discovery/mdns.ts. */
   mdns?: boolean
+  /** Adds the UDX transport (direct paths through NATs); its sockets are shared with the punching code. */
+  udxHub?: UdxHub
 }
 
 export type WarrenLibp2p = Libp2p<{
@@ -70,8 +74,18 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         listen: opts.listen ?? [],
         announce: opts.announce ?? [],
         appendAnnounce: opts.appendAnnounce ?? [],
+        // the UDX socket is for punched direct paths only: announcing it would make ordinary dials race TCP over
+        // UDX (slower per byte), and a NAT'd node's listening address is useless to others anyway
+        ...(opts.udxHub === undefined
+          ? {}
+          : { announceFilter: (addrs: Multiaddr[]) => addrs.filter((a) => udpEndpointOf(a) === undefined) }),
       },
-      transports: [tcp(), webSockets(opts.webSockets), ...(preset.relayClient ? [circuitRelayTransport()] : [])],
+      transports: [
+        tcp(),
+        webSockets(opts.webSockets),
+        ...(preset.relayClient ? [circuitRelayTransport()] : []),
+        ...(opts.udxHub === undefined ? [] : [udx({ hub: opts.udxHub })]),
+      ],
       connectionEncrypters: [noise()],
       streamMuxers: [
         yamux({

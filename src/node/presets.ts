@@ -6,7 +6,11 @@
 export type PresetName = 'default' | 'test' | 'relay'
 
 export interface Preset {
-  /** Yamux window per stream: larger windows mean fewer window updates on fast links. */
+  /**
+   * Yamux window per stream: larger windows mean fewer window updates on fast links. At most 2 MiB: a relayed
+   * connection is itself a stream whose read buffer libp2p caps at 4 MiB, and a full window of a slow reader plus
+   * frame overhead must fit in it (4 MiB windows reset relayed streams under load, measured in the NAT lab).
+   */
   maxStreamWindowSize: number
   /** Service streams open at once per connection, inbound and outbound. */
   maxServiceStreamsPerConnection: number
@@ -24,7 +28,7 @@ export interface Preset {
 
 export const PRESETS: Record<PresetName, Preset> = {
   default: {
-    maxStreamWindowSize: 4 * 1024 * 1024,
+    maxStreamWindowSize: 2 * 1024 * 1024,
     maxServiceStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 10_000,
@@ -32,7 +36,7 @@ export const PRESETS: Record<PresetName, Preset> = {
   },
   // like default, but quicker to give up, for tests that expect failures
   test: {
-    maxStreamWindowSize: 4 * 1024 * 1024,
+    maxStreamWindowSize: 2 * 1024 * 1024,
     maxServiceStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 3_000,
@@ -40,7 +44,7 @@ export const PRESETS: Record<PresetName, Preset> = {
   },
   // a circuit relay v2 server (`warren relay`): many peers, each with a connection, reservations and circuits
   relay: {
-    maxStreamWindowSize: 4 * 1024 * 1024,
+    maxStreamWindowSize: 2 * 1024 * 1024,
     maxServiceStreamsPerConnection: 4_096,
     maxConnections: 4_096,
     dialTimeoutMs: 10_000,

@@ -4,6 +4,7 @@
  */
 
 import type { HomeRelayStatus } from '../relay/home-relay.ts'
+import type { DirectPathStatus } from '../traversal/direct-paths.ts'
 
 /** How a connection to a peer runs. */
 export interface PathInfo {
@@ -30,6 +31,8 @@ export interface PeerInfo {
   connected: boolean
   path?: PathInfo
   addrs: string[]
+  /** The latest attempt to upgrade a relayed connection to this peer to a direct path. */
+  upgrade?: DirectPathStatus
 }
 
 export interface ForwardInfo {

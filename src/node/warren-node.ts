@@ -28,6 +28,8 @@ import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
 import { pipeStream } from '../services/pipe.ts'
 import { ServiceRegistry } from '../services/registry.ts'
+import { DirectPaths } from '../traversal/direct-paths.ts'
+import { UdxHub } from '../traversal/udx-transport.ts'
 import { VERSION } from '../version.ts'
 import { AddressBook } from './address-book.ts'
 import { createNode, type WarrenLibp2p } from './create.ts'
@@ -83,6 +85,8 @@ export interface WarrenNodeStartOptions extends WarrenNodeOptions {
   accessListen?: string | false
   /** Overrides dns.listen and turns the DNS server on (e.g. `127.0.0.1:0` in tests). */
   dnsListen?: string
+  /** Overrides traversal.udpListen (preset `test`: `/ip4/127.0.0.1/udp/0`). */
+  udpListen?: string[]
 }
 
 /** The implementation of {@link WarrenNodeApi}. */
@@ -99,6 +103,8 @@ export class WarrenNode implements WarrenNodeApi {
   readonly #forwarder: Forwarder
   /** The home relay (config `relays`); undefined when no relay is configured. */
   homeRelay: HomeRelay | undefined
+  /** Direct-path upgrades of relayed connections (config `traversal`); undefined when off. */
+  directPaths: DirectPaths | undefined
   #unwatchLimits: () => void = () => {}
   readonly #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
@@ -125,11 +131,16 @@ export class WarrenNode implements WarrenNodeApi {
 
   /** Starts a node: libp2p up, config services registered, service protocol handled. */
   static async start(opts: WarrenNodeStartOptions): Promise<WarrenNode> {
+    const traversal = opts.config.traversal.enabled
+    const udxHub = traversal ? new UdxHub() : undefined
+    const udpListen =
+      opts.udpListen ?? (opts.preset === 'test' ? ['/ip4/127.0.0.1/udp/0'] : opts.config.traversal.udpListen)
     const libp2p = await createNode({
       privateKey: opts.privateKey,
-      listen: opts.listen ?? opts.config.listen,
+      listen: [...(opts.listen ?? opts.config.listen), ...(traversal ? udpListen : [])],
       announce: opts.config.announce,
       preset: opts.preset ?? 'default',
+      ...(udxHub === undefined ? {} : { udxHub }),
     })
     const node = new WarrenNode(libp2p, opts)
     try {
@@ -141,7 +152,12 @@ export class WarrenNode implements WarrenNodeApi {
         node.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: node.#log })
         await node.homeRelay.start()
       }
+      if (udxHub !== undefined) {
+        node.directPaths = new DirectPaths(libp2p, udxHub, { relays: opts.config.relays, log: node.#log })
+        await node.directPaths.start()
+      }
     } catch (err) {
+      await node.directPaths?.stop()
       node.homeRelay?.stop()
       await node.#stopAccess()
       await libp2p.stop()
@@ -252,6 +268,8 @@ export class WarrenNode implements WarrenNodeApi {
         addrs: learned[id.toString()] ?? [],
       }
       if (conn !== undefined) info.path = describePath(conn)
+      const upgrade = this.directPaths?.status()[id.toString()]
+      if (upgrade !== undefined) info.upgrade = upgrade
       return info
     })
   }
@@ -367,6 +385,7 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   async stop(): Promise<void> {
+    await this.directPaths?.stop()
     this.homeRelay?.stop()
     this.#unwatchLimits()
     await this.#stopAccess()

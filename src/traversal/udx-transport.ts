@@ -32,7 +32,7 @@ import {
   transportSymbol,
   type Upgrader,
 } from '@libp2p/interface'
-import { ipPortToMultiaddr } from '@libp2p/utils'
+import { getThinWaistAddresses, ipPortToMultiaddr } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { UDXStream } from 'udx-native'
 import { WarrenError } from '../errors.ts'
@@ -138,7 +138,8 @@ class UdxListener extends TypedEventEmitter<ListenerEvents> implements Listener 
   getAddrs(): Multiaddr[] {
     if (this.#endpoint === undefined) return []
     const a = this.#endpoint.address()
-    return [udpMultiaddr(a)]
+    // a wildcard listener is announced as each interface's address, as the TCP transport does
+    return getThinWaistAddresses(udpMultiaddr(a), a.port)
   }
 
   updateAnnounceAddrs(): void {}

@@ -15,7 +15,14 @@ import { spawnCli } from './cli.ts'
 
 /** Config for a test home: loopback, ephemeral ports, plus `extra`. */
 export function testConfig(extra: Partial<ConfigInput> = {}): ConfigInput {
-  return { listen: ['/ip4/127.0.0.1/tcp/0'], peers: {}, services: {}, proxy: { listen: '127.0.0.1:0' }, ...extra }
+  return {
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    peers: {},
+    services: {},
+    proxy: { listen: '127.0.0.1:0' },
+    traversal: { udpListen: ['/ip4/127.0.0.1/udp/0'] }, // tests talk to loopback only
+    ...extra,
+  }
 }
 
 /** A fresh home in the temp dir with a key and a config (short path: Unix socket paths are limited). */

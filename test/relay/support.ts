@@ -44,7 +44,8 @@ export async function startNode(
 ): Promise<WarrenNode> {
   return WarrenNode.start({
     privateKey: (opts.key ?? (await nodeKey())).key,
-    config: validateConfig(opts.config ?? {}),
+    // relay tests measure relayed paths: no direct-path upgrade (tested in test/lab)
+    config: validateConfig({ traversal: { enabled: false }, ...opts.config }),
     listen: opts.listen ?? [],
     preset: 'test',
     accessListen: false,
