@@ -185,10 +185,16 @@ async function punchAndConnect(
         throw noPath(err, remotePeer)
       }
       const { host, port } = result.remote
-      const ma = multiaddr(`/ip${host.includes(':') ? 6 : 4}/${host}/udp/${port}/p2p/${remotePeer}`)
+      // no /p2p/ part: libp2p's dial queue would join this dial to any dial to the same peer still under way (say
+      // a direct TCP address that never answers, for its full time-out); the peer's identity is checked below
+      const ma = multiaddr(`/ip${host.includes(':') ? 6 : 4}/${host}/udp/${port}`)
       let connection: Connection
       try {
         connection = await node.dial(ma, { signal, force: true })
+        if (!connection.remotePeer.equals(remotePeer)) {
+          await connection.close()
+          throw new Error(`the node at ${ma} is ${connection.remotePeer}, not ${remotePeer}`)
+        }
       } catch (err) {
         await chan
           .send({ type: 'failed', reason: `dial ${ma} failed: ${(err as Error).message}` })

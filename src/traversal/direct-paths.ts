@@ -15,12 +15,13 @@
  * ```
  */
 import type { Connection, PeerId } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
 import { toWarrenError } from '../errors.ts'
 import type { WarrenLibp2p } from '../node/create.ts'
 import { isRelayed } from '../node/path.ts'
 import { parseRelayAddr } from '../relay/home-relay.ts'
 import { queryRelayInfo } from '../relay/relay-info.ts'
-import { type DirectPathOptions, handleDirectPath, upgradeToDirect } from './direct-path.ts'
+import { type DirectPathOptions, type DirectPathResult, handleDirectPath, upgradeToDirect } from './direct-path.ts'
 import type { Endpoint } from './packet-socket.ts'
 import { PUNCH_PROTOCOL } from './punch-messages.ts'
 import type { UdxHub } from './udx-transport.ts'
@@ -63,6 +64,7 @@ export class DirectPaths {
   /** STUN endpoints learned per relay address. */
   readonly #stun = new Map<string, Endpoint>()
   #stopped = false
+  #retry: NodeJS.Timeout | undefined
 
   constructor(libp2p: WarrenLibp2p, hub: UdxHub, opts: DirectPathsOptions) {
     this.#libp2p = libp2p
@@ -78,28 +80,42 @@ export class DirectPaths {
     return out
   }
 
-  #pathOptions(): DirectPathOptions {
+  /** Options whose `stunServers` is read live (a getter: never spread this object, that would freeze it). */
+  #pathOptions<T extends object>(extra: T = {} as T): DirectPathOptions & T {
     const self = this
-    return {
-      hub: this.hub,
-      get stunServers() {
-        return self.stunServers()
+    return Object.assign(
+      {
+        hub: this.hub,
+        get stunServers() {
+          return self.stunServers()
+        },
+        timeoutMs: this.#opts.timeoutMs ?? 15_000,
       },
-      timeoutMs: this.#opts.timeoutMs ?? 15_000,
-    }
+      extra,
+    )
   }
 
   async start(): Promise<void> {
-    await handleDirectPath(this.#libp2p, {
-      ...this.#pathOptions(),
-      onResult: (r) => {
-        if (r instanceof Error) this.#log('debug', `direct path asked by a peer: ${r.message}`)
-        else this.#record(r.connection.remotePeer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms) })
-      },
-    })
+    await handleDirectPath(
+      this.#libp2p,
+      this.#pathOptions({
+        onResult: (r: DirectPathResult | Error) => {
+          if (r instanceof Error) this.#log('debug', `direct path asked by a peer: ${r.message}`)
+          else this.#record(r.connection.remotePeer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms) })
+        },
+      }),
+    )
     this.#libp2p.addEventListener('connection:open', this.#onOpen)
-    // learn the relays' STUN responders early, so this node can answer a peer's punch at once
-    void Promise.all(this.#opts.relays.map((r) => this.#learnStun(r)))
+    // learn the relays' STUN responders early, so this node can answer a peer's punch at once; relays that did not
+    // answer are asked again later
+    const learnAll = (): void => void Promise.all(this.#opts.relays.map((r) => this.#learnStun(r)))
+    learnAll()
+    if (this.#opts.relays.length > 0) {
+      this.#retry = setInterval(() => {
+        if (this.#opts.relays.some((r) => !this.#stun.has(r))) learnAll()
+      }, 30_000)
+      this.#retry.unref()
+    }
   }
 
   readonly #onOpen = (evt: CustomEvent<Connection>): void => {
@@ -148,7 +164,9 @@ export class DirectPaths {
       const { id, addr } = parseRelayAddr(relayAddr)
       const host = addr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
       if (host === undefined) return
-      const info = await queryRelayInfo(this.#libp2p, id, { signal: AbortSignal.timeout(5_000) })
+      const signal = AbortSignal.timeout(5_000)
+      await this.#libp2p.dial(multiaddr(relayAddr), { signal }) // the relay may not be in the peer store yet
+      const info = await queryRelayInfo(this.#libp2p, id, { signal })
       if (info.stun !== null) this.#stun.set(relayAddr, { host, port: info.stun.port })
     } catch (err) {
       this.#log('debug', `no STUN port from relay ${relayAddr}: ${(err as Error).message}`)
@@ -166,6 +184,7 @@ export class DirectPaths {
 
   async stop(): Promise<void> {
     this.#stopped = true
+    clearInterval(this.#retry)
     this.#libp2p.removeEventListener('connection:open', this.#onOpen)
     await this.#libp2p.unhandle(PUNCH_PROTOCOL).catch(() => undefined)
     await Promise.allSettled([...this.#running.values()])

@@ -1,0 +1,55 @@
+/**
+ * The NAT matrix with real Warren nodes (short form; `npm run lab` runs the full one with repetitions): for each pair
+ * of NAT kinds, A reaches B's service by ticket through B's home relay, the direct-path upgrade runs in the
+ * background, and 64 MiB go on the path new streams take. The path must be what Warren reports AND what the routers'
+ * counters show: direct means the bytes went router ↔ router, relayed means through the relay host.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { labSupport, type NatKind } from '../../src/testing/natlab/index.ts'
+import { runWarrenPair } from './warren-pair.ts'
+
+const support = await labSupport()
+const skip = support.ok ? false : `NAT lab unavailable: ${support.reason}`
+const BYTES = 64 * 1024 * 1024
+
+const CASES: { natA: NatKind; natB: NatKind; direct: boolean }[] = [
+  { natA: 'cone', natB: 'cone', direct: true },
+  { natA: 'cone', natB: 'symmetric', direct: true },
+  { natA: 'symmetric', natB: 'symmetric', direct: false },
+]
+
+describe('Warren nodes through two NATs: direct when the NATs allow, relayed when not', { skip }, () => {
+  for (const c of CASES) {
+    it(`${c.natA} × ${c.natB}: 64 MiB intact, path ${c.direct ? 'direct' : 'relayed'} by Warren's report and by the routers' counters`, async (t) => {
+      const run = await runWarrenPair({ natA: c.natA, natB: c.natB, bytes: BYTES, waitDirectMs: 12_000 })
+      const r = run.result
+      assert.equal(r.answer, `${BYTES} ${String(r.sha256)}`, 'B received every byte A sent')
+      const path = r.path as { kind: string; addr: string; relay?: string }
+      const mibps = BYTES / 1048576 / (Number(r.ms) / 1000)
+      t.diagnostic(
+        `${c.natA}×${c.natB}: ${path.kind} ${path.addr}; upgrade ${JSON.stringify(r.upgrade)}; ` +
+          `time to direct ${r.toDirectMs === undefined ? '-' : `${Number(r.toDirectMs).toFixed(0)} ms`}; ` +
+          `${mibps.toFixed(1)} MiB/s; router↔router ${run.directBytes} B`,
+      )
+      if (c.direct) {
+        assert.equal(
+          path.kind,
+          'direct',
+          `Warren reports ${JSON.stringify(path)}; upgrade ${JSON.stringify(r.upgrade)}`,
+        )
+        assert.match(path.addr, /\/udp\//)
+        assert.ok(run.directBytes >= BYTES, `only ${run.directBytes} bytes went router ↔ router`)
+        for (const relay of run.relays) {
+          assert.ok(run.seen('ra', `out_${relay.host}`) < BYTES / 8, `A's bytes went through ${relay.host}`)
+        }
+      } else {
+        assert.equal(path.kind, 'relay')
+        assert.equal(path.relay, run.home.id)
+        assert.ok(run.directBytes < 1024 * 1024, `${run.directBytes} bytes went router ↔ router`)
+        assert.ok(run.seen('ra', `out_${run.home.host}`) >= BYTES, 'the bytes went through the home relay')
+        assert.equal((r.upgrade as { state?: string } | undefined)?.state, 'relayed', 'the upgrade gave up')
+      }
+    })
+  }
+})
