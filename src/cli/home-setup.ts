@@ -96,6 +96,11 @@ export async function offlineIdentity(home: HomePaths): Promise<NodeIdentity> {
     id: formatNodeId(id),
     idBase36: formatNodeIdBase36(id),
     ticket: encodeTicket({ id, addrs: addrs.map((a) => multiaddr(a)) }),
+    // the id and the first relay: other nodes find the rest through discovery
+    shortTicket: encodeTicket({
+      id,
+      addrs: config.relays.slice(0, 1).map((r) => multiaddr(r).encapsulate('/p2p-circuit')),
+    }),
     addrs,
   }
 }

@@ -41,6 +41,7 @@ export function register(program: Command): void {
           ['node id', identity.id],
           ['base36', identity.idBase36],
           ['ticket', identity.ticket],
+          ['short ticket', `${identity.shortTicket}  (id and home relay; discovery finds the rest)`],
         ]),
       )
       if (identity.addrs.length === 0) {

@@ -1,5 +1,6 @@
 /** `warren status`: what the daemon is doing — addresses, services, forwards, peers (with their path), streams. */
 import type { Command } from 'commander'
+import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { NodeStatus, ServiceInfo } from '../node/types.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
 
@@ -18,6 +19,26 @@ export function describeAllow(svc: Pick<ServiceInfo, 'allow'>): string {
   if (svc.allow === undefined) return 'every node in peers'
   if (svc.allow.includes('*')) return 'everyone'
   return svc.allow.length === 0 ? 'nobody' : svc.allow.join(', ')
+}
+
+/** DHT health (mode, routing table, last publish), mDNS and the lookup cache. */
+export function formatDiscovery(d: DiscoveryStatus, now = Date.now()): string[] {
+  const ago = (t: number | undefined): string => (t === undefined ? 'never' : `${formatDuration(now - t)} ago`)
+  const lines = ['discovery']
+  if (d.dht.enabled) {
+    const p = d.dht.publish
+    const last =
+      p.lastSuccessAt === undefined
+        ? `not yet${p.lastError === undefined ? '' : ` (${p.lastError})`}`
+        : `${ago(p.lastSuccessAt)} on ${p.servers} server(s), ${p.addrs.length} address(es)` +
+          (p.lastError === undefined ? '' : `; latest attempt failed: ${p.lastError}`)
+    lines.push(
+      `  dht    ${d.dht.mode} mode, ${d.dht.routingTable} server(s) in the routing table, last publish ${last}`,
+    )
+  } else lines.push('  dht    off')
+  lines.push(`  mdns   ${d.mdns.enabled ? `on, ${d.mdns.peers} node(s) on the LAN` : 'off'}`)
+  lines.push(`  cache  ${d.cache.entries} node(s), TTL ${formatDuration(d.cache.ttlMs)}`)
+  return lines
 }
 
 export function formatStatus(st: NodeStatus): string {
@@ -66,6 +87,7 @@ export function formatStatus(st: NodeStatus): string {
       ),
     )
   }
+  if (st.discovery !== undefined) lines.push(...formatDiscovery(st.discovery))
   lines.push(`forwards (${st.forwards.length})`)
   if (st.forwards.length > 0) {
     lines.push(

@@ -209,6 +209,11 @@ export class WarrenClient {
     return this.call('ping', { node, ...opts })
   }
 
+  /** Where the addresses of a node come from (cache, config, mDNS, DHT) and how old they are. */
+  lookup(node: string, opts: { fresh?: boolean; all?: boolean } = {}): Promise<ResultOf<'lookup'>> {
+    return this.call('lookup', { node, ...opts })
+  }
+
   /** Asks the daemon to stop; resolves once it has accepted (it stops right after). */
   stopDaemon(): Promise<ResultOf<'daemon.stop'>> {
     return this.call('daemon.stop')

@@ -8,6 +8,7 @@
  * remote service, and no more JSON is read or written on it.
  */
 import type { ServiceConfig } from '../config/schema.ts'
+import type { LookupResult } from '../discovery/resolver.ts'
 import type { WarrenErrorJSON } from '../errors.ts'
 import type { ForwardInfo, NodeIdentity, NodeStatus, PeerInfo, PingResult, ServiceInfo } from '../node/types.ts'
 
@@ -62,6 +63,7 @@ export interface ApiMethods {
   'forward.list': { params: undefined; result: ForwardInfo[] }
   'forward.remove': { params: { listen: string }; result: { listen: string } }
   ping: { params: NodeRef; result: PingResult }
+  lookup: { params: { node: string; fresh?: boolean; all?: boolean }; result: LookupResult }
   'daemon.stop': { params: undefined; result: { stopping: true; pid: number } }
   'stream.open': { params: NodeRef & { service: string }; result: { node: string; service: string } }
 }

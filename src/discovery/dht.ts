@@ -33,7 +33,9 @@ export function warrenDhtInit(opts: WarrenDhtOptions): KadDHTInit {
     peerInfoMapper: opts.privateAddresses ? passthroughMapper : removePrivateAddressesMapper,
     validators: { [RECORD_NAMESPACE]: (key, value) => validatePeerRecord(key, value) },
     selectors: { [RECORD_NAMESPACE]: selectPeerRecord },
-    // the first self-query (which every other query waits for) as soon as a DHT server is known
+    // queries run at once, with the servers known then (a relay alone answers from its own store; a node with no
+    // server known is told so by Warren without a query)
+    allowQueryWithZeroPeers: true,
     initialQuerySelfInterval: 100,
     // Warren publishes records, not provider records: nothing to re-provide
     reprovide: { interval: 24 * 60 * 60 * 1000 },

@@ -3,6 +3,7 @@
  * local API unchanged.
  */
 
+import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { HomeRelayStatus } from '../relay/home-relay.ts'
 import type { DirectPathStatus } from '../traversal/direct-paths.ts'
 
@@ -56,6 +57,8 @@ export interface NodeIdentity {
   id: string
   idBase36: string
   ticket: string
+  /** A ticket with the id and the home relay only (enough once discovery finds the rest). */
+  shortTicket: string
   addrs: string[]
 }
 
@@ -72,4 +75,6 @@ export interface NodeStatus extends NodeIdentity {
   dns?: { listen: string }
   /** The home relay and every configured relay's state, when config `relays` names any. */
   relay?: HomeRelayStatus
+  /** DHT health (mode, routing table, last publish), mDNS and the lookup cache. */
+  discovery?: DiscoveryStatus
 }

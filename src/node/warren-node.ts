@@ -11,6 +11,7 @@
  */
 import type { Duplex } from 'node:stream'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { AccessServer } from '../access/access-server.ts'
 import { accessBackend } from '../access/backend.ts'
 import { DnsServer } from '../access/dns-server.ts'
@@ -18,6 +19,9 @@ import { Forwarder } from '../access/forward.ts'
 import { AddressTable } from '../access/service-addresses.ts'
 import { accessSettings, dnsSettings } from '../access/settings.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
+import { Discovery } from '../discovery/discovery.ts'
+import type { LookupResult } from '../discovery/resolver.ts'
+import { discoverySettings } from '../discovery/settings.ts'
 import { isWarrenError, WarrenError } from '../errors.ts'
 import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
 import { encodeTicket } from '../identity/ticket.ts'
@@ -61,8 +65,8 @@ export interface WarrenNodeApi {
   /**
    * Resolves `node` (alias, base58/base36 id or ticket; `addrs` add addresses), connects and opens a
    * `/warren/service/1.0.0` stream; resolves once the host answered OK. Errors are WarrenErrors:
-   * ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET, ERR_NO_ADDRESSES, ERR_DIAL_FAILED, ERR_UNKNOWN_SERVICE,
-   * ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
+   * ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET, ERR_NO_ADDRESSES, ERR_LOOKUP_FAILED, ERR_DIAL_FAILED,
+   * ERR_UNKNOWN_SERVICE, ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
    */
   openService(node: string, service: string, opts?: { addrs?: string[]; signal?: AbortSignal }): Promise<Stream>
   /** Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end. */
@@ -72,6 +76,8 @@ export interface WarrenNodeApi {
   removeForward(listen: string): Promise<void>
   forwards(): ForwardInfo[]
   ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>
+  /** Where the addresses of `node` come from (cache, config, mDNS, DHT); throws ERR_LOOKUP_FAILED. */
+  lookup(node: string, opts?: { fresh?: boolean; all?: boolean }): Promise<LookupResult>
   stop(): Promise<void>
 }
 
@@ -97,6 +103,8 @@ export class WarrenNode implements WarrenNodeApi {
   readonly addressBook: AddressBook
   /** Service addresses handed out by the DNS server and mapped back by SOCKS5. */
   readonly addresses = new AddressTable()
+  /** Lookups by id (cache, peers/tickets, mDNS, DHT) and this node's DHT record; see src/discovery. */
+  discovery: Discovery | undefined
   readonly #host: ServiceHost
   #access: AccessServer | undefined
   #dns: DnsServer | undefined
@@ -141,6 +149,7 @@ export class WarrenNode implements WarrenNodeApi {
       announce: opts.config.announce,
       preset: opts.preset ?? 'default',
       ...(udxHub === undefined ? {} : { udxHub }),
+      ...Discovery.nodeOptions(opts.config, opts.listen ?? opts.config.listen),
     })
     const node = new WarrenNode(libp2p, opts)
     try {
@@ -148,6 +157,8 @@ export class WarrenNode implements WarrenNodeApi {
       await node.#host.start()
       await node.#startAccess(opts)
       node.#unwatchLimits = watchLimitedConnections(libp2p, node.#log)
+      const settings = discoverySettings(opts.config)
+      node.discovery = Discovery.start(libp2p, { privateKey: opts.privateKey, settings, log: node.#log })
       if (opts.config.relays.length > 0) {
         node.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: node.#log })
         await node.homeRelay.start()
@@ -159,6 +170,7 @@ export class WarrenNode implements WarrenNodeApi {
     } catch (err) {
       await node.directPaths?.stop()
       node.homeRelay?.stop()
+      node.discovery?.stop()
       await node.#stopAccess()
       await libp2p.stop()
       throw err
@@ -218,6 +230,7 @@ export class WarrenNode implements WarrenNodeApi {
       id: formatNodeId(this.peerId),
       idBase36: formatNodeIdBase36(this.peerId),
       ticket: encodeTicket({ id: this.peerId, addrs }),
+      shortTicket: encodeTicket({ id: this.peerId, addrs: relayed.slice(0, 1) }),
       addrs: addrs.map(String),
     }
   }
@@ -234,6 +247,7 @@ export class WarrenNode implements WarrenNodeApi {
       ...(this.#access === undefined ? {} : { access: { listen: this.#access.listen } }),
       ...(this.#dns === undefined ? {} : { dns: { listen: this.#dns.listen } }),
       ...(this.homeRelay === undefined ? {} : { relay: this.homeRelay.status() }),
+      ...(this.discovery === undefined ? {} : { discovery: this.discovery.status() }),
     }
   }
 
@@ -289,36 +303,38 @@ export class WarrenNode implements WarrenNodeApi {
     }
     const existing = bestConnection(this.libp2p.getConnections(target.id))
     if (existing !== undefined) return existing
-    if (target.addrs.length > 0) await this.libp2p.peerStore.merge(target.id, { multiaddrs: target.addrs })
-    const known = target.addrs.length > 0 || (await this.#hasStoredAddrs(target.id))
-    if (!known) {
-      throw new WarrenError('ERR_NO_ADDRESSES', `no address is known for node ${target.id}`, {
-        hint: "Use the node's ticket (`warren id` on that node) instead of its id, or pass --addr <multiaddr>.",
-        details: { peer: target.id.toString() },
-      })
-    }
+    // addresses from the discovery sources (cache, peers/tickets, mDNS, DHT), one fresh lookup after a failed dial
+    const stored = await this.#hasStoredAddrs(target.id)
+    const dial = (addrs: Multiaddr[]): Promise<Connection> => this.#dial(target.id, addrs, opts.signal)
+    return this.discovery!.connect(target, dial, { stored, ...(opts.signal ? { signal: opts.signal } : {}) })
+  }
+
+  /** Dials `addrs` and the peer store's addresses of `id`: direct ones and every relay at once. */
+  async #dial(id: PeerId, addrs: Multiaddr[], signal: AbortSignal | undefined): Promise<Connection> {
+    if (addrs.length > 0) await this.libp2p.peerStore.merge(id, { multiaddrs: addrs })
     const timeoutMs = this.#config.limits.dialTimeoutMs
     try {
-      const stored = await this.libp2p.peerStore.get(target.id).then(
+      const stored = await this.libp2p.peerStore.get(id).then(
         (p) => p.addresses.map((a) => a.multiaddr),
         () => [],
       )
-      // direct addresses and every relay at once; a relayed connection is used as soon as it is up
-      return await dialAllPaths(this.libp2p, target.id, [...target.addrs, ...stored], {
-        signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
+      // a relayed connection is used as soon as it is up
+      return await dialAllPaths(this.libp2p, id, [...addrs, ...stored], {
+        signal: signal ?? AbortSignal.timeout(timeoutMs),
       })
     } catch (err) {
       if (isWarrenError(err)) throw err
-      throw new WarrenError(
-        'ERR_DIAL_FAILED',
-        `could not connect to node ${target.id}: ${dialErrorText(err, timeoutMs)}`,
-        {
-          hint: 'Check that its daemon runs (`warren up`) and that one of its addresses is reachable from here.',
-          details: { peer: target.id.toString(), addrs: target.addrs.map(String) },
-          cause: err,
-        },
-      )
+      throw new WarrenError('ERR_DIAL_FAILED', `could not connect to node ${id}: ${dialErrorText(err, timeoutMs)}`, {
+        hint: 'Check that its daemon runs (`warren up`) and that one of its addresses is reachable from here.',
+        details: { peer: id.toString(), addrs: addrs.map(String) },
+        cause: err,
+      })
     }
+  }
+
+  lookup(node: string, opts: { fresh?: boolean; all?: boolean } = {}): Promise<LookupResult> {
+    const target = this.addressBook.resolve(node)
+    return this.discovery!.lookup(target.id, { configAddrs: target.addrs, ...opts })
   }
 
   async #hasStoredAddrs(id: PeerId): Promise<boolean> {
@@ -385,6 +401,7 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   async stop(): Promise<void> {
+    this.discovery?.stop()
     await this.directPaths?.stop()
     this.homeRelay?.stop()
     this.#unwatchLimits()

@@ -96,6 +96,22 @@ export const relayConfigSchema = z
       })
       .default({ ...DEFAULT_LIMITS }),
     api: z.strictObject({ socket: z.string().min(1).default('relay.sock') }).default({ socket: 'relay.sock' }),
+    /** The relay as a DHT server (always on: relays are the bootstrap nodes of Warren's DHT); see docs/discovery.md. */
+    discovery: z
+      .strictObject({
+        /** Keep private addresses (loopback, RFC 1918, 198.18/15 …) in DHT answers: a LAN or lab network only. */
+        privateAddresses: z.boolean().default(false),
+        /** Other relays (DHT servers) to join, multiaddrs ending in /p2p/<id>, so that one DHT spans them all. */
+        bootstrap: z.array(multiaddrString).default([]),
+      })
+      .default({ privateAddresses: false, bootstrap: [] }),
+    /** Delegated Routing V1 HTTP API (`GET /routing/v1/peers/<id>`) for browsers; absent: off. */
+    routing: z
+      .strictObject({
+        port: port(0),
+        host: z.string().min(1).default('0.0.0.0'),
+      })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     if (c.ws !== undefined && (c.ws.cert === undefined) !== (c.ws.key === undefined)) {

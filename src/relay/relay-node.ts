@@ -12,6 +12,10 @@
  */
 import { readFile } from 'node:fs/promises'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { Bootstrapper } from '../discovery/bootstrap.ts'
+import { routingTableSize } from '../discovery/dht.ts'
+import { relayPeerFinder } from '../discovery/relay-view.ts'
+import { type RoutingHttpServer, startRoutingHttp } from '../discovery/routing-http.ts'
 import { isWarrenError, WarrenError } from '../errors.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../node/create.ts'
 import { VERSION } from '../version.ts'
@@ -35,6 +39,10 @@ export interface RelayStatus {
   /** Addresses nodes put in `relays` (with /p2p/<relay id>). */
   addrs: string[]
   stun: { host: string; port: number; answered: number } | null
+  /** The relay as a DHT server: peers in its routing table (other relays and public nodes). */
+  dht: { routingTable: number }
+  /** The Delegated Routing V1 HTTP API, when it runs. */
+  routing: { url: string } | null
   private: boolean
   allow: string[]
   limits: RelayLimits
@@ -110,6 +118,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     appendAnnounce: [...config.announce, ...ws.announce],
     preset: 'relay',
     connectionGater: hooks.gater,
+    // relays are the DHT's bootstrap nodes: always servers
+    dht: { mode: 'server', privateAddresses: config.discovery.privateAddresses },
     relayServer: {
       hopTimeout: 30_000,
       maxInboundHopStreams: 4_096,
@@ -130,6 +140,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     )
   })
   let stun: StunResponder | undefined
+  let routing: RoutingHttpServer | undefined
   try {
     hooks.install(libp2p)
     if (config.stun !== false) {
@@ -140,11 +151,26 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         )
       })
     }
+    if (config.routing !== undefined) {
+      routing = await startRoutingHttp({
+        host: config.routing.host,
+        port: config.routing.port,
+        find: relayPeerFinder({
+          libp2p,
+          reserved: () => hooks.reservations().map((r) => r.node),
+          privateAddresses: config.discovery.privateAddresses,
+        }),
+        log,
+      })
+    }
   } catch (err) {
     hooks.close()
+    await stun?.close()
     await libp2p.stop()
     throw err
   }
+  const bootstrap = new Bootstrapper(libp2p, libp2p.services.dht!, config.discovery.bootstrap, log)
+  bootstrap.start()
   const started = Date.now()
   const id = libp2p.peerId.toString()
   const infoFor = (peer: PeerId, intent: RelayInfoIntent): RelayInfo => {
@@ -166,6 +192,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const addrs = libp2p.getMultiaddrs().map(String)
   for (const a of addrs) log('info', `relay listening on ${a}`)
   if (stun !== undefined) log('info', `STUN responder on udp ${stun.address.host}:${stun.address.port}`)
+  if (routing !== undefined) log('info', `delegated routing on ${routing.url}/routing/v1/peers/<id>`)
 
   let stopping: Promise<void> | undefined
   return {
@@ -179,6 +206,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       uptimeMs: Date.now() - started,
       addrs: libp2p.getMultiaddrs().map(String),
       stun: stun === undefined ? null : { ...stun.address, answered: stun.answered },
+      dht: { routingTable: libp2p.services.dht === undefined ? 0 : routingTableSize(libp2p.services.dht) },
+      routing: routing === undefined ? null : { url: routing.url },
       private: policy.private,
       allow: policy.allowList,
       limits: policy.limits,
@@ -195,6 +224,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     stop: () => {
       stopping ??= (async () => {
         hooks.close()
+        bootstrap.stop()
+        await routing?.close()
         await libp2p.stop()
         await stun?.close()
       })()
