@@ -21,6 +21,7 @@ import { register as forward } from './forward.ts'
 import { register as id } from './id.ts'
 import { register as init } from './init.ts'
 import { register as lookup } from './lookup.ts'
+import { register as netcheck } from './netcheck.ts'
 import { register as ping } from './ping.ts'
 import { register as relay } from './relay.ts'
 import { register as status } from './status.ts'
@@ -43,7 +44,21 @@ export function buildProgram(): Command {
       '\nStart here: `warren init`, then `warren up`. `warren <command> --help` explains each command.\n' +
         'Errors: `warren: <what went wrong>` and `hint: <what to do>` on stderr; the exit status says which kind.',
     )
-  for (const register of [init, id, up, down, status, expose, unexpose, forward, connect, ping, lookup, relay])
+  for (const register of [
+    init,
+    id,
+    up,
+    down,
+    status,
+    expose,
+    unexpose,
+    forward,
+    connect,
+    ping,
+    lookup,
+    netcheck,
+    relay,
+  ])
     register(program)
   return program
 }

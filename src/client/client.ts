@@ -205,6 +205,11 @@ export class WarrenClient {
     return this.call('forward.remove', { listen })
   }
 
+  /** UDP reachability, public address per relay STUN, NAT kind, relay round trips (`warren netcheck`). */
+  netcheck(): Promise<ResultOf<'netcheck'>> {
+    return this.call('netcheck')
+  }
+
   ping(node: string, opts: { addrs?: string[] } = {}): Promise<ResultOf<'ping'>> {
     return this.call('ping', { node, ...opts })
   }

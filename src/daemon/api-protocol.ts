@@ -10,7 +10,15 @@
 import type { ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
 import type { WarrenErrorJSON } from '../errors.ts'
-import type { ForwardInfo, NodeIdentity, NodeStatus, PeerInfo, PingResult, ServiceInfo } from '../node/types.ts'
+import type {
+  ForwardInfo,
+  NetcheckResult,
+  NodeIdentity,
+  NodeStatus,
+  PeerInfo,
+  PingResult,
+  ServiceInfo,
+} from '../node/types.ts'
 
 /** Longest line either side accepts; a longer one closes the connection. */
 export const MAX_LINE_BYTES = 1024 * 1024
@@ -63,6 +71,7 @@ export interface ApiMethods {
   'forward.list': { params: undefined; result: ForwardInfo[] }
   'forward.remove': { params: { listen: string }; result: { listen: string } }
   ping: { params: NodeRef; result: PingResult }
+  netcheck: { params: undefined; result: NetcheckResult }
   lookup: { params: { node: string; fresh?: boolean; all?: boolean }; result: LookupResult }
   'daemon.stop': { params: undefined; result: { stopping: true; pid: number } }
   'stream.open': { params: NodeRef & { service: string }; result: { node: string; service: string } }

@@ -31,6 +31,7 @@ const PARAMS = {
   'forward.list': z.undefined().or(z.object({})),
   'forward.remove': z.object({ listen: z.string().min(1) }),
   ping: z.object(nodeRef),
+  netcheck: z.undefined().or(z.object({})),
   lookup: z.object({ node: z.string().min(1), fresh: z.boolean().optional(), all: z.boolean().optional() }),
   'daemon.stop': z.undefined().or(z.object({})),
   'stream.open': z.object({ ...nodeRef, service: z.string().min(1) }),
@@ -126,6 +127,7 @@ function implementations(ctx: MethodContext): Impl {
       await saveLearned(ctx)
       return res
     },
+    netcheck: async () => node.netcheck(),
     lookup: async (p) => node.lookup(p.node, { fresh: p.fresh ?? false, all: p.all ?? false }),
     'daemon.stop': async () => {
       setImmediate(() => ctx.requestStop())

@@ -6,6 +6,7 @@
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { HomeRelayStatus } from '../relay/home-relay.ts'
 import type { DirectPathStatus } from '../traversal/direct-paths.ts'
+import type { NetcheckReport } from '../traversal/netcheck.ts'
 
 /** How a connection to a peer runs. */
 export interface PathInfo {
@@ -45,6 +46,13 @@ export interface ForwardInfo {
   active: number
   /** Connections served since it started. */
   total: number
+}
+
+/** `warren netcheck`: what the relays' STUN responders see of this node, and the relays themselves. */
+export interface NetcheckResult extends NetcheckReport {
+  /** The home relay, when config `relays` names any. */
+  home: string | null
+  relays: { id: string; addr: string; state: string; rttMs?: number }[]
 }
 
 export interface PingResult {

@@ -39,7 +39,15 @@ import { AddressBook } from './address-book.ts'
 import { createNode, type WarrenLibp2p } from './create.ts'
 import { bestConnection, describePath } from './path.ts'
 import { PRESETS, type PresetName } from './presets.ts'
-import type { ForwardInfo, NodeIdentity, NodeStatus, PeerInfo, PingResult, ServiceInfo } from './types.ts'
+import type {
+  ForwardInfo,
+  NetcheckResult,
+  NodeIdentity,
+  NodeStatus,
+  PeerInfo,
+  PingResult,
+  ServiceInfo,
+} from './types.ts'
 
 export interface WarrenNodeOptions {
   privateKey: PrivateKey
@@ -76,6 +84,8 @@ export interface WarrenNodeApi {
   removeForward(listen: string): Promise<void>
   forwards(): ForwardInfo[]
   ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>
+  /** What the relays' STUN responders see of this node (`warren netcheck`); ERR_NO_DIRECT_PATH when traversal is off. */
+  netcheck(): Promise<NetcheckResult>
   /** Where the addresses of `node` come from (cache, config, mDNS, DHT); throws ERR_LOOKUP_FAILED. */
   lookup(node: string, opts?: { fresh?: boolean; all?: boolean }): Promise<LookupResult>
   stop(): Promise<void>
@@ -397,6 +407,24 @@ export class WarrenNode implements WarrenNodeApi {
       throw new WarrenError('ERR_TIMEOUT', `ping to ${conn.remotePeer} failed: ${(err as Error).message}`, {
         cause: err,
       })
+    }
+  }
+
+  /** UDP reachability and NAT behaviour as the relays' STUN responders see it (`warren netcheck`). */
+  async netcheck(): Promise<NetcheckResult> {
+    if (this.directPaths === undefined) {
+      throw new WarrenError('ERR_NO_DIRECT_PATH', 'direct paths are off (traversal.enabled is false)', {
+        hint: 'Set "traversal": { "enabled": true } in config.json.',
+      })
+    }
+    const report = await this.directPaths.netcheck()
+    const relay = this.homeRelay?.status()
+    return {
+      ...report,
+      home: relay?.home ?? null,
+      relays: (relay?.relays ?? []).map(({ id, addr, state, rttMs }) =>
+        rttMs === undefined ? { id, addr, state } : { id, addr, state, rttMs },
+      ),
     }
   }
 

@@ -16,12 +16,13 @@
  */
 import type { Connection, PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { toWarrenError } from '../errors.ts'
+import { toWarrenError, WarrenError } from '../errors.ts'
 import type { WarrenLibp2p } from '../node/create.ts'
 import { isRelayed } from '../node/path.ts'
 import { parseRelayAddr } from '../relay/home-relay.ts'
 import { queryRelayInfo } from '../relay/relay-info.ts'
 import { type DirectPathOptions, type DirectPathResult, handleDirectPath, upgradeToDirect } from './direct-path.ts'
+import { type NetcheckReport, netcheck } from './netcheck.ts'
 import type { Endpoint } from './packet-socket.ts'
 import { PUNCH_PROTOCOL } from './punch-messages.ts'
 import type { UdxHub } from './udx-transport.ts'
@@ -171,6 +172,18 @@ export class DirectPaths {
     } catch (err) {
       this.#log('debug', `no STUN port from relay ${relayAddr}: ${(err as Error).message}`)
     }
+  }
+
+  /** `warren netcheck` from the socket direct paths use, against every relay's STUN responder. */
+  async netcheck(): Promise<NetcheckReport> {
+    await Promise.all(this.#opts.relays.map((r) => this.#learnStun(r)))
+    const primary = this.hub.primary()
+    if (primary === undefined) {
+      throw new WarrenError('ERR_NO_DIRECT_PATH', 'the node has no UDP socket for direct paths', {
+        hint: 'Set traversal.udpListen in config.json (default /ip4/0.0.0.0/udp/0).',
+      })
+    }
+    return netcheck(primary.packets, this.stunServers())
   }
 
   #record(peer: PeerId, s: Omit<DirectPathStatus, 'at'>): void {

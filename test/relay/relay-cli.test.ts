@@ -247,6 +247,51 @@ describe('warren relay processes: failover, status, shutdown', () => {
     }
   })
 
+  it('`warren netcheck` reports UDP, the address each relay STUN sees, no NAT on loopback, and the relays', async () => {
+    const relayAddrs = relays.filter((r) => r.child.exitCode === null).map((r) => r.addr)
+    const home = await makeHome(testConfig({ relays: relayAddrs }))
+    const off = await makeHome(testConfig({ relays: relayAddrs, traversal: { enabled: false } }))
+    const d = await TestDaemon.start(home)
+    const dOff = await TestDaemon.start(off)
+    try {
+      await eventuallyHome(home.dir)
+      const r = await runCli(['--home', home.dir, 'netcheck', '--json'])
+      assert.equal(r.code, 0, r.stderr)
+      const report = JSON.parse(r.stdout) as {
+        udp: boolean
+        servers: { mapped?: { host: string; port: number } }[]
+        publicAddresses: { host: string }[]
+        mappingVariesByDestination?: boolean
+        noNat?: boolean
+        home: string
+        relays: { state: string; rttMs?: number }[]
+      }
+      assert.equal(report.udp, true)
+      assert.equal(report.servers.length, relayAddrs.length)
+      assert.ok(report.servers.every((s) => s.mapped?.host === '127.0.0.1'))
+      assert.deepEqual(
+        report.publicAddresses.map((a) => a.host),
+        ['127.0.0.1'],
+      )
+      assert.equal(report.noNat, true)
+      if (relayAddrs.length >= 2) assert.equal(report.mappingVariesByDestination, false)
+      assert.ok(relays.some((x) => x.id === report.home))
+      assert.ok(report.relays.some((e) => e.state === 'home' && typeof e.rttMs === 'number'))
+      const human = await runCli(['--home', home.dir, 'netcheck'])
+      assert.match(human.stdout, /^udp\s+yes$/m)
+      assert.match(human.stdout, /^nat\s+none/m)
+      const refused = await runCli(['--home', off.dir, 'netcheck'])
+      assert.equal(refused.code, 5)
+      assert.equal(
+        refused.stderr,
+        'warren: direct paths are off (traversal.enabled is false)\nhint: Set "traversal": { "enabled": true } in config.json.\n',
+      )
+    } finally {
+      await Promise.all([d.stop(), dOff.stop()])
+      await Promise.all([removeHome(home), removeHome(off)])
+    }
+  })
+
   it('stops cleanly on SIGTERM: exit status 0, API socket and pid file removed', async () => {
     const r = relays.find((x) => x.child.exitCode === null && x.child.signalCode === null)!
     assert.ok(existsSync(join(r.home, 'relay.sock')) && existsSync(join(r.home, 'relay.pid')))

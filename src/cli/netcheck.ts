@@ -1,0 +1,54 @@
+/**
+ * `warren netcheck`: how this node's network looks from outside — UDP reachability, the public address each relay's
+ * STUN responder sees, whether the NAT maps each destination to a new port (symmetric: direct paths then need
+ * birthday probing and may stay relayed), each relay's round trip, and the home relay.
+ */
+import type { Command } from 'commander'
+import type { NetcheckResult } from '../node/types.ts'
+import { say, sayJson, table, withClient } from './common.ts'
+
+const ep = (e: { host: string; port: number }): string =>
+  e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`
+
+export function formatNetcheck(r: NetcheckResult): string {
+  const nat =
+    r.noNat === true
+      ? 'none (the relays see this host’s own address)'
+      : r.nat === undefined
+        ? 'unknown (needs answers from two relays)'
+        : r.nat === 'easy'
+          ? 'endpoint-independent mapping (direct paths work with most peers)'
+          : 'maps each destination to a new port (symmetric: direct only with easy peers, else relayed)'
+  const lines = [
+    table([
+      ['udp', r.udp ? 'yes' : 'no (no STUN answer over UDP: direct paths will not work, relays will)'],
+      ['public', r.publicAddresses.length === 0 ? '-' : r.publicAddresses.map(ep).join(', ')],
+      [
+        'mapping varies',
+        r.mappingVariesByDestination === undefined ? '-' : r.mappingVariesByDestination ? 'yes' : 'no',
+      ],
+      ['nat', nat],
+      ['home relay', r.home ?? 'none'],
+    ]),
+    `stun (${r.servers.length})`,
+    ...r.servers.map(
+      (s) =>
+        `  ${ep(s.server)}  ${s.mapped === undefined ? `no answer: ${s.error ?? 'unknown'}` : `sees ${ep(s.mapped)} in ${s.rttMs?.toFixed(1)} ms`}`,
+    ),
+    `relays (${r.relays.length})`,
+    ...r.relays.map((e) => `  ${e.addr}  ${e.state}${e.rttMs === undefined ? '' : `  rtt ${e.rttMs.toFixed(1)} ms`}`),
+  ]
+  return lines.join('\n')
+}
+
+export function register(program: Command): void {
+  program
+    .command('netcheck')
+    .description("check UDP reachability and NAT behaviour through the relays' STUN responders")
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const r = await withClient(cmd, (c) => c.netcheck())
+      if (opts.json === true) sayJson(r)
+      else say(formatNetcheck(r))
+    })
+}
