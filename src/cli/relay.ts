@@ -41,6 +41,9 @@ interface RelayFlags {
   dataLimit?: number
   durationLimit?: number
   reservationTtl?: number
+  routing?: number
+  bootstrap?: string[]
+  privateAddresses?: boolean
   json?: boolean
 }
 
@@ -73,6 +76,13 @@ export function flagsToConfig(f: RelayFlags): RelayConfigInput {
   if (f.durationLimit !== undefined) limits.durationSec = f.durationLimit
   if (f.reservationTtl !== undefined) limits.reservationTtlSec = f.reservationTtl
   if (Object.keys(limits).length > 0) out.limits = limits
+  if (f.routing !== undefined) out.routing = { port: f.routing }
+  if (f.bootstrap !== undefined || f.privateAddresses === true) {
+    out.discovery = {
+      ...(f.bootstrap === undefined ? {} : { bootstrap: f.bootstrap }),
+      ...(f.privateAddresses === true ? { privateAddresses: true } : {}),
+    }
+  }
   return out
 }
 
@@ -106,6 +116,8 @@ export function formatRelayStatus(st: RelayStatus): string {
       ['relayed', `${bytes(st.totals.bytesRelayed)} in ${st.totals.circuitsOpened} circuits since start`],
       ['refused', `${st.totals.refusedReservations} reservations, ${st.totals.refusedCircuits} circuits`],
       ['connections', String(st.totals.connections)],
+      ['dht', `server, ${st.dht.routingTable} peer(s) in the routing table`],
+      ['routing', st.routing === null ? 'off' : `${st.routing.url}/routing/v1/peers/<id>`],
     ]),
     `addresses (${st.addrs.length})`,
     ...st.addrs.map((a) => `  ${a}`),
@@ -187,6 +199,13 @@ export function register(program: Command): void {
       'lifetime of a reservation before renewal',
       wholeNumber('reservation-ttl', 1, 86_400),
     )
+    .option(
+      '--routing <port>',
+      'serve the Delegated Routing V1 HTTP API (GET /routing/v1/peers/<id>) on this TCP port',
+      wholeNumber('routing', 0, 65_535),
+    )
+    .option('--bootstrap <multiaddr>', 'another relay (DHT server) to join, repeatable', collect)
+    .option('--private-addresses', 'keep private addresses in DHT answers (a LAN or lab network only)')
     .option('--json', 'print the relay id and addresses as one JSON line once ready')
     .addHelpText(
       'after',
@@ -202,12 +221,13 @@ export function register(program: Command): void {
       const st = d.relay.status()
       if (flags.json === true) {
         process.stdout.write(
-          `${JSON.stringify({ id: st.id, addrs: st.addrs, stun: st.stun, socket: d.socket, home: d.home.dir })}\n`,
+          `${JSON.stringify({ id: st.id, addrs: st.addrs, stun: st.stun, routing: st.routing, socket: d.socket, home: d.home.dir })}\n`,
         )
       } else {
         say(`relay ${st.id}`)
         say('add one of these to `relays` in the config.json of nodes that use this relay:')
         for (const a of st.addrs) say(`  ${a}`)
+        if (st.routing !== null) say(`delegated routing for browsers: ${st.routing.url}/routing/v1/peers/<node id>`)
         say(`status: warren relay status${cmd.optsWithGlobals().home ? ` --home ${d.home.dir}` : ''}`)
       }
       await runInForeground(d, (signal) => log('warn', `${signal} again: exiting without finishing the clean stop`))

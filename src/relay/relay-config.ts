@@ -102,7 +102,13 @@ export const relayConfigSchema = z
         /** Keep private addresses (loopback, RFC 1918, 198.18/15 …) in DHT answers: a LAN or lab network only. */
         privateAddresses: z.boolean().default(false),
         /** Other relays (DHT servers) to join, multiaddrs ending in /p2p/<id>, so that one DHT spans them all. */
-        bootstrap: z.array(multiaddrString).default([]),
+        bootstrap: z
+          .array(
+            multiaddrString.refine((s) => !s.startsWith('/') || /\/p2p\/[^/]+$/.test(s), {
+              message: 'does not end with /p2p/<relay id>: copy the address from `warren relay status` on that relay',
+            }),
+          )
+          .default([]),
       })
       .default({ privateAddresses: false, bootstrap: [] }),
     /** Delegated Routing V1 HTTP API (`GET /routing/v1/peers/<id>`) for browsers; absent: off. */

@@ -49,6 +49,8 @@ export function mergeRelayInput(file: RelayConfigInput, flags: RelayConfigInput 
   const out: RelayConfigInput = { ...file, ...flags }
   if (file.limits !== undefined || flags.limits !== undefined) out.limits = { ...file.limits, ...flags.limits }
   if (flags.ws !== undefined) out.ws = { ...file.ws, ...flags.ws }
+  if (flags.routing !== undefined) out.routing = { ...file.routing, ...flags.routing }
+  if (flags.discovery !== undefined) out.discovery = { ...file.discovery, ...flags.discovery }
   if (file.allow !== undefined || flags.allow !== undefined) out.allow = [...(file.allow ?? []), ...(flags.allow ?? [])]
   return out
 }
