@@ -79,7 +79,7 @@ const table = [
     const dm = rs.filter((r) => r.direct).flatMap((r) => (r.mibps === undefined ? [] : [r.mibps]))
     const rm = rs.filter((r) => r.relayed).flatMap((r) => (r.mibps === undefined ? [] : [r.mibps]))
     const n = rs.length
-    return `| ${pair} | ${rs.filter((r) => r.direct).length}/${n} | ${rs.filter((r) => r.relayed).length}/${n} | ${rs.filter((r) => r.correct).length}/${n} | ${fmt(pct(t, 50))} / ${fmt(Math.max(...t, Number.NaN))} | ${fmt(pct(dm, 50), 1)} | ${fmt(pct(rm, 50), 1)} |`
+    return `| ${pair} | ${rs.filter((r) => r.direct).length}/${n} | ${rs.filter((r) => r.relayed).length}/${n} | ${rs.filter((r) => r.correct).length}/${n} | ${fmt(pct(t, 50))} / ${fmt(t.length > 0 ? Math.max(...t) : undefined)} | ${fmt(pct(dm, 50), 1)} | ${fmt(pct(rm, 50), 1)} |`
   }),
 ].join('\n')
 console.log(table)
