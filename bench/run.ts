@@ -9,10 +9,13 @@
  *
  * Writes bench/results/<YYYY-MM-DD>.json and prints a table with the ratios and the targets from issue 2.
  *
- *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--out file.json] [--profile dir]
+ *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--no-discovery] [--out file.json]
+ *     [--profile dir]
  *
  * Then the HTTP benchmark of issue 3 (bench/http.ts: requests/s and p50/p99 through the gateway and the HTTP proxy
- * versus direct), unless `--no-http`; run it alone with `node bench/http.ts`.
+ * versus direct), unless `--no-http`; run it alone with `node bench/http.ts`. Then the discovery benchmark of issue 5
+ * (bench/discovery.ts: lookup latency by id, cold and cached, and publish cost in a 50-node testnet), unless
+ * `--no-discovery`; run it alone with `node bench/discovery.ts`.
  *
  * `--profile <dir>` writes V8 CPU profiles of the two daemons and the libp2p peers there (see bench/profile.ts).
  */
@@ -20,6 +23,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { DISCOVERY_DEFAULTS, runDiscoveryBench } from './discovery.ts'
 import { defaultLoadgen, runHttpBench } from './http.ts'
 import { Child } from './proc.ts'
 import { formatTable, gbitPerSec, type LatencySummary, MiB, median, mibPerSec, summarize } from './stats.ts'
@@ -34,6 +38,8 @@ const { values: args } = parseArgs({
     'no-forward': { type: 'boolean', default: false },
     /** Skip the HTTP gateway/proxy benchmark of issue 3 (bench/http.ts), which runs after the transfers. */
     'no-http': { type: 'boolean', default: false },
+    /** Skip the discovery benchmark of issue 5 (bench/discovery.ts: lookups by id in a 50-node testnet). */
+    'no-discovery': { type: 'boolean', default: false },
     out: { type: 'string' },
     profile: { type: 'string' },
   },
@@ -289,5 +295,9 @@ await main()
 if (!args['no-http']) {
   log('HTTP: gateway and proxy versus direct (bench/http.ts)')
   await runHttpBench({ durationSec: 10, rounds: 3, connections: 64, loadgen: defaultLoadgen() })
+}
+if (!args['no-discovery']) {
+  log('discovery: lookups by id in a 50-node testnet (bench/discovery.ts)')
+  await runDiscoveryBench(DISCOVERY_DEFAULTS)
 }
 process.exit(0)

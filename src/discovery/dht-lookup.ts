@@ -13,7 +13,7 @@ import type { PeerId } from '@libp2p/interface'
 import { routingTableSize, type WarrenKadDHT } from './dht.ts'
 import { type OpenedRecord, openPeerRecord, recordKey } from './peer-record.ts'
 
-const GRACE_MS = 250
+const GRACE_MS = 100
 
 export type RecordSearch =
   | { record: OpenedRecord; servers: number }

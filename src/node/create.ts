@@ -113,7 +113,9 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
       ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
       services: {
         identify: identify(),
-        ping: ping(),
+        // kad-dht checks its routing table with pings too: with libp2p's default of one outbound ping stream per
+        // connection, a DHT ping to a relay made the home relay's health-check ping fail and the node drop its relay
+        ping: ping({ maxInboundStreams: 8, maxOutboundStreams: 8 }),
         ...(opts.relayServer === undefined ? {} : { relay: circuitRelayServer(opts.relayServer) }),
         ...(opts.dht === undefined ? {} : { dht: warrenDht(opts.dht) }),
         ...(opts.mdns === true ? { mdns: warrenMdns() } : {}),

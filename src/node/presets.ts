@@ -41,6 +41,8 @@ export const PRESETS: Record<PresetName, Preset> = {
     maxConnections: 300,
     dialTimeoutMs: 3_000,
     relayClient: true,
+    // every node of an in-process testnet connects from 127.0.0.1, directly or through a loopback relay
+    inboundConnectionThreshold: 1_000,
   },
   // a circuit relay v2 server (`warren relay`): many peers, each with a connection, reservations and circuits
   relay: {
