@@ -1,7 +1,8 @@
 /**
  * Reading a node's record from the DHT: one `GET_VALUE` query for `/warren-peer/<id>`. kad-dht checks each answer
- * with Warren's validator (signature, key, age); of the valid ones the newest wins. Once a first record has arrived,
- * the query waits only {@link GRACE_MS} more for a newer one from other servers.
+ * with Warren's validator (signature, key, age); of the valid ones the newest wins. The query ends once
+ * {@link ENOUGH_RECORDS} servers (or every known one, if fewer) returned a record, or {@link GRACE_MS} after the
+ * first record, whichever comes first.
  *
  * @example
  * ```ts
@@ -14,6 +15,8 @@ import { routingTableSize, type WarrenKadDHT } from './dht.ts'
 import { type OpenedRecord, openPeerRecord, recordKey } from './peer-record.ts'
 
 const GRACE_MS = 100
+/** Records from this many servers end the query at once (the newest of them wins). */
+const ENOUGH_RECORDS = 3
 
 export type RecordSearch =
   | { record: OpenedRecord; servers: number }
@@ -32,6 +35,8 @@ export async function findPeerRecord(dht: WarrenKadDHT, id: PeerId, signal: Abor
         answered.add(ev.from.toString())
         if (ev.record != null) values.push(ev.record.value)
       } else if (ev.name === 'VALUE') values.push(ev.value)
+      // enough servers agree (or can disagree): stop; else give the others GRACE_MS after the first record
+      if (values.length >= Math.min(ENOUGH_RECORDS, Math.max(1, known))) break
       if (values.length > 0 && graceTimer === undefined) {
         graceTimer = setTimeout(() => grace.abort(new Error('grace period over')), GRACE_MS)
       }

@@ -180,10 +180,11 @@ export class RecordPublisher {
     this.#status.lastError = why
     const retry = this.#retryMs
     this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS)
-    // waiting for a first server or address is normal right after the start: said once, not every retry
+    // waiting for a first server or address is normal (right after the start, or with no relay configured): said
+    // once at debug level, and `warren status` shows it; a publish that reached no server is a warning
     if (!waiting || !this.#reportedWaiting) {
       this.#log(
-        waiting ? 'info' : 'warn',
+        waiting ? 'debug' : 'warn',
         `publishing this node's DHT record: ${why}; trying again in ${retry / 1000} s`,
       )
     }
