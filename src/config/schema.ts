@@ -184,7 +184,9 @@ export const configSchema = z.strictObject({
       /** Join Warren's DHT (relays are its bootstrap nodes): publish this node's record, look others up. */
       dht: z.boolean().default(true),
       /** `auto`: DHT server only with a detected public address; `server`/`client` force the mode. */
-      dhtMode: z.enum(['auto', 'server', 'client']).default('auto'),
+      dhtMode: z
+        .enum(['auto', 'server', 'client'], { message: 'is not one of "auto", "server", "client"' })
+        .default('auto'),
       /** Find nodes on the LAN with multicast DNS (runs only when the node listens on a non-loopback address). */
       mdns: z.boolean().default(true),
       /** Keep private addresses (RFC 1918, loopback, 100.64/10, 198.18/15 …) in DHT records and answers. */

@@ -27,6 +27,9 @@ const PREFIX = new TextEncoder().encode(`/${RECORD_NAMESPACE}/`)
 export const RECORD_MAX_AGE_MS = 60 * 60 * 1000
 /** Clocks may differ this much before a record counts as "from the future", ms. */
 export const RECORD_MAX_SKEW_MS = 10 * 60 * 1000
+/** DHT servers keep records in memory: larger records are refused. */
+export const RECORD_MAX_BYTES = 4_096
+export const RECORD_MAX_ADDRS = 32
 
 export interface OpenedRecord {
   id: PeerId
@@ -76,10 +79,13 @@ export async function openPeerRecord(bytes: Uint8Array): Promise<OpenedRecord> {
   return { id: record.peerId, addrs: record.multiaddrs, seq: Number(record.seqNumber) }
 }
 
-/** The DHT validator: a valid signature by the key's own node, and not expired. */
+/** The DHT validator: a valid signature by the key's own node, not expired, and small. */
 export async function validatePeerRecord(key: Uint8Array, value: Uint8Array, now = Date.now()): Promise<void> {
   const id = idFromKey(key)
+  if (value.length > RECORD_MAX_BYTES) throw new Error(`the record of ${id} is larger than ${RECORD_MAX_BYTES} bytes`)
   const rec = await openPeerRecord(value)
+  if (rec.addrs.length > RECORD_MAX_ADDRS)
+    throw new Error(`the record of ${id} has more than ${RECORD_MAX_ADDRS} addresses`)
   if (!rec.id.equals(id)) throw new Error(`the record of ${rec.id} is stored under the key of ${id}`)
   if (rec.seq < now - RECORD_MAX_AGE_MS) throw new Error(`the record of ${id} expired`)
   if (rec.seq > now + RECORD_MAX_SKEW_MS) throw new Error(`the record of ${id} is dated in the future`)

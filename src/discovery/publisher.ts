@@ -15,7 +15,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { WarrenLibp2p } from '../node/create.ts'
 import { routingTableSize, type WarrenKadDHT } from './dht.ts'
-import { publishableAddrs, recordKey, sealPeerRecord } from './peer-record.ts'
+import { publishableAddrs, RECORD_MAX_ADDRS, recordKey, sealPeerRecord } from './peer-record.ts'
 
 const FIRST_RETRY_MS = 1_000
 const MAX_RETRY_MS = 5 * 60_000
@@ -141,7 +141,7 @@ export class RecordPublisher {
       return this.#failed(started, 'no DHT server is known yet (they are the relays in `relays`)', 0, true)
     }
     this.#lastSeq = Math.max(Date.now(), this.#lastSeq + 1)
-    const value = await sealPeerRecord(this.#key, addrs, this.#lastSeq)
+    const value = await sealPeerRecord(this.#key, addrs.slice(0, RECORD_MAX_ADDRS), this.#lastSeq)
     const stored = new Set<string>()
     const errors: string[] = []
     try {

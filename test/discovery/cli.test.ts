@@ -114,6 +114,32 @@ describe('discovery from the command line (two daemons sharing a relay)', () => 
     assert.equal((JSON.parse(json.stderr) as { error: { code: string } }).error.code, 'ERR_LOOKUP_FAILED')
   })
 
+  it('warren lookup refuses what is not a node: exact message, hint and exit status', async () => {
+    const cases: Array<[string, number, string]> = [
+      [
+        '12D3KooWnope',
+        2,
+        'warren: "12D3KooWnope" is not a valid node id: it has 12 characters, a base58 node id has 52\n' +
+          'hint: It looks truncated; copy it again from `warren id` on that node.\n',
+      ],
+      [
+        'laptop',
+        4,
+        'warren: "laptop" is not a node id, a ticket, or an alias in peers\n' +
+          "hint: Use the node's id or ticket from `warren id` on that node, or add an alias under peers in config.json.\n",
+      ],
+    ]
+    for (const [arg, code, stderr] of cases) {
+      const r = await b$(['lookup', arg])
+      assert.equal(r.stderr, stderr, arg)
+      assert.equal(r.code, code, arg)
+      assert.equal(r.stdout, '')
+    }
+    const usage = await b$(['lookup'])
+    assert.equal(usage.code, 2)
+    assert.match(usage.stderr, /^warren: missing required argument 'node'\nhint: See `warren lookup --help`\.\n$/)
+  })
+
   it('warren status shows DHT health; warren id the short ticket', async () => {
     const st = await b$(['status'])
     assert.equal(st.code, 0, st.stderr)

@@ -53,6 +53,15 @@ describe('signed peer records', () => {
     const tampered = Uint8Array.from(good)
     tampered[tampered.length - 1]! ^= 1
     await assert.rejects(validatePeerRecord(recordKey(id), tampered, now))
+    const many = Array.from({ length: 33 }, (_, i) => multiaddr(`/ip4/198.51.100.7/tcp/${1000 + i}`))
+    await assert.rejects(
+      validatePeerRecord(recordKey(id), await sealPeerRecord(key, many, now), now),
+      new RegExp(`^Error: the record of ${id} has more than 32 addresses$`),
+    )
+    await assert.rejects(
+      validatePeerRecord(recordKey(id), new Uint8Array(4097), now),
+      new RegExp(`^Error: the record of ${id} is larger than 4096 bytes$`),
+    )
     const wrongNs = new TextEncoder().encode('/pk/xyz')
     await assert.rejects(
       validatePeerRecord(wrongNs, good, now),
