@@ -42,7 +42,7 @@ export interface DhtTestnet {
   keys: PrivateKey[]
   /** The dialable address of relay i (with /p2p/<id>). */
   relayAddr(i: number): string
-  /** Resolves once every running node has published its record (or rejects after `timeoutMs`). */
+  /** Resolves once every running node has published its record with its relay address (or rejects after `timeoutMs`). */
   waitPublished(timeoutMs?: number, only?: number[]): Promise<void>
   /** Stops node i and starts it again with the same key on a new port, with relay `relay` (default: the next one). */
   restart(i: number, relay?: number): Promise<WarrenNode>
@@ -109,7 +109,10 @@ export async function createDhtTestnet(opts: DhtTestnetOptions): Promise<DhtTest
       const deadline = Date.now() + timeoutMs
       const which = only ?? nodes.map((_, i) => i)
       for (;;) {
-        const waiting = which.filter((i) => nodes[i]!.discovery?.publisher?.status().lastSuccessAt === undefined)
+        // published, with the circuit address of its relay (the first publish may come before the reservation)
+        const waiting = which.filter(
+          (i) => !(nodes[i]!.discovery?.publisher?.status().addrs.some((a) => a.includes('/p2p-circuit')) ?? false),
+        )
         if (waiting.length === 0) return
         if (Date.now() > deadline) {
           const why = nodes[waiting[0]!]!.discovery?.publisher?.status().lastError ?? 'no attempt yet'
