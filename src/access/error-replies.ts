@@ -29,6 +29,7 @@ const REPLIES: Partial<Record<ErrorCode, Reply>> = {
   ERR_BAD_TICKET: { http: 404, socks: SocksReply.HOST_UNREACHABLE },
   ERR_UNKNOWN_PEER: { http: 404, socks: SocksReply.HOST_UNREACHABLE },
   ERR_NO_ADDRESSES: { http: 502, socks: SocksReply.HOST_UNREACHABLE },
+  ERR_LOOKUP_FAILED: { http: 502, socks: SocksReply.HOST_UNREACHABLE },
   ERR_DIAL_FAILED: { http: 502, socks: SocksReply.HOST_UNREACHABLE },
   ERR_UNKNOWN_SERVICE: { http: 404, socks: SocksReply.CONNECTION_REFUSED },
   ERR_NOT_AUTHORIZED: { http: 403, socks: SocksReply.NOT_ALLOWED },
