@@ -33,6 +33,10 @@ export const PRESETS: Record<PresetName, Preset> = {
     maxConnections: 300,
     dialTimeoutMs: 10_000,
     relayClient: true,
+    // libp2p rate-limits new inbound connections per remote IP (default 5/s); every relayed connection to a node
+    // comes from its relay's IP, so the default would refuse the sixth peer reaching it through the relay in a second
+    inboundConnectionThreshold: 100,
+    maxIncomingPendingConnections: 64,
   },
   // like default, but quicker to give up, for tests that expect failures
   test: {

@@ -30,6 +30,32 @@ function hashAnswer(r: { sent: number; sha256: string }): string {
   return `${r.sent} ${r.sha256}`
 }
 
+describe('many peers through one relay (default preset)', () => {
+  it('a node accepts 12 peers arriving through its relay in the same second (libp2p allows 5 per IP by default)', async () => {
+    const hash = await hashServer()
+    const c = cleanup()
+    try {
+      const b = await nodeKey()
+      const relay = c.add(await startTestRelay({ allow: [b.id] }))
+      const services = { hash: { target: `/tcp/${hash.port}`, allow: ['*'] } }
+      const nodeB = c.add(
+        await startNode({ key: b, preset: 'default', config: { relays: [relay.addrs[0]!], services } }),
+      )
+      const peers = await Promise.all(Array.from({ length: 12 }, async () => c.add(await startNode())))
+      const ticket = nodeB.identity().ticket
+      const results = await Promise.allSettled(
+        peers.map(async (p) => transfer(await p.openService(ticket, 'hash'), 64 * 1024)),
+      )
+      const failed = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []))
+      assert.deepEqual(failed, [], 'every peer got through the relay')
+      for (const r of results) if (r.status === 'fulfilled') assert.equal(r.value.answer, hashAnswer(r.value))
+    } finally {
+      await c.run()
+      await hash.close()
+    }
+  })
+})
+
 describe('relay policy and relayed service streams (loopback)', () => {
   let hash: TestServer
   before(async () => {

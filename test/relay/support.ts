@@ -5,6 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { validateConfig } from '../../src/config/load.ts'
 import type { ConfigInput } from '../../src/config/schema.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
+import type { PresetName } from '../../src/node/presets.ts'
 import { WarrenNode } from '../../src/node/warren-node.ts'
 import { type RelayConfigInput, validateRelayConfig } from '../../src/relay/relay-config.ts'
 import { type Relay, startRelay } from '../../src/relay/relay-node.ts'
@@ -40,14 +41,14 @@ export async function nodeKey(): Promise<NodeKey> {
  * tests would otherwise connect directly over loopback).
  */
 export async function startNode(
-  opts: { key?: NodeKey; config?: ConfigInput; listen?: string[]; lines?: string[] } = {},
+  opts: { key?: NodeKey; config?: ConfigInput; listen?: string[]; lines?: string[]; preset?: PresetName } = {},
 ): Promise<WarrenNode> {
   return WarrenNode.start({
     privateKey: (opts.key ?? (await nodeKey())).key,
     // relay tests measure relayed paths: no direct-path upgrade (tested in test/lab)
     config: validateConfig({ traversal: { enabled: false }, ...opts.config }),
     listen: opts.listen ?? [],
-    preset: 'test',
+    preset: opts.preset ?? 'test',
     accessListen: false,
     log: (level, message) => opts.lines?.push(`${level} ${message}`),
   })
