@@ -2,9 +2,9 @@
  * Reading and validating config.json. Every problem is reported with its field path, the bad value and the fix,
  * e.g. `services.web.target: "/tcp/99999" is not a valid port (1-65535)`.
  */
-import { readFile } from 'node:fs/promises'
 import type { z } from 'zod'
 import { WarrenError } from '../errors.ts'
+import { readJsonFile } from './json-file.ts'
 import { type Config, configSchema } from './schema.ts'
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -77,24 +77,10 @@ export function validateConfig(input: unknown, source = 'config'): Config {
 
 /** Reads and validates a config file. */
 export async function loadConfig(path: string): Promise<Config> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new WarrenError('ERR_HOME_NOT_INITIALIZED', `no config at ${path}`, {
-        hint: 'Run `warren init` first (set WARREN_HOME to use another home).',
-        details: { path },
-      })
-    }
-    throw err
-  }
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw new WarrenError('ERR_CONFIG_PARSE', `${path} is not valid JSON: ${(err as Error).message}`, {
-      hint: 'Fix the JSON syntax (no comments or trailing commas).',
+  const json = await readJsonFile(path, 'Fix the JSON syntax (no comments or trailing commas).')
+  if (json === undefined) {
+    throw new WarrenError('ERR_HOME_NOT_INITIALIZED', `no config at ${path}`, {
+      hint: 'Run `warren init` first (set WARREN_HOME to use another home).',
       details: { path },
     })
   }

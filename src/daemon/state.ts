@@ -2,8 +2,9 @@
  * `state.json`: what the daemon keeps across restarts — services exposed and forwards added at runtime.
  * Written atomically (temp file + rename), so a crash leaves either the old or the new state, never half.
  */
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { rename, unlink, writeFile } from 'node:fs/promises'
 import { z } from 'zod'
+import { readJsonFile } from '../config/json-file.ts'
 import { WarrenError } from '../errors.ts'
 
 const stateSchema = z.object({
@@ -27,33 +28,22 @@ export type DaemonState = z.output<typeof stateSchema>
 export type SavedService = DaemonState['services'][string]
 export type SavedForward = DaemonState['forwards'][number]
 
+const REMEDY = (path: string): string =>
+  `The daemon writes this file itself; delete ${path} to start without runtime services and forwards.`
+
 export function emptyState(): DaemonState {
   return { version: 1, services: {}, forwards: [], learned: {} }
 }
 
 /** Reads state.json; a missing file is an empty state, a corrupt one an ERR_CONFIG_PARSE naming the file. */
 export async function loadState(path: string): Promise<DaemonState> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState()
-    throw err
-  }
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw new WarrenError('ERR_CONFIG_PARSE', `${path} is not valid JSON: ${(err as Error).message}`, {
-      hint: `The daemon writes this file itself; delete ${path} to start without runtime services and forwards.`,
-      details: { path },
-    })
-  }
+  const json = await readJsonFile(path, REMEDY(path))
+  if (json === undefined) return emptyState()
   const parsed = stateSchema.safeParse(json)
   if (!parsed.success) {
     const first = parsed.error.issues[0]
     throw new WarrenError('ERR_CONFIG_INVALID', `${path} is invalid: ${first?.path.join('.')}: ${first?.message}`, {
-      hint: `The daemon writes this file itself; delete ${path} to start without runtime services and forwards.`,
+      hint: REMEDY(path),
       details: { path },
     })
   }
