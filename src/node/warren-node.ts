@@ -10,24 +10,20 @@
  * ```
  */
 import type { Duplex } from 'node:stream'
-import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
-import type { Multiaddr } from '@multiformats/multiaddr'
-import { AccessServer } from '../access/access-server.ts'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { accessBackend } from '../access/backend.ts'
-import { DnsServer } from '../access/dns-server.ts'
 import { Forwarder } from '../access/forward.ts'
+import { LocalAccess } from '../access/local-access.ts'
 import { AddressTable } from '../access/service-addresses.ts'
-import { accessSettings, dnsSettings } from '../access/settings.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
 import { Discovery } from '../discovery/discovery.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
 import { discoverySettings } from '../discovery/settings.ts'
-import { isWarrenError, WarrenError } from '../errors.ts'
+import { WarrenError } from '../errors.ts'
 import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
 import { encodeTicket } from '../identity/ticket.ts'
 import { HomeRelay } from '../relay/home-relay.ts'
 import { watchLimitedConnections } from '../relay/limited-connections.ts'
-import { dialAllPaths } from '../relay/parallel-dial.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
 import { pipeStream } from '../services/pipe.ts'
@@ -36,9 +32,11 @@ import { DirectPaths } from '../traversal/direct-paths.ts'
 import { UdxHub } from '../traversal/udx-transport.ts'
 import { VERSION } from '../version.ts'
 import { AddressBook } from './address-book.ts'
+import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
 import { createNode, type WarrenLibp2p } from './create.ts'
+import { Dialer } from './dialer.ts'
 import { bestConnection, describePath } from './path.ts'
-import { PRESETS, type PresetName } from './presets.ts'
+import { PRESETS } from './presets.ts'
 import type {
   ForwardInfo,
   NetcheckResult,
@@ -49,61 +47,7 @@ import type {
   ServiceInfo,
 } from './types.ts'
 
-export interface WarrenNodeOptions {
-  privateKey: PrivateKey
-  config: Config
-  /** Overrides config.listen (e.g. `--listen` on `warren up`, or `/ip4/127.0.0.1/tcp/0` in tests). */
-  listen?: string[]
-  preset?: PresetName
-  /** Called for readable log lines; default: none. */
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
-}
-
-/** Contract only: see the implementation below. */
-export interface WarrenNodeApi {
-  readonly peerId: PeerId
-  identity(): NodeIdentity
-  status(): NodeStatus
-  /** Exposes a service at runtime; throws ERR_SERVICE_EXISTS unless `replace`. */
-  expose(name: string, service: ServiceConfig | string, opts?: { replace?: boolean }): ServiceInfo
-  /** Throws ERR_SERVICE_NOT_FOUND. */
-  unexpose(name: string): void
-  services(): ServiceInfo[]
-  peers(): PeerInfo[]
-  /**
-   * Resolves `node` (alias, base58/base36 id or ticket; `addrs` add addresses), connects and opens a
-   * `/warren/service/1.0.0` stream; resolves once the host answered OK. Errors are WarrenErrors:
-   * ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET, ERR_NO_ADDRESSES, ERR_LOOKUP_FAILED, ERR_DIAL_FAILED,
-   * ERR_UNKNOWN_SERVICE, ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
-   */
-  openService(node: string, service: string, opts?: { addrs?: string[]; signal?: AbortSignal }): Promise<Stream>
-  /** Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end. */
-  pipeService(local: Duplex, node: string, service: string, opts?: { addrs?: string[] }): Promise<void>
-  /** Local TCP listener whose connections go to `node`/`service`. Throws ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED. */
-  addForward(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo>
-  removeForward(listen: string): Promise<void>
-  forwards(): ForwardInfo[]
-  ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>
-  /** What the relays' STUN responders see of this node (`warren netcheck`); ERR_NO_DIRECT_PATH when traversal is off. */
-  netcheck(): Promise<NetcheckResult>
-  /** Where the addresses of `node` come from (cache, config, mDNS, DHT); throws ERR_LOOKUP_FAILED. */
-  lookup(node: string, opts?: { fresh?: boolean; all?: boolean }): Promise<LookupResult>
-  stop(): Promise<void>
-}
-
-export interface WarrenNodeStartOptions extends WarrenNodeOptions {
-  /** Addresses learned earlier (from state.json), by node id. */
-  learned?: Record<string, string[]>
-  /**
-   * Overrides proxy.listen for the access port (SOCKS5, HTTP proxy, gateway), e.g. `127.0.0.1:0` in tests;
-   * `false` turns it off. Preset `test` defaults to `127.0.0.1:0`.
-   */
-  accessListen?: string | false
-  /** Overrides dns.listen and turns the DNS server on (e.g. `127.0.0.1:0` in tests). */
-  dnsListen?: string
-  /** Overrides traversal.udpListen (preset `test`: `/ip4/127.0.0.1/udp/0`). */
-  udpListen?: string[]
-}
+export type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
 
 /** The implementation of {@link WarrenNodeApi}. */
 export class WarrenNode implements WarrenNodeApi {
@@ -116,8 +60,8 @@ export class WarrenNode implements WarrenNodeApi {
   /** Lookups by id (cache, peers/tickets, mDNS, DHT) and this node's DHT record; see src/discovery. */
   discovery: Discovery | undefined
   readonly #host: ServiceHost
-  #access: AccessServer | undefined
-  #dns: DnsServer | undefined
+  #local: LocalAccess | undefined
+  #dialer: Dialer | undefined
   readonly #forwarder: Forwarder
   /** The home relay (config `relays`); undefined when no relay is configured. */
   homeRelay: HomeRelay | undefined
@@ -165,10 +109,21 @@ export class WarrenNode implements WarrenNodeApi {
     try {
       for (const [name, svc] of Object.entries(opts.config.services)) node.registry.add(name, svc, 'config')
       await node.#host.start()
-      await node.#startAccess(opts)
+      node.#local = await LocalAccess.start({
+        config: opts.config,
+        backend: accessBackend(node),
+        addresses: node.addresses,
+        addressBook: node.addressBook,
+        accessListen: opts.accessListen ?? (opts.preset === 'test' ? '127.0.0.1:0' : undefined),
+        dnsListen: opts.dnsListen,
+        log: node.#log,
+      })
       node.#unwatchLimits = watchLimitedConnections(libp2p, node.#log)
       const settings = discoverySettings(opts.config)
       node.discovery = Discovery.start(libp2p, { privateKey: opts.privateKey, settings, log: node.#log })
+      node.#dialer = new Dialer(libp2p, node.addressBook, node.discovery, {
+        dialTimeoutMs: opts.config.limits.dialTimeoutMs,
+      })
       if (opts.config.relays.length > 0) {
         node.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: node.#log })
         await node.homeRelay.start()
@@ -181,54 +136,11 @@ export class WarrenNode implements WarrenNodeApi {
       await node.directPaths?.stop()
       node.homeRelay?.stop()
       node.discovery?.stop()
-      await node.#stopAccess()
+      await node.#local?.close()
       await libp2p.stop()
       throw err
     }
     return node
-  }
-
-  /** The access port and the DNS server, as config and start options say (issue 3). */
-  async #startAccess(opts: WarrenNodeStartOptions): Promise<void> {
-    const access = accessSettings(opts.config)
-    const listen = opts.accessListen ?? (opts.preset === 'test' ? '127.0.0.1:0' : access.listen)
-    if (access.enabled && listen !== false) {
-      try {
-        this.#access = await AccessServer.start({
-          settings: { ...access, listen },
-          backend: accessBackend(this),
-          addresses: this.addresses,
-          log: this.#log,
-        })
-      } catch (err) {
-        // the default port taken (say, by a second daemon of another home) is no reason not to start
-        const explicit = opts.accessListen !== undefined || opts.config.proxy?.listen !== undefined
-        if (explicit || !isWarrenError(err, 'ERR_LISTEN_FAILED')) throw err
-        this.#log('warn', `${err.message}; the access port is off (set proxy.listen in config.json to use another)`)
-      }
-    }
-    const dns = dnsSettings(opts.config)
-    if (dns.enabled || opts.dnsListen !== undefined) {
-      // claim the aliases' node addresses in a fixed order, so the same config gives the same table
-      for (const alias of Object.keys(opts.config.peers).sort()) {
-        this.addresses.addressesOf(this.addressBook.resolve(alias).id)
-      }
-      this.#dns = await DnsServer.start({
-        listen: opts.dnsListen ?? dns.listen,
-        tld: dns.tld,
-        ttl: dns.ttl,
-        addresses: this.addresses,
-        resolvePeer: (label) => this.addressBook.resolve(label).id,
-        log: this.#log,
-      })
-    }
-  }
-
-  async #stopAccess(): Promise<void> {
-    await this.#access?.close()
-    await this.#dns?.close()
-    this.#access = undefined
-    this.#dns = undefined
   }
 
   identity(): NodeIdentity {
@@ -254,8 +166,7 @@ export class WarrenNode implements WarrenNodeApi {
       peers: this.peers(),
       forwards: this.forwards(),
       streams: this.#host.stats(),
-      ...(this.#access === undefined ? {} : { access: { listen: this.#access.listen } }),
-      ...(this.#dns === undefined ? {} : { dns: { listen: this.#dns.listen } }),
+      ...this.#local?.status(),
       ...(this.homeRelay === undefined ? {} : { relay: this.homeRelay.status() }),
       ...(this.discovery === undefined ? {} : { discovery: this.discovery.status() }),
     }
@@ -303,56 +214,14 @@ export class WarrenNode implements WarrenNodeApi {
     return this.addressBook.learned()
   }
 
-  /** Resolves and connects, reusing an open connection (direct preferred). */
-  async connect(node: string, opts: { addrs?: string[]; signal?: AbortSignal } = {}): Promise<Connection> {
-    const target = this.addressBook.resolve(node, opts.addrs)
-    if (target.id.equals(this.peerId)) {
-      throw new WarrenError('ERR_DIAL_FAILED', `${node} is this node itself`, {
-        hint: 'Reach local services directly at their target address.',
-      })
-    }
-    const existing = bestConnection(this.libp2p.getConnections(target.id))
-    if (existing !== undefined) return existing
-    // addresses from the discovery sources (cache, peers/tickets, mDNS, DHT), one fresh lookup after a failed dial
-    const stored = await this.#hasStoredAddrs(target.id)
-    const dial = (addrs: Multiaddr[]): Promise<Connection> => this.#dial(target.id, addrs, opts.signal)
-    return this.discovery!.connect(target, dial, { stored, ...(opts.signal ? { signal: opts.signal } : {}) })
-  }
-
-  /** Dials `addrs` and the peer store's addresses of `id`: direct ones and every relay at once. */
-  async #dial(id: PeerId, addrs: Multiaddr[], signal: AbortSignal | undefined): Promise<Connection> {
-    if (addrs.length > 0) await this.libp2p.peerStore.merge(id, { multiaddrs: addrs })
-    const timeoutMs = this.#config.limits.dialTimeoutMs
-    try {
-      const stored = await this.libp2p.peerStore.get(id).then(
-        (p) => p.addresses.map((a) => a.multiaddr),
-        () => [],
-      )
-      // a relayed connection is used as soon as it is up
-      return await dialAllPaths(this.libp2p, id, [...addrs, ...stored], {
-        signal: signal ?? AbortSignal.timeout(timeoutMs),
-      })
-    } catch (err) {
-      if (isWarrenError(err)) throw err
-      throw new WarrenError('ERR_DIAL_FAILED', `could not connect to node ${id}: ${dialErrorText(err, timeoutMs)}`, {
-        hint: 'Check that its daemon runs (`warren up`) and that one of its addresses is reachable from here.',
-        details: { peer: id.toString(), addrs: addrs.map(String) },
-        cause: err,
-      })
-    }
-  }
-
   lookup(node: string, opts: { fresh?: boolean; all?: boolean } = {}): Promise<LookupResult> {
     const target = this.addressBook.resolve(node)
     return this.discovery!.lookup(target.id, { configAddrs: target.addrs, ...opts })
   }
 
-  async #hasStoredAddrs(id: PeerId): Promise<boolean> {
-    try {
-      return (await this.libp2p.peerStore.get(id)).addresses.length > 0
-    } catch {
-      return false
-    }
+  /** Resolves and connects, reusing an open connection (direct preferred). */
+  connect(node: string, opts: { addrs?: string[]; signal?: AbortSignal } = {}): Promise<Connection> {
+    return this.#dialer!.connect(node, opts)
   }
 
   async openService(
@@ -433,7 +302,7 @@ export class WarrenNode implements WarrenNodeApi {
     await this.directPaths?.stop()
     this.homeRelay?.stop()
     this.#unwatchLimits()
-    await this.#stopAccess()
+    await this.#local?.close()
     await this.#forwarder.closeAll()
     await this.#host.stop()
     await this.libp2p.stop()
@@ -441,10 +310,3 @@ export class WarrenNode implements WarrenNodeApi {
 }
 
 const CODE_P2P = 421
-
-function dialErrorText(err: unknown, timeoutMs: number): string {
-  const e = err as Error & { errors?: Error[] }
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer within ${timeoutMs} ms`
-  const inner = e.errors?.map((x) => x.message).filter((m) => m !== '') ?? []
-  return inner.length > 0 ? [...new Set(inner)].join('; ') : e.message
-}

@@ -1,0 +1,100 @@
+/**
+ * A node's local ways in (issue 3): the access port (SOCKS5, HTTP proxy, PAC and gateway on one port) and the
+ * optional `.warren` DNS server, started and stopped together as config and start options say.
+ *
+ * @example
+ * ```ts
+ * const access = await LocalAccess.start({ config, backend: accessBackend(node), addresses, addressBook, log })
+ * access.status()   // { access: { listen: '127.0.0.1:4780' } }
+ * await access.close()
+ * ```
+ */
+import type { Config } from '../config/schema.ts'
+import { isWarrenError } from '../errors.ts'
+import type { GatewayBackend } from '../gateway/gateway.ts'
+import type { AddressBook } from '../node/address-book.ts'
+import { AccessServer } from './access-server.ts'
+import { DnsServer } from './dns-server.ts'
+import type { AddressTable } from './service-addresses.ts'
+import { accessSettings, dnsSettings } from './settings.ts'
+
+export interface LocalAccessOptions {
+  config: Config
+  backend: GatewayBackend
+  addresses: AddressTable
+  addressBook: AddressBook
+  /** Overrides proxy.listen; `false` turns the access port off. */
+  accessListen?: string | false | undefined
+  /** Overrides dns.listen and turns the DNS server on. */
+  dnsListen?: string | undefined
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+}
+
+export class LocalAccess {
+  #access: AccessServer | undefined
+  #dns: DnsServer | undefined
+
+  /** Starts what the config turns on; if the DNS server fails, the access port is closed again. */
+  static async start(opts: LocalAccessOptions): Promise<LocalAccess> {
+    const local = new LocalAccess()
+    try {
+      local.#access = await startAccessPort(opts)
+      local.#dns = await startDns(opts)
+    } catch (err) {
+      await local.close()
+      throw err
+    }
+    return local
+  }
+
+  status(): { access?: { listen: string }; dns?: { listen: string } } {
+    return {
+      ...(this.#access === undefined ? {} : { access: { listen: this.#access.listen } }),
+      ...(this.#dns === undefined ? {} : { dns: { listen: this.#dns.listen } }),
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#access?.close()
+    await this.#dns?.close()
+    this.#access = undefined
+    this.#dns = undefined
+  }
+}
+
+async function startAccessPort(opts: LocalAccessOptions): Promise<AccessServer | undefined> {
+  const access = accessSettings(opts.config)
+  const listen = opts.accessListen ?? access.listen
+  if (!access.enabled || listen === false) return undefined
+  try {
+    return await AccessServer.start({
+      settings: { ...access, listen },
+      backend: opts.backend,
+      addresses: opts.addresses,
+      log: opts.log,
+    })
+  } catch (err) {
+    // the default port taken (say, by a second daemon of another home) is no reason not to start
+    const explicit = opts.accessListen !== undefined || opts.config.proxy?.listen !== undefined
+    if (explicit || !isWarrenError(err, 'ERR_LISTEN_FAILED')) throw err
+    opts.log('warn', `${err.message}; the access port is off (set proxy.listen in config.json to use another)`)
+    return undefined
+  }
+}
+
+async function startDns(opts: LocalAccessOptions): Promise<DnsServer | undefined> {
+  const dns = dnsSettings(opts.config)
+  if (!dns.enabled && opts.dnsListen === undefined) return undefined
+  // claim the aliases' node addresses in a fixed order, so the same config gives the same table
+  for (const alias of Object.keys(opts.config.peers).sort()) {
+    opts.addresses.addressesOf(opts.addressBook.resolve(alias).id)
+  }
+  return DnsServer.start({
+    listen: opts.dnsListen ?? dns.listen,
+    tld: dns.tld,
+    ttl: dns.ttl,
+    addresses: opts.addresses,
+    resolvePeer: (label) => opts.addressBook.resolve(label).id,
+    log: opts.log,
+  })
+}

@@ -1,0 +1,76 @@
+/**
+ * The contract of a Warren node in one process ({@link WarrenNodeApi}) and its start options; the daemon's local API
+ * methods are written against this interface, src/node/warren-node.ts implements it.
+ *
+ * @packageDocumentation
+ */
+import type { Duplex } from 'node:stream'
+import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Config, ServiceConfig } from '../config/schema.ts'
+import type { LookupResult } from '../discovery/resolver.ts'
+import type { PresetName } from './presets.ts'
+import type {
+  ForwardInfo,
+  NetcheckResult,
+  NodeIdentity,
+  NodeStatus,
+  PeerInfo,
+  PingResult,
+  ServiceInfo,
+} from './types.ts'
+
+export interface WarrenNodeOptions {
+  privateKey: PrivateKey
+  config: Config
+  /** Overrides config.listen (e.g. `--listen` on `warren up`, or `/ip4/127.0.0.1/tcp/0` in tests). */
+  listen?: string[]
+  preset?: PresetName
+  /** Called for readable log lines; default: none. */
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+}
+
+/** What a Warren node offers; implemented by `WarrenNode` (src/node/warren-node.ts). */
+export interface WarrenNodeApi {
+  readonly peerId: PeerId
+  identity(): NodeIdentity
+  status(): NodeStatus
+  /** Exposes a service at runtime; throws ERR_SERVICE_EXISTS unless `replace`. */
+  expose(name: string, service: ServiceConfig | string, opts?: { replace?: boolean }): ServiceInfo
+  /** Throws ERR_SERVICE_NOT_FOUND. */
+  unexpose(name: string): void
+  services(): ServiceInfo[]
+  peers(): PeerInfo[]
+  /**
+   * Resolves `node` (alias, base58/base36 id or ticket; `addrs` add addresses), connects and opens a
+   * `/warren/service/1.0.0` stream; resolves once the host answered OK. Errors are WarrenErrors:
+   * ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET, ERR_NO_ADDRESSES, ERR_LOOKUP_FAILED, ERR_DIAL_FAILED,
+   * ERR_UNKNOWN_SERVICE, ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
+   */
+  openService(node: string, service: string, opts?: { addrs?: string[]; signal?: AbortSignal }): Promise<Stream>
+  /** Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end. */
+  pipeService(local: Duplex, node: string, service: string, opts?: { addrs?: string[] }): Promise<void>
+  /** Local TCP listener whose connections go to `node`/`service`. Throws ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED. */
+  addForward(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo>
+  removeForward(listen: string): Promise<void>
+  forwards(): ForwardInfo[]
+  ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>
+  /** What the relays' STUN responders see of this node (`warren netcheck`); ERR_NO_DIRECT_PATH when traversal is off. */
+  netcheck(): Promise<NetcheckResult>
+  /** Where the addresses of `node` come from (cache, config, mDNS, DHT); throws ERR_LOOKUP_FAILED. */
+  lookup(node: string, opts?: { fresh?: boolean; all?: boolean }): Promise<LookupResult>
+  stop(): Promise<void>
+}
+
+export interface WarrenNodeStartOptions extends WarrenNodeOptions {
+  /** Addresses learned earlier (from state.json), by node id. */
+  learned?: Record<string, string[]>
+  /**
+   * Overrides proxy.listen for the access port (SOCKS5, HTTP proxy, gateway), e.g. `127.0.0.1:0` in tests;
+   * `false` turns it off. Preset `test` defaults to `127.0.0.1:0`.
+   */
+  accessListen?: string | false
+  /** Overrides dns.listen and turns the DNS server on (e.g. `127.0.0.1:0` in tests). */
+  dnsListen?: string
+  /** Overrides traversal.udpListen (preset `test`: `/ip4/127.0.0.1/udp/0`). */
+  udpListen?: string[]
+}
