@@ -116,7 +116,10 @@ export function formatRelayStatus(st: RelayStatus): string {
       ['relayed', `${bytes(st.totals.bytesRelayed)} in ${st.totals.circuitsOpened} circuits since start`],
       ['refused', `${st.totals.refusedReservations} reservations, ${st.totals.refusedCircuits} circuits`],
       ['connections', String(st.totals.connections)],
-      ['dht', `server, ${st.dht.routingTable} peer(s) in the routing table`],
+      [
+        'dht',
+        `server, ${st.dht.routingTable} peer(s) in the routing table, ${st.dht.records}/${st.dht.maxRecords} records${st.dht.evicted > 0 ? ` (${st.dht.evicted} evicted)` : ''}`,
+      ],
       ['routing', st.routing === null ? 'off' : `${st.routing.url}/routing/v1/peers/<id>`],
     ]),
     `addresses (${st.addrs.length})`,

@@ -26,6 +26,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from '../discovery/dht.ts'
 import { warrenMdns } from '../discovery/mdns.ts'
+import { RecordStore } from '../discovery/record-store.ts'
 import { WarrenError } from '../errors.ts'
 import { type UdxHub, udpEndpointOf, udx } from '../traversal/udx-transport.ts'
 import { PRESETS, type PresetName } from './presets.ts'
@@ -47,6 +48,8 @@ export interface NodeOptions {
   connectionGater?: ConnectionGater
   /** Joins Warren's Kademlia DHT (`services.dht`); see src/discovery/dht.ts. */
   dht?: WarrenDhtOptions
+  /** Where a DHT node keeps records (default with `dht`: a {@link RecordStore} with its default bound). */
+  recordStore?: RecordStore
   /** Runs mDNS discovery on the LAN (`services.mdns`); see src/discovery/mdns.ts. */
   mdns?: boolean
   /** Adds the UDX transport (direct paths through NATs); its sockets are shared with the punching code. */
@@ -111,6 +114,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
           : { maxIncomingPendingConnections: preset.maxIncomingPendingConnections }),
       },
       ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
+      ...(opts.dht === undefined ? {} : { datastore: opts.recordStore ?? new RecordStore() }),
       services: {
         identify: identify(),
         // kad-dht checks its routing table with pings too: with libp2p's default of one outbound ping stream per

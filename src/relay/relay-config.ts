@@ -15,6 +15,7 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { multiaddrString, problemOf } from '../config/schema.ts'
+import { DEFAULT_MAX_RECORDS } from '../discovery/record-store.ts'
 import { WarrenError } from '../errors.ts'
 import { parseNodeId } from '../identity/node-id.ts'
 
@@ -109,8 +110,10 @@ export const relayConfigSchema = z
             }),
           )
           .default([]),
+        /** DHT records kept at most; past it, storing one evicts the one stored longest ago (src/discovery/record-store.ts). */
+        maxRecords: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_RECORDS),
       })
-      .default({ privateAddresses: false, bootstrap: [] }),
+      .default({ privateAddresses: false, bootstrap: [], maxRecords: DEFAULT_MAX_RECORDS }),
     /** Delegated Routing V1 HTTP API (`GET /routing/v1/peers/<id>`) for browsers; absent: off. */
     routing: z
       .strictObject({

@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { Bootstrapper } from '../discovery/bootstrap.ts'
 import { routingTableSize } from '../discovery/dht.ts'
+import { RecordStore } from '../discovery/record-store.ts'
 import { relayPeerFinder } from '../discovery/relay-view.ts'
 import { type RoutingHttpServer, startRoutingHttp } from '../discovery/routing-http.ts'
 import { isWarrenError, WarrenError } from '../errors.ts'
@@ -40,7 +41,7 @@ export interface RelayStatus {
   addrs: string[]
   stun: { host: string; port: number; answered: number } | null
   /** The relay as a DHT server: peers in its routing table (other relays and public nodes). */
-  dht: { routingTable: number }
+  dht: { routingTable: number; records: number; maxRecords: number; evicted: number }
   /** The Delegated Routing V1 HTTP API, when it runs. */
   routing: { url: string } | null
   private: boolean
@@ -112,6 +113,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const policy = new RelayPolicy(config)
   const hooks = new RelayHooks(policy, log)
   const ws = await webSocketSetup(config)
+  const records = new RecordStore({ maxRecords: config.discovery.maxRecords })
   const nodeOpts: NodeOptions = {
     privateKey: opts.privateKey,
     listen: [...config.listen, ...(ws.listen === undefined ? [] : [ws.listen])],
@@ -120,6 +122,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     connectionGater: hooks.gater,
     // relays are the DHT's bootstrap nodes: always servers
     dht: { mode: 'server', privateAddresses: config.discovery.privateAddresses },
+    recordStore: records,
     relayServer: {
       hopTimeout: 30_000,
       maxInboundHopStreams: 4_096,
@@ -206,7 +209,12 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       uptimeMs: Date.now() - started,
       addrs: libp2p.getMultiaddrs().map(String),
       stun: stun === undefined ? null : { ...stun.address, answered: stun.answered },
-      dht: { routingTable: libp2p.services.dht === undefined ? 0 : routingTableSize(libp2p.services.dht) },
+      dht: {
+        routingTable: libp2p.services.dht === undefined ? 0 : routingTableSize(libp2p.services.dht),
+        records: records.records,
+        maxRecords: records.maxRecords,
+        evicted: records.evicted,
+      },
       routing: routing === undefined ? null : { url: routing.url },
       private: policy.private,
       allow: policy.allowList,
