@@ -1,89 +1,184 @@
 /**
- * `npm run lab`: the NAT matrix with real Warren nodes and repetitions (the test suite runs one of each).
+ * `npm run lab`: the NAT matrix with real Warren nodes and repetitions (the test suite runs one of each), and the
+ * direct-vs-relayed benchmark measured in the same runs.
  *
  * ```
- * npm run lab -- [--runs 20] [--mib 64] [--pairs cone:cone,cone:symmetric,symmetric:symmetric]
+ * npm run lab -- [--runs 20] [--mib 64] [--pairs cone:cone,cone:symmetric,symmetric:symmetric] [--pings 20]
+ *                [--no-compare] [--out bench/results/<date>-lab.json]
  * ```
  *
  * For every pair of NAT kinds: a fresh lab (network namespaces, 198.18.0.0/15 only), two `warren relay` processes,
- * node B serving a hash service and node A sending to it by ticket after the direct-path upgrade settled. A run is
- * direct when Warren reports a direct path AND the routers forwarded the bytes to each other; relayed when Warren
- * reports the relay AND the bytes went through it; correct when B's SHA-256 equals A's. Prints a Markdown table and
- * writes bench/results/<date>-lab.json. Needs root.
+ * node B serving a hash service and node A sending to it by ticket after the direct-path upgrade settled. A transfer
+ * is direct when Warren reports a direct path AND the routers forwarded the bytes to each other; relayed when Warren
+ * reports the relay AND the bytes went through it; correct when B's SHA-256 equals A's.
+ *
+ * Per run also: round trips (ping protocol, `--pings` per path, taken in turns) over the direct connection and over
+ * the relayed one, which stays open after the upgrade; with `--compare` (default) a run that went direct also sends
+ * the same `--mib` over the relayed connection, so both throughputs come from the same run (the order alternates by
+ * run); and the CPU time of the relays and both nodes around each transfer (/proc/<pid>/stat), as CPU-seconds per Gbit
+ * moved. Prints Markdown tables and writes them with every run to `--out` (default bench/results/<date>-lab.json).
+ * Needs root.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
+import { quantile } from '../bench/stats.ts'
 import type { NatKind } from '../src/testing/natlab/index.ts'
-import { runWarrenPair } from '../test/lab/warren-pair.ts'
+import { type PairLeg, runWarrenPair } from '../test/lab/warren-pair.ts'
 
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     runs: { type: 'string', default: '20' },
     mib: { type: 'string', default: '64' },
     pairs: { type: 'string', default: 'cone:cone,cone:symmetric,symmetric:cone,symmetric:symmetric' },
+    pings: { type: 'string', default: '20' },
+    compare: { type: 'boolean', default: true },
+    out: { type: 'string' },
   },
 })
 const runs = Number(values.runs)
 const bytes = Number(values.mib) * 1024 * 1024
+const pings = Number(values.pings)
 const pairs = values.pairs.split(',').map((p) => p.split(':') as [NatKind, NatKind])
+
+/** CPU-seconds per Gbit of payload, per process. */
+type CpuPerGbit = Record<string, number>
+
+interface Leg {
+  over: 'best' | 'relay'
+  /** The path by Warren's report AND the routers' counters; absent when they disagree. */
+  proven?: 'direct' | 'relayed'
+  correct: boolean
+  mibps: number
+  cpuSPerGbit: CpuPerGbit
+}
 
 interface Run {
   direct: boolean
   relayed: boolean
+  /** Every transfer of the run arrived intact. */
   correct: boolean
   toDirectMs?: number
+  /** Throughput of the main transfer (the path new streams take). */
   mibps?: number
+  /** p50 round trip in ms over each path. */
+  rttMs?: { direct?: number; relayed?: number }
+  legs?: Leg[]
   error?: string
 }
 
-const pct = (xs: number[], p: number): number | undefined =>
-  xs.length === 0
-    ? undefined
-    : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]
+const r3 = (x: number): number => Math.round(x * 1000) / 1000
+const p50 = (xs: number[]): number | undefined => (xs.length === 0 ? undefined : quantile(xs, 0.5))
 const fmt = (n: number | undefined, digits = 0): string => (n === undefined ? '-' : n.toFixed(digits))
+
+function legOf(l: PairLeg): Leg {
+  const gbit = (l.bytes * 8) / 1e9
+  const cpuSPerGbit: CpuPerGbit = { a: r3(l.cpuS.a! / gbit), b: r3(l.cpuS.b! / gbit) }
+  if (l.relayHost !== undefined) cpuSPerGbit.relay = r3(l.cpuS[l.relayHost]! / gbit)
+  return {
+    over: l.over,
+    ...(l.proven === undefined ? {} : { proven: l.proven }),
+    correct: l.correct,
+    mibps: r3(l.mibps),
+    cpuSPerGbit,
+  }
+}
+
+async function oneRun(natA: NatKind, natB: NatKind, i: number): Promise<Run> {
+  const run = await runWarrenPair({
+    natA,
+    natB,
+    bytes,
+    waitDirectMs: 12_000,
+    pings,
+    ...(values.compare ? { compareBytes: bytes, relayFirst: i % 2 === 1 } : {}),
+  })
+  const legs = run.legs.map(legOf)
+  const main = legOf(run.main)
+  const rttMs: Run['rttMs'] = {}
+  if (run.rtt.direct !== undefined) rttMs.direct = r3(p50(run.rtt.direct)!)
+  if (run.rtt.relayed !== undefined) rttMs.relayed = r3(p50(run.rtt.relayed)!)
+  const toDirectMs = run.result.toDirectMs
+  return {
+    direct: main.proven === 'direct',
+    relayed: main.proven === 'relayed',
+    correct: legs.every((l) => l.correct),
+    ...(typeof toDirectMs === 'number' ? { toDirectMs: r3(toDirectMs) } : {}),
+    mibps: main.mibps,
+    rttMs,
+    legs,
+  }
+}
 
 const rows: { pair: string; runs: Run[] }[] = []
 for (const [natA, natB] of pairs) {
   const results: Run[] = []
   for (let i = 0; i < runs; i++) {
     try {
-      const run = await runWarrenPair({ natA, natB, bytes, waitDirectMs: 12_000 })
-      const r = run.result
-      const path = r.path as { kind: string }
-      const correct = r.answer === `${bytes} ${String(r.sha256)}`
-      const viaRelay = run.relays.reduce((n, relay) => n + run.seen('ra', `out_${relay.host}`), 0)
-      results.push({
-        direct: path.kind === 'direct' && run.directBytes >= bytes,
-        relayed: path.kind === 'relay' && viaRelay >= bytes,
-        correct,
-        ...(typeof r.toDirectMs === 'number' ? { toDirectMs: r.toDirectMs } : {}),
-        mibps: bytes / 1048576 / (Number(r.ms) / 1000),
-      })
+      results.push(await oneRun(natA, natB, i))
     } catch (err) {
       results.push({ direct: false, relayed: false, correct: false, error: (err as Error).message.split('\n')[0] })
     }
     const last = results.at(-1)!
+    const other = last.legs?.find((l) => l.over === 'relay')
     console.error(
       `${natA} x ${natB} run ${i + 1}/${runs}: ${last.direct ? 'direct' : last.relayed ? 'relayed' : 'NEITHER'}` +
-        ` ${last.correct ? 'correct' : 'WRONG'} ${fmt(last.mibps, 1)} MiB/s${last.error ? ` (${last.error})` : ''}`,
+        ` ${last.correct ? 'correct' : 'WRONG'} ${fmt(last.mibps, 1)} MiB/s` +
+        `${other ? `, relayed ${fmt(other.mibps, 1)} MiB/s${other.proven === 'relayed' ? '' : ' (NOT PROVEN)'}` : ''}` +
+        ` rtt ${fmt(last.rttMs?.direct, 2)} / ${fmt(last.rttMs?.relayed, 2)} ms${last.error ? ` (${last.error})` : ''}`,
     )
   }
   rows.push({ pair: `${natA} × ${natB}`, runs: results })
 }
 
+/** Legs of these runs proven on `path` and intact. */
+const provenLegs = (rs: Run[], path: 'direct' | 'relayed'): Leg[] =>
+  rs.flatMap((r) => r.legs ?? []).filter((l) => l.proven === path && l.correct)
+
+/** Runs with a proven direct main transfer and a proven relayed one: how many had direct ≥ relayed, the p50 ratio. */
+function sameRun(rs: Run[]): string {
+  const ratios = rs.flatMap((r) => {
+    const d = r.legs?.find((l) => l.over === 'best' && l.proven === 'direct' && l.correct)
+    const v = r.legs?.find((l) => l.over === 'relay' && l.proven === 'relayed' && l.correct)
+    return d && v ? [d.mibps / v.mibps] : []
+  })
+  if (ratios.length === 0) return '-'
+  return `${ratios.filter((x) => x >= 1).length}/${ratios.length} (×${fmt(p50(ratios), 2)})`
+}
+
+const cpu = (legs: Leg[], who: string): number | undefined =>
+  p50(legs.flatMap((l) => (l.cpuSPerGbit[who] === undefined ? [] : [l.cpuSPerGbit[who]])))
+
 const table = [
-  '| NAT A × B | direct | relayed | correct | time to direct p50 / max (ms) | MiB/s direct p50 | MiB/s relayed p50 |',
-  '|---|---|---|---|---|---|---|',
+  '| NAT A × B | direct | relayed | correct | time to direct p50 / max (ms) | RTT p50 direct / relayed (ms) | MiB/s direct p50 | MiB/s relayed p50 | direct ≥ relayed, same run (p50 ratio) |',
+  '|---|---|---|---|---|---|---|---|---|',
   ...rows.map(({ pair, runs: rs }) => {
     const t = rs.flatMap((r) => (r.toDirectMs === undefined ? [] : [r.toDirectMs]))
-    const dm = rs.filter((r) => r.direct).flatMap((r) => (r.mibps === undefined ? [] : [r.mibps]))
-    const rm = rs.filter((r) => r.relayed).flatMap((r) => (r.mibps === undefined ? [] : [r.mibps]))
+    const rttD = rs.flatMap((r) => (r.rttMs?.direct === undefined ? [] : [r.rttMs.direct]))
+    const rttR = rs.flatMap((r) => (r.rttMs?.relayed === undefined ? [] : [r.rttMs.relayed]))
+    const dm = provenLegs(rs, 'direct').map((l) => l.mibps)
+    const rm = provenLegs(rs, 'relayed').map((l) => l.mibps)
     const n = rs.length
-    return `| ${pair} | ${rs.filter((r) => r.direct).length}/${n} | ${rs.filter((r) => r.relayed).length}/${n} | ${rs.filter((r) => r.correct).length}/${n} | ${fmt(pct(t, 50))} / ${fmt(t.length > 0 ? Math.max(...t) : undefined)} | ${fmt(pct(dm, 50), 1)} | ${fmt(pct(rm, 50), 1)} |`
+    return `| ${pair} | ${rs.filter((r) => r.direct).length}/${n} | ${rs.filter((r) => r.relayed).length}/${n} | ${rs.filter((r) => r.correct).length}/${n} | ${fmt(p50(t))} / ${fmt(t.length > 0 ? Math.max(...t) : undefined)} | ${fmt(p50(rttD), 2)} / ${fmt(p50(rttR), 2)} | ${fmt(p50(dm), 1)} | ${fmt(p50(rm), 1)} | ${sameRun(rs)} |`
   }),
 ].join('\n')
-console.log(table)
-await mkdir('bench/results', { recursive: true })
-const file = `bench/results/${new Date().toISOString().slice(0, 10)}-lab.json`
-await writeFile(file, `${JSON.stringify({ date: new Date().toISOString(), runs, bytes, rows, table }, null, 2)}\n`)
+
+const cpuTable = [
+  '| NAT A × B | relay CPU s per relayed Gbit p50 | A CPU s/Gbit direct / relayed | B CPU s/Gbit direct / relayed |',
+  '|---|---|---|---|',
+  ...rows.map(({ pair, runs: rs }) => {
+    const d = provenLegs(rs, 'direct')
+    const v = provenLegs(rs, 'relayed')
+    return `| ${pair} | ${fmt(cpu(v, 'relay'), 2)} | ${fmt(cpu(d, 'a'), 2)} / ${fmt(cpu(v, 'a'), 2)} | ${fmt(cpu(d, 'b'), 2)} / ${fmt(cpu(v, 'b'), 2)} |`
+  }),
+].join('\n')
+
+console.log(`${table}\n\n${cpuTable}`)
+const file = values.out ?? `bench/results/${new Date().toISOString().slice(0, 10)}-lab.json`
+await mkdir(dirname(file), { recursive: true })
+await writeFile(
+  file,
+  `${JSON.stringify({ date: new Date().toISOString(), runs, bytes, pings, compare: values.compare, rows, table, cpuTable }, null, 2)}\n`,
+)
 console.error(`wrote ${file}`)

@@ -2,7 +2,8 @@
  * The NAT matrix with real Warren nodes (short form; `npm run lab` runs the full one with repetitions): for each pair
  * of NAT kinds, A reaches B's service by ticket through B's home relay, the direct-path upgrade runs in the
  * background, and 64 MiB go on the path new streams take. The path must be what Warren reports AND what the routers'
- * counters show: direct means the bytes went router ↔ router, relayed means through the relay host.
+ * counters show: direct means the bytes went router ↔ router, relayed means through the relay host. Round trips are
+ * timed over the path taken; after an upgrade, a stream forced onto the relayed connection must still work.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -12,6 +13,9 @@ import { runWarrenPair } from './warren-pair.ts'
 const support = await labSupport()
 const skip = support.ok ? false : `NAT lab unavailable: ${support.reason}`
 const BYTES = 64 * 1024 * 1024
+/** Sent over the relayed connection after the upgrade, in the runs that went direct. */
+const COMPARE_BYTES = 4 * 1024 * 1024
+const PINGS = 5
 
 const CASES: { natA: NatKind; natB: NatKind; direct: boolean }[] = [
   { natA: 'cone', natB: 'cone', direct: true },
@@ -22,15 +26,31 @@ const CASES: { natA: NatKind; natB: NatKind; direct: boolean }[] = [
 describe('Warren nodes through two NATs: direct when the NATs allow, relayed when not', { skip }, () => {
   for (const c of CASES) {
     it(`${c.natA} × ${c.natB}: 64 MiB intact, path ${c.direct ? 'direct' : 'relayed'} by Warren's report and by the routers' counters`, async (t) => {
-      const run = await runWarrenPair({ natA: c.natA, natB: c.natB, bytes: BYTES, waitDirectMs: 12_000 })
+      const run = await runWarrenPair({
+        natA: c.natA,
+        natB: c.natB,
+        bytes: BYTES,
+        waitDirectMs: 12_000,
+        pings: PINGS,
+        ...(c.direct ? { compareBytes: COMPARE_BYTES } : {}),
+      })
       const r = run.result
       assert.equal(r.answer, `${BYTES} ${String(r.sha256)}`, 'B received every byte A sent')
       const path = r.path as { kind: string; addr: string; relay?: string }
-      const mibps = BYTES / 1048576 / (Number(r.ms) / 1000)
+      const rtt = c.direct ? run.rtt.direct : run.rtt.relayed
+      assert.equal(rtt?.length, PINGS, `round trips over the ${path.kind} path: ${JSON.stringify(run.rtt)}`)
+      assert.ok(
+        rtt.every((ms) => ms > 0),
+        'every round trip took time',
+      )
       t.diagnostic(
         `${c.natA}×${c.natB}: ${path.kind} ${path.addr}; upgrade ${JSON.stringify(r.upgrade)}; ` +
           `time to direct ${r.toDirectMs === undefined ? '-' : `${Number(r.toDirectMs).toFixed(0)} ms`}; ` +
-          `${mibps.toFixed(1)} MiB/s; router↔router ${run.directBytes} B`,
+          `${run.main.mibps.toFixed(1)} MiB/s; router↔router ${run.directBytes} B; ` +
+          `rtt ms ${Object.entries(run.rtt)
+            .map(([k, v]) => `${k} ${v.map((ms) => ms.toFixed(2)).join(' ')}`)
+            .join(', ')}; ` +
+          run.legs.map((l) => `${l.over}: ${l.proven ?? 'unproven'} ${l.mibps.toFixed(1)} MiB/s`).join(', '),
       )
       if (c.direct) {
         assert.equal(
@@ -43,6 +63,10 @@ describe('Warren nodes through two NATs: direct when the NATs allow, relayed whe
         for (const relay of run.relays) {
           assert.ok(run.seen('ra', `out_${relay.host}`) < BYTES / 8, `A's bytes went through ${relay.host}`)
         }
+        // the relayed connection stays open after the upgrade: a stream forced onto it still carries bytes intact
+        const overRelay = run.legs.find((l) => l.over === 'relay')
+        assert.ok(overRelay?.correct, `the stream over the relayed connection: ${JSON.stringify(overRelay?.result)}`)
+        assert.equal(overRelay.proven, 'relayed', `${JSON.stringify(overRelay.viaRelay)} bytes via the relays`)
       } else {
         assert.equal(path.kind, 'relay')
         assert.equal(path.relay, run.home.id)

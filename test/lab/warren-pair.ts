@@ -1,8 +1,10 @@
 /**
  * Two Warren nodes behind two NATs in the lab, with two `warren relay` processes on the public segment: node B (behind
  * router rb) serves a hash service and keeps a home relay; node A (behind ra) sends bytes to it by B's ticket. Returns
- * what A saw (answer, checksum, path, upgrade) and the routers' counters over the transfer, so a test can tell a direct
- * path (bytes router ↔ router) from a relayed one (bytes through a relay host).
+ * what A saw (answer, checksum, path, upgrade, round trips) and, per transfer, the routers' counters and the CPU time of
+ * every process, so a test can tell a direct path (bytes router ↔ router) from a relayed one (bytes through a relay
+ * host), and the lab can compare both paths in the same run (`compareBytes`: a second transfer forced onto the
+ * relayed connection, which stays open after the upgrade).
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,19 +14,57 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateNodeKey, saveNodeKey } from '../../src/identity/keys.ts'
 import { type Counter, createLab, type NatKind } from '../../src/testing/natlab/index.ts'
 import { type LineChannel, type LineMessage, lineChannel } from '../../src/testing/natlab/lines.ts'
+import { cpuSecondsOf } from '../../src/testing/natlab/proc-cpu.ts'
 
 const MAIN = resolve('src/cli/main.ts')
 const NODE_SCRIPT = resolve('test/relay/fixtures/lab-node.ts')
 export const RELAY_HOSTS = ['relay', 'relay2'] as const
 
-export interface PairRun {
+/** Which connection a transfer takes: the one new streams take (`best`), or the relayed one, forced. */
+export type LegPath = 'best' | 'relay'
+
+/** One transfer of the run, with the routers' counters and the processes' CPU time around it alone. */
+export interface PairLeg {
+  over: LegPath
+  /** A's report: answer, sha256, sent, ms, path (and for `best`, Warren's path report after the transfer). */
   result: LineMessage
+  bytes: number
+  /** B's SHA-256 equals A's, and B counted every byte. */
+  correct: boolean
+  mibps: number
+  /** Bytes a router counter moved during this transfer. */
+  seen(router: 'ra' | 'rb', counter: string): number
+  /** Bytes that went router ↔ router directly, both routers, both directions. */
+  directBytes: number
+  /** Bytes A's router sent to each relay host. */
+  viaRelay: Record<string, number>
+  /**
+   * The path by both witnesses: `direct` when A reports a direct path and ≥ `bytes` went router ↔ router; `relayed`
+   * when A reports a relay and ≥ `bytes` went from A's router to a relay host; undefined when they disagree.
+   */
+  proven?: 'direct' | 'relayed'
+  /** The relay host that carried it (most bytes from A's router), for relayed legs. */
+  relayHost?: string
+  /** CPU seconds each process used during the transfer: the relay hosts, `a` and `b`. */
+  cpuS: Record<string, number>
+}
+
+export interface PairRun {
+  /** The transfer on the path new streams take, with the upgrade outcome and time to direct (A's `settled`). */
+  result: LineMessage
+  /** A's report once the upgrade settled: upgrade, toDirectMs, path, rtt samples. */
+  settled: LineMessage
+  /** Round trips (ms, ping protocol) taken in turns over the direct and the relayed connection after settling. */
+  rtt: { direct?: number[]; relayed?: number[] }
+  /** Every transfer, in the order sent; the `best` one is `main`. */
+  legs: PairLeg[]
+  main: PairLeg
   relays: { host: string; id: string }[]
   /** B's home relay. */
   home: { host: string; id: string }
-  /** Bytes a router counter moved during the transfer. */
+  /** Bytes a router counter moved during the main transfer. */
   seen(router: 'ra' | 'rb', counter: string): number
-  /** Bytes that went router ↔ router directly, both routers, both directions. */
+  /** Bytes that went router ↔ router directly during the main transfer, both routers, both directions. */
   directBytes: number
   /** stderr of every process, by host. */
   logs: Record<string, string[]>
@@ -48,18 +88,27 @@ async function expect(chan: LineChannel, type: string, timeoutMs: number, stderr
 const delta = (before: Record<string, Counter>, after: Record<string, Counter>, name: string): number =>
   (after[name]?.bytes ?? 0) - (before[name]?.bytes ?? 0)
 
-/** Builds the lab, runs one transfer of `bytes` from A to B, tears everything down. */
+type Snapshot = { ra: Record<string, Counter>; rb: Record<string, Counter>; cpu: Record<string, number> }
+
+/** Builds the lab, runs the transfers from A to B, tears everything down. */
 export async function runWarrenPair(opts: {
   natA: NatKind
   natB: NatKind
   bytes: number
   /** Let the direct-path upgrade settle for up to this long before sending (undefined: send at once). */
   waitDirectMs?: number
+  /** Round trips per path after settling (default 20). */
+  pings?: number
+  /** When the path went direct, also send this many bytes over the relayed connection in the same run. */
+  compareBytes?: number
+  /** Send the relayed comparison before the main transfer (default after). */
+  relayFirst?: boolean
 }): Promise<PairRun> {
   const homes: string[] = []
   const lab = await createLab({ natA: opts.natA, natB: opts.natB, publicHosts: [...RELAY_HOSTS] })
   try {
     const logs: Record<string, string[]> = {}
+    const pids: Record<string, number | undefined> = {}
     // B is on both relays' allow list (unlimited circuits); A is not, and needs not be: limits follow B's reservation
     const bKey = await generateNodeKey()
     const keyDir = await mkdtemp(join(tmpdir(), 'warren-lab-node-'))
@@ -74,7 +123,9 @@ export async function runWarrenPair(opts: {
         homes.push(home)
         logs[host] = []
         const args = ['--home', home, 'relay', '--json', '--listen', '/ip4/0.0.0.0/tcp/4001', '--allow', bId]
-        const chan = channel(lab.spawnNode(host, MAIN, args), `relay on ${host}`, logs[host])
+        const child = lab.spawnNode(host, MAIN, args)
+        pids[host] = child.pid // `ip netns exec` execs node: the same process
+        const chan = channel(child, `relay on ${host}`, logs[host])
         const ready = await expect(chan, 'text', 45_000, logs[host])
         const id = (JSON.parse(String(ready.text)) as { id: string }).id
         return { host, id, addr: `/ip4/${lab.address(host)}/tcp/4001/p2p/${id}` }
@@ -83,24 +134,89 @@ export async function runWarrenPair(opts: {
     const relayAddrs = relays.map((r) => r.addr)
 
     logs.b = []
-    const b = channel(lab.spawnNode('b', NODE_SCRIPT, ['serve', bKeyFile, ...relayAddrs]), 'node b', logs.b)
+    const bChild = lab.spawnNode('b', NODE_SCRIPT, ['serve', bKeyFile, ...relayAddrs])
+    pids.b = bChild.pid
+    const b = channel(bChild, 'node b', logs.b)
     const ready = await expect(b, 'ready', 45_000, logs.b)
     const home = relays.find((r) => r.id === (ready.relay as { home: string }).home)
     if (home === undefined) throw new Error(`B has no home relay: ${JSON.stringify(ready.relay)}`)
 
     logs.a = []
-    const a = channel(lab.spawnNode('a', NODE_SCRIPT, ['send', ...relayAddrs]), 'node a', logs.a)
-    const before = { ra: await lab.counters('ra'), rb: await lab.counters('rb') }
-    a.send({ type: 'send', ticket: String(ready.ticket), bytes: opts.bytes, waitDirectMs: opts.waitDirectMs })
-    const result = await expect(a, 'result', 90_000, logs.a)
-    const after = { ra: await lab.counters('ra'), rb: await lab.counters('rb') }
+    const aChild = lab.spawnNode('a', NODE_SCRIPT, ['send', ...relayAddrs])
+    pids.a = aChild.pid
+    const a = channel(aChild, 'node a', logs.a)
+    a.send({ type: 'send', ticket: String(ready.ticket), waitDirectMs: opts.waitDirectMs, pings: opts.pings ?? 20 })
+    const settled = await expect(a, 'settled', 60_000, logs.a)
+    const snapshot = async (): Promise<Snapshot> => {
+      const [ra, rb, cpu] = await Promise.all([lab.counters('ra'), lab.counters('rb'), cpuSecondsOf(pids)])
+      return { ra, rb, cpu }
+    }
+    const runLeg = async (over: LegPath, bytes: number): Promise<PairLeg> => {
+      const before = await snapshot()
+      a.send({ type: 'go', over, bytes })
+      const result = await expect(a, 'leg', 90_000, logs.a)
+      const after = await snapshot()
+      return legOf(over, bytes, result, before, after, relays)
+    }
+    const compare = (settled.path as { kind?: string } | undefined)?.kind === 'direct' && (opts.compareBytes ?? 0) > 0
+    const legs: PairLeg[] = []
+    if (compare && opts.relayFirst === true) legs.push(await runLeg('relay', opts.compareBytes!))
+    const main = await runLeg('best', opts.bytes)
+    legs.push(main)
+    if (compare && opts.relayFirst !== true) legs.push(await runLeg('relay', opts.compareBytes!))
+    a.send({ type: 'go', over: 'end' })
     a.send({ type: 'finish' })
     b.send({ type: 'finish' })
-    const seen = (r: 'ra' | 'rb', name: string): number => delta(before[r], after[r], name)
-    const directBytes = seen('ra', 'out_peer') + seen('ra', 'in_peer') + seen('rb', 'out_peer') + seen('rb', 'in_peer')
-    return { result, relays, home, seen, directBytes, logs }
+    const { upgrade, toDirectMs } = settled
+    return {
+      result: { ...main.result, upgrade, toDirectMs },
+      settled,
+      rtt: settled.rtt as PairRun['rtt'],
+      legs,
+      main,
+      relays,
+      home,
+      seen: main.seen,
+      directBytes: main.directBytes,
+      logs,
+    }
   } finally {
     await lab.close()
     await Promise.all(homes.map((h) => rm(h, { recursive: true, force: true })))
+  }
+}
+
+function legOf(
+  over: LegPath,
+  bytes: number,
+  result: LineMessage,
+  before: Snapshot,
+  after: Snapshot,
+  relays: { host: string }[],
+): PairLeg {
+  const seen = (r: 'ra' | 'rb', name: string): number => delta(before[r], after[r], name)
+  const directBytes = seen('ra', 'out_peer') + seen('ra', 'in_peer') + seen('rb', 'out_peer') + seen('rb', 'in_peer')
+  const viaRelay = Object.fromEntries(relays.map((r) => [r.host, seen('ra', `out_${r.host}`)]))
+  const relayHost = Object.entries(viaRelay).sort((x, y) => y[1] - x[1])[0]?.[0]
+  const kind = (result.path as { kind?: string } | undefined)?.kind
+  const proven =
+    kind === 'direct' && directBytes >= bytes
+      ? 'direct'
+      : kind === 'relay' && relayHost !== undefined && viaRelay[relayHost]! >= bytes
+        ? 'relayed'
+        : undefined
+  const cpuS = Object.fromEntries(Object.keys(after.cpu).map((k) => [k, after.cpu[k]! - before.cpu[k]!]))
+  return {
+    over,
+    result,
+    bytes,
+    correct: result.answer === `${bytes} ${String(result.sha256)}`,
+    mibps: bytes / 1048576 / (Number(result.ms) / 1000),
+    seen,
+    directBytes,
+    viaRelay,
+    ...(proven === undefined ? {} : { proven }),
+    ...(proven === 'relayed' ? { relayHost } : {}),
+    cpuS,
   }
 }

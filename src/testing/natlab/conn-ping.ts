@@ -1,0 +1,69 @@
+/**
+ * Round trips over one given libp2p connection: the ping protocol (`/ipfs/ping/1.0.0`, every Warren node answers it)
+ * on a single stream, so a relayed and a direct connection to the same peer can be timed side by side. libp2p's own
+ * `ping()` cannot do that (it picks a connection itself, opens a stream per ping and counts in whole milliseconds).
+ *
+ * @packageDocumentation
+ */
+import { randomBytes } from 'node:crypto'
+import type { Connection, Stream } from '@libp2p/interface'
+
+const PING_PROTOCOL = '/ipfs/ping/1.0.0'
+const PING_LENGTH = 32
+
+/** An open ping stream; `once()` times one 32-byte echo in ms (performance.now()). */
+export interface PingStream {
+  once(timeoutMs?: number): Promise<number>
+  close(): Promise<void>
+}
+
+/** Opens a ping stream on `conn` (also on limited, i.e. relayed, connections). */
+export async function openPingStream(conn: Connection, timeoutMs = 10_000): Promise<PingStream> {
+  const stream: Stream = await conn.newStream(PING_PROTOCOL, {
+    signal: AbortSignal.timeout(timeoutMs),
+    runOnLimitedConnection: true,
+  })
+  const chunks = stream[Symbol.asyncIterator]()
+  let pending = Buffer.alloc(0)
+  const once = async (onceTimeoutMs = timeoutMs): Promise<number> => {
+    const data = randomBytes(PING_LENGTH)
+    const timer = setTimeout(() => stream.abort(new Error(`no pong within ${onceTimeoutMs} ms`)), onceTimeoutMs)
+    try {
+      const started = performance.now()
+      stream.send(data)
+      while (pending.length < PING_LENGTH) {
+        const next = await chunks.next()
+        if (next.done === true) throw new Error(`the ping stream ended (${stream.status})`)
+        pending = Buffer.concat([pending, next.value.subarray()])
+      }
+      const ms = performance.now() - started
+      if (!pending.subarray(0, PING_LENGTH).equals(data)) throw new Error('the pong differs from the ping')
+      pending = pending.subarray(PING_LENGTH)
+      return ms
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  const close = async (): Promise<void> => {
+    await stream.close().catch((err: Error) => stream.abort(err))
+  }
+  return { once, close }
+}
+
+/**
+ * `count` round trips on each connection, taking turns (so load on the machine falls on both alike), after one
+ * unrecorded warm-up each. Returns the samples in ms per connection, in the order given.
+ */
+export async function pingConnections(conns: readonly Connection[], count: number): Promise<number[][]> {
+  const streams = await Promise.all(conns.map((c) => openPingStream(c)))
+  try {
+    for (const s of streams) await s.once()
+    const samples = streams.map((): number[] => [])
+    for (let i = 0; i < count; i++) {
+      for (const [j, s] of streams.entries()) samples[j]!.push(await s.once())
+    }
+    return samples
+  } finally {
+    await Promise.all(streams.map((s) => s.close()))
+  }
+}
