@@ -9,7 +9,14 @@
  * Each path gets a warm-up, then `--duration` seconds; the order is interleaved over `--rounds` rounds and the
  * median round is reported. Target: gateway >= 40% of direct requests/s.
  *
+ * Each run also records the CPU time per request of daemon A (service host), daemon B (access port) and the HTTP
+ * server (µs of user + system time from /proc, divided by the requests served): steadier than req/s on a busy machine.
+ *
  *   node bench/http.ts [--duration 10] [--rounds 3] [--connections 64] [--loadgen wrk|autocannon] [--out f.json]
+ *     [--paths direct,forward,gateway,proxy] [--profile dir]
+ *
+ * `--profile <dir>` writes V8 CPU profiles of both daemons there (summarize with `node bench/profile.ts <dir>`);
+ * with `--paths gateway` the profiles hold that path only.
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -23,7 +30,7 @@ import autocannon from 'autocannon'
 import { formatNodeIdBase36, parseNodeId } from '../src/identity/node-id.ts'
 import { Child } from './proc.ts'
 import { formatTable, median } from './stats.ts'
-import { startPair, type WarrenPair } from './warren-pair.ts'
+import { startPair, type WarrenPair, warren } from './warren-pair.ts'
 
 const WRK = '/usr/bin/wrk'
 const TARGET_GATEWAY_VS_DIRECT = 0.4
@@ -34,6 +41,10 @@ export interface HttpBenchOptions {
   connections: number
   loadgen: 'wrk' | 'autocannon'
   out?: string
+  /** Run only these paths (default: all four). */
+  paths?: string[]
+  /** Write V8 CPU profiles of the daemons to this directory. */
+  profile?: string
 }
 
 interface Load {
@@ -42,6 +53,10 @@ interface Load {
   p99Ms: number
   errors: number
   non2xx: number
+  /** CPU µs per request of daemon A, daemon B and the HTTP server during the run. */
+  cpuUsPerReq?: { a: number; b: number; server: number }
+  /** Service streams A accepted during the run (keep-alive reuse: at most one per load-generator connection). */
+  streams?: number
 }
 
 interface Target {
@@ -129,10 +144,12 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
     const { port } = await server.next<{ port: number }>(30_000)
     const accessPort = await freePort()
     log(`http bench: starting two Warren daemons, B's access port on 127.0.0.1:${accessPort}`)
-    pair = await startPair({ web: port }, {}, { accessPort })
+    const daemonEnv: NodeJS.ProcessEnv =
+      opts.profile === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts.profile}` }
+    pair = await startPair({ web: port }, daemonEnv, { accessPort })
     const base36 = formatNodeIdBase36(parseNodeId(pair.aId))
     const fwd = pair.forwards.web!
-    const targets: Target[] = [
+    const all: Target[] = [
       { name: 'direct', url: `http://127.0.0.1:${port}/` },
       { name: 'forward', url: `http://${fwd.host}:${fwd.port}/` },
       { name: 'gateway', url: `http://127.0.0.1:${accessPort}/http/${pair.aId}/web/` },
@@ -142,8 +159,23 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
         absolute: { path: `http://web.${base36}.warren/`, host: `web.${base36}.warren` },
       },
     ]
-    const load = (t: Target, seconds: number): Promise<Load> =>
-      opts.loadgen === 'wrk' ? runWrk(t, seconds, opts.connections, dir) : runAutocannon(t, seconds, opts.connections)
+    const targets = all.filter((t) => opts.paths === undefined || opts.paths.includes(t.name))
+    if (targets.length === 0) throw new Error(`--paths names none of ${all.map((t) => t.name).join(', ')}`)
+    const [a, b] = pair.daemons as [Child, Child]
+    const streamsSoFar = async (): Promise<number> =>
+      (JSON.parse(await warren(pair!.homes.a, ['status', '--json'])) as { streams: { total: number } }).streams.total
+    const load = async (t: Target, seconds: number): Promise<Load> => {
+      const streams0 = await streamsSoFar()
+      const cpu0 = [a.cpuSeconds(), b.cpuSeconds(), server.cpuSeconds()]
+      const r =
+        opts.loadgen === 'wrk'
+          ? await runWrk(t, seconds, opts.connections, dir)
+          : await runAutocannon(t, seconds, opts.connections)
+      const perReq = (child: Child, i: number): number =>
+        Math.round(((child.cpuSeconds() - cpu0[i]!) * 1e6) / Math.max(1, r.rps * seconds))
+      const cpuUsPerReq = { a: perReq(a, 0), b: perReq(b, 1), server: perReq(server, 2) }
+      return { ...r, cpuUsPerReq, streams: (await streamsSoFar()) - streams0 }
+    }
     for (const t of targets) {
       const w = await load(t, 2) // warm-up: JIT, pooled streams, the peer connection
       if (w.rps === 0 || w.non2xx > 0 || w.errors > 0) log(`warm-up ${t.name}: ${JSON.stringify(w)}`)
@@ -154,7 +186,10 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
       for (const t of targets) {
         const r = await load(t, opts.durationSec)
         runs[t.name]!.push(r)
-        log(`round ${round} ${t.name.padEnd(8)} ${r.rps} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`)
+        const cpu = r.cpuUsPerReq
+        log(
+          `round ${round} ${t.name.padEnd(8)} ${r.rps} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, CPU µs/req A ${cpu?.a} B ${cpu?.b} server ${cpu?.server}, ${r.streams} streams`,
+        )
       }
     }
     const results: Record<string, Load> = {}
@@ -176,8 +211,8 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
 }
 
 async function report(results: Record<string, Load>, opts: HttpBenchOptions): Promise<void> {
-  const direct = results.direct!.rps
-  const rows = [['path', 'req/s', 'p50 ms', 'p99 ms', 'vs direct', 'errors', 'non-2xx']]
+  const direct = results.direct?.rps ?? Number.NaN
+  const rows = [['path', 'req/s', 'p50 ms', 'p99 ms', 'vs direct', 'CPU µs/req A', 'B', 'server', 'errors', 'non-2xx']]
   const labels: Record<string, string> = {
     direct: 'HTTP server, direct',
     forward: 'warren forward (TCP)',
@@ -191,11 +226,14 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
       r.p50Ms.toFixed(2),
       r.p99Ms.toFixed(2),
       (r.rps / direct).toFixed(2),
+      String(r.cpuUsPerReq?.a ?? ''),
+      String(r.cpuUsPerReq?.b ?? ''),
+      String(r.cpuUsPerReq?.server ?? ''),
       String(r.errors),
       String(r.non2xx),
     ])
   }
-  const gatewayRatio = Math.round((results.gateway!.rps / direct) * 100) / 100
+  const gatewayRatio = Math.round(((results.gateway?.rps ?? Number.NaN) / direct) * 100) / 100
   const met = gatewayRatio >= TARGET_GATEWAY_VS_DIRECT
   process.stdout.write(
     [
@@ -206,6 +244,8 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
       `median of ${opts.rounds} interleaved rounds; load average ${loadavg()
         .map((x) => x.toFixed(2))
         .join(' ')}, ${cpus().length} CPUs shared by load generator, daemons and server.`,
+      '',
+      'CPU µs/req: user + system time of daemon A (hosts web), daemon B (access port) and the HTTP server per request.',
       '',
       'target (issue 3):',
       `  gateway >= ${TARGET_GATEWAY_VS_DIRECT * 100}% of direct requests/s: ${gatewayRatio}  ${met ? 'met' : 'MISSED'}`,
@@ -238,6 +278,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       connections: { type: 'string', default: '64' },
       loadgen: { type: 'string', default: defaultLoadgen() },
       out: { type: 'string' },
+      paths: { type: 'string' },
+      profile: { type: 'string' },
     },
   })
   if (values.loadgen !== 'wrk' && values.loadgen !== 'autocannon') throw new Error('--loadgen is wrk or autocannon')
@@ -247,6 +289,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     connections: Number(values.connections),
     loadgen: values.loadgen,
     ...(values.out === undefined ? {} : { out: values.out }),
+    ...(values.paths === undefined ? {} : { paths: values.paths.split(',') }),
+    ...(values.profile === undefined ? {} : { profile: values.profile }),
   })
+  if (values.profile !== undefined)
+    log(`CPU profiles in ${values.profile}; summarize: node bench/profile.ts ${values.profile}`)
   process.exit(0)
 }

@@ -20,11 +20,13 @@ export interface WarrenPair {
   forwards: Record<string, Endpoint>
   /** Node id of A (the host of the services). */
   aId: string
+  /** The daemons' homes (WARREN_HOME), for CLI commands such as `warren status`. */
+  homes: { a: string; b: string }
   daemons: Child[]
   stop(): Promise<void>
 }
 
-function warren(home: string, args: string[]): Promise<string> {
+export function warren(home: string, args: string[]): Promise<string> {
   return node([WARREN, ...args], { WARREN_HOME: home, WARREN_LOG: 'warn' })
 }
 
@@ -73,7 +75,7 @@ export async function startPair(
       if (m === null) throw new Error(`warren forward printed "${listen}", expected host:port`)
       forwards[name] = { host: m[1]!, port: Number(m[2]) }
     }
-    return { forwards, aId: a.id, daemons, stop }
+    return { forwards, aId: a.id, homes, daemons, stop }
   } catch (err) {
     const logs = daemons.map((d) => `--- ${d.name}\n${d.stderr}`).join('\n')
     await stop()
