@@ -29,6 +29,7 @@ import { warrenMdns } from '../discovery/mdns.ts'
 import { RecordStore } from '../discovery/record-store.ts'
 import { WarrenError } from '../errors.ts'
 import { type UdxHub, udpEndpointOf, udx } from '../traversal/udx-transport.ts'
+import { coalescing } from './coalesce.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 
 export interface NodeOptions {
@@ -84,8 +85,9 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
           : { announceFilter: (addrs: Multiaddr[]) => addrs.filter((a) => udpEndpointOf(a) === undefined) }),
       },
       transports: [
-        tcp(),
-        webSockets(opts.webSockets),
+        // writes of one event-loop turn leave in one socket write (src/node/coalesce.ts)
+        coalescing(tcp()),
+        coalescing(webSockets(opts.webSockets)),
         ...(preset.relayClient ? [circuitRelayTransport()] : []),
         ...(opts.udxHub === undefined ? [] : [udx({ hub: opts.udxHub })]),
       ],

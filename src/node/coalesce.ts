@@ -1,0 +1,159 @@
+/**
+ * Write coalescing for libp2p's socket transports: the writes a connection makes within one turn of the event loop
+ * leave in one socket write instead of one each.
+ *
+ * Why: every Yamux frame becomes one Noise message, and @libp2p/tcp writes each Noise message as two `socket.write`
+ * calls (2-byte length, then ciphertext), each a syscall and often a packet of its own. A small proxied HTTP request
+ * is a data frame plus a window update each way, so the per-message cost (syscalls, wake-ups on the far side)
+ * dominated the gateway's CPU time. Upstream: @libp2p/tcp writes per buffer, @chainsafe/libp2p-yamux sends a window
+ * update per data frame received, @libp2p/websockets sends one WebSocket message per buffer.
+ *
+ * How, without touching node_modules: `coalescing(tcp())` wraps the transport so the upgrader it is handed sees each
+ * new MultiaddrConnection first; for a TCP one the connection's `sendData` (the AbstractMultiaddrConnection hook
+ * every send goes through) corks the net.Socket on its first write of the turn and uncorks it in `setImmediate`, so
+ * Node writes everything queued meanwhile with one `writev`. Back-pressure is Node's own: a corked socket's
+ * `write()` still returns false past its high-water mark and 'drain' still follows, and once that much is queued the
+ * socket is uncorked at once (bulk transfers write as before). `end()` uncorks by itself; a reset discards.
+ * WebSocket connections get the same through their own buffer (one WebSocket message per turn), flushed before a
+ * close.
+ *
+ * @example
+ * ```ts
+ * createLibp2p({ transports: [coalescing(tcp()), coalescing(webSockets())] })
+ * ```
+ */
+import { Socket } from 'node:net'
+import type { MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
+import { Uint8ArrayList } from 'uint8arraylist'
+
+interface SendResult {
+  sentBytes: number
+  canSendMore: boolean
+}
+
+/** The parts of @libp2p/utils' AbstractMultiaddrConnection (and its TCP and WebSocket subclasses) used here. */
+interface HookableConnection {
+  sendData?: (data: Uint8ArrayList) => SendResult
+  sendClose?: (options?: unknown) => Promise<void>
+  /** @libp2p/tcp's net.Socket. */
+  socket?: unknown
+  /** @libp2p/websockets' WebSocket (Node's WHATWG WebSocket when dialing, a `ws` adapter when listening). */
+  websocket?: { send(data: Uint8Array | ArrayBuffer): void; bufferedAmount: number; readyState: number }
+  /** @libp2p/websockets' limit of `bufferedAmount` before it reports back-pressure. */
+  maxBufferedAmount?: number
+  abort(err: Error): void
+}
+
+/** A WebSocket connection flushes its buffered writes at once past this many bytes. */
+const WS_FLUSH_BYTES = 64 * 1024
+const WS_OPEN = 1
+
+/** Coalesces one TCP connection's writes per event-loop turn; false when `maConn` is not a TCP connection. */
+export function coalesceSocketWrites(maConn: MultiaddrConnection): boolean {
+  const conn = maConn as MultiaddrConnection & HookableConnection
+  const socket = conn.socket
+  if (!(socket instanceof Socket) || typeof conn.sendData !== 'function') return false
+  const sendData = conn.sendData.bind(conn)
+  let corked = false
+  const uncork = (): void => {
+    if (!corked) return
+    corked = false
+    if (socket.writableCorked > 0) socket.uncork()
+  }
+  conn.sendData = (data) => {
+    if (!corked && !socket.destroyed && !socket.writableEnded) {
+      socket.cork()
+      corked = true
+      setImmediate(uncork)
+    }
+    const result = sendData(data)
+    if (socket.writableLength >= socket.writableHighWaterMark) uncork()
+    return result
+  }
+  return true
+}
+
+/** Sends one WebSocket connection's writes of an event-loop turn as one message; false when it is not one. */
+export function coalesceWebSocketWrites(maConn: MultiaddrConnection): boolean {
+  const conn = maConn as MultiaddrConnection & HookableConnection
+  const ws = conn.websocket
+  if (ws === undefined || typeof conn.sendData !== 'function' || typeof conn.sendClose !== 'function') return false
+  const sendData = conn.sendData.bind(conn)
+  const sendClose = conn.sendClose.bind(conn)
+  const pending = new Uint8ArrayList()
+  let scheduled = false
+  const flush = (): SendResult => {
+    scheduled = false
+    if (pending.byteLength === 0 || ws.readyState !== WS_OPEN) {
+      pending.consume(pending.byteLength)
+      return { sentBytes: 0, canSendMore: true }
+    }
+    const one = new Uint8ArrayList(pending.subarray())
+    pending.consume(pending.byteLength)
+    return sendData(one)
+  }
+  const maxBuffered = conn.maxBufferedAmount ?? 4 * 1024 * 1024
+  const flushLater = (): void => {
+    try {
+      flush()
+    } catch (err) {
+      conn.abort(err as Error)
+    }
+  }
+  conn.sendData = (data) => {
+    pending.append(data)
+    // past either mark, send now so that back-pressure is reported (and 'drain' follows) as without coalescing
+    if (pending.byteLength >= WS_FLUSH_BYTES || ws.bufferedAmount + pending.byteLength >= maxBuffered) {
+      const result = flush()
+      return { sentBytes: data.byteLength, canSendMore: result.canSendMore }
+    }
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(flushLater)
+    }
+    return { sentBytes: data.byteLength, canSendMore: true }
+  }
+  conn.sendClose = async (options) => {
+    flush()
+    await sendClose(options)
+  }
+  return true
+}
+
+const wrappedUpgraders = new WeakMap<Upgrader, Upgrader>()
+
+/** The upgrader seen by a coalescing transport: installs coalescing on each connection before upgrading it. */
+function coalescingUpgrader(upgrader: Upgrader): Upgrader {
+  const cached = wrappedUpgraders.get(upgrader)
+  if (cached !== undefined) return cached
+  const install = (maConn: MultiaddrConnection): void => {
+    if (!coalesceSocketWrites(maConn)) coalesceWebSocketWrites(maConn)
+  }
+  const wrapped = new Proxy(upgrader, {
+    get(target, prop) {
+      if (prop === 'upgradeInbound' || prop === 'upgradeOutbound') {
+        return (maConn: MultiaddrConnection, opts: unknown) => {
+          install(maConn)
+          return (target[prop] as (m: MultiaddrConnection, o: unknown) => Promise<unknown>).call(target, maConn, opts)
+        }
+      }
+      const value: unknown = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  wrappedUpgraders.set(upgrader, wrapped)
+  return wrapped
+}
+
+/** Wraps a transport factory (`tcp()`, `webSockets()`) so its connections coalesce their writes per turn. */
+export function coalescing<C>(factory: (components: C) => Transport): (components: C) => Transport {
+  return (components) => {
+    const transport = factory(components)
+    const dial = transport.dial.bind(transport)
+    const createListener = transport.createListener.bind(transport)
+    transport.dial = (ma, options) => dial(ma, { ...options, upgrader: coalescingUpgrader(options.upgrader) })
+    transport.createListener = (options) =>
+      createListener({ ...options, upgrader: coalescingUpgrader(options.upgrader) })
+    return transport
+  }
+}
