@@ -2,18 +2,20 @@
  * Benchmark child process: a raw js-libp2p peer assembled with Warren's own `createNode` (TCP, Noise, Yamux),
  * so the "raw libp2p stream" figures use exactly the stack a forward uses, without Warren's service layer.
  *
- * `libp2p-peer.ts listen`: serves the xfer and echo protocols; prints `{"addr": …}`.
+ * `libp2p-peer.ts listen [udx]`: serves the xfer and echo protocols; prints `{"addr": …}` (with `udx`, the address of
+ * Warren's UDX transport on 127.0.0.1 instead of TCP: Noise + Yamux over one UDX stream, as on a direct path).
  * `libp2p-peer.ts dial <addr>`: dials once, prints `{"ready": true}`, then answers one JSON line per command
  * line on stdin: `up <bytes>` → `{"ms": …}`, `down <bytes>` → `{"ms": …}`, `setup <count>` and `setup-lazy <count>`
  * (optimistic protocol select) → `{"samples": […]}`.
  */
-import { createInterface } from 'node:readline'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../src/identity/keys.ts'
 import { createNode } from '../src/node/create.ts'
-import { CHUNK, decodeRequest, encodeCount, encodeRequest, HEADER_BYTES, PAYLOAD } from './xfer.ts'
+import { UdxHub, udpMultiaddr } from '../src/traversal/udx-transport.ts'
+import { answerCommands } from './proc.ts'
+import { CHUNK, encodeCount, encodeRequest, PAYLOAD, xferServer } from './xfer.ts'
 
 const XFER = '/warren-bench/xfer/1.0.0'
 const ECHO = '/warren-bench/echo/1.0.0'
@@ -30,32 +32,20 @@ async function sendAll(stream: Stream, bytes: number): Promise<void> {
 
 function serveXfer(stream: Stream): void {
   stream.maxReadBufferLength = READ_BUFFER
-  const header = new Uint8ArrayList()
-  let mode: 'U' | 'D' | undefined
-  let want = 0
-  let got = 0
-  const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
-    if (mode === undefined) {
-      header.append(evt.data)
-      if (header.byteLength < HEADER_BYTES) return
-      const req = decodeRequest(header.subarray(0, HEADER_BYTES))
-      mode = req.mode
-      want = req.length
-      got = header.byteLength - HEADER_BYTES
-      if (mode === 'D') {
-        stream.removeEventListener('message', onMessage)
-        sendAll(stream, want).then(
-          () => stream.close(),
-          (err: Error) => stream.abort(err),
-        )
-        return
-      }
-    } else got += evt.data.byteLength
-    if (got >= want) {
-      stream.removeEventListener('message', onMessage)
-      stream.send(encodeCount(got))
+  const feed = xferServer({
+    download: (bytes) => {
+      sendAll(stream, bytes).then(
+        () => stream.close(),
+        (err: Error) => stream.abort(err),
+      )
+    },
+    uploaded: (bytes) => {
+      stream.send(encodeCount(bytes))
       void stream.close().catch(() => {})
-    }
+    },
+  })
+  const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
+    if (feed(evt.data)) stream.removeEventListener('message', onMessage)
   }
   stream.addEventListener('message', onMessage)
   if (stream.readStatus === 'paused') stream.resume()
@@ -92,11 +82,21 @@ function firstBytes(stream: Stream, n: number, timeoutMs: number): Promise<Uint8
   })
 }
 
-async function listen(): Promise<void> {
-  const node = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'] })
+async function listen(transport: string): Promise<void> {
+  const privateKey = await generateNodeKey()
+  const udxHub = transport === 'udx' ? new UdxHub() : undefined
+  const node =
+    udxHub === undefined
+      ? await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
+      : await createNode({ privateKey, listen: ['/ip4/127.0.0.1/udp/0'], udxHub })
   await node.handle(XFER, (stream) => serveXfer(stream), { maxInboundStreams: 64 })
   await node.handle(ECHO, (stream) => serveEcho(stream), { maxInboundStreams: 4096 })
-  process.stdout.write(`${JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString() })}\n`)
+  // nodes do not announce their UDX socket (src/node/create.ts), so name it here
+  const addr =
+    udxHub === undefined
+      ? node.getMultiaddrs()[0]!
+      : udpMultiaddr(udxHub.primary()!.address()).encapsulate(`/p2p/${node.peerId.toString()}`)
+  process.stdout.write(`${JSON.stringify({ addr: addr.toString() })}\n`)
   const stop = (): void => {
     void Promise.resolve(node.stop()).finally(() => process.exit(0))
   }
@@ -106,7 +106,8 @@ async function listen(): Promise<void> {
 }
 
 async function dial(addr: string): Promise<void> {
-  const node = await createNode({ privateKey: await generateNodeKey(), listen: [] })
+  const udxHub = addr.includes('/udp/') ? new UdxHub() : undefined
+  const node = await createNode({ privateKey: await generateNodeKey(), listen: [], ...(udxHub ? { udxHub } : {}) })
   const conn = await node.dial(multiaddr(addr))
   const TIMEOUT = 300_000
 
@@ -166,26 +167,15 @@ async function dial(addr: string): Promise<void> {
     'setup-lazy': (count) => setup(count, false),
   }
 
-  process.on('SIGTERM', () => process.exit(0)) // a clean exit, so --cpu-prof writes its profile
-  process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
-  for await (const line of createInterface({ input: process.stdin })) {
-    const [name, arg] = line.trim().split(/\s+/)
-    try {
-      const fn = commands[name ?? '']
-      if (fn === undefined) throw new Error(`unknown command ${name}`)
-      process.stdout.write(`${JSON.stringify(await fn(Number(arg)))}\n`)
-    } catch (err) {
-      process.stdout.write(`${JSON.stringify({ error: (err as Error).message })}\n`)
-    }
-  }
+  await answerCommands(commands)
   await node.stop()
   process.exit(0)
 }
 
 const [role, addr] = process.argv.slice(2)
-if (role === 'listen') await listen()
+if (role === 'listen') await listen(addr ?? 'tcp')
 else if (role === 'dial' && addr !== undefined) await dial(addr)
 else {
-  process.stderr.write('usage: libp2p-peer.ts listen | dial <multiaddr>\n')
+  process.stderr.write('usage: libp2p-peer.ts listen [tcp|udx] | dial <multiaddr>\n')
   process.exit(2)
 }

@@ -109,3 +109,22 @@ export async function node(args: string[], env: NodeJS.ProcessEnv = {}, timeoutM
     throw new Error(`${args.join(' ')} failed: ${e.message}\n${e.stderr ?? ''}`)
   }
 }
+
+/**
+ * The child side of {@link Child}: prints `{"ready": true}`, then answers each stdin line `<command> <number>` with the
+ * command's JSON result, or `{"error": …}`, until stdin ends. SIGTERM exits cleanly, so `--cpu-prof` writes its profile.
+ */
+export async function answerCommands(commands: Record<string, (arg: number) => Promise<unknown>>): Promise<void> {
+  process.on('SIGTERM', () => process.exit(0))
+  process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [name, arg] = line.trim().split(/\s+/)
+    try {
+      const fn = commands[name ?? '']
+      if (fn === undefined) throw new Error(`unknown command ${name}`)
+      process.stdout.write(`${JSON.stringify(await fn(Number(arg)))}\n`)
+    } catch (err) {
+      process.stdout.write(`${JSON.stringify({ error: (err as Error).message })}\n`)
+    }
+  }
+}

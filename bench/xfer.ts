@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
+import { Uint8ArrayList } from 'uint8arraylist'
 
 export const HEADER_BYTES = 9
 /** Size of each write; one random buffer reused so generating data costs nothing. */
@@ -32,6 +33,37 @@ export function encodeCount(n: number): Uint8Array {
   const b = Buffer.alloc(8)
   b.writeBigUInt64BE(BigInt(n))
   return b
+}
+
+/**
+ * The server side of the protocol over any byte stream, fed with what arrives: calls `download(n)` once a `D` request
+ * is read and `uploaded(n)` once all bytes of a `U` request are in. Returns true when it wants no more input.
+ */
+export function xferServer(on: {
+  download: (bytes: number) => void
+  uploaded: (bytes: number) => void
+}): (data: Uint8Array | Uint8ArrayList) => boolean {
+  const header = new Uint8ArrayList()
+  let mode: 'U' | 'D' | undefined
+  let want = 0
+  let got = 0
+  return (data) => {
+    if (mode === undefined) {
+      header.append(data)
+      if (header.byteLength < HEADER_BYTES) return false
+      const req = decodeRequest(header.subarray(0, HEADER_BYTES))
+      mode = req.mode
+      want = req.length
+      got = header.byteLength - HEADER_BYTES
+      if (mode === 'D') {
+        on.download(want)
+        return true
+      }
+    } else got += data.byteLength
+    if (got < want) return false
+    on.uploaded(got)
+    return true
+  }
 }
 
 function connected(host: string, port: number): Promise<Socket> {

@@ -8,7 +8,10 @@ import type { AbortOptions, CounterGroup, Logger, MessageStreamDirection } from 
 import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { UDXStream } from 'udx-native'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { Uint8ArrayList } from 'uint8arraylist'
+
+/** Deliver gathered packets at once when this many bytes are waiting (about one Noise message). */
+const DELIVER_BYTES = 64 * 1024
 
 export interface UdxConnInit {
   stream: UDXStream
@@ -22,23 +25,76 @@ export interface UdxConnInit {
 
 export class UdxMultiaddrConnection extends AbstractMultiaddrConnection {
   readonly stream: UDXStream
+  /** Received data not yet handed to libp2p: finished runs of packets that lay next to each other in memory … */
+  #pending: Uint8Array[] = []
+  /** … and the run still growing, as offsets into udx's read buffer (no view is made per packet). */
+  #run: ArrayBufferLike | undefined
+  #runStart = 0
+  #runEnd = 0
+  #pendingBytes = 0
+  #deliverScheduled = false
 
   constructor(init: UdxConnInit) {
     super({ ...init, inactivityTimeout: init.inactivityTimeout ?? 120_000 })
     this.stream = init.stream
     const stream = init.stream
     stream.setKeepalive(5_000)
-    stream.on('data', (buf: Uint8Array) => this.onData(buf))
+    stream.on('data', (buf: Uint8Array) => this.#onPacket(buf))
     stream.on('error', (err: Error) => {
       this.log('udx error %s - %e', init.remoteAddr, err)
       this.abort(err)
     })
     // The remote ended its side: like TCP without half-open, finish ours and let 'close' tear down.
     stream.once('end', () => {
+      this.#deliver()
       stream.end()
     })
-    stream.once('close', () => this.onTransportClosed())
+    stream.once('close', () => {
+      this.#deliver()
+      this.onTransportClosed()
+    })
     stream.on('drain', () => this.safeDispatchEvent('drain'))
+  }
+
+  /**
+   * udx-native emits one 'data' event per UDP packet (~1.2–1.4 KB). Handing each to libp2p made Noise reassemble and
+   * decrypt 64 KiB messages from ~50 separate buffers (one cipher update and one allocation each) and run the message
+   * event path ~50 times per message. Packets are gathered instead until the event loop has read what the socket had
+   * (setImmediate runs after the poll phase) or 64 KiB are waiting, and go up as one chunk. Consecutive packets sit
+   * next to each other in udx's read buffer, so a run of them becomes one view without copying.
+   */
+  #onPacket(buf: Uint8Array): void {
+    if (buf.buffer === this.#run && buf.byteOffset === this.#runEnd) this.#runEnd += buf.byteLength
+    else {
+      this.#endRun()
+      this.#run = buf.buffer
+      this.#runStart = buf.byteOffset
+      this.#runEnd = buf.byteOffset + buf.byteLength
+    }
+    this.#pendingBytes += buf.byteLength
+    if (this.#pendingBytes >= DELIVER_BYTES) this.#deliver()
+    else if (!this.#deliverScheduled) {
+      this.#deliverScheduled = true
+      setImmediate(() => {
+        this.#deliverScheduled = false
+        this.#deliver()
+      })
+    }
+  }
+
+  #endRun(): void {
+    if (this.#run === undefined) return
+    this.#pending.push(Buffer.from(this.#run, this.#runStart, this.#runEnd - this.#runStart))
+    this.#run = undefined
+  }
+
+  #deliver(): void {
+    if (this.#pendingBytes === 0) return
+    this.#endRun()
+    const chunks = this.#pending
+    this.#pending = []
+    this.#pendingBytes = 0
+    this.onData(chunks.length === 1 ? chunks[0]! : new Uint8ArrayList(...chunks))
   }
 
   sendData(data: Uint8ArrayList): { sentBytes: number; canSendMore: boolean } {

@@ -179,6 +179,59 @@ describe('libp2p over the udx transport on loopback', () => {
     await conn.close()
     assert.equal(conn.status, 'closed')
   })
+
+  it('echoes messages of 1 byte to 200 KiB one at a time, each whole and in order (gathered reads flush)', async () => {
+    const [a, b] = nodes as [Libp2p, Libp2p]
+    const ECHO = '/warren/test-echo/1.0.0'
+    await b.handle(ECHO, (stream) => {
+      stream.addEventListener('message', (evt) => {
+        stream.send(evt.data)
+      })
+      stream.addEventListener('remoteCloseWrite', () => {
+        void stream.close().catch(() => {})
+      })
+    })
+    const conn = await a.dial(b.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(5000) })
+    const stream = await conn.newStream(ECHO)
+    const got: Uint8Array[] = []
+    let gotBytes = 0
+    let waiter: (() => void) | undefined
+    stream.addEventListener('message', (evt) => {
+      const parts = evt.data instanceof Uint8Array ? [evt.data] : [...evt.data]
+      for (const p of parts) {
+        got.push(p.slice())
+        gotBytes += p.byteLength
+      }
+      waiter?.()
+    })
+    // sizes below, around and above one UDX packet, one Noise message and DELIVER_BYTES; each waits for its echo, so
+    // a message smaller than a packet only arrives if the receiver flushes what it gathered without more traffic
+    const sizes = [1, 2, 100, 1179, 1180, 1500, 4096, 65_535, 65_536, 65_537, 131_072, 204_800, 3, 1]
+    const deadline = Date.now() + 20_000
+    let expected = 0
+    for (const [i, size] of sizes.entries()) {
+      const msg = new Uint8Array(size).map((_, j) => (i * 31 + j) & 0xff)
+      expected += size
+      stream.send(msg)
+      while (gotBytes < expected) {
+        assert.ok(Date.now() < deadline, `echo of message ${i} (${size} bytes) did not come back within 20 s`)
+        await new Promise<void>((resolve) => {
+          waiter = resolve
+          setTimeout(resolve, 100)
+        })
+      }
+      assert.equal(gotBytes, expected, `echo of message ${i} (${size} bytes) overshot`)
+    }
+    const all = Buffer.concat(got)
+    let at = 0
+    for (const [i, size] of sizes.entries()) {
+      const want = new Uint8Array(size).map((_, j) => (i * 31 + j) & 0xff)
+      assert.ok(all.subarray(at, at + size).equals(want), `message ${i} (${size} bytes) came back changed`)
+      at += size
+    }
+    await stream.close()
+    await conn.close()
+  })
 })
 
 describe('netcheck on loopback', () => {
