@@ -98,11 +98,12 @@ export class UdxMultiaddrConnection extends AbstractMultiaddrConnection {
   }
 
   sendData(data: Uint8ArrayList): { sentBytes: number; canSendMore: boolean } {
-    // Noise hands over a 2-byte length prefix and the ciphertext as separate chunks; UDX does not coalesce writes, so
-    // writing them one by one would send tiny packets. One write per call keeps packets full.
-    const sentBytes = data.byteLength
-    const canSendMore = this.stream.write(data.subarray())
-    return { sentBytes, canSendMore }
+    // Each Noise message comes as a 2-byte length prefix and the ciphertext. The chunks are written one by one, without
+    // copying them into one buffer: the writes of one turn reach udx as one writev (streamx batches them until the next
+    // microtask) and libudx fills each packet from as many chunks as fit, so packets stay full.
+    let canSendMore = true
+    for (const buf of data) canSendMore = this.stream.write(buf)
+    return { sentBytes: data.byteLength, canSendMore }
   }
 
   async sendClose(options?: AbortOptions): Promise<void> {
