@@ -9,11 +9,18 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { UDXStream } from 'udx-native'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { UdxEndpoint } from '../src/traversal/udx-endpoint.ts'
-import { udpEndpointOf, udpMultiaddr } from '../src/traversal/udx-transport.ts'
+import { UDX_SOCKET_BUFFER, udpEndpointOf, udpMultiaddr } from '../src/traversal/udx-transport.ts'
 import { answerCommands } from './proc.ts'
 import { CHUNK, encodeCount, encodeRequest, PAYLOAD, xferServer } from './xfer.ts'
 
 const TIMEOUT = 300_000
+
+/** The socket buffers Warren's UDX transport asks for, so the ceiling is measured like the real thing. */
+function withBuffers(endpoint: UdxEndpoint): UdxEndpoint {
+  endpoint.socket.setRecvBufferSize(UDX_SOCKET_BUFFER)
+  endpoint.socket.setSendBufferSize(UDX_SOCKET_BUFFER)
+  return endpoint
+}
 
 async function writeAll(stream: UDXStream, bytes: number): Promise<void> {
   for (let sent = 0; sent < bytes; ) {
@@ -48,7 +55,7 @@ function serve(stream: UDXStream): void {
 }
 
 async function listen(): Promise<void> {
-  const endpoint = new UdxEndpoint({ host: '127.0.0.1', port: 0, onInbound: (stream) => serve(stream) })
+  const endpoint = withBuffers(new UdxEndpoint({ host: '127.0.0.1', port: 0, onInbound: (stream) => serve(stream) }))
   process.stdout.write(`${JSON.stringify({ addr: udpMultiaddr(endpoint.address()).toString() })}\n`)
   const stop = (): void => {
     void endpoint.close().finally(() => process.exit(0))
@@ -60,7 +67,7 @@ async function listen(): Promise<void> {
 
 async function dial(addr: string): Promise<void> {
   const to = udpEndpointOf(multiaddr(addr))!
-  const endpoint = new UdxEndpoint()
+  const endpoint = withBuffers(new UdxEndpoint())
   const open = async (): Promise<UDXStream> => {
     const stream = await endpoint.open(to)
     stream.on('error', () => {})
