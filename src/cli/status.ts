@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { NodeStatus, ServiceInfo } from '../node/types.ts'
+import type { DirectPathStatus } from '../traversal/direct-paths.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
 
 /** `3h 4m`, `12m 5s`, `8s`. */
@@ -19,6 +20,21 @@ export function describeAllow(svc: Pick<ServiceInfo, 'allow'>): string {
   if (svc.allow === undefined) return 'every node in peers'
   if (svc.allow.includes('*')) return 'everyone'
   return svc.allow.length === 0 ? 'nobody' : svc.allow.join(', ')
+}
+
+/**
+ * The direct-path state behind a peer's path, in words (empty for a plain direct path): `(punching)`,
+ * `(re-punch 2 running; the direct path was lost 1 time)`, `(<why it is relayed>; next re-punch in 4s)`.
+ */
+export function formatUpgrade(u: DirectPathStatus | undefined, now = Date.now()): string {
+  if (u === undefined) return ''
+  const lost = u.lost === undefined ? '' : `the direct path was lost ${u.lost} time${u.lost === 1 ? '' : 's'}`
+  if (u.state === 'direct') return lost === '' ? '' : `  (re-punched; ${lost})`
+  if (u.state === 'upgrading') {
+    return u.attempt === undefined ? '  (punching)' : `  (re-punch ${u.attempt} running; ${lost || 'after a loss'})`
+  }
+  const next = u.retryAt === undefined ? '' : `; next re-punch in ${formatDuration(Math.max(0, u.retryAt - now))}`
+  return `  (${u.reason ?? 'relayed'}${next})`
 }
 
 /** DHT health (mode, routing table, last publish), mDNS and the lookup cache. */
@@ -103,7 +119,7 @@ export function formatStatus(st: NodeStatus): string {
       table(
         st.peers.map((p) => [
           p.aliases.length > 0 ? `${p.aliases.join(', ')}` : p.id,
-          `${p.aliases.length > 0 ? `${p.id}  ` : ''}${p.connected ? formatPath(p.path) : 'not connected'}`,
+          `${p.aliases.length > 0 ? `${p.id}  ` : ''}${p.connected ? formatPath(p.path) + formatUpgrade(p.upgrade) : 'not connected'}`,
         ]),
         '  ',
       ),

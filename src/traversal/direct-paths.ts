@@ -7,6 +7,11 @@
  * STUN servers are the relays' STUN responders: the host of each relay address in config `relays`, and of the relay
  * a relayed connection runs through, with the port the relay announces on `/warren/relay/1.0.0`.
  *
+ * A direct path can die later: a NAT forgets or changes its mapping (router restart, flushed or expired conntrack
+ * entry). {@link PathWatch} closes a UDX connection that has been silent for 3 s; when a relayed connection to the peer
+ * is still open, the status turns `relayed` (new streams take the relay) and the side that dialed the relayed
+ * connection punches again at once, then after 1, 2, 4, 8 and 16 s, at most {@link REPUNCH_ATTEMPTS} times.
+ *
  * @example
  * ```ts
  * const paths = new DirectPaths(libp2p, hub, { relays: config.relays, log })
@@ -24,8 +29,17 @@ import { queryRelayInfo } from '../relay/relay-info.ts'
 import { type DirectPathOptions, type DirectPathResult, handleDirectPath, upgradeToDirect } from './direct-path.ts'
 import { type NetcheckReport, netcheck } from './netcheck.ts'
 import type { Endpoint } from './packet-socket.ts'
+import { PathWatch } from './path-watch.ts'
 import { PUNCH_PROTOCOL } from './punch-messages.ts'
-import type { UdxHub } from './udx-transport.ts'
+import { type UdxHub, udpEndpointOf } from './udx-transport.ts'
+
+/** Re-punches after a lost direct path, at most (the first at once, then after {@link repunchDelay}). */
+export const REPUNCH_ATTEMPTS = 6
+
+/** Wait before re-punch attempt `n` (2, 3, …): 1 s, doubling, at most 30 s. */
+export function repunchDelay(n: number): number {
+  return Math.min(1000 * 2 ** (n - 2), 30_000)
+}
 
 export interface DirectPathStatus {
   state: 'upgrading' | 'direct' | 'relayed'
@@ -35,6 +49,12 @@ export interface DirectPathStatus {
   ms?: number
   /** Why the path stays relayed. */
   reason?: string
+  /** How many times a direct path to this peer was lost (closed while the relayed connection stayed). */
+  lost?: number
+  /** The re-punch attempt running, failed or (with `direct`) successful, since the last loss. */
+  attempt?: number
+  /** When the next re-punch runs (epoch ms), while one is scheduled. */
+  retryAt?: number
   at: number
 }
 
@@ -44,6 +64,8 @@ export interface DirectPathsOptions {
   log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
   /** Bound on one upgrade, ms (default 15000). */
   timeoutMs?: number
+  /** Silence after which a direct path counts as lost, ms (default 3000, see path-watch.ts). */
+  silentMs?: number
 }
 
 /** The relay a relayed connection runs through: `/…/p2p/<relay>/p2p-circuit/…` → the part before `/p2p-circuit`. */
@@ -55,6 +77,9 @@ function relayOf(conn: Connection): string | undefined {
 
 const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port
 
+/** A direct connection this class makes and re-makes: UDX, `/ip4|ip6/…/udp/…`. */
+const isUdx = (conn: Connection): boolean => udpEndpointOf(conn.remoteAddr) !== undefined
+
 export class DirectPaths {
   readonly hub: UdxHub
   readonly #libp2p: WarrenLibp2p
@@ -64,6 +89,11 @@ export class DirectPaths {
   readonly #running = new Map<string, Promise<void>>()
   /** STUN endpoints learned per relay address. */
   readonly #stun = new Map<string, Endpoint>()
+  /** Scheduled re-punches per peer. */
+  readonly #repunch = new Map<string, NodeJS.Timeout>()
+  /** Why the watch closed a stream, by remote `host:port`, until its connection's close is handled (or a minute). */
+  readonly #silent = new Map<string, { why: string; at: number }>()
+  readonly #watch: PathWatch
   #stopped = false
   #retry: NodeJS.Timeout | undefined
 
@@ -72,6 +102,18 @@ export class DirectPaths {
     this.hub = hub
     this.#opts = opts
     this.#log = opts.log ?? (() => {})
+    this.#watch = new PathWatch(() => hub.all().flatMap((ep) => [...ep.streams()]), {
+      silentMs: opts.silentMs,
+      onSilent: (stream, ms) => {
+        const now = Date.now()
+        // streams that never became a connection (a half-open UDX handshake) leave no close to clear their entry
+        for (const [k, v] of this.#silent) if (now - v.at > 60_000) this.#silent.delete(k)
+        this.#silent.set(`${stream.remoteHost}:${stream.remotePort}`, {
+          why: `no packet for ${Math.round(ms)} ms`,
+          at: now,
+        })
+      },
+    })
   }
 
   /** The STUN servers known so far (the responder side reads them when a peer's offer arrives). */
@@ -101,12 +143,19 @@ export class DirectPaths {
       this.#libp2p,
       this.#pathOptions({
         onResult: (r: DirectPathResult | Error) => {
-          if (r instanceof Error) this.#log('debug', `direct path asked by a peer: ${r.message}`)
-          else this.#record(r.connection.remotePeer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms) })
+          if (r instanceof Error) {
+            this.#log('debug', `direct path asked by a peer: ${r.message}`)
+            return
+          }
+          const peer = r.connection.remotePeer
+          this.#record(peer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms), lost: this.#lost(peer) })
+          this.#closeOthers(r.connection)
         },
       }),
     )
     this.#libp2p.addEventListener('connection:open', this.#onOpen)
+    this.#libp2p.addEventListener('connection:close', this.#onClose)
+    this.#watch.start()
     // learn the relays' STUN responders early, so this node can answer a peer's punch at once; relays that did not
     // answer are asked again later
     const learnAll = (): void => void Promise.all(this.#opts.relays.map((r) => this.#learnStun(r)))
@@ -126,35 +175,115 @@ export class DirectPaths {
     void this.upgrade(conn.remotePeer)
   }
 
-  /** Upgrades the relayed connection to `peer`, unless a direct one exists or an upgrade already runs. */
-  upgrade(peer: PeerId): Promise<void> {
+  /**
+   * A direct connection closed. When a relayed one to the peer stays open and no other direct one does, the direct path
+   * is lost: new streams take the relay, and the side that dialed the relayed connection punches again.
+   */
+  readonly #onClose = (evt: CustomEvent<Connection>): void => {
+    const conn = evt.detail
+    const key = conn.remotePeer.toString()
+    const remote = udpEndpointOf(conn.remoteAddr)
+    const silent = remote === undefined ? undefined : this.#silent.get(`${remote.host}:${remote.port}`)?.why
+    if (remote !== undefined) this.#silent.delete(`${remote.host}:${remote.port}`)
+    if (this.#stopped) return
+    const open = this.#libp2p.getConnections(conn.remotePeer).filter((c) => c.status === 'open')
+    if (open.length === 0) {
+      // the peer is gone: nothing to upgrade or re-punch until it is reached again
+      this.#cancelRepunch(key)
+      this.#status.delete(key)
+      return
+    }
+    if (!isUdx(conn) || open.some((c) => !isRelayed(c))) return
+    const lost = (this.#lost(conn.remotePeer) ?? 0) + 1
+    const why = `direct path lost (${silent ?? 'the connection closed'})`
+    this.#record(conn.remotePeer, { state: 'relayed', reason: `${why}; new streams use the relay`, lost })
+    this.#log('info', `${why} to ${key}; new streams use the relay`)
+    if (open.some((c) => isRelayed(c) && c.direction === 'outbound')) this.#scheduleRepunch(conn.remotePeer, 1)
+  }
+
+  #scheduleRepunch(peer: PeerId, attempt: number): void {
+    const key = peer.toString()
+    this.#cancelRepunch(key)
+    const run = (): void => {
+      this.#repunch.delete(key)
+      if (!this.#stopped) void this.upgrade(peer, attempt)
+    }
+    if (attempt === 1) {
+      run()
+      return
+    }
+    const t = setTimeout(run, repunchDelay(attempt))
+    t.unref()
+    this.#repunch.set(key, t)
+  }
+
+  #cancelRepunch(key: string): void {
+    clearTimeout(this.#repunch.get(key))
+    this.#repunch.delete(key)
+  }
+
+  /** How many direct paths to `peer` were lost so far (kept across re-punches). */
+  #lost(peer: PeerId): number | undefined {
+    return this.#status.get(peer.toString())?.lost
+  }
+
+  /** After a (re-)punch: older direct connections to the peer (a dead path the watch has not closed yet) go. */
+  #closeOthers(keep: Connection): void {
+    for (const c of this.#libp2p.getConnections(keep.remotePeer)) {
+      if (c !== keep && c.status === 'open' && isUdx(c)) void c.close().catch(() => c.abort(new Error('superseded')))
+    }
+  }
+
+  /**
+   * Upgrades the relayed connection to `peer`, unless a direct one exists or an upgrade already runs. `attempt` counts
+   * re-punches after a lost direct path; a failed one schedules the next, up to {@link REPUNCH_ATTEMPTS}.
+   */
+  upgrade(peer: PeerId, attempt?: number): Promise<void> {
     const key = peer.toString()
     const running = this.#running.get(key)
     if (running !== undefined) return running
-    const p = this.#upgrade(peer).finally(() => this.#running.delete(key))
+    const p = this.#upgrade(peer, attempt).finally(() => this.#running.delete(key))
     this.#running.set(key, p)
     return p
   }
 
-  async #upgrade(peer: PeerId): Promise<void> {
+  async #upgrade(peer: PeerId, attempt: number | undefined): Promise<void> {
     const conns = this.#libp2p.getConnections(peer).filter((c) => c.status === 'open')
     const via = conns.find(isRelayed)
     if (via === undefined || conns.some((c) => !isRelayed(c))) return
-    this.#record(peer, { state: 'upgrading' })
+    const lost = this.#lost(peer)
+    const again = attempt === undefined ? {} : { attempt, lost }
+    this.#record(peer, { state: 'upgrading', ...again })
     const relay = relayOf(via)
     if (relay !== undefined) await this.#learnStun(relay)
     if (this.stunServers().length === 0) {
-      this.#record(peer, { state: 'relayed', reason: 'no STUN server: the relays answer no STUN requests' })
+      this.#record(peer, { state: 'relayed', reason: 'no STUN server: the relays answer no STUN requests', ...again })
       return
     }
     try {
-      const r = await upgradeToDirect(this.#libp2p, via, this.#pathOptions())
-      this.#record(peer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms) })
-      this.#log('info', `direct path to ${peer} (${r.plan}) in ${Math.round(r.ms)} ms: ${r.connection.remoteAddr}`)
+      // a re-punch follows a path that worked: short bounds, so that retries come quickly
+      const bounds = attempt === undefined ? {} : { timeoutMs: 10_000, punchTimeoutMs: 5_000 }
+      const r = await upgradeToDirect(this.#libp2p, via, this.#pathOptions(bounds))
+      this.#record(peer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms), ...again })
+      const what = attempt === undefined ? 'direct path' : `direct path again (re-punch ${attempt})`
+      this.#log('info', `${what} to ${peer} (${r.plan}) in ${Math.round(r.ms)} ms: ${r.connection.remoteAddr}`)
     } catch (err) {
       const e = toWarrenError(err)
-      this.#record(peer, { state: 'relayed', reason: e.message })
-      this.#log('info', `no direct path to ${peer}, staying on the relay: ${e.message}`)
+      if (attempt === undefined) {
+        this.#record(peer, { state: 'relayed', reason: e.message })
+        this.#log('info', `no direct path to ${peer}, staying on the relay: ${e.message}`)
+        return
+      }
+      if (!this.#libp2p.getConnections(peer).some((c) => c.status === 'open' && isRelayed(c))) {
+        this.#status.delete(peer.toString()) // the peer is gone meanwhile: nothing to retry
+        return
+      }
+      const last = attempt >= REPUNCH_ATTEMPTS || this.#stopped
+      const reason = `direct path lost; re-punch ${attempt} of ${REPUNCH_ATTEMPTS} failed: ${e.message}`
+      const retryAt = last ? {} : { retryAt: Date.now() + repunchDelay(attempt + 1) }
+      this.#record(peer, { state: 'relayed', reason, ...again, ...retryAt })
+      this.#log('info', `${reason}${last ? '; staying on the relay' : ''}`)
+      if (!last) this.#scheduleRepunch(peer, attempt + 1)
     }
   }
 
@@ -198,7 +327,10 @@ export class DirectPaths {
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#retry)
+    this.#watch.stop()
+    for (const key of [...this.#repunch.keys()]) this.#cancelRepunch(key)
     this.#libp2p.removeEventListener('connection:open', this.#onOpen)
+    this.#libp2p.removeEventListener('connection:close', this.#onClose)
     await this.#libp2p.unhandle(PUNCH_PROTOCOL).catch(() => undefined)
     await Promise.allSettled([...this.#running.values()])
     await this.hub.closeAll()

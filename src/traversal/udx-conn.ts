@@ -9,6 +9,7 @@ import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { UDXStream } from 'udx-native'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { KEEPALIVE_MS } from './path-watch.ts'
 
 /** Deliver gathered packets at once when this many bytes are waiting (about one Noise message). */
 const DELIVER_BYTES = 64 * 1024
@@ -38,7 +39,7 @@ export class UdxMultiaddrConnection extends AbstractMultiaddrConnection {
     super({ ...init, inactivityTimeout: init.inactivityTimeout ?? 120_000 })
     this.stream = init.stream
     const stream = init.stream
-    stream.setKeepalive(5_000)
+    stream.setKeepalive(KEEPALIVE_MS) // keeps NAT mappings fresh and lets PathWatch spot a dead path (path-watch.ts)
     stream.on('data', (buf: Uint8Array) => this.#onPacket(buf))
     stream.on('error', (err: Error) => {
       this.log('udx error %s - %e', init.remoteAddr, err)

@@ -95,6 +95,11 @@ export class UdxEndpoint {
     this.packets.onMessage((data, from) => this.#onDatagram(data, from))
   }
 
+  /** The streams open on this socket (inbound and outbound, connected or still opening). */
+  streams(): ReadonlySet<UDXStream> {
+    return this.#streams
+  }
+
   /** Where the socket is bound. */
   address(): Endpoint {
     return this.packets.local()

@@ -47,6 +47,10 @@ declare module 'udx-native' {
     readonly mtu: number
     readonly bytesTransmitted: number
     readonly bytesReceived: number
+    /** Every packet the stream received, heartbeats and acks included. */
+    readonly packetsReceived: number
+    /** True from the moment destroy() is called (streamx; `destroyed` follows once the native side closed). */
+    readonly destroying: boolean
     connect(socket: UDXSocket, remoteId: number, port: number, host?: string): void
     setKeepalive(timeoutMs: number): void
     flush(): Promise<boolean>

@@ -82,6 +82,11 @@ export class UdxHub {
     return ep
   }
 
+  /** Every endpoint: the listeners' and the extra ones still open. */
+  all(): UdxEndpoint[] {
+    return [...this.endpoints, ...this.#extra]
+  }
+
   async release(ep: UdxEndpoint): Promise<void> {
     this.#extra.delete(ep)
     await ep.close()
