@@ -33,6 +33,7 @@ import { UdxHub } from '../traversal/udx-transport.ts'
 import { VERSION } from '../version.ts'
 import { AddressBook } from './address-book.ts'
 import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
+import { openPingStream } from './conn-ping.ts'
 import { createNode, type WarrenLibp2p } from './create.ts'
 import { Dialer } from './dialer.ts'
 import { bestConnection, describePath } from './path.ts'
@@ -265,12 +266,14 @@ export class WarrenNode implements WarrenNodeApi {
 
   async ping(node: string, opts: { addrs?: string[] } = {}): Promise<PingResult> {
     const conn = await this.connect(node, opts)
+    // on the connection chosen (the direct one when there is one), so that the path printed is the path timed; also a
+    // relayed connection with limits, which libp2p's ping by peer id would not use
     try {
-      const rttMs = await this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(10_000) })
-      return {
-        id: conn.remotePeer.toString(),
-        rttMs,
-        path: describePath(bestConnection(this.libp2p.getConnections(conn.remotePeer)) ?? conn),
+      const pinger = await openPingStream(conn, 10_000)
+      try {
+        return { id: conn.remotePeer.toString(), rttMs: await pinger.once(), path: describePath(conn) }
+      } finally {
+        await pinger.close()
       }
     } catch (err) {
       throw new WarrenError('ERR_TIMEOUT', `ping to ${conn.remotePeer} failed: ${(err as Error).message}`, {

@@ -122,6 +122,10 @@ describe('relay policy and relayed service streams (loopback)', () => {
       const [res] = relay.status().reservations
       assert.deepEqual(res?.limits, { dataBytes: 256 * 1024, durationSec: 30 })
       assert.ok(relay.status().circuits[0]!.closesAt! - Date.now() > 25_000, 'closes after about 30 s, not 30 ms')
+      // `warren ping` times the limited connection itself (libp2p's ping by id would try to dial an unlimited one)
+      const ping = await nodeA.ping(nodeB.identity().ticket)
+      assert.deepEqual({ kind: ping.path.kind, id: ping.id }, { kind: 'relay', id: nodeB.peerId.toString() })
+      assert.ok(ping.rttMs > 0 && ping.rttMs < 5_000, `rtt ${ping.rttMs} ms`)
 
       // past the data limit the relay cuts the circuit: the transfer cannot complete
       const stream = await nodeA.openService(nodeB.identity().ticket, 'hash')

@@ -2,6 +2,7 @@
  * Round trips over one given libp2p connection: the ping protocol (`/ipfs/ping/1.0.0`, every Warren node answers it)
  * on a single stream, so a relayed and a direct connection to the same peer can be timed side by side. libp2p's own
  * `ping()` cannot do that (it picks a connection itself, opens a stream per ping and counts in whole milliseconds).
+ * `warren ping` uses it on the connection it would open service streams on; the NAT lab times both paths with it.
  *
  * @packageDocumentation
  */
