@@ -24,16 +24,19 @@ export function describeAllow(svc: Pick<ServiceInfo, 'allow'>): string {
 
 /**
  * The direct-path state behind a peer's path, in words (empty for a plain direct path): `(punching)`,
- * `(re-punch 2 running; the direct path was lost 1 time)`, `(<why it is relayed>; next re-punch in 4s)`.
+ * `(punching, try 2)`, `(re-punch 2 running; the direct path was lost 1 time)`, `(<why it is relayed>; next re-punch in 4s)`,
+ * `(<why the first upgrade failed>; next try in 1s)`.
  */
 export function formatUpgrade(u: DirectPathStatus | undefined, now = Date.now()): string {
   if (u === undefined) return ''
   const lost = u.lost === undefined ? '' : `the direct path was lost ${u.lost} time${u.lost === 1 ? '' : 's'}`
   if (u.state === 'direct') return lost === '' ? '' : `  (re-punched; ${lost})`
   if (u.state === 'upgrading') {
-    return u.attempt === undefined ? '  (punching)' : `  (re-punch ${u.attempt} running; ${lost || 'after a loss'})`
+    if (u.attempt !== undefined) return `  (re-punch ${u.attempt} running; ${lost || 'after a loss'})`
+    return u.retry === undefined ? '  (punching)' : `  (punching, try ${u.retry + 1})`
   }
-  const next = u.retryAt === undefined ? '' : `; next re-punch in ${formatDuration(Math.max(0, u.retryAt - now))}`
+  const what = u.attempt === undefined ? 'next try' : 'next re-punch'
+  const next = u.retryAt === undefined ? '' : `; ${what} in ${formatDuration(Math.max(0, u.retryAt - now))}`
   return `  (${u.reason ?? 'relayed'}${next})`
 }
 

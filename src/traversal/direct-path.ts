@@ -269,7 +269,18 @@ export async function upgradeToDirect(
         hint: 'The peer runs an incompatible Warren version; upgrade both nodes.',
       })
     }
-    return await punchAndConnect(node, chan, via.remotePeer, true, local, { ...answer, token }, opts, signal, started)
+    try {
+      return await punchAndConnect(node, chan, via.remotePeer, true, local, { ...answer, token }, opts, signal, started)
+    } catch (err) {
+      // which NATs the punch met, so that the caller can tell a miss worth retrying from a hopeless pair
+      const why = signal.aborted ? new Error(`timed out after ${opts.timeoutMs ?? 15_000} ms`) : err
+      const e = err instanceof WarrenError ? err : noPath(why, via.remotePeer)
+      throw new WarrenError(e.code, e.message, {
+        ...(e.hint === undefined ? {} : { hint: e.hint }),
+        details: { ...e.details, nats: { local: local.nat, remote: answer.nat } },
+        cause: e.cause ?? e,
+      })
+    }
   } catch (err) {
     if (signal.aborted && !(err instanceof WarrenError))
       throw noPath(new Error(`timed out after ${opts.timeoutMs ?? 15_000} ms`), via.remotePeer)

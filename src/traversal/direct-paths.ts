@@ -12,6 +12,9 @@
  * is still open, the status turns `relayed` (new streams take the relay) and the side that dialed the relayed
  * connection punches again at once, then after 1, 2, 4, 8 and 16 s, at most {@link REPUNCH_ATTEMPTS} times.
  *
+ * A first upgrade that fails is tried again after 1 s and 30 s ({@link FIRST_RETRIES}), unless both NATs map each
+ * destination to a new port (symmetric × symmetric), where no punch can meet.
+ *
  * @example
  * ```ts
  * const paths = new DirectPaths(libp2p, hub, { relays: config.relays, log })
@@ -33,6 +36,17 @@ import { PathWatch } from './path-watch.ts'
 import { PUNCH_PROTOCOL } from './punch-messages.ts'
 import { type UdxHub, udpEndpointOf } from './udx-transport.ts'
 
+/**
+ * Retries of a first upgrade that failed, at most: a birthday attempt that missed (p ≈ 0.95 per try in the lab), or
+ * UDP that was blocked for a moment. Not when both NATs map per destination: no punch can meet there.
+ */
+export const FIRST_RETRIES = 2
+
+/** Wait before retry `n` (1, 2) of a failed first upgrade: 1 s, then 30 s. */
+export function firstRetryDelay(n: number): number {
+  return n <= 1 ? 1_000 : 30_000
+}
+
 /** Re-punches after a lost direct path, at most (the first at once, then after {@link repunchDelay}). */
 export const REPUNCH_ATTEMPTS = 6
 
@@ -53,6 +67,8 @@ export interface DirectPathStatus {
   lost?: number
   /** The re-punch attempt running, failed or (with `direct`) successful, since the last loss. */
   attempt?: number
+  /** The retry of a failed first upgrade running, failed or (with `direct`) successful. */
+  retry?: number
   /** When the next re-punch runs (epoch ms), while one is scheduled. */
   retryAt?: number
   at: number
@@ -238,21 +254,21 @@ export class DirectPaths {
    * Upgrades the relayed connection to `peer`, unless a direct one exists or an upgrade already runs. `attempt` counts
    * re-punches after a lost direct path; a failed one schedules the next, up to {@link REPUNCH_ATTEMPTS}.
    */
-  upgrade(peer: PeerId, attempt?: number): Promise<void> {
+  upgrade(peer: PeerId, attempt?: number, retry = 0): Promise<void> {
     const key = peer.toString()
     const running = this.#running.get(key)
     if (running !== undefined) return running
-    const p = this.#upgrade(peer, attempt).finally(() => this.#running.delete(key))
+    const p = this.#upgrade(peer, attempt, retry).finally(() => this.#running.delete(key))
     this.#running.set(key, p)
     return p
   }
 
-  async #upgrade(peer: PeerId, attempt: number | undefined): Promise<void> {
+  async #upgrade(peer: PeerId, attempt: number | undefined, retry: number): Promise<void> {
     const conns = this.#libp2p.getConnections(peer).filter((c) => c.status === 'open')
     const via = conns.find(isRelayed)
     if (via === undefined || conns.some((c) => !isRelayed(c))) return
     const lost = this.#lost(peer)
-    const again = attempt === undefined ? {} : { attempt, lost }
+    const again = attempt === undefined ? (retry === 0 ? {} : { retry }) : { attempt, lost }
     this.#record(peer, { state: 'upgrading', ...again })
     const relay = relayOf(via)
     if (relay !== undefined) await this.#learnStun(relay)
@@ -270,8 +286,7 @@ export class DirectPaths {
     } catch (err) {
       const e = toWarrenError(err)
       if (attempt === undefined) {
-        this.#record(peer, { state: 'relayed', reason: e.message })
-        this.#log('info', `no direct path to ${peer}, staying on the relay: ${e.message}`)
+        this.#firstFailed(peer, retry, e)
         return
       }
       if (!this.#libp2p.getConnections(peer).some((c) => c.status === 'open' && isRelayed(c))) {
@@ -285,6 +300,31 @@ export class DirectPaths {
       this.#log('info', `${reason}${last ? '; staying on the relay' : ''}`)
       if (!last) this.#scheduleRepunch(peer, attempt + 1)
     }
+  }
+
+  /** A first upgrade (or its retry `retry`) failed: stay on the relay, and try again unless no punch can meet. */
+  #firstFailed(peer: PeerId, retry: number, e: WarrenError): void {
+    const nats = e.details?.nats as { local: string; remote: string } | undefined
+    const hopeless = nats?.local === 'hard' && nats.remote === 'hard'
+    const relayed = this.#libp2p.getConnections(peer).some((c) => c.status === 'open' && isRelayed(c))
+    const next = retry + 1
+    const again = retry === 0 ? {} : { retry }
+    if (hopeless || !relayed || next > FIRST_RETRIES || this.#stopped) {
+      this.#record(peer, { state: 'relayed', reason: e.message, ...again })
+      this.#log('info', `no direct path to ${peer}, staying on the relay: ${e.message}`)
+      return
+    }
+    const delay = firstRetryDelay(next)
+    this.#record(peer, { state: 'relayed', reason: e.message, ...again, retryAt: Date.now() + delay })
+    this.#log('info', `no direct path to ${peer} yet (${e.message}); trying again in ${delay / 1000} s`)
+    const key = peer.toString()
+    this.#cancelRepunch(key)
+    const t = setTimeout(() => {
+      this.#repunch.delete(key)
+      if (!this.#stopped) void this.upgrade(peer, undefined, next)
+    }, delay)
+    t.unref()
+    this.#repunch.set(key, t)
   }
 
   /** Asks a relay for its STUN port; the host is the relay's IP address. Failures leave the relay out. */

@@ -10,6 +10,16 @@ describe('warren status: the direct-path state after the path', () => {
     assert.equal(formatUpgrade({ state: 'upgrading', at }, at), '  (punching)')
   })
 
+  it('shows a failed first upgrade, when it is tried again, and the retry running', () => {
+    const reason = 'no direct path to 12D3KooWPeer: no direct UDP path to 198.18.0.3 after 768 probes in 5000 ms'
+    assert.equal(
+      formatUpgrade({ state: 'relayed', reason, retryAt: at + 1000, at }, at),
+      `  (${reason}; next try in 1s)`,
+    )
+    assert.equal(formatUpgrade({ state: 'upgrading', retry: 1, at }, at), '  (punching, try 2)')
+    assert.equal(formatUpgrade({ state: 'relayed', reason, retry: 2, at }, at), `  (${reason})`)
+  })
+
   it('shows a lost path, the re-punch running, the failure and when the next one runs', () => {
     const reason =
       'direct path lost; re-punch 1 of 6 failed: no direct UDP path to 198.18.0.3 after 240 probes in 5000 ms'
