@@ -15,8 +15,9 @@ import { WarrenError } from '../errors.ts'
 import { StreamLimiter } from '../services/limiter.ts'
 import { addForwarded, type RawHeaders, setHeader, stripHopByHop } from './forward-headers.ts'
 import { parseGatewayPath } from './paths.ts'
-import { proxyRequest, proxyUpgrade, type Upstream } from './reverse-proxy.ts'
-import { ServiceAgents } from './service-agents.ts'
+import { forwardOverPool, type PooledUpstream } from './pooled-request.ts'
+import { proxyUpgrade } from './reverse-proxy.ts'
+import { ServicePools } from './service-pools.ts'
 import { StreamSocket } from './stream-socket.ts'
 
 /** What the gateway needs from the node. */
@@ -48,18 +49,18 @@ export interface ForwardSpec {
 export class Gateway {
   readonly #backend: GatewayBackend
   readonly #opts: GatewayOptions
-  readonly #agents: ServiceAgents
+  readonly #pools: ServicePools
   readonly #limiter: StreamLimiter
 
   constructor(backend: GatewayBackend, opts: GatewayOptions) {
     this.#backend = backend
     this.#opts = opts
     this.#limiter = new StreamLimiter(Number.MAX_SAFE_INTEGER, opts.maxStreamsPerPeer)
-    this.#agents = new ServiceAgents((node, service, o) => backend.openService(node, service, o), {
+    this.#pools = new ServicePools((node, service, o) => backend.openService(node, service, o), {
       maxSockets: opts.maxStreamsPerPeer,
-      maxFreeSockets: 64,
       idleTimeoutMs: 30_000,
       openTimeoutMs: opts.openTimeoutMs,
+      maxHeaderBytes: opts.maxHeaderBytes,
     })
   }
 
@@ -117,17 +118,16 @@ export class Gateway {
     })
     if (admitted === undefined) return
     const { ids, release } = admitted
-    const upstream: Upstream = {
-      agent: this.#agents.agentFor(ids.id, spec.service),
+    const upstream: PooledUpstream = {
+      pool: this.#pools.poolFor(ids.id, spec.service),
       path: spec.path,
       headers: this.#headers(req, spec, ids.base36, false),
       responseTimeoutMs: this.#opts.responseTimeoutMs,
-      maxHeaderBytes: this.#opts.maxHeaderBytes,
       describe: `service "${spec.service}" on node ${ids.id}`,
     }
     const prefix = spec.prefix
     if (prefix !== undefined) upstream.rewriteResponse = (raw) => rewriteLocation(raw, prefix)
-    void proxyRequest(req, res, upstream).finally(release)
+    void forwardOverPool(req, res, upstream).finally(release)
   }
 
   /** A gateway Upgrade request. */
@@ -169,11 +169,11 @@ export class Gateway {
   }
 
   stats(): { pools: number; sockets: number; free: number } {
-    return this.#agents.stats()
+    return this.#pools.stats()
   }
 
   close(): void {
-    this.#agents.destroy()
+    this.#pools.destroy()
   }
 }
 

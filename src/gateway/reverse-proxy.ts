@@ -24,32 +24,48 @@ export interface Upstream {
   rewriteResponse?: (raw: RawHeaders) => RawHeaders
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'PUT', 'TRACE'])
+/** Methods a proxy may send again after a pooled connection turned out to be closed. */
+export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'PUT', 'TRACE'])
 
-/** Turns an upstream failure into the WarrenError the client sees. */
-export function upstreamError(err: unknown, up: Pick<Upstream, 'describe' | 'responseTimeoutMs'>): WarrenError {
-  if (isWarrenError(err)) return err
-  const e = err as NodeJS.ErrnoException
-  if (e.code === 'HPE_HEADER_OVERFLOW') {
+/** What went wrong with an upstream's answer: a head over the limit, not HTTP at all, or cut short. */
+export type UpstreamFailure = 'head-too-large' | 'not-http' | 'incomplete'
+
+/** The WarrenError the client sees for an upstream failure of `kind`. */
+export function upstreamFailure(
+  kind: UpstreamFailure,
+  err: unknown,
+  up: Pick<Upstream, 'describe' | 'responseTimeoutMs'>,
+): WarrenError {
+  const message = (err as Error).message
+  if (kind === 'head-too-large') {
     return new WarrenError('ERR_HEADERS_TOO_LARGE', `${up.describe} sent a response head larger than allowed`, {
       hint: 'Raise proxy.maxHeaderBytes, or make the service send smaller headers.',
       cause: err,
     })
   }
-  if (e.code?.startsWith('HPE_') === true) {
-    return new WarrenError('ERR_PROTOCOL', `${up.describe} did not answer with valid HTTP (${e.message})`, {
+  if (kind === 'not-http') {
+    return new WarrenError('ERR_PROTOCOL', `${up.describe} did not answer with valid HTTP (${message})`, {
       hint: 'Is the service an HTTP server? Reach other protocols through SOCKS5 or CONNECT instead of the gateway.',
       cause: err,
     })
   }
   return new WarrenError(
     'ERR_PROTOCOL',
-    `${up.describe} closed the connection without a complete HTTP response (${e.message})`,
+    `${up.describe} closed the connection without a complete HTTP response (${message})`,
     {
       hint: 'Is the service an HTTP server, and is it healthy? Its own logs should say why it hung up.',
       cause: err,
     },
   )
+}
+
+/** Turns an upstream failure of Node's HTTP client into the WarrenError the client sees. */
+export function upstreamError(err: unknown, up: Pick<Upstream, 'describe' | 'responseTimeoutMs'>): WarrenError {
+  if (isWarrenError(err)) return err
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'HPE_HEADER_OVERFLOW') return upstreamFailure('head-too-large', err, up)
+  if (code?.startsWith('HPE_') === true) return upstreamFailure('not-http', err, up)
+  return upstreamFailure('incomplete', err, up)
 }
 
 function timeoutError(up: Upstream): WarrenError {
@@ -58,13 +74,16 @@ function timeoutError(up: Upstream): WarrenError {
   })
 }
 
+/** True when `req` carries no body (no Content-Length above 0, no Transfer-Encoding). */
+export function hasNoBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return (length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined
+}
+
 /** Forwards `req` and answers `res`; resolves when the exchange is over (either way). */
 export function proxyRequest(req: IncomingMessage, res: ServerResponse, up: Upstream): Promise<void> {
   const method = req.method ?? 'GET'
-  const bodyless =
-    req.headers['content-length'] === undefined || req.headers['content-length'] === '0'
-      ? req.headers['transfer-encoding'] === undefined
-      : false
+  const bodyless = hasNoBody(req)
   return new Promise<void>((resolve) => {
     let done = false
     const finish = (): void => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
-import { connect } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -222,6 +222,42 @@ describe('gateway: requests and bodies', () => {
     agent.destroy()
     assert.ok(rs.every((r) => r.status === 200 && r.reused))
     assert.equal(p.host.status().streams.total - before, 0, 'no new service stream for sequential requests')
+  })
+
+  it('a pooled stream the service closed is retried once on a fresh one for GET, not for a POST with a body', async () => {
+    // answers the first request of each connection (keep-alive, no hint) and hangs up on the second unanswered,
+    // as a server whose idle timer fires just as the request arrives
+    let connections = 0
+    const sockets = new Set<Socket>()
+    const flaky = createServer((s) => {
+      connections++
+      sockets.add(s)
+      let seen = 0
+      s.on('data', () => {
+        if (++seen === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+        else s.destroy()
+      })
+      s.on('error', () => {})
+    })
+    await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve))
+    const port = (flaky.address() as { port: number }).port
+    p.host.expose('flaky', `/tcp/${port}`)
+    p.host.expose('flakypost', `/tcp/${port}`) // its own pool
+    try {
+      assert.equal((await send(p.access, '/http/n1/flaky/a')).status, 200)
+      const second = await send(p.access, '/http/n1/flaky/b')
+      assert.equal(second.status, 200, second.body.toString())
+      assert.equal(second.body.toString(), 'ok')
+      assert.equal(connections, 2, 'the retry went over a second stream')
+      assert.equal((await send(p.access, '/http/n1/flakypost/a')).status, 200)
+      const post = await send(p.access, '/http/n1/flakypost/c', { method: 'POST', body: Buffer.from('once only') })
+      assert.equal(post.status, 502, `${connections} connections: ${post.body}`)
+      assert.equal(page(post).code, 'ERR_PROTOCOL')
+      assert.equal(connections, 3, 'no second attempt for the POST')
+    } finally {
+      for (const s of sockets) s.destroy()
+      flaky.close()
+    }
   })
 
   it('a Location starting with / is rewritten under the gateway prefix', async () => {
