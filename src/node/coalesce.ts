@@ -17,13 +17,17 @@
  * WebSocket connections get the same through their own buffer (one WebSocket message per turn), flushed before a
  * close.
  *
+ * One level up, `batching(yamux())` does the same for the muxer's frames: those of one turn reach Noise as one
+ * message, so one encryption (and on the far side one decryption and one dispatch) serves many frames; see
+ * {@link batchFrames}.
+ *
  * @example
  * ```ts
- * createLibp2p({ transports: [coalescing(tcp()), coalescing(webSockets())] })
+ * createLibp2p({ transports: [coalescing(tcp()), coalescing(webSockets())], streamMuxers: [batching(yamux())] })
  * ```
  */
 import { Socket } from 'node:net'
-import type { MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
+import type { MessageStream, MultiaddrConnection, StreamMuxerFactory, Transport, Upgrader } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 
 interface SendResult {
@@ -44,8 +48,8 @@ interface HookableConnection {
   abort(err: Error): void
 }
 
-/** A WebSocket connection flushes its buffered writes at once past this many bytes. */
-const WS_FLUSH_BYTES = 64 * 1024
+/** A WebSocket connection, or a muxer's batch of frames, is flushed at once past this many bytes. */
+const FLUSH_BYTES = 64 * 1024
 const WS_OPEN = 1
 
 /** Coalesces one TCP connection's writes per event-loop turn; false when `maConn` is not a TCP connection. */
@@ -103,7 +107,7 @@ export function coalesceWebSocketWrites(maConn: MultiaddrConnection): boolean {
   conn.sendData = (data) => {
     pending.append(data)
     // past either mark, send now so that back-pressure is reported (and 'drain' follows) as without coalescing
-    if (pending.byteLength >= WS_FLUSH_BYTES || ws.bufferedAmount + pending.byteLength >= maxBuffered) {
+    if (pending.byteLength >= FLUSH_BYTES || ws.bufferedAmount + pending.byteLength >= maxBuffered) {
       const result = flush()
       return { sentBytes: data.byteLength, canSendMore: result.canSendMore }
     }
@@ -155,5 +159,75 @@ export function coalescing<C>(factory: (components: C) => Transport): (component
     transport.createListener = (options) =>
       createListener({ ...options, upgrader: coalescingUpgrader(options.upgrader) })
     return transport
+  }
+}
+
+/** What the frame batching touches on the encrypted connection a muxer writes to (Noise's message stream). */
+interface BatchableConnection {
+  send(data: Uint8Array | Uint8ArrayList): boolean
+  writeStatus: string
+  writableNeedsDrain: boolean
+  abort(err: Error): void
+  /** Noise's EncryptedMessageStream keeps the transport connection it encrypts here. */
+  stream?: { close?: (options?: unknown) => Promise<void> }
+}
+
+/**
+ * Batches the frames a muxer sends in one event-loop turn into one send on `conn`, so that Noise encrypts (and the
+ * far side decrypts and dispatches) one message per turn instead of one per Yamux frame: a small request is a data
+ * frame plus a window update each way. Past 64 KiB the batch goes at once, so bulk frames flow as before; the
+ * batch is also sent before the transport connection under `conn` closes (the muxer's last frames, GoAway).
+ */
+export function batchFrames(maConn: MessageStream): void {
+  const conn = maConn as MessageStream & BatchableConnection
+  const send = conn.send.bind(conn)
+  const pending = new Uint8ArrayList()
+  let scheduled = false
+  const flush = (): boolean => {
+    scheduled = false
+    if (pending.byteLength === 0) return !conn.writableNeedsDrain
+    const batch = new Uint8ArrayList(...pending)
+    pending.consume(pending.byteLength)
+    // an aborted or closed connection drops what was queued, as libp2p does with its own write buffer
+    if (conn.writeStatus !== 'writable') return false
+    return send(batch)
+  }
+  const flushLater = (): void => {
+    try {
+      flush()
+    } catch (err) {
+      conn.abort(err as Error)
+    }
+  }
+  conn.send = (data) => {
+    if (conn.writeStatus !== 'writable') return send(data) // throws as usual
+    pending.append(data)
+    if (pending.byteLength >= FLUSH_BYTES) return flush()
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(flushLater)
+    }
+    return !conn.writableNeedsDrain
+  }
+  const under = conn.stream
+  if (under !== undefined && typeof under.close === 'function') {
+    const close = under.close.bind(under)
+    under.close = async (options) => {
+      flushLater()
+      await close(options)
+    }
+  }
+}
+
+/** Wraps a stream muxer factory (`yamux()`) so each connection's muxer batches its frames per turn. */
+export function batching<C>(factory: (components: C) => StreamMuxerFactory): (components: C) => StreamMuxerFactory {
+  return (components) => {
+    const muxers = factory(components)
+    const create = muxers.createStreamMuxer.bind(muxers)
+    muxers.createStreamMuxer = (maConn) => {
+      batchFrames(maConn)
+      return create(maConn)
+    }
+    return muxers
   }
 }

@@ -29,7 +29,7 @@ import { warrenMdns } from '../discovery/mdns.ts'
 import { RecordStore } from '../discovery/record-store.ts'
 import { WarrenError } from '../errors.ts'
 import { type UdxHub, udpEndpointOf, udx } from '../traversal/udx-transport.ts'
-import { coalescing } from './coalesce.ts'
+import { batching, coalescing } from './coalesce.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 
 export interface NodeOptions {
@@ -93,17 +93,20 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
       ],
       connectionEncrypters: [noise()],
       streamMuxers: [
-        yamux({
-          maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
-          maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
-          // streams opened before the far side finished its upgrade are queued; past this many the whole
-          // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
-          maxEarlyStreams: preset.maxServiceStreamsPerConnection,
-          // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
-          // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
-          maxMessageSize: 65_519 - 12,
-          streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
-        }),
+        // the frames of one event-loop turn go out as one Noise message (src/node/coalesce.ts)
+        batching(
+          yamux({
+            maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
+            maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
+            // streams opened before the far side finished its upgrade are queued; past this many the whole
+            // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
+            maxEarlyStreams: preset.maxServiceStreamsPerConnection,
+            // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
+            // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
+            maxMessageSize: 65_519 - 12,
+            streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
+          }),
+        ),
       ],
       connectionManager: {
         maxConnections: preset.maxConnections,

@@ -1,6 +1,7 @@
 /**
- * Write coalescing (src/node/coalesce.ts) on real sockets: a TCP connection's writes of one event-loop turn reach
- * the peer in one read, back-pressure still holds, and libp2p nodes over TCP and WebSockets carry many small
+ * Write coalescing and frame batching (src/node/coalesce.ts) on real sockets: a TCP connection's writes of one
+ * event-loop turn reach the peer in one read, a muxer's frames of one turn make one send, back-pressure still
+ * holds, batched frames survive a node stopping, and libp2p nodes over TCP and WebSockets carry many small
  * messages intact.
  */
 import assert from 'node:assert/strict'
@@ -12,7 +13,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { coalesceSocketWrites } from '../../src/node/coalesce.ts'
+import { batchFrames, coalesceSocketWrites } from '../../src/node/coalesce.ts'
 import { createNode } from '../../src/node/create.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -103,6 +104,68 @@ describe('write coalescing', () => {
       maConn.abort(new Error('test over'))
       srv.close()
       ;(await conn).destroy()
+    }
+  })
+
+  it("batches a muxer's sends of one turn into one send on the connection below", async () => {
+    const { srv, port, conn } = await server()
+    const maConn = await tcpConnection(port)
+    try {
+      let sends = 0
+      const sendData = (maConn as unknown as { sendData: (d: unknown) => unknown }).sendData.bind(maConn)
+      ;(maConn as unknown as { sendData: (d: unknown) => unknown }).sendData = (d) => {
+        sends++
+        return sendData(d)
+      }
+      batchFrames(maConn)
+      const peer = await conn
+      const reads: Buffer[] = []
+      peer.on('data', (b: Buffer) => reads.push(b))
+      const parts = Array.from({ length: 200 }, (_, i) => Buffer.from(`frame ${i};`))
+      for (const p of parts) assert.equal(maConn.send(p), true)
+      assert.equal(sends, 0, 'nothing is sent before the turn ends')
+      const total = Buffer.concat(parts)
+      const deadline = Date.now() + 5_000
+      while (Buffer.concat(reads).length < total.length && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      assert.deepEqual(Buffer.concat(reads), total)
+      assert.equal(sends, 1)
+    } finally {
+      maConn.abort(new Error('test over'))
+      srv.close()
+      ;(await conn).destroy()
+    }
+  })
+
+  it('delivers frames still batched when the node stops (flushed before the transport closes)', async () => {
+    const a = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    const b = await createNode({ privateKey: await generateNodeKey(), listen: [] })
+    try {
+      const got: Buffer[] = []
+      const done = new Promise<void>((resolve) => {
+        void a.handle('/warren-test/sink/1.0.0', (stream: Stream) => {
+          stream.addEventListener('message', (evt) => {
+            got.push(Buffer.from(evt.data.subarray()))
+          })
+          stream.addEventListener('close', () => resolve())
+        })
+      })
+      const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, '/warren-test/sink/1.0.0')
+      const sent = Array.from({ length: 100 }, (_, i) => Buffer.from(`last words ${i};`))
+      for (const m of sent) stream.send(m)
+      await b.stop() // same turn: the frames are still in the batch
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        done,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('the stream never closed')), 10_000)
+        }),
+      ]).finally(() => clearTimeout(timer))
+      assert.equal(Buffer.concat(got).toString(), Buffer.concat(sent).toString())
+    } finally {
+      await b.stop()
+      await a.stop()
     }
   })
 
