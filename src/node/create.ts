@@ -30,6 +30,7 @@ import { RecordStore } from '../discovery/record-store.ts'
 import { WarrenError } from '../errors.ts'
 import { type UdxHub, udpEndpointOf, udx } from '../traversal/udx-transport.ts'
 import { batching, coalescing } from './coalesce.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 
 export interface NodeOptions {
@@ -91,7 +92,8 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         ...(preset.relayClient ? [circuitRelayTransport()] : []),
         ...(opts.udxHub === undefined ? [] : [udx({ hub: opts.udxHub })]),
       ],
-      connectionEncrypters: [noise()],
+      // OpenSSL with the session key imported once (src/node/noise-crypto.ts)
+      connectionEncrypters: [noise({ crypto: noiseCrypto })],
       streamMuxers: [
         // the frames of one event-loop turn go out as one Noise message (src/node/coalesce.ts)
         batching(
