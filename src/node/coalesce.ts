@@ -186,7 +186,7 @@ export function batchFrames(maConn: MessageStream): void {
   const flush = (): boolean => {
     scheduled = false
     if (pending.byteLength === 0) return !conn.writableNeedsDrain
-    const batch = new Uint8ArrayList(...pending)
+    const batch = pending.subarray() // one buffer: Noise encrypts it in one piece
     pending.consume(pending.byteLength)
     // an aborted or closed connection drops what was queued, as libp2p does with its own write buffer
     if (conn.writeStatus !== 'writable') return false

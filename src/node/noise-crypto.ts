@@ -12,7 +12,6 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import { asCrypto, defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
-import { Uint8ArrayList } from 'uint8arraylist'
 
 /** Below this many bytes the WebAssembly cipher is faster than a call into OpenSSL. */
 const WASM_BELOW = 256
@@ -20,6 +19,14 @@ const TAG = 16
 const ALG = 'chacha20-poly1305'
 
 const keys = new WeakMap<Uint8Array, KeyObject>()
+
+/**
+ * One buffer for OpenSSL: a batch of Yamux frames arrives as a list of dozens of small pieces, and one `update()`
+ * per piece (a call into C++ and a new Buffer each) cost more than the cipher; copying a few KiB costs little.
+ */
+function contiguous(data: Uint8Array | NoiseList): Uint8Array {
+  return data instanceof Uint8Array ? data : data.subarray()
+}
 
 function keyObject(k: Uint8Array): KeyObject {
   let key = keys.get(k)
@@ -39,16 +46,9 @@ const encrypt: Encrypt = (plaintext, nonce, ad, k) => {
   if (plaintext.byteLength < WASM_BELOW) return asCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
   const cipher = createCipheriv(ALG, keyObject(k), nonce, { authTagLength: TAG })
   cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
-  if (plaintext instanceof Uint8Array) {
-    const body = cipher.update(plaintext)
-    cipher.final()
-    return Buffer.concat([body, cipher.getAuthTag()], body.byteLength + TAG)
-  }
-  const out = new Uint8ArrayList()
-  for (const buf of plaintext) out.append(cipher.update(buf))
+  const body = cipher.update(contiguous(plaintext))
   cipher.final()
-  out.append(cipher.getAuthTag())
-  return out as unknown as NoiseList
+  return Buffer.concat([body, cipher.getAuthTag()], body.byteLength + TAG)
 }
 
 const decrypt: Decrypt = (ciphertext, nonce, ad, k, dst) => {
@@ -57,16 +57,9 @@ const decrypt: Decrypt = (ciphertext, nonce, ad, k, dst) => {
   const end = ciphertext.byteLength - TAG
   decipher.setAAD(ad, { plaintextLength: end })
   decipher.setAuthTag(ciphertext.subarray(end))
-  const text = ciphertext instanceof Uint8Array ? ciphertext.subarray(0, end) : ciphertext.sublist(0, end)
-  if (text instanceof Uint8Array) {
-    const body = decipher.update(text)
-    decipher.final() // throws when the tag does not match
-    return body
-  }
-  const out = new Uint8ArrayList()
-  for (const buf of text) out.append(decipher.update(buf))
-  decipher.final()
-  return out as unknown as NoiseList
+  const body = decipher.update(contiguous(ciphertext).subarray(0, end))
+  decipher.final() // throws when the tag does not match
+  return body
 }
 
 /** The crypto for `noise({ crypto })`. */
