@@ -29,6 +29,7 @@
 import { Socket } from 'node:net'
 import type { MessageStream, MultiaddrConnection, StreamMuxerFactory, Transport, Upgrader } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { quietNoiseDecoder } from './noise-crypto.ts'
 
 interface SendResult {
   sentBytes: number
@@ -226,6 +227,7 @@ export function batching<C>(factory: (components: C) => StreamMuxerFactory): (co
     const create = muxers.createStreamMuxer.bind(muxers)
     muxers.createStreamMuxer = (maConn) => {
       batchFrames(maConn)
+      quietNoiseDecoder(maConn)
       return create(maConn)
     }
     return muxers

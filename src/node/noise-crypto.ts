@@ -1,13 +1,19 @@
 /**
- * Noise's ChaCha20-Poly1305 with the session key imported into OpenSSL once instead of once per message.
+ * Two per-message costs of @chainsafe/libp2p-noise, worked around from outside.
  *
- * @chainsafe/libp2p-noise's default crypto encrypts messages under 1200 bytes in WebAssembly and larger ones with
- * `crypto.createCipheriv(alg, key: Uint8Array, …)`, which imports the raw key into a new KeyObject on every call:
- * 17-33 µs per message whatever its size up to a few KiB, more than the cipher itself. With the key imported once
- * per session (a `KeyObject` cached per key array, which Noise keeps for the life of the connection) OpenSSL takes
- * 5-8 µs for 0.4-4 KiB and 35 µs for a 64 KiB message (85 µs before); WebAssembly stays the faster choice only for
- * the smallest messages (window updates, ~3.5 µs). Upstream: ChainSafe/js-libp2p-noise's nodeCrypto. Everything
- * else (hashing, key exchange) is the package's default.
+ * 1. ChaCha20-Poly1305 with the session key imported into OpenSSL once instead of once per message
+ *    (`noise({ crypto: noiseCrypto })`). The package's default crypto encrypts messages under 1200 bytes in
+ *    WebAssembly and larger ones with `crypto.createCipheriv(alg, key: Uint8Array, …)`, which imports the raw key
+ *    into a new KeyObject on every call: 17-33 µs per message whatever its size up to a few KiB, more than the
+ *    cipher itself. With the key imported once per session (a `KeyObject` cached per key array, which Noise keeps
+ *    for the life of the connection) OpenSSL takes 5-8 µs for 0.4-4 KiB and 35 µs for a 64 KiB message (85 µs
+ *    before); WebAssembly stays the faster choice only for the smallest messages (window updates, ~3.5 µs).
+ *    Hashing and key exchange stay the package's default.
+ *
+ * 2. The reader of Noise messages (@libp2p/utils' LengthPrefixedDecoder with Noise's `uint16BEDecode`) learns that a
+ *    chunk holds no further message from a RangeError, built with a stack trace for every chunk read off the socket:
+ *    5% of the service host's CPU under load. {@link quietNoiseDecoder} gives it a decoder that throws one
+ *    preallocated RangeError instead (same values, same control flow).
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
@@ -67,4 +73,19 @@ export const noiseCrypto: ICryptoInterface = {
   ...defaultCrypto,
   chaCha20Poly1305Encrypt: encrypt,
   chaCha20Poly1305Decrypt: decrypt,
+}
+
+/** Thrown, never constructed again, when fewer than 2 bytes are buffered: the decoder only checks its class. */
+const NEED_MORE = new RangeError('Could not decode int16BE')
+
+function uint16BE(data: Uint8Array | { length: number; getUint16(offset: number): number }): number {
+  if (data.length < 2) throw NEED_MORE
+  if (data instanceof Uint8Array) return (data[0]! << 8) + data[1]!
+  return data.getUint16(0)
+}
+
+/** Swaps the length decoder of Noise's message reader on `conn` (Noise's encrypted stream), if it is Noise's. */
+export function quietNoiseDecoder(conn: unknown): void {
+  const decoder = (conn as { decoder?: { lengthDecoder?: (data: never) => number } }).decoder
+  if (decoder?.lengthDecoder?.name === 'uint16BEDecode') decoder.lengthDecoder = uint16BE
 }

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { noiseCrypto } from '../../src/node/noise-crypto.ts'
+import { noiseCrypto, quietNoiseDecoder } from '../../src/node/noise-crypto.ts'
 
 const bytes = (x: Uint8Array | { subarray(): Uint8Array }): Buffer =>
   Buffer.from(x instanceof Uint8Array ? x : x.subarray())
@@ -46,6 +47,26 @@ describe('noise crypto', () => {
       assert.throws(() => noiseCrypto.chaCha20Poly1305Decrypt(tampered, nonce, ad, k))
       assert.throws(() => noiseCrypto.chaCha20Poly1305Decrypt(Buffer.from(sealed), nonce, ad, randomBytes(32)))
       assert.throws(() => noiseCrypto.chaCha20Poly1305Decrypt(Buffer.from(sealed), Buffer.alloc(12), ad, k))
+    }
+  })
+
+  it("Noise's message reader decodes the same with the quiet length decoder, across chunk boundaries", () => {
+    // what Noise's encrypted stream holds: a LengthPrefixedDecoder over 2-byte big-endian lengths
+    function uint16BEDecode(data: Uint8Array | Uint8ArrayList): number {
+      if (data.length < 2) throw new RangeError('Could not decode int16BE')
+      return data instanceof Uint8Array ? (data[0]! << 8) + data[1]! : data.getUint16(0)
+    }
+    const messages = [0, 1, 300, 65_535].map((n) => randomBytes(n)).filter((m) => m.byteLength > 0)
+    const wire = Buffer.concat(messages.flatMap((m) => [Buffer.from([m.byteLength >> 8, m.byteLength & 255]), m]))
+    for (const quiet of [false, true]) {
+      const conn = { decoder: new LengthPrefixedDecoder({ lengthDecoder: uint16BEDecode, encodingLength: () => 2 }) }
+      if (quiet) quietNoiseDecoder(conn)
+      assert.equal((conn.decoder as unknown as { lengthDecoder: unknown }).lengthDecoder === uint16BEDecode, !quiet)
+      const out: Buffer[] = []
+      for (let off = 0; off < wire.length; off += 7777) {
+        for (const m of conn.decoder.decode(wire.subarray(off, off + 7777))) out.push(Buffer.from(m.subarray()))
+      }
+      assert.deepEqual(out, messages)
     }
   })
 })
