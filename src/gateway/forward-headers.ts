@@ -39,7 +39,11 @@ export function withoutHeaders(raw: RawHeaders, names: ReadonlySet<string>): Raw
 
 /** Replaces every `name` header by one with `value`. */
 export function setHeader(raw: RawHeaders, name: string, value: string): RawHeaders {
-  return [...withoutHeaders(raw, new Set([name.toLowerCase()])), name, value]
+  const lower = name.toLowerCase()
+  const out: RawHeaders = []
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() !== lower) out.push(raw[i]!, raw[i + 1]!)
+  out.push(name, value)
+  return out
 }
 
 /**
@@ -47,22 +51,33 @@ export function setHeader(raw: RawHeaders, name: string, value: string): RawHead
  * `Transfer-Encoding: chunked` request body is kept chunked (Node re-encodes it).
  */
 export function stripHopByHop(raw: RawHeaders, opts: { upgrade?: boolean; keepChunked?: boolean } = {}): RawHeaders {
-  const named = new Set(HOP_BY_HOP)
-  for (const v of headerValues(raw, 'connection')) {
-    for (const token of v.split(',')) {
-      const t = token.trim().toLowerCase()
-      if (t !== '' && t !== 'upgrade') named.add(t)
-    }
+  // one pass for the common case; headers named in `Connection` take a second one
+  let named: ReadonlySet<string> = HOP_BY_HOP
+  let chunked = false
+  let out: RawHeaders = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (name === 'connection') named = withConnectionTokens(named, raw[i + 1]!)
+    else if (name === 'transfer-encoding' && /chunked/i.test(raw[i + 1]!)) chunked = true
+    if (!HOP_BY_HOP.has(name)) out.push(raw[i]!, raw[i + 1]!)
   }
-  const out = withoutHeaders(raw, named)
-  if (opts.keepChunked === true && headerValues(raw, 'transfer-encoding').some((v) => /chunked/i.test(v))) {
-    out.push('Transfer-Encoding', 'chunked')
-  }
+  if (named !== HOP_BY_HOP) out = withoutHeaders(out, named)
+  if (opts.keepChunked === true && chunked) out.push('Transfer-Encoding', 'chunked')
   if (opts.upgrade === true) {
     const up = headerValues(raw, 'upgrade')
     if (up.length > 0) out.push('Connection', 'upgrade', 'Upgrade', up.join(', '))
   }
   return out
+}
+
+/** `named` plus the header names listed in a `Connection` value (`upgrade` excepted). */
+function withConnectionTokens(named: ReadonlySet<string>, value: string): ReadonlySet<string> {
+  const more = new Set(named)
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase()
+    if (t !== '' && t !== 'upgrade') more.add(t)
+  }
+  return more
 }
 
 export interface ForwardedInfo {
@@ -77,18 +92,26 @@ function forwardedNode(ip: string): string {
   return ip.includes(':') ? `"[${ip}]"` : ip
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
 function quoteIfNeeded(v: string): string {
-  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
+  return TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
 }
 
 /** Appends this hop to `X-Forwarded-For` and `Forwarded`, and sets `X-Forwarded-Proto/-Host`. */
 export function addForwarded(raw: RawHeaders, info: ForwardedInfo): RawHeaders {
-  const xff = [...headerValues(raw, 'x-forwarded-for'), info.clientIp].join(', ')
+  let xff = ''
+  let forwarded = ''
+  const out: RawHeaders = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (name === 'x-forwarded-for') xff += `${raw[i + 1]}, `
+    else if (name === 'forwarded') forwarded += `${raw[i + 1]}, `
+    else if (name !== 'x-forwarded-proto' && name !== 'x-forwarded-host') out.push(raw[i]!, raw[i + 1]!)
+  }
   let fwd = `for=${forwardedNode(info.clientIp)};proto=${info.proto}`
   if (info.host !== undefined) fwd += `;host=${quoteIfNeeded(info.host)}`
-  const forwarded = [...headerValues(raw, 'forwarded'), fwd].join(', ')
-  let out = withoutHeaders(raw, new Set(['x-forwarded-for', 'forwarded', 'x-forwarded-proto', 'x-forwarded-host']))
-  out = [...out, 'X-Forwarded-For', xff, 'X-Forwarded-Proto', info.proto, 'Forwarded', forwarded]
+  out.push('X-Forwarded-For', xff + info.clientIp, 'X-Forwarded-Proto', info.proto, 'Forwarded', forwarded + fwd)
   if (info.host !== undefined) out.push('X-Forwarded-Host', info.host)
   return out
 }

@@ -157,7 +157,7 @@ export class Gateway {
   }
 
   #headers(req: IncomingMessage, spec: ForwardSpec, base36: string, upgrade: boolean): RawHeaders {
-    let raw = stripHopByHop(req.rawHeaders, { upgrade, keepChunked: true })
+    let raw = stripHopByHop(req.rawHeaders, { upgrade, keepChunked: upgrade })
     raw = addForwarded(raw, {
       clientIp: req.socket.remoteAddress ?? '127.0.0.1',
       host: req.headers.host,

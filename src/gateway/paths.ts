@@ -33,6 +33,7 @@ function bad(url: string, why: string): never {
 }
 
 function decode(url: string, seg: string): string {
+  if (!seg.includes('%')) return seg
   try {
     return decodeURIComponent(seg)
   } catch {
