@@ -51,6 +51,8 @@ interface HookableConnection {
 
 /** A WebSocket connection, or a muxer's batch of frames, is flushed at once past this many bytes. */
 const FLUSH_BYTES = 64 * 1024
+/** A batch of frames up to this size is copied into one buffer before it is encrypted. */
+const COPY_BELOW = 16 * 1024
 const WS_OPEN = 1
 
 /** Coalesces one TCP connection's writes per event-loop turn; false when `maConn` is not a TCP connection. */
@@ -187,7 +189,9 @@ export function batchFrames(maConn: MessageStream): void {
   const flush = (): boolean => {
     scheduled = false
     if (pending.byteLength === 0) return !conn.writableNeedsDrain
-    const batch = pending.subarray() // one buffer: Noise encrypts it in one piece
+    // small batches as one buffer (dozens of tiny pieces cost more to carry than to copy); large ones, made of
+    // bulk frames, as they are, so their bytes are not copied once more
+    const batch = pending.byteLength <= COPY_BELOW ? pending.subarray() : new Uint8ArrayList(...pending)
     pending.consume(pending.byteLength)
     // an aborted or closed connection drops what was queued, as libp2p does with its own write buffer
     if (conn.writeStatus !== 'writable') return false

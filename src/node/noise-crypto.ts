@@ -18,6 +18,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import { asCrypto, defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { Uint8ArrayList } from 'uint8arraylist'
 
 /** Below this many bytes the WebAssembly cipher is faster than a call into OpenSSL. */
 const WASM_BELOW = 256
@@ -26,12 +27,27 @@ const ALG = 'chacha20-poly1305'
 
 const keys = new WeakMap<Uint8Array, KeyObject>()
 
+/** Lists of more pieces than this are copied into one buffer for OpenSSL. */
+const MAX_PIECES = 4
+
 /**
- * One buffer for OpenSSL: a batch of Yamux frames arrives as a list of dozens of small pieces, and one `update()`
- * per piece (a call into C++ and a new Buffer each) cost more than the cipher; copying a few KiB costs little.
+ * What to hand OpenSSL's `update()`: a batch of small Yamux frames arrives as a list of dozens of pieces, and one
+ * call per piece (into C++, a new Buffer each) costs more than copying a few KiB; bulk data comes as a few large
+ * pieces, which are passed as they are so that no byte is copied once more.
  */
-function contiguous(data: Uint8Array | NoiseList): Uint8Array {
-  return data instanceof Uint8Array ? data : data.subarray()
+function pieces(data: Uint8Array | NoiseList): Iterable<Uint8Array> {
+  if (data instanceof Uint8Array) return [data]
+  const few: Uint8Array[] = []
+  for (const piece of data) {
+    if (few.length === MAX_PIECES) return [data.subarray()]
+    few.push(piece)
+  }
+  return few
+}
+
+/** The outputs of `update()` and the tag as Noise's list type, without joining them into one buffer. */
+function asList(parts: Uint8Array[]): NoiseList {
+  return new Uint8ArrayList(...parts) as unknown as NoiseList
 }
 
 function keyObject(k: Uint8Array): KeyObject {
@@ -52,9 +68,11 @@ const encrypt: Encrypt = (plaintext, nonce, ad, k) => {
   if (plaintext.byteLength < WASM_BELOW) return asCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
   const cipher = createCipheriv(ALG, keyObject(k), nonce, { authTagLength: TAG })
   cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
-  const body = cipher.update(contiguous(plaintext))
+  const out: Uint8Array[] = []
+  for (const piece of pieces(plaintext)) out.push(cipher.update(piece))
   cipher.final()
-  return Buffer.concat([body, cipher.getAuthTag()], body.byteLength + TAG)
+  out.push(cipher.getAuthTag())
+  return asList(out)
 }
 
 const decrypt: Decrypt = (ciphertext, nonce, ad, k, dst) => {
@@ -63,9 +81,11 @@ const decrypt: Decrypt = (ciphertext, nonce, ad, k, dst) => {
   const end = ciphertext.byteLength - TAG
   decipher.setAAD(ad, { plaintextLength: end })
   decipher.setAuthTag(ciphertext.subarray(end))
-  const body = decipher.update(contiguous(ciphertext).subarray(0, end))
+  const text = ciphertext instanceof Uint8Array ? ciphertext.subarray(0, end) : ciphertext.sublist(0, end)
+  const out: Uint8Array[] = []
+  for (const piece of pieces(text)) out.push(decipher.update(piece))
   decipher.final() // throws when the tag does not match
-  return body
+  return out.length === 1 ? out[0]! : asList(out)
 }
 
 /** The crypto for `noise({ crypto })`. */
