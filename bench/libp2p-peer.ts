@@ -82,12 +82,15 @@ function firstBytes(stream: Stream, n: number, timeoutMs: number): Promise<Uint8
   })
 }
 
+/** `WARREN_BENCH_STOCK=1`: stock js-libp2p (no Warren wrappers, see `NodeOptions.stock`), the baseline of bench/run.ts. */
+const STOCK = process.env.WARREN_BENCH_STOCK === '1'
+
 async function listen(transport: string): Promise<void> {
   const privateKey = await generateNodeKey()
   const udxHub = transport === 'udx' ? new UdxHub() : undefined
   const node =
     udxHub === undefined
-      ? await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
+      ? await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], stock: STOCK })
       : await createNode({ privateKey, listen: ['/ip4/127.0.0.1/udp/0'], udxHub })
   await node.handle(XFER, (stream) => serveXfer(stream), { maxInboundStreams: 64 })
   await node.handle(ECHO, (stream) => serveEcho(stream), { maxInboundStreams: 4096 })
@@ -107,7 +110,12 @@ async function listen(transport: string): Promise<void> {
 
 async function dial(addr: string): Promise<void> {
   const udxHub = addr.includes('/udp/') ? new UdxHub() : undefined
-  const node = await createNode({ privateKey: await generateNodeKey(), listen: [], ...(udxHub ? { udxHub } : {}) })
+  const node = await createNode({
+    privateKey: await generateNodeKey(),
+    listen: [],
+    stock: STOCK,
+    ...(udxHub ? { udxHub } : {}),
+  })
   const conn = await node.dial(multiaddr(addr))
   const TIMEOUT = 300_000
 

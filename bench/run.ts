@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: raw TCP, a raw js-libp2p stream, and a full Warren forward, side by side in one run, all on
- * loopback with real processes.
+ * `npm run bench`: raw TCP, a stock js-libp2p stream (no Warren wrappers), a raw js-libp2p stream as Warren assembles
+ * it (`createNode`: write coalescing, Yamux batching, Noise key caching), and a full Warren forward, side by side in one
+ * run, all on loopback with real processes. "vs libp2p" compares with the raw stream as Warren assembles it.
  *
  * - Throughput: MiB/s for one `--mib` transfer (default 512) up and down, `--reps` times each (median shown),
  *   the modes interleaved so a noisy neighbour hits them alike.
@@ -51,7 +52,7 @@ const TRANSFER_TIMEOUT = 300_000
 const SETUP_TIMEOUT = 300_000
 const TARGETS = { forwardVsLibp2p: 0.7, forwardGbit: 1.5, setupP50Ms: 2 }
 
-type Mode = 'tcp' | 'libp2p' | 'forward'
+type Mode = 'tcp' | 'stock' | 'libp2p' | 'forward'
 interface Path {
   up(bytes: number): Promise<number>
   down(bytes: number): Promise<number>
@@ -117,9 +118,18 @@ async function main(): Promise<void> {
     const dialer = new Child('libp2p dialer', [here('libp2p-peer.ts'), 'dial', addr], profEnv)
     children.push(dialer)
     await dialer.next(30_000)
+    // stock js-libp2p (no Warren wrappers): what "raw libp2p" was before Warren's per-message work, for the issue-2 ratio
+    const stockEnv = { ...profEnv, WARREN_BENCH_STOCK: '1' }
+    const stockListener = new Child('stock libp2p listener', [here('libp2p-peer.ts'), 'listen'], stockEnv)
+    children.push(stockListener)
+    const stockAddr = (await stockListener.next<{ addr: string }>(30_000)).addr
+    const stockDialer = new Child('stock libp2p dialer', [here('libp2p-peer.ts'), 'dial', stockAddr], stockEnv)
+    children.push(stockDialer)
+    await stockDialer.next(30_000)
 
     const paths: Partial<Record<Mode, Path>> = {
       tcp: tcpPath({ host: '127.0.0.1', port: ports.xfer }, { host: '127.0.0.1', port: ports.echo }, [servers]),
+      stock: libp2pPath(stockDialer, stockListener),
       libp2p: libp2pPath(dialer, listener),
     }
     if (!args['no-forward']) {
@@ -138,6 +148,7 @@ async function main(): Promise<void> {
 
     const raw: Record<Mode, { up: number[]; down: number[]; cpu: number[]; setup: number[] }> = {
       tcp: { up: [], down: [], cpu: [], setup: [] },
+      stock: { up: [], down: [], cpu: [], setup: [] },
       libp2p: { up: [], down: [], cpu: [], setup: [] },
       forward: { up: [], down: [], cpu: [], setup: [] },
     }
@@ -187,13 +198,15 @@ async function main(): Promise<void> {
 }
 
 async function report(results: Partial<Record<Mode, ModeResult>>, lazySetup: LatencySummary): Promise<void> {
-  const { tcp, libp2p, forward } = results
+  const { tcp, stock, libp2p, forward } = results
   const ratio = (a?: number, b?: number) =>
     a === undefined || b === undefined ? undefined : Math.round((a / b) * 100) / 100
   const ratios = {
     forwardVsLibp2pUp: ratio(forward?.upMedianMiBs, libp2p?.upMedianMiBs),
     forwardVsLibp2pDown: ratio(forward?.downMedianMiBs, libp2p?.downMedianMiBs),
     libp2pVsTcpUp: ratio(libp2p?.upMedianMiBs, tcp?.upMedianMiBs),
+    forwardVsStockUp: ratio(forward?.upMedianMiBs, stock?.upMedianMiBs),
+    forwardVsStockDown: ratio(forward?.downMedianMiBs, stock?.downMedianMiBs),
   }
   const targets =
     forward === undefined
@@ -235,7 +248,7 @@ async function report(results: Partial<Record<Mode, ModeResult>>, lazySetup: Lat
   for (const [name, r] of Object.entries(results) as [Mode, ModeResult][]) {
     const vs = name === 'libp2p' ? '1.00' : (ratio(r.upMedianMiBs, libp2p?.upMedianMiBs)?.toFixed(2) ?? '-')
     rows.push([
-      { tcp: 'raw TCP', libp2p: 'raw libp2p stream', forward: 'warren forward' }[name],
+      { tcp: 'raw TCP', stock: 'stock js-libp2p stream', libp2p: 'raw libp2p stream', forward: 'warren forward' }[name],
       r.upMedianMiBs.toFixed(1),
       r.upBestMiBs.toFixed(1),
       r.downMedianMiBs.toFixed(1),
@@ -262,6 +275,7 @@ async function report(results: Partial<Record<Mode, ModeResult>>, lazySetup: Lat
     lines.push(
       '',
       'targets (issue 2):',
+      `  forward vs stock js-libp2p (no Warren wrappers): up ${ratios.forwardVsStockUp}, down ${ratios.forwardVsStockDown}`,
       `  forward >= 70% of raw libp2p: up ${ratios.forwardVsLibp2pUp}, down ${ratios.forwardVsLibp2pDown}  ${mark((ratios.forwardVsLibp2pUp ?? 0) >= 0.7 && (ratios.forwardVsLibp2pDown ?? 0) >= 0.7)}`,
       `  forward >= 1.5 Gbit/s: up ${targets.forwardGbit.up}, down ${targets.forwardGbit.down}  ${mark(targets.forwardGbit.up >= 1.5 && targets.forwardGbit.down >= 1.5)}`,
       `  set-up p50 <= 2 ms: ${forward!.setup.p50} ms  ${mark(forward!.setup.p50 <= 2)}`,

@@ -54,6 +54,11 @@ export interface NodeOptions {
   recordStore?: RecordStore
   /** Runs mDNS discovery on the LAN (`services.mdns`); see src/discovery/mdns.ts. */
   mdns?: boolean
+  /**
+   * Without Warren's per-message wrappers (write coalescing, Yamux batching, Noise with the key imported once): stock
+   * js-libp2p transports, Noise and Yamux with Warren's settings, the baseline `npm run bench` compares against.
+   */
+  stock?: boolean
   /** Adds the UDX transport (direct paths through NATs); its sockets are shared with the punching code. */
   udxHub?: UdxHub
 }
@@ -72,6 +77,7 @@ export type WarrenLibp2p = Libp2p<{
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
 export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   const preset = PRESETS[opts.preset ?? 'default']
+  const wrap = <T>(f: (x: T) => T): ((x: T) => T) => (opts.stock === true ? (x) => x : f)
   try {
     return (await createLibp2p({
       privateKey: opts.privateKey,
@@ -87,16 +93,16 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
       },
       transports: [
         // writes of one event-loop turn leave in one socket write (src/node/coalesce.ts)
-        coalescing(tcp()),
-        coalescing(webSockets(opts.webSockets)),
+        wrap(coalescing)(tcp()),
+        wrap(coalescing)(webSockets(opts.webSockets)),
         ...(preset.relayClient ? [circuitRelayTransport()] : []),
         ...(opts.udxHub === undefined ? [] : [udx({ hub: opts.udxHub })]),
       ],
       // OpenSSL with the session key imported once (src/node/noise-crypto.ts)
-      connectionEncrypters: [noise({ crypto: noiseCrypto })],
+      connectionEncrypters: [opts.stock === true ? noise() : noise({ crypto: noiseCrypto })],
       streamMuxers: [
         // the frames of one event-loop turn go out as one Noise message (src/node/coalesce.ts)
-        batching(
+        wrap(batching)(
           yamux({
             maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
             maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
