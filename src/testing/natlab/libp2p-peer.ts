@@ -13,7 +13,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { UdxHub, udx } from '../../traversal/udx-transport.ts'
-import { parentChannel } from './lines.ts'
+import { parentChannel, runChild } from './lines.ts'
 import { type PunchConfig, stunAndPunch } from './peer-punch.ts'
 import { BENCH_PROTOCOL, receiveBulk, sendBulk, type TransferReport } from './stream-bench.ts'
 
@@ -88,10 +88,4 @@ async function main(): Promise<void> {
   await chan.next('finish', 60_000)
 }
 
-main()
-  .catch((err: unknown) => chan.send({ type: 'error', message: (err as Error).message }))
-  .finally(async () => {
-    done()
-    await Promise.resolve(node.stop()).catch(() => undefined)
-    process.exit(0)
-  })
+runChild({ chan, done }, main, () => node.stop())

@@ -106,6 +106,28 @@ export function parentChannel(name: string, deadlineMs = 120_000): { chan: LineC
   return { chan, done: () => clearTimeout(fatal) }
 }
 
+/**
+ * Runs a lab child's `main`: a failure goes to the parent as an `error` message (with the stack), then `cleanup`
+ * runs, the deadline of {@link parentChannel} is cleared, and the process exits.
+ */
+export function runChild(
+  channel: { chan: LineChannel; done: () => void },
+  main: () => Promise<void>,
+  cleanup: () => Promise<void> | void = () => {},
+): void {
+  main()
+    .catch((err: unknown) =>
+      channel.chan.send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+    )
+    .finally(async () => {
+      channel.done()
+      await Promise.resolve()
+        .then(cleanup)
+        .catch(() => undefined)
+      process.exit(0)
+    })
+}
+
 /** Waits up to `ms` for a child to exit, then kills it; resolves once it is gone. */
 export async function reap(child: ChildProcess, ms = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return

@@ -15,7 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import UDX, { type UDXSocket, type UDXStream } from 'udx-native'
 import { type Endpoint, fromUdx } from '../../traversal/packet-socket.ts'
-import { parentChannel } from './lines.ts'
+import { parentChannel, runChild } from './lines.ts'
 import { type PunchConfig, stunAndPunch } from './peer-punch.ts'
 
 const { chan, done } = parentChannel('udx-peer')
@@ -84,10 +84,6 @@ async function main(): Promise<void> {
   out.session.stop()
 }
 
-main()
-  .catch((err: unknown) => chan.send({ type: 'error', message: (err as Error).message }))
-  .finally(async () => {
-    done()
-    for (const s of sockets) if (!s.closing) await s.close().catch(() => undefined)
-    process.exit(0)
-  })
+runChild({ chan, done }, main, async () => {
+  for (const s of sockets) if (!s.closing) await s.close().catch(() => undefined)
+})
