@@ -13,9 +13,10 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer, type Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WarrenError } from '../errors.ts'
+import { FastPath } from '../gateway/fast-path.ts'
 import { withoutHeaders } from '../gateway/forward-headers.ts'
-import { Gateway, type GatewayBackend } from '../gateway/gateway.ts'
-import { isGatewayPath } from '../gateway/paths.ts'
+import { type ForwardSpec, Gateway, type GatewayBackend } from '../gateway/gateway.ts'
+import { isGatewayPath, parseGatewayPath } from '../gateway/paths.ts'
 import { basicMatches, checkHttpAuth } from './auth.ts'
 import { sendHttpError, writeRawHttpError } from './http-errors.ts'
 import { formatListenAddress, parseListenAddress } from './listen-address.ts'
@@ -43,6 +44,8 @@ export class AccessServer {
   readonly #tunnels: TunnelContext
   readonly #http: Server
   readonly #net: NetServer
+  /** Plain gateway and proxy requests without Node's HTTP server (off with proxy.auth). */
+  readonly #fast: FastPath | undefined
   readonly #sockets = new Set<Socket>()
   /** Connections whose first request head has not arrived yet, with their deadline. */
   readonly #heads = new Map<Duplex, NodeJS.Timeout>()
@@ -80,6 +83,40 @@ export class AccessServer {
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head))
     this.#http.on('clientError', (err, socket) => this.#onClientError(err as NodeJS.ErrnoException, socket))
     this.#net = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#onConnection(socket))
+    if (s.auth === undefined && process.env.WARREN_GATEWAY_FAST_PATH !== '0') {
+      this.#fast = new FastPath({
+        backend: opts.backend,
+        gateway: this.#gateway,
+        maxHeaderBytes: s.maxHeaderBytes,
+        responseTimeoutMs: s.gateway.responseTimeoutMs,
+        openTimeoutMs: s.openTimeoutMs,
+        maxStreamsPerPeer: s.maxStreamsPerPeer,
+        route: (target) => this.#fastRoute(target),
+        handOver: (socket, buffered) => {
+          if (buffered !== undefined) socket.unshift(buffered)
+          this.#http.emit('connection', socket)
+          socket.resume()
+        },
+        headArrived: (socket) => this.#headArrived(socket),
+      })
+    }
+  }
+
+  /** Where a request goes when the fast path may carry it; undefined leaves it to the full path. */
+  #fastRoute(target: string): ForwardSpec | undefined {
+    try {
+      if (target.charCodeAt(0) === 47 /* / */) {
+        if (!this.#settings.gateway.enabled || !isGatewayPath(target)) return undefined
+        const t = parseGatewayPath(target)
+        return { node: t.node, service: t.service, path: t.path, prefix: t.prefix }
+      }
+      if (!/^http:\/\//i.test(target)) return undefined
+      const u = parseProxyUrl(target)
+      const { node, service } = serviceForHost(u.hostname, this.#tunnels)
+      return { node, service, path: `${u.pathname}${u.search}`, host: u.host }
+    } catch {
+      return undefined // the full path answers with the exact page
+    }
   }
 
   /** Opens the listener; throws ERR_LISTEN_FAILED. */
@@ -127,6 +164,10 @@ export class AccessServer {
       this.#headArrived(socket)
     })
     socket.once('data', (chunk: Buffer) => {
+      if (chunk[0] !== SOCKS_VERSION && this.#fast !== undefined) {
+        this.#fast.accept(socket, chunk)
+        return
+      }
       socket.pause()
       socket.unshift(chunk)
       if (chunk[0] === SOCKS_VERSION) {
@@ -316,6 +357,7 @@ export class AccessServer {
     for (const s of this.#sockets) s.destroy()
     this.#http.closeAllConnections()
     this.#gateway.close()
+    this.#fast?.close()
     await closed
   }
 }

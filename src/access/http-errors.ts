@@ -61,3 +61,26 @@ export function writeRawHttpError(socket: Duplex, error: unknown, opts: HttpErro
   }
   socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n${body}`)
 }
+
+/**
+ * The bytes `sendHttpError` writes for `error` on a `ServerResponse`, for the gateway's fast path, which answers
+ * on the bare client socket: same status, headers and page, with `Date` and the connection's keep-alive headers
+ * as Node's HTTP server adds them.
+ */
+export function httpErrorResponse(
+  error: unknown,
+  opts: HttpErrorOptions & { date: string; keepAliveTimeoutSec: number; head: boolean },
+): string {
+  const err = toWarrenError(error)
+  const status = opts.status ?? httpStatusFor(err)
+  const reason = STATUS_CODES[status] ?? 'Error'
+  const body = errorPageText(status, reason, err)
+  let out = `HTTP/1.1 ${status} ${reason}\r\n`
+  for (const [k, v] of Object.entries(headersFor(err, status, body))) out += `${k}: ${v}\r\n`
+  out += `Date: ${opts.date}\r\n`
+  out +=
+    opts.close === true
+      ? 'Connection: close\r\n'
+      : `Connection: keep-alive\r\nKeep-Alive: timeout=${opts.keepAliveTimeoutSec}\r\n`
+  return `${out}\r\n${opts.head ? '' : body}`
+}

@@ -157,15 +157,28 @@ export class Gateway {
   }
 
   #headers(req: IncomingMessage, spec: ForwardSpec, base36: string, upgrade: boolean): RawHeaders {
-    let raw = stripHopByHop(req.rawHeaders, { upgrade, keepChunked: upgrade })
-    raw = addForwarded(raw, {
-      clientIp: req.socket.remoteAddress ?? '127.0.0.1',
-      host: req.headers.host,
-      proto: 'http',
-    })
+    return this.upstreamHeaders(req.rawHeaders, req.socket.remoteAddress, req.headers.host, spec, base36, upgrade)
+  }
+
+  /** Request headers for the service: hop-by-hop ones dropped, forwarding headers, Host and the prefix added. */
+  upstreamHeaders(
+    rawHeaders: RawHeaders,
+    clientIp: string | undefined,
+    host: string | undefined,
+    spec: ForwardSpec,
+    base36: string,
+    upgrade: boolean,
+  ): RawHeaders {
+    let raw = stripHopByHop(rawHeaders, { upgrade, keepChunked: upgrade })
+    raw = addForwarded(raw, { clientIp: clientIp ?? '127.0.0.1', host, proto: 'http' })
     raw = setHeader(raw, 'Host', spec.host ?? `${spec.service}.${base36}.${this.#opts.tld}`)
     if (spec.prefix !== undefined) raw = setHeader(raw, 'X-Forwarded-Prefix', spec.prefix)
     return raw
+  }
+
+  /** Node name → canonical ids; throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … */
+  resolveNode(name: string): { id: string; base36: string } {
+    return this.#backend.resolveNode(name)
   }
 
   stats(): { pools: number; sockets: number; free: number } {

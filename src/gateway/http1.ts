@@ -1,0 +1,294 @@
+/**
+ * A small, strict HTTP/1.1 head parser and body framer for the gateway's fast path (fast-path.ts).
+ *
+ * Why hand-rolled rather than Node's llhttp (`node:_http_common` HTTPParser): that binding is an undocumented
+ * internal whose callbacks and constructor changed between Node versions, and it hands bodies over as slices
+ * through a callback per piece, while the fast path wants to pass body bytes on untouched and only know where a
+ * message ends. What this parser accepts is deliberately narrow — HTTP/1.1 requests with one Host, at most one
+ * Content-Length or `Transfer-Encoding: chunked`, token header names and visible-character values, CRLF line
+ * ends — and everything else is answered `'fallback'`, so Node's own server (llhttp) still judges every unusual
+ * or malformed request and produces the access port's exact error pages. Bodies are framed
+ * ({@link BodyFramer}: Content-Length or chunked) only to find where one message ends and the next begins.
+ */
+import type { RawHeaders } from './forward-headers.ts'
+
+const CRLFCRLF = Buffer.from('\r\n\r\n')
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** Request header values: HTAB, visible ASCII, space, obs-text; no control characters. */
+const REQUEST_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+/** Response header values: anything but NUL, CR, LF (HTTP clients are lenient here). */
+const RESPONSE_VALUE = /^[^\0\r\n]*$/
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.1$/
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\0\r\n]*))?$/
+const DIGITS = /^\d{1,15}$/
+
+/** How a message's body is delimited. */
+export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' }
+
+export interface RequestHead {
+  method: string
+  target: string
+  /** `[name, value, …]`, values trimmed, as Node's `rawHeaders`. */
+  raw: RawHeaders
+  host: string
+  framing: Framing
+  /** The client sent `Connection: close`. */
+  close: boolean
+  /** Bytes of the head, blank line included. */
+  size: number
+}
+
+/** Splits a head's header lines into `[name, value, …]`; undefined when a line is malformed. */
+function headerLines(lines: string[], values: RegExp): RawHeaders | undefined {
+  const raw: RawHeaders = []
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!
+    const colon = line.indexOf(':')
+    if (colon <= 0) return undefined
+    const name = line.slice(0, colon)
+    if (!TOKEN.test(name)) return undefined
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')
+    if (!values.test(value)) return undefined
+    raw.push(name, value)
+  }
+  return raw
+}
+
+/**
+ * The request head at the start of `buf`: `'more'` when it is not complete yet, `'fallback'` when it is over
+ * `maxBytes` or anything the fast path does not carry itself (Upgrade, Expect, HTTP/1.0, odd framing, …).
+ */
+export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHead | 'more' | 'fallback' {
+  const end = buf.indexOf(CRLFCRLF)
+  if (end < 0) return buf.length > maxBytes ? 'fallback' : 'more'
+  if (end + 4 > maxBytes) return 'fallback'
+  const lines = buf.toString('latin1', 0, end).split('\r\n')
+  const m = REQUEST_LINE.exec(lines[0]!)
+  if (m === null) return 'fallback'
+  const raw = headerLines(lines, REQUEST_VALUE)
+  if (raw === undefined) return 'fallback'
+  let host: string | undefined
+  let length: string | undefined
+  let chunked = false
+  let close = false
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    // only a few names matter; compare lengths first, most headers are none of them
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') {
+          if (host !== undefined) return 'fallback'
+          host = raw[i + 1]!
+        }
+        break
+      case 6:
+        if (name.toLowerCase() === 'expect') return 'fallback'
+        break
+      case 7:
+        if (name.toLowerCase() === 'upgrade') return 'fallback'
+        break
+      case 10:
+        if (name.toLowerCase() === 'connection') {
+          for (const token of raw[i + 1]!.toLowerCase().split(',')) {
+            const t = token.trim()
+            if (t === 'close') close = true
+            else if (t === 'upgrade') return 'fallback'
+          }
+        }
+        break
+      case 14:
+        if (name.toLowerCase() === 'content-length') {
+          if (length !== undefined || !DIGITS.test(raw[i + 1]!)) return 'fallback'
+          length = raw[i + 1]!
+        }
+        break
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') {
+          if (chunked || raw[i + 1]!.toLowerCase() !== 'chunked') return 'fallback'
+          chunked = true
+        }
+        break
+    }
+  }
+  if (host === undefined || (chunked && length !== undefined)) return 'fallback'
+  const framing: Framing = chunked
+    ? { kind: 'chunked' }
+    : length !== undefined && Number(length) > 0
+      ? { kind: 'length', length: Number(length) }
+      : { kind: 'none' }
+  return { method: m[1]!, target: m[2]!, raw, host, framing, close, size: end + 4 }
+}
+
+export interface ResponseHead {
+  status: number
+  reason: string
+  raw: RawHeaders
+  /** Framing of the body as sent by the service (before the request method is taken into account). */
+  framing: Framing
+  /** The service will close the connection after this response (HTTP/1.0, `Connection: close`). */
+  close: boolean
+  size: number
+}
+
+export type ResponseHeadResult = ResponseHead | 'more' | { error: 'head-too-large' | 'not-http'; message: string }
+
+/** The response head at the start of `buf` (a status line, headers, a blank line). */
+export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadResult {
+  const end = buf.indexOf(CRLFCRLF)
+  if (end < 0) {
+    if (buf.length > maxBytes) return { error: 'head-too-large', message: 'response head too large' }
+    // a service that does not speak HTTP at all is told apart early, without waiting for a blank line
+    if (buf.length >= 5 && buf.toString('latin1', 0, 5) !== 'HTTP/') return notHttp('Expected HTTP/')
+    return 'more'
+  }
+  if (end + 4 > maxBytes) return { error: 'head-too-large', message: 'response head too large' }
+  const lines = buf.toString('latin1', 0, end).split('\r\n')
+  const m = STATUS_LINE.exec(lines[0]!)
+  if (m === null) return notHttp(`Invalid status line ${JSON.stringify(lines[0]!.slice(0, 40))}`)
+  const raw = headerLines(lines, RESPONSE_VALUE)
+  if (raw === undefined) return notHttp('Invalid header line')
+  let length: string | undefined
+  let te: string | undefined
+  let close = m[1] === '0'
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    const value = raw[i + 1]!
+    if (name === 'content-length') {
+      if (!DIGITS.test(value) || (length !== undefined && length !== value)) return notHttp('Invalid Content-Length')
+      length = value
+    } else if (name === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`
+    else if (name === 'connection') {
+      const v = value.toLowerCase()
+      if (/(^|,)\s*close\s*(,|$)/.test(v)) close = true
+      else if (m[1] === '0' && /(^|,)\s*keep-alive\s*(,|$)/.test(v)) close = false
+    }
+  }
+  if (te !== undefined && length !== undefined) return notHttp("Content-Length can't be present with Transfer-Encoding")
+  let framing: Framing
+  if (te !== undefined) framing = /(^|,)\s*chunked\s*$/i.test(te) ? { kind: 'chunked' } : { kind: 'close' }
+  else if (length !== undefined)
+    framing = Number(length) > 0 ? { kind: 'length', length: Number(length) } : { kind: 'none' }
+  else framing = { kind: 'close' }
+  return { status: Number(m[2]), reason: m[3] ?? '', raw, framing, close, size: end + 4 }
+}
+
+function notHttp(message: string): { error: 'not-http'; message: string } {
+  return { error: 'not-http', message }
+}
+
+export class FramingError extends Error {
+  override name = 'FramingError'
+}
+
+const CR = 13
+const LF = 10
+/** Chunked-body parser states. */
+const C = {
+  Size: 0,
+  Ext: 1,
+  SizeLf: 2,
+  Data: 3,
+  DataCr: 4,
+  DataLf: 5,
+  TrailerStart: 6,
+  TrailerLine: 7,
+  TrailerLf: 8,
+  EndLf: 9,
+} as const
+
+function hexValue(b: number): number {
+  if (b >= 48 && b <= 57) return b - 48
+  if (b >= 97 && b <= 102) return b - 87
+  if (b >= 65 && b <= 70) return b - 55
+  return -1
+}
+
+/**
+ * Finds the end of one message body in the bytes passing by, without copying them: {@link take} says how many
+ * bytes of a chunk belong to the body. Content-Length counts down; chunked bodies are followed through their
+ * chunk sizes, extensions and trailers; `close` runs until the connection ends.
+ */
+export class BodyFramer {
+  done: boolean
+  #left: number
+  readonly #chunked: boolean
+  #state: number = C.Size
+  #digits = 0
+
+  constructor(framing: Framing) {
+    this.#chunked = framing.kind === 'chunked'
+    this.#left = framing.kind === 'length' ? framing.length : framing.kind === 'close' ? Number.POSITIVE_INFINITY : 0
+    this.done = framing.kind === 'none'
+  }
+
+  /** Bytes of `buf` from `off` on that belong to the body (all of them while it is not done); throws FramingError. */
+  take(buf: Uint8Array, off: number): number {
+    if (this.done) return 0
+    if (!this.#chunked) {
+      const n = Math.min(this.#left, buf.length - off)
+      this.#left -= n
+      if (this.#left === 0) this.done = true
+      return n
+    }
+    let i = off
+    const end = buf.length
+    while (i < end && !this.done) {
+      if (this.#state === C.Data) {
+        const n = Math.min(this.#left, end - i)
+        this.#left -= n
+        i += n
+        if (this.#left === 0) this.#state = C.DataCr
+        continue
+      }
+      const b = buf[i++]!
+      switch (this.#state) {
+        case C.Size: {
+          const h = hexValue(b)
+          if (h >= 0) {
+            if (++this.#digits > 12) throw new FramingError('chunk size too large')
+            this.#left = this.#left * 16 + h
+          } else if (this.#digits === 0) throw new FramingError('invalid chunk size')
+          else if (b === 59 /* ; */) this.#state = C.Ext
+          else if (b === CR) this.#state = C.SizeLf
+          else throw new FramingError('invalid chunk size')
+          break
+        }
+        case C.Ext:
+          if (b === CR) this.#state = C.SizeLf
+          else if (b === LF) throw new FramingError('bare LF in chunk extension')
+          break
+        case C.SizeLf:
+          if (b !== LF) throw new FramingError('expected LF after chunk size')
+          this.#digits = 0
+          this.#state = this.#left === 0 ? C.TrailerStart : C.Data
+          break
+        case C.DataCr:
+          if (b !== CR) throw new FramingError('expected CRLF after chunk data')
+          this.#state = C.DataLf
+          break
+        case C.DataLf:
+          if (b !== LF) throw new FramingError('expected CRLF after chunk data')
+          this.#state = C.Size
+          break
+        case C.TrailerStart:
+          if (b === CR) this.#state = C.EndLf
+          else if (b === LF) throw new FramingError('bare LF in trailers')
+          else this.#state = C.TrailerLine
+          break
+        case C.TrailerLine:
+          if (b === CR) this.#state = C.TrailerLf
+          else if (b === LF) throw new FramingError('bare LF in trailers')
+          break
+        case C.TrailerLf:
+          if (b !== LF) throw new FramingError('expected LF in trailers')
+          this.#state = C.TrailerStart
+          break
+        case C.EndLf:
+          if (b !== LF) throw new FramingError('expected LF after the last chunk')
+          this.done = true
+          break
+      }
+    }
+    return i - off
+  }
+}
