@@ -112,7 +112,13 @@ export function formatRelayStatus(st: RelayStatus): string {
         'caps',
         `${st.limits.maxReservations} reservations, ${st.limits.maxCircuits} circuits, ${st.limits.maxCircuitsPerNode} per node`,
       ],
-      ['stun', st.stun === null ? 'off' : `udp ${st.stun.host}:${st.stun.port} (${st.stun.answered} answered)`],
+      [
+        'stun',
+        st.stun === null
+          ? 'off'
+          : `udp${st.stun.answeredTcp === null ? '' : ' and tcp'} ${st.stun.host}:${st.stun.port} ` +
+            `(${st.stun.answered} answered${st.stun.answeredTcp === null ? '' : `, ${st.stun.answeredTcp} over tcp`})`,
+      ],
       ['relayed', `${bytes(st.totals.bytesRelayed)} in ${st.totals.circuitsOpened} circuits since start`],
       ['refused', `${st.totals.refusedReservations} reservations, ${st.totals.refusedCircuits} circuits`],
       ['connections', String(st.totals.connections)],

@@ -208,8 +208,10 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** UDP listen addresses for direct paths (port 0: any free port). */
       udpListen: z.array(multiaddrString).default(['/ip4/0.0.0.0/udp/0']),
+      /** Try a TCP simultaneous open before UDX when both NATs map TCP endpoint-independently (faster paths). */
+      tcp: z.boolean().default(true),
     })
-    .default({ enabled: true, udpListen: ['/ip4/0.0.0.0/udp/0'] }),
+    .default({ enabled: true, udpListen: ['/ip4/0.0.0.0/udp/0'], tcp: true }),
 })
 
 /** A validated config with defaults filled in. */

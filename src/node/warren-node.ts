@@ -130,7 +130,11 @@ export class WarrenNode implements WarrenNodeApi {
         await node.homeRelay.start()
       }
       if (udxHub !== undefined) {
-        node.directPaths = new DirectPaths(libp2p, udxHub, { relays: opts.config.relays, log: node.#log })
+        node.directPaths = new DirectPaths(libp2p, udxHub, {
+          relays: opts.config.relays,
+          log: node.#log,
+          tcp: opts.config.traversal.tcp,
+        })
         await node.directPaths.start()
       }
     } catch (err) {

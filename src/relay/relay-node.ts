@@ -26,6 +26,7 @@ import type { RelayConfig, RelayLimits } from './relay-config.ts'
 import { RelayHooks, type ReservationInfo } from './relay-hooks.ts'
 import { handleRelayInfo, type RelayInfo, type RelayInfoIntent } from './relay-info.ts'
 import { type StunResponder, startStunResponder } from './stun.ts'
+import { type StunTcpResponder, startStunTcpResponder } from './stun-tcp.ts'
 
 export interface RelayOptions {
   privateKey: PrivateKey
@@ -39,7 +40,8 @@ export interface RelayStatus {
   uptimeMs: number
   /** Addresses nodes put in `relays` (with /p2p/<relay id>). */
   addrs: string[]
-  stun: { host: string; port: number; answered: number } | null
+  /** `answeredTcp`: Binding requests answered over TCP on the same port (null when the TCP port could not be bound). */
+  stun: { host: string; port: number; answered: number; answeredTcp: number | null } | null
   /** The relay as a DHT server: peers in its routing table (other relays and public nodes). */
   dht: { routingTable: number; records: number; maxRecords: number; evicted: number }
   /** The Delegated Routing V1 HTTP API, when it runs. */
@@ -143,6 +145,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     )
   })
   let stun: StunResponder | undefined
+  let stunTcp: StunTcpResponder | undefined
   let routing: RoutingHttpServer | undefined
   try {
     hooks.install(libp2p)
@@ -153,6 +156,13 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
           'Pass another UDP port with --stun <port> (or --no-stun), or stop the process that holds it.',
         )
       })
+      // the same port over TCP tells nodes their TCP mapping (TCP direct paths); without it they punch over UDP only
+      stunTcp = await startStunTcpResponder({ host: stun.address.host, port: stun.address.port }).catch(
+        (err: unknown) => {
+          log('warn', `${(err as Error).message}; nodes will punch UDP direct paths only`)
+          return undefined
+        },
+      )
     }
     if (config.routing !== undefined) {
       routing = await startRoutingHttp({
@@ -169,6 +179,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   } catch (err) {
     hooks.close()
     await stun?.close()
+    await stunTcp?.close()
     await libp2p.stop()
     throw err
   }
@@ -194,7 +205,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   await handleRelayInfo(libp2p, infoFor)
   const addrs = libp2p.getMultiaddrs().map(String)
   for (const a of addrs) log('info', `relay listening on ${a}`)
-  if (stun !== undefined) log('info', `STUN responder on udp ${stun.address.host}:${stun.address.port}`)
+  if (stun !== undefined) {
+    const tcp = stunTcp === undefined ? '' : ' and tcp'
+    log('info', `STUN responder on udp${tcp} ${stun.address.host}:${stun.address.port}`)
+  }
   if (routing !== undefined) log('info', `delegated routing on ${routing.url}/routing/v1/peers/<id>`)
 
   let stopping: Promise<void> | undefined
@@ -208,7 +222,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       version: VERSION,
       uptimeMs: Date.now() - started,
       addrs: libp2p.getMultiaddrs().map(String),
-      stun: stun === undefined ? null : { ...stun.address, answered: stun.answered },
+      stun:
+        stun === undefined
+          ? null
+          : { ...stun.address, answered: stun.answered, answeredTcp: stunTcp?.answered ?? null },
       dht: {
         routingTable: libp2p.services.dht === undefined ? 0 : routingTableSize(libp2p.services.dht),
         records: records.records,
@@ -236,6 +253,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         await routing?.close()
         await libp2p.stop()
         await stun?.close()
+        await stunTcp?.close()
       })()
       return stopping
     },

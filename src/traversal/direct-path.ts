@@ -4,6 +4,11 @@
  * other through the udx transport, so the new connection gets Noise and Yamux from libp2p's upgrader. The relayed
  * connection is left alone; the caller moves new streams to the direct one.
  *
+ * When both NATs also map TCP endpoint-independently (both sent a `tcp` mapping), the nodes first try a TCP
+ * simultaneous open between those mappings (tcp-punch.ts), while the UDP probes run alongside: a TCP path carries
+ * several times the throughput of UDX for the same CPU. If no TCP connection stands within
+ * {@link TCP_PUNCH_TIMEOUT_MS}, the UDX path is taken as before.
+ *
  * ```ts
  * handleDirectPath(node, { hub, stunServers })                    // on every node, once
  * const { connection, plan, ms } = await upgradeToDirect(node, relayedConn, { hub, stunServers })
@@ -29,6 +34,15 @@ import {
   type PunchMessage,
 } from './punch-messages.ts'
 import { stunBinding } from './stun-client.ts'
+import {
+  learnTcpNat,
+  TCP_PUNCH_TIMEOUT_MS,
+  type TcpNatReport,
+  type TcpPunch,
+  tcpMultiaddr,
+  tcpSimultaneousOpen,
+  upgradeTcpSocket,
+} from './tcp-punch.ts'
 import type { UdxEndpoint } from './udx-endpoint.ts'
 import { type UdxHub, udpEndpointOf } from './udx-transport.ts'
 
@@ -44,6 +58,10 @@ export interface DirectPathOptions {
   maxProbes?: number
   /** Bound on the punching itself (default 10 s; 2 s when both NATs are hard). */
   punchTimeoutMs?: number
+  /** Try a TCP simultaneous open before UDX when both NATs allow it (default true). */
+  tcp?: boolean
+  /** Bound on the TCP attempt (default {@link TCP_PUNCH_TIMEOUT_MS}). */
+  tcpTimeoutMs?: number
   signal?: AbortSignal
 }
 
@@ -51,21 +69,28 @@ export interface NatReport {
   mapped: Endpoint
   nat: NatBehaviour
   stunMs: number
+  /** The TCP mapping, when STUN over TCP answered (close it once the upgrade is over). */
+  tcp?: TcpNatReport
 }
 
 export interface DirectPathResult {
   connection: Connection
-  plan: PunchPlan
+  /** `tcp`: a TCP simultaneous open; the others are UDX punch plans. */
+  plan: PunchPlan | 'tcp'
   /** From the start of the upgrade to an upgraded direct connection. */
   ms: number
   remote: Endpoint
 }
 
-/** STUN from the hub's primary socket to every server; the NAT is hard when two servers saw different mappings. */
+/**
+ * STUN from the hub's primary socket to every server; the NAT is hard when two servers saw different mappings. With
+ * `tcp`, STUN over TCP from one local port runs alongside (a failure there only means no TCP attempt).
+ */
 export async function learnNat(
   hub: UdxHub,
   stunServers: readonly Endpoint[],
   signal?: AbortSignal,
+  tcp = false,
 ): Promise<NatReport> {
   const primary = requirePrimary(hub)
   if (stunServers.length === 0) {
@@ -74,12 +99,29 @@ export async function learnNat(
     })
   }
   const t0 = performance.now()
-  const answers = await Promise.all(
-    stunServers.map((s) => stunBinding(primary.packets, s, { timeoutMs: 3000, signal })),
-  )
-  const first = answers[0]!.mapped
-  const nat = answers.every((a) => natBehaviour(first, a.mapped) === 'easy') ? 'easy' : 'hard'
-  return { mapped: first, nat, stunMs: performance.now() - t0 }
+  const tcpNat = tcp ? learnTcpNat(stunServers, { timeoutMs: 1500, signal }).catch(() => undefined) : undefined
+  try {
+    const answers = await Promise.all(
+      stunServers.map((s) => stunBinding(primary.packets, s, { timeoutMs: 3000, signal })),
+    )
+    const first = answers[0]!.mapped
+    const nat = answers.every((a) => natBehaviour(first, a.mapped) === 'easy') ? 'easy' : 'hard'
+    const tcpReport = await tcpNat
+    return {
+      mapped: first,
+      nat,
+      stunMs: performance.now() - t0,
+      ...(tcpReport === undefined ? {} : { tcp: tcpReport }),
+    }
+  } catch (err) {
+    void tcpNat?.then((r) => r?.close())
+    throw err
+  }
+}
+
+/** The `tcp` field of an offer or answer: only a mapping that does not vary by destination is worth sending. */
+function tcpOffer(local: NatReport): { tcp?: Endpoint } {
+  return local.tcp?.nat === 'easy' ? { tcp: local.tcp.mapped } : {}
 }
 
 function requirePrimary(hub: UdxHub): UdxEndpoint {
@@ -143,13 +185,35 @@ async function punchAndConnect(
   remotePeer: PeerId,
   initiator: boolean,
   local: NatReport,
-  remote: { mapped: Endpoint; nat: NatBehaviour; token: string },
+  remote: { mapped: Endpoint; nat: NatBehaviour; token: string; tcp?: Endpoint },
   opts: DirectPathOptions,
   signal: AbortSignal,
   started: number,
 ): Promise<DirectPathResult> {
   const hub = opts.hub
   const plan = punchPlan(local.nat, remote.nat)
+  // TCP first when both NATs map TCP endpoint-independently; the UDP probes below run alongside as the fallback
+  const upgrader = hub.upgrader
+  const tcpTry: TcpPunch | undefined =
+    plan === 'simultaneous' && local.tcp?.nat === 'easy' && remote.tcp !== undefined && upgrader !== undefined
+      ? tcpSimultaneousOpen(local.tcp.localPort, remote.tcp, {
+          timeoutMs: opts.tcpTimeoutMs ?? TCP_PUNCH_TIMEOUT_MS,
+          signal,
+        })
+      : undefined
+  const tcpUpgrade = (dialer: boolean): Promise<Connection | undefined> =>
+    tcpTry === undefined || upgrader === undefined || remote.tcp === undefined
+      ? Promise.resolve(undefined)
+      : tcpTry.socket.then(async (socket) => {
+          if (socket === undefined) return undefined
+          const at = remote.tcp!
+          const connection = await upgradeTcpSocket(node, upgrader, socket, { dialer, remote: at, signal })
+          if (!connection.remotePeer.equals(remotePeer)) {
+            await connection.close()
+            throw new Error(`the node at ${tcpMultiaddr(at)} is ${connection.remotePeer}, not ${remotePeer}`)
+          }
+          return connection
+        })
   const extras: UdxEndpoint[] = []
   const sockets: PacketSocket[] = [requirePrimary(hub).packets]
   if (plan === 'birthday-hard') {
@@ -176,6 +240,14 @@ async function punchAndConnect(
   try {
     if (plan === 'birthday-hard') await chan.send({ type: 'armed' })
     const dialer = plan === 'simultaneous' ? initiator : plan === 'birthday-easy'
+    if (dialer && tcpTry !== undefined) {
+      // a TCP connection that fails to upgrade (say the peer's socket saw another SYN first) falls back to UDX
+      const connection = await tcpUpgrade(true).catch(() => undefined)
+      if (connection !== undefined) {
+        await chan.send({ type: 'direct', addr: connection.remoteAddr.toString() })
+        return { connection, plan: 'tcp', ms: performance.now() - started, remote: remote.tcp! }
+      }
+    }
     if (dialer) {
       let result: Awaited<typeof session.result>
       try {
@@ -206,7 +278,17 @@ async function punchAndConnect(
     }
     // Not the dialer: keep answering probes until the dialer reports; our own punch result does not decide.
     session.result.catch(() => undefined)
+    const tcpConnection = tcpUpgrade(false).catch(() => undefined)
     const msg = await chan.next()
+    if (msg.type === 'direct' && msg.addr.includes('/tcp/')) {
+      const connection = await tcpConnection
+      if (connection === undefined)
+        throw noPath(new Error(`the TCP connection from ${msg.addr} did not come up`), remotePeer)
+      return { connection, plan: 'tcp', ms: performance.now() - started, remote: remote.tcp! }
+    }
+    // the dialer took UDX: a TCP connection that came up on our side only is dropped
+    tcpTry?.cancel()
+    void tcpConnection.then((c) => c?.abort(new Error('the peer took the UDX path')))
     if (msg.type !== 'direct') {
       throw new WarrenError(
         'ERR_NO_DIRECT_PATH',
@@ -223,6 +305,7 @@ async function punchAndConnect(
     return { connection, plan, ms: performance.now() - started, remote: at }
   } finally {
     session.stop()
+    tcpTry?.cancel()
     for (const ep of extras) if (ep !== winner) await hub.release(ep)
   }
 }
@@ -248,12 +331,15 @@ export async function upgradeToDirect(
 ): Promise<DirectPathResult> {
   const started = performance.now()
   const signal = deadline(opts)
-  const local = await learnNat(opts.hub, opts.stunServers, signal)
-  const stream = await via.newStream(PUNCH_PROTOCOL, { signal, runOnLimitedConnection: true })
+  const local = await learnNat(opts.hub, opts.stunServers, signal, opts.tcp !== false)
+  const stream = await via.newStream(PUNCH_PROTOCOL, { signal, runOnLimitedConnection: true }).catch((err: unknown) => {
+    local.tcp?.close()
+    throw err
+  })
   try {
     const chan = channel(stream, signal)
     const token = randomBytes(16).toString('hex')
-    await chan.send({ type: 'offer', token, mapped: local.mapped, nat: local.nat })
+    await chan.send({ type: 'offer', token, mapped: local.mapped, nat: local.nat, ...tcpOffer(local) })
     const answer = await chan.next()
     if (answer.type === 'failed') {
       throw new WarrenError(
@@ -286,6 +372,7 @@ export async function upgradeToDirect(
       throw noPath(new Error(`timed out after ${opts.timeoutMs ?? 15_000} ms`), via.remotePeer)
     throw err
   } finally {
+    local.tcp?.close()
     await stream.close().catch(() => stream.abort(new Error('punch stream closed')))
   }
 }
@@ -307,11 +394,13 @@ export async function handleDirectPath(
       const started = performance.now()
       const signal = deadline(opts)
       const chan = channel(stream, signal)
+      let local: NatReport | undefined
       try {
         const offer = await chan.next()
         if (offer.type !== 'offer') throw new WarrenError('ERR_PROTOCOL', `expected 'offer', got '${offer.type}'`)
-        const local = await learnNat(opts.hub, opts.stunServers, signal)
-        await chan.send({ type: 'answer', mapped: local.mapped, nat: local.nat })
+        // no TCP attempt unless the initiator offers one
+        local = await learnNat(opts.hub, opts.stunServers, signal, opts.tcp !== false && offer.tcp !== undefined)
+        await chan.send({ type: 'answer', mapped: local.mapped, nat: local.nat, ...tcpOffer(local) })
         const r = await punchAndConnect(node, chan, connection.remotePeer, false, local, offer, opts, signal, started)
         opts.onResult?.(r)
         await stream.close()
@@ -320,6 +409,7 @@ export async function handleDirectPath(
         await chan.send({ type: 'failed', reason: (err as Error).message }).catch(() => undefined)
         await stream.close().catch(() => stream.abort(err as Error))
       } finally {
+        local?.tcp?.close()
         running--
       }
     },

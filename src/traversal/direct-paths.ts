@@ -34,6 +34,8 @@ import { type NetcheckReport, netcheck } from './netcheck.ts'
 import type { Endpoint } from './packet-socket.ts'
 import { PathWatch } from './path-watch.ts'
 import { PUNCH_PROTOCOL } from './punch-messages.ts'
+import { TcpPathWatch } from './tcp-path-watch.ts'
+import { punchedSocket } from './tcp-punch.ts'
 import { type UdxHub, udpEndpointOf } from './udx-transport.ts'
 
 /**
@@ -82,6 +84,8 @@ export interface DirectPathsOptions {
   timeoutMs?: number
   /** Silence after which a direct path counts as lost, ms (default 3000, see path-watch.ts). */
   silentMs?: number
+  /** Try TCP simultaneous open before UDX (config traversal.tcp, default true). */
+  tcp?: boolean
 }
 
 /** The relay a relayed connection runs through: `/…/p2p/<relay>/p2p-circuit/…` → the part before `/p2p-circuit`. */
@@ -93,8 +97,17 @@ function relayOf(conn: Connection): string | undefined {
 
 const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port
 
-/** A direct connection this class makes and re-makes: UDX, `/ip4|ip6/…/udp/…`. */
-const isUdx = (conn: Connection): boolean => udpEndpointOf(conn.remoteAddr) !== undefined
+/** A direct connection this class makes and re-makes: UDX (`/ip4|ip6/…/udp/…`) or a punched TCP one. */
+const isPunched = (conn: Connection): boolean =>
+  udpEndpointOf(conn.remoteAddr) !== undefined || punchedSocket(conn) !== undefined
+
+/** `host:port` of a punched connection's far end (the key of the watches' reasons), else undefined. */
+function punchedKey(conn: Connection): string | undefined {
+  const udp = udpEndpointOf(conn.remoteAddr)
+  if (udp !== undefined) return `${udp.host}:${udp.port}`
+  const socket = punchedSocket(conn)
+  return socket === undefined ? undefined : `tcp ${conn.remoteAddr.toString()}`
+}
 
 export class DirectPaths {
   readonly hub: UdxHub
@@ -110,6 +123,7 @@ export class DirectPaths {
   /** Why the watch closed a stream, by remote `host:port`, until its connection's close is handled (or a minute). */
   readonly #silent = new Map<string, { why: string; at: number }>()
   readonly #watch: PathWatch
+  readonly #tcpWatch: TcpPathWatch
   #stopped = false
   #retry: NodeJS.Timeout | undefined
 
@@ -130,6 +144,13 @@ export class DirectPaths {
         })
       },
     })
+    this.#tcpWatch = new TcpPathWatch(
+      () => libp2p.getConnections(),
+      (conn, why) => {
+        const key = punchedKey(conn)
+        if (key !== undefined) this.#silent.set(key, { why, at: Date.now() })
+      },
+    )
   }
 
   /** The STUN servers known so far (the responder side reads them when a peer's offer arrives). */
@@ -149,6 +170,7 @@ export class DirectPaths {
           return self.stunServers()
         },
         timeoutMs: this.#opts.timeoutMs ?? 15_000,
+        tcp: this.#opts.tcp !== false,
       },
       extra,
     )
@@ -172,6 +194,7 @@ export class DirectPaths {
     this.#libp2p.addEventListener('connection:open', this.#onOpen)
     this.#libp2p.addEventListener('connection:close', this.#onClose)
     this.#watch.start()
+    this.#tcpWatch.start()
     // learn the relays' STUN responders early, so this node can answer a peer's punch at once; relays that did not
     // answer are asked again later
     const learnAll = (): void => void Promise.all(this.#opts.relays.map((r) => this.#learnStun(r)))
@@ -198,9 +221,9 @@ export class DirectPaths {
   readonly #onClose = (evt: CustomEvent<Connection>): void => {
     const conn = evt.detail
     const key = conn.remotePeer.toString()
-    const remote = udpEndpointOf(conn.remoteAddr)
-    const silent = remote === undefined ? undefined : this.#silent.get(`${remote.host}:${remote.port}`)?.why
-    if (remote !== undefined) this.#silent.delete(`${remote.host}:${remote.port}`)
+    const remote = punchedKey(conn)
+    const silent = remote === undefined ? undefined : this.#silent.get(remote)?.why
+    if (remote !== undefined) this.#silent.delete(remote)
     if (this.#stopped) return
     const open = this.#libp2p.getConnections(conn.remotePeer).filter((c) => c.status === 'open')
     if (open.length === 0) {
@@ -209,7 +232,7 @@ export class DirectPaths {
       this.#status.delete(key)
       return
     }
-    if (!isUdx(conn) || open.some((c) => !isRelayed(c))) return
+    if (!isPunched(conn) || open.some((c) => !isRelayed(c))) return
     const lost = (this.#lost(conn.remotePeer) ?? 0) + 1
     const why = `direct path lost (${silent ?? 'the connection closed'})`
     this.#record(conn.remotePeer, { state: 'relayed', reason: `${why}; new streams use the relay`, lost })
@@ -246,7 +269,8 @@ export class DirectPaths {
   /** After a (re-)punch: older direct connections to the peer (a dead path the watch has not closed yet) go. */
   #closeOthers(keep: Connection): void {
     for (const c of this.#libp2p.getConnections(keep.remotePeer)) {
-      if (c !== keep && c.status === 'open' && isUdx(c)) void c.close().catch(() => c.abort(new Error('superseded')))
+      if (c !== keep && c.status === 'open' && isPunched(c))
+        void c.close().catch(() => c.abort(new Error('superseded')))
     }
   }
 
@@ -368,6 +392,7 @@ export class DirectPaths {
     this.#stopped = true
     clearInterval(this.#retry)
     this.#watch.stop()
+    this.#tcpWatch.stop()
     for (const key of [...this.#repunch.keys()]) this.#cancelRepunch(key)
     this.#libp2p.removeEventListener('connection:open', this.#onOpen)
     this.#libp2p.removeEventListener('connection:close', this.#onClose)

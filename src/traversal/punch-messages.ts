@@ -2,10 +2,11 @@
  * Messages of `/warren/punch/1.0.0`, the direct-path upgrade protocol run over an existing (usually relayed) connection.
  * Each message is one length-prefixed JSON object:
  *
- * - `offer`  (initiator → responder): `token` (32 hex chars), `mapped` (STUN-learned public UDP endpoint), `nat`
- * - `answer` (responder → initiator): `mapped`, `nat`
+ * - `offer`  (initiator → responder): `token` (32 hex chars), `mapped` (STUN-learned public UDP endpoint), `nat`, and
+ *   `tcp` (the public TCP mapping of the port it will connect from) when its NAT maps TCP endpoint-independently
+ * - `answer` (responder → initiator): `mapped`, `nat`, `tcp` likewise
  * - `armed`  (hard side → easy side of a birthday attempt): its mappings are open, start random probing
- * - `direct` (dialer → other side): the UDX connection is up at `addr`
+ * - `direct` (dialer → other side): the connection is up at `addr` (`/ip4/…/tcp/…` for TCP, `/ip4/…/udp/…` for UDX)
  * - `failed` (either side): punching found no path; `reason`
  *
  * @packageDocumentation
@@ -20,8 +21,8 @@ export const PUNCH_PROTOCOL = '/warren/punch/1.0.0'
 export const MAX_PUNCH_MESSAGE = 1024
 
 export type PunchMessage =
-  | { type: 'offer'; token: string; mapped: Endpoint; nat: NatBehaviour }
-  | { type: 'answer'; mapped: Endpoint; nat: NatBehaviour }
+  | { type: 'offer'; token: string; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint }
+  | { type: 'answer'; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint }
   | { type: 'armed' }
   | { type: 'direct'; addr: string }
   | { type: 'failed'; reason: string }
@@ -48,6 +49,11 @@ function nat(v: unknown): NatBehaviour {
   return v
 }
 
+/** The optional TCP mapping (absent in messages from versions without TCP direct paths). */
+function tcp(v: unknown): { tcp?: Endpoint } {
+  return v === undefined ? {} : { tcp: endpoint(v) }
+}
+
 export function encodePunchMessage(msg: PunchMessage): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(msg))
 }
@@ -64,9 +70,9 @@ export function decodePunchMessage(bytes: Uint8Array): PunchMessage {
   switch (raw.type) {
     case 'offer':
       if (typeof raw.token !== 'string' || !/^[0-9a-f]{32}$/.test(raw.token)) throw bad('token must be 32 hex digits')
-      return { type: 'offer', token: raw.token, mapped: endpoint(raw.mapped), nat: nat(raw.nat) }
+      return { type: 'offer', token: raw.token, mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw.tcp) }
     case 'answer':
-      return { type: 'answer', mapped: endpoint(raw.mapped), nat: nat(raw.nat) }
+      return { type: 'answer', mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw.tcp) }
     case 'armed':
       return { type: 'armed' }
     case 'direct':

@@ -65,6 +65,8 @@ export class UdxHub {
   readonly endpoints = new Set<UdxEndpoint>()
   /** Set by the listener: upgrades an inbound stream on any endpoint of this hub. */
   inbound: ((stream: UDXStream, from: Endpoint) => void) | undefined
+  /** Set by the listener: libp2p's upgrader, which also upgrades punched TCP sockets (tcp-punch.ts). */
+  upgrader: Upgrader | undefined
   readonly #extra = new Set<UdxEndpoint>()
 
   /** The first listening endpoint: the socket to run STUN and punching on. */
@@ -155,6 +157,7 @@ class UdxListener extends TypedEventEmitter<ListenerEvents> implements Listener 
     }
     endpoint.onInbound = onInbound
     this.#hub.inbound = onInbound
+    this.#hub.upgrader = this.#upgrader
     this.#endpoint = endpoint
     this.#hub.endpoints.add(endpoint)
     this.safeDispatchEvent('listening')

@@ -18,7 +18,7 @@ import { BYTES, blockUdp, delta, MiB, mappedPort, rebind, send, usePair } from '
 import { labSkip } from './use-lab.ts'
 
 describe('a direct path after the NAT rebinds (cone × cone)', { skip: labSkip }, () => {
-  const pair = usePair()
+  const pair = usePair({ udxOnly: true })
 
   it('notices within seconds, keeps the relay as the working path, and punches again to a direct path at the new mapping', async (t) => {
     const { lab, a, b, bId, aId, ticket, toDirectMs } = pair()
@@ -110,6 +110,7 @@ describe('a direct path after the NAT rebinds (cone × cone)', { skip: labSkip }
 
 describe('an idle direct path outlives a 3-second router UDP timeout (cone × cone)', { skip: labSkip }, () => {
   const pair = usePair({
+    udxOnly: true,
     setup: async (lab) => {
       for (const r of ['ra', 'rb'] as const) {
         await lab.exec(

@@ -11,7 +11,7 @@ import { BYTES, blockUdp, send, usePair } from './path-lab.ts'
 import { labSkip } from './use-lab.ts'
 
 describe('a failed first upgrade is tried again (cone × cone)', { skip: labSkip }, () => {
-  const pair = usePair({ setup: (lab) => blockUdp(lab, true), expectDirect: false })
+  const pair = usePair({ setup: (lab) => blockUdp(lab, true), expectDirect: false, udxOnly: true })
 
   it('stays relayed with the reason and the next try, and goes direct on the retry once UDP passes', async (t) => {
     const { lab, a, bId, ticket } = pair()

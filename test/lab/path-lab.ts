@@ -41,8 +41,10 @@ export interface Driver {
   ask(cmd: Record<string, unknown>, answer: string, timeoutMs: number): Promise<LineMessage>
 }
 
-function driver(lab: Lab, host: 'a' | 'b', args: string[]): Driver {
-  const child = lab.spawnNode(host, NODE, args)
+function driver(lab: Lab, host: 'a' | 'b', args: string[], udxOnly: boolean): Driver {
+  // the fixture reads WARREN_LAB_TCP (lab-warren.ts): 0 turns TCP direct paths off, so the path is UDX
+  const env = udxOnly ? { env: { ...process.env, WARREN_LAB_TCP: '0' } } : {}
+  const child = lab.spawnNode(host, NODE, args, env)
   const stderr: string[] = []
   child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()))
   const chan = lineChannel(child.stdout!, child.stdin!, `node ${host}`)
@@ -76,8 +78,11 @@ function driver(lab: Lab, host: 'a' | 'b', args: string[]): Driver {
  * A lab with one `warren relay` process (TCP 4001, STUN 3478; B on its allow list, so B's relayed connections are
  * unlimited as in a real deployment) and two nodes: B serves `hash` with the relay as home relay, A reaches it by
  * ticket and waits for the direct path (unless `expectDirect` is false). `setup` runs on the lab before the nodes start.
+ * `udxOnly`: the nodes punch over UDP only (config traversal.tcp false), for the tests of UDX paths' upkeep.
  */
-export function usePair(opts: { setup?: (lab: Lab) => Promise<void>; expectDirect?: boolean } = {}): () => Pair {
+export function usePair(
+  opts: { setup?: (lab: Lab) => Promise<void>; expectDirect?: boolean; udxOnly?: boolean } = {},
+): () => Pair {
   let lab: Lab | undefined
   let state: Pair | undefined
   let dir = ''
@@ -108,9 +113,9 @@ export function usePair(opts: { setup?: (lab: Lab) => Promise<void>; expectDirec
         throw new Error(`${err.message}\n${relayOut.join('')}`)
       })
     const relayAddr = `/ip4/${lab.address('relay')}/tcp/4001/p2p/${(JSON.parse(String(text.text)) as { id: string }).id}`
-    const b = driver(lab, 'b', ['serve', keyFile, relayAddr])
+    const b = driver(lab, 'b', ['serve', keyFile, relayAddr], opts.udxOnly === true)
     const bReady = await b.expect('ready', 45_000)
-    const a = driver(lab, 'a', ['dial', relayAddr])
+    const a = driver(lab, 'a', ['dial', relayAddr], opts.udxOnly === true)
     const aReady = await a.expect('ready', 45_000)
     const ticket = String(bReady.ticket)
     await a.ask({ op: 'reach', ticket }, 'reached', 30_000)
@@ -166,18 +171,24 @@ export async function rebind(lab: Lab, port: number): Promise<void> {
 }
 
 /** Drops UDP between ra and rb in ra's forward path (before the counting chain), or lifts the block. */
-export async function blockUdp(lab: Lab, on: boolean): Promise<void> {
+export function blockUdp(lab: Lab, on: boolean): Promise<void> {
+  return block(lab, 'udp', on)
+}
+
+/** Drops `proto` between ra and rb in ra's forward path (before the counting chain), or lifts the block. */
+export async function block(lab: Lab, proto: 'udp' | 'tcp', on: boolean): Promise<void> {
+  const table = `wlblock_${proto}`
   if (!on) {
-    await lab.exec('ra', 'nft delete table inet wlblock')
+    await lab.exec('ra', `nft delete table inet ${table}`)
     return
   }
   await lab.exec(
     'ra',
     [
-      'nft add table inet wlblock',
-      `nft add chain inet wlblock blk '{ type filter hook forward priority -10; policy accept; }'`,
-      `nft add rule inet wlblock blk ip daddr ${RB} meta l4proto udp drop`,
-      `nft add rule inet wlblock blk ip saddr ${RB} meta l4proto udp drop`,
+      `nft add table inet ${table}`,
+      `nft add chain inet ${table} blk '{ type filter hook forward priority -10; policy accept; }'`,
+      `nft add rule inet ${table} blk ip daddr ${RB} meta l4proto ${proto} drop`,
+      `nft add rule inet ${table} blk ip saddr ${RB} meta l4proto ${proto} drop`,
     ].join(' && '),
   )
 }

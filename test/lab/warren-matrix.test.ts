@@ -17,9 +17,10 @@ const BYTES = 64 * 1024 * 1024
 const COMPARE_BYTES = 4 * 1024 * 1024
 const PINGS = 5
 
-const CASES: { natA: NatKind; natB: NatKind; direct: boolean }[] = [
-  { natA: 'cone', natB: 'cone', direct: true },
-  { natA: 'cone', natB: 'symmetric', direct: true },
+/** `over`: the direct path's transport: TCP when both NATs map TCP endpoint-independently, else UDX (UDP). */
+const CASES: { natA: NatKind; natB: NatKind; direct: boolean; over?: 'tcp' | 'udp' }[] = [
+  { natA: 'cone', natB: 'cone', direct: true, over: 'tcp' },
+  { natA: 'cone', natB: 'symmetric', direct: true, over: 'udp' },
   { natA: 'symmetric', natB: 'symmetric', direct: false },
 ]
 
@@ -58,7 +59,10 @@ describe('Warren nodes through two NATs: direct when the NATs allow, relayed whe
           'direct',
           `Warren reports ${JSON.stringify(path)}; upgrade ${JSON.stringify(r.upgrade)}`,
         )
-        assert.match(path.addr, /\/udp\//)
+        assert.match(path.addr, c.over === 'tcp' ? /^\/ip4\/[^/]+\/tcp\// : /^\/ip4\/[^/]+\/udp\//)
+        const plan = (r.upgrade as { plan?: string } | undefined)?.plan
+        if (c.over === 'tcp') assert.equal(plan, 'tcp', 'a TCP simultaneous open made the path')
+        else assert.notEqual(plan, 'tcp')
         assert.ok(run.directBytes >= BYTES, `only ${run.directBytes} bytes went router ↔ router`)
         for (const relay of run.relays) {
           assert.ok(run.seen('ra', `out_${relay.host}`) < BYTES / 8, `A's bytes went through ${relay.host}`)

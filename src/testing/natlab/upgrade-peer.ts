@@ -35,6 +35,8 @@ interface UpgradeConfig {
   yamuxWindow: number
   /** Birthday probe budget (0: the default). */
   maxProbes: number
+  /** Let the upgrade try a TCP simultaneous open first (false: UDX only, what this spike measures). */
+  directTcp?: boolean
 }
 
 const { chan, done } = parentChannel('upgrade-peer')
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
       hub,
       stunServers: cfg.stun,
       maxProbes,
+      tcp: cfg.directTcp === true,
       onResult: (r) =>
         chan.send(
           r instanceof Error
@@ -91,7 +94,12 @@ async function main(): Promise<void> {
       const signalling = await node.dial(multiaddr(String(peer.addr)), { signal: AbortSignal.timeout(10_000) })
       let conn: Connection = signalling
       try {
-        const upgraded = await upgradeToDirect(node, signalling, { hub, stunServers: cfg.stun, maxProbes })
+        const upgraded = await upgradeToDirect(node, signalling, {
+          hub,
+          stunServers: cfg.stun,
+          maxProbes,
+          tcp: cfg.directTcp === true,
+        })
         conn = upgraded.connection
         chan.send({ type: 'upgraded', plan: upgraded.plan, ms: upgraded.ms, path: conn.remoteAddr.toString() })
       } catch (err) {
