@@ -10,7 +10,7 @@
  * - `Upgrade: websocket` on either of the last forms   → WebSocket carried over a fresh stream
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { createServer, type Server as NetServer, type Socket } from 'node:net'
+import { createServer, isIP, type Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WarrenError } from '../errors.ts'
 import { FastPath } from '../gateway/fast-path.ts'
@@ -36,6 +36,7 @@ export interface AccessServerOptions {
 }
 
 const SOCKS_VERSION = 5
+const ROUTE_CACHE_MAX = 1024
 
 export class AccessServer {
   readonly #settings: AccessSettings
@@ -46,6 +47,8 @@ export class AccessServer {
   readonly #net: NetServer
   /** Plain gateway and proxy requests without Node's HTTP server (off with proxy.auth). */
   readonly #fast: FastPath | undefined
+  /** Fast-path routes by request target (pure functions of the target and the settings). */
+  readonly #routes = new Map<string, ForwardSpec>()
   readonly #sockets = new Set<Socket>()
   /** Connections whose first request head has not arrived yet, with their deadline. */
   readonly #heads = new Map<Duplex, NodeJS.Timeout>()
@@ -87,6 +90,7 @@ export class AccessServer {
       this.#fast = new FastPath({
         backend: opts.backend,
         gateway: this.#gateway,
+        tld: s.tld,
         maxHeaderBytes: s.maxHeaderBytes,
         responseTimeoutMs: s.gateway.responseTimeoutMs,
         openTimeoutMs: s.openTimeoutMs,
@@ -104,19 +108,29 @@ export class AccessServer {
 
   /** Where a request goes when the fast path may carry it; undefined leaves it to the full path. */
   #fastRoute(target: string): ForwardSpec | undefined {
+    const hit = this.#routes.get(target)
+    if (hit !== undefined) return hit
+    let spec: ForwardSpec
     try {
       if (target.charCodeAt(0) === 47 /* / */) {
         if (!this.#settings.gateway.enabled || !isGatewayPath(target)) return undefined
         const t = parseGatewayPath(target)
-        return { node: t.node, service: t.service, path: t.path, prefix: t.prefix }
+        spec = { node: t.node, service: t.service, path: t.path, prefix: t.prefix }
+      } else {
+        if (!/^http:\/\//i.test(target)) return undefined
+        const u = parseProxyUrl(target)
+        const { node, service } = serviceForHost(u.hostname, this.#tunnels)
+        spec = { node, service, path: `${u.pathname}${u.search}`, host: u.host }
+        // a service address maps through the DNS table, which may change: not cached
+        if (isIP(u.hostname.replace(/^\[|\]$/g, '')) !== 0) return spec
       }
-      if (!/^http:\/\//i.test(target)) return undefined
-      const u = parseProxyUrl(target)
-      const { node, service } = serviceForHost(u.hostname, this.#tunnels)
-      return { node, service, path: `${u.pathname}${u.search}`, host: u.host }
     } catch {
       return undefined // the full path answers with the exact page
     }
+    // the same targets come again and again (keep-alive clients, polling): parsing them is most of a head's cost
+    if (this.#routes.size >= ROUTE_CACHE_MAX) this.#routes.clear()
+    this.#routes.set(target, spec)
+    return spec
   }
 
   /** Opens the listener; throws ERR_LISTEN_FAILED. */

@@ -19,10 +19,10 @@ import type { Socket } from 'node:net'
 import { httpErrorResponse } from '../access/http-errors.ts'
 import { WarrenError } from '../errors.ts'
 import { waitForRoom } from '../services/stream-room.ts'
+import { clientResponseHead, upstreamRequestHead } from './fast-heads.ts'
 import { Upstream, UpstreamPool, type UpstreamUser } from './fast-upstreams.ts'
-import { type RawHeaders, requestHead, responseHeaders } from './forward-headers.ts'
+import type { RawHeaders } from './forward-headers.ts'
 import type { ForwardSpec, Gateway, GatewayBackend } from './gateway.ts'
-import { rewriteLocation } from './gateway.ts'
 import {
   BodyFramer,
   type Framing,
@@ -36,6 +36,7 @@ import { IDEMPOTENT, type UpstreamFailure, upstreamFailure } from './reverse-pro
 export interface FastPathOptions {
   backend: GatewayBackend
   gateway: Gateway
+  tld: string
   maxHeaderBytes: number
   responseTimeoutMs: number
   openTimeoutMs: number
@@ -218,20 +219,20 @@ class FastConnection implements UpstreamUser {
       fp.headArrived(this.#socket)
     }
     this.#buf = head.size === buf.length ? undefined : buf.subarray(head.size)
-    let raw: RawHeaders = fp.gateway.upstreamHeaders(
-      head.raw,
-      this.#socket.remoteAddress,
-      head.host,
-      spec,
-      ids.base36,
-      false,
-    )
-    if (head.framing.kind === 'chunked') raw = [...raw, 'Transfer-Encoding', 'chunked']
+    const upHead = upstreamRequestHead(head.raw, {
+      method: head.method,
+      path: spec.path,
+      clientIp: this.#socket.remoteAddress ?? '127.0.0.1',
+      clientHost: head.host,
+      host: spec.host ?? `${spec.service}.${ids.base36}.${fp.tld}`,
+      prefix: spec.prefix,
+      chunked: head.framing.kind === 'chunked',
+    })
     const ex: Exchange = {
       head,
       describe: `service "${spec.service}" on node ${ids.id}`,
       release,
-      upHead: Buffer.from(requestHead(head.method, spec.path, raw), 'latin1'),
+      upHead: Buffer.from(upHead, 'latin1'),
       key: `${ids.id}/${spec.service}`,
       node: ids.id,
       service: spec.service,
@@ -356,21 +357,16 @@ class FastConnection implements UpstreamUser {
   }
 
   #responseHead(ex: Exchange, status: number, reason: string, raw: RawHeaders, framing: Framing): Buffer {
-    let head = responseHeaders(raw)
-    if (ex.prefix !== undefined) head = rewriteLocation(head, ex.prefix)
-    let out = `HTTP/1.1 ${status} ${reason}\r\n`
-    let date = false
-    for (let i = 0; i < head.length; i += 2) {
-      const name = head[i]!
-      if (name.length === 4 && name.toLowerCase() === 'date') date = true
-      out += `${name}: ${head[i + 1]}\r\n`
-    }
-    if (!date) out += `Date: ${httpDate()}\r\n`
-    if (ex.wrapChunks && framing.kind === 'close') out += 'Transfer-Encoding: chunked\r\n'
-    out += ex.head.close
-      ? 'Connection: close\r\n'
-      : `Connection: keep-alive\r\nKeep-Alive: timeout=${KEEP_ALIVE_SEC}\r\n`
-    return Buffer.from(`${out}\r\n`, 'latin1')
+    const head = clientResponseHead(raw, {
+      status,
+      reason,
+      prefix: ex.prefix,
+      date: httpDate(),
+      chunk: ex.wrapChunks && framing.kind === 'close',
+      close: ex.head.close,
+      keepAliveSec: KEEP_ALIVE_SEC,
+    })
+    return Buffer.from(head, 'latin1')
   }
 
   #write(data: Uint8Array): void {

@@ -47,7 +47,11 @@ function headerLines(lines: string[], values: RegExp): RawHeaders | undefined {
     if (colon <= 0) return undefined
     const name = line.slice(0, colon)
     if (!TOKEN.test(name)) return undefined
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')
+    let a = colon + 1
+    let b = line.length
+    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++
+    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--
+    const value = line.slice(a, b)
     if (!values.test(value)) return undefined
     raw.push(name, value)
   }
