@@ -232,8 +232,66 @@ export function batching<C>(factory: (components: C) => StreamMuxerFactory): (co
     muxers.createStreamMuxer = (maConn) => {
       batchFrames(maConn)
       quietNoiseDecoder(maConn)
-      return create(maConn)
+      const muxer = create(maConn)
+      holdWindowUpdates(muxer)
+      return muxer
     }
     return muxers
+  }
+}
+
+/** Yamux frame header fields (`@chainsafe/libp2p-yamux` FrameHeader). */
+interface YamuxHeader {
+  type: number
+  flag: number
+  streamID: number
+  length: number
+}
+
+const YAMUX_WINDOW_UPDATE = 1
+const YAMUX_RST = 8
+/**
+ * Window credit held back per stream until it reaches this many bytes. Must stay at most half of the smallest
+ * stream window (Yamux's initial 256 KiB), so that a sender always has window left while credit is held.
+ */
+export const HOLD_WINDOW_BELOW = 64 * 1024
+const PRUNE_ABOVE = 1024
+
+/**
+ * Sends Yamux window updates only once a stream's credit reaches {@link HOLD_WINDOW_BELOW} bytes, instead of one
+ * after every data frame received. @chainsafe/libp2p-yamux has no threshold setting (Go's yamux waits for half a
+ * window): a small request or response costs a data frame one way and a 12-byte window update back, each to be
+ * encoded, batched, encrypted, decrypted and dispatched to its stream. Held credit is added to the stream's next
+ * window update with a flag (SYN, ACK, FIN); a reset drops it. Receivers may grant credit late (the Yamux spec
+ * only bounds what a sender may send), and with at most a quarter of the initial window held a sender is never
+ * left without window: bulk streams still get an update per 64 KiB read.
+ */
+export function holdWindowUpdates(muxer: unknown): void {
+  const m = muxer as { sendFrame?: (header: YamuxHeader, data?: unknown) => boolean; streams?: unknown[] }
+  if (typeof m.sendFrame !== 'function') return
+  const sendFrame = m.sendFrame.bind(m)
+  const held = new Map<number, number>()
+  const prune = (): void => {
+    const open = new Set((m.streams ?? []).map((s) => (s as { streamId?: number }).streamId))
+    for (const id of held.keys()) if (!open.has(id)) held.delete(id)
+  }
+  // streams bind `this.sendFrame` when they are created, so they all go through this one
+  m.sendFrame = (header, data) => {
+    if (header.type !== YAMUX_WINDOW_UPDATE || header.streamID === 0) return sendFrame(header, data)
+    const prev = held.get(header.streamID)
+    if (header.flag === 0) {
+      const total = (prev ?? 0) + header.length
+      if (total < HOLD_WINDOW_BELOW) {
+        held.set(header.streamID, total)
+        if (prev === undefined && held.size > PRUNE_ABOVE) prune()
+        return true
+      }
+      if (prev !== undefined) held.delete(header.streamID)
+      return sendFrame(total === header.length ? header : { ...header, length: total }, data)
+    }
+    if (prev === undefined) return sendFrame(header, data)
+    held.delete(header.streamID)
+    if ((header.flag & YAMUX_RST) !== 0) return sendFrame(header, data)
+    return sendFrame({ ...header, length: header.length + prev }, data)
   }
 }
