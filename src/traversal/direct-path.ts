@@ -4,10 +4,11 @@
  * other through the udx transport, so the new connection gets Noise and Yamux from libp2p's upgrader. The relayed
  * connection is left alone; the caller moves new streams to the direct one.
  *
- * When both NATs also map TCP endpoint-independently (both sent a `tcp` mapping), the nodes first try a TCP
- * simultaneous open between those mappings (tcp-punch.ts), while the UDP probes run alongside: a TCP path carries
- * several times the throughput of UDX for the same CPU. If no TCP connection stands within
- * {@link TCP_PUNCH_TIMEOUT_MS}, the UDX path is taken as before.
+ * When both nodes learned a TCP mapping too (STUN over TCP), they first try TCP while the UDP probes run alongside:
+ * a simultaneous open between the two mappings when both NATs map TCP endpoint-independently (tcp-punch.ts), the
+ * birthday method with SYNs when one is symmetric (tcp-birthday.ts). A TCP path carries about twice the throughput
+ * of UDX for the same CPU. If no TCP connection stands within {@link TCP_PUNCH_TIMEOUT_MS} (birthday:
+ * {@link TCP_BIRTHDAY_TIMEOUT_MS}), the UDX path is taken as before.
  *
  * ```ts
  * handleDirectPath(node, { hub, stunServers })                    // on every node, once
@@ -34,15 +35,8 @@ import {
   type PunchMessage,
 } from './punch-messages.ts'
 import { stunBinding } from './stun-client.ts'
-import {
-  learnTcpNat,
-  TCP_PUNCH_TIMEOUT_MS,
-  type TcpNatReport,
-  type TcpPunch,
-  tcpMultiaddr,
-  tcpSimultaneousOpen,
-  upgradeTcpSocket,
-} from './tcp-punch.ts'
+import { endpointOf, startTcp, tcpOffer, tcpPlan } from './tcp-plan.ts'
+import { learnTcpNat, TCP_PUNCH_TIMEOUT_MS, type TcpNatReport, tcpMultiaddr, upgradeTcpSocket } from './tcp-punch.ts'
 import type { UdxEndpoint } from './udx-endpoint.ts'
 import { type UdxHub, udpEndpointOf } from './udx-transport.ts'
 
@@ -75,8 +69,8 @@ export interface NatReport {
 
 export interface DirectPathResult {
   connection: Connection
-  /** `tcp`: a TCP simultaneous open; the others are UDX punch plans. */
-  plan: PunchPlan | 'tcp'
+  /** `tcp`: a TCP simultaneous open, `tcp-birthday`: TCP through a symmetric NAT; the others are UDX punch plans. */
+  plan: PunchPlan | 'tcp' | 'tcp-birthday'
   /** From the start of the upgrade to an upgraded direct connection. */
   ms: number
   remote: Endpoint
@@ -117,11 +111,6 @@ export async function learnNat(
     void tcpNat?.then((r) => r?.close())
     throw err
   }
-}
-
-/** The `tcp` field of an offer or answer: only a mapping that does not vary by destination is worth sending. */
-function tcpOffer(local: NatReport): { tcp?: Endpoint } {
-  return local.tcp?.nat === 'easy' ? { tcp: local.tcp.mapped } : {}
 }
 
 function requirePrimary(hub: UdxHub): UdxEndpoint {
@@ -185,28 +174,24 @@ async function punchAndConnect(
   remotePeer: PeerId,
   initiator: boolean,
   local: NatReport,
-  remote: { mapped: Endpoint; nat: NatBehaviour; token: string; tcp?: Endpoint },
+  remote: { mapped: Endpoint; nat: NatBehaviour; token: string; tcp?: Endpoint; tcpNat?: NatBehaviour },
   opts: DirectPathOptions,
   signal: AbortSignal,
   started: number,
 ): Promise<DirectPathResult> {
   const hub = opts.hub
   const plan = punchPlan(local.nat, remote.nat)
-  // TCP first when both NATs map TCP endpoint-independently; the UDP probes below run alongside as the fallback
+  const armed = plan === 'birthday-easy' ? chan.next() : undefined
+  // TCP first when the NATs allow it; the UDP probes below run alongside as the fallback
   const upgrader = hub.upgrader
-  const tcpTry: TcpPunch | undefined =
-    plan === 'simultaneous' && local.tcp?.nat === 'easy' && remote.tcp !== undefined && upgrader !== undefined
-      ? tcpSimultaneousOpen(local.tcp.localPort, remote.tcp, {
-          timeoutMs: opts.tcpTimeoutMs ?? TCP_PUNCH_TIMEOUT_MS,
-          signal,
-        })
-      : undefined
+  const tcpTry = startTcp(plan, local, remote, opts, armed, signal)
   const tcpUpgrade = (dialer: boolean): Promise<Connection | undefined> =>
-    tcpTry === undefined || upgrader === undefined || remote.tcp === undefined
+    tcpTry === undefined || upgrader === undefined
       ? Promise.resolve(undefined)
       : tcpTry.socket.then(async (socket) => {
           if (socket === undefined) return undefined
-          const at = remote.tcp!
+          // the far end as connected: for the easy side of a birthday, the port its probe hit
+          const at = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
           const connection = await upgradeTcpSocket(node, upgrader, socket, { dialer, remote: at, signal })
           if (!connection.remotePeer.equals(remotePeer)) {
             await connection.close()
@@ -223,7 +208,6 @@ async function punchAndConnect(
       sockets.push(ep.packets)
     }
   }
-  const armed = plan === 'birthday-easy' ? chan.next() : undefined
   const session = punch({
     plan,
     sockets,
@@ -245,7 +229,7 @@ async function punchAndConnect(
       const connection = await tcpUpgrade(true).catch(() => undefined)
       if (connection !== undefined) {
         await chan.send({ type: 'direct', addr: connection.remoteAddr.toString() })
-        return { connection, plan: 'tcp', ms: performance.now() - started, remote: remote.tcp! }
+        return { connection, plan: tcpPlan(plan), ms: performance.now() - started, remote: endpointOf(connection) }
       }
     }
     if (dialer) {
@@ -284,7 +268,7 @@ async function punchAndConnect(
       const connection = await tcpConnection
       if (connection === undefined)
         throw noPath(new Error(`the TCP connection from ${msg.addr} did not come up`), remotePeer)
-      return { connection, plan: 'tcp', ms: performance.now() - started, remote: remote.tcp! }
+      return { connection, plan: tcpPlan(plan), ms: performance.now() - started, remote: endpointOf(connection) }
     }
     // the dialer took UDX: a TCP connection that came up on our side only is dropped
     tcpTry?.cancel()

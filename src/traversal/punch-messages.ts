@@ -3,8 +3,9 @@
  * Each message is one length-prefixed JSON object:
  *
  * - `offer`  (initiator → responder): `token` (32 hex chars), `mapped` (STUN-learned public UDP endpoint), `nat`, and
- *   `tcp` (the public TCP mapping of the port it will connect from) when its NAT maps TCP endpoint-independently
- * - `answer` (responder → initiator): `mapped`, `nat`, `tcp` likewise
+ *   `tcp` (the public TCP mapping of the port it will connect from, when STUN over TCP answered) with `tcpNat`
+ *   (`easy` or `hard`, as `nat` for UDP; absent means easy)
+ * - `answer` (responder → initiator): `mapped`, `nat`, `tcp`, `tcpNat` likewise
  * - `armed`  (hard side → easy side of a birthday attempt): its mappings are open, start random probing
  * - `direct` (dialer → other side): the connection is up at `addr` (`/ip4/…/tcp/…` for TCP, `/ip4/…/udp/…` for UDX)
  * - `failed` (either side): punching found no path; `reason`
@@ -21,8 +22,8 @@ export const PUNCH_PROTOCOL = '/warren/punch/1.0.0'
 export const MAX_PUNCH_MESSAGE = 1024
 
 export type PunchMessage =
-  | { type: 'offer'; token: string; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint }
-  | { type: 'answer'; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint }
+  | { type: 'offer'; token: string; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint; tcpNat?: NatBehaviour }
+  | { type: 'answer'; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint; tcpNat?: NatBehaviour }
   | { type: 'armed' }
   | { type: 'direct'; addr: string }
   | { type: 'failed'; reason: string }
@@ -49,9 +50,10 @@ function nat(v: unknown): NatBehaviour {
   return v
 }
 
-/** The optional TCP mapping (absent in messages from versions without TCP direct paths). */
-function tcp(v: unknown): { tcp?: Endpoint } {
-  return v === undefined ? {} : { tcp: endpoint(v) }
+/** The optional TCP mapping and its NAT kind (absent in messages from versions without TCP direct paths). */
+function tcp(raw: Record<string, unknown>): { tcp?: Endpoint; tcpNat?: NatBehaviour } {
+  if (raw.tcp === undefined) return {}
+  return { tcp: endpoint(raw.tcp), tcpNat: raw.tcpNat === undefined ? 'easy' : nat(raw.tcpNat) }
 }
 
 export function encodePunchMessage(msg: PunchMessage): Uint8Array {
@@ -70,9 +72,9 @@ export function decodePunchMessage(bytes: Uint8Array): PunchMessage {
   switch (raw.type) {
     case 'offer':
       if (typeof raw.token !== 'string' || !/^[0-9a-f]{32}$/.test(raw.token)) throw bad('token must be 32 hex digits')
-      return { type: 'offer', token: raw.token, mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw.tcp) }
+      return { type: 'offer', token: raw.token, mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw) }
     case 'answer':
-      return { type: 'answer', mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw.tcp) }
+      return { type: 'answer', mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw) }
     case 'armed':
       return { type: 'armed' }
     case 'direct':
