@@ -325,10 +325,16 @@ class FastConnection implements UpstreamUser {
         }
         if (head.close) ex.reusable = false
         ex.res = new BodyFramer(framing)
-        const out = this.#responseHead(ex, head.status, head.reason, head.raw, framing)
+        const text = this.#responseHead(ex, head.status, head.reason, head.raw, framing)
         ex.started = true
         const n = this.#takeResponse(ex, buf)
-        this.#write(n === 0 ? out : Buffer.concat([out, this.#wrap(ex, buf.subarray(0, n))]))
+        const body = n === 0 ? undefined : this.#wrap(ex, buf.subarray(0, n))
+        // head and the first body bytes in one buffer: one write, one syscall
+        const len = Buffer.byteLength(text, 'latin1')
+        const out = Buffer.allocUnsafe(len + (body?.length ?? 0))
+        out.write(text, 0, 'latin1')
+        if (body !== undefined) out.set(body, len)
+        this.#write(out)
         break
       }
     } else {
@@ -356,8 +362,8 @@ class FastConnection implements UpstreamUser {
     return Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')])
   }
 
-  #responseHead(ex: Exchange, status: number, reason: string, raw: RawHeaders, framing: Framing): Buffer {
-    const head = clientResponseHead(raw, {
+  #responseHead(ex: Exchange, status: number, reason: string, raw: RawHeaders, framing: Framing): string {
+    return clientResponseHead(raw, {
       status,
       reason,
       prefix: ex.prefix,
@@ -366,7 +372,6 @@ class FastConnection implements UpstreamUser {
       close: ex.head.close,
       keepAliveSec: KEEP_ALIVE_SEC,
     })
-    return Buffer.from(head, 'latin1')
   }
 
   #write(data: Uint8Array): void {

@@ -13,13 +13,14 @@
 import type { RawHeaders } from './forward-headers.ts'
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** Request header values: HTAB, visible ASCII, space, obs-text; no control characters. */
-const REQUEST_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
-/** Response header values: anything but NUL, CR, LF (HTTP clients are lenient here). */
-const RESPONSE_VALUE = /^[^\0\r\n]*$/
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.1$/
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\0\r\n]*))?$/
+/**
+ * A whole request head (without its blank line) in one match: request line, then header lines with token names
+ * and values of HTAB, visible ASCII, space and obs-text (no control characters, no bare CR or LF).
+ */
+const REQUEST_HEAD =
+  /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.1(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*)*$/
+/** A whole response head: status line, header lines with token names and values without NUL, CR or LF. */
+const RESPONSE_HEAD = /^HTTP\/1\.([01]) (\d{3})(?: ([^\0\r\n]*))?(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\0\r\n]*)*$/
 const DIGITS = /^\d{1,15}$/
 
 /** How a message's body is delimited. */
@@ -38,22 +39,17 @@ export interface RequestHead {
   size: number
 }
 
-/** Splits a head's header lines into `[name, value, …]`; undefined when a line is malformed. */
-function headerLines(lines: string[], values: RegExp): RawHeaders | undefined {
+/** Splits a head's header lines (already validated as a whole) into `[name, value, …]`, values trimmed. */
+function headerLines(lines: string[]): RawHeaders {
   const raw: RawHeaders = []
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!
     const colon = line.indexOf(':')
-    if (colon <= 0) return undefined
-    const name = line.slice(0, colon)
-    if (!TOKEN.test(name)) return undefined
     let a = colon + 1
     let b = line.length
     while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++
     while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--
-    const value = line.slice(a, b)
-    if (!values.test(value)) return undefined
-    raw.push(name, value)
+    raw.push(line.slice(0, colon), line.slice(a, b))
   }
   return raw
 }
@@ -66,11 +62,10 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHead | '
   const end = buf.indexOf(CRLFCRLF)
   if (end < 0) return buf.length > maxBytes ? 'fallback' : 'more'
   if (end + 4 > maxBytes) return 'fallback'
-  const lines = buf.toString('latin1', 0, end).split('\r\n')
-  const m = REQUEST_LINE.exec(lines[0]!)
+  const text = buf.toString('latin1', 0, end)
+  const m = REQUEST_HEAD.exec(text)
   if (m === null) return 'fallback'
-  const raw = headerLines(lines, REQUEST_VALUE)
-  if (raw === undefined) return 'fallback'
+  const raw = headerLines(text.split('\r\n'))
   let host: string | undefined
   let length: string | undefined
   let chunked = false
@@ -146,15 +141,23 @@ export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadRe
     return 'more'
   }
   if (end + 4 > maxBytes) return { error: 'head-too-large', message: 'response head too large' }
-  const lines = buf.toString('latin1', 0, end).split('\r\n')
-  const m = STATUS_LINE.exec(lines[0]!)
-  if (m === null) return notHttp(`Invalid status line ${JSON.stringify(lines[0]!.slice(0, 40))}`)
-  const raw = headerLines(lines, RESPONSE_VALUE)
-  if (raw === undefined) return notHttp('Invalid header line')
+  const text = buf.toString('latin1', 0, end)
+  const m = RESPONSE_HEAD.exec(text)
+  if (m === null) {
+    const first = text.slice(0, text.indexOf('\r\n') >>> 0)
+    return notHttp(
+      /^HTTP\/1\.[01] \d{3}/.test(first)
+        ? 'Invalid header line'
+        : `Invalid status line ${JSON.stringify(first.slice(0, 40))}`,
+    )
+  }
+  const raw = headerLines(text.split('\r\n'))
   let length: string | undefined
   let te: string | undefined
   let close = m[1] === '0'
   for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!.length
+    if (n !== 14 && n !== 17 && n !== 10) continue // most headers are none of the three below
     const name = raw[i]!.toLowerCase()
     const value = raw[i + 1]!
     if (name === 'content-length') {
@@ -163,7 +166,7 @@ export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadRe
     } else if (name === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`
     else if (name === 'connection') {
       const v = value.toLowerCase()
-      if (/(^|,)\s*close\s*(,|$)/.test(v)) close = true
+      if (v.includes('close') && /(^|,)\s*close\s*(,|$)/.test(v)) close = true
       else if (m[1] === '0' && /(^|,)\s*keep-alive\s*(,|$)/.test(v)) close = false
     }
   }
