@@ -10,6 +10,15 @@ import { say, sayJson, table, withClient } from './common.ts'
 const ep = (e: { host: string; port: number }): string =>
   e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`
 
+function tcpLine(t: NetcheckResult['tcp']): string {
+  if (t === undefined) return '-'
+  if ('error' in t) return `no STUN answer over TCP (${t.error}): direct paths use UDP`
+  if (t.nat === undefined) return `${ep(t.mapped)} (one relay: cannot tell whether it varies)`
+  return t.nat === 'easy'
+    ? `${ep(t.mapped)}, same from every relay (TCP direct paths by simultaneous open)`
+    : `${ep(t.mapped)}, varies by destination (TCP direct paths only by birthday probing with easy peers)`
+}
+
 export function formatNetcheck(r: NetcheckResult): string {
   const nat =
     r.noNat === true
@@ -28,6 +37,7 @@ export function formatNetcheck(r: NetcheckResult): string {
         r.mappingVariesByDestination === undefined ? '-' : r.mappingVariesByDestination ? 'yes' : 'no',
       ],
       ['nat', nat],
+      ['tcp', tcpLine(r.tcp)],
       ['home relay', r.home ?? 'none'],
     ]),
     `stun (${r.servers.length})`,
@@ -44,7 +54,7 @@ export function formatNetcheck(r: NetcheckResult): string {
 export function register(program: Command): void {
   program
     .command('netcheck')
-    .description("check UDP reachability and NAT behaviour through the relays' STUN responders")
+    .description("check UDP and TCP reachability and NAT behaviour through the relays' STUN responders")
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const r = await withClient(cmd, (c) => c.netcheck())

@@ -16,6 +16,7 @@ import { networkInterfaces } from 'node:os'
 import { type Endpoint, fromDgram, type PacketSocket } from './packet-socket.ts'
 import type { NatBehaviour } from './punch.ts'
 import { stunBinding } from './stun-client.ts'
+import { learnTcpNat } from './tcp-punch.ts'
 
 export interface NetcheckServer {
   server: Endpoint
@@ -37,6 +38,22 @@ export interface NetcheckReport {
   nat?: NatBehaviour
   /** Every server saw one of this host's own addresses and the socket's port: no NAT in the way (a firewall may still be). */
   noNat?: boolean
+  /**
+   * STUN over TCP from one local port (TCP direct paths): the public mapping and, with two answers, whether it varies
+   * by destination; or why there is none (the relays' STUN ports may be UDP only).
+   */
+  tcp?: { mapped: Endpoint; nat?: NatBehaviour } | { error: string }
+}
+
+async function tcpCheck(servers: readonly Endpoint[], timeoutMs: number): Promise<NetcheckReport['tcp']> {
+  if (servers.length === 0) return undefined
+  try {
+    const r = await learnTcpNat(servers, { timeoutMs })
+    r.close()
+    return { mapped: r.mapped, ...(r.answered >= 2 ? { nat: r.nat } : {}) }
+  } catch (err) {
+    return { error: (err as Error).message }
+  }
 }
 
 /** Runs the checks on `socket` (pass the node's udx socket to describe the socket direct paths use). */
@@ -45,6 +62,7 @@ export async function netcheck(
   servers: readonly Endpoint[],
   options: { timeoutMs?: number } = {},
 ): Promise<NetcheckReport> {
+  const tcp = tcpCheck(servers, options.timeoutMs ?? 3000)
   const results = await Promise.all(
     servers.map(async (server): Promise<NetcheckServer> => {
       try {
@@ -59,7 +77,13 @@ export async function netcheck(
   const publicAddresses = answered.filter(
     (a, i) => answered.findIndex((b) => b.host === a.host && b.port === a.port) === i,
   )
-  const report: NetcheckReport = { udp: answered.length > 0, servers: results, publicAddresses }
+  const tcpReport = await tcp
+  const report: NetcheckReport = {
+    udp: answered.length > 0,
+    servers: results,
+    publicAddresses,
+    ...(tcpReport === undefined ? {} : { tcp: tcpReport }),
+  }
   if (answered.length >= 2) {
     report.mappingVariesByDestination = publicAddresses.length > 1
     report.nat = report.mappingVariesByDestination ? 'hard' : 'easy'

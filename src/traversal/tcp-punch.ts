@@ -37,6 +37,8 @@ export interface TcpNatReport {
   /** `easy` when every server saw the same mapping (or there was one server). */
   nat: NatBehaviour
   localPort: number
+  /** How many servers answered (the verdict needs two). */
+  answered: number
   /** Closes the STUN connections (call once the direct path is settled: they keep the port bound until then). */
   close(): void
 }
@@ -59,6 +61,7 @@ export async function learnTcpNat(
     mapped: one.mapped,
     nat,
     localPort: one.localPort,
+    answered: answers.length,
     close: () => {
       for (const a of answers) a.socket.destroy()
     },

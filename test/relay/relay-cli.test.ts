@@ -265,6 +265,7 @@ describe('warren relay processes: failover, status, shutdown', () => {
         publicAddresses: { host: string }[]
         mappingVariesByDestination?: boolean
         noNat?: boolean
+        tcp?: { mapped?: { host: string; port: number }; nat?: string; error?: string }
         home: string
         relays: { state: string; rttMs?: number }[]
       }
@@ -277,11 +278,15 @@ describe('warren relay processes: failover, status, shutdown', () => {
       )
       assert.equal(report.noNat, true)
       if (relayAddrs.length >= 2) assert.equal(report.mappingVariesByDestination, false)
+      // the relays answer STUN over TCP on the same port: the TCP mapping of one local port, the same from each
+      assert.equal(report.tcp?.mapped?.host, '127.0.0.1', JSON.stringify(report.tcp))
+      if (relayAddrs.length >= 2) assert.equal(report.tcp?.nat, 'easy')
       assert.ok(relays.some((x) => x.id === report.home))
       assert.ok(report.relays.some((e) => e.state === 'home' && typeof e.rttMs === 'number'))
       const human = await runCli(['--home', home.dir, 'netcheck'])
       assert.match(human.stdout, /^udp\s+yes$/m)
       assert.match(human.stdout, /^nat\s+none/m)
+      assert.match(human.stdout, /^tcp\s+127\.0\.0\.1:\d+/m)
       const refused = await runCli(['--home', off.dir, 'netcheck'])
       assert.equal(refused.code, 5)
       assert.equal(
