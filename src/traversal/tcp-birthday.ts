@@ -122,7 +122,7 @@ export function tcpBirthdayEasy(
 ): TcpPunch {
   const race = new SocketRace(opts.timeoutMs ?? TCP_BIRTHDAY_TIMEOUT_MS, opts.signal)
   const maxProbes = opts.maxProbes ?? 768
-  const burst = opts.burst ?? 4
+  const burst = opts.burst ?? 8
   const tried = new Set<number>()
   const next = (): number => {
     if (tried.size === 0) return remote.port
