@@ -34,7 +34,7 @@ const DEFAULTS = {
   api: { socket: 'api.sock' },
   limits: { connectTimeoutMs: 5000, maxStreams: 4096, maxStreamsPerPeer: 1024, dialTimeoutMs: 10000 },
   relays: [],
-  traversal: { enabled: true, udpListen: ['/ip4/0.0.0.0/udp/0'] },
+  traversal: { enabled: true, udpListen: ['/ip4/0.0.0.0/udp/0'], tcp: true },
 }
 
 describe('config: defaults', () => {
