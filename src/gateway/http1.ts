@@ -299,3 +299,6 @@ export class BodyFramer {
     return i - off
   }
 }
+
+/** Keep-alive time-out of client connections on the access port, s (Node's HTTP server on the full path uses it too). */
+export const KEEP_ALIVE_SEC = 30
