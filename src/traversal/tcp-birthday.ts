@@ -49,9 +49,13 @@ class SocketRace implements TcpPunch {
     return this.#done
   }
 
+  /** Connects started so far. */
+  launched = 0
+
   /** Starts one connect from `localPort` (0: any) to `to`; it is destroyed after `lifetimeMs` unless it won. */
   launch(localPort: number, to: Endpoint, lifetimeMs?: number): void {
     if (this.#done) return
+    this.launched++
     const s = connect({ host: to.host, port: to.port, localAddress: isIPv6(to.host) ? '::' : '0.0.0.0', localPort })
     this.#live.add(s)
     const drop = (): void => {
@@ -98,7 +102,7 @@ export function tcpBirthdayHard(
   count: number,
   remote: Endpoint,
   opts: { timeoutMs?: number; signal?: AbortSignal } = {},
-): TcpPunch {
+): TcpPunch & { readonly launched: number } {
   const race = new SocketRace(opts.timeoutMs ?? TCP_BIRTHDAY_TIMEOUT_MS, opts.signal)
   for (let i = 0; i < count; i++) race.launch(0, remote)
   return race
@@ -119,7 +123,7 @@ export function tcpBirthdayEasy(
     probeAfter?: Promise<unknown>
     signal?: AbortSignal
   } = {},
-): TcpPunch {
+): TcpPunch & { readonly launched: number } {
   const race = new SocketRace(opts.timeoutMs ?? TCP_BIRTHDAY_TIMEOUT_MS, opts.signal)
   const maxProbes = opts.maxProbes ?? 768
   const burst = opts.burst ?? 8

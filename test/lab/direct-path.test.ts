@@ -30,10 +30,17 @@ describe('/warren/punch/1.0.0 messages', () => {
       nat: 'easy',
     } as const
     assert.deepEqual(decodePunchMessage(encodePunchMessage(offer)), offer)
+    const withTcp = { ...offer, tcp: { host: '198.18.0.2', port: 40000 }, tcpNat: 'hard' } as const
+    assert.deepEqual(decodePunchMessage(encodePunchMessage(withTcp)), withTcp)
+    // a TCP mapping without its NAT kind (as first sent) counts as endpoint-independent
+    const bare = new TextEncoder().encode(JSON.stringify({ ...offer, tcp: withTcp.tcp }))
+    assert.deepEqual(decodePunchMessage(bare), { ...offer, tcp: withTcp.tcp, tcpNat: 'easy' })
     const cases: Array<[unknown, RegExp]> = [
       [{ type: 'offer', token: 'xyz', mapped: offer.mapped, nat: 'easy' }, /token must be 32 hex digits$/],
       [{ type: 'answer', mapped: { host: 'example.com', port: 1 }, nat: 'easy' }, /mapped example\.com:1 is not an IP/],
       [{ type: 'answer', mapped: offer.mapped, nat: 'weird' }, /nat must be "easy" or "hard"$/],
+      [{ ...offer, tcp: { host: '198.18.0.2', port: 0 } }, /mapped 198\.18\.0\.2:0 is not an IP address and port$/],
+      [{ ...offer, tcp: offer.mapped, tcpNat: 'odd' }, /nat must be "easy" or "hard"$/],
       [{ type: 'hello' }, /unknown type "hello"$/],
     ]
     for (const [msg, re] of cases) {

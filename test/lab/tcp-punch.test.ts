@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import { bindingRequest, encodeStun } from '../../src/relay/stun.ts'
 import { type StunTcpResponder, startStunTcpResponder, takeStunFrames } from '../../src/relay/stun-tcp.ts'
 import { tcpStunBinding } from '../../src/traversal/stun-tcp-client.ts'
+import { tcpBirthdayEasy, tcpBirthdayHard } from '../../src/traversal/tcp-birthday.ts'
 import { tcpSimultaneousOpen } from '../../src/traversal/tcp-punch.ts'
 
 const listen = (server: Server): Promise<number> =>
@@ -106,5 +107,28 @@ describe('TCP simultaneous open', () => {
     assert.equal(await p.socket, undefined)
     const ms = performance.now() - started
     assert.ok(ms >= 350 && ms < 2000, `gave up after ${ms.toFixed(0)} ms`)
+  })
+})
+
+describe('TCP birthday probing (bounds; the hit itself needs NATs, see the lab tests)', () => {
+  it('the easy side sends at most its probe budget and gives up at its deadline', async () => {
+    const started = performance.now()
+    const p = tcpBirthdayEasy(0, { host: '127.0.0.1', port: 9 }, { maxProbes: 40, timeoutMs: 500 })
+    assert.equal(await p.socket, undefined)
+    assert.equal(p.launched, 40)
+    const ms = performance.now() - started
+    assert.ok(ms >= 450 && ms < 2000, `gave up after ${ms.toFixed(0)} ms`)
+  })
+
+  it('the easy side sends nothing before the hard side is armed', async () => {
+    const p = tcpBirthdayEasy(0, { host: '127.0.0.1', port: 9 }, { timeoutMs: 300, probeAfter: new Promise(() => {}) })
+    assert.equal(await p.socket, undefined)
+    assert.equal(p.launched, 0)
+  })
+
+  it('the hard side opens exactly its sockets and gives up at its deadline', async () => {
+    const p = tcpBirthdayHard(12, { host: '127.0.0.1', port: 9 }, { timeoutMs: 300 })
+    assert.equal(p.launched, 12)
+    assert.equal(await p.socket, undefined)
   })
 })
