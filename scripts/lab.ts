@@ -60,6 +60,8 @@ interface Run {
   /** Every transfer of the run arrived intact. */
   correct: boolean
   toDirectMs?: number
+  /** How the direct path was made (`tcp`, `tcp-birthday`, `simultaneous`, `birthday-easy`, …), when it was. */
+  plan?: string
   /** Throughput of the main transfer (the path new streams take). */
   mibps?: number
   /** p50 round trip in ms over each path. */
@@ -100,11 +102,13 @@ async function oneRun(natA: NatKind, natB: NatKind, i: number): Promise<Run> {
   if (run.rtt.direct !== undefined) rttMs.direct = r3(p50(run.rtt.direct)!)
   if (run.rtt.relayed !== undefined) rttMs.relayed = r3(p50(run.rtt.relayed)!)
   const toDirectMs = run.result.toDirectMs
+  const plan = (run.result.upgrade as { state?: string; plan?: string } | undefined)?.plan
   return {
     direct: main.proven === 'direct',
     relayed: main.proven === 'relayed',
     correct: legs.every((l) => l.correct),
     ...(typeof toDirectMs === 'number' ? { toDirectMs: r3(toDirectMs) } : {}),
+    ...(main.proven === 'direct' && plan !== undefined ? { plan } : {}),
     mibps: main.mibps,
     rttMs,
     legs,
@@ -123,7 +127,7 @@ for (const [natA, natB] of pairs) {
     const last = results.at(-1)!
     const other = last.legs?.find((l) => l.over === 'relay')
     console.error(
-      `${natA} x ${natB} run ${i + 1}/${runs}: ${last.direct ? 'direct' : last.relayed ? 'relayed' : 'NEITHER'}` +
+      `${natA} x ${natB} run ${i + 1}/${runs}: ${last.direct ? `direct (${last.plan ?? '?'})` : last.relayed ? 'relayed' : 'NEITHER'}` +
         ` ${last.correct ? 'correct' : 'WRONG'} ${fmt(last.mibps, 1)} MiB/s` +
         `${other ? `, relayed ${fmt(other.mibps, 1)} MiB/s${other.proven === 'relayed' ? '' : ' (NOT PROVEN)'}` : ''}` +
         ` rtt ${fmt(last.rttMs?.direct, 2)} / ${fmt(last.rttMs?.relayed, 2)} ms${last.error ? ` (${last.error})` : ''}`,
@@ -147,12 +151,19 @@ function sameRun(rs: Run[]): string {
   return `${ratios.filter((x) => x >= 1).length}/${ratios.length} (×${fmt(p50(ratios), 2)})`
 }
 
+/** How the direct runs were made: `tcp 19, birthday-easy 1`. */
+function plans(rs: Run[]): string {
+  const count = new Map<string, number>()
+  for (const r of rs) if (r.plan !== undefined) count.set(r.plan, (count.get(r.plan) ?? 0) + 1)
+  return count.size === 0 ? '-' : [...count].map(([k, v]) => `${k} ${v}`).join(', ')
+}
+
 const cpu = (legs: Leg[], who: string): number | undefined =>
   p50(legs.flatMap((l) => (l.cpuSPerGbit[who] === undefined ? [] : [l.cpuSPerGbit[who]])))
 
 const table = [
-  '| NAT A × B | direct | relayed | correct | time to direct p50 / max (ms) | RTT p50 direct / relayed (ms) | MiB/s direct p50 | MiB/s relayed p50 | direct ≥ relayed, same run (p50 ratio) |',
-  '|---|---|---|---|---|---|---|---|---|',
+  '| NAT A × B | direct | relayed | correct | direct paths made by | time to direct p50 / max (ms) | RTT p50 direct / relayed (ms) | MiB/s direct p50 | MiB/s relayed p50 | direct ≥ relayed, same run (p50 ratio) |',
+  '|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map(({ pair, runs: rs }) => {
     const t = rs.flatMap((r) => (r.toDirectMs === undefined ? [] : [r.toDirectMs]))
     const rttD = rs.flatMap((r) => (r.rttMs?.direct === undefined ? [] : [r.rttMs.direct]))
@@ -160,7 +171,7 @@ const table = [
     const dm = provenLegs(rs, 'direct').map((l) => l.mibps)
     const rm = provenLegs(rs, 'relayed').map((l) => l.mibps)
     const n = rs.length
-    return `| ${pair} | ${rs.filter((r) => r.direct).length}/${n} | ${rs.filter((r) => r.relayed).length}/${n} | ${rs.filter((r) => r.correct).length}/${n} | ${fmt(p50(t))} / ${fmt(t.length > 0 ? Math.max(...t) : undefined)} | ${fmt(p50(rttD), 2)} / ${fmt(p50(rttR), 2)} | ${fmt(p50(dm), 1)} | ${fmt(p50(rm), 1)} | ${sameRun(rs)} |`
+    return `| ${pair} | ${rs.filter((r) => r.direct).length}/${n} | ${rs.filter((r) => r.relayed).length}/${n} | ${rs.filter((r) => r.correct).length}/${n} | ${plans(rs)} | ${fmt(p50(t))} / ${fmt(t.length > 0 ? Math.max(...t) : undefined)} | ${fmt(p50(rttD), 2)} / ${fmt(p50(rttR), 2)} | ${fmt(p50(dm), 1)} | ${fmt(p50(rm), 1)} | ${sameRun(rs)} |`
   }),
 ].join('\n')
 

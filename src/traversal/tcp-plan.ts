@@ -9,7 +9,7 @@ import type { Connection } from '@libp2p/interface'
 import type { DirectPathOptions, NatReport } from './direct-path.ts'
 import type { Endpoint } from './packet-socket.ts'
 import type { NatBehaviour, PunchPlan } from './punch.ts'
-import { TCP_BIRTHDAY_TIMEOUT_MS, tcpBirthdayEasy, tcpBirthdayHard } from './tcp-birthday.ts'
+import { TCP_BIRTHDAY_SOCKETS, TCP_BIRTHDAY_TIMEOUT_MS, tcpBirthdayEasy, tcpBirthdayHard } from './tcp-birthday.ts'
 import { TCP_PUNCH_TIMEOUT_MS, type TcpPunch, tcpSimultaneousOpen } from './tcp-punch.ts'
 
 /** The `tcp` and `tcpNat` fields of an offer or answer. */
@@ -39,7 +39,7 @@ export function startTcp(
   }
   const timeoutMs = opts.tcpTimeoutMs ?? TCP_BIRTHDAY_TIMEOUT_MS
   if (plan === 'birthday-hard' && kinds === 'hard/easy') {
-    return tcpBirthdayHard(opts.birthdaySockets ?? 256, theirs, { timeoutMs, signal })
+    return tcpBirthdayHard(opts.birthdaySockets ?? TCP_BIRTHDAY_SOCKETS, theirs, { timeoutMs, signal })
   }
   if (plan === 'birthday-easy' && kinds === 'easy/hard') {
     return tcpBirthdayEasy(mine.localPort, theirs, {
