@@ -179,14 +179,20 @@ export async function upgradeTcpSocket(
       throw err
     }
   }
+  // libp2p appends /p2p/<peer id> to the connection's remote address
   const key = remoteAddr.toString()
+  const ours = (addr: string): boolean => addr === key || addr.startsWith(`${key}/p2p/`)
   let onOpen: ((evt: CustomEvent<Connection>) => void) | undefined
-  const opened = new Promise<Connection>((resolve) => {
+  let onAbort: (() => void) | undefined
+  const opened = new Promise<Connection>((resolve, reject) => {
     onOpen = (evt) => {
-      if (evt.detail.direction === 'inbound' && evt.detail.remoteAddr.toString() === key) resolve(evt.detail)
+      if (evt.detail.direction === 'inbound' && ours(evt.detail.remoteAddr.toString())) resolve(evt.detail)
     }
+    onAbort = () => reject(opts.signal.reason ?? new Error('aborted'))
     node.addEventListener('connection:open', onOpen)
+    opts.signal.addEventListener('abort', onAbort, { once: true })
   })
+  opened.catch(() => undefined)
   try {
     await upgrader.upgradeInbound(maConn, { signal: opts.signal })
     const conn = await opened
@@ -197,5 +203,6 @@ export async function upgradeTcpSocket(
     throw err
   } finally {
     node.removeEventListener('connection:open', onOpen)
+    if (onAbort !== undefined) opts.signal.removeEventListener('abort', onAbort)
   }
 }

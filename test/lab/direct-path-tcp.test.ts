@@ -19,9 +19,13 @@ describe('a TCP direct path (cone × cone)', { skip: labSkip }, () => {
   const pair = usePair()
 
   it('is made by a TCP simultaneous open and carries the bytes router to router', async (t) => {
-    const { lab, a, bId, ticket, toDirectMs } = pair()
+    const { lab, a, b, aId, bId, ticket, toDirectMs } = pair()
     const p = await a.ask({ op: 'peer', id: bId }, 'peer', 5_000)
     assert.equal((p.upgrade as { plan?: string }).plan, 'tcp', `upgrade ${JSON.stringify(p.upgrade)}`)
+    // the side that answered the punch finishes too (it once waited forever for its inbound connection's event)
+    const q = await b.ask({ op: 'wait', id: aId, kind: 'direct', state: 'direct', timeoutMs: 5_000 }, 'waited', 10_000)
+    assert.equal(q.ok, true, `B reports ${JSON.stringify(q)}`)
+    assert.equal((q.upgrade as { plan?: string }).plan, 'tcp')
     const r = await send(lab, a, ticket)
     assert.equal(r.path.kind, 'direct')
     assert.match(r.path.addr, /^\/ip4\/198\.18\.0\.\d+\/tcp\/\d+/)
