@@ -4,19 +4,8 @@
  * requests, and `responseHeaders` → `rewriteLocation` plus what Node's `ServerResponse` adds (Date, keep-alive)
  * for responses; test/gateway/fast-heads.test.ts checks both against those functions.
  */
-import type { RawHeaders } from './forward-headers.ts'
+import { HOP_BY_HOP, type RawHeaders } from './forward-headers.ts'
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-])
 /** Request headers the gateway sets itself (the client's are dropped or, for the X-Forwarded-For chain, extended). */
 const REPLACED = new Set(['x-forwarded-for', 'forwarded', 'x-forwarded-proto', 'x-forwarded-host', 'host'])
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/

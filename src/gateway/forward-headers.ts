@@ -9,7 +9,8 @@
 
 export type RawHeaders = string[]
 
-const HOP_BY_HOP = new Set([
+/** Hop-by-hop headers (RFC 9110 §7.6.1 and the usual proxy ones): never forwarded. */
+export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-authenticate',

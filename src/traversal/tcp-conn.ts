@@ -12,6 +12,7 @@ import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { coalesceSocketWrites } from '../node/coalesce.ts'
+import { closeAndWait } from './close-wait.ts'
 
 export interface TcpConnInit {
   socket: Socket
@@ -57,20 +58,7 @@ export class TcpMultiaddrConnection extends AbstractMultiaddrConnection {
   }
 
   async sendClose(options?: AbortOptions): Promise<void> {
-    if (this.socket.destroyed) return
-    const closed = new Promise<void>((resolve) => this.socket.once('close', () => resolve()))
-    this.socket.destroySoon()
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.socket.destroy()
-        reject(options?.signal?.reason ?? new Error('aborted'))
-      }
-      options?.signal?.addEventListener('abort', onAbort, { once: true })
-      closed.then(() => {
-        options?.signal?.removeEventListener('abort', onAbort)
-        resolve()
-      })
-    })
+    await closeAndWait(this.socket, () => this.socket.destroySoon(), options)
   }
 
   sendReset(): void {

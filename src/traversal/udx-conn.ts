@@ -9,6 +9,7 @@ import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { UDXStream } from 'udx-native'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { closeAndWait } from './close-wait.ts'
 import { KEEPALIVE_MS } from './path-watch.ts'
 
 /** Deliver gathered packets at once when this many bytes are waiting (about one Noise message). */
@@ -108,20 +109,7 @@ export class UdxMultiaddrConnection extends AbstractMultiaddrConnection {
   }
 
   async sendClose(options?: AbortOptions): Promise<void> {
-    if (this.stream.destroyed) return
-    const closed = new Promise<void>((resolve) => this.stream.once('close', () => resolve()))
-    this.stream.end()
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.stream.destroy()
-        reject(options?.signal?.reason ?? new Error('aborted'))
-      }
-      options?.signal?.addEventListener('abort', onAbort, { once: true })
-      closed.then(() => {
-        options?.signal?.removeEventListener('abort', onAbort)
-        resolve()
-      })
-    })
+    await closeAndWait(this.stream, () => this.stream.end(), options)
   }
 
   sendReset(): void {
