@@ -56,6 +56,8 @@ export interface DirectPathOptions {
   tcp?: boolean
   /** Bound on the TCP attempt (default {@link TCP_PUNCH_TIMEOUT_MS}). */
   tcpTimeoutMs?: number
+  /** Where the upgrade tells what it tried (debug lines). */
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
   signal?: AbortSignal
 }
 
@@ -226,8 +228,15 @@ async function punchAndConnect(
     const dialer = plan === 'simultaneous' ? initiator : plan === 'birthday-easy'
     if (dialer && tcpTry !== undefined) {
       // a TCP connection that fails to upgrade (say the peer's socket saw another SYN first) falls back to UDX
-      const connection = await tcpUpgrade(true).catch(() => undefined)
-      if (connection !== undefined) {
+      const tcpStarted = performance.now()
+      const connection = await tcpUpgrade(true).catch((err: Error) => {
+        opts.log?.('debug', `TCP ${tcpPlan(plan)} to ${remotePeer} did not upgrade: ${err.message}`)
+        return undefined
+      })
+      if (connection === undefined) {
+        const ms = Math.round(performance.now() - tcpStarted)
+        opts.log?.('debug', `no TCP path (${tcpPlan(plan)}) to ${remotePeer} after ${ms} ms; trying UDX`)
+      } else {
         await chan.send({ type: 'direct', addr: connection.remoteAddr.toString() })
         return { connection, plan: tcpPlan(plan), ms: performance.now() - started, remote: endpointOf(connection) }
       }

@@ -171,6 +171,7 @@ export class DirectPaths {
         },
         timeoutMs: this.#opts.timeoutMs ?? 15_000,
         tcp: this.#opts.tcp !== false,
+        log: this.#log,
       },
       extra,
     )
