@@ -10,7 +10,7 @@
  *
  * With {@link TCP_BIRTHDAY_SOCKETS} = 384 mappings among ~64k ports, {@link TCP_BIRTHDAY_PROBES} = 1024 probes miss
  * with p ≈ e^(−1024·384/64512) ≈ 0.2% by the birthday arithmetic (256 and 768, as for UDX: ≈ 5%). The lab saw 1 miss in
- * 20 mixed runs with these numbers and 1 in 40 with the smaller ones, so misses have another cause as well.
+ * 60 mixed runs with these numbers and 7 in 120 with the smaller ones.
  * SYNs are cheap, but each probe is a socket: probes that miss sit in SYN_SENT (the hard side's NAT drops their
  * SYNs), so each is destroyed after {@link PROBE_LIFETIME_MS}, which keeps at most ~650 open at a time; every loop is
  * bounded by a probe budget and a deadline.
