@@ -25,8 +25,9 @@ import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { WarrenError } from '../errors.ts'
+import { learnNat, type NatReport, requirePrimary } from './nat-report.ts'
 import type { Endpoint, PacketSocket } from './packet-socket.ts'
-import { type NatBehaviour, natBehaviour, type PunchPlan, punch, punchPlan } from './punch.ts'
+import { type NatBehaviour, type PunchPlan, punch, punchPlan } from './punch.ts'
 import {
   decodePunchMessage,
   encodePunchMessage,
@@ -34,9 +35,8 @@ import {
   PUNCH_PROTOCOL,
   type PunchMessage,
 } from './punch-messages.ts'
-import { stunBinding } from './stun-client.ts'
 import { endpointOf, startTcp, tcpOffer, tcpPlan } from './tcp-plan.ts'
-import { learnTcpNat, TCP_PUNCH_TIMEOUT_MS, type TcpNatReport, tcpMultiaddr, upgradeTcpSocket } from './tcp-punch.ts'
+import { TCP_PUNCH_TIMEOUT_MS, tcpMultiaddr, upgradeTcpSocket } from './tcp-punch.ts'
 import type { UdxEndpoint } from './udx-endpoint.ts'
 import { type UdxHub, udpEndpointOf } from './udx-transport.ts'
 
@@ -61,14 +61,6 @@ export interface DirectPathOptions {
   signal?: AbortSignal
 }
 
-export interface NatReport {
-  mapped: Endpoint
-  nat: NatBehaviour
-  stunMs: number
-  /** The TCP mapping, when STUN over TCP answered (close it once the upgrade is over). */
-  tcp?: TcpNatReport
-}
-
 export interface DirectPathResult {
   connection: Connection
   /** `tcp`: a TCP simultaneous open, `tcp-birthday`: TCP through a symmetric NAT; the others are UDX punch plans. */
@@ -76,57 +68,6 @@ export interface DirectPathResult {
   /** From the start of the upgrade to an upgraded direct connection. */
   ms: number
   remote: Endpoint
-}
-
-/**
- * STUN from the hub's primary socket to every server; the NAT is hard when two servers saw different mappings. With
- * `tcp`, STUN over TCP from one local port runs alongside (a failure there only means no TCP attempt).
- */
-export async function learnNat(
-  hub: UdxHub,
-  stunServers: readonly Endpoint[],
-  signal?: AbortSignal,
-  tcp = false,
-): Promise<NatReport> {
-  const primary = requirePrimary(hub)
-  if (stunServers.length === 0) {
-    throw new WarrenError('ERR_NO_DIRECT_PATH', 'no STUN server is configured, so the public UDP address is unknown', {
-      hint: 'Add a relay with a STUN port to `relays` in config.json.',
-    })
-  }
-  const t0 = performance.now()
-  const tcpNat = tcp ? learnTcpNat(stunServers, { timeoutMs: 1500, signal }).catch(() => undefined) : undefined
-  try {
-    const answers = await Promise.all(
-      stunServers.map((s) => stunBinding(primary.packets, s, { timeoutMs: 3000, signal })),
-    )
-    const first = answers[0]!.mapped
-    const nat = answers.every((a) => natBehaviour(first, a.mapped) === 'easy') ? 'easy' : 'hard'
-    const tcpReport = await tcpNat
-    return {
-      mapped: first,
-      nat,
-      stunMs: performance.now() - t0,
-      ...(tcpReport === undefined ? {} : { tcp: tcpReport }),
-    }
-  } catch (err) {
-    void tcpNat?.then((r) => r?.close())
-    throw err
-  }
-}
-
-function requirePrimary(hub: UdxHub): UdxEndpoint {
-  const primary = hub.primary()
-  if (primary === undefined) {
-    throw new WarrenError(
-      'ERR_NO_DIRECT_PATH',
-      'the udx transport does not listen, so there is no socket to punch from',
-      {
-        hint: 'Add a UDP listen address such as /ip4/0.0.0.0/udp/0 to the node.',
-      },
-    )
-  }
-  return primary
 }
 
 interface Channel {

@@ -6,7 +6,8 @@
  * @packageDocumentation
  */
 import type { Connection } from '@libp2p/interface'
-import type { DirectPathOptions, NatReport } from './direct-path.ts'
+import type { DirectPathOptions } from './direct-path.ts'
+import type { NatReport } from './nat-report.ts'
 import type { Endpoint } from './packet-socket.ts'
 import type { NatBehaviour, PunchPlan } from './punch.ts'
 import { TCP_BIRTHDAY_SOCKETS, TCP_BIRTHDAY_TIMEOUT_MS, tcpBirthdayEasy, tcpBirthdayHard } from './tcp-birthday.ts'
