@@ -32,6 +32,7 @@ import { type UdxHub, udpEndpointOf, udx } from '../traversal/udx-transport.ts'
 import { batching, coalescing } from './coalesce.ts'
 import { noiseCrypto } from './noise-crypto.ts'
 import { PRESETS, type PresetName } from './presets.ts'
+import { skipUnheardEvents } from './unheard-events.ts'
 
 export interface NodeOptions {
   privateKey: PrivateKey
@@ -78,6 +79,8 @@ export type WarrenLibp2p = Libp2p<{
 export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   const preset = PRESETS[opts.preset ?? 'default']
   const wrap = <T>(f: (x: T) => T): ((x: T) => T) => (opts.stock === true ? (x) => x : f)
+  // events with no listener are not dispatched (src/node/unheard-events.ts); process-wide, so not for `stock`
+  if (opts.stock !== true) skipUnheardEvents()
   try {
     return (await createLibp2p({
       privateKey: opts.privateKey,
