@@ -5,7 +5,9 @@
  * access port), and a real load generator (Debian's `wrk` when installed, else `autocannon`).
  *
  * Paths: direct `http://127.0.0.1:<server>/`, `warren forward` (issue 2's TCP forward, for context), the gateway
- * `http://127.0.0.1:<access>/http/<A>/web/`, the HTTP proxy in absolute form `GET http://web.<A>.warren/`.
+ * `http://127.0.0.1:<access>/http/<A>/web/`, the HTTP proxy in absolute form `GET http://web.<A>.warren/`, and
+ * `floor`: the smallest two-hop relay two Node processes can be (bench/relay-floor.ts: one TCP connection, an
+ * 8-byte frame header, no encryption, no HTTP), what any relay written in Node can reach on this machine.
  * Each path gets a warm-up, then `--duration` seconds; the order is interleaved over `--rounds` rounds and the
  * median round is reported. Target: gateway >= 40% of direct requests/s.
  *
@@ -65,6 +67,8 @@ interface Target {
   url: string
   /** Request target sent instead of the URL's path (absolute form for the proxy), with its Host. */
   absolute?: { path: string; host: string }
+  /** The processes in the A (service side) and B (client side) columns, when not the two daemons. */
+  procs?: [Child, Child]
 }
 
 function log(msg: string): void {
@@ -139,14 +143,28 @@ async function runAutocannon(t: Target, seconds: number, connections: number): P
 export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<string, Load>> {
   const dir = await mkdtemp(join(tmpdir(), 'warren-bench-http-'))
   const server = new Child('http target', [fileURLToPath(new URL('http-target.ts', import.meta.url))])
+  const floor: Child[] = []
   let pair: WarrenPair | undefined
   try {
     const { port } = await server.next<{ port: number }>(30_000)
-    const accessPort = await freePort()
-    log(`http bench: starting two Warren daemons, B's access port on 127.0.0.1:${accessPort}`)
+    const floorScript = fileURLToPath(new URL('relay-floor.ts', import.meta.url))
+    floor.push(new Child('relay floor back', [floorScript, 'back', String(port)]))
+    const backPort = (await floor[0]!.next<{ port: number }>(30_000)).port
+    floor.push(new Child('relay floor front', [floorScript, 'front', String(backPort)]))
+    const floorPort = (await floor[1]!.next<{ port: number }>(30_000)).port
     const daemonEnv: NodeJS.ProcessEnv =
       opts.profile === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts.profile}` }
-    pair = await startPair({ web: port }, daemonEnv, { accessPort })
+    let accessPort = 0
+    for (let attempt = 1; pair === undefined; attempt++) {
+      accessPort = await freePort()
+      log(`http bench: starting two Warren daemons, B's access port on 127.0.0.1:${accessPort}`)
+      try {
+        pair = await startPair({ web: port }, daemonEnv, { accessPort })
+      } catch (err) {
+        // the free port was taken meanwhile (daemon A's own listeners start at the same time): another one
+        if (attempt >= 3 || !/address in use/.test((err as Error).message)) throw err
+      }
+    }
     const base36 = formatNodeIdBase36(parseNodeId(pair.aId))
     const fwd = pair.forwards.web!
     const all: Target[] = [
@@ -158,6 +176,7 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
         url: `http://127.0.0.1:${accessPort}/`,
         absolute: { path: `http://web.${base36}.warren/`, host: `web.${base36}.warren` },
       },
+      { name: 'floor', url: `http://127.0.0.1:${floorPort}/`, procs: [floor[0]!, floor[1]!] },
     ]
     const targets = all.filter((t) => opts.paths === undefined || opts.paths.includes(t.name))
     if (targets.length === 0) throw new Error(`--paths names none of ${all.map((t) => t.name).join(', ')}`)
@@ -166,14 +185,15 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
       (JSON.parse(await warren(pair!.homes.a, ['status', '--json'])) as { streams: { total: number } }).streams.total
     const load = async (t: Target, seconds: number): Promise<Load> => {
       const streams0 = await streamsSoFar()
-      const cpu0 = [a.cpuSeconds(), b.cpuSeconds(), server.cpuSeconds()]
+      const [pa, pb] = t.procs ?? [a, b]
+      const cpu0 = [pa.cpuSeconds(), pb.cpuSeconds(), server.cpuSeconds()]
       const r =
         opts.loadgen === 'wrk'
           ? await runWrk(t, seconds, opts.connections, dir)
           : await runAutocannon(t, seconds, opts.connections)
       const perReq = (child: Child, i: number): number =>
         Math.round(((child.cpuSeconds() - cpu0[i]!) * 1e6) / Math.max(1, r.rps * seconds))
-      const cpuUsPerReq = { a: perReq(a, 0), b: perReq(b, 1), server: perReq(server, 2) }
+      const cpuUsPerReq = { a: perReq(pa, 0), b: perReq(pb, 1), server: perReq(server, 2) }
       return { ...r, cpuUsPerReq, streams: (await streamsSoFar()) - streams0 }
     }
     for (const t of targets) {
@@ -205,6 +225,7 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
     return results
   } finally {
     await pair?.stop()
+    for (const f of floor) await f.stop()
     await server.stop()
     await rm(dir, { recursive: true, force: true })
   }
@@ -218,6 +239,7 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
     forward: 'warren forward (TCP)',
     gateway: 'gateway /http/<node>/web/',
     proxy: 'HTTP proxy, absolute form',
+    floor: 'minimal Node relay (floor)',
   }
   for (const [name, r] of Object.entries(results)) {
     rows.push([
@@ -246,6 +268,8 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
         .join(' ')}, ${cpus().length} CPUs shared by load generator, daemons and server.`,
       '',
       'CPU µs/req: user + system time of daemon A (hosts web), daemon B (access port) and the HTTP server per request.',
+      'minimal Node relay: two processes, one TCP connection, 8-byte frames, no encryption or HTTP (relay-floor.ts);',
+      'A/B are its back (at the server) and front (at the client). What any two-hop relay in Node reaches here.',
       '',
       'target (issue 3):',
       `  gateway >= ${TARGET_GATEWAY_VS_DIRECT * 100}% of direct requests/s: ${gatewayRatio}  ${met ? 'met' : 'MISSED'}`,
