@@ -3,8 +3,8 @@
  * `main-event` package) and announce much of what they do with `safeDispatchEvent`, which creates a `CustomEvent`
  * and runs Node's `EventTarget.dispatchEvent` whether or not anything listens. A stream's `send` alone dispatches
  * `idle` each time its write buffer empties, which for a proxied request is every time, and nothing in Warren
- * listens for it: one event object and one dispatch per request and direction (about 15% of the gateway's
- * requests/s in `npm run bench`).
+ * listens for it: one event object and one dispatch per request and direction, in both daemons. Skipping them gave
+ * the gateway a fifth to a third more requests/s in interleaved A/B runs of `bench/http.ts` (docs/access.md).
  *
  * {@link skipUnheardEvents} makes `safeDispatchEvent` return at once when the type has no listener. That is what
  * dispatching to no listener returns anyway (`true`: nothing could cancel it), so nothing else changes. It patches
