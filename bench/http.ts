@@ -7,7 +7,9 @@
  * Paths: direct `http://127.0.0.1:<server>/`, `warren forward` (issue 2's TCP forward, for context), the gateway
  * `http://127.0.0.1:<access>/http/<A>/web/`, the HTTP proxy in absolute form `GET http://web.<A>.warren/`, and
  * `floor`: the smallest two-hop relay two Node processes can be (bench/relay-floor.ts: one TCP connection, an
- * 8-byte frame header, no encryption, no HTTP), what any relay written in Node can reach on this machine.
+ * 8-byte frame header, no encryption, no HTTP), what any relay written in Node can reach on this machine, and
+ * `floor-libp2p`: the same relay with all clients in one stream of Warren's libp2p stack (relay-floor-libp2p.ts),
+ * what any relay over Noise + Yamux can reach here, however it multiplexes its exchanges.
  * Each path gets a warm-up, then `--duration` seconds; the order is interleaved over `--rounds` rounds and the
  * median round is reported. Target: gateway >= 40% of direct requests/s.
  *
@@ -15,7 +17,7 @@
  * server (µs of user + system time from /proc, divided by the requests served): steadier than req/s on a busy machine.
  *
  *   node bench/http.ts [--duration 10] [--rounds 3] [--connections 64] [--loadgen wrk|autocannon] [--out f.json]
- *     [--paths direct,forward,gateway,proxy] [--profile dir]
+ *     [--paths direct,forward,gateway,proxy,floor,floor-libp2p] [--profile dir]
  *
  * `--profile <dir>` writes V8 CPU profiles of both daemons there (summarize with `node bench/profile.ts <dir>`);
  * with `--paths gateway` the profiles hold that path only.
@@ -157,6 +159,11 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
     const backPort = (await floor[0]!.next<{ port: number }>(30_000)).port
     floor.push(new Child('relay floor front', [floorScript, 'front', String(backPort)]))
     const floorPort = (await floor[1]!.next<{ port: number }>(30_000)).port
+    const floorLibp2pScript = fileURLToPath(new URL('relay-floor-libp2p.ts', import.meta.url))
+    floor.push(new Child('libp2p relay floor back', [floorLibp2pScript, 'back', String(port)]))
+    const backAddr = (await floor[2]!.next<{ addr: string }>(30_000)).addr
+    floor.push(new Child('libp2p relay floor front', [floorLibp2pScript, 'front', backAddr]))
+    const floorLibp2pPort = (await floor[3]!.next<{ port: number }>(30_000)).port
     const daemonEnv: NodeJS.ProcessEnv =
       opts.profile === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts.profile}` }
     let accessPort = 0
@@ -182,6 +189,7 @@ export async function runHttpBench(opts: HttpBenchOptions): Promise<Record<strin
         absolute: { path: `http://web.${base36}.warren/`, host: `web.${base36}.warren` },
       },
       { name: 'floor', url: `http://127.0.0.1:${floorPort}/`, procs: [floor[0]!, floor[1]!] },
+      { name: 'floor-libp2p', url: `http://127.0.0.1:${floorLibp2pPort}/`, procs: [floor[2]!, floor[3]!] },
     ]
     const targets = all.filter((t) => opts.paths === undefined || opts.paths.includes(t.name))
     if (targets.length === 0) throw new Error(`--paths names none of ${all.map((t) => t.name).join(', ')}`)
@@ -250,6 +258,7 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
     gateway: 'gateway /http/<node>/web/',
     proxy: 'HTTP proxy, absolute form',
     floor: 'minimal Node relay (floor)',
+    'floor-libp2p': 'floor over one libp2p stream',
   }
   for (const [name, r] of Object.entries(results)) {
     rows.push([
@@ -283,6 +292,8 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
       'CPU µs/req: user + system time of daemon A (hosts web), daemon B (access port) and the HTTP server per request.',
       'minimal Node relay: two processes, one TCP connection, 8-byte frames, no encryption or HTTP (relay-floor.ts);',
       'A/B are its back (at the server) and front (at the client). What any two-hop relay in Node reaches here.',
+      "floor over one libp2p stream: the same, all clients in one Noise + Yamux stream of Warren's libp2p stack",
+      '(relay-floor-libp2p.ts). What any relay over this stack reaches here, even one multiplexing its own exchanges.',
       '',
       'target (issue 3):',
       `  gateway >= ${TARGET_GATEWAY_VS_DIRECT * 100}% of direct requests/s: ${gatewayRatio}  ${met ? 'met' : 'MISSED'}`,
@@ -291,6 +302,9 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
         : [
             `  (on this machine in this run, the minimal Node relay reached ${results.floor.vsDirect.median} of direct)`,
           ]),
+      ...(results['floor-libp2p']?.vsDirect === undefined
+        ? []
+        : [`  (and the floor over one libp2p stream ${results['floor-libp2p'].vsDirect.median} of direct)`]),
       '',
     ].join('\n'),
   )
