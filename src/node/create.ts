@@ -30,6 +30,7 @@ import { RecordStore } from '../discovery/record-store.ts'
 import { WarrenError } from '../errors.ts'
 import { type UdxHub, udpEndpointOf, udx } from '../traversal/udx-transport.ts'
 import { batching, coalescing } from './coalesce.ts'
+import { honest } from './honest-streams.ts'
 import { noiseCrypto } from './noise-crypto.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 import { skipUnheardEvents } from './unheard-events.ts'
@@ -104,19 +105,22 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
       // OpenSSL with the session key imported once (src/node/noise-crypto.ts)
       connectionEncrypters: [opts.stock === true ? noise() : noise({ crypto: noiseCrypto })],
       streamMuxers: [
+        // streams that keep their pause and are reset when their connection dies (src/node/honest-streams.ts);
         // the frames of one event-loop turn go out as one Noise message (src/node/coalesce.ts)
-        wrap(batching)(
-          yamux({
-            maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
-            maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
-            // streams opened before the far side finished its upgrade are queued; past this many the whole
-            // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
-            maxEarlyStreams: preset.maxServiceStreamsPerConnection,
-            // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
-            // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
-            maxMessageSize: 65_519 - 12,
-            streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
-          }),
+        wrap(honest)(
+          wrap(batching)(
+            yamux({
+              maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
+              maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
+              // streams opened before the far side finished its upgrade are queued; past this many the whole
+              // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
+              maxEarlyStreams: preset.maxServiceStreamsPerConnection,
+              // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
+              // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
+              maxMessageSize: 65_519 - 12,
+              streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
+            }),
+          ),
         ),
       ],
       connectionManager: {
