@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   ERR_OVERLOADED: { exit: 5, summary: 'The remote node refused the stream because it is at its limit.' },
   ERR_PROTOCOL: { exit: 5, summary: 'The peer spoke the service protocol wrongly or in an unsupported version.' },
   ERR_TIMEOUT: { exit: 5, summary: 'An operation did not finish in time.' },
+  ERR_STREAM_ABORTED: {
+    exit: 5,
+    summary:
+      'A stream ended with an error before every byte was delivered: the far side reset it, its connection was lost, or a relay limit cut it.',
+  },
   ERR_NOT_WARREN_NAME: {
     exit: 2,
     summary: 'A host name outside the .warren domain was sent to the access port, which is not an open proxy.',

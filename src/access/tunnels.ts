@@ -7,7 +7,7 @@ import { isIP, type Socket } from 'node:net'
 import type { Stream } from '@libp2p/interface'
 import { WarrenError } from '../errors.ts'
 import type { Gateway, GatewayBackend } from '../gateway/gateway.ts'
-import { pipeStream } from '../services/pipe.ts'
+import { describePipeEnd, pipeStream } from '../services/pipe.ts'
 import { parseServiceHost } from './names.ts'
 import type { AddressTable } from './service-addresses.ts'
 import { notAServiceAddress } from './socks5.ts'
@@ -67,7 +67,7 @@ export async function openTunnel(host: string, ctx: TunnelContext): Promise<(soc
     socket.resume()
     void piped.then((res) => {
       release()
-      if (res.error !== undefined) ctx.log('debug', `tunnel ${host}: ${res.error.message}`)
+      ctx.log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`tunnel to ${host}`, res))
     })
   }
 }

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import { z } from 'zod'
 import { WarrenError } from '../errors.ts'
 import type { WarrenNodeApi } from '../node/warren-node.ts'
-import { pipeStream } from '../services/pipe.ts'
+import { describePipeEnd, pipeStream } from '../services/pipe.ts'
 import { type ApiMethod, type ApiMethods, serviceConfigOf } from './api-protocol.ts'
 import type { ApiHandler } from './api-server.ts'
 import type { StateStore } from './state.ts'
@@ -170,8 +170,10 @@ export function createApiHandler(ctx: MethodContext): ApiHandler {
       const piped = pipeStream(stream, socket) // attaches its listeners synchronously
       socket.resume() // the API server paused the socket when it stopped reading lines
       const result = await piped
-      if (result.error !== undefined)
-        ctx.log('debug', `stream to ${p.node}/${p.service} ended: ${result.error.message}`)
+      ctx.log(
+        result.error === undefined ? 'debug' : 'warn',
+        describePipeEnd(`warren connect to ${p.node}/${p.service}`, result),
+      )
     },
   }
 }

@@ -26,7 +26,7 @@ import { HomeRelay } from '../relay/home-relay.ts'
 import { watchLimitedConnections } from '../relay/limited-connections.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
-import { pipeStream } from '../services/pipe.ts'
+import { describePipeEnd, pipeStream } from '../services/pipe.ts'
 import { ServiceRegistry } from '../services/registry.ts'
 import { DirectPaths } from '../traversal/direct-paths.ts'
 import { UdxHub } from '../traversal/udx-transport.ts'
@@ -252,7 +252,7 @@ export class WarrenNode implements WarrenNodeApi {
       throw err
     }
     const res = await pipeStream(stream, local)
-    if (res.error !== undefined) this.#log('debug', `${node}/${service}: ${res.error.message}`)
+    this.#log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`forward to ${node}/${service}`, res))
   }
 
   addForward(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo> {

@@ -18,7 +18,7 @@ import {
   type StatusCode,
 } from './header.ts'
 import { StreamLimiter } from './limiter.ts'
-import { pipeStream } from './pipe.ts'
+import { describePipeEnd, pipeStream } from './pipe.ts'
 import type { ServiceRegistry } from './registry.ts'
 
 export const KUBO_PREFIX = '/x/'
@@ -201,10 +201,7 @@ export class ServiceHost {
         return
       }
       const res = await pipeStream(stream, socket)
-      this.#log(
-        'debug',
-        `${peer} → ${service}: ${res.bytesOut} bytes out, ${res.bytesIn} in${res.error ? ` (${res.error.message})` : ''}`,
-      )
+      this.#log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`service ${service} for ${peer}`, res))
     } finally {
       release()
       this.#open.delete(stream)

@@ -5,6 +5,10 @@
  * - Back-pressure: a full socket pauses the stream (Yamux then stops granting window), a full stream pauses
  *   the socket, so a slow reader never makes memory grow beyond the window and the socket buffers.
  * - Teardown: an error or reset on either side destroys the other; the promise settles once both are done.
+ *   A TCP socket is closed with an RST, so the client application sees a reset instead of a short but clean end;
+ *   any other duplex is destroyed with the error (a framed API socket passes it on to `warren connect`).
+ * - Honesty: a stream ends cleanly only after the far side's FIN; a stream whose connection died is aborted by the
+ *   muxer (src/node/honest-streams.ts) and ends here with an error, never as if it were complete.
  *
  * Sockets must be created with `allowHalfOpen: true`, or Node closes the write side when the read side ends.
  */
@@ -18,8 +22,23 @@ export interface PipeResult {
   bytesIn: number
   /** Bytes from the local side sent on the stream. */
   bytesOut: number
+  /** How long the pipe ran, ms. */
+  durationMs: number
   /** Set when the pipe ended by an error or reset rather than two clean FINs. */
   error?: Error
+}
+
+/** One line for a log: who, bytes each way, duration, and the reason when the pipe ended abnormally. */
+export function describePipeEnd(what: string, res: PipeResult): string {
+  const base = `${what}: ${res.bytesIn} bytes in, ${res.bytesOut} out, ${res.durationMs} ms`
+  return res.error === undefined ? base : `${base}, ended abnormally: ${reasonOf(res.error)}`
+}
+
+/** The cause of an abnormal end, in words a user can act on. */
+export function reasonOf(err: Error): string {
+  const e = err as Error & { code?: string; name: string }
+  if (e.name === 'StreamResetError') return 'the far side reset the stream'
+  return e.message || e.name
 }
 
 /** Read buffer allowed on a paused stream: must exceed the Yamux window or a pause turns into a reset. */
@@ -30,7 +49,7 @@ function asBuffer(data: Uint8Array | Uint8ArrayList): Uint8Array {
 }
 
 /** An abortive close: a TCP socket gets an RST (so a reset travels on as a reset), anything else is destroyed. */
-function abortLocal(local: Duplex): void {
+function abortLocal(local: Duplex, error: Error): void {
   local.on('error', () => {}) // the reset itself may report EINVAL/EPIPE after we stopped listening
   const reset = (local as Duplex & { resetAndDestroy?: () => void }).resetAndDestroy
   if (typeof reset === 'function' && !local.destroyed) {
@@ -41,12 +60,13 @@ function abortLocal(local: Duplex): void {
       // not a TCP socket after all: fall through
     }
   }
-  local.destroy()
+  local.destroy(error)
 }
 
 export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
   stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER)
-  const result: PipeResult = { bytesIn: 0, bytesOut: 0 }
+  const started = Date.now()
+  const result: PipeResult = { bytesIn: 0, bytesOut: 0, durationMs: 0 }
   return new Promise<PipeResult>((resolve) => {
     let inDone = false // stream → local finished (local.end() called)
     let outDone = false // local → stream finished (stream.close() done)
@@ -66,16 +86,18 @@ export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
       if (settled) return
       settled = true
       if (error !== undefined) result.error = error
+      result.durationMs = Date.now() - started
       cleanup()
       if (error !== undefined) {
         if (stream.status === 'open' || stream.status === 'closing') stream.abort(error)
-        abortLocal(local)
+        abortLocal(local, error)
       }
       resolve(result)
     }
     const maybeDone = (): void => {
       if (inDone && outDone && !settled) {
         settled = true
+        result.durationMs = Date.now() - started
         cleanup()
         resolve(result)
       }
