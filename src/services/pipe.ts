@@ -172,5 +172,7 @@ export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
     local.on('close', onLocalClose)
     if (stream.readStatus === 'paused') stream.resume()
     if (stream.readableEnded) onStreamEnd()
+    // a client that half-closed before the stream was open (`printf … | nc -N`): its 'end' came and went already
+    if (local.readableEnded) onLocalEnd()
   })
 }

@@ -87,6 +87,21 @@ describe('service streams', () => {
     assert.equal(answer, `${data.length} ${sha(data)}`)
   })
 
+  it('passes on a FIN sent before the stream was open (a client that half-closes at once)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const s = await dial(fwd.hash)
+      s.end() // nothing to send: the FIN reaches the forward while it is still opening the stream
+      const chunks: Buffer[] = []
+      s.on('data', (c: Buffer) => chunks.push(c))
+      await new Promise<void>((resolve, reject) => {
+        s.once('end', resolve)
+        s.once('error', reject)
+        setTimeout(() => reject(new Error('no answer: the service never saw the FIN')), 10_000).unref()
+      })
+      assert.equal(Buffer.concat(chunks).toString(), `0 ${sha(new Uint8Array(0))}`, `round ${round}`)
+    }
+  })
+
   it('delivers every byte to a slow reader after the far side has closed', async () => {
     for (let round = 0; round < 5; round++) {
       const data = randomBytes(6 * 1024 * 1024)
