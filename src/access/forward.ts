@@ -1,38 +1,107 @@
 /**
  * Port forwards: a local TCP listener whose every connection becomes a service stream to a node.
  *
+ * A new forward is checked first (src/access/forward-check.ts): a refusal (unknown service, not authorised) fails
+ * the add and no listener stays; any other failure keeps the forward and is reported in its `check`. Each forward
+ * counts its connections (open, served, failed) and keeps the latest failure of a client connection.
+ *
  * @example
  * ```ts
- * const fwd = new Forwarder((socket, node, service, addrs) => warren.pipeService(socket, node, service, { addrs }))
+ * const fwd = new Forwarder(
+ *   (socket, node, service, addrs) => warren.pipeService(socket, node, service, { addrs }),
+ *   (node, service, addrs) => warren.checkService(node, service, { addrs }),
+ * )
  * await fwd.add({ node: 'laptop', service: 'db', listen: '127.0.0.1:5432' })
  * ```
  */
 import { createServer, type Server, type Socket } from 'node:net'
-import { WarrenError } from '../errors.ts'
-import type { ForwardInfo } from '../node/types.ts'
+import { toWarrenError, WarrenError } from '../errors.ts'
+import type { ForwardError, ForwardInfo } from '../node/types.ts'
+import { type PipeResult, reasonOf } from '../services/pipe.ts'
+import { isRefusal } from './forward-check.ts'
 import { formatListenAddress, parseListenAddress } from './listen-address.ts'
 
-export type PipeFn = (socket: Socket, node: string, service: string, addrs?: string[]) => Promise<void>
+/** Opens the service stream for one client connection and pipes it; rejects when the stream cannot be opened. */
+export type PipeFn = (socket: Socket, node: string, service: string, addrs?: string[]) => Promise<PipeResult>
+/** The service check; rejects with the error a client connection would meet. */
+export type CheckFn = (node: string, service: string, addrs?: string[]) => Promise<void>
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+
+export interface ForwardSpec {
+  node: string
+  service: string
+  listen: string
+  addrs?: string[]
+  /** false: no service check (`warren forward --no-check`). Default true. */
+  check?: boolean
+}
+
+export interface AddOptions {
+  /**
+   * true (default): wait for the check, and fail with a refusal instead of adding the forward. false: add the
+   * forward at once and check in the background (restored forwards at daemon start), a refusal only reported.
+   */
+  waitForCheck?: boolean
+}
 
 interface Entry {
   info: ForwardInfo
   addrs: string[] | undefined
   server: Server
   sockets: Set<Socket>
+  /** Set once closed (removed, or every forward closed while this one was still being checked). */
+  closed?: boolean
+}
+
+/** A pipe that ended by an error, as the forward reports it. */
+export function pipeEndError(res: PipeResult & { error: Error }): WarrenError {
+  const e = res.error as Error & { syscall?: string }
+  const who = e.syscall === undefined ? '' : 'client connection: '
+  const message = `stream ended abnormally after ${res.bytesIn} bytes in, ${res.bytesOut} out: ${who}${reasonOf(e)}`
+  return new WarrenError(e instanceof WarrenError ? e.code : 'ERR_STREAM_ABORTED', message, { cause: e })
+}
+
+function forwardError(err: WarrenError): ForwardError {
+  return { at: Date.now(), code: err.code, message: err.message }
+}
+
+function listenOn(server: Server, host: string, port: number, key: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new WarrenError(
+          'ERR_LISTEN_FAILED',
+          `cannot listen on ${key}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`,
+          {
+            hint: 'Choose another port, or stop what uses it.',
+            cause: err,
+          },
+        ),
+      ),
+    )
+    server.listen(port, host, () => resolve())
+  })
 }
 
 export class Forwarder {
   readonly #pipe: PipeFn
+  readonly #check: CheckFn
   readonly #log: LogFn
   readonly #entries = new Map<string, Entry>()
+  /** Forwards listening while their check runs, not yet in #entries. */
+  readonly #pending = new Set<Entry>()
 
-  constructor(pipe: PipeFn, log: LogFn = () => {}) {
+  constructor(pipe: PipeFn, check: CheckFn, log: LogFn = () => {}) {
     this.#pipe = pipe
+    this.#check = check
     this.#log = log
   }
 
-  async add(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo> {
+  /**
+   * Listens, checks the service and adds the forward. Throws ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED and, when the
+   * check is awaited, ERR_UNKNOWN_SERVICE / ERR_NOT_AUTHORIZED (the listener is closed again).
+   */
+  async add(spec: ForwardSpec, opts: AddOptions = {}): Promise<ForwardInfo> {
     const want = parseListenAddress(spec.listen)
     const key = formatListenAddress(want)
     if (want.port !== 0 && this.#entries.has(key)) {
@@ -40,49 +109,93 @@ export class Forwarder {
         hint: `Remove it first with \`warren forward --remove ${key}\`, or choose another port.`,
       })
     }
-    const sockets = new Set<Socket>()
     const server = createServer({ allowHalfOpen: true, noDelay: true })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new WarrenError(
-            'ERR_LISTEN_FAILED',
-            `cannot listen on ${key}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`,
-            {
-              hint: 'Choose another port, or stop what uses it.',
-              cause: err,
-            },
-          ),
-        ),
-      )
-      server.listen(want.port, want.host, () => resolve())
-    })
+    await listenOn(server, want.host, want.port, key)
     const addr = server.address()
     const listen =
       typeof addr === 'object' && addr !== null ? formatListenAddress({ host: want.host, port: addr.port }) : key
-    const info: ForwardInfo = { listen, node: spec.node, service: spec.service, active: 0, total: 0 }
-    const entry: Entry = { info, addrs: spec.addrs, server, sockets }
+    const info: ForwardInfo = {
+      listen,
+      node: spec.node,
+      service: spec.service,
+      active: 0,
+      total: 0,
+      failed: 0,
+      check: { state: spec.check === false ? 'skipped' : 'running' },
+    }
+    const entry: Entry = { info, addrs: spec.addrs, server, sockets: new Set() }
     server.on('connection', (socket) => this.#onConnection(entry, socket))
     server.on('error', (err) => this.#log('error', `forward ${listen}: ${err.message}`))
+    if (info.check.state === 'running') {
+      const wait = opts.waitForCheck !== false
+      const checked = this.#runCheck(entry, wait)
+      if (wait) {
+        this.#pending.add(entry)
+        const refusal = await checked.finally(() => this.#pending.delete(entry))
+        if (refusal !== undefined) {
+          await this.#close(entry)
+          throw refusal
+        }
+        if (entry.closed === true) {
+          throw new WarrenError('ERR_FORWARD_NOT_FOUND', `the forward on ${listen} was closed while being checked`, {
+            hint: 'The daemon is stopping; add it again once it runs.',
+          })
+        }
+      }
+    }
     this.#entries.set(listen, entry)
     this.#log('info', `forward ${listen} → ${spec.node}/${spec.service}`)
-    return { ...info }
+    return structuredClone(info)
+  }
+
+  /** Runs the check into `entry.info.check`; resolves with the error when it is a refusal and `refuse` is set. */
+  async #runCheck(entry: Entry, refuse: boolean): Promise<WarrenError | undefined> {
+    const { info } = entry
+    try {
+      await this.#check(info.node, info.service, entry.addrs)
+      info.check = { state: 'ok', at: Date.now() }
+      return undefined
+    } catch (err) {
+      const e = toWarrenError(err)
+      const error = forwardError(e)
+      info.check = { state: 'failed', at: error.at, error }
+      const what = `forward ${info.listen} → ${info.node}/${info.service}`
+      if (refuse && isRefusal(e)) {
+        this.#log('info', `${what} not added: ${e.message}`)
+        return e
+      }
+      this.#log('warn', `${what}: check failed: ${e.message}`)
+      return undefined
+    }
   }
 
   #onConnection(entry: Entry, socket: Socket): void {
+    const { info } = entry
     entry.sockets.add(socket)
-    entry.info.active++
-    entry.info.total++
+    info.active++
+    info.total++
     socket.on('error', () => {}) // reported through the pipe
-    this.#pipe(socket, entry.info.node, entry.info.service, entry.addrs)
-      .catch((err: Error) => {
-        this.#log('warn', `forward ${entry.info.listen} → ${entry.info.node}/${entry.info.service}: ${err.message}`)
-        socket.destroy()
-      })
+    this.#pipe(socket, info.node, info.service, entry.addrs)
+      .then(
+        (res) => {
+          if (res.error !== undefined) this.#failed(entry, pipeEndError({ ...res, error: res.error }))
+        },
+        (err: unknown) => {
+          const e = toWarrenError(err)
+          this.#failed(entry, e)
+          this.#log('warn', `forward ${info.listen} → ${info.node}/${info.service}: ${e.message}`)
+          socket.destroy()
+        },
+      )
       .finally(() => {
         entry.sockets.delete(socket)
-        entry.info.active--
+        info.active--
       })
+  }
+
+  #failed(entry: Entry, err: WarrenError): void {
+    entry.info.failed++
+    entry.info.lastError = forwardError(err)
   }
 
   async remove(listen: string): Promise<void> {
@@ -99,18 +212,20 @@ export class Forwarder {
   }
 
   async #close(entry: Entry): Promise<void> {
+    entry.closed = true
     const closed = new Promise<void>((resolve) => entry.server.close(() => resolve()))
     for (const s of entry.sockets) s.destroy()
     await closed
   }
 
   list(): ForwardInfo[] {
-    return [...this.#entries.values()].map((e) => ({ ...e.info }))
+    return [...this.#entries.values()].map((e) => structuredClone(e.info))
   }
 
   async closeAll(): Promise<void> {
-    const all = [...this.#entries.values()]
+    const all = [...this.#entries.values(), ...this.#pending]
     this.#entries.clear()
+    this.#pending.clear()
     await Promise.all(all.map((e) => this.#close(e)))
   }
 }

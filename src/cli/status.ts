@@ -1,7 +1,7 @@
 /** `warren status`: what the daemon is doing — addresses, services, forwards, peers (with their path), streams. */
 import type { Command } from 'commander'
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
-import type { NodeStatus, ServiceInfo } from '../node/types.ts'
+import type { ForwardError, ForwardInfo, NodeStatus, ServiceInfo } from '../node/types.ts'
 import type { DirectPathStatus } from '../traversal/direct-paths.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
 
@@ -60,7 +60,32 @@ export function formatDiscovery(d: DiscoveryStatus, now = Date.now()): string[] 
   return lines
 }
 
-export function formatStatus(st: NodeStatus): string {
+function formatError(e: ForwardError, now: number): string {
+  return `${formatDuration(Math.max(0, now - e.at))} ago: ${e.message} (${e.code})`
+}
+
+/**
+ * A forward's lines: `<listen>  → <node>/<service>  <n> open, <n> served, <n> failed`, then indented under it the
+ * latest failed connection and a failed check. `indent` goes in front of every line.
+ */
+export function formatForwards(list: ForwardInfo[], indent = '', now = Date.now()): string[] {
+  const width = Math.max(0, ...list.map((f) => f.listen.length))
+  const lines: string[] = []
+  for (const f of list) {
+    const check = f.check.state === 'skipped' ? ', not checked' : f.check.state === 'running' ? ', checking' : ''
+    lines.push(
+      `${indent}${f.listen.padEnd(width)}  → ${f.node}/${f.service}  ${f.active} open, ${f.total} served, ${f.failed} failed${check}`,
+    )
+    const more = `${indent}${' '.repeat(width + 2)}  `
+    if (f.lastError !== undefined) lines.push(`${more}last error ${formatError(f.lastError, now)}`)
+    if (f.check.state === 'failed' && f.check.error !== undefined) {
+      lines.push(`${more}check failed ${formatError(f.check.error, now)}`)
+    }
+  }
+  return lines
+}
+
+export function formatStatus(st: NodeStatus, now = Date.now()): string {
   const lines: string[] = [
     table([
       ['node id', st.id],
@@ -106,16 +131,8 @@ export function formatStatus(st: NodeStatus): string {
       ),
     )
   }
-  if (st.discovery !== undefined) lines.push(...formatDiscovery(st.discovery))
-  lines.push(`forwards (${st.forwards.length})`)
-  if (st.forwards.length > 0) {
-    lines.push(
-      table(
-        st.forwards.map((f) => [f.listen, `→ ${f.node}/${f.service}  ${f.active} open, ${f.total} served`]),
-        '  ',
-      ),
-    )
-  }
+  if (st.discovery !== undefined) lines.push(...formatDiscovery(st.discovery, now))
+  lines.push(`forwards (${st.forwards.length})`, ...formatForwards(st.forwards, '  ', now))
   lines.push(`peers (${st.peers.length})`)
   if (st.peers.length > 0) {
     lines.push(

@@ -54,7 +54,8 @@ async function restore(node: WarrenNode, state: StateStore, log: LogFn): Promise
   }
   for (const f of state.state.forwards) {
     try {
-      await node.addForward(f) // the forwarder logs it
+      // checked in the background: the far node may not be reachable yet, and a failure is kept in its status
+      await node.addForward(f, { waitForCheck: false }) // the forwarder logs it
     } catch (err) {
       const e = toWarrenError(err)
       log('warn', `could not restore forward ${f.listen} → ${f.node}/${f.service}: ${e.message}`)

@@ -17,7 +17,14 @@ const stateSchema = z.object({
     .default({}),
   forwards: z
     .array(
-      z.object({ node: z.string(), service: z.string(), listen: z.string(), addrs: z.array(z.string()).optional() }),
+      z.object({
+        node: z.string(),
+        service: z.string(),
+        listen: z.string(),
+        addrs: z.array(z.string()).optional(),
+        /** false: added with --no-check, so not checked when restored either. */
+        check: z.boolean().optional(),
+      }),
     )
     .default([]),
   /** Addresses learned from tickets and --addr, by node id, so `warren forward <id>/…` keeps working. */

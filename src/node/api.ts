@@ -6,8 +6,10 @@
  */
 import type { Duplex } from 'node:stream'
 import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { AddOptions, ForwardSpec } from '../access/forward.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
+import type { PipeResult } from '../services/pipe.ts'
 import type { PresetName } from './presets.ts'
 import type {
   ForwardInfo,
@@ -47,10 +49,19 @@ export interface WarrenNodeApi {
    * ERR_UNKNOWN_SERVICE, ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
    */
   openService(node: string, service: string, opts?: { addrs?: string[]; signal?: AbortSignal }): Promise<Stream>
-  /** Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end. */
-  pipeService(local: Duplex, node: string, service: string, opts?: { addrs?: string[] }): Promise<void>
-  /** Local TCP listener whose connections go to `node`/`service`. Throws ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED. */
-  addForward(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo>
+  /**
+   * Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end;
+   * rejects when the stream cannot be opened, resolves with the bytes, duration and the error of an abnormal end.
+   */
+  pipeService(local: Duplex, node: string, service: string, opts?: { addrs?: string[] }): Promise<PipeResult>
+  /** Opens one service stream and closes it at once: resolves on OK, rejects with the error a client would meet. */
+  checkService(node: string, service: string, opts?: { addrs?: string[] }): Promise<void>
+  /**
+   * Local TCP listener whose connections go to `node`/`service`, after a service check unless `spec.check` is false.
+   * Throws ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED, and (unless `opts.waitForCheck` is false) ERR_UNKNOWN_SERVICE or
+   * ERR_NOT_AUTHORIZED from the check; other check failures are in the result's `check`.
+   */
+  addForward(spec: ForwardSpec, opts?: AddOptions): Promise<ForwardInfo>
   removeForward(listen: string): Promise<void>
   forwards(): ForwardInfo[]
   ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>

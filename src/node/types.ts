@@ -4,6 +4,7 @@
  */
 
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
+import type { ErrorCode } from '../errors.ts'
 import type { HomeRelayStatus } from '../relay/home-relay.ts'
 import type { DirectPathStatus } from '../traversal/direct-paths.ts'
 import type { NetcheckReport } from '../traversal/netcheck.ts'
@@ -37,6 +38,27 @@ export interface PeerInfo {
   upgrade?: DirectPathStatus
 }
 
+/** A failure a forward saw: when, its error code and message. */
+export interface ForwardError {
+  /** When it happened, ms since the Unix epoch. */
+  at: number
+  code: ErrorCode
+  message: string
+}
+
+/**
+ * The service check of a forward: one service stream opened (and closed again at once) when the forward was added,
+ * or restored at daemon start. `ok`: the service answered OK; `failed`: `error` says why (a refusal only at
+ * restore, since `warren forward` refuses to add such a forward); `skipped`: added with `--no-check`;
+ * `running`: under way (restored forwards are checked in the background).
+ */
+export interface ForwardCheck {
+  state: 'ok' | 'failed' | 'skipped' | 'running'
+  /** When the check finished. */
+  at?: number
+  error?: ForwardError
+}
+
 export interface ForwardInfo {
   /** `host:port` it listens on (actual port when 0 was asked for). */
   listen: string
@@ -46,6 +68,11 @@ export interface ForwardInfo {
   active: number
   /** Connections served since it started. */
   total: number
+  /** Connections whose service stream could not be opened or ended abnormally. */
+  failed: number
+  /** The latest of those failures. */
+  lastError?: ForwardError
+  check: ForwardCheck
 }
 
 /** `warren netcheck`: what the relays' STUN responders see of this node, and the relays themselves. */

@@ -12,7 +12,8 @@
 import type { Duplex } from 'node:stream'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { accessBackend } from '../access/backend.ts'
-import { Forwarder } from '../access/forward.ts'
+import { type AddOptions, Forwarder, type ForwardSpec } from '../access/forward.ts'
+import { checkService } from '../access/forward-check.ts'
 import { LocalAccess } from '../access/local-access.ts'
 import { AddressTable } from '../access/service-addresses.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
@@ -26,7 +27,7 @@ import { HomeRelay } from '../relay/home-relay.ts'
 import { watchLimitedConnections } from '../relay/limited-connections.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
-import { describePipeEnd, pipeStream } from '../services/pipe.ts'
+import { describePipeEnd, type PipeResult, pipeStream } from '../services/pipe.ts'
 import { ServiceRegistry } from '../services/registry.ts'
 import { DirectPaths } from '../traversal/direct-paths.ts'
 import { UdxHub } from '../traversal/udx-transport.ts'
@@ -87,7 +88,8 @@ export class WarrenNode implements WarrenNodeApi {
       log: this.#log,
     })
     this.#forwarder = new Forwarder(
-      (socket, node, service, addrs) => this.pipeService(socket, node, service, { addrs }),
+      (socket, node, service, addrs) => this.pipeService(socket, node, service, addrs ? { addrs } : {}),
+      (node, service, addrs) => this.checkService(node, service, addrs ? { addrs } : {}),
       this.#log,
     )
   }
@@ -243,21 +245,40 @@ export class WarrenNode implements WarrenNodeApi {
     return openServiceStream(conn, service, streamOpts)
   }
 
-  async pipeService(local: Duplex, node: string, service: string, opts: { addrs?: string[] } = {}): Promise<void> {
+  async pipeService(
+    local: Duplex,
+    node: string,
+    service: string,
+    opts: { addrs?: string[] } = {},
+  ): Promise<PipeResult> {
     let stream: Stream
     try {
       stream = await this.openService(node, service, opts)
     } catch (err) {
-      local.destroy()
+      refuseLocal(local, err as Error)
       throw err
     }
     const res = await pipeStream(stream, local)
     this.#log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`forward to ${node}/${service}`, res))
+    return res
   }
 
-  addForward(spec: { node: string; service: string; listen: string; addrs?: string[] }): Promise<ForwardInfo> {
+  /**
+   * Opens one service stream and closes it again once the host answered OK (src/access/forward-check.ts), within
+   * 2 × limits.dialTimeoutMs (a dial, and one more after a fresh lookup) + limits.connectTimeoutMs (the host's connect
+   * to its target): 25 s with the defaults.
+   */
+  checkService(node: string, service: string, opts: { addrs?: string[] } = {}): Promise<void> {
+    const { dialTimeoutMs, connectTimeoutMs } = this.#config.limits
+    return checkService((n, s, o) => this.openService(n, s, o), node, service, {
+      ...opts,
+      timeoutMs: 2 * dialTimeoutMs + connectTimeoutMs,
+    })
+  }
+
+  addForward(spec: ForwardSpec, opts: AddOptions = {}): Promise<ForwardInfo> {
     this.addressBook.resolve(spec.node, spec.addrs) // fail early on a bad name
-    return this.#forwarder.add(spec)
+    return this.#forwarder.add(spec, opts)
   }
 
   removeForward(listen: string): Promise<void> {
@@ -317,3 +338,21 @@ export class WarrenNode implements WarrenNodeApi {
 }
 
 const CODE_P2P = 421
+
+/**
+ * A local side whose service stream could not be opened: a TCP socket gets an RST, so the client application reports
+ * an error rather than an empty answer; any other duplex is destroyed with the error.
+ */
+function refuseLocal(local: Duplex, err: Error): void {
+  local.on('error', () => {})
+  const reset = (local as Duplex & { resetAndDestroy?: () => void }).resetAndDestroy
+  if (typeof reset === 'function' && !local.destroyed) {
+    try {
+      reset.call(local)
+      return
+    } catch {
+      // not a TCP socket after all
+    }
+  }
+  local.destroy(err)
+}

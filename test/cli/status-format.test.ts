@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { formatUpgrade } from '../../src/cli/status.ts'
+import { formatForwards, formatUpgrade } from '../../src/cli/status.ts'
+import type { ForwardInfo } from '../../src/node/types.ts'
 
 describe('warren status: the direct-path state after the path', () => {
   const at = 1_000_000
@@ -47,5 +48,50 @@ describe('warren status: the direct-path state after the path', () => {
       ),
       '  (direct path lost (no packet for 3009 ms); new streams use the relay)',
     )
+  })
+})
+
+describe('warren status and warren forward --list: each forward with its counts, last error and check', () => {
+  const at = 10_000_000
+  const base = { node: 'laptop', service: 'db', active: 0, total: 0, failed: 0 }
+  it('one line for a forward that never failed; "not checked" and "checking" when so', () => {
+    const list: ForwardInfo[] = [
+      { ...base, listen: '127.0.0.1:5432', active: 2, total: 7, check: { state: 'ok', at } },
+      { ...base, listen: '127.0.0.1:80', service: 'web', check: { state: 'skipped' } },
+      { ...base, listen: '[::1]:8080', service: 'web', check: { state: 'running' } },
+    ]
+    assert.deepEqual(formatForwards(list, '  ', at), [
+      '  127.0.0.1:5432  → laptop/db  2 open, 7 served, 0 failed',
+      '  127.0.0.1:80    → laptop/web  0 open, 0 served, 0 failed, not checked',
+      '  [::1]:8080      → laptop/web  0 open, 0 served, 0 failed, checking',
+    ])
+  })
+
+  it('the latest failed connection and a failed check, each on a line of its own under the forward', () => {
+    const message = 'node 12D3KooWPeer has no service "db"'
+    const lastError = { at: at - 65_000, code: 'ERR_UNKNOWN_SERVICE' as const, message }
+    const dial = { at: at - 3_000, code: 'ERR_DIAL_FAILED' as const, message: 'could not connect to node 12D3KooWPeer' }
+    const list: ForwardInfo[] = [
+      { ...base, listen: '127.0.0.1:5432', total: 3, failed: 1, lastError, check: { state: 'ok', at } },
+      {
+        ...base,
+        listen: '127.0.0.1:6000',
+        total: 1,
+        failed: 1,
+        lastError: dial,
+        check: { state: 'failed', at: dial.at, error: dial },
+      },
+    ]
+    assert.deepEqual(formatForwards(list, '', at), [
+      '127.0.0.1:5432  → laptop/db  0 open, 3 served, 1 failed',
+      `                  last error 1m 5s ago: ${message} (ERR_UNKNOWN_SERVICE)`,
+      '127.0.0.1:6000  → laptop/db  0 open, 1 served, 1 failed',
+      '                  last error 3s ago: could not connect to node 12D3KooWPeer (ERR_DIAL_FAILED)',
+      '                  check failed 3s ago: could not connect to node 12D3KooWPeer (ERR_DIAL_FAILED)',
+    ])
+  })
+
+  it('nothing for no forwards', () => {
+    assert.deepEqual(formatForwards([], '  ', at), [])
   })
 })
