@@ -3,16 +3,20 @@
  *
  * - Binary-safe: bytes pass through untouched, no encoding.
  * - Half-close: EOF on the input half-closes the stream (the service sees FIN and can still answer).
- * - Ends when the service finishes sending: the returned promise settles once the output has every byte.
+ * - Back-pressure both ways: a slow output slows the service's sending, a slow service slows reading the input.
+ * - Ends when the service finishes sending: the returned promise resolves once the output has every byte.
+ * - Honest: a stream cut before its end (the service or a daemon reset it, the connection was lost, a daemon
+ *   stopped), or an output that cannot be written (EPIPE), rejects with ERR_STREAM_ABORTED naming the cause, and
+ *   the stream is reset at the service. It never resolves on a partial transfer.
  *
  * @example
  * ```sh
  * ssh -o ProxyCommand='warren connect laptop/ssh' me@laptop
  * ```
  */
-import type { Socket } from 'node:net'
-import type { Readable, Writable } from 'node:stream'
+import type { Duplex, Readable, Writable } from 'node:stream'
 import type { WarrenClient } from '../client/client.ts'
+import { WarrenError } from '../errors.ts'
 
 export interface ConnectOptions {
   addrs?: string[]
@@ -20,32 +24,74 @@ export interface ConnectOptions {
   output?: Writable
 }
 
-/** Pipes an already-open service stream to `input`/`output`; resolves when the remote ends its side. */
-export function pipeStdio(socket: Socket, input: Readable, output: Writable): Promise<void> {
+function localFailure(what: string, err: Error): WarrenError {
+  return new WarrenError('ERR_STREAM_ABORTED', `${what}: ${err.message}`, {
+    hint: 'The stream was reset at the service; check what reads the output or feeds the input.',
+    cause: err,
+  })
+}
+
+/**
+ * Joins an open service stream to `input`/`output`. Resolves when the service ended its side and `output` has
+ * flushed every byte (and, if `input` has ended, every byte of it went out); input not yet at its end by then is
+ * dropped and the service's side reset, as `nc` does. Rejects (after resetting the stream) on any failure of the
+ * stream, the input or the output.
+ */
+export function pipeStdio(stream: Duplex, input: Readable, output: Writable, what = 'the service'): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false
     const done = (err?: Error): void => {
       if (settled) return
       settled = true
-      input.unpipe(socket)
+      input.off('data', onInput)
+      input.pause()
+      stream.off('data', onStreamData)
+      output.off('drain', onOutputDrain)
+      output.on('error', () => {}) // a later EPIPE must not crash the process
+      input.on('error', () => {})
+      stream.on('error', () => {})
+      // after a clean end both ways this only closes the API socket; if the input has not ended yet, the service
+      // gets a reset for the rest of it (it ended its side first, so it is done with us)
+      stream.destroy(err)
       if (err === undefined) resolve()
-      else {
-        socket.destroy()
-        reject(err)
-      }
+      else reject(err)
     }
-    input.pipe(socket) // ends the socket's write side (FIN) when input reaches EOF
-    socket.pipe(output, { end: false })
-    socket.once('end', () => {
-      // every byte has been handed to output; wait until it is flushed
-      output.write(Buffer.alloc(0), () => done())
+
+    // input → stream
+    const onInput = (chunk: Buffer): void => {
+      if (!stream.write(chunk)) input.pause()
+    }
+    input.on('data', onInput)
+    stream.on('drain', () => {
+      if (!settled) input.resume()
     })
-    socket.once('error', (err) => done(err))
-    socket.once('close', (hadError) => {
-      if (hadError) done(new Error('the stream was reset'))
+    let inputEnded = false
+    input.once('end', () => {
+      inputEnded = true
+      stream.end() // an END frame after the last byte: the service sees FIN
     })
-    output.once('error', (err) => done(err))
-    input.once('error', (err) => done(err))
+    input.once('error', (err) => done(localFailure(`cannot read the input for ${what}`, err)))
+
+    // stream → output
+    const onStreamData = (chunk: Buffer): void => {
+      if (!output.write(chunk)) stream.pause()
+    }
+    const onOutputDrain = (): void => {
+      stream.resume()
+    }
+    stream.on('data', onStreamData)
+    output.on('drain', onOutputDrain)
+    stream.once('end', () => {
+      // every byte has been handed to output; resolve once it is flushed, and once all of the input that was read
+      // to its end has gone out too (a cut there is an 'error')
+      output.write(Buffer.alloc(0), (err) => {
+        if (err) done(localFailure(`cannot write the output of ${what}`, err))
+        else if (inputEnded && !stream.writableFinished) stream.once('finish', () => done())
+        else done()
+      })
+    })
+    stream.once('error', (err) => done(err))
+    output.once('error', (err) => done(localFailure(`cannot write the output of ${what}`, err)))
   })
 }
 
@@ -56,7 +102,6 @@ export async function connectStdio(
   service: string,
   opts: ConnectOptions = {},
 ): Promise<void> {
-  const socket = await client.openStream(node, service, opts.addrs ? { addrs: opts.addrs } : {})
-  await pipeStdio(socket, opts.input ?? process.stdin, opts.output ?? process.stdout)
-  socket.destroy()
+  const stream = await client.openStream(node, service, opts.addrs ? { addrs: opts.addrs } : {})
+  await pipeStdio(stream, opts.input ?? process.stdin, opts.output ?? process.stdout, `${node}/${service}`)
 }

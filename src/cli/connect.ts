@@ -13,7 +13,10 @@ export function register(program: Command): void {
       'after',
       "\nExample: ssh -o ProxyCommand='warren connect laptop/ssh' me@laptop\n" +
         'EOF on stdin half-closes the connection (the service can still answer); the command exits when the\n' +
-        'service closes its side. Needs the daemon running (`warren up`).',
+        'service closes its side. Needs the daemon running (`warren up`).\n' +
+        '\nExit status: 0 once the service ended its side and stdout has every byte; 5 with a message when the\n' +
+        'stream was cut before its end (reset by the service or a daemon, connection lost, stdout not writable)\n' +
+        'or the service could not be reached; 2, 4, 7 for usage, name and daemon errors (docs/errors.md).',
     )
     .action(async (ref: string, opts: { addr?: string[] }, cmd: Command) => {
       const { node, service } = parseServiceRef(ref)

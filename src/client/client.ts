@@ -12,9 +12,10 @@
  * const fwd = await client.forwardAdd({ node: 'laptop', service: 'db', listen: '127.0.0.1:0' })
  * console.log(`psql -h 127.0.0.1 -p ${fwd.listen.split(':')[1]}`)
  *
- * const socket = await client.openStream('laptop', 'web')         // raw bytes to the service
- * socket.end('GET / HTTP/1.0\r\n\r\n')
- * socket.pipe(process.stdout)
+ * const stream = await client.openStream('laptop', 'web')         // the service's bytes, both ways
+ * stream.end('GET / HTTP/1.0\r\n\r\n')
+ * stream.on('error', (err) => console.error(err.message))         // cut before its end: ERR_STREAM_ABORTED
+ * stream.pipe(process.stdout)
  * client.close()
  * ```
  *
@@ -25,6 +26,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { type HomePaths, resolveHome, socketPath } from '../config/home.ts'
 import {
   type ApiMethod,
@@ -34,6 +36,7 @@ import {
   type ResultOf,
   type RpcError,
 } from '../daemon/api-protocol.ts'
+import { FramedStream } from '../daemon/stream-frames.ts'
 import { WarrenError } from '../errors.ts'
 
 export interface ClientOptions {
@@ -93,6 +96,23 @@ function openSocket(path: string, home: HomePaths): Promise<Socket> {
         )
       } else reject(err)
     })
+  })
+}
+
+/** The stream after a `stream.open` result: every way it can fail is an ERR_STREAM_ABORTED naming the cause. */
+function framedStream(socket: Socket, what: string): FramedStream {
+  return new FramedStream(socket, {
+    aborted: (info) =>
+      new WarrenError('ERR_STREAM_ABORTED', `the stream to ${what} was cut: ${info.message}`, {
+        hint: 'Run it again; if it keeps failing, the log of either daemon names the cause.',
+        details: { stream: what, cause: info.code },
+      }),
+    lost: (cause) =>
+      new WarrenError('ERR_STREAM_ABORTED', `the Warren daemon closed the stream to ${what} before it ended`, {
+        hint: 'The daemon may have stopped or crashed: check its log, and start it again with `warren up`.',
+        details: { stream: what },
+        cause,
+      }),
   })
 }
 
@@ -225,21 +245,24 @@ export class WarrenClient {
   }
 
   /**
-   * Opens a raw byte stream to `node`/`service` on a connection of its own. Resolves once the remote service
-   * accepted; the socket then carries the service's bytes both ways. `end()` half-closes (the service sees EOF
-   * and can still answer); the socket's `'end'` means the service finished sending.
+   * Opens a byte stream to `node`/`service` on an API connection of its own. Resolves once the remote service
+   * accepted, with a Duplex of the service's bytes (framed on the API socket, see src/daemon/stream-frames.ts).
+   * `end()` half-closes (the service sees EOF and can still answer); `'end'` means the service finished sending,
+   * cleanly. A stream cut before that (the service or a daemon reset it, the connection was lost, the daemon
+   * stopped) emits `'error'` with ERR_STREAM_ABORTED and never `'end'`. `destroy()` before both sides ended
+   * resets the stream at the service.
    */
-  async openStream(node: string, service: string, opts: { addrs?: string[] } = {}): Promise<Socket> {
+  async openStream(node: string, service: string, opts: { addrs?: string[] } = {}): Promise<Duplex> {
     const socket = await openSocket(this.socketPath, this.home)
-    return new Promise<Socket>((resolve, reject) => {
+    return new Promise<Duplex>((resolve, reject) => {
       const lines = new LineSplitter()
       const fail = (err: Error): void => {
         cleanup()
         socket.destroy()
         reject(err)
       }
-      // Read the answer line in paused mode ('readable' + read()), so that once the listener is gone the socket
-      // is back in its initial state: the caller's 'data' listener or pipe() starts the flow as on any socket.
+      // Read the answer line in paused mode ('readable' + read()), so that no byte after it is consumed here:
+      // the frames that follow are the FramedStream's.
       const onReadable = (): void => {
         for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
           try {
@@ -271,7 +294,7 @@ export class WarrenClient {
           reject(rpcToError(msg.error))
           return
         }
-        resolve(socket)
+        resolve(framedStream(socket, `${node}/${service}`))
       }
       const onEnd = (): void => fail(connectionLost())
       const onError = (err: Error): void => fail(err)

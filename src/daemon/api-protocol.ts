@@ -4,8 +4,11 @@
  * JSON-RPC 2.0 over a Unix socket, one JSON message per line (`\n`-terminated, UTF-8). Requests carry an `id`;
  * answers come back in any order. Errors are JSON-RPC errors whose `data` is `WarrenError.toJSON()`.
  *
- * `stream.open` upgrades the connection: after its result line the socket carries raw bytes both ways to the
- * remote service, and no more JSON is read or written on it.
+ * `stream.open` upgrades the connection: after its result line the socket carries the remote service's bytes both
+ * ways in frames (src/daemon/stream-frames.ts), and no more JSON is read or written on it. Each frame is a 1-byte
+ * type, a 4-byte big-endian length and the payload: DATA (0, at most 64 KiB of the stream), END (1, empty: this
+ * direction is finished, like a FIN) and ABORT (2, JSON `{code, message}`: the stream failed). A socket that
+ * closes before END went both ways is an abort too, so a cut stream is never taken for a complete one.
  */
 import type { ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
@@ -67,7 +70,8 @@ export interface ApiMethods {
   }
   'services.remove': { params: { name: string }; result: { name: string; source: ServiceInfo['source'] } }
   'peers.list': { params: undefined; result: PeerInfo[] }
-  'forward.add': { params: NodeRef & { service: string; listen: string }; result: ForwardInfo }
+  /** `check: false` skips the service check; a refusal fails the call, other check failures are in `result.check`. */
+  'forward.add': { params: NodeRef & { service: string; listen: string; check?: boolean }; result: ForwardInfo }
   'forward.list': { params: undefined; result: ForwardInfo[] }
   'forward.remove': { params: { listen: string }; result: { listen: string } }
   ping: { params: NodeRef; result: PingResult }

@@ -1,8 +1,9 @@
 /**
  * The local API server: JSON-RPC 2.0 over a Unix socket (mode 0600), one message per line.
  *
- * Ordinary methods go to {@link ApiHandler.call}. `stream.open` switches its connection to raw bytes: the server
- * stops reading lines, and {@link ApiHandler.openStream} owns the socket from then on.
+ * Ordinary methods go to {@link ApiHandler.call}. `stream.open` switches its connection to a framed byte stream
+ * (src/daemon/stream-frames.ts): the server stops reading lines, and {@link ApiHandler.openStream} owns the socket
+ * from then on.
  */
 import { chmod, unlink } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
@@ -14,7 +15,8 @@ export interface ApiHandler {
   call(method: string, params: unknown): Promise<unknown>
   /**
    * Takes over an upgraded connection. Call `accept(result)` once the remote service answered OK — it writes the
-   * result line — then move raw bytes; throwing before `accept` sends the error as the JSON-RPC answer.
+   * result line — then move the stream's bytes in frames; throwing before `accept` sends the error as the JSON-RPC
+   * answer.
    */
   openStream(socket: Socket, params: unknown, accept: (result: unknown) => void): Promise<void>
 }

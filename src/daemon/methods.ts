@@ -6,10 +6,11 @@ import type { Socket } from 'node:net'
 import { z } from 'zod'
 import { WarrenError } from '../errors.ts'
 import type { WarrenNodeApi } from '../node/warren-node.ts'
-import { describePipeEnd, pipeStream } from '../services/pipe.ts'
+import { describePipeEnd, pipeStream, reasonOf } from '../services/pipe.ts'
 import { type ApiMethod, type ApiMethods, serviceConfigOf } from './api-protocol.ts'
 import type { ApiHandler } from './api-server.ts'
 import type { StateStore } from './state.ts'
+import { FramedStream } from './stream-frames.ts'
 
 const addrs = z.array(z.string()).optional()
 const nodeRef = { node: z.string().min(1), addrs }
@@ -27,7 +28,12 @@ const PARAMS = {
   }),
   'services.remove': z.object({ name: z.string().min(1) }),
   'peers.list': z.undefined().or(z.object({})),
-  'forward.add': z.object({ ...nodeRef, service: z.string().min(1), listen: z.string().min(1) }),
+  'forward.add': z.object({
+    ...nodeRef,
+    service: z.string().min(1),
+    listen: z.string().min(1),
+    check: z.boolean().optional(),
+  }),
   'forward.list': z.undefined().or(z.object({})),
   'forward.remove': z.object({ listen: z.string().min(1) }),
   ping: z.object(nodeRef),
@@ -96,7 +102,13 @@ function implementations(ctx: MethodContext): Impl {
     },
     'peers.list': async () => node.peers(),
     'forward.add': async (p) => {
-      const spec = { node: p.node, service: p.service, listen: p.listen, ...(p.addrs ? { addrs: p.addrs } : {}) }
+      const spec = {
+        node: p.node,
+        service: p.service,
+        listen: p.listen,
+        ...(p.addrs ? { addrs: p.addrs } : {}),
+        ...(p.check === false ? { check: false } : {}),
+      }
       const info = await node.addForward(spec)
       await state.update((s) => {
         s.forwards = s.forwards.filter((f) => f.listen !== info.listen)
@@ -136,6 +148,26 @@ function implementations(ctx: MethodContext): Impl {
   }
 }
 
+/**
+ * The daemon's side of a `stream.open` connection after its result line: frames (src/daemon/stream-frames.ts), so
+ * that a stream the remote side cuts reaches the client as ABORT with the reason, and a client that sends ABORT or
+ * goes away without END resets the remote stream instead of closing it as if it were complete.
+ */
+function framedApiStream(socket: Socket): FramedStream {
+  return new FramedStream(socket, {
+    aborted: (info) => new Error(`the client aborted the stream: ${info.message}`),
+    lost: (cause) =>
+      new Error(`the client went away before the stream ended${cause === undefined ? '' : `: ${cause.message}`}`),
+    describe: (err) => {
+      const code = (err as { code?: unknown }).code
+      return {
+        code: typeof code === 'string' && code.startsWith('ERR_') ? code : 'ERR_STREAM_ABORTED',
+        message: reasonOf(err),
+      }
+    },
+  })
+}
+
 /** The handler the API server calls. */
 export function createApiHandler(ctx: MethodContext): ApiHandler {
   const impl = implementations(ctx)
@@ -166,10 +198,14 @@ export function createApiHandler(ctx: MethodContext): ApiHandler {
         return
       }
       accept({ node: p.node, service: p.service })
+      const framed = framedApiStream(socket) // from here on, the client going away is an abort
+      framed.on('error', () => {}) // pipeStream handles errors while it runs; one before or after must not throw
       await saveLearned(ctx).catch((err: Error) => ctx.log('warn', `saving learned addresses: ${err.message}`))
-      const piped = pipeStream(stream, socket) // attaches its listeners synchronously
-      socket.resume() // the API server paused the socket when it stopped reading lines
-      const result = await piped
+      if (framed.destroyed) {
+        stream.abort(new Error('the client went away before the stream ended'))
+        return
+      }
+      const result = await pipeStream(stream, framed)
       ctx.log(
         result.error === undefined ? 'debug' : 'warn',
         describePipeEnd(`warren connect to ${p.node}/${p.service}`, result),

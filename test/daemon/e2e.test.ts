@@ -307,17 +307,23 @@ test('the client library: typed calls, WarrenErrors with codes, raw streams with
   }
 })
 
-test('SIGTERM with a stream open: the stream ends, the daemon exits 0, and the other node keeps no stream', async () => {
+test('SIGTERM with a stream open: the stream fails with ERR_STREAM_ABORTED, the daemon exits 0, and the other node keeps no stream', async () => {
   const client = await pair.b.client()
   const stream = await client.openStream('a', 'echo')
   stream.write('ping')
   const [first] = (await once(stream, 'data')) as [Buffer]
   assert.equal(first.toString(), 'ping')
-  const ended = new Promise<void>((resolve) => stream.once('end', () => resolve())) // half-open: 'end', not 'close'
+  // the echo stream was cut, not completed: 'error', never 'end'
+  const failed = new Promise<unknown>((resolve) => {
+    stream.once('end', () => resolve(new Error('the stream ended cleanly')))
+    stream.once('error', resolve)
+  })
   stream.resume()
   const started = Date.now()
   const exit = await pair.b.stop('SIGTERM')
-  await ended
+  const err = await failed
+  assert.ok(isWarrenError(err, 'ERR_STREAM_ABORTED'), String(err))
+  assert.match(err.message, /^the stream to a\/echo was cut: |^the Warren daemon closed the stream to a\/echo before/)
   client.close()
   assert.deepEqual(exit, { code: 0, signal: null })
   assert.ok(Date.now() - started < 10_000, `stopping took ${Date.now() - started} ms`)
