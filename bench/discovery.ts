@@ -1,5 +1,5 @@
 /**
- * The discovery part of `npm run bench` (issue 5): lookup latency by node id in a 50-node testnet, cold (the DHT is
+ * The discovery part of `npm run bench`: lookup latency by node id in a 50-node testnet, cold (the DHT is
  * asked: `fresh`, no cache) and cached, the first ping by id alone (lookup + dial + ping), and the cost of
  * publishing a node's record. Everything runs in this process (src/testing/dht-testnet.ts: 2 relays as DHT servers,
  * nodes on loopback knowing only their relay), so the figures include the event loop shared by all 52 nodes.

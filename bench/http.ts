@@ -1,5 +1,5 @@
 /**
- * The HTTP part of `npm run bench` (issue 3): requests/s and p50/p99 latency with keep-alive, 64 connections and
+ * The HTTP part of `npm run bench`: requests/s and p50/p99 latency with keep-alive, 64 connections and
  * small responses, through the gateway and through the HTTP proxy, against the same HTTP server hit directly, in
  * one run. Real processes: the HTTP server, two Warren daemons started with the CLI (A hosts `web`, B runs the
  * access port), and a real load generator (Debian's `wrk` when installed, else `autocannon`).
@@ -298,7 +298,7 @@ async function report(results: Record<string, Load>, opts: HttpBenchOptions): Pr
       "floor over one libp2p stream: the same, all clients in one Noise + Yamux stream of Warren's libp2p stack",
       '(relay-floor-libp2p.ts). What any relay over this stack reaches here, even one multiplexing its own exchanges.',
       '',
-      'target (issue 3):',
+      'target:',
       `  gateway >= ${TARGET_GATEWAY_VS_DIRECT * 100}% of direct requests/s: ${gatewayRatio}  ${met ? 'met' : 'MISSED'}`,
       ...(results.floor?.vsDirect === undefined
         ? []

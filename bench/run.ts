@@ -274,7 +274,7 @@ async function report(results: Partial<Record<Mode, ModeResult>>, lazySetup: Lat
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED')
     lines.push(
       '',
-      'targets (issue 2):',
+      'targets:',
       `  forward vs stock js-libp2p (no Warren wrappers): up ${ratios.forwardVsStockUp}, down ${ratios.forwardVsStockDown}`,
       `  forward >= 70% of raw libp2p: up ${ratios.forwardVsLibp2pUp}, down ${ratios.forwardVsLibp2pDown}  ${mark((ratios.forwardVsLibp2pUp ?? 0) >= 0.7 && (ratios.forwardVsLibp2pDown ?? 0) >= 0.7)}`,
       `  forward >= 1.5 Gbit/s: up ${targets.forwardGbit.up}, down ${targets.forwardGbit.down}  ${mark(targets.forwardGbit.up >= 1.5 && targets.forwardGbit.down >= 1.5)}`,

@@ -1,5 +1,5 @@
 /**
- * A node's local ways in (issue 3): the access port (SOCKS5, HTTP proxy, PAC and gateway on one port) and the
+ * A node's local ways in: the access port (SOCKS5, HTTP proxy, PAC and gateway on one port) and the
  * optional `.warren` DNS server, started and stopped together as config and start options say.
  *
  * @example

@@ -63,7 +63,7 @@ export async function openServiceStream(
   const timeoutMs = opts.timeoutMs ?? 30_000
   let stream: Stream
   try {
-    // relayed connections through a bounded relay are "limited"; services run on them too (issue 4)
+    // relayed connections through a bounded relay are "limited"; services run on them too
     // optimistic protocol select: the protocol id travels with our header, saving one round trip per stream
     stream = await conn.newStream(SERVICE_PROTOCOL, {
       signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
