@@ -69,7 +69,9 @@ export async function startPair(
     for (const [name, port] of Object.entries(services)) {
       await warren(homes.a, ['expose', name, `/tcp/${port}`, '--allow', b.id])
       // --no-check: the bench's servers take every connection as a measured transfer
-      const listen = (await warren(homes.b, ['forward', `${a.ticket}/${name}`, '--listen', '127.0.0.1:0', '--no-check']))
+      const listen = (
+        await warren(homes.b, ['forward', `${a.ticket}/${name}`, '--listen', '127.0.0.1:0', '--no-check'])
+      )
         .split('\n')[0]!
         .trim()
       const m = /^(.*):(\d+)$/.exec(listen)

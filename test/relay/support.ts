@@ -75,6 +75,8 @@ export async function transfer(stream: Stream, bytes: number, timeoutMs = 60_000
   const reading = (async () => {
     for await (const c of stream) answer.push(Buffer.from(c.subarray()))
   })()
+  // a stream cut under the sender ends the reading with the same error: awaited below, never left unhandled
+  reading.catch(() => {})
   try {
     let sent = 0
     while (sent < bytes) {
@@ -87,7 +89,9 @@ export async function transfer(stream: Stream, bytes: number, timeoutMs = 60_000
         })
       }
     }
-    await stream.close()
+    // libp2p's close() never settles when the stream is aborted while it waits for 'drain' (its 'close' came first):
+    // the reading ends with the abort's error, so race them
+    await Promise.race([stream.close(), reading])
     await reading
     return {
       sent,
