@@ -64,6 +64,7 @@ export class AccessServer {
       responseTimeoutMs: s.gateway.responseTimeoutMs,
       maxHeaderBytes: s.maxHeaderBytes,
       openTimeoutMs: s.openTimeoutMs,
+      log: this.#log,
     })
     this.#tunnels = {
       backend: opts.backend,
@@ -102,6 +103,7 @@ export class AccessServer {
           socket.resume()
         },
         headArrived: (socket) => this.#headArrived(socket),
+        log: this.#log,
       })
     }
   }

@@ -7,8 +7,10 @@
 import type { Socket } from 'node:net'
 import { httpErrorResponse } from '../access/http-errors.ts'
 import { WarrenError } from '../errors.ts'
+import { reasonOf } from '../services/pipe.ts'
 import { waitForRoom } from '../services/stream-room.ts'
-import { concat, type Exchange, httpDate, responseHead, wrapBody } from './fast-exchange.ts'
+import { describeExchangeEnd } from './exchange-log.ts'
+import { concat, type Exchange, exchangeEnd, httpDate, responseHead, wrapBody } from './fast-exchange.ts'
 import { upstreamRequestHead } from './fast-heads.ts'
 import type { FastPath } from './fast-path.ts'
 import { Upstream, type UpstreamUser } from './fast-upstreams.ts'
@@ -26,6 +28,8 @@ export class FastConnection implements UpstreamUser {
   #firstHead = true
   #timer: NodeJS.Timeout | undefined
   #timing = false
+  /** The client sent its FIN. */
+  #clientEnded = false
 
   constructor(fp: FastPath, socket: Socket) {
     this.#fp = fp
@@ -33,6 +37,7 @@ export class FastConnection implements UpstreamUser {
     socket.on('data', this.onData)
     socket.on('drain', this.#onDrain)
     socket.on('close', this.#onClose)
+    socket.on('end', this.#onEnd)
     socket.on('timeout', this.#onIdle)
     socket.setTimeout(KEEP_ALIVE_SEC * 1000)
   }
@@ -71,8 +76,13 @@ export class FastConnection implements UpstreamUser {
     if (ex.req.done) this.#maybeDone(ex)
   }
 
-  #toStream(ex: Exchange, data: Uint8Array): void {
+  /**
+   * Sends `data` on the stream; `headBytes` of it are the request head (not counted as body). When the stream is
+   * full the client socket is paused until it has room; returns false then.
+   */
+  #toStream(ex: Exchange, data: Uint8Array, headBytes = 0): boolean {
     const up = ex.upstream!
+    ex.bytesUp += data.byteLength - headBytes
     try {
       if (!up.stream.send(data)) {
         this.#socket.pause()
@@ -82,10 +92,12 @@ export class FastConnection implements UpstreamUser {
           },
           () => {},
         )
+        return false
       }
     } catch {
       // the stream is gone: its end event settles the exchange
     }
+    return true
   }
 
   #nextHead(): void {
@@ -144,6 +156,9 @@ export class FastConnection implements UpstreamUser {
       retried: false,
       bodyless: head.framing.kind === 'none',
       upstream: undefined,
+      bytesUp: 0,
+      bytesDown: 0,
+      since: Date.now(),
     }
     this.#ex = ex
     this.#state = 'busy'
@@ -175,6 +190,8 @@ export class FastConnection implements UpstreamUser {
   #begin(ex: Exchange, up: Upstream): void {
     ex.upstream = up
     up.user = this
+    // the last exchange may have paused it for a slow client and ended before that client's 'drain'
+    if (up.stream.readStatus === 'paused') up.stream.resume()
     let first: Buffer = ex.upHead
     const buf = this.#buf
     if (!ex.req.done && buf !== undefined) {
@@ -182,14 +199,18 @@ export class FastConnection implements UpstreamUser {
       try {
         n = ex.req.take(buf, 0)
       } catch (err) {
-        this.#toStream(ex, first)
+        this.#toStream(ex, first, first.length)
         this.#badRequestBody(ex, err as Error)
         return
       }
       if (n > 0) first = Buffer.concat([first, buf.subarray(0, n)])
       this.#buf = n === buf.length ? undefined : buf.subarray(n)
     }
-    this.#toStream(ex, first)
+    const room = this.#toStream(ex, first, ex.upHead.length)
+    if (ex.req.done) return
+    if (this.#clientEnded) this.#cut(ex, 'the client closed the connection before the request body ended')
+    // body bytes that came while the stream was opening may have paused the client (PIPELINE_LIMIT)
+    else if (room && this.#socket.isPaused()) this.#socket.resume()
   }
 
   onUpstreamData(data: Uint8Array): void {
@@ -232,7 +253,7 @@ export class FastConnection implements UpstreamUser {
         const out = Buffer.allocUnsafe(len + (body?.length ?? 0))
         out.write(text, 0, 'latin1')
         if (body !== undefined) out.set(body, len)
-        this.#write(out)
+        this.#write(out, body?.length ?? 0)
         break
       }
     } else {
@@ -246,17 +267,20 @@ export class FastConnection implements UpstreamUser {
     let n: number
     try {
       n = ex.res!.take(data, 0)
-    } catch {
+    } catch (err) {
       // the head is out: all the client can learn is that the response was cut
-      this.#destroy(ex)
+      this.#cut(ex, `the service sent a malformed response body (${(err as Error).message})`)
       return 0
     }
     if (n < data.length) ex.reusable = false // bytes past the response: the stream cannot be trusted
     return n
   }
 
-  #write(data: Uint8Array): void {
-    if (!this.#socket.write(data)) this.#ex?.upstream?.stream.pause()
+  /** Writes to the client; `body` bytes of `data` are response body (the rest is the head). */
+  #write(data: Uint8Array, body = data.byteLength): void {
+    const ex = this.#ex
+    if (ex !== undefined) ex.bytesDown += body
+    if (!this.#socket.write(data)) ex?.upstream?.stream.pause()
   }
 
   readonly #onDrain = (): void => {
@@ -279,6 +303,7 @@ export class FastConnection implements UpstreamUser {
       this.#fail(ex, 'incomplete', error?.message ?? 'other side closed')
       return
     }
+    // a close-delimited body ends with the stream's FIN; any error means it was cut
     if (ex.wrapChunks && error === undefined) {
       this.#write(Buffer.from('0\r\n\r\n'))
       ex.res.done = true
@@ -286,7 +311,10 @@ export class FastConnection implements UpstreamUser {
       return
     }
     if (!ex.res.done) {
-      this.#destroy(ex)
+      this.#cut(
+        ex,
+        error === undefined ? 'the service closed the stream before the response body ended' : reasonOf(error),
+      )
       return
     }
     if (!ex.req.done) {
@@ -306,7 +334,7 @@ export class FastConnection implements UpstreamUser {
       if (ex.reusable) this.#fp.pool.put(up)
       else up.abort(new Error('not reusable'))
     }
-    if (ex.head.close) {
+    if (ex.head.close || this.#clientEnded) {
       this.#state = 'closed'
       this.#socket.end()
       return
@@ -349,14 +377,15 @@ export class FastConnection implements UpstreamUser {
   /** An error page instead of the service's response; the stream is dropped. */
   #answerError(ex: Exchange, err: unknown, status: number | undefined): void {
     if (ex.started) {
-      this.#destroy(ex)
+      this.#cut(ex, (err as Error).message)
       return
     }
+    this.#logEnd(ex, `answered with an error page: ${(err as Error).message}`)
     ex.upstream?.abort(new Error('the exchange failed'))
     ex.upstream = undefined
     this.#end(ex)
     // a request whose body was not read to its end leaves the connection unusable
-    const close = !ex.req.done || ex.head.close
+    const close = !ex.req.done || ex.head.close || this.#clientEnded
     const page = httpErrorResponse(err, {
       ...(status === undefined ? {} : { status }),
       close,
@@ -380,10 +409,20 @@ export class FastConnection implements UpstreamUser {
       hint: 'Speak HTTP/1.1 or SOCKS5 to the access port.',
     })
     if (!(err instanceof FramingError) || ex.started) {
-      this.#destroy(ex)
+      this.#cut(ex, `the request body was malformed (${err.message})`)
       return
     }
     this.#answerError(ex, e, 400)
+  }
+
+  /** The exchange cannot be finished: logged, then the client's connection is cut and the stream reset. */
+  #cut(ex: Exchange, reason: string): void {
+    this.#logEnd(ex, reason)
+    this.#destroy(ex)
+  }
+
+  #logEnd(ex: Exchange, reason: string): void {
+    this.#fp.opts.log?.('warn', describeExchangeEnd(exchangeEnd(ex), reason))
   }
 
   /** The response cannot be finished: the client's connection is cut, the stream reset. */
@@ -406,9 +445,25 @@ export class FastConnection implements UpstreamUser {
     this.#state = 'closed'
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (ex !== undefined) {
+      this.#logEnd(ex, 'the client closed the connection before the response ended')
       ex.upstream?.abort(new Error('the client closed the connection'))
       ex.upstream = undefined
       this.#end(ex)
+    }
+  }
+
+  /** The client's FIN: the connection ends after the current response; a request body cut by it resets the stream. */
+  readonly #onEnd = (): void => {
+    this.#clientEnded = true
+    const ex = this.#ex
+    if (this.#state === 'head') {
+      this.#state = 'closed'
+      this.#socket.end()
+      return
+    }
+    // still opening the stream: #begin decides once the buffered body bytes are taken
+    if (this.#state === 'busy' && ex !== undefined && ex.upstream !== undefined && !ex.req.done) {
+      this.#cut(ex, 'the client closed the connection before the request body ended')
     }
   }
 
@@ -422,6 +477,7 @@ export class FastConnection implements UpstreamUser {
     s.off('data', this.onData)
     s.off('drain', this.#onDrain)
     s.off('close', this.#onClose)
+    s.off('end', this.#onEnd)
     s.off('timeout', this.#onIdle)
     s.setTimeout(0)
     if (this.#timer !== undefined) clearTimeout(this.#timer)

@@ -2,6 +2,7 @@
  * One request in flight on a fast-path client connection (fast-connection.ts), and the small helpers around it: the
  * Date header, buffer joining, and the client-side response head and body framing.
  */
+import type { ExchangeEnd } from './exchange-log.ts'
 import { clientResponseHead } from './fast-heads.ts'
 import type { Upstream } from './fast-upstreams.ts'
 import type { RawHeaders } from './forward-headers.ts'
@@ -47,6 +48,11 @@ export interface Exchange {
   retried: boolean
   bodyless: boolean
   upstream: Upstream | undefined
+  /** Request body bytes sent on the stream, response body bytes sent to the client (for the log). */
+  bytesUp: number
+  bytesDown: number
+  /** When the request head arrived, ms since the epoch. */
+  since: number
 }
 
 /** A close-delimited body goes to the client chunked: one chunk per piece. */
@@ -66,4 +72,16 @@ export function responseHead(ex: Exchange, status: number, reason: string, raw: 
     close: ex.head.close,
     keepAliveSec: KEEP_ALIVE_SEC,
   })
+}
+
+/** What the log says about an exchange that ended abnormally. */
+export function exchangeEnd(ex: Exchange): ExchangeEnd {
+  return {
+    method: ex.head.method,
+    path: ex.head.target,
+    describe: ex.describe,
+    bytesUp: ex.bytesUp,
+    bytesDown: ex.bytesDown,
+    durationMs: Date.now() - ex.since,
+  }
 }

@@ -14,8 +14,14 @@
  * `http.Server` in access-server.ts) with the unparsed bytes, and the connection stays there. Errors after the
  * request was taken (the stream could not be opened, the service's answer was bad, late or cut) get the same
  * pages the full path sends.
+ *
+ * A response cut after its head went out (the stream was reset, the service or its node went away, the body was
+ * malformed) ends with the client connection destroyed before the body's end — a short Content-Length body or a
+ * chunked body without its last chunk — so the client always sees an error. A request body cut by the client
+ * (its connection ends or resets mid-body) resets the stream, so the service sees an error too.
  */
 import type { Socket } from 'node:net'
+import type { LogFn } from './exchange-log.ts'
 import { FastConnection } from './fast-connection.ts'
 import { UpstreamPool } from './fast-upstreams.ts'
 import type { ForwardSpec, Gateway, GatewayBackend } from './gateway.ts'
@@ -35,6 +41,8 @@ export interface FastPathOptions {
   handOver(socket: Socket, buffered: Buffer | undefined): void
   /** The connection's first request head arrived (ends the access port's head deadline). */
   headArrived(socket: Socket): void
+  /** Exchanges that end abnormally are logged here at `warn`. */
+  log?: LogFn
 }
 
 export class FastPath {

@@ -40,7 +40,12 @@ export class Upstream {
     else this.abort(new Error('the service sent data while no request was pending'))
   }
 
-  readonly #onEnd = (): void => this.#gone(undefined)
+  readonly #onEnd = (): void => {
+    // a reset emits 'end' before its 'close' with the error: that is not the service's FIN
+    const s = this.stream.status
+    if (s === 'reset' || s === 'aborted') return
+    this.#gone(undefined)
+  }
 
   readonly #onClose = (evt: Event & { error?: Error }): void => this.#gone(evt.error ?? undefined)
 

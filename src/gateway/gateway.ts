@@ -13,6 +13,7 @@ import type { Stream } from '@libp2p/interface'
 import { sendHttpError, writeRawHttpError } from '../access/http-errors.ts'
 import { WarrenError } from '../errors.ts'
 import { StreamLimiter } from '../services/limiter.ts'
+import type { LogFn } from './exchange-log.ts'
 import { addForwarded, type RawHeaders, setHeader, stripHopByHop } from './forward-headers.ts'
 import { parseGatewayPath } from './paths.ts'
 import { forwardOverPool, type PooledUpstream } from './pooled-request.ts'
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   responseTimeoutMs: number
   maxHeaderBytes: number
   openTimeoutMs: number
+  /** Exchanges that end abnormally are logged here at `warn`. */
+  log?: LogFn
 }
 
 /** Where one request goes. */
@@ -125,6 +128,7 @@ export class Gateway {
       responseTimeoutMs: this.#opts.responseTimeoutMs,
       describe: `service "${spec.service}" on node ${ids.id}`,
     }
+    if (this.#opts.log !== undefined) upstream.log = this.#opts.log
     const prefix = spec.prefix
     if (prefix !== undefined) upstream.rewriteResponse = (raw) => rewriteLocation(raw, prefix)
     void forwardOverPool(req, res, upstream).finally(release)

@@ -12,12 +12,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { sendHttpError } from '../access/http-errors.ts'
 import { isWarrenError, WarrenError } from '../errors.ts'
+import { reasonOf } from '../services/pipe.ts'
+import { describeExchangeEnd, type LogFn } from './exchange-log.ts'
 import { type RawHeaders, responseHeaders, withoutHeaders } from './forward-headers.ts'
 import { hasNoBody, IDEMPOTENT, type Upstream, upstreamFailure } from './reverse-proxy.ts'
 
 /** An {@link Upstream} reached through an undici pool of service streams instead of an http.Agent. */
 export interface PooledUpstream extends Omit<Upstream, 'agent' | 'maxHeaderBytes'> {
   pool: Dispatcher
+  /** Exchanges that end abnormally (error page, cut response, client gone) are logged here at `warn`. */
+  log?: LogFn
 }
 
 const UNSENDABLE = new Set(['transfer-encoding', 'expect'])
@@ -44,6 +48,20 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
   const bodyless = hasNoBody(req)
   if (bodyless) req.resume()
   const headers = withoutHeaders(up.headers, UNSENDABLE)
+  const since = Date.now()
+  let bytesUp = 0
+  let bytesDown = 0
+  const logEnd = (reason: string): void => {
+    const e = {
+      method,
+      path: req.url ?? up.path,
+      describe: up.describe,
+      bytesUp,
+      bytesDown,
+      durationMs: Date.now() - since,
+    }
+    up.log?.('warn', describeExchangeEnd(e, reason))
+  }
   return new Promise<void>((resolve) => {
     let over = false
     const finish = (): void => {
@@ -67,6 +85,7 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
         clearTimeout(timer)
         res.off('close', onClientGone)
         const e = poolError(err, up)
+        logEnd(`answered with an error page: ${e.message}`)
         // an oversized head from the service is the service's fault: 502, not the client's 431
         sendHttpError(res, e, { close: !req.complete, ...(e.code === 'ERR_HEADERS_TOO_LARGE' ? { status: 502 } : {}) })
         finish()
@@ -84,6 +103,7 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
       }, up.responseTimeoutMs)
       const onClientGone = (): void => {
         if (res.writableFinished) return
+        logEnd('the client closed the connection before the response ended')
         settled = true
         clearTimeout(timer)
         stop(new Error('the client closed the connection'))
@@ -119,7 +139,11 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
         },
         onData(chunk) {
           if (settled) return false
+          bytesDown += chunk.length
           return res.write(chunk)
+        },
+        onBodySent(chunk: unknown) {
+          bytesUp += typeof chunk === 'number' ? chunk : (chunk as Uint8Array).byteLength
         },
         onComplete() {
           if (settled) return
@@ -136,8 +160,11 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
             return
           }
           if (res.headersSent) {
+            // cut mid-body: the client must not take it for a whole response
+            logEnd(reasonOf(err))
             settled = true
             clearTimeout(timer)
+            res.off('close', onClientGone)
             res.destroy()
             finish()
             return

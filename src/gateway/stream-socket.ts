@@ -48,7 +48,9 @@ export class StreamSocket extends Duplex {
   }
 
   readonly #onEnd = (): void => {
-    if (this.#ended) return
+    // a reset emits 'end' before its 'close' with the error: that is no FIN, and must not read as one
+    const s = this.stream.status
+    if (this.#ended || s === 'reset' || s === 'aborted') return
     this.#ended = true
     this.push(null)
   }
