@@ -39,6 +39,7 @@ const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](
 
 export const DEFAULT_LIMITS = {
   maxReservations: 128,
+  maxReservationsPerIp: 4,
   maxCircuits: 512,
   maxCircuitsPerNode: 16,
   reservationTtlSec: 3_600,
@@ -84,6 +85,8 @@ export const relayConfigSchema = z
       .strictObject({
         /** Reservations held at once by nodes not in `allow`. */
         maxReservations: z.number().int().min(0).max(1_000_000).default(DEFAULT_LIMITS.maxReservations),
+        /** Of those, reservations held at once from one IP address (IPv6: one /64). */
+        maxReservationsPerIp: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxReservationsPerIp),
         /** Relayed connections open at once, all nodes together (circuits asked for by allowed nodes always pass). */
         maxCircuits: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxCircuits),
         /** Relayed connections open at once involving one node that is not in `allow`. */

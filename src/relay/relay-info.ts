@@ -14,6 +14,7 @@
  * ```
  */
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { WarrenError } from '../errors.ts'
 import type { CircuitLimit } from './policy.ts'
@@ -50,10 +51,10 @@ export interface RelayInfo {
   stun: { port: number } | null
 }
 
-/** Serves the protocol on a relay; `infoFor` builds the answer for the asking node. */
+/** Serves the protocol on a relay; `infoFor` builds the answer for the asking node, asking from `from`. */
 export async function handleRelayInfo(
   libp2p: Libp2p,
-  infoFor: (peer: PeerId, intent: RelayInfoIntent) => RelayInfo,
+  infoFor: (peer: PeerId, intent: RelayInfoIntent, from: Multiaddr) => RelayInfo,
 ): Promise<void> {
   await libp2p.handle(
     RELAY_INFO_PROTOCOL,
@@ -68,7 +69,9 @@ export async function handleRelayInfo(
         } catch {
           // an empty or unreadable request asks for info
         }
-        stream.send(new TextEncoder().encode(JSON.stringify(infoFor(connection.remotePeer, intent))))
+        stream.send(
+          new TextEncoder().encode(JSON.stringify(infoFor(connection.remotePeer, intent, connection.remoteAddr))),
+        )
         await stream.close({ signal: AbortSignal.timeout(5_000) })
       } catch (err) {
         stream.abort(err as Error)

@@ -12,6 +12,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { Bootstrapper } from '../discovery/bootstrap.ts'
 import { routingTableSize } from '../discovery/dht.ts'
 import { RecordStore } from '../discovery/record-store.ts'
@@ -56,6 +57,8 @@ export interface RelayStatus {
     circuitsOpened: number
     bytesRelayed: number
     refusedReservations: number
+    /** Reservations released because their node disconnected from the relay. */
+    releasedReservations: number
     refusedCircuits: number
   }
 }
@@ -109,12 +112,26 @@ function relayListenError(err: unknown, hint: string): unknown {
   )
 }
 
+/**
+ * Behind a reverse proxy every WebSocket client arrives from the proxy's (loopback) address, so the per-IP cap would
+ * count them all as one: it does not apply to them (the total cap does).
+ */
+function proxiedBy(config: RelayConfig): ((remoteAddr: Multiaddr) => boolean) | undefined {
+  if (config.behindProxy === undefined) return undefined
+  return (addr) => {
+    const parts = addr.getComponents()
+    const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
+    const loopback = ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.')
+    return loopback && parts.some((c) => c.name === 'ws')
+  }
+}
+
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const { config } = opts
   const log = opts.log ?? (() => {})
   const policy = new RelayPolicy(config)
-  const hooks = new RelayHooks(policy, log)
   const ws = await webSocketSetup(config)
+  const hooks = new RelayHooks(policy, log, { proxied: proxiedBy(config) })
   const records = new RecordStore({ maxRecords: config.discovery.maxRecords })
   const nodeOpts: NodeOptions = {
     privateKey: opts.privateKey,
@@ -187,7 +204,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   bootstrap.start()
   const started = Date.now()
   const id = libp2p.peerId.toString()
-  const infoFor = (peer: PeerId, intent: RelayInfoIntent): RelayInfo => {
+  const infoFor = (peer: PeerId, intent: RelayInfoIntent, from: Multiaddr): RelayInfo => {
     const node = peer.toString()
     const reservation = hooks.reservationOf(node)
     return {
@@ -197,7 +214,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       private: policy.private,
       limits: policy.limitFor(node) ?? null,
       reservation: reservation === undefined ? null : { expiresAt: reservation.expiresAt },
-      wouldRefuse: hooks.wouldRefuseReservation(node, intent === 'reserve') ?? null,
+      wouldRefuse: hooks.wouldRefuseReservation(node, from, intent === 'reserve') ?? null,
       refusal: hooks.lastRefusal(node) ?? null,
       stun: stun === undefined ? null : { port: stun.address.port },
     }
@@ -243,6 +260,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         circuitsOpened: hooks.circuits.opened,
         bytesRelayed: hooks.circuits.bytesRelayed,
         refusedReservations: hooks.refused.reservations,
+        releasedReservations: hooks.released,
         refusedCircuits: hooks.refused.circuits,
       },
     }),

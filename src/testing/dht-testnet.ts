@@ -87,6 +87,8 @@ export async function createDhtTestnet(opts: DhtTestnetOptions): Promise<DhtTest
         stun: false,
         discovery: { privateAddresses: true, bootstrap: relays.map((_, j) => relayAddr(j)) },
         routing: { host: '127.0.0.1', port: 0 },
+        // every node of the testnet reserves from 127.0.0.1
+        limits: { maxReservationsPerIp: 1_000 },
       })
       relays.push(await startRelay({ privateKey: await generateNodeKey(), config }))
     }

@@ -6,7 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { flagsToConfig } from '../../src/cli/relay.ts'
 import { formatNodeIdBase36 } from '../../src/identity/node-id.ts'
 import { parseRelayAddr } from '../../src/relay/home-relay.ts'
-import { RelayPolicy } from '../../src/relay/policy.ts'
+import { ipGroup, RelayPolicy } from '../../src/relay/policy.ts'
 import { DEFAULT_LIMITS, validateRelayConfig } from '../../src/relay/relay-config.ts'
 import { mergeRelayInput } from '../../src/relay/relay-daemon.ts'
 import { circuitRefused, relayStatusOf } from '../../src/relay/relay-status.ts'
@@ -109,6 +109,26 @@ describe('relay policy', () => {
       `the relay is private and neither ${B} nor ${C} is on its allow list`,
     )
     assert.equal(priv.circuitRefusal(B, A, load(0)), undefined, 'anyone may reach an allowed node')
+  })
+
+  it('other nodes: at most maxReservationsPerIp from one address; allowed nodes are not counted or capped', () => {
+    const perIp = new RelayPolicy({ allow: [A], private: false, limits: { ...limits, maxReservationsPerIp: 2 } })
+    assert.equal(perIp.reservationRefusal(B, { boundedHeld: 1, sameIp: { ip: '192.0.2.7', held: 1 } }), undefined)
+    assert.equal(
+      perIp.reservationRefusal(B, { boundedHeld: 1, sameIp: { ip: '192.0.2.7', held: 2 } }),
+      'the relay already holds its maximum of 2 reservations for nodes at 192.0.2.7 not on its allow list',
+    )
+    assert.equal(perIp.reservationRefusal(A, { boundedHeld: 9, sameIp: { ip: '192.0.2.7', held: 9 } }), undefined)
+    assert.equal(perIp.reservationRefusal(B, { boundedHeld: 1 }), undefined, 'an uncapped address (behind a proxy)')
+  })
+
+  it('counts IPv4 addresses one by one and IPv6 addresses by /64', () => {
+    assert.equal(ipGroup('203.0.113.9'), '203.0.113.9')
+    assert.equal(ipGroup('::ffff:203.0.113.9'), '203.0.113.9')
+    assert.equal(ipGroup('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+    assert.equal(ipGroup('2001:0DB8:0001:0002:ffff:0:0:9'), '2001:db8:1:2::/64')
+    assert.equal(ipGroup('2001:db8::1'), '2001:db8:0:0::/64')
+    assert.equal(ipGroup('::1'), '0:0:0:0::/64')
   })
 })
 
