@@ -5,6 +5,7 @@
 import type { Command } from 'commander'
 import { WarrenClient } from '../client/client.ts'
 import { type HomePaths, resolveHome } from '../config/home.ts'
+import { escapeControl } from '../daemon/log.ts'
 import { WarrenError } from '../errors.ts'
 import type { PathInfo } from '../node/types.ts'
 
@@ -91,6 +92,9 @@ export function printError(err: WarrenError, json: boolean): void {
     process.stderr.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`)
     return
   }
-  process.stderr.write(`warren: ${err.message}\n`)
-  if (err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
+  // messages may quote what a peer sent (a refusal's reason): escaped, so they cannot drive the terminal; the line
+  // breaks of a message listing several problems (config errors) stay
+  const safe = (s: string): string => s.split('\n').map(escapeControl).join('\n')
+  process.stderr.write(`warren: ${safe(err.message)}\n`)
+  if (err.hint !== undefined) process.stderr.write(`hint: ${safe(err.hint)}\n`)
 }

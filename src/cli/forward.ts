@@ -5,6 +5,7 @@
  * latest error, `--remove <host:port>` closes one. Forwards live in the daemon and come back after it restarts.
  */
 import type { Command } from 'commander'
+import { isPublicListen } from '../access/listen-address.ts'
 import { WarrenError } from '../errors.ts'
 import { collect, parseServiceRef, say, sayJson, withClient } from './common.ts'
 import { formatForwards } from './status.ts'
@@ -16,6 +17,7 @@ export function register(program: Command): void {
     .argument('[node/service]', 'remote service: <alias|node id|ticket>/<service>, e.g. laptop/db')
     .option('--listen <host:port>', 'local address to listen on; port 0 picks a free port', '127.0.0.1:0')
     .option('--addr <multiaddr>', 'an address of the node, repeatable (when config `peers` has none)', collect)
+    .option('--public', 'allow a --listen address other machines can reach (anything but loopback)')
     .option('--no-check', 'add the forward without checking the service first')
     .option('--list', 'list the forwards instead')
     .option('--remove <host:port>', 'remove the forward listening on this address instead')
@@ -33,12 +35,22 @@ export function register(program: Command): void {
         'node refuses (no such service, this node not allowed), nothing is added and the command fails with exit\n' +
         'status 5. If the node cannot be reached right now, or its target is down, the forward is added anyway and\n' +
         'a warning says why; each new connection tries again. --no-check adds it without the check.\n' +
-        '--list shows, for each forward, its open, served and failed connections and the latest failure.',
+        '--list shows, for each forward, its open, served and failed connections and the latest failure.\n' +
+        'A --listen address that is not loopback (0.0.0.0, a LAN address) is refused unless --public is given:\n' +
+        'every machine that reaches the port uses the service as this node.',
     )
     .action(
       async (
         ref: string | undefined,
-        opts: { listen: string; addr?: string[]; check: boolean; list?: boolean; remove?: string; json?: boolean },
+        opts: {
+          listen: string
+          addr?: string[]
+          check: boolean
+          public?: boolean
+          list?: boolean
+          remove?: string
+          json?: boolean
+        },
         cmd: Command,
       ) => {
         const json = opts.json === true
@@ -67,8 +79,14 @@ export function register(program: Command): void {
             listen: opts.listen,
             ...(opts.addr ? { addrs: opts.addr } : {}),
             ...(opts.check ? {} : { check: false }),
+            ...(opts.public === true ? { public: true } : {}),
           }),
         )
+        if (isPublicListen(info.listen)) {
+          process.stderr.write(
+            `warren: warning: ${info.listen} is not a loopback address: anyone who can reach it uses ${node}/${service} as this node\n`,
+          )
+        }
         if (json) return sayJson(info)
         say(info.listen)
         process.stderr.write(

@@ -71,7 +71,11 @@ export interface ApiMethods {
   'services.remove': { params: { name: string }; result: { name: string; source: ServiceInfo['source'] } }
   'peers.list': { params: undefined; result: PeerInfo[] }
   /** `check: false` skips the service check; a refusal fails the call, other check failures are in `result.check`. */
-  'forward.add': { params: NodeRef & { service: string; listen: string; check?: boolean }; result: ForwardInfo }
+  'forward.add': {
+    /** `public: true` allows a non-loopback `listen` (otherwise refused with ERR_USAGE). */
+    params: NodeRef & { service: string; listen: string; check?: boolean; public?: boolean }
+    result: ForwardInfo
+  }
   'forward.list': { params: undefined; result: ForwardInfo[] }
   'forward.remove': { params: { listen: string }; result: { listen: string } }
   ping: { params: NodeRef; result: PingResult }

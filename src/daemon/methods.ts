@@ -4,6 +4,7 @@
  */
 import type { Socket } from 'node:net'
 import { z } from 'zod'
+import { formatListenAddress, parseListenAddress } from '../access/listen-address.ts'
 import { WarrenError } from '../errors.ts'
 import type { WarrenNodeApi } from '../node/warren-node.ts'
 import { describePipeEnd, pipeStream, reasonOf } from '../services/pipe.ts'
@@ -33,6 +34,7 @@ const PARAMS = {
     service: z.string().min(1),
     listen: z.string().min(1),
     check: z.boolean().optional(),
+    public: z.boolean().optional(),
   }),
   'forward.list': z.undefined().or(z.object({})),
   'forward.remove': z.object({ listen: z.string().min(1) }),
@@ -108,6 +110,7 @@ function implementations(ctx: MethodContext): Impl {
         listen: p.listen,
         ...(p.addrs ? { addrs: p.addrs } : {}),
         ...(p.check === false ? { check: false } : {}),
+        ...(p.public === true ? { public: true } : {}),
       }
       const info = await node.addForward(spec)
       await state.update((s) => {
@@ -119,20 +122,21 @@ function implementations(ctx: MethodContext): Impl {
     },
     'forward.list': async () => node.forwards(),
     'forward.remove': async (p) => {
+      const listen = formatListenAddress(parseListenAddress(p.listen)) // `5432` is 127.0.0.1:5432
       const before = new Set(node.forwards().map((f) => f.listen))
       try {
         await node.removeForward(p.listen)
       } catch (err) {
         // a saved forward that could not be restored (port taken) is not live, but removing it must still work
-        const saved = state.state.forwards.some((f) => f.listen === p.listen)
+        const saved = state.state.forwards.some((f) => f.listen === listen)
         if (!(err instanceof WarrenError && err.code === 'ERR_FORWARD_NOT_FOUND' && saved)) throw err
       }
       const after = new Set(node.forwards().map((f) => f.listen))
       const gone = new Set([...before].filter((l) => !after.has(l)))
       await state.update((s) => {
-        s.forwards = s.forwards.filter((f) => f.listen !== p.listen && !gone.has(f.listen))
+        s.forwards = s.forwards.filter((f) => f.listen !== listen && !gone.has(f.listen))
       })
-      return { listen: p.listen }
+      return { listen }
     },
     ping: async (p) => {
       const res = await node.ping(p.node, p.addrs ? { addrs: p.addrs } : {})

@@ -24,6 +24,8 @@ const stateSchema = z.object({
         addrs: z.array(z.string()).optional(),
         /** false: added with --no-check, so not checked when restored either. */
         check: z.boolean().optional(),
+        /** true: added with --public, so a non-loopback listen address is restored too. */
+        public: z.boolean().optional(),
       }),
     )
     .default([]),

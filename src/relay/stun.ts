@@ -192,7 +192,10 @@ const KNOWN_REQUIRED = new Set<number>()
  * The answer to one datagram, or undefined when it must be ignored (not STUN, not a Binding request).
  * A request with comprehension-required attributes we do not know gets a 420 error (RFC 5389 §7.3.1).
  */
-export function answerStun(data: Uint8Array, from: StunAddress): Uint8Array | undefined {
+export function answerStun(data: Uint8Array, peer: StunAddress): Uint8Array | undefined {
+  // a dual-stack socket (host "::") reports IPv4 clients as ::ffff:a.b.c.d: they are told their IPv4 address
+  const v4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(peer.host)?.[1]
+  const from = v4 !== undefined && isIPv4(v4) ? { host: v4, port: peer.port } : peer
   const msg = decodeStun(data)
   if (msg === undefined || msg.type !== STUN_BINDING_REQUEST) return undefined
   const unknown = msg.attributes.map((a) => a.type).filter((t) => t < 0x8000 && !KNOWN_REQUIRED.has(t))
@@ -246,7 +249,12 @@ export async function startStunResponder(options: StunResponderOptions = {}): Pr
   const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' })
   let answered = 0
   socket.on('message', (data, rinfo) => {
-    const reply = answerStun(data, { host: rinfo.address, port: rinfo.port })
+    let reply: Uint8Array | undefined
+    try {
+      reply = answerStun(data, { host: rinfo.address, port: rinfo.port })
+    } catch {
+      return // an address it cannot encode: no answer, and never an exception out of the socket's handler
+    }
     if (reply === undefined) return
     answered++
     socket.send(reply, rinfo.port, rinfo.address)

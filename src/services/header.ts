@@ -4,6 +4,8 @@
  * Request frame:  uvarint len | u8 version=1 | u8 name_len | name | TLV*
  * Response frame: uvarint len | u8 status | uvarint reason_len | reason (UTF-8) | TLV*
  * TLV: u8 tag | uvarint len | bytes — unknown tags are skipped; none are defined in version 1.
+ * Every malformed frame is a FrameError (never another exception): the host answers BAD_REQUEST, the dialer
+ * ERR_PROTOCOL.
  */
 import { varint } from 'multiformats'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -85,10 +87,21 @@ export function takeFrame(buf: Uint8ArrayList): Uint8Array | undefined {
   return body
 }
 
+/** A uvarint at `off` that ends inside `body`, as [value, bytes]; FrameError naming `what` otherwise. */
+function uvarintAt(body: Uint8Array, off: number, what: string): [number, number] {
+  if (off >= body.length) throw new FrameError(`${what} is missing`)
+  try {
+    return varint.decode(body, off)
+  } catch {
+    throw new FrameError(`${what} is malformed`)
+  }
+}
+
+/** Checks the extensions from `off` to the end of `body`: each a tag, a uvarint length and that many bytes. */
 function skipTlvs(body: Uint8Array, off: number): void {
   while (off < body.length) {
     off += 1 // tag
-    const [len, n] = varint.decode(body, off)
+    const [len, n] = uvarintAt(body, off, 'extension length')
     off += n + len
     if (off > body.length) throw new FrameError('extension runs past the end of the header')
   }
@@ -113,7 +126,7 @@ export function decodeResponse(body: Uint8Array): ServiceResponse {
   const status = body[0]
   if (status === undefined || status > Status.BAD_REQUEST) throw new FrameError(`unknown status ${status}`)
   let off = 1
-  const [rl, n] = varint.decode(body, off)
+  const [rl, n] = uvarintAt(body, off, 'reason length')
   off += n
   if (off + rl > body.length) throw new FrameError('reason runs past the end of the header')
   const reason = new TextDecoder().decode(body.subarray(off, off + rl))

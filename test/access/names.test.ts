@@ -124,7 +124,9 @@ describe('config: the access port', () => {
     assert.throws(
       () => validateConfig({ proxy: { listen: 'localhost' } }),
       (err: WarrenError) =>
-        err.message.includes('proxy.listen: "localhost" is not a listen address: write host:port, e.g. 127.0.0.1:4780'),
+        err.message.includes(
+          'proxy.listen: "localhost" is not a listen address: it has no port (write host:port, or a bare port for 127.0.0.1)',
+        ),
     )
   })
 
