@@ -63,6 +63,11 @@ export interface NodeOptions {
   stock?: boolean
   /** Adds the UDX transport (direct paths through NATs); its sockets are shared with the punching code. */
   udxHub?: UdxHub
+  /**
+   * libp2p's connection limit instead of the preset's: a Warren node adds its strangers' budget to the preset's
+   * `maxConnections`, so that strangers can never take the slots of known nodes (src/node/stranger-gate.ts).
+   */
+  maxConnections?: number
 }
 
 export type WarrenLibp2p = Libp2p<{
@@ -124,7 +129,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         ),
       ],
       connectionManager: {
-        maxConnections: preset.maxConnections,
+        maxConnections: opts.maxConnections ?? preset.maxConnections,
         dialTimeout: preset.dialTimeoutMs,
         ...(preset.inboundConnectionThreshold === undefined
           ? {}

@@ -14,7 +14,10 @@ export interface Preset {
   maxStreamWindowSize: number
   /** Service streams open at once per connection, inbound and outbound. */
   maxServiceStreamsPerConnection: number
-  /** Connections kept open at once. */
+  /**
+   * Connections kept open at once; a Warren node adds `limits.maxStrangerConnections` to it, so that strangers'
+   * connections (gated by src/node/stranger-gate.ts) never take these slots from known nodes and this node's dials.
+   */
   maxConnections: number
   /** Per-address dial time-out, ms. */
   dialTimeoutMs: number

@@ -28,6 +28,7 @@ import { WarrenError } from '../errors.ts'
 import { learnNat, type NatReport, requirePrimary } from './nat-report.ts'
 import type { Endpoint, PacketSocket } from './packet-socket.ts'
 import { type NatBehaviour, type PunchPlan, punch, punchPlan } from './punch.ts'
+import { PUNCH_REFUSED } from './punch-gate.ts'
 import {
   decodePunchMessage,
   encodePunchMessage,
@@ -277,11 +278,15 @@ export async function upgradeToDirect(
     await chan.send({ type: 'offer', token, mapped: local.mapped, nat: local.nat, ...tcpOffer(local) })
     const answer = await chan.next()
     if (answer.type === 'failed') {
+      const refused = answer.reason.startsWith(PUNCH_REFUSED)
       throw new WarrenError(
         'ERR_NO_DIRECT_PATH',
         `no direct path to ${via.remotePeer}: the peer said: ${answer.reason}`,
         {
-          hint: 'The peer cannot punch (no UDP listener or STUN server); the relayed connection stays in use.',
+          hint: refused
+            ? 'The peer answers punch requests only from nodes it knows, or for its public services, a few a minute; the relayed connection stays in use.'
+            : 'The peer cannot punch (no UDP listener or STUN server); the relayed connection stays in use.',
+          ...(refused ? { details: { refused: true } } : {}),
         },
       )
     }
@@ -312,15 +317,31 @@ export async function upgradeToDirect(
   }
 }
 
-/** Responder: answers `/warren/punch/1.0.0` on every connection (at most `maxConcurrent` at once, default 4). */
+/**
+ * Responder: answers `/warren/punch/1.0.0` on every connection (at most `maxConcurrent` at once, default 4). `admit`
+ * (src/traversal/punch-gate.ts) decides first: a request it refuses gets a `failed` message with its reason, and no
+ * STUN request, probe or connect is made for it.
+ */
 export async function handleDirectPath(
   node: Libp2p,
-  opts: DirectPathOptions & { maxConcurrent?: number; onResult?: (r: DirectPathResult | Error) => void },
+  opts: DirectPathOptions & {
+    maxConcurrent?: number
+    onResult?: (r: DirectPathResult | Error) => void
+    admit?: (peer: PeerId) => string | undefined
+  },
 ): Promise<void> {
   let running = 0
   await node.handle(
     PUNCH_PROTOCOL,
     async (stream, connection) => {
+      const refusal = opts.admit?.(connection.remotePeer)
+      if (refusal !== undefined) {
+        await refuse(stream, refusal)
+        opts.onResult?.(
+          new WarrenError('ERR_NO_DIRECT_PATH', `refused a punch request from ${connection.remotePeer}: ${refusal}`),
+        )
+        return
+      }
       if (running >= (opts.maxConcurrent ?? 4)) {
         stream.abort(new Error('too many direct-path upgrades at once'))
         return
@@ -350,4 +371,17 @@ export async function handleDirectPath(
     },
     { runOnLimitedConnection: true },
   )
+}
+
+/** Reads the offer (within 5 s) and answers `failed` with `reason`: the asker learns why, and nothing is punched. */
+async function refuse(stream: Stream, reason: string): Promise<void> {
+  const signal = AbortSignal.timeout(5_000)
+  const chan = channel(stream, signal)
+  try {
+    await chan.next()
+    await chan.send({ type: 'failed', reason })
+    await stream.close({ signal })
+  } catch (err) {
+    stream.abort(err as Error)
+  }
 }

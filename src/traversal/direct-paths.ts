@@ -86,6 +86,8 @@ export interface DirectPathsOptions {
   silentMs?: number
   /** Try TCP simultaneous open before UDX (config traversal.tcp, default true). */
   tcp?: boolean
+  /** Decides on a peer's punch request: undefined answers it, a string refuses it with that reason (punch-gate.ts). */
+  admit?: (peer: PeerId) => string | undefined
 }
 
 /** The relay a relayed connection runs through: `/…/p2p/<relay>/p2p-circuit/…` → the part before `/p2p-circuit`. */
@@ -181,6 +183,7 @@ export class DirectPaths {
     await handleDirectPath(
       this.#libp2p,
       this.#pathOptions({
+        ...(this.#opts.admit === undefined ? {} : { admit: this.#opts.admit }),
         onResult: (r: DirectPathResult | Error) => {
           if (r instanceof Error) {
             this.#log('debug', `direct path asked by a peer: ${r.message}`)
@@ -318,7 +321,7 @@ export class DirectPaths {
         this.#status.delete(peer.toString()) // the peer is gone meanwhile: nothing to retry
         return
       }
-      const last = attempt >= REPUNCH_ATTEMPTS || this.#stopped
+      const last = attempt >= REPUNCH_ATTEMPTS || this.#stopped || e.details?.refused === true
       const reason = `direct path lost; re-punch ${attempt} of ${REPUNCH_ATTEMPTS} failed: ${e.message}`
       const retryAt = last ? {} : { retryAt: Date.now() + repunchDelay(attempt + 1) }
       this.#record(peer, { state: 'relayed', reason, ...again, ...retryAt })
@@ -330,7 +333,8 @@ export class DirectPaths {
   /** A first upgrade (or its retry `retry`) failed: stay on the relay, and try again unless no punch can meet. */
   #firstFailed(peer: PeerId, retry: number, e: WarrenError): void {
     const nats = e.details?.nats as { local: string; remote: string } | undefined
-    const hopeless = nats?.local === 'hard' && nats.remote === 'hard'
+    // both NATs map per destination, or the peer refuses this node's punch requests
+    const hopeless = (nats?.local === 'hard' && nats.remote === 'hard') || e.details?.refused === true
     const relayed = this.#libp2p.getConnections(peer).some((c) => c.status === 'open' && isRelayed(c))
     const next = retry + 1
     const again = retry === 0 ? {} : { retry }

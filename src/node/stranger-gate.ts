@@ -1,0 +1,164 @@
+/**
+ * Connection slots for strangers. A node is *known* when it is named in config `peers`, in any service's `allow` list,
+ * or is a relay in config `relays`; every other node is a stranger. Known nodes always get in: libp2p's connection
+ * limit is raised by the strangers' budget (src/node/create.ts), and known nodes are tagged in the peer store so that
+ * libp2p's pruner closes strangers' connections first. Strangers share a budget of their own, checked once the Noise
+ * handshake has proved who they are (`denyInboundEncryptedConnection`): at most `maxStrangerConnections` inbound
+ * connections in all, at most `maxStrangerConnectionsPerIp` from one IP address (one /64 for IPv6), and at most
+ * `maxStrangerConnectionsPerRelay` through one relay (every relayed connection comes from its relay's address, so
+ * relayed strangers are counted per relay, not per IP).
+ *
+ * A slot is held from the handshake until the connection closes; a held slot whose peer has become known since (say
+ * `warren expose … --allow` named it) no longer counts.
+ *
+ * @example
+ * ```ts
+ * const gate = new StrangerGate(config.limits)
+ * const libp2p = await createNode({ privateKey, connectionGater: gate.gater() })
+ * gate.setKnown((id) => knownIds.has(id))
+ * ```
+ */
+import { isIPv6 } from 'node:net'
+import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export interface StrangerLimits {
+  /** Inbound connections from strangers at once, all together. */
+  maxStrangerConnections: number
+  /** Inbound connections from strangers at once from one IP address (IPv6: one /64). */
+  maxStrangerConnectionsPerIp: number
+  /** Relayed inbound connections from strangers at once through one relay. */
+  maxStrangerConnectionsPerRelay: number
+}
+
+/** Why a stranger's connection was refused. */
+export type StrangerRefusal = 'total' | 'ip' | 'relay'
+
+export interface StrangerGateStats {
+  /** Slots held by strangers now. */
+  strangers: number
+  /** Connections refused since start, by reason. */
+  refused: Record<StrangerRefusal, number>
+}
+
+/** Where a connection comes from, for the per-source limits: `relay <id>`, `ip <address or /64>`, or `other`. */
+export function connectionSource(addr: Multiaddr): string {
+  const parts = addr.getComponents()
+  const circuit = parts.findIndex((c) => c.name === 'p2p-circuit')
+  if (circuit >= 0) {
+    const relay = parts
+      .slice(0, circuit)
+      .reverse()
+      .find((c) => c.name === 'p2p')?.value
+    if (relay !== undefined) return `relay ${relay}`
+    const host = parts.slice(0, circuit).find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
+    return host === undefined ? 'relay ?' : `relay ${host}`
+  }
+  const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
+  if (ip === undefined) return 'other'
+  const v4 = mappedIPv4(ip)
+  if (v4 !== undefined) return `ip ${v4}`
+  return `ip ${isIPv6(ip) ? prefix64(ip) : ip}`
+}
+
+/**
+ * The IPv4 address of an IPv4-mapped IPv6 address (`::ffff:198.18.0.9`, or `::ffff:c612:9` as multiaddrs print it):
+ * an IPv4 client of a dual-stack listener is counted by its IPv4 address, not lumped into `::/64` with all the others.
+ */
+function mappedIPv4(ip: string): string | undefined {
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1]
+  if (dotted !== undefined) return dotted
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(ip)
+  if (hex === null) return undefined
+  const hi = Number.parseInt(hex[1]!, 16)
+  const lo = Number.parseInt(hex[2]!, 16)
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+}
+
+/** The /64 of an IPv6 address (`2001:db8:1:2::/64`): one host usually gets a whole /64. */
+function prefix64(ip: string): string {
+  const [head = '', tail] = ip.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`
+}
+
+export class StrangerGate {
+  readonly #limits: StrangerLimits
+  readonly #log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  #isKnown: (id: string) => boolean = () => false
+  /** Slots held: raw connection → stranger id and source. */
+  readonly #held = new Map<MultiaddrConnection, { peer: string; source: string }>()
+  readonly #refused: Record<StrangerRefusal, number> = { total: 0, ip: 0, relay: 0 }
+  /** When the last refusal was logged (one line per minute at most: a flood must not flood the log). */
+  #loggedAt = 0
+
+  constructor(limits: StrangerLimits, log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void) {
+    this.#limits = limits
+    this.#log = log ?? (() => {})
+  }
+
+  /** Sets the test for known nodes (base58 id → known); read on every inbound connection. */
+  setKnown(isKnown: (id: string) => boolean): void {
+    this.#isKnown = isKnown
+  }
+
+  /** The libp2p connection gater that applies the budget. */
+  gater(): ConnectionGater {
+    return { denyInboundEncryptedConnection: (peer, maConn) => this.#deny(peer, maConn) }
+  }
+
+  stats(): StrangerGateStats {
+    let strangers = 0
+    for (const h of this.#held.values()) if (!this.#isKnown(h.peer)) strangers++
+    return { strangers, refused: { ...this.#refused } }
+  }
+
+  #deny(peer: PeerId, maConn: MultiaddrConnection): boolean {
+    const id = peer.toString()
+    if (this.#isKnown(id)) return false
+    const source = connectionSource(maConn.remoteAddr)
+    const relayed = source.startsWith('relay ')
+    let total = 0
+    let same = 0
+    for (const h of this.#held.values()) {
+      if (this.#isKnown(h.peer)) continue
+      total++
+      if (h.source === source) same++
+    }
+    const { maxStrangerConnections, maxStrangerConnectionsPerIp, maxStrangerConnectionsPerRelay } = this.#limits
+    let refusal: StrangerRefusal | undefined
+    if (total >= maxStrangerConnections) refusal = 'total'
+    else if (relayed && same >= maxStrangerConnectionsPerRelay) refusal = 'relay'
+    else if (!relayed && source !== 'other' && same >= maxStrangerConnectionsPerIp) refusal = 'ip'
+    if (refusal !== undefined) {
+      this.#refused[refusal]++
+      const now = Date.now()
+      if (now - this.#loggedAt > 60_000) {
+        this.#loggedAt = now
+        const limit =
+          refusal === 'total'
+            ? `limits.maxStrangerConnections (${maxStrangerConnections})`
+            : refusal === 'relay'
+              ? `limits.maxStrangerConnectionsPerRelay (${maxStrangerConnectionsPerRelay}) from ${source}`
+              : `limits.maxStrangerConnectionsPerIp (${maxStrangerConnectionsPerIp}) from ${source}`
+        this.#log(
+          'warn',
+          `refused a connection from ${id}, a node not named in peers, allow or relays: ${limit} reached`,
+        )
+      }
+      return true
+    }
+    this.#held.set(maConn, { peer: id, source })
+    const release = (): void => {
+      this.#held.delete(maConn)
+    }
+    maConn.addEventListener('close', release, { once: true })
+    if (maConn.status !== 'open') release()
+    return false
+  }
+}
