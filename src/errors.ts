@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   ERR_BAD_ADDRESS: { exit: 2, summary: 'A listen or peer address is malformed.' },
   ERR_UNKNOWN_PEER: { exit: 4, summary: 'A name is neither a node id, a ticket nor an alias in `peers`.' },
   ERR_NO_ADDRESSES: { exit: 4, summary: 'The node id is valid but no address for it is known.' },
+  ERR_UNKNOWN_ADDRESSES: {
+    exit: 4,
+    summary: 'A ticket or address names addresses this node does not know, where new addresses are not allowed.',
+  },
   ERR_LOOKUP_FAILED: {
     exit: 4,
     summary: 'No discovery source (cache, peers/tickets, mDNS, DHT) found an address for the node id in time.',
@@ -49,6 +53,14 @@ export const ERROR_CODES = {
     summary: 'A host name outside the .warren domain was sent to the access port, which is not an open proxy.',
   },
   ERR_BAD_NAME: { exit: 2, summary: 'A .warren host name or gateway path does not have the shape Warren expects.' },
+  ERR_HOST_NOT_SERVED: {
+    exit: 5,
+    summary: 'The access port was asked for a host name it does not serve (a DNS rebinding defence).',
+  },
+  ERR_CROSS_ORIGIN: {
+    exit: 5,
+    summary: 'A browser request from another site or origin was refused by the gateway.',
+  },
   ERR_PROXY_AUTH: { exit: 5, summary: 'The access port asked for proxy credentials and got none or wrong ones.' },
   ERR_HEADERS_TOO_LARGE: {
     exit: 5,

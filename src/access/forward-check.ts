@@ -32,7 +32,7 @@ export interface CheckOptions {
   addrs?: string[]
   /** The whole check: lookup, dial and the host's answer, ms. */
   timeoutMs: number
-  /** How long the closed check stream may wait for the far side's FIN before it is reset, ms (default 10 s). */
+  /** How long the closed check stream may wait for the far side's FIN before it is reset, ms (default 2 s). */
   graceMs?: number
 }
 
@@ -47,7 +47,7 @@ export async function checkService(
   const timer = setTimeout(() => abort.abort(new Error('check timed out')), opts.timeoutMs)
   try {
     const stream = await open(node, service, { ...(opts.addrs ? { addrs: opts.addrs } : {}), signal: abort.signal })
-    release(stream, opts.graceMs ?? 10_000)
+    release(stream, opts.graceMs ?? 2_000)
   } catch (err) {
     if (abort.signal.aborted && !isRefusal(err)) {
       throw new WarrenError('ERR_TIMEOUT', `no answer from ${node} for "${service}" within ${opts.timeoutMs} ms`, {

@@ -32,8 +32,15 @@ export class Dialer {
   }
 
   /** Resolves and connects, reusing an open connection (direct preferred). */
-  async connect(node: string, opts: { addrs?: string[]; signal?: AbortSignal } = {}): Promise<Connection> {
-    const target = this.#book.resolve(node, opts.addrs)
+  async connect(
+    node: string,
+    opts: { addrs?: string[]; signal?: AbortSignal; allowNewAddresses?: boolean } = {},
+  ): Promise<Connection> {
+    const target = this.#book.resolve(
+      node,
+      opts.addrs,
+      opts.allowNewAddresses === false ? { allowNewAddresses: false } : {},
+    )
     if (target.id.equals(this.#libp2p.peerId)) {
       throw new WarrenError('ERR_DIAL_FAILED', `${node} is this node itself`, {
         hint: 'Reach local services directly at their target address.',

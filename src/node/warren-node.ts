@@ -11,6 +11,7 @@
  */
 import type { Duplex } from 'node:stream'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { accessBackend } from '../access/backend.ts'
 import { type AddOptions, Forwarder, type ForwardSpec } from '../access/forward.ts'
 import { checkService } from '../access/forward-check.ts'
@@ -30,6 +31,7 @@ import { ServiceHost } from '../services/host.ts'
 import { describePipeEnd, type PipeResult, pipeStream } from '../services/pipe.ts'
 import { ServiceRegistry } from '../services/registry.ts'
 import { DirectPaths } from '../traversal/direct-paths.ts'
+import { type PunchAdmission, PunchGate } from '../traversal/punch-gate.ts'
 import { UdxHub } from '../traversal/udx-transport.ts'
 import { VERSION } from '../version.ts'
 import { AddressBook } from './address-book.ts'
@@ -37,8 +39,10 @@ import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from '.
 import { openPingStream } from './conn-ping.ts'
 import { createNode, type WarrenLibp2p } from './create.ts'
 import { Dialer } from './dialer.ts'
+import { KnownPeers, knownIdsOf } from './known-peers.ts'
 import { bestConnection, describePath } from './path.ts'
 import { PRESETS } from './presets.ts'
+import { StrangerGate } from './stranger-gate.ts'
 import type {
   ForwardInfo,
   NetcheckResult,
@@ -69,18 +73,34 @@ export class WarrenNode implements WarrenNodeApi {
   homeRelay: HomeRelay | undefined
   /** Direct-path upgrades of relayed connections (config `traversal`); undefined when off. */
   directPaths: DirectPaths | undefined
+  /** Nodes named in `peers`, in an `allow` list or in `relays`: they always get a connection slot. */
+  readonly known: KnownPeers
+  /** The connection budget of all other nodes (config `limits.maxStrangerConnections…`). */
+  readonly strangers: StrangerGate
   #unwatchLimits: () => void = () => {}
   readonly #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
   readonly #started = Date.now()
 
-  private constructor(libp2p: WarrenLibp2p, opts: WarrenNodeStartOptions) {
+  private constructor(
+    libp2p: WarrenLibp2p,
+    opts: WarrenNodeStartOptions,
+    gates: { known: KnownPeers; strangers: StrangerGate },
+  ) {
     this.libp2p = libp2p
+    this.known = gates.known
+    this.strangers = gates.strangers
     this.peerId = libp2p.peerId
     this.#config = opts.config
     this.#log = opts.log ?? (() => {})
     this.registry = new ServiceRegistry(opts.config.peers)
-    this.addressBook = new AddressBook(opts.config.peers, opts.learned)
+    // a forgotten learned node leaves the peer store too, unless connected: distinct tickets cannot grow memory
+    this.addressBook = new AddressBook(opts.config.peers, opts.learned, {
+      onEvict: (id) => {
+        if (this.libp2p.getConnections().some((c) => c.remotePeer.toString() === id)) return
+        void this.libp2p.peerStore.delete(peerIdFromString(id)).catch(() => {})
+      },
+    })
     const preset = PRESETS[opts.preset ?? 'default']
     this.#host = new ServiceHost(libp2p, this.registry, {
       ...opts.config.limits,
@@ -91,6 +111,7 @@ export class WarrenNode implements WarrenNodeApi {
       (socket, node, service, addrs) => this.pipeService(socket, node, service, addrs ? { addrs } : {}),
       (node, service, addrs) => this.checkService(node, service, addrs ? { addrs } : {}),
       this.#log,
+      { allowOtherUsers: opts.config.proxy?.allowOtherUsers === true },
     )
   }
 
@@ -100,17 +121,24 @@ export class WarrenNode implements WarrenNodeApi {
     const udxHub = traversal ? new UdxHub() : undefined
     const udpListen =
       opts.udpListen ?? (opts.preset === 'test' ? ['/ip4/127.0.0.1/udp/0'] : opts.config.traversal.udpListen)
+    const known = new KnownPeers(knownIdsOf(opts.config))
+    const strangers = new StrangerGate(opts.config.limits, opts.log)
+    strangers.setKnown((id) => known.has(id))
     const libp2p = await createNode({
       privateKey: opts.privateKey,
       listen: [...(opts.listen ?? opts.config.listen), ...(traversal ? udpListen : [])],
       announce: opts.config.announce,
       preset: opts.preset ?? 'default',
+      connectionGater: strangers.gater(),
+      maxConnections: PRESETS[opts.preset ?? 'default'].maxConnections + opts.config.limits.maxStrangerConnections,
       ...(udxHub === undefined ? {} : { udxHub }),
       ...Discovery.nodeOptions(opts.config, opts.listen ?? opts.config.listen),
     })
-    const node = new WarrenNode(libp2p, opts)
+    const node = new WarrenNode(libp2p, opts, { known, strangers })
     try {
       for (const [name, svc] of Object.entries(opts.config.services)) node.registry.add(name, svc, 'config')
+      node.#refreshKnown()
+      known.attach(libp2p)
       await node.#host.start()
       node.#local = await LocalAccess.start({
         config: opts.config,
@@ -132,10 +160,16 @@ export class WarrenNode implements WarrenNodeApi {
         await node.homeRelay.start()
       }
       if (udxHub !== undefined) {
+        const punches = new PunchGate({
+          perPeer: opts.config.traversal.punchRequestsPerPeer,
+          strangersPerMinute: opts.config.traversal.punchRequestsPerMinute,
+          admission: (peer) => node.#punchAdmission(peer),
+        })
         node.directPaths = new DirectPaths(libp2p, udxHub, {
           relays: opts.config.relays,
           log: node.#log,
           tcp: opts.config.traversal.tcp,
+          admit: (peer) => punches.check(peer),
         })
         await node.directPaths.start()
       }
@@ -179,8 +213,24 @@ export class WarrenNode implements WarrenNodeApi {
     }
   }
 
+  /** Known nodes from `peers`, `relays` and the allow lists of the services exposed now. */
+  #refreshKnown(): void {
+    const allowed = this.registry.list().map((s) => this.registry.get(s.name)?.allowed)
+    this.known.set(knownIdsOf(this.#config, allowed))
+  }
+
+  /** Why `peer` may ask this node to punch (src/traversal/punch-gate.ts). */
+  #punchAdmission(peer: PeerId): PunchAdmission {
+    if (this.known.has(peer.toString())) return 'known'
+    if (this.registry.list().some((s) => this.registry.get(s.name)?.public === true)) return 'public'
+    if (this.libp2p.getConnections(peer).some((c) => c.direction === 'outbound' && c.status === 'open'))
+      return 'dialled'
+    return undefined
+  }
+
   expose(name: string, service: ServiceConfig | string, opts: { replace?: boolean } = {}): ServiceInfo {
     const entry = this.registry.add(name, service, 'runtime', opts.replace ?? false)
+    this.#refreshKnown()
     void this.#host.syncKubo().catch((err: Error) => this.#log('error', `kubo handlers: ${err.message}`))
     this.#log('info', `exposed ${name} → ${entry.target}`)
     return this.registry.list().find((s) => s.name === name)!
@@ -188,6 +238,7 @@ export class WarrenNode implements WarrenNodeApi {
 
   unexpose(name: string): void {
     this.registry.remove(name)
+    this.#refreshKnown()
     void this.#host.syncKubo().catch((err: Error) => this.#log('error', `kubo handlers: ${err.message}`))
     this.#log('info', `unexposed ${name}`)
   }
@@ -226,15 +277,21 @@ export class WarrenNode implements WarrenNodeApi {
     return this.discovery!.lookup(target.id, { configAddrs: target.addrs, ...opts })
   }
 
-  /** Resolves and connects, reusing an open connection (direct preferred). */
-  connect(node: string, opts: { addrs?: string[]; signal?: AbortSignal } = {}): Promise<Connection> {
+  /**
+   * Resolves and connects, reusing an open connection (direct preferred). `allowNewAddresses: false` refuses a ticket
+   * or address this node does not already know (ERR_UNKNOWN_ADDRESSES) instead of dialing it.
+   */
+  connect(
+    node: string,
+    opts: { addrs?: string[]; signal?: AbortSignal; allowNewAddresses?: boolean } = {},
+  ): Promise<Connection> {
     return this.#dialer!.connect(node, opts)
   }
 
   async openService(
     node: string,
     service: string,
-    opts: { addrs?: string[]; signal?: AbortSignal } = {},
+    opts: { addrs?: string[]; signal?: AbortSignal; allowNewAddresses?: boolean } = {},
   ): Promise<Stream> {
     const conn = await this.connect(node, opts)
     const streamOpts: OpenServiceOptions = {

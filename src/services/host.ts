@@ -17,7 +17,7 @@ import {
   Status,
   type StatusCode,
 } from './header.ts'
-import { StreamLimiter } from './limiter.ts'
+import { StreamBudgets } from './limiter.ts'
 import { describePipeEnd, pipeStream } from './pipe.ts'
 import type { ServiceRegistry } from './registry.ts'
 
@@ -25,8 +25,12 @@ export const KUBO_PREFIX = '/x/'
 
 export interface HostOptions {
   connectTimeoutMs: number
+  /** Streams of named peers (in `peers` or an allow list), in total and each. */
   maxStreams: number
   maxStreamsPerPeer: number
+  /** Streams of every other node (public services only), in total and each. */
+  maxPublicStreams: number
+  maxPublicStreamsPerPeer: number
   /** Streams per connection accepted by libp2p for the protocol. */
   maxStreamsPerConnection: number
   headerTimeoutMs?: number
@@ -60,20 +64,35 @@ export function connectTarget(target: TcpTarget, timeoutMs: number): Promise<Soc
   })
 }
 
+/** A stream past the access check, for revocation. */
+interface OpenStream {
+  service: string
+  peer: PeerId
+  /** The target it was admitted to. */
+  target: string
+  /** Warren protocol (true) or `/x/<service>` (false). */
+  withStatus: boolean
+  /** Set once the stream was reset because the rules no longer admit it. */
+  revoked?: Error
+}
+
 export class ServiceHost {
   readonly #node: WarrenLibp2p
   readonly #registry: ServiceRegistry
   readonly #opts: HostOptions
-  readonly #limiter: StreamLimiter
+  readonly #budgets: StreamBudgets
   readonly #kubo = new Set<string>()
-  readonly #open = new Set<Stream>()
+  readonly #open = new Map<Stream, OpenStream>()
+  readonly #unsubscribe: () => void
   #total = 0
 
   constructor(node: WarrenLibp2p, registry: ServiceRegistry, opts: HostOptions) {
     this.#node = node
     this.#registry = registry
     this.#opts = opts
-    this.#limiter = new StreamLimiter(opts.maxStreams, opts.maxStreamsPerPeer)
+    this.#budgets = new StreamBudgets(opts)
+    // a removed service, a peer dropped from an allow list: their open streams are reset at once
+    this.#unsubscribe = registry.onChange(() => this.revoke())
   }
 
   async start(): Promise<void> {
@@ -114,11 +133,43 @@ export class ServiceHost {
   async stop(): Promise<void> {
     await this.#node.unhandle([SERVICE_PROTOCOL, ...this.#kubo])
     this.#kubo.clear()
-    for (const s of this.#open) s.abort(new Error('node is shutting down'))
+    this.#unsubscribe()
+    for (const s of this.#open.keys()) s.abort(new Error('node is shutting down'))
   }
 
   stats(): { active: number; total: number } {
     return { active: this.#open.size, total: this.#total }
+  }
+
+  /**
+   * Checks every open stream against the rules as they are now and resets those they no longer admit: service
+   * removed, peer no longer allowed, target changed, `/x/` streams turned off. The registry calls this on every
+   * change. Returns how many streams were reset.
+   */
+  revoke(): number {
+    let n = 0
+    for (const [stream, rec] of this.#open) {
+      if (rec.revoked !== undefined) continue
+      const why = this.#noLongerAdmitted(rec)
+      if (why === undefined) continue
+      rec.revoked = new Error(`access revoked: ${why}`)
+      this.#log('warn', `access revoked: reset the stream of ${rec.peer} to "${rec.service}": ${why}`)
+      stream.abort(rec.revoked)
+      n++
+    }
+    return n
+  }
+
+  #noLongerAdmitted(rec: OpenStream): string | undefined {
+    const decision = this.#registry.check(rec.service, rec.peer)
+    if (!decision.ok) {
+      return decision.reason === 'unknown'
+        ? `service "${rec.service}" is no longer exposed`
+        : `node ${rec.peer} is no longer allowed to use "${rec.service}"`
+    }
+    if (decision.entry.target !== rec.target) return `the target of "${rec.service}" changed`
+    if (!rec.withStatus && !decision.entry.kubo) return `"${rec.service}" is no longer open to /x/ streams`
+    return undefined
   }
 
   #log(level: 'debug' | 'info' | 'warn' | 'error', msg: string): void {
@@ -177,16 +228,23 @@ export class ServiceHost {
     }
     if (!withStatus && !decision.entry.kubo)
       return refuse(Status.UNKNOWN_SERVICE, `"${service}" is not open to /x/ streams`)
-    const release = this.#limiter.acquire(peer.toString())
+    const release = this.#budgets.acquire(peer.toString(), this.#registry.isNamed(peer))
     if (typeof release === 'string') return refuse(Status.OVERLOADED, release)
-    this.#open.add(stream)
+    const rec: OpenStream = { service, peer, target: decision.entry.target, withStatus }
+    this.#open.set(stream, rec)
     this.#total++
     try {
       let socket: Socket
       try {
         socket = await connectTarget(decision.entry.tcp, this.#opts.connectTimeoutMs)
       } catch (err) {
+        if (rec.revoked !== undefined) return
         return await refuse(Status.TARGET_UNREACHABLE, (err as Error).message)
+      }
+      if (rec.revoked !== undefined) {
+        // revoked while the target connect was under way: the stream is reset, the target gets an RST
+        socket.resetAndDestroy()
+        return
       }
       if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
       const { tcp, type } = decision.entry

@@ -36,15 +36,50 @@ export function peerRefId(ref: string): string {
 export class ServiceRegistry {
   readonly #services = new Map<string, ServiceEntry>()
   #peers: Record<string, string>
+  /** Node ids in `peers` or in an allow list; rebuilt after a change. */
+  #named: Set<string> | undefined
+  readonly #listeners = new Set<() => void>()
 
   constructor(peers: Record<string, string> = {}) {
     this.#peers = peers
+  }
+
+  /**
+   * Calls `fn` after every change of services or aliases (add, replace, remove, new `peers`), so that the host can
+   * revoke streams the new rules no longer admit. Returns a function that unsubscribes.
+   */
+  onChange(fn: () => void): () => void {
+    this.#listeners.add(fn)
+    return () => this.#listeners.delete(fn)
+  }
+
+  #changed(): void {
+    this.#named = undefined
+    for (const fn of this.#listeners) fn()
   }
 
   /** Replaces the alias table (config reload). Allow lists are resolved again. */
   setPeers(peers: Record<string, string>): void {
     this.#peers = peers
     for (const e of this.#services.values()) this.#services.set(e.name, this.#build(e.name, e, e.source))
+    this.#changed()
+  }
+
+  /** Whether this node names `peer`: an alias in `peers`, or a node id in some service's allow list. */
+  isNamed(peer: PeerId | string): boolean {
+    if (this.#named === undefined) {
+      const named = new Set<string>()
+      for (const ref of Object.values(this.#peers)) {
+        try {
+          named.add(peerRefId(ref))
+        } catch {
+          // validated with the config; an unreadable ref names nobody
+        }
+      }
+      for (const e of this.#services.values()) for (const id of e.allowed ?? []) named.add(id)
+      this.#named = named
+    }
+    return this.#named.has(peer.toString())
   }
 
   #build(name: string, svc: ServiceConfig, source: ServiceInfo['source']): ServiceEntry {
@@ -105,6 +140,7 @@ export class ServiceRegistry {
     ]!
     const entry = this.#build(name, parsed, source)
     this.#services.set(name, entry)
+    this.#changed()
     return entry
   }
 
@@ -116,6 +152,7 @@ export class ServiceRegistry {
       })
     }
     this.#services.delete(name)
+    this.#changed()
     return entry
   }
 
