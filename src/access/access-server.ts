@@ -12,15 +12,20 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer, isIP, type Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WarrenError } from '../errors.ts'
+import { toWarrenError, WarrenError } from '../errors.ts'
 import { FastPath } from '../gateway/fast-path.ts'
 import { withoutHeaders } from '../gateway/forward-headers.ts'
 import { type ForwardSpec, Gateway, type GatewayBackend } from '../gateway/gateway.ts'
+import type { RequestHead } from '../gateway/http1.ts'
+import { browserSignals, HostPolicy } from '../gateway/origins.ts'
 import { isGatewayPath, parseGatewayPath } from '../gateway/paths.ts'
+import { disabledGateway, routeWebRequest, type WebRoute } from '../gateway/web-routes.ts'
+import { AccessGuard } from './access-guard.ts'
 import { basicMatches, checkHttpAuth } from './auth.ts'
 import { sendHttpError, writeRawHttpError } from './http-errors.ts'
 import { formatListenAddress, parseListenAddress } from './listen-address.ts'
 import { PAC_CONTENT_TYPE, PAC_PATH, pacFile } from './pac.ts'
+import { parseProxyUrl, unknownPage } from './request-targets.ts'
 import type { AddressTable } from './service-addresses.ts'
 import type { AccessSettings } from './settings.ts'
 import { handleSocks5 } from './socks5.ts'
@@ -52,7 +57,12 @@ export class AccessServer {
   readonly #sockets = new Set<Socket>()
   /** Connections whose first request head has not arrived yet, with their deadline. */
   readonly #heads = new Map<Duplex, NodeJS.Timeout>()
+  /** Local users and connection caps (src/access/access-guard.ts). */
+  readonly #guard: AccessGuard
   #listen = ''
+  /** Host names served as a web server (origins.ts); the port is known once listening. */
+  readonly #policy: HostPolicy
+  #port = 0
 
   private constructor(opts: AccessServerOptions) {
     this.#settings = opts.settings
@@ -82,11 +92,23 @@ export class AccessServer {
       // how often Node checks headersTimeout; its default (30 s) would make short time-outs late
       connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(s.headersTimeoutMs / 4))),
     })
+    this.#policy = new HostPolicy(() => this.#port, s.hosts)
     this.#http.on('request', (req, res) => this.#onRequest(req, res))
     this.#http.on('connect', (req, socket, head) => this.#onConnect(req, socket as Socket, head))
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head))
     this.#http.on('clientError', (err, socket) => this.#onClientError(err as NodeJS.ErrnoException, socket))
-    this.#net = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#onConnection(socket))
+    this.#guard = new AccessGuard({
+      allowOtherUsers: s.allowOtherUsers,
+      maxConnections: s.maxConnections,
+      maxConnectionsPerClient: s.maxConnectionsPerClient,
+      log: this.#log,
+    })
+    // paused until the guard admits it: nothing is read from a refused client
+    this.#net = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) =>
+      this.#guard.accept(socket, (admitted) =>
+        this.#net.listening ? this.#onConnection(admitted) : admitted.destroy(),
+      ),
+    )
     if (s.auth === undefined && process.env.WARREN_GATEWAY_FAST_PATH !== '0') {
       this.#fast = new FastPath({
         backend: opts.backend,
@@ -96,20 +118,33 @@ export class AccessServer {
         responseTimeoutMs: s.gateway.responseTimeoutMs,
         openTimeoutMs: s.openTimeoutMs,
         maxStreamsPerPeer: s.maxStreamsPerPeer,
-        route: (target) => this.#fastRoute(target),
+        route: (head) => this.#fastRoute(head),
         handOver: (socket, buffered) => {
           if (buffered !== undefined) socket.unshift(buffered)
           this.#http.emit('connection', socket)
           socket.resume()
         },
         headArrived: (socket) => this.#headArrived(socket),
+        awaitingHead: (socket) => this.#awaitHead(socket),
         log: this.#log,
       })
     }
   }
 
   /** Where a request goes when the fast path may carry it; undefined leaves it to the full path. */
-  #fastRoute(target: string): ForwardSpec | undefined {
+  #fastRoute(head: RequestHead): ForwardSpec | undefined {
+    const target = head.target
+    try {
+      if (target.charCodeAt(0) === 47 /* / */) {
+        // Host and origin rules first; subdomain and browser requests are not cached (they depend on headers)
+        if (this.#policy.classify(head.host).kind === 'service' || browserSignals(head.raw).browser) {
+          const r = this.#route(head.method, target, head.host, head.raw)
+          return r.kind === 'forward' ? r.spec : undefined
+        }
+      }
+    } catch {
+      return undefined // the full path answers with the exact page
+    }
     const hit = this.#routes.get(target)
     if (hit !== undefined) return hit
     let spec: ForwardSpec
@@ -154,6 +189,7 @@ export class AccessServer {
     server.#net.on('error', (err) => server.#log('error', `access port: ${err.message}`))
     const addr = server.#net.address()
     const port = typeof addr === 'object' && addr !== null ? addr.port : want.port
+    server.#port = port
     server.#listen = formatListenAddress({ host: want.host, port })
     server.#log('info', `access port (SOCKS5, HTTP proxy, gateway) on ${server.#listen}`)
     return server
@@ -209,6 +245,28 @@ export class AccessServer {
     }
   }
 
+  /**
+   * A keep-alive connection waits for its next request head: that head too must arrive within headersTimeoutMs
+   * of its first byte (an idle connection is left to the keep-alive timeout).
+   */
+  #awaitHead(socket: Duplex | null): void {
+    if (socket === null || socket.destroyed) return // null: the response finished after the socket was detached
+    this.#headArrived(socket)
+    const s = socket as Socket
+    const seen = s.bytesRead
+    let started = false
+    const check = (): void => {
+      if (started) {
+        // a whole deadline after its first bytes were seen, the head is still not complete
+        this.#headTimedOut(s)
+        return
+      }
+      started = s.bytesRead !== seen
+      this.#heads.set(socket, setTimeout(check, this.#settings.headersTimeoutMs))
+    }
+    this.#heads.set(socket, setTimeout(check, this.#settings.headersTimeoutMs))
+  }
+
   #headTimedOut(socket: Socket): void {
     this.#heads.delete(socket)
     const e = new WarrenError(
@@ -223,28 +281,38 @@ export class AccessServer {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.#headArrived(req.socket)
+    res.once('finish', () => {
+      if (req.complete) this.#awaitHead(req.socket)
+      else req.once('end', () => this.#awaitHead(req.socket))
+    })
     const url = req.url ?? '/'
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
       this.#onProxyRequest(req, res, url)
       return
     }
-    const authErr = checkHttpAuth(req, this.#settings.auth, true)
+    // a foreign Host (DNS rebinding) is refused first: not even a login prompt under someone else's name
+    const authErr = this.#hostError(req) ?? checkHttpAuth(req, this.#settings.auth, true)
     if (authErr !== undefined) {
       req.resume()
-      sendHttpError(res, authErr, { status: 401 })
+      sendHttpError(res, authErr, authErr.code === 'ERR_PROXY_AUTH' ? { status: 401 } : {})
       return
     }
     this.#dropOwnAuthorization(req)
-    if (isGatewayPath(url)) {
-      if (!this.#settings.gateway.enabled) {
-        req.resume()
-        sendHttpError(res, disabledGateway(), { status: 404 })
-        return
-      }
-      this.#gateway.handleRequest(req, res)
+    let route: WebRoute
+    try {
+      route = this.#route(req.method ?? 'GET', url, req.headers.host, req.rawHeaders)
+    } catch (err) {
+      req.resume()
+      sendHttpError(res, err)
       return
     }
+    if (route.kind === 'forward') return void this.#gateway.forward(req, res, route.spec)
     req.resume()
+    if (route.kind === 'disabled') return void sendHttpError(res, disabledGateway(), { status: 404 })
+    if (route.kind === 'redirect') {
+      res.writeHead(route.status, { location: route.location, 'content-length': 0, 'cache-control': 'no-store' })
+      return void res.end()
+    }
     if (url === PAC_PATH || url.startsWith(`${PAC_PATH}?`)) {
       const body = pacFile(req.headers.host ?? this.#listen, this.#settings.tld)
       res.writeHead(200, { 'content-type': PAC_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
@@ -303,9 +371,10 @@ export class AccessServer {
     socket.on('error', () => {})
     const url = req.url ?? '/'
     const proxyForm = /^[a-z][a-z0-9+.-]*:\/\//i.test(url)
-    const authErr = checkHttpAuth(req, this.#settings.auth, !proxyForm)
+    const authErr =
+      (proxyForm ? undefined : this.#hostError(req)) ?? checkHttpAuth(req, this.#settings.auth, !proxyForm)
     if (authErr !== undefined) {
-      writeRawHttpError(socket, authErr, { status: proxyForm ? 407 : 401 })
+      writeRawHttpError(socket, authErr, authErr.code === 'ERR_PROXY_AUTH' ? { status: proxyForm ? 407 : 401 } : {})
       return
     }
     try {
@@ -320,13 +389,30 @@ export class AccessServer {
         })
         return
       }
-      if (!isGatewayPath(url)) throw unknownPage(url, this.#settings.tld)
-      if (!this.#settings.gateway.enabled) throw disabledGateway()
       this.#dropOwnAuthorization(req)
-      this.#gateway.handleUpgrade(req, socket, head)
+      const route = this.#route(req.method ?? 'GET', url, req.headers.host, req.rawHeaders)
+      if (route.kind === 'local' || route.kind === 'redirect') throw unknownPage(url, this.#settings.tld)
+      if (route.kind === 'disabled') throw disabledGateway()
+      this.#gateway.forwardUpgrade(req, socket, head, route.spec)
     } catch (err) {
       writeRawHttpError(socket, err)
     }
+  }
+
+  /** ERR_HOST_NOT_SERVED (or ERR_BAD_NAME) when an origin-form request's Host is not the access port's. */
+  #hostError(req: IncomingMessage): WarrenError | undefined {
+    try {
+      this.#policy.classify(req.headers.host)
+      return undefined
+    } catch (err) {
+      return toWarrenError(err)
+    }
+  }
+
+  /** Routes an origin-form request (web-routes.ts): Host and origin checks, then subdomain or path gateway. */
+  #route(method: string, url: string, host: string | undefined, raw: string[]): WebRoute {
+    const ctx = { gateway: this.#gateway, policy: this.#policy, gatewayEnabled: this.#settings.gateway.enabled }
+    return routeWebRequest({ method, url, host, raw }, ctx)
   }
 
   /** With proxy.auth, a gateway request may carry our credentials in `Authorization`: they stop here. */
@@ -376,34 +462,4 @@ export class AccessServer {
     this.#fast?.close()
     await closed
   }
-}
-
-function parseProxyUrl(url: string): URL {
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch {
-    throw new WarrenError('ERR_BAD_NAME', `"${url}" is not a valid URL`, {
-      hint: 'Send http://<service>.<node>.warren/…',
-    })
-  }
-  if (u.protocol !== 'http:') {
-    throw new WarrenError('ERR_BAD_NAME', `the HTTP proxy carries http:// URLs, not ${u.protocol}//`, {
-      hint: 'For https:// and other protocols the client must use CONNECT (or SOCKS5).',
-    })
-  }
-  return u
-}
-
-function disabledGateway(): WarrenError {
-  return new WarrenError('ERR_BAD_NAME', 'the HTTP gateway is disabled on this node (gateway.enabled is false)', {
-    hint: 'Set "gateway": { "enabled": true } in config.json, or use the proxy (http://<service>.<node>.warren/).',
-  })
-}
-
-function unknownPage(url: string, tld: string): WarrenError {
-  const shown = url.length > 100 ? `${url.slice(0, 97)}...` : url
-  return new WarrenError('ERR_BAD_NAME', `the Warren access port has no page "${shown}"`, {
-    hint: `Use /http/<node>/<service>/<path> (gateway), /proxy.pac (browser set-up), or this port as a proxy for <service>.<node>.${tld}.`,
-  })
 }

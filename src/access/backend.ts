@@ -47,10 +47,13 @@ export function accessBackend(node: NodeForAccess): GatewayBackend {
   const cache = new Map<string, { ids: { id: string; base36: string }; until: number }>()
   const gate = openGate(MAX_OPENING_PER_PEER)
   return {
-    resolveNode(name) {
+    resolveNode(name, opts) {
       const now = Date.now()
       const hit = cache.get(name)
       if (hit !== undefined && hit.until > now) return hit.ids
+      // learn: false (browser requests): a ticket with addresses not known yet throws ERR_UNKNOWN_ADDRESSES; once
+      // checked, resolving as usual remembers only known or configured (alias) addresses, which openService needs
+      if (opts?.learn === false) node.addressBook.resolve(name, [], { allowNewAddresses: false })
       const { id } = node.addressBook.resolve(name) // throws for unknown names: those are never cached
       const ids = { id: id.toString(), base36: formatNodeIdBase36(id) }
       if (cache.size >= RESOLVE_CACHE_MAX) cache.clear()

@@ -14,6 +14,7 @@ import type { PeerId } from '@libp2p/interface'
 import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet'
 import { WarrenError } from '../errors.ts'
 import { formatListenAddress, parseListenAddress } from './listen-address.ts'
+import { LocalUserGate } from './local-user.ts'
 import { parseWarrenHost } from './names.ts'
 import type { AddressTable } from './service-addresses.ts'
 
@@ -24,6 +25,8 @@ export interface DnsServerOptions {
   tld: string
   ttl: number
   addresses: AddressTable
+  /** `proxy.allowOtherUsers`: answer TCP queries of every local user (UDP ones cannot be told apart). */
+  allowOtherUsers?: boolean
   /** Node id for a `<node>` label; throws when it names no node. */
   resolvePeer(label: string): PeerId
   log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
@@ -32,11 +35,14 @@ export interface DnsServerOptions {
 /** Answers one query packet (exported for unit tests of the zone logic). */
 export function answerQuery(query: Packet, opts: Omit<DnsServerOptions, 'listen' | 'log'>): Packet {
   const q: Question | undefined = query.questions?.[0]
+  // dns-packet reads label bytes as UTF-8: a name that is not plain ASCII would be echoed back re-encoded, longer
+  // than it came (a malformed answer), so such a question is not echoed and gets FORMERR
+  const ascii = q !== undefined && /^[\x21-\x7e]*$/.test(q.name)
   const base: Packet = {
     type: 'response',
     id: query.id ?? 0,
     flags: (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED,
-    questions: q === undefined ? [] : [q],
+    questions: ascii ? [q] : [],
   }
   const respond = (rcode: number, answers: Answer[] = [], soa = false, aa = true): Packet => ({
     ...base,
@@ -44,7 +50,7 @@ export function answerQuery(query: Packet, opts: Omit<DnsServerOptions, 'listen'
     answers,
     authorities: soa ? [soaRecord(opts.tld, opts.ttl)] : [],
   })
-  if (q === undefined || (query.questions?.length ?? 0) !== 1) return respond(Rcode.FORMERR, [], false, false)
+  if (!ascii || (query.questions?.length ?? 0) !== 1) return respond(Rcode.FORMERR, [], false, false)
   const name = q.name.toLowerCase().replace(/\.$/, '')
   if (name !== opts.tld && !name.endsWith(`.${opts.tld}`)) return respond(Rcode.REFUSED, [], false, false)
   if (name === opts.tld) return respond(Rcode.NOERROR, q.type === 'SOA' ? [soaRecord(opts.tld, opts.ttl)] : [], true)
@@ -57,7 +63,9 @@ export function answerQuery(query: Packet, opts: Omit<DnsServerOptions, 'listen'
   } catch {
     return respond(Rcode.NXDOMAIN, [], true)
   }
-  const addrs = opts.addresses.addressesOf(peer, service)
+  const addrs = opts.addresses.tryAddressesOf(peer, service)
+  // the table is full (dns.maxNames): a new name gets no address rather than one taken from another name
+  if (addrs === undefined) return respond(Rcode.SERVFAIL, [], false)
   const answers: Answer[] = []
   const qtype: string = q.type // dns-packet decodes ANY (255) though its types omit it
   if (qtype === 'A' || qtype === 'ANY') answers.push({ type: 'A', name: q.name, ttl: opts.ttl, data: addrs.ipv4 })
@@ -89,6 +97,7 @@ export class DnsServer {
   readonly #udp: UdpSocket
   readonly #tcp: Server
   readonly #conns = new Set<Socket>()
+  readonly #users: LocalUserGate
   #listen = ''
 
   private constructor(opts: DnsServerOptions, family: 4 | 6) {
@@ -99,6 +108,11 @@ export class DnsServer {
       if (out !== undefined) this.#udp.send(dnsPacket.encode(out), rinfo.port, rinfo.address)
     })
     this.#udp.on('error', (err) => this.#log('warn', `dns udp: ${err.message}`))
+    this.#users = new LocalUserGate({
+      allowOtherUsers: opts.allowOtherUsers === true,
+      what: 'the DNS server (TCP)',
+      ...(opts.log === undefined ? {} : { log: opts.log }),
+    })
     this.#tcp = createServer((socket) => this.#onTcp(socket))
   }
 
@@ -139,7 +153,19 @@ export class DnsServer {
     this.#opts.log?.(level, msg)
   }
 
+  /** The answer to one packet, or undefined (no answer); never throws, whatever the packet. */
   #handle(msg: Buffer): Packet | undefined {
+    try {
+      return this.#answer(msg)
+    } catch (err) {
+      this.#log('warn', `dns: cannot answer a query: ${(err as Error).message}`)
+      return msg.length < 2
+        ? undefined
+        : { type: 'response', id: msg.readUInt16BE(0), flags: Rcode.SERVFAIL, questions: [] }
+    }
+  }
+
+  #answer(msg: Buffer): Packet | undefined {
     let query: Packet
     try {
       query = dnsPacket.decode(msg)
@@ -149,13 +175,38 @@ export class DnsServer {
       return { type: 'response', id: msg.readUInt16BE(0), flags: Rcode.FORMERR, questions: [] }
     }
     if (query.type !== 'query') return undefined
-    return answerQuery(query, this.#opts)
+    const out = answerQuery(query, this.#opts)
+    if (((out.flags ?? 0) & 0xf) === Rcode.SERVFAIL) this.#tableFull()
+    return out
+  }
+
+  #fullWarnedAt = 0
+
+  /** Says once a minute that new names get SERVFAIL. */
+  #tableFull(): void {
+    const now = Date.now()
+    if (now - this.#fullWarnedAt < 60_000) return
+    this.#fullWarnedAt = now
+    this.#log(
+      'warn',
+      `dns: ${this.#opts.addresses.size} names have service addresses (dns.maxNames): new names get SERVFAIL until the daemon restarts`,
+    )
   }
 
   #onTcp(socket: Socket): void {
     this.#conns.add(socket)
     socket.on('close', () => this.#conns.delete(socket))
     socket.on('error', () => {})
+    if (this.#users.active) {
+      void this.#users.admit(socket).then((ok) => {
+        if (ok !== false) this.#serveTcp(socket)
+      })
+      return
+    }
+    this.#serveTcp(socket)
+  }
+
+  #serveTcp(socket: Socket): void {
     socket.setTimeout(10_000, () => socket.destroy())
     let buf = Buffer.alloc(0)
     socket.on('data', (chunk: Buffer) => {

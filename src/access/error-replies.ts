@@ -40,6 +40,9 @@ const REPLIES: Partial<Record<ErrorCode, Reply>> = {
   ERR_PROTOCOL: { http: 502, socks: SocksReply.GENERAL_FAILURE },
   ERR_PROXY_AUTH: { http: 407, socks: SocksReply.NOT_ALLOWED },
   ERR_HEADERS_TOO_LARGE: { http: 431, socks: SocksReply.GENERAL_FAILURE },
+  ERR_HOST_NOT_SERVED: { http: 421, socks: SocksReply.NOT_ALLOWED },
+  ERR_CROSS_ORIGIN: { http: 403, socks: SocksReply.NOT_ALLOWED },
+  ERR_UNKNOWN_ADDRESSES: { http: 403, socks: SocksReply.NOT_ALLOWED },
   ERR_USAGE: { http: 400, socks: SocksReply.COMMAND_NOT_SUPPORTED },
 }
 

@@ -20,6 +20,8 @@ import type { ForwardError, ForwardInfo } from '../node/types.ts'
 import { type PipeResult, reasonOf } from '../services/pipe.ts'
 import { isRefusal } from './forward-check.ts'
 import { formatListenAddress, parseListenAddress } from './listen-address.ts'
+import { LocalUserGate } from './local-user.ts'
+import { checkPublicListen } from './settings.ts'
 
 /** Opens the service stream for one client connection and pipes it; rejects when the stream cannot be opened. */
 export type PipeFn = (socket: Socket, node: string, service: string, addrs?: string[]) => Promise<PipeResult>
@@ -34,6 +36,8 @@ export interface ForwardSpec {
   addrs?: string[]
   /** false: no service check (`warren forward --no-check`). Default true. */
   check?: boolean
+  /** true: a non-loopback `listen` is wanted (`warren forward --public`); without it such a forward is refused. */
+  public?: boolean
 }
 
 export interface AddOptions {
@@ -90,20 +94,27 @@ export class Forwarder {
   readonly #entries = new Map<string, Entry>()
   /** Forwards listening while their check runs, not yet in #entries. */
   readonly #pending = new Set<Entry>()
+  /** Refuses local users other than the daemon's own (unless `proxy.allowOtherUsers`). */
+  readonly #users: LocalUserGate
 
-  constructor(pipe: PipeFn, check: CheckFn, log: LogFn = () => {}) {
+  constructor(pipe: PipeFn, check: CheckFn, log: LogFn = () => {}, opts: { allowOtherUsers?: boolean } = {}) {
     this.#pipe = pipe
     this.#check = check
     this.#log = log
+    this.#users = new LocalUserGate({ allowOtherUsers: opts.allowOtherUsers === true, what: 'a forward', log })
   }
 
   /**
-   * Listens, checks the service and adds the forward. Throws ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED and, when the
-   * check is awaited, ERR_UNKNOWN_SERVICE / ERR_NOT_AUTHORIZED (the listener is closed again).
+   * Listens, checks the service and adds the forward. Throws ERR_BAD_ADDRESS, ERR_USAGE (a non-loopback listen
+   * without `public`), ERR_FORWARD_EXISTS, ERR_LISTEN_FAILED and, when the check is awaited, ERR_UNKNOWN_SERVICE /
+   * ERR_NOT_AUTHORIZED (the listener is closed again).
    */
   async add(spec: ForwardSpec, opts: AddOptions = {}): Promise<ForwardInfo> {
     const want = parseListenAddress(spec.listen)
     const key = formatListenAddress(want)
+    const what = `the forward to ${spec.node}/${spec.service}`
+    const remedy = 'Add --public to let other machines use it (for a forward in state.json: "public": true)'
+    checkPublicListen(what, key, spec.public, remedy)
     if (want.port !== 0 && this.#entries.has(key)) {
       throw new WarrenError('ERR_FORWARD_EXISTS', `a forward already listens on ${key}`, {
         hint: `Remove it first with \`warren forward --remove ${key}\`, or choose another port.`,
@@ -124,7 +135,16 @@ export class Forwarder {
       check: { state: spec.check === false ? 'skipped' : 'running' },
     }
     const entry: Entry = { info, addrs: spec.addrs, server, sockets: new Set() }
-    server.on('connection', (socket) => this.#onConnection(entry, socket))
+    server.on('connection', (socket: Socket) => {
+      if (!this.#users.active) return this.#onConnection(entry, socket)
+      // no 'data' listener yet: the socket buffers what the client sends until the pipe reads it
+      socket.on('error', () => {})
+      void this.#users.admit(socket).then((ok) => {
+        if (ok === false) return
+        if (entry.closed === true) socket.destroy()
+        else this.#onConnection(entry, socket)
+      })
+    })
     server.on('error', (err) => this.#log('error', `forward ${listen}: ${err.message}`))
     if (info.check.state === 'running') {
       const wait = opts.waitForCheck !== false
@@ -145,6 +165,8 @@ export class Forwarder {
     }
     this.#entries.set(listen, entry)
     this.#log('info', `forward ${listen} → ${spec.node}/${spec.service}`)
+    const warning = checkPublicListen(what, listen, spec.public, remedy)
+    if (warning !== undefined) this.#log('warn', warning)
     return structuredClone(info)
   }
 

@@ -16,7 +16,7 @@ import type { AddressBook } from '../node/address-book.ts'
 import { AccessServer } from './access-server.ts'
 import { DnsServer } from './dns-server.ts'
 import type { AddressTable } from './service-addresses.ts'
-import { accessSettings, dnsSettings } from './settings.ts'
+import { accessSettings, checkPublicListen, dnsSettings } from './settings.ts'
 
 export interface LocalAccessOptions {
   config: Config
@@ -85,15 +85,26 @@ async function startAccessPort(opts: LocalAccessOptions): Promise<AccessServer |
 async function startDns(opts: LocalAccessOptions): Promise<DnsServer | undefined> {
   const dns = dnsSettings(opts.config)
   if (!dns.enabled && opts.dnsListen === undefined) return undefined
+  opts.addresses.maxNames = dns.maxNames
   // claim the aliases' node addresses in a fixed order, so the same config gives the same table
   for (const alias of Object.keys(opts.config.peers).sort()) {
     opts.addresses.addressesOf(opts.addressBook.resolve(alias).id)
   }
+  const listen = opts.dnsListen ?? dns.listen
+  const warning = checkPublicListen(
+    'the DNS server',
+    listen,
+    dns.public,
+    'Set "public": true under "dns" in config.json',
+    'anyone who can reach it can look up the names and service addresses this node knows',
+  )
+  if (warning !== undefined) opts.log('warn', warning)
   return DnsServer.start({
-    listen: opts.dnsListen ?? dns.listen,
+    listen,
     tld: dns.tld,
     ttl: dns.ttl,
     addresses: opts.addresses,
+    allowOtherUsers: dns.allowOtherUsers,
     resolvePeer: (label) => opts.addressBook.resolve(label).id,
     log: opts.log,
   })

@@ -104,7 +104,15 @@ export function normalizeIPv6(ip: string): string | undefined {
   return compressIPv6(groups.map((g) => Number.parseInt(g, 16).toString(16)))
 }
 
+/** Names the table holds at most by default (`dns.maxNames`): ~450 bytes each, so about 30 MiB. */
+export const DEFAULT_MAX_NAMES = 65_536
+
 export class AddressTable {
+  /**
+   * Names {@link tryAddressesOf} claims at most; names already in the table keep their addresses (an address is
+   * never taken back: a program may still use it) and {@link addressesOf} always claims (config peers at start).
+   */
+  maxNames = DEFAULT_MAX_NAMES
   readonly #byKey = new Map<string, ServiceAddresses>()
   readonly #v4 = new Map<string, string>()
   readonly #v6 = new Map<string, string>()
@@ -123,6 +131,19 @@ export class AddressTable {
     this.#byKey.set(key, out)
     this.#owners.set(key, { node: node.toString(), service })
     return out
+  }
+
+  /** Like {@link addressesOf}, but undefined for a new name once the table holds `maxNames` names. */
+  tryAddressesOf(node: PeerId, service = ''): ServiceAddresses | undefined {
+    const known = this.#byKey.get(`${node.toString()}/${service}`)
+    if (known !== undefined) return known
+    if (this.#byKey.size >= this.maxNames) return undefined
+    return this.addressesOf(node, service)
+  }
+
+  /** Names holding addresses. */
+  get size(): number {
+    return this.#byKey.size
   }
 
   #claim(table: Map<string, string>, key: string, at: (i: number) => string | undefined): string {

@@ -12,7 +12,7 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { parseListenAddress } from '../access/listen-address.ts'
+import { listenAddressProblem, parseListenAddress } from '../access/listen-address.ts'
 import { isLoopbackHost } from '../access/loopback.ts'
 import { looksLikeNodeId, parseNodeId } from '../identity/node-id.ts'
 import { decodeTicket, looksLikeTicket } from '../identity/ticket.ts'
@@ -34,10 +34,30 @@ export function problemOf(fn: () => unknown): string | undefined {
 }
 
 const listenString = z.string().superRefine((s, ctx) => {
-  const p = problemOf(() => parseListenAddress(s))
-  if (p !== undefined)
-    ctx.addIssue({ code: 'custom', message: 'is not a listen address: write host:port, e.g. 127.0.0.1:4780' })
+  const p = listenAddressProblem(s)
+  if (p !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `is not a listen address: ${p}` })
+  }
 })
+
+/** A DNS host name the access port answers to (`proxy.hosts`), optionally with `:port`. */
+const HOST_NAME =
+  /^(?=.{1,253}(:|$))[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$/
+const hostString = z.string().superRefine((s, ctx) => {
+  const port = s.includes(':') ? Number(s.slice(s.indexOf(':') + 1)) : 80
+  if (!HOST_NAME.test(s) || port < 1 || port > 65_535) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'is not a host name: use lowercase DNS labels separated by dots, optionally with :port (warren.home.arpa:4780)',
+    })
+  }
+})
+
+/** The host of a valid listen address, or undefined (the address itself is reported by `listenString`). */
+function listenHost(s: string | undefined): string | undefined {
+  return s === undefined || listenAddressProblem(s) !== undefined ? undefined : parseListenAddress(s).host
+}
 
 export const multiaddrString = z.string().superRefine((s, ctx) => {
   const p = problemOf(() => multiaddr(s))
@@ -122,14 +142,34 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Time to connect to a service target, ms. */
       connectTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
-      /** Service streams open at once, all peers together. */
+      /** Service streams open at once from named peers (in peers or an allow list), all together. */
       maxStreams: z.number().int().min(1).max(100_000).default(4_096),
-      /** Service streams open at once from one peer. */
+      /** Service streams open at once from one named peer. */
       maxStreamsPerPeer: z.number().int().min(1).max(100_000).default(1_024),
+      /** Service streams open at once from all other nodes (they reach only public services), all together. */
+      maxPublicStreams: z.number().int().min(0).max(100_000).default(1_024),
+      /** Service streams open at once from one node that is not named. */
+      maxPublicStreamsPerPeer: z.number().int().min(0).max(100_000).default(64),
       /** Time to dial a node, ms. */
       dialTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+      /** Inbound connections at once from strangers (nodes not in peers, any allow list or relays), all together. */
+      maxStrangerConnections: z.number().int().min(0).max(100_000).default(128),
+      /** Inbound connections at once from strangers at one IP address (IPv6: one /64). */
+      maxStrangerConnectionsPerIp: z.number().int().min(0).max(100_000).default(16),
+      /** Relayed inbound connections at once from strangers through one relay. */
+      maxStrangerConnectionsPerRelay: z.number().int().min(0).max(100_000).default(64),
     })
-    .default({ connectTimeoutMs: 5_000, maxStreams: 4_096, maxStreamsPerPeer: 1_024, dialTimeoutMs: 10_000 }),
+    .default({
+      connectTimeoutMs: 5_000,
+      maxStreams: 4_096,
+      maxStreamsPerPeer: 1_024,
+      maxPublicStreams: 1_024,
+      maxPublicStreamsPerPeer: 64,
+      dialTimeoutMs: 10_000,
+      maxStrangerConnections: 128,
+      maxStrangerConnectionsPerIp: 16,
+      maxStrangerConnectionsPerRelay: 64,
+    }),
   /** Relays to keep a reservation on (the fastest that grants one is home; see docs/relay.md). */
   relays: z.array(relayAddrString).default([]),
   /** Local access port: SOCKS5, HTTP proxy, PAC file and HTTP gateway on one port; see docs/access.md. */
@@ -148,10 +188,21 @@ export const configSchema = z.strictObject({
       headersTimeoutMs: z.number().int().min(100).max(600_000).optional(),
       /** Tunnels and gateway requests open at once to one node (absent: 256). */
       maxStreamsPerPeer: z.number().int().min(1).max(100_000).optional(),
+      /**
+       * More host names (`name` or `name:port`) the access port answers to as a web server, with their
+       * `<service>.<node>.<name>` subdomains; IP addresses, `localhost` and `*.localhost` always work (absent: none).
+       */
+      hosts: z.array(hostString).max(64).optional(),
+      /** Serve local users other than the daemon's own on the access port, forwards and DNS over TCP (Linux; absent: false). */
+      allowOtherUsers: z.boolean().optional(),
+      /** Client connections open at once on the access port (absent: 1024). */
+      maxConnections: z.number().int().min(1).max(1_000_000).optional(),
+      /** Client connections open at once on the access port from one local user, or one address (absent: 256). */
+      maxConnectionsPerClient: z.number().int().min(1).max(1_000_000).optional(),
     })
     .superRefine((p, ctx) => {
-      const host = problemOf(() => parseListenAddress(p.listen)) === undefined && parseListenAddress(p.listen).host
-      if (host !== false && !isLoopbackHost(host) && p.auth === undefined) {
+      const host = listenHost(p.listen)
+      if (host !== undefined && !isLoopbackHost(host) && p.auth === undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['auth'],
@@ -176,6 +227,20 @@ export const configSchema = z.strictObject({
       listen: listenString.optional(),
       /** TTL of answers, seconds (absent: 60). */
       ttl: z.number().int().min(0).max(86_400).optional(),
+      /** true: a non-loopback `listen` is wanted (other machines may query it); required for one. */
+      public: z.boolean().optional(),
+      /** Names the DNS server hands addresses to, at most (absent: 65536); config peers always fit. */
+      maxNames: z.number().int().min(16).max(4_194_304).optional(),
+    })
+    .superRefine((d, ctx) => {
+      const host = listenHost(d.listen)
+      if (host !== undefined && !isLoopbackHost(host) && d.public !== true) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['public'],
+          message: `must be true because listen "${d.listen}" is not a loopback address and other machines could query it (add "public": true)`,
+        })
+      }
     })
     .optional(),
   /** Finding nodes by id alone: Kademlia DHT, mDNS on the LAN, lookup cache; see docs/discovery.md. */
@@ -210,8 +275,18 @@ export const configSchema = z.strictObject({
       udpListen: z.array(multiaddrString).default(['/ip4/0.0.0.0/udp/0']),
       /** Try a TCP simultaneous open before UDX when both NATs map TCP endpoint-independently (faster paths). */
       tcp: z.boolean().default(true),
+      /** Punch requests answered per minute from one node (known or not). */
+      punchRequestsPerPeer: z.number().int().min(0).max(10_000).default(12),
+      /** Punch requests answered per minute from strangers, all together (known nodes do not count). */
+      punchRequestsPerMinute: z.number().int().min(0).max(100_000).default(60),
     })
-    .default({ enabled: true, udpListen: ['/ip4/0.0.0.0/udp/0'], tcp: true }),
+    .default({
+      enabled: true,
+      udpListen: ['/ip4/0.0.0.0/udp/0'],
+      tcp: true,
+      punchRequestsPerPeer: 12,
+      punchRequestsPerMinute: 60,
+    }),
 })
 
 /** A validated config with defaults filled in. */

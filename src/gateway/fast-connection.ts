@@ -25,7 +25,6 @@ export class FastConnection implements UpstreamUser {
   #buf: Buffer | undefined
   #ex: Exchange | undefined
   #state: 'head' | 'busy' | 'handed' | 'closed' = 'head'
-  #firstHead = true
   #timer: NodeJS.Timeout | undefined
   #timing = false
   /** The client sent its FIN. */
@@ -110,7 +109,7 @@ export class FastConnection implements UpstreamUser {
       this.#handOver()
       return
     }
-    const spec = fp.route(head.target)
+    const spec = fp.route(head)
     if (spec === undefined) {
       this.#handOver()
       return
@@ -118,16 +117,13 @@ export class FastConnection implements UpstreamUser {
     let ids: { id: string; base36: string }
     let release: () => void
     try {
-      ids = fp.gateway.resolveNode(spec.node)
+      ids = fp.gateway.resolveNode(spec.node, spec.browser === true ? { learn: false } : undefined)
       release = fp.gateway.acquire(ids.id)
     } catch {
       this.#handOver() // the full path answers with the exact page
       return
     }
-    if (this.#firstHead) {
-      this.#firstHead = false
-      fp.headArrived(this.#socket)
-    }
+    fp.headArrived(this.#socket)
     this.#buf = head.size === buf.length ? undefined : buf.subarray(head.size)
     const upHead = upstreamRequestHead(head.raw, {
       method: head.method,
@@ -340,6 +336,7 @@ export class FastConnection implements UpstreamUser {
       return
     }
     this.#state = 'head'
+    this.#fp.opts.awaitingHead?.(this.#socket)
     if (this.#socket.isPaused()) this.#socket.resume()
     this.#nextHead()
   }
@@ -400,6 +397,7 @@ export class FastConnection implements UpstreamUser {
     }
     this.#socket.write(page)
     this.#state = 'head'
+    this.#fp.opts.awaitingHead?.(this.#socket)
     if (this.#socket.isPaused()) this.#socket.resume()
     this.#nextHead()
   }

@@ -25,7 +25,7 @@ import type { LogFn } from './exchange-log.ts'
 import { FastConnection } from './fast-connection.ts'
 import { UpstreamPool } from './fast-upstreams.ts'
 import type { ForwardSpec, Gateway, GatewayBackend } from './gateway.ts'
-import { KEEP_ALIVE_SEC } from './http1.ts'
+import { KEEP_ALIVE_SEC, type RequestHead } from './http1.ts'
 
 export interface FastPathOptions {
   backend: GatewayBackend
@@ -35,12 +35,14 @@ export interface FastPathOptions {
   responseTimeoutMs: number
   openTimeoutMs: number
   maxStreamsPerPeer: number
-  /** Where a request target goes; undefined sends the request to the full path. */
-  route(target: string): ForwardSpec | undefined
+  /** Where a request goes; undefined sends it to the full path (which answers refusals and redirects). */
+  route(head: RequestHead): ForwardSpec | undefined
   /** Gives the connection to the full path, `buffered` (unparsed bytes) first. */
   handOver(socket: Socket, buffered: Buffer | undefined): void
-  /** The connection's first request head arrived (ends the access port's head deadline). */
+  /** A request head arrived (ends the access port's head deadline). */
   headArrived(socket: Socket): void
+  /** A keep-alive connection waits for its next request head (starts the access port's head deadline). */
+  awaitingHead?(socket: Socket): void
   /** Exchanges that end abnormally are logged here at `warn`. */
   log?: LogFn
 }

@@ -15,7 +15,6 @@ import { WarrenError } from '../errors.ts'
 import { StreamLimiter } from '../services/limiter.ts'
 import type { LogFn } from './exchange-log.ts'
 import { addForwarded, type RawHeaders, setHeader, stripHopByHop } from './forward-headers.ts'
-import { parseGatewayPath } from './paths.ts'
 import { forwardOverPool, type PooledUpstream } from './pooled-request.ts'
 import { proxyUpgrade } from './reverse-proxy.ts'
 import { ServicePools } from './service-pools.ts'
@@ -23,8 +22,11 @@ import { StreamSocket } from './stream-socket.ts'
 
 /** What the gateway needs from the node. */
 export interface GatewayBackend {
-  /** Canonical ids for a node name (alias, id, ticket); throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … */
-  resolveNode(name: string): { id: string; base36: string }
+  /**
+   * Canonical ids for a node name (alias, id, ticket); throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … With
+   * `learn: false` (browser requests) a ticket with addresses not known yet throws ERR_UNKNOWN_ADDRESSES instead.
+   */
+  resolveNode(name: string, opts?: { learn?: boolean }): { id: string; base36: string }
   openService(node: string, service: string, opts: { signal: AbortSignal }): Promise<Stream>
 }
 
@@ -45,8 +47,10 @@ export interface ForwardSpec {
   path: string
   /** Host header upstream; default `<service>.<base36 id>.<tld>`. */
   host?: string
-  /** Gateway prefix (`/http/<node>/<service>`), absent for proxy requests. */
+  /** Gateway prefix (`/http/<node>/<service>`), absent for proxy requests and the subdomain gateway. */
   prefix?: string
+  /** A browser sent it (Sec-Fetch-* or Origin): a ticket must not make the node dial addresses it does not know. */
+  browser?: boolean
 }
 
 export class Gateway {
@@ -94,22 +98,11 @@ export class Gateway {
     refuse: (err: unknown) => void,
   ): { ids: { id: string; base36: string }; release: () => void } | undefined {
     try {
-      const ids = this.#backend.resolveNode(spec.node)
+      const ids = this.#backend.resolveNode(spec.node, spec.browser === true ? { learn: false } : undefined)
       return { ids, release: this.acquire(ids.id) }
     } catch (err) {
       refuse(err)
       return undefined
-    }
-  }
-
-  /** A gateway request (`/http/…`, `/p2p/…`). */
-  handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    try {
-      const t = parseGatewayPath(req.url ?? '/')
-      this.forward(req, res, { node: t.node, service: t.service, path: t.path, prefix: t.prefix })
-    } catch (err) {
-      req.resume()
-      sendHttpError(res, err)
     }
   }
 
@@ -132,16 +125,6 @@ export class Gateway {
     const prefix = spec.prefix
     if (prefix !== undefined) upstream.rewriteResponse = (raw) => rewriteLocation(raw, prefix)
     void forwardOverPool(req, res, upstream).finally(release)
-  }
-
-  /** A gateway Upgrade request. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    try {
-      const t = parseGatewayPath(req.url ?? '/')
-      this.forwardUpgrade(req, socket, head, { node: t.node, service: t.service, path: t.path, prefix: t.prefix })
-    } catch (err) {
-      writeRawHttpError(socket, err)
-    }
   }
 
   /** Carries an Upgrade request to `spec` over a fresh stream. */
@@ -180,9 +163,9 @@ export class Gateway {
     return raw
   }
 
-  /** Node name → canonical ids; throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … */
-  resolveNode(name: string): { id: string; base36: string } {
-    return this.#backend.resolveNode(name)
+  /** Node name → canonical ids; throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … (ERR_UNKNOWN_ADDRESSES: see GatewayBackend) */
+  resolveNode(name: string, opts?: { learn?: boolean }): { id: string; base36: string } {
+    return this.#backend.resolveNode(name, opts)
   }
 
   stats(): { pools: number; sockets: number; free: number } {

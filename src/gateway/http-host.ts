@@ -50,6 +50,9 @@ function describe(ctx: Context): string {
 function httpServer(): Server {
   if (server !== undefined) return server
   server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 30_000 })
+  // a caller that half-closes right after its request (`printf … | nc -N`) still gets the response: without this,
+  // Node's HTTP server drops the request on the client's FIN
+  ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
   server.on('request', (req, res) => {
     const ctx = contexts.get(req.socket)
     if (ctx === undefined) return void res.destroy()

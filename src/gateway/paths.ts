@@ -5,9 +5,11 @@
  * - `/p2p/<node>/x/<service>/http/<path>?<query>` (Kubo's `Experimental.P2pHttpProxy` form)
  * - `/p2p/<node>/http/<path>` (Kubo's short form: the service named `http`)
  *
- * `<node>` is a `peers` alias, a node id in either form, or a ticket; `<path>` becomes the request path upstream.
+ * `<node>` is a `peers` alias, a node id in either form, or a ticket; `<path>` becomes the request path upstream,
+ * its dot segments (`.`, `..`, `%2e`) resolved (dot-segments.ts): `..` never climbs above `<prefix>/`.
  */
 import { WarrenError } from '../errors.ts'
+import { removeDotSegments } from './dot-segments.ts'
 
 export interface GatewayTarget {
   node: string
@@ -72,5 +74,5 @@ export function parseGatewayPath(url: string): GatewayTarget {
   if (!SERVICE.test(service)) bad(url, `names the service "${service}", which is not a valid service name`)
   const prefix = segs.slice(0, restFrom).join('/')
   const rest = segs.slice(restFrom).join('/')
-  return { node, service, path: `/${rest}${query}`, prefix }
+  return { node, service, path: removeDotSegments(`/${rest}${query}`), prefix }
 }

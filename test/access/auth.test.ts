@@ -15,6 +15,28 @@ describe('access port with proxy.auth', () => {
   })
   after(() => p.stop())
 
+  it('a foreign Host on the gateway gets 421, not a login prompt (401) under that name', async () => {
+    const c = await curl(['-i', '-H', 'Host: rebind.example', `http://${p.access}/http/n1/web/info`])
+    assert.equal(c.code, 0, c.stderr)
+    const r = parseCurlResponse(c.stdout)
+    assert.equal(r.status, 421)
+    assert.equal(r.headers['www-authenticate'], undefined)
+    assert.equal(r.headers['x-warren-error'], 'ERR_HOST_NOT_SERVED')
+    const ws = await curl([
+      '-i',
+      '-H',
+      'Host: rebind.example',
+      '-H',
+      'Upgrade: websocket',
+      '-H',
+      'Connection: Upgrade',
+      `http://${p.access}/http/n1/web/`,
+    ])
+    assert.equal(parseCurlResponse(ws.stdout).status, 421, 'Upgrade requests too')
+    const own = await curl(['-i', `http://${p.access}/http/n1/web/info`])
+    assert.equal(parseCurlResponse(own.stdout).status, 401, "the access port's own name still asks for credentials")
+  })
+
   it('SOCKS5 without username/password: no acceptable method (0xff)', async () => {
     const r = await socks5Connect(p.access, { host: 'web.n1.warren', port: 80 })
     r.socket.destroy()

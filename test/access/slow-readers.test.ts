@@ -156,7 +156,9 @@ describe('slow and bursty readers through the access port', () => {
     const [host, port] = lab.fast.split(':') as [string, string]
     const socket = connect({ host, port: Number(port) })
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
-    socket.write(`POST /http/a/fresh/upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\nx-pace: fast\r\n\r\n`)
+    socket.write(
+      `POST /http/a/fresh/upload HTTP/1.1\r\nHost: ${lab.fast}\r\nContent-Length: ${size}\r\nx-pace: fast\r\n\r\n`,
+    )
     socket.write(first)
     await sleep(300)
     const rest = pump(src, socket, false)

@@ -125,7 +125,7 @@ describe('gateway fast path: framing and connections', () => {
   let p: Pair
   let exact: Awaited<ReturnType<typeof startExactServer>>
   before(async () => {
-    p = await startPair()
+    p = await startPair({ client: { proxy: { hosts: ['gw'] } } })
     exact = await startExactServer()
     p.host.expose('exact', `/tcp/${exact.port}`)
   })
@@ -237,7 +237,7 @@ describe('gateway fast path: framing and connections', () => {
 describe('gateway fast path: what goes to the full path, and bad bodies', () => {
   let p: Pair
   before(async () => {
-    p = await startPair({ client: { proxy: { maxHeaderBytes: 4096 } } })
+    p = await startPair({ client: { proxy: { maxHeaderBytes: 4096, hosts: ['gw'] } } })
   })
   after(() => p.stop())
 

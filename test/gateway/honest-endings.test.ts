@@ -204,7 +204,7 @@ function rawGet(access: string, path: string): Promise<Buffer> {
   const got: Buffer[] = []
   socket.on('data', (d: Buffer) => got.push(d))
   socket.on('error', () => {})
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${access}\r\n\r\n`)
   return new Promise((resolve) => socket.once('close', () => resolve(Buffer.concat(got))))
 }
 
