@@ -28,7 +28,7 @@ import { HomeRelay } from '../relay/home-relay.ts'
 import { watchLimitedConnections } from '../relay/limited-connections.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
-import { describePipeEnd, type PipeResult, pipeStream } from '../services/pipe.ts'
+import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../services/pipe.ts'
 import { ServiceRegistry } from '../services/registry.ts'
 import { DirectPaths } from '../traversal/direct-paths.ts'
 import { type PunchAdmission, PunchGate } from '../traversal/punch-gate.ts'
@@ -312,7 +312,7 @@ export class WarrenNode implements WarrenNodeApi {
     try {
       stream = await this.openService(node, service, opts)
     } catch (err) {
-      refuseLocal(local, err as Error)
+      abortLocal(local, err as Error)
       throw err
     }
     const res = await pipeStream(stream, local)
@@ -395,21 +395,3 @@ export class WarrenNode implements WarrenNodeApi {
 }
 
 const CODE_P2P = 421
-
-/**
- * A local side whose service stream could not be opened: a TCP socket gets an RST, so the client application reports
- * an error rather than an empty answer; any other duplex is destroyed with the error.
- */
-function refuseLocal(local: Duplex, err: Error): void {
-  local.on('error', () => {})
-  const reset = (local as Duplex & { resetAndDestroy?: () => void }).resetAndDestroy
-  if (typeof reset === 'function' && !local.destroyed) {
-    try {
-      reset.call(local)
-      return
-    } catch {
-      // not a TCP socket after all
-    }
-  }
-  local.destroy(err)
-}

@@ -49,7 +49,7 @@ function asBuffer(data: Uint8Array | Uint8ArrayList): Uint8Array {
 }
 
 /** An abortive close: a TCP socket gets an RST (so a reset travels on as a reset), anything else is destroyed. */
-function abortLocal(local: Duplex, error: Error): void {
+export function abortLocal(local: Duplex, error: Error): void {
   local.on('error', () => {}) // the reset itself may report EINVAL/EPIPE after we stopped listening
   const reset = (local as Duplex & { resetAndDestroy?: () => void }).resetAndDestroy
   if (typeof reset === 'function' && !local.destroyed) {
