@@ -90,8 +90,8 @@ async function listen(transport: string): Promise<void> {
   const udxHub = transport === 'udx' ? new UdxHub() : undefined
   const node =
     udxHub === undefined
-      ? await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], stock: STOCK })
-      : await createNode({ privateKey, listen: ['/ip4/127.0.0.1/udp/0'], udxHub })
+      ? await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], stock: STOCK, skipUnheardEvents: !STOCK })
+      : await createNode({ privateKey, listen: ['/ip4/127.0.0.1/udp/0'], udxHub, skipUnheardEvents: true })
   await node.handle(XFER, (stream) => serveXfer(stream), { maxInboundStreams: 64 })
   await node.handle(ECHO, (stream) => serveEcho(stream), { maxInboundStreams: 4096 })
   // nodes do not announce their UDX socket (src/node/create.ts), so name it here
@@ -114,6 +114,7 @@ async function dial(addr: string): Promise<void> {
     privateKey: await generateNodeKey(),
     listen: [],
     stock: STOCK,
+    skipUnheardEvents: !STOCK,
     ...(udxHub ? { udxHub } : {}),
   })
   const conn = await node.dial(multiaddr(addr))

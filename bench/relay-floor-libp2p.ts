@@ -53,14 +53,18 @@ function streamLink(stream: Stream): Link {
 
 const [role, arg] = process.argv.slice(2)
 if (role === 'back' && arg !== undefined) {
-  const node = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const node = await createNode({
+    privateKey: await generateNodeKey(),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    skipUnheardEvents: true,
+  })
   await node.handle(PROTO, (stream) => {
     const cleanUp = relayBack(streamLink(stream), Number(arg))
     stream.addEventListener('close', cleanUp)
   })
   process.stdout.write(`${JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString() })}\n`)
 } else if (role === 'front' && arg !== undefined) {
-  const node = await createNode({ privateKey: await generateNodeKey(), listen: [] })
+  const node = await createNode({ privateKey: await generateNodeKey(), listen: [], skipUnheardEvents: true })
   relayFront(streamLink(await node.dialProtocol(multiaddr(arg), PROTO)))
 } else {
   process.stderr.write('usage: relay-floor-libp2p.ts back <target port> | front <multiaddr>\n')

@@ -88,6 +88,8 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       config,
       log,
       learned: state.state.learned,
+      // a daemon is the only libp2p user in its process: the process-wide event patch is safe there
+      skipUnheardEvents: true,
       ...(opts.listen ? { listen: opts.listen } : {}),
       ...(opts.preset ? { preset: opts.preset } : {}),
     })

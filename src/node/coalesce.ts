@@ -30,6 +30,7 @@ import { Socket } from 'node:net'
 import type { MessageStream, MultiaddrConnection, StreamMuxerFactory, Transport, Upgrader } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { quietNoiseDecoder } from './noise-crypto.ts'
+import { patchMissed } from './patch-status.ts'
 
 interface SendResult {
   sentBytes: number
@@ -134,7 +135,8 @@ function coalescingUpgrader(upgrader: Upgrader): Upgrader {
   const cached = wrappedUpgraders.get(upgrader)
   if (cached !== undefined) return cached
   const install = (maConn: MultiaddrConnection): void => {
-    if (!coalesceSocketWrites(maConn)) coalesceWebSocketWrites(maConn)
+    if (coalesceSocketWrites(maConn) || coalesceWebSocketWrites(maConn)) return
+    patchMissed('coalescing', 'a TCP/WebSocket connection has no `sendData` hook or no socket')
   }
   const wrapped = new Proxy(upgrader, {
     get(target, prop) {
@@ -181,8 +183,9 @@ interface BatchableConnection {
  * frame plus a window update each way. Past 64 KiB the batch goes at once, so bulk frames flow as before; the
  * batch is also sent before the transport connection under `conn` closes (the muxer's last frames, GoAway).
  */
-export function batchFrames(maConn: MessageStream): void {
+export function batchFrames(maConn: MessageStream): boolean {
   const conn = maConn as MessageStream & BatchableConnection
+  if (typeof conn.send !== 'function' || typeof conn.writeStatus !== 'string') return false
   const send = conn.send.bind(conn)
   const pending = new Uint8ArrayList()
   let scheduled = false
@@ -222,6 +225,7 @@ export function batchFrames(maConn: MessageStream): void {
       await close(options)
     }
   }
+  return true
 }
 
 /** Wraps a stream muxer factory (`yamux()`) so each connection's muxer batches its frames per turn. */
@@ -230,10 +234,12 @@ export function batching<C>(factory: (components: C) => StreamMuxerFactory): (co
     const muxers = factory(components)
     const create = muxers.createStreamMuxer.bind(muxers)
     muxers.createStreamMuxer = (maConn) => {
-      batchFrames(maConn)
-      quietNoiseDecoder(maConn)
+      if (!batchFrames(maConn)) patchMissed('batching', 'the encrypted connection has no `send`/`writeStatus`')
+      if (!quietNoiseDecoder(maConn)) {
+        patchMissed('quietNoiseDecoder', 'the encrypted connection has no Noise decoder with `uint16BEDecode`')
+      }
       const muxer = create(maConn)
-      holdWindowUpdates(muxer)
+      if (!holdWindowUpdates(muxer)) patchMissed('holdWindowUpdates', 'the muxer has no `sendFrame`')
       return muxer
     }
     return muxers
@@ -266,9 +272,9 @@ const PRUNE_ABOVE = 1024
  * only bounds what a sender may send), and with at most a quarter of the initial window held a sender is never
  * left without window: bulk streams still get an update per 64 KiB read.
  */
-export function holdWindowUpdates(muxer: unknown): void {
+export function holdWindowUpdates(muxer: unknown): boolean {
   const m = muxer as { sendFrame?: (header: YamuxHeader, data?: unknown) => boolean; streams?: unknown[] }
-  if (typeof m.sendFrame !== 'function') return
+  if (typeof m.sendFrame !== 'function') return false
   const sendFrame = m.sendFrame.bind(m)
   const held = new Map<number, number>()
   const prune = (): void => {
@@ -294,4 +300,5 @@ export function holdWindowUpdates(muxer: unknown): void {
     if ((header.flag & YAMUX_RST) !== 0) return sendFrame(header, data)
     return sendFrame({ ...header, length: header.length + prev }, data)
   }
+  return true
 }

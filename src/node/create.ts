@@ -3,6 +3,10 @@
  * Noise, Yamux, identify and ping; preset `relay` adds the circuit relay v2 server instead. Warren's DHT and mDNS
  * (src/discovery) are added when asked for.
  *
+ * Warren's workarounds of libp2p behaviours (UPSTREAM.md) are installed on each connection and muxer as they are made;
+ * one that finds libp2p's internals changed is reported once per process as a `WARREN_PATCH_MISSED` warning and in
+ * `patchesMissed()` (src/node/patch-status.ts), and the node runs without it.
+ *
  * @example
  * ```ts
  * const node = await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
@@ -61,6 +65,12 @@ export interface NodeOptions {
    * js-libp2p transports, Noise and Yamux with Warren's settings, the baseline `npm run bench` compares against.
    */
   stock?: boolean
+  /**
+   * Installs {@link skipUnheardEvents}: `main-event` emitters skip building events nobody listens to. It patches a
+   * prototype shared by the whole process (every libp2p node and any other `main-event` user in it), so it is off
+   * unless asked for; the `warren up` and `warren-relay` daemons turn it on. Ignored with `stock`.
+   */
+  skipUnheardEvents?: boolean
   /** Adds the UDX transport (direct paths through NATs); its sockets are shared with the punching code. */
   udxHub?: UdxHub
   /**
@@ -85,8 +95,8 @@ export type WarrenLibp2p = Libp2p<{
 export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   const preset = PRESETS[opts.preset ?? 'default']
   const wrap = <T>(f: (x: T) => T): ((x: T) => T) => (opts.stock === true ? (x) => x : f)
-  // events with no listener are not dispatched (src/node/unheard-events.ts); process-wide, so not for `stock`
-  if (opts.stock !== true) skipUnheardEvents()
+  // events with no listener are not dispatched (src/node/unheard-events.ts); process-wide, so only when asked
+  if (opts.stock !== true && opts.skipUnheardEvents === true) skipUnheardEvents()
   try {
     return (await createLibp2p({
       privateKey: opts.privateKey,

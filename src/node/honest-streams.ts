@@ -25,6 +25,7 @@
  * ```
  */
 import type { StreamMuxerFactory } from '@libp2p/interface'
+import { patchMissed } from './patch-status.ts'
 
 /** The error a stream is aborted with when its connection closed before the stream ended both ways. */
 export class ConnectionLostError extends Error {
@@ -52,16 +53,18 @@ interface PatchableMuxer {
 
 const PATCHED = Symbol.for('warren.honestStream')
 
-/** Keeps a pause made while `resume()` dispatched the buffered bytes (fix 1); idempotent. */
-export function keepPauseOnResume(stream: unknown): void {
+/** Keeps a pause made while `resume()` dispatched the buffered bytes (fix 1); idempotent; false without the hook. */
+export function keepPauseOnResume(stream: unknown): boolean {
   const s = stream as PatchableStream & { [PATCHED]?: true }
-  if (s[PATCHED] === true || typeof s.sendResume !== 'function') return
+  if (s[PATCHED] === true) return true
+  if (typeof s.sendResume !== 'function') return false
   const sendResume = s.sendResume.bind(s)
   s.sendResume = () => {
     if (s.readStatus === 'paused') return
     sendResume()
   }
   s[PATCHED] = true
+  return true
 }
 
 /** Installs both fixes on one muxer: on its streams as they are made, and on its transport's close. */
@@ -71,9 +74,11 @@ export function honestMuxer(muxer: unknown): void {
     const newStream = m._newStream.bind(m)
     m._newStream = (...args) => {
       const stream = newStream(...args)
-      keepPauseOnResume(stream)
+      if (!keepPauseOnResume(stream)) patchMissed('keepPauseOnResume', 'a Yamux stream has no `sendResume`')
       return stream
     }
+  } else {
+    patchMissed('keepPauseOnResume', 'the muxer has no `_newStream`')
   }
   if (typeof m.onTransportClosed === 'function') {
     const onTransportClosed = m.onTransportClosed.bind(m)
@@ -86,6 +91,8 @@ export function honestMuxer(muxer: unknown): void {
       }
       onTransportClosed(err)
     }
+  } else {
+    patchMissed('honestMuxer', 'the muxer has no `onTransportClosed`')
   }
 }
 

@@ -50,11 +50,19 @@ function asList(parts: Uint8Array[]): NoiseList {
   return new Uint8ArrayList(...parts) as unknown as NoiseList
 }
 
+let imported = 0
+
+/** How many session keys this process has imported into OpenSSL (one per Noise session and direction). */
+export function importedSessionKeys(): number {
+  return imported
+}
+
 function keyObject(k: Uint8Array): KeyObject {
   let key = keys.get(k)
   if (key === undefined) {
     key = createSecretKey(k)
     keys.set(k, key)
+    imported++
   }
   return key
 }
@@ -104,8 +112,15 @@ function uint16BE(data: Uint8Array | { length: number; getUint16(offset: number)
   return data.getUint16(0)
 }
 
-/** Swaps the length decoder of Noise's message reader on `conn` (Noise's encrypted stream), if it is Noise's. */
-export function quietNoiseDecoder(conn: unknown): void {
+/** The decoder {@link quietNoiseDecoder} installs (tests compare against it). */
+export const quietUint16BE = uint16BE
+
+/**
+ * Swaps the length decoder of Noise's message reader on `conn` (Noise's encrypted stream), if it is Noise's; true when
+ * the reader now uses Warren's decoder.
+ */
+export function quietNoiseDecoder(conn: unknown): boolean {
   const decoder = (conn as { decoder?: { lengthDecoder?: (data: never) => number } }).decoder
   if (decoder?.lengthDecoder?.name === 'uint16BEDecode') decoder.lengthDecoder = uint16BE
+  return decoder?.lengthDecoder === uint16BE
 }

@@ -8,8 +8,10 @@
  *
  * {@link skipUnheardEvents} makes `safeDispatchEvent` return at once when the type has no listener. That is what
  * dispatching to no listener returns anyway (`true`: nothing could cancel it), so nothing else changes. It patches
- * the shared prototype once per process, so other libp2p nodes in the same process get it too. Listeners added
- * with `addEventListener` are all counted by `listenerCount`, which is what is checked.
+ * the shared prototype once per process, so every `main-event` emitter in the process gets it, not only Warren's
+ * nodes: `createNode` installs it only when asked (`NodeOptions.skipUnheardEvents`, which the `warren up` and
+ * `warren-relay` daemons set), never for a library user by default. Listeners added with `addEventListener` are all
+ * counted by `listenerCount`, which is what is checked.
  *
  * @example
  * ```ts
@@ -17,6 +19,7 @@
  * ```
  */
 import { TypedEventEmitter } from 'main-event'
+import { patchMissed } from './patch-status.ts'
 
 const PATCHED = Symbol.for('warren.skipUnheardEvents')
 
@@ -26,14 +29,27 @@ interface Patchable {
   [PATCHED]?: true
 }
 
-/** Patches `TypedEventEmitter.prototype.safeDispatchEvent` to skip types without listeners (idempotent). */
-export function skipUnheardEvents(): void {
+/**
+ * Patches `TypedEventEmitter.prototype.safeDispatchEvent` to skip types without listeners (idempotent); false (and a
+ * warning, src/node/patch-status.ts) when the prototype lacks the methods it relies on.
+ */
+export function skipUnheardEvents(): boolean {
   const proto = TypedEventEmitter.prototype as unknown as Patchable
-  if (proto[PATCHED] === true) return
+  if (proto[PATCHED] === true) return true
+  if (typeof proto.safeDispatchEvent !== 'function' || typeof proto.listenerCount !== 'function') {
+    patchMissed('skipUnheardEvents', '`TypedEventEmitter.prototype` has no `safeDispatchEvent`/`listenerCount`')
+    return false
+  }
   const dispatch = proto.safeDispatchEvent
   proto.safeDispatchEvent = function (this: Patchable, type, detail) {
     if (this.listenerCount(type) === 0) return true
     return dispatch.call(this, type, detail)
   }
   proto[PATCHED] = true
+  return true
+}
+
+/** Whether {@link skipUnheardEvents} is in effect in this process. */
+export function unheardEventsSkipped(): boolean {
+  return (TypedEventEmitter.prototype as unknown as Patchable)[PATCHED] === true
 }

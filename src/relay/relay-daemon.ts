@@ -85,7 +85,7 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
   let relay: Relay | undefined
   let api: ApiServer | undefined
   try {
-    relay = await startRelay({ privateKey: key, config, log })
+    relay = await startRelay({ privateKey: key, config, log, skipUnheardEvents: true })
     let requestStop: () => void = () => {}
     const running = relay
     api = await ApiServer.listen(

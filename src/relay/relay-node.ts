@@ -33,6 +33,8 @@ export interface RelayOptions {
   privateKey: PrivateKey
   config: RelayConfig
   log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  /** Skips unheard `main-event` events process-wide (src/node/unheard-events.ts); the relay daemon turns it on. */
+  skipUnheardEvents?: boolean
 }
 
 export interface RelayStatus {
@@ -138,6 +140,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     listen: [...config.listen, ...(ws.listen === undefined ? [] : [ws.listen])],
     appendAnnounce: [...config.announce, ...ws.announce],
     preset: 'relay',
+    ...(opts.skipUnheardEvents === true ? { skipUnheardEvents: true } : {}),
     connectionGater: hooks.gater,
     // relays are the DHT's bootstrap nodes: always servers
     dht: { mode: 'server', privateAddresses: config.discovery.privateAddresses },
