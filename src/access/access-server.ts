@@ -109,7 +109,7 @@ export class AccessServer {
         this.#net.listening ? this.#onConnection(admitted) : admitted.destroy(),
       ),
     )
-    if (s.auth === undefined && process.env.WARREN_GATEWAY_FAST_PATH !== '0') {
+    if (s.auth === undefined && s.fastPath) {
       this.#fast = new FastPath({
         backend: opts.backend,
         gateway: this.#gateway,

@@ -27,6 +27,8 @@ export interface LocalAccessOptions {
   accessListen?: string | false | undefined
   /** Overrides dns.listen and turns the DNS server on. */
   dnsListen?: string | undefined
+  /** Overrides whether the access port uses the gateway fast path (default: on unless WARREN_GATEWAY_FAST_PATH=0). */
+  gatewayFastPath?: boolean | undefined
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
 }
 
@@ -68,7 +70,7 @@ async function startAccessPort(opts: LocalAccessOptions): Promise<AccessServer |
   if (!access.enabled || listen === false) return undefined
   try {
     return await AccessServer.start({
-      settings: { ...access, listen },
+      settings: { ...access, listen, fastPath: opts.gatewayFastPath ?? access.fastPath },
       backend: opts.backend,
       addresses: opts.addresses,
       log: opts.log,

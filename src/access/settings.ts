@@ -26,6 +26,12 @@ export interface AccessSettings {
   maxConnectionsPerClient: number
   /** `proxy.hosts`: more host names the access port answers to as a web server (and their subdomains). */
   hosts: string[]
+  /**
+   * Carry plain gateway and proxy requests on the fast path (src/gateway/fast-*.ts); `false` leaves every request
+   * to the full path. Off when `WARREN_GATEWAY_FAST_PATH=0` is in the environment, or per node with the start
+   * option `gatewayFastPath`. The fast path is never used with `proxy.auth`.
+   */
+  fastPath: boolean
 }
 
 export interface DnsSettings {
@@ -62,6 +68,7 @@ export function accessSettings(config: Config): AccessSettings {
     maxConnections: p?.maxConnections ?? 1024,
     maxConnectionsPerClient: p?.maxConnectionsPerClient ?? 256,
     hosts: p?.hosts ?? [],
+    fastPath: process.env.WARREN_GATEWAY_FAST_PATH !== '0',
   }
   if (p?.auth !== undefined) out.auth = p.auth
   return out

@@ -111,7 +111,16 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
       }
       res.once('close', onClientGone)
       let resume: (() => void) | undefined
+      let status = 0
       const onDrain = (): void => resume?.()
+      const onComplete = (): void => {
+        if (settled) return
+        settled = true
+        res.off('drain', onDrain)
+        res.off('close', onClientGone)
+        res.once('close', finish)
+        res.end()
+      }
       const handler: Dispatcher.DispatchHandler = {
         onConnect(abortRequest) {
           abort = abortRequest
@@ -122,6 +131,7 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
           if (statusCode < 200) return true // 1xx (103 Early Hints …): the final response follows
           clearTimeout(timer)
           resume = resumeRequest
+          status = statusCode
           let head = responseHeaders(latin1(rawHeaders))
           if (up.rewriteResponse !== undefined) head = up.rewriteResponse(head)
           try {
@@ -145,18 +155,17 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
         onBodySent(chunk: unknown) {
           bytesUp += typeof chunk === 'number' ? chunk : (chunk as Uint8Array).byteLength
         },
-        onComplete() {
-          if (settled) return
-          settled = true
-          res.off('drain', onDrain)
-          res.off('close', onClientGone)
-          res.once('close', finish)
-          res.end()
-        },
+        onComplete,
         onError(err) {
           if (settled) {
             // the head is out: all the client can learn is that the response was cut
             if (res.headersSent && !res.writableFinished) res.destroy()
+            return
+          }
+          if (res.headersSent && (status === 204 || status === 304) && isLengthMismatch(err)) {
+            // undici takes the Content-Length of a 304 (the representation's, RFC 9110 §8.6) for a body it
+            // expected and drops the socket: the answer itself was whole
+            onComplete()
             return
           }
           if (res.headersSent) {
@@ -189,7 +198,17 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
   })
 }
 
+function isLengthMismatch(err: unknown): boolean {
+  return (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+}
+
+/** The connection or service stream went away (closed, or reset by the serving node, as on unexpose). */
 function isSocketError(err: unknown): boolean {
   const code = (err as { code?: string }).code
-  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE'
+  return (
+    code === 'UND_ERR_SOCKET' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    (err as { name?: string }).name === 'StreamResetError'
+  )
 }

@@ -73,6 +73,11 @@ export interface WarrenNodeApi {
 }
 
 export interface WarrenNodeStartOptions extends WarrenNodeOptions {
+  /**
+   * Skips building `main-event` events nobody listens to, for the whole process (src/node/unheard-events.ts):
+   * default off for library use; the `warren up` daemon turns it on.
+   */
+  skipUnheardEvents?: boolean
   /** Addresses learned earlier (from state.json), by node id. */
   learned?: Record<string, string[]>
   /**
@@ -84,4 +89,6 @@ export interface WarrenNodeStartOptions extends WarrenNodeOptions {
   dnsListen?: string
   /** Overrides traversal.udpListen (preset `test`: `/ip4/127.0.0.1/udp/0`). */
   udpListen?: string[]
+  /** Overrides whether the access port uses the gateway fast path (default: on unless WARREN_GATEWAY_FAST_PATH=0). */
+  gatewayFastPath?: boolean
 }

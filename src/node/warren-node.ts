@@ -132,6 +132,7 @@ export class WarrenNode implements WarrenNodeApi {
       connectionGater: strangers.gater(),
       maxConnections: PRESETS[opts.preset ?? 'default'].maxConnections + opts.config.limits.maxStrangerConnections,
       ...(udxHub === undefined ? {} : { udxHub }),
+      ...(opts.skipUnheardEvents === true ? { skipUnheardEvents: true } : {}),
       ...Discovery.nodeOptions(opts.config, opts.listen ?? opts.config.listen),
     })
     const node = new WarrenNode(libp2p, opts, { known, strangers })
@@ -147,6 +148,7 @@ export class WarrenNode implements WarrenNodeApi {
         addressBook: node.addressBook,
         accessListen: opts.accessListen ?? (opts.preset === 'test' ? '127.0.0.1:0' : undefined),
         dnsListen: opts.dnsListen,
+        gatewayFastPath: opts.gatewayFastPath,
         log: node.#log,
       })
       node.#unwatchLimits = watchLimitedConnections(libp2p, node.#log)

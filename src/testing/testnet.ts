@@ -24,6 +24,8 @@ export interface TestnetOptions {
   /** Whether node i gets aliases for the others (default true). */
   linkPeers?: boolean
   log?: WarrenNodeStartOptions['log']
+  /** Start option `gatewayFastPath` for every node (default: the environment's choice). */
+  gatewayFastPath?: boolean
 }
 
 export interface Testnet {
@@ -56,6 +58,7 @@ export async function createTestnet(n: number, opts: TestnetOptions = {}): Promi
         preset: 'test',
       }
       if (opts.log !== undefined) startOpts.log = opts.log
+      if (opts.gatewayFastPath !== undefined) startOpts.gatewayFastPath = opts.gatewayFastPath
       nodes.push(await WarrenNode.start(startOpts))
     }
     // every node learns every other node's live address, so aliases dial without tickets

@@ -192,7 +192,7 @@ export interface Pair {
  * (an id with no address).
  */
 export async function startPair(
-  opts: { client?: Partial<ConfigInput>; host?: Partial<ConfigInput>; dns?: boolean } = {},
+  opts: { client?: Partial<ConfigInput>; host?: Partial<ConfigInput>; dns?: boolean; gatewayFastPath?: boolean } = {},
 ): Promise<Pair> {
   const [web, raw, dead] = await Promise.all([startWebApp(), startRawServer(), deadPort()])
   const [hostKey, clientKey, otherKey] = await Promise.all([generateNodeKey(), generateNodeKey(), generateNodeKey()])
@@ -230,6 +230,7 @@ export async function startPair(
     listen: ['/ip4/127.0.0.1/tcp/0'],
     preset: 'test',
     ...(opts.dns === true ? { dnsListen: '127.0.0.1:0' } : {}),
+    ...(opts.gatewayFastPath === undefined ? {} : { gatewayFastPath: opts.gatewayFastPath }),
   })
   return {
     host,
