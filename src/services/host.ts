@@ -100,7 +100,7 @@ export class ServiceHost {
       maxInboundStreams: this.#opts.maxStreamsPerConnection,
       // libp2p caps outbound streams per protocol at 64 unless the handler says otherwise; forwards need many
       maxOutboundStreams: this.#opts.maxStreamsPerConnection,
-      runOnLimitedConnection: true, // relayed connections through a bounded relay (issue 4)
+      runOnLimitedConnection: true, // relayed connections through a bounded relay
     })
     await this.syncKubo()
   }
@@ -124,7 +124,7 @@ export class ServiceHost {
       const name = p.slice(KUBO_PREFIX.length)
       await this.#node.handle(p, (stream, conn) => this.#onKuboStream(name, stream, conn), {
         maxInboundStreams: this.#opts.maxStreamsPerConnection,
-        runOnLimitedConnection: true, // relayed connections through a bounded relay (issue 4)
+        runOnLimitedConnection: true, // relayed connections through a bounded relay
       })
       this.#kubo.add(p)
     }
