@@ -119,8 +119,13 @@ describe("a relay's data limit reached (B not on the relay's allow list, 4 MiB)"
       fault: async () => {},
     })
     check(t, 'data limit', o, p)
+    // Both transfers share the relayed connection: whichever of them opens its stream after the other has
+    // used up the limit fails on the client before reaching the service, which is as honest as an error on both ends.
     for (const d of [o.upload!, o.download!])
-      assert.equal(verdict(d), 'error on both ends', `${d.kind} went past the limit`)
+      assert.ok(
+        ['error on both ends', 'error on the client, before the stream reached the service'].includes(verdict(d)),
+        `${d.kind} went past the limit: ${verdict(d)}`,
+      )
   })
 })
 
