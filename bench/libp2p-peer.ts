@@ -12,8 +12,8 @@ import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../src/identity/keys.ts'
-import { createNode } from '../src/node/create.ts'
-import { UdxHub, udpMultiaddr } from '../src/traversal/udx-transport.ts'
+import { createNode } from '../src/p2p/create.ts'
+import { UdxHub, udpMultiaddr } from '../src/p2p/udx/transport.ts'
 import { answerCommands } from './proc.ts'
 import { CHUNK, encodeCount, encodeRequest, PAYLOAD, xferServer } from './xfer.ts'
 
@@ -94,7 +94,7 @@ async function listen(transport: string): Promise<void> {
       : await createNode({ privateKey, listen: ['/ip4/127.0.0.1/udp/0'], udxHub, skipUnheardEvents: true })
   await node.handle(XFER, (stream) => serveXfer(stream), { maxInboundStreams: 64 })
   await node.handle(ECHO, (stream) => serveEcho(stream), { maxInboundStreams: 4096 })
-  // nodes do not announce their UDX socket (src/node/create.ts), so name it here
+  // nodes do not announce their UDX socket (src/p2p/create.ts), so name it here
   const addr =
     udxHub === undefined
       ? node.getMultiaddrs()[0]!

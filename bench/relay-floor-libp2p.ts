@@ -17,7 +17,7 @@ import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../src/identity/keys.ts'
-import { createNode } from '../src/node/create.ts'
+import { createNode } from '../src/p2p/create.ts'
 import { exitWithParent, frameHeader, frameReader, type Link, relayBack, relayFront } from './relay-floor.ts'
 
 const PROTO = '/warren-bench/relay-floor/1.0.0'

@@ -8,8 +8,8 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { UDXStream } from 'udx-native'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { UdxEndpoint } from '../src/traversal/udx-endpoint.ts'
-import { UDX_SOCKET_BUFFER, udpEndpointOf, udpMultiaddr } from '../src/traversal/udx-transport.ts'
+import { UdxEndpoint } from '../src/p2p/udx/endpoint.ts'
+import { UDX_SOCKET_BUFFER, udpEndpointOf, udpMultiaddr } from '../src/p2p/udx/transport.ts'
 import { answerCommands } from './proc.ts'
 import { CHUNK, encodeCount, encodeRequest, PAYLOAD, xferServer } from './xfer.ts'
 

@@ -4,16 +4,16 @@
  * (`proxy.maxConnectionsPerClient`: one local user on Linux, else one remote address). A refused connection is
  * closed at once, and logged at `warn` at most once a minute per cause.
  */
-import type { Socket } from 'node:net'
-import { CAN_CHECK_LOCAL_USERS, LocalUserGate, peerUid } from './local-user.ts'
 
-export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+import type { Socket } from 'node:net'
+import type { Logger } from '../log.ts'
+import { CAN_CHECK_LOCAL_USERS, LocalUserGate, peerUid } from './local-user.ts'
 
 export interface AccessGuardOptions {
   allowOtherUsers: boolean
   maxConnections: number
   maxConnectionsPerClient: number
-  log?: LogFn
+  log?: Logger
 }
 
 const WARN_EVERY_MS = 60_000

@@ -9,21 +9,23 @@
  * - `ANY /http/<node>/<service>/…`, `/p2p/<node>/x/…`  → gateway
  * - `Upgrade: websocket` on either of the last forms   → WebSocket carried over a fresh stream
  */
+
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer, isIP, type Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
 import { toWarrenError, WarrenError } from '../errors.ts'
-import { FastPath } from '../gateway/fast-path.ts'
-import { withoutHeaders } from '../gateway/forward-headers.ts'
+import { FastPath } from '../gateway/fast/fast-path.ts'
 import { type ForwardSpec, Gateway, type GatewayBackend } from '../gateway/gateway.ts'
-import type { RequestHead } from '../gateway/http1.ts'
 import { browserSignals, HostPolicy } from '../gateway/origins.ts'
 import { isGatewayPath, parseGatewayPath } from '../gateway/paths.ts'
 import { disabledGateway, routeWebRequest, type WebRoute } from '../gateway/web-routes.ts'
+import { withoutHeaders } from '../http/forward-headers.ts'
+import { sendHttpError, writeRawHttpError } from '../http/http-errors.ts'
+import type { RequestHead } from '../http/http1.ts'
+import type { Logger } from '../log.ts'
 import { AccessGuard } from './access-guard.ts'
 import { basicMatches, checkHttpAuth } from './auth.ts'
-import { sendHttpError, writeRawHttpError } from './http-errors.ts'
-import { formatListenAddress, parseListenAddress } from './listen-address.ts'
 import { PAC_CONTENT_TYPE, PAC_PATH, pacFile } from './pac.ts'
 import { parseProxyUrl, unknownPage } from './request-targets.ts'
 import type { AddressTable } from './service-addresses.ts'
@@ -31,13 +33,11 @@ import type { AccessSettings } from './settings.ts'
 import { handleSocks5 } from './socks5.ts'
 import { openTunnel, parseAuthority, serviceForHost, type TunnelContext } from './tunnels.ts'
 
-export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
-
 export interface AccessServerOptions {
   settings: AccessSettings
   backend: GatewayBackend
   addresses: AddressTable
-  log?: LogFn
+  log?: Logger
 }
 
 const SOCKS_VERSION = 5
@@ -45,7 +45,7 @@ const ROUTE_CACHE_MAX = 1024
 
 export class AccessServer {
   readonly #settings: AccessSettings
-  readonly #log: LogFn
+  readonly #log: Logger
   readonly #gateway: Gateway
   readonly #tunnels: TunnelContext
   readonly #http: Server

@@ -1,8 +1,8 @@
 /** The access port's view of a node: name resolution and service streams, nothing else. */
 import type { Stream } from '@libp2p/interface'
 import type { GatewayBackend } from '../gateway/gateway.ts'
+import type { AddressBook } from '../identity/address-book.ts'
 import { formatNodeIdBase36 } from '../identity/node-id.ts'
-import type { AddressBook } from '../node/address-book.ts'
 
 export interface NodeForAccess {
   readonly addressBook: AddressBook
@@ -15,7 +15,7 @@ const RESOLVE_CACHE_MAX = 1_024
 
 /**
  * Stream opens in flight to one node at most. Warren nodes accept bursts of early streams (`maxEarlyStreams` in
- * src/node/create.ts, 4096; Yamux's default of 10 aborted the connection); this bound keeps one client's burst
+ * src/p2p/create.ts, 4096; Yamux's default of 10 aborted the connection); this bound keeps one client's burst
  * from monopolising a peer, well below that.
  */
 export const MAX_OPENING_PER_PEER = 256

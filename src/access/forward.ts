@@ -14,20 +14,57 @@
  * await fwd.add({ node: 'laptop', service: 'db', listen: '127.0.0.1:5432' })
  * ```
  */
+
 import { createServer, type Server, type Socket } from 'node:net'
-import { toWarrenError, WarrenError } from '../errors.ts'
-import type { ForwardError, ForwardInfo } from '../node/types.ts'
-import { type PipeResult, reasonOf } from '../services/pipe.ts'
+import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
+import { type ErrorCode, toWarrenError, WarrenError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { type PipeResult, reasonOf } from '../p2p/pipe.ts'
 import { isRefusal } from './forward-check.ts'
-import { formatListenAddress, parseListenAddress } from './listen-address.ts'
 import { LocalUserGate } from './local-user.ts'
 import { checkPublicListen } from './settings.ts'
+
+/** A failure a forward saw: when, its error code and message. */
+export interface ForwardError {
+  /** When it happened, ms since the Unix epoch. */
+  at: number
+  code: ErrorCode
+  message: string
+}
+
+/**
+ * The service check of a forward: one service stream opened (and closed again at once) when the forward was added,
+ * or restored at daemon start. `ok`: the service answered OK; `failed`: `error` says why (a refusal only at
+ * restore, since `warren forward` refuses to add such a forward); `skipped`: added with `--no-check`;
+ * `running`: under way (restored forwards are checked in the background).
+ */
+export interface ForwardCheck {
+  state: 'ok' | 'failed' | 'skipped' | 'running'
+  /** When the check finished. */
+  at?: number
+  error?: ForwardError
+}
+
+export interface ForwardInfo {
+  /** `host:port` it listens on (actual port when 0 was asked for). */
+  listen: string
+  node: string
+  service: string
+  /** Open client connections right now. */
+  active: number
+  /** Connections served since it started. */
+  total: number
+  /** Connections whose service stream could not be opened or ended abnormally. */
+  failed: number
+  /** The latest of those failures. */
+  lastError?: ForwardError
+  check: ForwardCheck
+}
 
 /** Opens the service stream for one client connection and pipes it; rejects when the stream cannot be opened. */
 export type PipeFn = (socket: Socket, node: string, service: string, addrs?: string[]) => Promise<PipeResult>
 /** The service check; rejects with the error a client connection would meet. */
 export type CheckFn = (node: string, service: string, addrs?: string[]) => Promise<void>
-export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
 
 export interface ForwardSpec {
   node: string
@@ -90,14 +127,14 @@ function listenOn(server: Server, host: string, port: number, key: string): Prom
 export class Forwarder {
   readonly #pipe: PipeFn
   readonly #check: CheckFn
-  readonly #log: LogFn
+  readonly #log: Logger
   readonly #entries = new Map<string, Entry>()
   /** Forwards listening while their check runs, not yet in #entries. */
   readonly #pending = new Set<Entry>()
   /** Refuses local users other than the daemon's own (unless `proxy.allowOtherUsers`). */
   readonly #users: LocalUserGate
 
-  constructor(pipe: PipeFn, check: CheckFn, log: LogFn = () => {}, opts: { allowOtherUsers?: boolean } = {}) {
+  constructor(pipe: PipeFn, check: CheckFn, log: Logger = () => {}, opts: { allowOtherUsers?: boolean } = {}) {
     this.#pipe = pipe
     this.#check = check
     this.#log = log

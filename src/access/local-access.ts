@@ -12,7 +12,7 @@
 import type { Config } from '../config/schema.ts'
 import { isWarrenError } from '../errors.ts'
 import type { GatewayBackend } from '../gateway/gateway.ts'
-import type { AddressBook } from '../node/address-book.ts'
+import type { AddressBook } from '../identity/address-book.ts'
 import { AccessServer } from './access-server.ts'
 import { DnsServer } from './dns-server.ts'
 import type { AddressTable } from './service-addresses.ts'

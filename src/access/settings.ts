@@ -2,9 +2,10 @@
  * The access port's settings with every default filled in. `config.json` may leave `proxy`, `gateway` and `dns`
  * out entirely (or give only some keys); this is the one place that says what "absent" means.
  */
+
+import { isPublicListen } from '../config/listen-address.ts'
 import type { Config } from '../config/schema.ts'
 import { WarrenError } from '../errors.ts'
-import { isPublicListen } from './listen-address.ts'
 import { DEFAULT_TLD } from './names.ts'
 import { DEFAULT_MAX_NAMES } from './service-addresses.ts'
 

@@ -8,7 +8,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { toWarrenError, WarrenError } from '../errors.ts'
-import { SocksReply, socksReplyFor } from './error-replies.ts'
+import { SocksReply, socksReplyFor } from '../http/error-replies.ts'
 
 const VERSION = 5
 const AUTH_NONE = 0x00

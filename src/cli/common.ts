@@ -5,8 +5,8 @@
 import type { Command } from 'commander'
 import { WarrenClient } from '../client/client.ts'
 import { type HomePaths, resolveHome } from '../config/home.ts'
-import { escapeControl } from '../daemon/log.ts'
 import { WarrenError } from '../errors.ts'
+import { escapeControl } from '../log.ts'
 import type { PathInfo } from '../node/types.ts'
 
 /** The home named by `--home`, else `$WARREN_HOME`, else `~/.warren`. */

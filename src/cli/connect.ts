@@ -1,6 +1,6 @@
 /** `warren connect <node>/<service>`: the service on stdin/stdout, for OpenSSH's ProxyCommand and pipes. */
 import type { Command } from 'commander'
-import { connectStdio } from '../access/connect.ts'
+import { connectStdio } from '../client/connect-stdio.ts'
 import { collect, parseServiceRef, withClient } from './common.ts'
 
 export function register(program: Command): void {

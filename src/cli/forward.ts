@@ -5,7 +5,7 @@
  * latest error, `--remove <host:port>` closes one. Forwards live in the daemon and come back after it restarts.
  */
 import type { Command } from 'commander'
-import { isPublicListen } from '../access/listen-address.ts'
+import { isPublicListen } from '../config/listen-address.ts'
 import { WarrenError } from '../errors.ts'
 import { collect, parseServiceRef, say, sayJson, withClient } from './common.ts'
 import { formatForwards } from './status.ts'

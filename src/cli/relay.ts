@@ -7,8 +7,8 @@
  */
 import type { Command } from 'commander'
 import { WarrenError } from '../errors.ts'
-import type { RelayConfigInput } from '../relay/relay-config.ts'
-import type { RelayStatus } from '../relay/relay-node.ts'
+import type { RelayConfigInput } from '../relay/server/config.ts'
+import type { RelayStatus } from '../relay/server/relay-node.ts'
 import { collect, say, sayJson, table } from './common.ts'
 import { runInForeground } from './foreground.ts'
 import { formatDuration } from './status.ts'
@@ -161,7 +161,7 @@ export function formatRelayStatus(st: RelayStatus): string {
 }
 
 async function relayHomeOf(cmd: Command) {
-  const { resolveRelayHome } = await import('../relay/relay-home.ts')
+  const { resolveRelayHome } = await import('../relay/server/home-dir.ts')
   return resolveRelayHome(cmd.optsWithGlobals().home as string | undefined)
 }
 
@@ -223,8 +223,8 @@ export function register(program: Command): void {
         '`warren relay status` shows reservations, circuits and bytes relayed. See docs/relay.md.',
     )
     .action(async (flags: RelayFlags, cmd: Command) => {
-      const { createLogger, logLevelFromEnv } = await import('../daemon/log.ts')
-      const { runRelayDaemon } = await import('../relay/relay-daemon.ts')
+      const { createLogger, logLevelFromEnv } = await import('../log.ts')
+      const { runRelayDaemon } = await import('../daemon/relay-daemon.ts')
       const log = createLogger({ min: logLevelFromEnv() })
       const d = await runRelayDaemon({ home: await relayHomeOf(cmd), overrides: flagsToConfig(flags), log })
       const st = d.relay.status()

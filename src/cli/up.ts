@@ -1,6 +1,6 @@
 /** `warren up`: the daemon in the foreground, logging to stderr, until SIGINT/SIGTERM or `warren down`. */
 import type { Command } from 'commander'
-import { createLogger, logLevelFromEnv } from '../daemon/log.ts'
+import { createLogger, logLevelFromEnv } from '../log.ts'
 import { collect, homeOf } from './common.ts'
 import { runInForeground } from './foreground.ts'
 

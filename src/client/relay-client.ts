@@ -11,9 +11,9 @@
 import { readFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { LineSplitter, type RpcError } from '../daemon/api-protocol.ts'
+import type { RelayApiMethods } from '../daemon/relay-daemon.ts'
 import { WarrenError } from '../errors.ts'
-import type { RelayApiMethods } from '../relay/relay-daemon.ts'
-import { type RelayHome, relaySocketPath } from '../relay/relay-home.ts'
+import { type RelayHome, relaySocketPath } from '../relay/server/home-dir.ts'
 
 /** The API socket of a relay home: `api.socket` from relay.json if set, else `<home>/relay.sock`. */
 export function relayApiSocket(home: RelayHome): string {

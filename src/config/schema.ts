@@ -12,10 +12,10 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { listenAddressProblem, parseListenAddress } from '../access/listen-address.ts'
-import { isLoopbackHost } from '../access/loopback.ts'
 import { looksLikeNodeId, parseNodeId } from '../identity/node-id.ts'
 import { decodeTicket, looksLikeTicket } from '../identity/ticket.ts'
+import { listenAddressProblem, parseListenAddress } from './listen-address.ts'
+import { isLoopbackHost } from './loopback.ts'
 import { targetProblem } from './target.ts'
 
 /** A DNS label: service names and aliases appear in hostnames (`web.laptop.warren`). */

@@ -14,10 +14,10 @@ import { type HomePaths, resolveHome, socketPath } from '../config/home.ts'
 import { loadConfig } from '../config/load.ts'
 import { toWarrenError } from '../errors.ts'
 import { loadNodeKey } from '../identity/keys.ts'
-import type { PresetName } from '../node/presets.ts'
+import { createLogger, type Logger } from '../log.ts'
 import { WarrenNode } from '../node/warren-node.ts'
+import type { PresetName } from '../p2p/presets.ts'
 import { ApiServer } from './api-server.ts'
-import { createLogger, type LogFn } from './log.ts'
 import { createApiHandler } from './methods.ts'
 import { acquirePidFile } from './pidfile.ts'
 import { StateStore } from './state.ts'
@@ -29,7 +29,7 @@ export interface DaemonOptions {
   listen?: string[]
   preset?: PresetName
   /** Log sink; default: lines on stderr at info level. */
-  log?: LogFn
+  log?: Logger
 }
 
 export interface Daemon {
@@ -43,7 +43,7 @@ export interface Daemon {
   readonly stopped: Promise<void>
 }
 
-async function restore(node: WarrenNode, state: StateStore, log: LogFn): Promise<void> {
+async function restore(node: WarrenNode, state: StateStore, log: Logger): Promise<void> {
   for (const [name, svc] of Object.entries(state.state.services)) {
     try {
       node.expose(name, svc, { replace: true })

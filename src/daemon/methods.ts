@@ -4,10 +4,10 @@
  */
 import type { Socket } from 'node:net'
 import { z } from 'zod'
-import { formatListenAddress, parseListenAddress } from '../access/listen-address.ts'
+import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
 import { WarrenError } from '../errors.ts'
 import type { WarrenNodeApi } from '../node/warren-node.ts'
-import { describePipeEnd, pipeStream, reasonOf } from '../services/pipe.ts'
+import { describePipeEnd, pipeStream, reasonOf } from '../p2p/pipe.ts'
 import { type ApiMethod, type ApiMethods, serviceConfigOf } from './api-protocol.ts'
 import type { ApiHandler } from './api-server.ts'
 import type { StateStore } from './state.ts'

@@ -10,7 +10,7 @@
  * ])
  * ```
  */
-import type { LogFn } from './log.ts'
+import type { Logger } from '../log.ts'
 
 export interface StopSequence {
   /** Starts the stop (once; later calls get the same promise). */
@@ -20,7 +20,7 @@ export interface StopSequence {
 
 export function stopSequence(
   name: string,
-  log: LogFn,
+  log: Logger,
   steps: ReadonlyArray<[string, () => Promise<void>]>,
 ): StopSequence {
   let resolve: () => void = () => {}

@@ -1,6 +1,6 @@
 /**
  * The framing a `stream.open` connection carries after its result line, both ways, and {@link FramedStream}: a
- * Duplex over the API socket that speaks it. The daemon hands one to `pipeStream` (src/services/pipe.ts); the
+ * Duplex over the API socket that speaks it. The daemon hands one to `pipeStream` (src/p2p/pipe.ts); the
  * client returns one from `WarrenClient.openStream`.
  *
  * A Unix socket has no reset: closing it always looks like a clean end to the other side. So the bytes of the

@@ -7,8 +7,8 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import type { WarrenLibp2p } from '../node/create.ts'
-import { routingTableSize, type WarrenKadDHT } from './dht.ts'
+import type { WarrenLibp2p } from '../p2p/create.ts'
+import { routingTableSize, type WarrenKadDHT } from '../p2p/dht.ts'
 
 const INTERVAL_MS = 30_000
 const DIAL_TIMEOUT_MS = 5_000

@@ -11,8 +11,8 @@
  * ```
  */
 import type { PeerId } from '@libp2p/interface'
-import { routingTableSize, type WarrenKadDHT } from './dht.ts'
-import { type OpenedRecord, openPeerRecord, recordKey } from './peer-record.ts'
+import { routingTableSize, type WarrenKadDHT } from '../p2p/dht.ts'
+import { type OpenedRecord, openPeerRecord, recordKey } from '../p2p/peer-record.ts'
 
 const GRACE_MS = 100
 /** Records from this many servers end the query at once (the newest of them wins). */

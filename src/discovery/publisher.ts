@@ -13,9 +13,9 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { WarrenLibp2p } from '../node/create.ts'
-import { routingTableSize, type WarrenKadDHT } from './dht.ts'
-import { publishableAddrs, RECORD_MAX_ADDRS, recordKey, sealPeerRecord } from './peer-record.ts'
+import type { WarrenLibp2p } from '../p2p/create.ts'
+import { routingTableSize, type WarrenKadDHT } from '../p2p/dht.ts'
+import { publishableAddrs, RECORD_MAX_ADDRS, recordKey, sealPeerRecord } from '../p2p/peer-record.ts'
 
 const FIRST_RETRY_MS = 1_000
 const MAX_RETRY_MS = 5 * 60_000

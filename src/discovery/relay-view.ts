@@ -5,9 +5,9 @@
  */
 import type { PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { WarrenLibp2p } from '../node/create.ts'
+import type { WarrenLibp2p } from '../p2p/create.ts'
+import { publishableAddrs } from '../p2p/peer-record.ts'
 import { findPeerRecord } from './dht-lookup.ts'
-import { publishableAddrs } from './peer-record.ts'
 import type { RoutingPeer } from './routing-http.ts'
 
 export interface RelayViewOptions {

@@ -19,10 +19,10 @@
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { WarrenError } from '../errors.ts'
-import type { WarrenKadDHT } from './dht.ts'
+import type { WarrenKadDHT } from '../p2p/dht.ts'
+import type { MdnsTable } from '../p2p/mdns.ts'
 import { findPeerRecord } from './dht-lookup.ts'
 import { LookupCache } from './lookup-cache.ts'
-import type { MdnsTable } from './mdns.ts'
 
 export type SourceName = 'cache' | 'config' | 'mdns' | 'dht'
 

@@ -24,7 +24,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromCID, peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { WarrenError } from '../errors.ts'
-import { LogThrottle } from './log-throttle.ts'
+import { LogThrottle } from '../log-throttle.ts'
 
 export const PEERS_PATH = '/routing/v1/peers/'
 const NDJSON = 'application/x-ndjson'

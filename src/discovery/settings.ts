@@ -4,7 +4,9 @@
  */
 import type { Config } from '../config/schema.ts'
 
-export type DhtMode = 'auto' | 'server' | 'client'
+import type { DhtMode } from '../p2p/dht.ts'
+
+export type { DhtMode }
 
 export interface DiscoverySettings {
   dht: boolean

@@ -1,11 +1,8 @@
 /**
  * One log line for an HTTP exchange through the gateway or the HTTP proxy that did not end as a complete
  * response: who (method, path, service and node), bytes each way, how long, and why — the HTTP counterpart of
- * `describePipeEnd` (src/services/pipe.ts) for tunnels.
+ * `describePipeEnd` (src/p2p/pipe.ts) for tunnels.
  */
-
-/** The access port's logger. */
-export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
 
 export interface ExchangeEnd {
   method: string

@@ -7,18 +7,19 @@
  * `-Proto`, `-Host`, `Forwarded`, and for the gateway `X-Forwarded-Prefix: /http/<node>/<service>`; a `Location`
  * that starts with `/` is rewritten under that prefix so redirects stay inside the gateway.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
-import { sendHttpError, writeRawHttpError } from '../access/http-errors.ts'
 import { WarrenError } from '../errors.ts'
+import { addForwarded, type RawHeaders, setHeader, stripHopByHop } from '../http/forward-headers.ts'
+import { sendHttpError, writeRawHttpError } from '../http/http-errors.ts'
+import { proxyUpgrade } from '../http/reverse-proxy.ts'
+import { StreamSocket } from '../http/stream-socket.ts'
+import type { Logger } from '../log.ts'
 import { StreamLimiter } from '../services/limiter.ts'
-import type { LogFn } from './exchange-log.ts'
-import { addForwarded, type RawHeaders, setHeader, stripHopByHop } from './forward-headers.ts'
 import { forwardOverPool, type PooledUpstream } from './pooled-request.ts'
-import { proxyUpgrade } from './reverse-proxy.ts'
 import { ServicePools } from './service-pools.ts'
-import { StreamSocket } from './stream-socket.ts'
 
 /** What the gateway needs from the node. */
 export interface GatewayBackend {
@@ -37,7 +38,7 @@ export interface GatewayOptions {
   maxHeaderBytes: number
   openTimeoutMs: number
   /** Exchanges that end abnormally are logged here at `warn`. */
-  log?: LogFn
+  log?: Logger
 }
 
 /** Where one request goes. */

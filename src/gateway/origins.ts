@@ -16,7 +16,7 @@
  */
 import { isIP } from 'node:net'
 import { WarrenError } from '../errors.ts'
-import type { RawHeaders } from './forward-headers.ts'
+import type { RawHeaders } from '../http/forward-headers.ts'
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 

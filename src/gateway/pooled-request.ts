@@ -8,20 +8,22 @@
  * `Transfer-Encoding` and `Expect` itself: a request body of unknown length goes out chunked anyway, and the
  * access port has already answered the client's `Expect: 100-continue`.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
-import { sendHttpError } from '../access/http-errors.ts'
 import { isWarrenError, WarrenError } from '../errors.ts'
-import { reasonOf } from '../services/pipe.ts'
-import { describeExchangeEnd, type LogFn } from './exchange-log.ts'
-import { type RawHeaders, responseHeaders, withoutHeaders } from './forward-headers.ts'
-import { hasNoBody, IDEMPOTENT, type Upstream, upstreamFailure } from './reverse-proxy.ts'
+import { type RawHeaders, responseHeaders, withoutHeaders } from '../http/forward-headers.ts'
+import { sendHttpError } from '../http/http-errors.ts'
+import { hasNoBody, IDEMPOTENT, type Upstream, upstreamFailure } from '../http/reverse-proxy.ts'
+import type { Logger } from '../log.ts'
+import { reasonOf } from '../p2p/pipe.ts'
+import { describeExchangeEnd } from './exchange-log.ts'
 
 /** An {@link Upstream} reached through an undici pool of service streams instead of an http.Agent. */
 export interface PooledUpstream extends Omit<Upstream, 'agent' | 'maxHeaderBytes'> {
   pool: Dispatcher
   /** Exchanges that end abnormally (error page, cut response, client gone) are logged here at `warn`. */
-  log?: LogFn
+  log?: Logger
 }
 
 const UNSENDABLE = new Set(['transfer-encoding', 'expect'])

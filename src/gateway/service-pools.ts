@@ -11,7 +11,7 @@
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import { type Dispatcher, Pool } from 'undici'
-import { StreamSocket } from './stream-socket.ts'
+import { StreamSocket } from '../http/stream-socket.ts'
 
 export type OpenStream = (node: string, service: string, opts: { signal: AbortSignal }) => Promise<Stream>
 

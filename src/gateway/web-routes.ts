@@ -5,8 +5,8 @@
  * node name is resolved.
  */
 import { WarrenError } from '../errors.ts'
+import type { RawHeaders } from '../http/forward-headers.ts'
 import { removeDotSegments } from './dot-segments.ts'
-import type { RawHeaders } from './forward-headers.ts'
 import type { ForwardSpec, Gateway } from './gateway.ts'
 import {
   browserSignals,

@@ -9,8 +9,8 @@ import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { AddOptions, ForwardSpec } from '../access/forward.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
-import type { PipeResult } from '../services/pipe.ts'
-import type { PresetName } from './presets.ts'
+import type { PipeResult } from '../p2p/pipe.ts'
+import type { PresetName } from '../p2p/presets.ts'
 import type {
   ForwardInfo,
   NetcheckResult,
@@ -74,7 +74,7 @@ export interface WarrenNodeApi {
 
 export interface WarrenNodeStartOptions extends WarrenNodeOptions {
   /**
-   * Skips building `main-event` events nobody listens to, for the whole process (src/node/unheard-events.ts):
+   * Skips building `main-event` events nobody listens to, for the whole process (src/p2p/patches/unheard-events.ts):
    * default off for library use; the `warren up` daemon turns it on.
    */
   skipUnheardEvents?: boolean

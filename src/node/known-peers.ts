@@ -2,7 +2,7 @@
  * The nodes this node knows: every node named in config `peers`, in a service's `allow` list, or a relay in config
  * `relays`. Known nodes always get a connection slot (src/node/stranger-gate.ts), are tagged in libp2p's peer store
  * so that its connection pruner closes strangers' connections first, and may ask for direct paths
- * (src/traversal/punch-gate.ts). The set changes at runtime (`warren expose … --allow`): {@link KnownPeers.set} takes
+ * (src/traversal/punch/gate.ts). The set changes at runtime (`warren expose … --allow`): {@link KnownPeers.set} takes
  * the new one and moves the tags.
  *
  * @example
@@ -16,7 +16,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Config } from '../config/schema.ts'
 import { parseNodeId } from '../identity/node-id.ts'
-import { parseRelayAddr } from '../relay/home-relay.ts'
+import { parseRelayAddr } from '../relay/client/home-relay.ts'
 import { peerRefId } from '../services/registry.ts'
 
 /** The peer store tag of known nodes; libp2p's pruner closes connections of the lowest summed tag values first. */

@@ -1,7 +1,7 @@
 /**
  * Connection slots for strangers. A node is *known* when it is named in config `peers`, in any service's `allow` list,
  * or is a relay in config `relays`; every other node is a stranger. Known nodes always get in: libp2p's connection
- * limit is raised by the strangers' budget (src/node/create.ts), and known nodes are tagged in the peer store so that
+ * limit is raised by the strangers' budget (src/p2p/create.ts), and known nodes are tagged in the peer store so that
  * libp2p's pruner closes strangers' connections first. Strangers share a budget of their own, checked once the Noise
  * handshake has proved who they are (`denyInboundEncryptedConnection`): at most `maxStrangerConnections` inbound
  * connections in all, at most `maxStrangerConnectionsPerIp` from one IP address (one /64 for IPv6), and at most

@@ -3,30 +3,17 @@
  * local API unchanged.
  */
 
+import type { ForwardInfo } from '../access/forward.ts'
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
-import type { ErrorCode } from '../errors.ts'
-import type { HomeRelayStatus } from '../relay/home-relay.ts'
-import type { DirectPathStatus } from '../traversal/direct-paths.ts'
-import type { NetcheckReport } from '../traversal/netcheck.ts'
+import type { PathInfo } from '../p2p/path.ts'
+import type { HomeRelayStatus } from '../relay/client/home-relay.ts'
+import type { ServiceInfo } from '../services/registry.ts'
+import type { NetcheckReport } from '../traversal/net-report/netcheck.ts'
+import type { DirectPathStatus } from '../traversal/upgrade/direct-paths.ts'
 
-/** How a connection to a peer runs. */
-export interface PathInfo {
-  kind: 'direct' | 'relay'
-  /** The remote multiaddr in use (for relay: the relay's circuit address). */
-  addr: string
-  /** Relay node id when kind is relay. */
-  relay?: string
-}
-
-export interface ServiceInfo {
-  name: string
-  target: string
-  /** Allow list as configured; undefined means "every node in peers". */
-  allow?: string[]
-  kubo: boolean
-  /** Where it came from: config.json or `warren expose` at runtime. */
-  source: 'config' | 'runtime'
-}
+export type { ForwardCheck, ForwardError, ForwardInfo } from '../access/forward.ts'
+export type { PathInfo } from '../p2p/path.ts'
+export type { ServiceInfo } from '../services/registry.ts'
 
 export interface PeerInfo {
   id: string
@@ -36,43 +23,6 @@ export interface PeerInfo {
   addrs: string[]
   /** The latest attempt to upgrade a relayed connection to this peer to a direct path. */
   upgrade?: DirectPathStatus
-}
-
-/** A failure a forward saw: when, its error code and message. */
-export interface ForwardError {
-  /** When it happened, ms since the Unix epoch. */
-  at: number
-  code: ErrorCode
-  message: string
-}
-
-/**
- * The service check of a forward: one service stream opened (and closed again at once) when the forward was added,
- * or restored at daemon start. `ok`: the service answered OK; `failed`: `error` says why (a refusal only at
- * restore, since `warren forward` refuses to add such a forward); `skipped`: added with `--no-check`;
- * `running`: under way (restored forwards are checked in the background).
- */
-export interface ForwardCheck {
-  state: 'ok' | 'failed' | 'skipped' | 'running'
-  /** When the check finished. */
-  at?: number
-  error?: ForwardError
-}
-
-export interface ForwardInfo {
-  /** `host:port` it listens on (actual port when 0 was asked for). */
-  listen: string
-  node: string
-  service: string
-  /** Open client connections right now. */
-  active: number
-  /** Connections served since it started. */
-  total: number
-  /** Connections whose service stream could not be opened or ended abnormally. */
-  failed: number
-  /** The latest of those failures. */
-  lastError?: ForwardError
-  check: ForwardCheck
 }
 
 /** `warren netcheck`: what the relays' STUN responders see of this node, and the relays themselves. */

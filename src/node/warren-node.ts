@@ -22,26 +22,26 @@ import { Discovery } from '../discovery/discovery.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
 import { discoverySettings } from '../discovery/settings.ts'
 import { WarrenError } from '../errors.ts'
+import { AddressBook } from '../identity/address-book.ts'
 import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
 import { encodeTicket } from '../identity/ticket.ts'
-import { HomeRelay } from '../relay/home-relay.ts'
-import { watchLimitedConnections } from '../relay/limited-connections.ts'
+import { openPingStream } from '../p2p/conn-ping.ts'
+import { createNode, type WarrenLibp2p } from '../p2p/create.ts'
+import { bestConnection, describePath } from '../p2p/path.ts'
+import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../p2p/pipe.ts'
+import { PRESETS } from '../p2p/presets.ts'
+import { UdxHub } from '../p2p/udx/transport.ts'
+import { HomeRelay } from '../relay/client/home-relay.ts'
+import { watchLimitedConnections } from '../relay/client/limited-connections.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
-import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../services/pipe.ts'
 import { ServiceRegistry } from '../services/registry.ts'
-import { DirectPaths } from '../traversal/direct-paths.ts'
-import { type PunchAdmission, PunchGate } from '../traversal/punch-gate.ts'
-import { UdxHub } from '../traversal/udx-transport.ts'
+import { type PunchAdmission, PunchGate } from '../traversal/punch/gate.ts'
+import { DirectPaths } from '../traversal/upgrade/direct-paths.ts'
 import { VERSION } from '../version.ts'
-import { AddressBook } from './address-book.ts'
 import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
-import { openPingStream } from './conn-ping.ts'
-import { createNode, type WarrenLibp2p } from './create.ts'
-import { Dialer } from './dialer.ts'
+import { Dialer } from './dial/dialer.ts'
 import { KnownPeers, knownIdsOf } from './known-peers.ts'
-import { bestConnection, describePath } from './path.ts'
-import { PRESETS } from './presets.ts'
 import { StrangerGate } from './stranger-gate.ts'
 import type {
   ForwardInfo,
@@ -221,7 +221,7 @@ export class WarrenNode implements WarrenNodeApi {
     this.known.set(knownIdsOf(this.#config, allowed))
   }
 
-  /** Why `peer` may ask this node to punch (src/traversal/punch-gate.ts). */
+  /** Why `peer` may ask this node to punch (src/traversal/punch/gate.ts). */
   #punchAdmission(peer: PeerId): PunchAdmission {
     if (this.known.has(peer.toString())) return 'known'
     if (this.registry.list().some((s) => this.registry.get(s.name)?.public === true)) return 'public'

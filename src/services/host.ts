@@ -5,8 +5,8 @@
 import { connect, type Socket } from 'node:net'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { formatTarget, type TcpTarget } from '../config/target.ts'
-import { serveHttpStream } from '../gateway/http-host.ts'
-import type { WarrenLibp2p } from '../node/create.ts'
+import type { WarrenLibp2p } from '../p2p/create.ts'
+import { describePipeEnd, pipeStream } from '../p2p/pipe.ts'
 import { FrameTimeoutError, readFrame } from './frame-io.ts'
 import {
   decodeRequest,
@@ -17,8 +17,8 @@ import {
   Status,
   type StatusCode,
 } from './header.ts'
+import { serveHttpStream } from './http-host.ts'
 import { StreamBudgets } from './limiter.ts'
-import { describePipeEnd, pipeStream } from './pipe.ts'
 import type { ServiceRegistry } from './registry.ts'
 
 export const KUBO_PREFIX = '/x/'

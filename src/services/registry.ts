@@ -12,7 +12,16 @@ import { parseTarget, type TcpTarget } from '../config/target.ts'
 import { WarrenError } from '../errors.ts'
 import { parseNodeId } from '../identity/node-id.ts'
 import { decodeTicket, looksLikeTicket } from '../identity/ticket.ts'
-import type { ServiceInfo } from '../node/types.ts'
+
+export interface ServiceInfo {
+  name: string
+  target: string
+  /** Allow list as configured; undefined means "every node in peers". */
+  allow?: string[]
+  kubo: boolean
+  /** Where it came from: config.json or `warren expose` at runtime. */
+  source: 'config' | 'runtime'
+}
 
 export interface ServiceEntry extends ServiceInfo {
   tcp: TcpTarget

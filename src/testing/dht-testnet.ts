@@ -18,8 +18,8 @@ import type { ConfigInput } from '../config/schema.ts'
 import { WarrenError } from '../errors.ts'
 import { generateNodeKey } from '../identity/keys.ts'
 import { WarrenNode, type WarrenNodeStartOptions } from '../node/warren-node.ts'
-import { validateRelayConfig } from '../relay/relay-config.ts'
-import { type Relay, startRelay } from '../relay/relay-node.ts'
+import { validateRelayConfig } from '../relay/server/config.ts'
+import { type Relay, startRelay } from '../relay/server/relay-node.ts'
 
 export interface DhtTestnetOptions {
   nodes: number

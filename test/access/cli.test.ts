@@ -103,7 +103,7 @@ describe('access port of a real daemon', () => {
   })
 
   // Regression: Yamux emits 'drain' on every window update, and writers that resumed on it let a stream's write
-  // queue grow with the body; src/services/stream-room.ts waits for the queue to be short instead.
+  // queue grow with the body; src/p2p/stream-room.ts waits for the queue to be short instead.
   it("the gateway daemon's memory stays bounded while bodies stream (< 128 MiB growth)", () => {
     assert.ok(grewMiB < 128, `the gateway daemon's RSS grew by ${grewMiB} MiB while the bodies streamed`)
   })

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import dnsPacket, { type Packet } from 'dns-packet'
-import { SocksReply } from '../../src/access/error-replies.ts'
+import { SocksReply } from '../../src/http/error-replies.ts'
 import { type Pair, socks5Connect, startPair } from './support.ts'
 
 const RCODE = { NOERROR: 'NOERROR', NXDOMAIN: 'NXDOMAIN', REFUSED: 'REFUSED' }

@@ -1,8 +1,8 @@
 /** Every Warren error reaches HTTP and SOCKS clients with a fitting status, never a generic 500 for a known failure. */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { httpStatusFor, SocksReply, socksReplyFor } from '../../src/access/error-replies.ts'
 import { WarrenError } from '../../src/errors.ts'
+import { httpStatusFor, SocksReply, socksReplyFor } from '../../src/http/error-replies.ts'
 
 describe('error replies of the access port', () => {
   it('a node that cannot be found is "unreachable" in both protocols, whichever way the lookup failed', () => {

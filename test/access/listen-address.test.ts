@@ -5,17 +5,17 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { checkPublicListen, dnsSettings } from '../../src/access/settings.ts'
+import { printError } from '../../src/cli/common.ts'
 import {
   formatListenAddress,
   isPublicListen,
   LISTEN_ADDRESS_HINT,
   parseListenAddress,
-} from '../../src/access/listen-address.ts'
-import { checkPublicListen, dnsSettings } from '../../src/access/settings.ts'
-import { printError } from '../../src/cli/common.ts'
+} from '../../src/config/listen-address.ts'
 import { validateConfig } from '../../src/config/load.ts'
-import { createLogger, escapeControl, formatLogLine } from '../../src/daemon/log.ts'
 import { isWarrenError, WarrenError } from '../../src/errors.ts'
+import { createLogger, escapeControl, formatLogLine } from '../../src/log.ts'
 
 function badAddress(text: string, problem: string): void {
   assert.throws(

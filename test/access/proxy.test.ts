@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { SocksReply } from '../../src/access/error-replies.ts'
+import { SocksReply } from '../../src/http/error-replies.ts'
 import { FAST_PATH, forEachEngine } from '../gateway/engines.ts'
 import { curl, type Pair, parseCurlResponse, socks5Connect, startPair } from './support.ts'
 

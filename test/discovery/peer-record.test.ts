@@ -2,6 +2,9 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { Resolver } from '../../src/discovery/resolver.ts'
+import { isWarrenError } from '../../src/errors.ts'
+import { generateNodeKey } from '../../src/identity/keys.ts'
 import {
   openPeerRecord,
   publishableAddrs,
@@ -11,10 +14,7 @@ import {
   sealPeerRecord,
   selectPeerRecord,
   validatePeerRecord,
-} from '../../src/discovery/peer-record.ts'
-import { Resolver } from '../../src/discovery/resolver.ts'
-import { isWarrenError } from '../../src/errors.ts'
-import { generateNodeKey } from '../../src/identity/keys.ts'
+} from '../../src/p2p/peer-record.ts'
 
 const addrs = [
   multiaddr('/ip4/198.51.100.7/tcp/4781'),

@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test'
 import { validateConfig } from '../../src/config/load.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { WarrenNode } from '../../src/node/warren-node.ts'
-import { validateRelayConfig } from '../../src/relay/relay-config.ts'
-import { type Relay, startRelay } from '../../src/relay/relay-node.ts'
+import { validateRelayConfig } from '../../src/relay/server/config.ts'
+import { type Relay, startRelay } from '../../src/relay/server/relay-node.ts'
 
 async function until<T>(get: () => T | undefined, ms: number, what: string): Promise<T> {
   const deadline = Date.now() + ms

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { Key } from 'interface-datastore'
 import { validateConfig } from '../../src/config/load.ts'
-import { DEFAULT_MAX_RECORDS, RecordStore } from '../../src/discovery/record-store.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { WarrenNode } from '../../src/node/warren-node.ts'
-import { validateRelayConfig } from '../../src/relay/relay-config.ts'
-import { type Relay, startRelay } from '../../src/relay/relay-node.ts'
+import { DEFAULT_MAX_RECORDS, RecordStore } from '../../src/p2p/record-store.ts'
+import { validateRelayConfig } from '../../src/relay/server/config.ts'
+import { type Relay, startRelay } from '../../src/relay/server/relay-node.ts'
 
 const rec = (n: number): Key => new Key(`/dht/record/K${n}`)
 const bytes = (n: number): Uint8Array => Uint8Array.of(n)

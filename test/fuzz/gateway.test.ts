@@ -1,6 +1,6 @@
 /**
  * Fuzzing the gateway's text formats: routing paths (src/gateway/paths.ts) round-trip and any request target
- * parses or throws ERR_BAD_NAME; the fast path's rewritten heads (src/gateway/fast-heads.ts) are well-formed for
+ * parses or throws ERR_BAD_NAME; the fast path's rewritten heads (src/gateway/fast/heads.ts) are well-formed for
  * any headers a client or service can send (one line per header, no hop-by-hop or Connection-named header passes,
  * Host and X-Forwarded-For are the gateway's), and a real HTTP server parses them to the same headers.
  */
@@ -10,9 +10,9 @@ import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import { removeDotSegments } from '../../src/gateway/dot-segments.ts'
-import { clientResponseHead, upstreamRequestHead } from '../../src/gateway/fast-heads.ts'
-import { HOP_BY_HOP } from '../../src/gateway/forward-headers.ts'
+import { clientResponseHead, upstreamRequestHead } from '../../src/gateway/fast/heads.ts'
 import { parseGatewayPath } from '../../src/gateway/paths.ts'
+import { HOP_BY_HOP } from '../../src/http/forward-headers.ts'
 import { fuzz, fuzzAsync, nastyString, parsesOrRefuses } from './fuzz-kit.ts'
 
 const SERVICE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/

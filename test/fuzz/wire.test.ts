@@ -1,24 +1,12 @@
 /**
  * Fuzzing the binary wire formats: the service protocol header (src/services/header.ts) and STUN
- * (src/relay/stun.ts, read by src/traversal/stun-client.ts). Encoders round-trip; any bytes decode to a valid value,
+ * (src/stun/codec.ts, read by src/stun/client.ts). Encoders round-trip; any bytes decode to a valid value,
  * or FrameError (header) / undefined (STUN), never another exception; a frame split anywhere reads the same.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { Uint8ArrayList } from 'uint8arraylist'
-import {
-  ATTR_XOR_MAPPED_ADDRESS,
-  answerStun,
-  decodeAddress,
-  decodeStun,
-  encodeAddress,
-  encodeStun,
-  mappedAddress,
-  STUN_BINDING_REQUEST,
-  STUN_BINDING_SUCCESS,
-  STUN_HEADER_LENGTH,
-} from '../../src/relay/stun.ts'
 import {
   decodeRequest,
   decodeResponse,
@@ -30,6 +18,18 @@ import {
   Status,
   takeFrame,
 } from '../../src/services/header.ts'
+import {
+  ATTR_XOR_MAPPED_ADDRESS,
+  answerStun,
+  decodeAddress,
+  decodeStun,
+  encodeAddress,
+  encodeStun,
+  mappedAddress,
+  STUN_BINDING_REQUEST,
+  STUN_BINDING_SUCCESS,
+  STUN_HEADER_LENGTH,
+} from '../../src/stun/codec.ts'
 import { fuzz, parsesOrRefuses } from './fuzz-kit.ts'
 
 const serviceName = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/)

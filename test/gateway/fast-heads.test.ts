@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { clientResponseHead, upstreamRequestHead } from '../../src/gateway/fast-heads.ts'
+import { clientResponseHead, upstreamRequestHead } from '../../src/gateway/fast/heads.ts'
+import { rewriteLocation } from '../../src/gateway/gateway.ts'
 import {
   addForwarded,
   type RawHeaders,
@@ -12,8 +13,7 @@ import {
   responseHeaders,
   setHeader,
   stripHopByHop,
-} from '../../src/gateway/forward-headers.ts'
-import { rewriteLocation } from '../../src/gateway/gateway.ts'
+} from '../../src/http/forward-headers.ts'
 
 const requests: RawHeaders[] = [
   ['Host', '127.0.0.1:4780'],

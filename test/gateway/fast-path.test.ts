@@ -1,5 +1,5 @@
 /**
- * The gateway's framing edge cases, run on both engines (the fast path, src/gateway/fast-path.ts, and the full
+ * The gateway's framing edge cases, run on both engines (the fast path, src/gateway/fast/fast-path.ts, and the full
  * path), with raw client sockets, the test web app and a hand-written HTTP service whose framing is exact:
  * pipelined requests, chunked request bodies, a switch of target on one connection, HEAD/204/304, interim 1xx,
  * close-delimited responses, Location rewriting, and what the fast path hands to the full path (malformed or

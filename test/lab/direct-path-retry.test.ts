@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { FIRST_RETRIES, firstRetryDelay } from '../../src/traversal/direct-paths.ts'
+import { FIRST_RETRIES, firstRetryDelay } from '../../src/traversal/upgrade/direct-paths.ts'
 import { BYTES, blockUdp, send, usePair } from './path-lab.ts'
 import { labSkip } from './use-lab.ts'
 

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { TCP_CHECK_MS, TCP_PING_TIMEOUT_MS } from '../../src/traversal/tcp-path-watch.ts'
+import { TCP_CHECK_MS, TCP_PING_TIMEOUT_MS } from '../../src/traversal/upgrade/tcp-path-watch.ts'
 import { BYTES, block, send, usePair } from './path-lab.ts'
 import { labSkip } from './use-lab.ts'
 

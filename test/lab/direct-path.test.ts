@@ -6,11 +6,11 @@ import type { Libp2p } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { isWarrenError } from '../../src/errors.ts'
-import { type StunResponder, startStunResponder } from '../../src/relay/stun.ts'
+import { UdxHub, udx } from '../../src/p2p/udx/transport.ts'
+import { type StunResponder, startStunResponder } from '../../src/stun/codec.ts'
 import { BENCH_PROTOCOL, receiveBulk, sendBulk, type TransferReport } from '../../src/testing/natlab/stream-bench.ts'
-import { handleDirectPath, upgradeToDirect } from '../../src/traversal/direct-path.ts'
-import { decodePunchMessage, encodePunchMessage } from '../../src/traversal/punch-messages.ts'
-import { UdxHub, udx } from '../../src/traversal/udx-transport.ts'
+import { decodePunchMessage, encodePunchMessage } from '../../src/traversal/punch/messages.ts'
+import { handleDirectPath, upgradeToDirect } from '../../src/traversal/upgrade/attempt.ts'
 
 function makeNode(hub: UdxHub, udp: boolean): Promise<Libp2p> {
   return createLibp2p({

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { cleanupLeftovers, createLab, listNamespaces, pinnedNode } from '../../src/testing/natlab/index.ts'
 import { lineChannel } from '../../src/testing/natlab/lines.ts'
 import { run } from '../../src/testing/natlab/shell.ts'
-import { STUN_PORT } from '../../src/testing/natlab/udx-spike.ts'
+import { STUN_PORT } from '../../src/testing/natlab/udx-direct-run.ts'
 import { labSkip, useLab } from './use-lab.ts'
 
 const tool = fileURLToPath(new URL('../../src/testing/natlab/udp-tool.ts', import.meta.url))

@@ -8,8 +8,8 @@ import { createSocket, type Socket } from 'node:dgram'
 import { describe, it } from 'node:test'
 import type { UDXStream } from 'udx-native'
 import { isWarrenError } from '../../src/errors.ts'
-import { KEEPALIVE_MS, PathWatch } from '../../src/traversal/path-watch.ts'
-import { UdxEndpoint } from '../../src/traversal/udx-endpoint.ts'
+import { UdxEndpoint } from '../../src/p2p/udx/endpoint.ts'
+import { KEEPALIVE_MS, PathWatch } from '../../src/p2p/udx/path-watch.ts'
 
 function bind(): Promise<Socket> {
   const s = createSocket('udp4')

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { createSocket, type Socket } from 'node:dgram'
 import { after, before, describe, it } from 'node:test'
 import { isWarrenError } from '../../src/errors.ts'
+import { fromDgram } from '../../src/p2p/udx/packet-socket.ts'
+import { stunBinding } from '../../src/stun/client.ts'
 import {
   ATTR_XOR_MAPPED_ADDRESS,
   answerStun,
@@ -16,9 +18,7 @@ import {
   STUN_BINDING_SUCCESS,
   type StunResponder,
   startStunResponder,
-} from '../../src/relay/stun.ts'
-import { fromDgram } from '../../src/traversal/packet-socket.ts'
-import { stunBinding } from '../../src/traversal/stun-client.ts'
+} from '../../src/stun/codec.ts'
 
 function udp(): Promise<Socket> {
   const s = createSocket('udp4')

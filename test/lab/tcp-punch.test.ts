@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { bindingRequest, encodeStun } from '../../src/relay/stun.ts'
-import { type StunTcpResponder, startStunTcpResponder, takeStunFrames } from '../../src/relay/stun-tcp.ts'
-import { tcpStunBinding } from '../../src/traversal/stun-tcp-client.ts'
-import { tcpBirthdayEasy, tcpBirthdayHard } from '../../src/traversal/tcp-birthday.ts'
-import { tcpSimultaneousOpen } from '../../src/traversal/tcp-punch.ts'
+import { bindingRequest, encodeStun } from '../../src/stun/codec.ts'
+import { tcpStunBinding } from '../../src/stun/tcp-client.ts'
+import { type StunTcpResponder, startStunTcpResponder, takeStunFrames } from '../../src/stun/tcp-server.ts'
+import { tcpBirthdayEasy, tcpBirthdayHard } from '../../src/traversal/punch/tcp-birthday.ts'
+import { tcpSimultaneousOpen } from '../../src/traversal/punch/tcp-punch.ts'
 
 const listen = (server: Server): Promise<number> =>
   new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)))

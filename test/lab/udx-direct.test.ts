@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { runUdxSpike } from '../../src/testing/natlab/udx-spike.ts'
+import { runUdxSpike } from '../../src/testing/natlab/udx-direct-run.ts'
 import { labSkip, useLab } from './use-lab.ts'
 
 describe('raw udx-native direct path through cone x cone NATs', { skip: labSkip }, () => {

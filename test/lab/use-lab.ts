@@ -1,7 +1,7 @@
 import { after, before } from 'node:test'
 import { createLab, type Lab, type LabOptions, labSupport, type NatKind } from '../../src/testing/natlab/index.ts'
-import { startLabStun } from '../../src/testing/natlab/udx-spike.ts'
-import { startLabRelay } from '../../src/testing/natlab/upgrade-spike.ts'
+import { startLabStun } from '../../src/testing/natlab/udx-direct-run.ts'
+import { startLabRelay } from '../../src/testing/natlab/upgrade-run.ts'
 
 const support = await labSupport()
 

@@ -13,14 +13,14 @@ import { validateConfig } from '../../src/config/load.ts'
 import type { ConfigInput } from '../../src/config/schema.ts'
 import { WarrenError } from '../../src/errors.ts'
 import { WarrenNode } from '../../src/node/warren-node.ts'
-import { upgradeToDirect } from '../../src/traversal/direct-path.ts'
-import { PUNCH_REFUSED, PunchGate } from '../../src/traversal/punch-gate.ts'
+import { PUNCH_REFUSED, PunchGate } from '../../src/traversal/punch/gate.ts'
 import {
   decodePunchMessage,
   encodePunchMessage,
   PUNCH_PROTOCOL,
   type PunchMessage,
-} from '../../src/traversal/punch-messages.ts'
+} from '../../src/traversal/punch/messages.ts'
+import { upgradeToDirect } from '../../src/traversal/upgrade/attempt.ts'
 import { eventually, nodeKey, startTestRelay, type TestRelay } from '../relay/support.ts'
 import { hashServer, type TestServer } from '../support/servers.ts'
 

@@ -4,7 +4,7 @@
  * update that silently disables an installer (a hook renamed, a field moved) fails here. Covered: holdWindowUpdates
  * (Yamux window updates counted as sent), coalescing and batching (socket writes and WebSocket messages per turn),
  * quietNoiseDecoder (Noise's message reader), noiseCrypto (session keys imported once), skipUnheardEvents (opt-in,
- * process-wide), and the installers' own reports (src/node/patch-status.ts). Every exchange is checked by SHA-256 and
+ * process-wide), and the installers' own reports (src/p2p/patches/status.ts). Every exchange is checked by SHA-256 and
  * ends cleanly on both sides.
  */
 import assert from 'node:assert/strict'
@@ -14,12 +14,12 @@ import { after, before, describe, it } from 'node:test'
 import type { Connection, Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { HOLD_WINDOW_BELOW } from '../../src/node/coalesce.ts'
-import { createNode, type NodeOptions, type WarrenLibp2p } from '../../src/node/create.ts'
-import { importedSessionKeys, quietUint16BE } from '../../src/node/noise-crypto.ts'
-import { patchesMissed, patchMissed } from '../../src/node/patch-status.ts'
-import { PRESETS } from '../../src/node/presets.ts'
-import { unheardEventsSkipped } from '../../src/node/unheard-events.ts'
+import { createNode, type NodeOptions, type WarrenLibp2p } from '../../src/p2p/create.ts'
+import { HOLD_WINDOW_BELOW } from '../../src/p2p/patches/coalesce.ts'
+import { importedSessionKeys, quietUint16BE } from '../../src/p2p/patches/noise-crypto.ts'
+import { patchesMissed, patchMissed } from '../../src/p2p/patches/status.ts'
+import { unheardEventsSkipped } from '../../src/p2p/patches/unheard-events.ts'
+import { PRESETS } from '../../src/p2p/presets.ts'
 
 const ECHO = '/warren-test/canary-echo/1.0.0'
 

@@ -4,12 +4,12 @@ import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { flagsToConfig } from '../../src/cli/relay.ts'
+import { mergeRelayInput } from '../../src/daemon/relay-daemon.ts'
 import { formatNodeIdBase36 } from '../../src/identity/node-id.ts'
-import { parseRelayAddr } from '../../src/relay/home-relay.ts'
-import { ipGroup, RelayPolicy } from '../../src/relay/policy.ts'
-import { DEFAULT_LIMITS, validateRelayConfig } from '../../src/relay/relay-config.ts'
-import { mergeRelayInput } from '../../src/relay/relay-daemon.ts'
-import { circuitRefused, relayStatusOf } from '../../src/relay/relay-status.ts'
+import { parseRelayAddr } from '../../src/relay/client/home-relay.ts'
+import { DEFAULT_LIMITS, validateRelayConfig } from '../../src/relay/server/config.ts'
+import { ipGroup, RelayPolicy } from '../../src/relay/server/policy.ts'
+import { circuitRefused, relayStatusOf } from '../../src/relay/status.ts'
 
 const idA = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
 const A = idA.toString()

@@ -205,7 +205,7 @@ describe('warren relay processes: failover, status, shutdown', () => {
       // `warren relay status` of the surviving relay: the reservation, the open circuit, the bytes
       const st = await runCli(['--home', other.home, 'relay', 'status', '--json'])
       assert.equal(st.code, 0, st.stderr)
-      const status = JSON.parse(st.stdout) as import('../../src/relay/relay-node.ts').RelayStatus
+      const status = JSON.parse(st.stdout) as import('../../src/relay/server/relay-node.ts').RelayStatus
       assert.deepEqual(
         status.reservations.map((r) => r.node),
         [b.peerId.toString()],

@@ -10,9 +10,9 @@ import { describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { createNode, type WarrenLibp2p } from '../../src/node/create.ts'
-import { relayClientParts } from '../../src/relay/client-store.ts'
-import { relayStatusOf } from '../../src/relay/relay-status.ts'
+import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
+import { relayClientParts } from '../../src/relay/client/client-store.ts'
+import { relayStatusOf } from '../../src/relay/status.ts'
 import { eventually, nodeKey, startNode, startTestRelay, type TestRelay } from './support.ts'
 
 const HINT =

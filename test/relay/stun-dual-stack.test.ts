@@ -13,7 +13,7 @@ import {
   mappedAddress,
   type StunResponder,
   startStunResponder,
-} from '../../src/relay/stun.ts'
+} from '../../src/stun/codec.ts'
 
 describe('STUN responder on "::"', () => {
   let r: StunResponder

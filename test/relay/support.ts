@@ -5,10 +5,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { validateConfig } from '../../src/config/load.ts'
 import type { ConfigInput } from '../../src/config/schema.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import type { PresetName } from '../../src/node/presets.ts'
 import { WarrenNode } from '../../src/node/warren-node.ts'
-import { type RelayConfigInput, validateRelayConfig } from '../../src/relay/relay-config.ts'
-import { type Relay, startRelay } from '../../src/relay/relay-node.ts'
+import type { PresetName } from '../../src/p2p/presets.ts'
+import { type RelayConfigInput, validateRelayConfig } from '../../src/relay/server/config.ts'
+import { type Relay, startRelay } from '../../src/relay/server/relay-node.ts'
 
 export interface TestRelay extends Relay {
   /** Log lines (`level message`). */

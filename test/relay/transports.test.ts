@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
-import { bindingRequest, decodeStun, encodeStun, mappedAddress, STUN_BINDING_SUCCESS } from '../../src/relay/stun.ts'
+import { bindingRequest, decodeStun, encodeStun, mappedAddress, STUN_BINDING_SUCCESS } from '../../src/stun/codec.ts'
 import { hashServer } from '../support/servers.ts'
 import { startNode, startTestRelay, transfer } from './support.ts'
 

@@ -140,7 +140,7 @@ describe('access rules and service errors', () => {
   })
 
   it('says so when the node is not a Warren node', async () => {
-    const { createNode } = await import('../../src/node/create.ts')
+    const { createNode } = await import('../../src/p2p/create.ts')
     const { generateNodeKey } = await import('../../src/identity/keys.ts')
     const plain = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'] })
     try {

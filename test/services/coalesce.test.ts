@@ -1,5 +1,5 @@
 /**
- * Write coalescing and frame batching (src/node/coalesce.ts) on real sockets: a TCP connection's writes of one
+ * Write coalescing and frame batching (src/p2p/patches/coalesce.ts) on real sockets: a TCP connection's writes of one
  * event-loop turn reach the peer in one read, a muxer's frames of one turn make one send, back-pressure still
  * holds, batched frames survive a node stopping, and libp2p nodes over TCP and WebSockets carry many small
  * messages intact.
@@ -13,8 +13,8 @@ import { defaultLogger } from '@libp2p/logger'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { batchFrames, coalesceSocketWrites } from '../../src/node/coalesce.ts'
-import { createNode } from '../../src/node/create.ts'
+import { createNode } from '../../src/p2p/create.ts'
+import { batchFrames, coalesceSocketWrites } from '../../src/p2p/patches/coalesce.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 

@@ -1,5 +1,5 @@
 /**
- * The two stream workarounds of src/node/honest-streams.ts, each against the real @chainsafe/libp2p-yamux and
+ * The two stream workarounds of src/p2p/patches/honest-streams.ts, each against the real @chainsafe/libp2p-yamux and
  * @libp2p/utils: the stock stack still shows the upstream behaviour (so that this test fails, and the workaround
  * can go, once upstream fixes it), and Warren's stack does not.
  */
@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Connection, Stream } from '@libp2p/interface'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { createNode, type WarrenLibp2p } from '../../src/node/create.ts'
-import { ConnectionLostError } from '../../src/node/honest-streams.ts'
+import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
+import { ConnectionLostError } from '../../src/p2p/patches/honest-streams.ts'
 
 const PROTO = '/warren-test/honest/1.0.0'
 const CHUNK = new Uint8Array(64 * 1024)

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { connect, createServer, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { pipeStream } from '../../src/services/pipe.ts'
+import { pipeStream } from '../../src/p2p/pipe.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
 import { type Pair, startPair } from '../helpers/two-daemons.ts'
 import { ByteSource, MiB, pace, pump, type ReadPace, readPaced, sinkServer, sourceServer } from '../support/transfer.ts'

@@ -1,5 +1,5 @@
 /**
- * Events with no listener are skipped (src/node/unheard-events.ts): listeners still get every event with its
+ * Events with no listener are skipped (src/p2p/patches/unheard-events.ts): listeners still get every event with its
  * detail, `once` listeners still run once, a type without listeners builds no event and returns what a dispatch
  * would have, the patch is installed once, and a Warren node's streams still deliver, drain and close.
  */
@@ -9,8 +9,8 @@ import { describe, it } from 'node:test'
 import type { Stream } from '@libp2p/interface'
 import { TypedEventEmitter } from 'main-event'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { createNode } from '../../src/node/create.ts'
-import { skipUnheardEvents } from '../../src/node/unheard-events.ts'
+import { createNode } from '../../src/p2p/create.ts'
+import { skipUnheardEvents } from '../../src/p2p/patches/unheard-events.ts'
 
 interface Events {
   ping: CustomEvent<number>

@@ -9,9 +9,9 @@ import { after, before, describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { isWarrenError } from '../../src/errors.ts'
+import { AddressBook, MAX_ADDRS_PER_PEER, MAX_LEARNED_PEERS } from '../../src/identity/address-book.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { encodeTicket } from '../../src/identity/ticket.ts'
-import { AddressBook, MAX_ADDRS_PER_PEER, MAX_LEARNED_PEERS } from '../../src/node/address-book.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
 
 async function ticketOf(addrs: string[]): Promise<{ id: string; ticket: string }> {

@@ -1,11 +1,11 @@
-/** Noise's cipher with a cached OpenSSL key (src/node/noise-crypto.ts) against the package's own implementation. */
+/** Noise's cipher with a cached OpenSSL key (src/p2p/patches/noise-crypto.ts) against the package's own implementation. */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { noiseCrypto, quietNoiseDecoder } from '../../src/node/noise-crypto.ts'
+import { noiseCrypto, quietNoiseDecoder } from '../../src/p2p/patches/noise-crypto.ts'
 
 const bytes = (x: Uint8Array | { subarray(): Uint8Array }): Buffer =>
   Buffer.from(x instanceof Uint8Array ? x : x.subarray())

@@ -16,8 +16,8 @@
 import { parseArgs } from 'node:util'
 import { createLab } from './lab.ts'
 import type { NatKind } from './topology.ts'
-import { runUdxSpike, type SpikeResult, startLabStun } from './udx-spike.ts'
-import { runUpgradeSpike, startLabRelay } from './upgrade-spike.ts'
+import { runUdxSpike, type SpikeResult, startLabStun } from './udx-direct-run.ts'
+import { runUpgradeSpike, startLabRelay } from './upgrade-run.ts'
 
 export type MatrixMode = 'udx' | 'libp2p' | 'upgrade'
 

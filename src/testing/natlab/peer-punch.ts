@@ -5,7 +5,8 @@
  *
  * @packageDocumentation
  */
-import type { Endpoint, PacketSocket } from '../../traversal/packet-socket.ts'
+import type { Endpoint, PacketSocket } from '../../p2p/udx/packet-socket.ts'
+import { stunBinding } from '../../stun/client.ts'
 import {
   type NatBehaviour,
   natBehaviour,
@@ -13,8 +14,7 @@ import {
   type PunchSession,
   punch,
   punchPlan,
-} from '../../traversal/punch.ts'
-import { stunBinding } from '../../traversal/stun-client.ts'
+} from '../../traversal/punch/punch.ts'
 import type { LineChannel, LineMessage } from './lines.ts'
 
 export interface PunchConfig {

@@ -6,8 +6,8 @@
  * @packageDocumentation
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { validateRelayConfig } from '../../relay/relay-config.ts'
-import { startRelay } from '../../relay/relay-node.ts'
+import { validateRelayConfig } from '../../relay/server/config.ts'
+import { startRelay } from '../../relay/server/relay-node.ts'
 
 const privateKey = await generateKeyPair('Ed25519')
 const relay = await startRelay({

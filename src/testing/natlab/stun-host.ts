@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-import { startStunResponder } from '../../relay/stun.ts'
+import { startStunResponder } from '../../stun/codec.ts'
 
 const port = Number(process.argv[2] ?? 3478)
 const responder = await startStunResponder({ host: '0.0.0.0', port })

@@ -10,9 +10,9 @@
  * @packageDocumentation
  */
 import { createSocket } from 'node:dgram'
-import { netcheck } from '../../traversal/netcheck.ts'
-import { fromDgram } from '../../traversal/packet-socket.ts'
-import { stunBinding } from '../../traversal/stun-client.ts'
+import { fromDgram } from '../../p2p/udx/packet-socket.ts'
+import { stunBinding } from '../../stun/client.ts'
+import { netcheck } from '../../traversal/net-report/netcheck.ts'
 
 const [mode, ...args] = process.argv.slice(2)
 const print = (msg: object): void => {

@@ -14,7 +14,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import UDX, { type UDXSocket, type UDXStream } from 'udx-native'
-import { type Endpoint, fromUdx } from '../../traversal/packet-socket.ts'
+import { type Endpoint, fromUdx } from '../../p2p/udx/packet-socket.ts'
 import { parentChannel, runChild } from './lines.ts'
 import { type PunchConfig, stunAndPunch } from './peer-punch.ts'
 

@@ -1,0 +1,135 @@
+/**
+ * `warren relay` as a process: the relay home (key made on the first start), relay.json merged with the flags, one
+ * relay per home (pid file), the relay itself, and a local API on a Unix socket (mode 0600, the daemon's JSON-RPC
+ * server) for `warren relay status`. Stopping undoes all of it in reverse.
+ *
+ * @example
+ * ```ts
+ * const d = await runRelayDaemon({ home: '/tmp/relay', overrides: { listen: ['/ip4/127.0.0.1/tcp/0'] } })
+ * console.log(d.relay.addrs)
+ * await d.stop('done')
+ * ```
+ */
+import type { Socket } from 'node:net'
+import { isWarrenError, WarrenError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import {
+  type RelayConfig,
+  type RelayConfigInput,
+  readRelayConfigFile,
+  validateRelayConfig,
+} from '../relay/server/config.ts'
+import { loadOrCreateRelayKey, type RelayHome, relaySocketPath, resolveRelayHome } from '../relay/server/home-dir.ts'
+import { type Relay, type RelayStatus, startRelay } from '../relay/server/relay-node.ts'
+import { ApiServer } from './api-server.ts'
+import { acquirePidFile } from './pidfile.ts'
+import { stopSequence } from './stop-sequence.ts'
+
+/** The relay's local API: method → params → result. */
+export interface RelayApiMethods {
+  'relay.status': { params: undefined; result: RelayStatus }
+  'relay.stop': { params: undefined; result: { stopping: true; pid: number } }
+}
+
+export interface RelayDaemonOptions {
+  home?: string | RelayHome
+  /** Settings from flags; they win over relay.json (`allow` lists are joined). */
+  overrides?: RelayConfigInput
+  log?: Logger
+}
+
+export interface RelayDaemon {
+  readonly home: RelayHome
+  readonly socket: string
+  readonly config: RelayConfig
+  readonly relay: Relay
+  /** True when this start created the relay's key. */
+  readonly createdKey: boolean
+  stop(reason?: string): Promise<void>
+  readonly stopped: Promise<void>
+}
+
+/** relay.json with the flags on top. */
+export function mergeRelayInput(file: RelayConfigInput, flags: RelayConfigInput = {}): RelayConfigInput {
+  const out: RelayConfigInput = { ...file, ...flags }
+  if (file.limits !== undefined || flags.limits !== undefined) out.limits = { ...file.limits, ...flags.limits }
+  if (flags.ws !== undefined) out.ws = { ...file.ws, ...flags.ws }
+  if (flags.routing !== undefined) out.routing = { ...file.routing, ...flags.routing }
+  if (flags.discovery !== undefined) out.discovery = { ...file.discovery, ...flags.discovery }
+  if (file.allow !== undefined || flags.allow !== undefined) out.allow = [...(file.allow ?? []), ...(flags.allow ?? [])]
+  return out
+}
+
+function runningError(home: RelayHome, err: WarrenError): WarrenError {
+  const pid = err.details?.pid
+  return new WarrenError(
+    'ERR_DAEMON_RUNNING',
+    `a Warren relay${pid === undefined ? '' : ` (pid ${pid})`} is already running for ${home.dir}`,
+    {
+      hint: `Stop it with Ctrl-C or \`kill ${pid ?? '<pid>'}\`, or give this relay another home with --home or WARREN_RELAY_HOME.`,
+      details: { home: home.dir, ...(pid === undefined ? {} : { pid }) },
+    },
+  )
+}
+
+export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<RelayDaemon> {
+  const home = typeof opts.home === 'object' ? opts.home : resolveRelayHome(opts.home)
+  const log: Logger = opts.log ?? (() => {})
+  const file = await readRelayConfigFile(home.config)
+  const config = validateRelayConfig(
+    mergeRelayInput(file, opts.overrides),
+    opts.overrides === undefined ? home.config : `${home.config} with the command-line flags`,
+  )
+  const { key, created } = await loadOrCreateRelayKey(home)
+  if (created) log('info', `created a relay key at ${home.key} (mode 0600)`)
+  const socket = relaySocketPath(home, config.api.socket)
+  const pid = await acquirePidFile(home.pid, home.dir).catch((err: unknown) => {
+    throw isWarrenError(err, 'ERR_DAEMON_RUNNING') ? runningError(home, err) : err
+  })
+
+  let relay: Relay | undefined
+  let api: ApiServer | undefined
+  try {
+    relay = await startRelay({ privateKey: key, config, log, skipUnheardEvents: true })
+    let requestStop: () => void = () => {}
+    const running = relay
+    api = await ApiServer.listen(
+      socket,
+      {
+        call: async (method) => {
+          if (method === 'relay.status') return running.status()
+          if (method === 'relay.stop') {
+            setImmediate(() => requestStop())
+            return { stopping: true, pid: process.pid }
+          }
+          throw new WarrenError('ERR_API', `the relay API has no method "${method}"`, {
+            hint: 'The relay answers relay.status and relay.stop.',
+          })
+        },
+        openStream: async (_socket: Socket) => {
+          throw new WarrenError('ERR_API', 'the relay API carries no streams', {
+            hint: 'Open service streams through a node (`warren up`), not through a relay.',
+          })
+        },
+      },
+      { home: home.dir, log: (m) => log('info', m) },
+    ).catch((err: unknown) => {
+      throw isWarrenError(err, 'ERR_DAEMON_RUNNING') ? runningError(home, err) : err
+    })
+    log('info', `relay ${running.peerId} ready; API on ${socket}`)
+
+    const server = api
+    const { stop, stopped } = stopSequence('relay', log, [
+      ['closing the API', () => server.close()],
+      ['stopping the relay', () => running.stop()],
+      ['removing the pid file', () => pid.release()],
+    ])
+    requestStop = () => void stop('asked over the API')
+    return { home, socket, config, relay: running, createdKey: created, stop, stopped }
+  } catch (err) {
+    await api?.close().catch(() => {})
+    await relay?.stop().catch(() => {})
+    await pid.release()
+    throw err
+  }
+}

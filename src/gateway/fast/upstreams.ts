@@ -1,0 +1,149 @@
+/**
+ * Service streams of the gateway's fast path (fast-path.ts), idle ones kept per node and service for the next
+ * request. A stream carries one exchange at a time; its listeners are attached once, for its whole life, and
+ * hand its bytes and its end to whoever uses it now ({@link UpstreamUser}). A stream that sends anything while
+ * idle, or ends, is dropped from the pool.
+ */
+import type { Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { STREAM_READ_BUFFER } from '../../p2p/pipe.ts'
+
+/** The exchange a stream currently serves. */
+export interface UpstreamUser {
+  onUpstreamData(buf: Uint8Array): void
+  /** The service closed its side (FIN), or the stream closed or was reset (`error`). */
+  onUpstreamEnd(error?: Error): void
+}
+
+export class Upstream {
+  readonly stream: Stream
+  readonly key: string
+  user: UpstreamUser | undefined
+  /** Ended, reset or closed: never to be used again. */
+  dead = false
+  idleSince = 0
+  readonly #pool: UpstreamPool
+
+  constructor(stream: Stream, key: string, pool: UpstreamPool) {
+    this.stream = stream
+    this.key = key
+    this.#pool = pool
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER)
+    stream.addEventListener('message', this.#onMessage)
+    stream.addEventListener('end', this.#onEnd)
+    stream.addEventListener('close', this.#onClose)
+  }
+
+  readonly #onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
+    const buf = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+    if (this.user !== undefined) this.user.onUpstreamData(buf)
+    else this.abort(new Error('the service sent data while no request was pending'))
+  }
+
+  readonly #onEnd = (): void => {
+    // a reset emits 'end' before its 'close' with the error: that is not the service's FIN
+    const s = this.stream.status
+    if (s === 'reset' || s === 'aborted') return
+    this.#gone(undefined)
+  }
+
+  readonly #onClose = (evt: Event & { error?: Error }): void => this.#gone(evt.error ?? undefined)
+
+  #gone(error: Error | undefined): void {
+    if (this.dead && error === undefined) return
+    this.dead = true
+    this.#pool.forget(this)
+    const user = this.user
+    this.user = undefined
+    user?.onUpstreamEnd(error)
+  }
+
+  /** Resets the stream; no more events reach the user. */
+  abort(err: Error): void {
+    this.user = undefined
+    this.dead = true
+    this.#pool.forget(this)
+    const s = this.stream.status
+    if (s === 'open' || s === 'closing') this.stream.abort(err)
+  }
+}
+
+export class UpstreamPool {
+  readonly #idle = new Map<string, Upstream[]>()
+  readonly #maxIdlePerKey: number
+  readonly #idleTimeoutMs: number
+  #sweeper: NodeJS.Timeout | undefined
+  #count = 0
+
+  constructor(opts: { maxIdlePerKey: number; idleTimeoutMs: number }) {
+    this.#maxIdlePerKey = opts.maxIdlePerKey
+    this.#idleTimeoutMs = opts.idleTimeoutMs
+  }
+
+  /** An idle stream for `key`, the most recently used first. */
+  take(key: string): Upstream | undefined {
+    const list = this.#idle.get(key)
+    if (list === undefined) return undefined
+    let u = list.pop()
+    while (u?.dead) u = list.pop()
+    if (list.length === 0) this.#idle.delete(key)
+    if (u !== undefined) this.#count--
+    return u
+  }
+
+  /** Keeps a stream whose exchange finished cleanly for the next request to the same service. */
+  put(u: Upstream): void {
+    if (u.dead) return
+    let list = this.#idle.get(u.key)
+    if (list === undefined) {
+      list = []
+      this.#idle.set(u.key, list)
+    }
+    if (list.length >= this.#maxIdlePerKey) {
+      u.abort(new Error('too many idle streams'))
+      return
+    }
+    u.idleSince = Date.now()
+    list.push(u)
+    this.#count++
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(100, Math.floor(this.#idleTimeoutMs / 4)))
+      this.#sweeper.unref()
+    }
+  }
+
+  /** Drops a stream that ended from the idle lists (no-op when it is in use). */
+  forget(u: Upstream): void {
+    const list = this.#idle.get(u.key)
+    if (list === undefined) return
+    const i = list.indexOf(u)
+    if (i < 0) return
+    list.splice(i, 1)
+    this.#count--
+    if (list.length === 0) this.#idle.delete(u.key)
+  }
+
+  #sweep(): void {
+    const old = Date.now() - this.#idleTimeoutMs
+    for (const list of [...this.#idle.values()]) {
+      for (const u of list.filter((x) => x.idleSince <= old)) u.abort(new Error('idle for too long'))
+    }
+    if (this.#count === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
+    }
+  }
+
+  /** Idle streams, for status and tests. */
+  get idle(): number {
+    return this.#count
+  }
+
+  close(): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper)
+    this.#sweeper = undefined
+    for (const list of [...this.#idle.values()]) for (const u of [...list]) u.abort(new Error('gateway closed'))
+    this.#idle.clear()
+    this.#count = 0
+  }
+}

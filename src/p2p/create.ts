@@ -1,0 +1,173 @@
+/**
+ * The libp2p assembly: TCP and WebSockets transports (plus circuit relay v2 for dialing and listening through relays),
+ * Noise, Yamux, identify and ping; preset `relay` adds the circuit relay v2 server instead. Warren's DHT and mDNS
+ * (src/discovery) are added when asked for.
+ *
+ * Warren's workarounds of libp2p behaviours (UPSTREAM.md) are installed on each connection and muxer as they are made;
+ * one that finds libp2p's internals changed is reported once per process as a `WARREN_PATCH_MISSED` warning and in
+ * `patchesMissed()` (src/p2p/patches/status.ts), and the node runs without it.
+ *
+ * @example
+ * ```ts
+ * const node = await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'] })
+ * console.log(node.getMultiaddrs())
+ * ```
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import {
+  type CircuitRelayServerInit,
+  type CircuitRelayService,
+  circuitRelayServer,
+  circuitRelayTransport,
+} from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import type { ConnectionGater, Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { type WebSocketsInit, webSockets } from '@libp2p/websockets'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { WarrenError } from '../errors.ts'
+import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from './dht.ts'
+import { warrenMdns } from './mdns.ts'
+import { batching, coalescing } from './patches/coalesce.ts'
+import { honest } from './patches/honest-streams.ts'
+import { noiseCrypto } from './patches/noise-crypto.ts'
+import { skipUnheardEvents } from './patches/unheard-events.ts'
+import { PRESETS, type PresetName } from './presets.ts'
+import { RecordStore } from './record-store.ts'
+import { type UdxHub, udpEndpointOf, udx } from './udx/transport.ts'
+
+export interface NodeOptions {
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on; `[]` makes a dial-only node. */
+  listen?: string[]
+  /** Addresses to announce instead of the listen addresses. */
+  announce?: string[]
+  preset?: PresetName
+  /** Addresses announced in addition to the listen addresses (a relay behind a TLS-terminating proxy). */
+  appendAnnounce?: string[]
+  /** WebSocket transport settings; `https` (cert and key) makes `/tls/ws` listeners work. */
+  webSockets?: WebSocketsInit
+  /** Runs a circuit relay v2 server (`services.relay`) with these settings. */
+  relayServer?: CircuitRelayServerInit
+  /** Decides on connections, reservations and circuits (a relay's policy). */
+  connectionGater?: ConnectionGater
+  /** Joins Warren's Kademlia DHT (`services.dht`); see src/p2p/dht.ts. */
+  dht?: WarrenDhtOptions
+  /** Where a DHT node keeps records (default with `dht`: a {@link RecordStore} with its default bound). */
+  recordStore?: RecordStore
+  /** Runs mDNS discovery on the LAN (`services.mdns`); see src/p2p/mdns.ts. */
+  mdns?: boolean
+  /**
+   * Without Warren's per-message wrappers (write coalescing, Yamux batching, Noise with the key imported once): stock
+   * js-libp2p transports, Noise and Yamux with Warren's settings, the baseline `npm run bench` compares against.
+   */
+  stock?: boolean
+  /**
+   * Installs {@link skipUnheardEvents}: `main-event` emitters skip building events nobody listens to. It patches a
+   * prototype shared by the whole process (every libp2p node and any other `main-event` user in it), so it is off
+   * unless asked for; the `warren up` and `warren-relay` daemons turn it on. Ignored with `stock`.
+   */
+  skipUnheardEvents?: boolean
+  /** Adds the UDX transport (direct paths through NATs); its sockets are shared with the punching code. */
+  udxHub?: UdxHub
+  /**
+   * libp2p's connection limit instead of the preset's: a Warren node adds its strangers' budget to the preset's
+   * `maxConnections`, so that strangers can never take the slots of known nodes (src/node/stranger-gate.ts).
+   */
+  maxConnections?: number
+}
+
+export type WarrenLibp2p = Libp2p<{
+  identify: ReturnType<ReturnType<typeof identify>>
+  ping: ReturnType<ReturnType<typeof ping>>
+  /** Present only on nodes started with `relayServer`. */
+  relay?: CircuitRelayService
+  /** Present only on nodes started with `dht`. */
+  dht?: WarrenKadDHT
+  /** Present only on nodes started with `mdns`. */
+  mdns?: PeerDiscovery
+}>
+
+/** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
+export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
+  const preset = PRESETS[opts.preset ?? 'default']
+  const wrap = <T>(f: (x: T) => T): ((x: T) => T) => (opts.stock === true ? (x) => x : f)
+  // events with no listener are not dispatched (src/p2p/patches/unheard-events.ts); process-wide, so only when asked
+  if (opts.stock !== true && opts.skipUnheardEvents === true) skipUnheardEvents()
+  try {
+    return (await createLibp2p({
+      privateKey: opts.privateKey,
+      addresses: {
+        listen: opts.listen ?? [],
+        announce: opts.announce ?? [],
+        appendAnnounce: opts.appendAnnounce ?? [],
+        // the UDX socket is for punched direct paths only: announcing it would make ordinary dials race TCP over
+        // UDX (slower per byte), and a NAT'd node's listening address is useless to others anyway
+        ...(opts.udxHub === undefined
+          ? {}
+          : { announceFilter: (addrs: Multiaddr[]) => addrs.filter((a) => udpEndpointOf(a) === undefined) }),
+      },
+      transports: [
+        // writes of one event-loop turn leave in one socket write (src/p2p/patches/coalesce.ts)
+        wrap(coalescing)(tcp()),
+        wrap(coalescing)(webSockets(opts.webSockets)),
+        ...(preset.relayClient ? [circuitRelayTransport()] : []),
+        ...(opts.udxHub === undefined ? [] : [udx({ hub: opts.udxHub })]),
+      ],
+      // OpenSSL with the session key imported once (src/p2p/patches/noise-crypto.ts)
+      connectionEncrypters: [opts.stock === true ? noise() : noise({ crypto: noiseCrypto })],
+      streamMuxers: [
+        // streams that keep their pause and are reset when their connection dies (src/p2p/patches/honest-streams.ts);
+        // the frames of one event-loop turn go out as one Noise message (src/p2p/patches/coalesce.ts)
+        wrap(honest)(
+          wrap(batching)(
+            yamux({
+              maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
+              maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
+              // streams opened before the far side finished its upgrade are queued; past this many the whole
+              // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
+              maxEarlyStreams: preset.maxServiceStreamsPerConnection,
+              // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
+              // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
+              maxMessageSize: 65_519 - 12,
+              streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
+            }),
+          ),
+        ),
+      ],
+      connectionManager: {
+        maxConnections: opts.maxConnections ?? preset.maxConnections,
+        dialTimeout: preset.dialTimeoutMs,
+        ...(preset.inboundConnectionThreshold === undefined
+          ? {}
+          : { inboundConnectionThreshold: preset.inboundConnectionThreshold }),
+        ...(preset.maxIncomingPendingConnections === undefined
+          ? {}
+          : { maxIncomingPendingConnections: preset.maxIncomingPendingConnections }),
+      },
+      ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
+      ...(opts.dht === undefined ? {} : { datastore: opts.recordStore ?? new RecordStore() }),
+      services: {
+        identify: identify(),
+        // kad-dht checks its routing table with pings too: with libp2p's default of one outbound ping stream per
+        // connection, a DHT ping to a relay made the home relay's health-check ping fail and the node drop its relay
+        ping: ping({ maxInboundStreams: 8, maxOutboundStreams: 8 }),
+        ...(opts.relayServer === undefined ? {} : { relay: circuitRelayServer(opts.relayServer) }),
+        ...(opts.dht === undefined ? {} : { dht: warrenDht(opts.dht) }),
+        ...(opts.mdns === true ? { mdns: warrenMdns() } : {}),
+      },
+    })) as unknown as WarrenLibp2p
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(e.message)) {
+      throw new WarrenError('ERR_LISTEN_FAILED', `cannot listen on ${(opts.listen ?? []).join(', ')}: address in use`, {
+        hint: 'Another process (perhaps another Warren daemon) uses that port; change `listen` in config.json or pass --listen.',
+        cause: err,
+      })
+    }
+    throw new WarrenError('ERR_LISTEN_FAILED', `cannot start the node: ${e.message}`, { cause: err })
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * `/warren/relay/1.0.0`: a node asks a Warren relay what it grants this node. The node sends one JSON request
+ * (`{"intent":"info"}`, or `{"intent":"reserve"}` before asking for a reservation) and closes its side; the relay
+ * answers one JSON object (UTF-8, at most 16 KiB) and closes. A `reserve` request the relay would refuse counts (and
+ * is logged) as a refused reservation, so the node need not make one just to hear the reason.
+ *
+ * It carries what circuit relay v2 cannot: the duration limit in seconds (see the upstream bug in docs/relay.md), the
+ * reason of the node's latest refusal (circuit relay v2 only has a status number), and the relay's STUN port.
+ *
+ * @example
+ * ```ts
+ * const info = await queryRelayInfo(libp2p, relayPeerId)
+ * if (info.refusal) console.log(info.refusal.reason)
+ * ```
+ */
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { WarrenError } from '../errors.ts'
+
+/** Limits of a bounded reservation and of every circuit to it. */
+export interface CircuitLimit {
+  /** Bytes per relayed connection, both directions together. */
+  dataBytes: number
+  /** Seconds a relayed connection may stay open. */
+  durationSec: number
+}
+
+export const RELAY_INFO_PROTOCOL = '/warren/relay/1.0.0'
+const MAX_BYTES = 16 * 1024
+const MAX_REQUEST_BYTES = 1024
+
+export type RelayInfoIntent = 'info' | 'reserve'
+
+export interface Refusal {
+  kind: 'reservation' | 'circuit'
+  /** What the relay refused and why, in words. */
+  reason: string
+  /** ms since the epoch. */
+  at: number
+}
+
+export interface RelayInfo {
+  relay: string
+  /** The asking node, as the relay sees it. */
+  node: string
+  allowed: boolean
+  private: boolean
+  /** Limits of this node's reservation and of circuits to it; null when unlimited. */
+  limits: CircuitLimit | null
+  /** This node's reservation, if it holds one. */
+  reservation: { expiresAt: number } | null
+  /** Why a reservation of this node would be refused now; null when it would be granted. */
+  wouldRefuse: string | null
+  /** The latest refusal of this node, if any. */
+  refusal: Refusal | null
+  /** The relay's STUN responder (UDP port on the relay's own addresses), if it runs one. */
+  stun: { port: number } | null
+}
+
+/** Serves the protocol on a relay; `infoFor` builds the answer for the asking node, asking from `from`. */
+export async function handleRelayInfo(
+  libp2p: Libp2p,
+  infoFor: (peer: PeerId, intent: RelayInfoIntent, from: Multiaddr) => RelayInfo,
+): Promise<void> {
+  await libp2p.handle(
+    RELAY_INFO_PROTOCOL,
+    async (stream, connection) => {
+      try {
+        const request = await readAll(stream, AbortSignal.timeout(5_000), MAX_REQUEST_BYTES)
+        let intent: RelayInfoIntent = 'info'
+        try {
+          if ((JSON.parse(new TextDecoder().decode(request)) as { intent?: unknown })?.intent === 'reserve') {
+            intent = 'reserve'
+          }
+        } catch {
+          // an empty or unreadable request asks for info
+        }
+        stream.send(
+          new TextEncoder().encode(JSON.stringify(infoFor(connection.remotePeer, intent, connection.remoteAddr))),
+        )
+        await stream.close({ signal: AbortSignal.timeout(5_000) })
+      } catch (err) {
+        stream.abort(err as Error)
+      }
+    },
+    { runOnLimitedConnection: false },
+  )
+}
+
+async function readAll(stream: Stream, signal: AbortSignal, max = MAX_BYTES): Promise<Uint8Array> {
+  const buf = new Uint8ArrayList()
+  const onAbort = (): void => stream.abort(new Error('timed out'))
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const chunk of stream) {
+      buf.append(chunk)
+      if (buf.byteLength > max) throw new Error(`message longer than ${max} bytes`)
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  return buf.subarray()
+}
+
+function badAnswer(relay: PeerId, why: string): WarrenError {
+  return new WarrenError('ERR_PROTOCOL', `relay ${relay} answered ${RELAY_INFO_PROTOCOL} wrongly: ${why}`, {
+    hint: 'The relay may run another Warren version; upgrade the relay and this node.',
+  })
+}
+
+/** Asks a relay (over an existing or new direct connection) what it grants this node. */
+export async function queryRelayInfo(
+  libp2p: Libp2p,
+  relay: PeerId,
+  opts: { signal?: AbortSignal; intent?: RelayInfoIntent } = {},
+): Promise<RelayInfo> {
+  const signal = opts.signal ?? AbortSignal.timeout(5_000)
+  const stream = await libp2p.dialProtocol(relay, RELAY_INFO_PROTOCOL, { signal })
+  const reading = readAll(stream, signal) // listen before anything else, so no byte of the answer is missed
+  let data: Uint8Array
+  try {
+    stream.send(new TextEncoder().encode(JSON.stringify({ intent: opts.intent ?? 'info' })))
+    await stream.close({ signal })
+    data = await reading
+  } catch (err) {
+    stream.abort(err as Error)
+    throw badAnswer(relay, (err as Error).message)
+  }
+  let info: RelayInfo
+  try {
+    info = JSON.parse(new TextDecoder().decode(data)) as RelayInfo
+  } catch {
+    throw badAnswer(relay, 'not JSON')
+  }
+  if (info === null || typeof info !== 'object' || typeof info.allowed !== 'boolean') {
+    throw badAnswer(relay, 'no "allowed" field')
+  }
+  return info
+}

@@ -1,0 +1,197 @@
+/**
+ * The relay's own settings: `relay.json` in the relay home, overridden by `warren relay` flags. One schema gives the
+ * types, the defaults and the validation; see docs/relay.md for every key.
+ *
+ * @example
+ * ```json
+ * {
+ *   "listen": ["/ip4/0.0.0.0/tcp/4001"],
+ *   "ws": { "port": 4002 },
+ *   "allow": ["12D3KooW…"],
+ *   "limits": { "dataBytes": 1048576, "durationSec": 120, "maxCircuitsPerNode": 16 }
+ * }
+ * ```
+ */
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { multiaddrString, problemOf } from '../../config/schema.ts'
+import { WarrenError } from '../../errors.ts'
+import { parseNodeId } from '../../identity/node-id.ts'
+import { DEFAULT_MAX_RECORDS } from '../../p2p/record-store.ts'
+
+/** Node ids in either form; stored in base58 so that lookups compare one form. */
+const nodeIdString = z
+  .string()
+  .superRefine((s, ctx) => {
+    const p = problemOf(() => parseNodeId(s))
+    if (p !== undefined) ctx.addIssue({ code: 'custom', message: p })
+  })
+  .transform((s) => {
+    try {
+      return parseNodeId(s).toString()
+    } catch {
+      return s
+    }
+  })
+
+const port = (min: number) => z.number().int().min(min).max(65_535)
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+export const DEFAULT_LIMITS = {
+  maxReservations: 128,
+  maxReservationsPerIp: 4,
+  maxCircuits: 512,
+  maxCircuitsPerNode: 16,
+  reservationTtlSec: 3_600,
+  dataBytes: 1_048_576,
+  durationSec: 120,
+} as const
+
+export const relayConfigSchema = z
+  .strictObject({
+    /** TCP (or any) listen multiaddrs. */
+    listen: z.array(multiaddrString).default(['/ip4/0.0.0.0/tcp/4001']),
+    /** Extra addresses to announce besides the listen addresses (a public address behind port forwarding). */
+    announce: z.array(multiaddrString).default([]),
+    /** WebSocket listener; with `cert` and `key` (PEM files) it is WSS (`/tls/ws`). */
+    ws: z
+      .strictObject({
+        port: port(0),
+        /** Absent: 0.0.0.0, or 127.0.0.1 with `behindProxy`. */
+        host: z.string().min(1).optional(),
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+      })
+      .optional(),
+    /** A TLS-terminating reverse proxy forwards `wss://<host>:<port>` to the `ws` port; announced as /wss. */
+    behindProxy: z
+      .strictObject({
+        host: z.string().regex(HOSTNAME, 'is not a DNS name such as relay.example.net'),
+        port: port(1).default(443),
+      })
+      .optional(),
+    /** STUN binding responder (UDP) so nodes learn their public UDP address; `false` turns it off. */
+    stun: z
+      .union([
+        z.literal(false),
+        z.strictObject({ port: port(0).default(3478), host: z.string().min(1).default('0.0.0.0') }),
+      ])
+      .default({ port: 3478, host: '0.0.0.0' }),
+    /** Private relay: only nodes in `allow` get reservations. */
+    private: z.boolean().default(false),
+    /** Node ids with unlimited reservations and circuits, exempt from the caps. */
+    allow: z.array(nodeIdString).default([]),
+    limits: z
+      .strictObject({
+        /** Reservations held at once by nodes not in `allow`. */
+        maxReservations: z.number().int().min(0).max(1_000_000).default(DEFAULT_LIMITS.maxReservations),
+        /** Of those, reservations held at once from one IP address (IPv6: one /64). */
+        maxReservationsPerIp: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxReservationsPerIp),
+        /** Relayed connections open at once, all nodes together (circuits asked for by allowed nodes always pass). */
+        maxCircuits: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxCircuits),
+        /** Relayed connections open at once involving one node that is not in `allow`. */
+        maxCircuitsPerNode: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxCircuitsPerNode),
+        /** How long a reservation lasts before the node must renew it, seconds. */
+        reservationTtlSec: z.number().int().min(1).max(86_400).default(DEFAULT_LIMITS.reservationTtlSec),
+        /** Bytes one relayed connection to a node not in `allow` may carry (both directions together). */
+        dataBytes: z.number().int().min(1_024).max(Number.MAX_SAFE_INTEGER).default(DEFAULT_LIMITS.dataBytes),
+        /** Seconds one relayed connection to a node not in `allow` may stay open. */
+        durationSec: z.number().int().min(1).max(86_400).default(DEFAULT_LIMITS.durationSec),
+      })
+      .default({ ...DEFAULT_LIMITS }),
+    api: z.strictObject({ socket: z.string().min(1).default('relay.sock') }).default({ socket: 'relay.sock' }),
+    /** The relay as a DHT server (always on: relays are the bootstrap nodes of Warren's DHT); see docs/discovery.md. */
+    discovery: z
+      .strictObject({
+        /** Keep private addresses (loopback, RFC 1918, 198.18/15 …) in DHT answers: a LAN or lab network only. */
+        privateAddresses: z.boolean().default(false),
+        /** Other relays (DHT servers) to join, multiaddrs ending in /p2p/<id>, so that one DHT spans them all. */
+        bootstrap: z
+          .array(
+            multiaddrString.refine((s) => !s.startsWith('/') || /\/p2p\/[^/]+$/.test(s), {
+              message: 'does not end with /p2p/<relay id>: copy the address from `warren relay status` on that relay',
+            }),
+          )
+          .default([]),
+        /** DHT records kept at most; past it, storing one evicts the one stored longest ago (src/p2p/record-store.ts). */
+        maxRecords: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_RECORDS),
+      })
+      .default({ privateAddresses: false, bootstrap: [], maxRecords: DEFAULT_MAX_RECORDS }),
+    /** Delegated Routing V1 HTTP API (`GET /routing/v1/peers/<id>`) for browsers; absent: off. */
+    routing: z
+      .strictObject({
+        port: port(0),
+        host: z.string().min(1).default('0.0.0.0'),
+      })
+      .optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.ws !== undefined && (c.ws.cert === undefined) !== (c.ws.key === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ws', c.ws.cert === undefined ? 'cert' : 'key'],
+        message: 'is missing: WSS needs both a certificate and its private key (PEM files)',
+      })
+    }
+    if (c.behindProxy !== undefined && c.ws === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['behindProxy'],
+        message: 'needs a WebSocket port for the proxy to forward to (set "ws": { "port": 4002 } or pass --ws 4002)',
+      })
+    }
+    if (c.behindProxy !== undefined && c.ws?.cert !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ws', 'cert'],
+        message: 'must be absent behind a proxy: the proxy terminates TLS, so the WebSocket port speaks plain ws',
+      })
+    }
+  })
+
+/** Validated relay settings with every default filled in. */
+export type RelayConfig = z.output<typeof relayConfigSchema>
+/** What relay.json (or the flags) may hold. */
+export type RelayConfigInput = z.input<typeof relayConfigSchema>
+export type RelayLimits = RelayConfig['limits']
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '')
+}
+
+/** Validates relay settings; throws ERR_CONFIG_INVALID listing every problem with its field. */
+export function validateRelayConfig(input: unknown, source = 'relay settings'): RelayConfig {
+  const r = relayConfigSchema.safeParse(input)
+  if (r.success) return r.data
+  const problems = r.error.issues.map((i) => {
+    const where = pathOf(i.path) || '(top level)'
+    if (i.code === 'unrecognized_keys') return `${where}: unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`
+    return `${where}: ${i.message}`
+  })
+  throw new WarrenError('ERR_CONFIG_INVALID', `${source} are invalid:\n  ${problems.join('\n  ')}`, {
+    hint: 'Fix the fields named above in relay.json or the matching flags; docs/relay.md describes every key.',
+    details: { problems },
+  })
+}
+
+/** Reads relay.json; a missing file means "all defaults" (a relay runs without one). */
+export async function readRelayConfigFile(path: string): Promise<RelayConfigInput> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw err
+  }
+  try {
+    return JSON.parse(text) as RelayConfigInput
+  } catch (err) {
+    throw new WarrenError('ERR_CONFIG_PARSE', `${path} is not valid JSON: ${(err as Error).message}`, {
+      hint: 'Fix the JSON syntax (no comments or trailing commas).',
+      details: { path },
+    })
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * Warren's policy on top of js-libp2p's circuit relay v2 server, without patching node_modules:
+ *
+ * - reservations: the connection gater's `denyInboundRelayReservation` refuses (private relay, caps in total and per
+ *   IP address; `handleReserve` is wrapped so that the gater knows the address the request came from); the store's
+ *   `reserve` is wrapped so that each new reservation gets the limit of its node (none for allowed nodes) before the
+ *   answer is written. The server itself has one limit for every peer (`applyDefaultLimit`), hence the wrap.
+ * - a node's reservation is released as soon as its last connection to the relay closes (libp2p would keep it for
+ *   its whole TTL, although nobody can reach the node through it any more): a node that comes back reserves again.
+ * - circuits: the gater's `denyOutboundRelayedConnection` applies the caps; `handleConnect` and `stopHop` are wrapped
+ *   (with an AsyncLocalStorage context per circuit) to book each circuit, count its bytes and close bounded ones at
+ *   their duration limit ({@link CircuitTracker}).
+ * - only the data limit reaches libp2p: its server reads `limit.duration` as milliseconds but sends it to clients
+ *   who read seconds (see docs/relay.md), so durations are Warren's own and told through `/warren/relay/1.0.0`.
+ *
+ * Every refusal is remembered per node, so the refused node can ask for the reason, and logged at most once per
+ * `logIntervalMs` per kind with a count of the others ({@link LogThrottle}): strangers can cause refusals at will.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { AbortOptions, Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { WarrenError } from '../../errors.ts'
+import { LogThrottle } from '../../log-throttle.ts'
+import type { WarrenLibp2p } from '../../p2p/create.ts'
+import type { Refusal } from '../info.ts'
+import { type CircuitSlot, CircuitTracker } from './circuits.ts'
+import { ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
+
+/** Circuit relay v2 statuses, as js-libp2p's protobuf code names them. */
+const STATUS_OK = 'OK'
+const STATUS_PERMISSION_DENIED = 'PERMISSION_DENIED'
+const MAX_REMEMBERED_REFUSALS = 4_096
+
+interface StoredReservation {
+  /** The address the reservation was made from. */
+  addr: Multiaddr
+  expiry: Date
+  limit?: { data?: bigint; duration?: number }
+  /** Aborts at the TTL and then deletes the reservation; `clear` stops its timer. */
+  signal?: { clear?(): void }
+}
+
+/** The parts of @libp2p/circuit-relay-v2's server Warren hooks into (4.2.x). */
+interface ServerInternals {
+  reservationStore: {
+    reserve(peer: PeerId, addr: Multiaddr, limit?: unknown): { status: string; expire?: number }
+    get(peer: PeerId): StoredReservation | undefined
+    removeReservation(peer: PeerId): void
+    reservations: { entries(): IterableIterator<[PeerId, StoredReservation]> }
+  }
+  handleReserve(opts: { connection: Connection }, options: AbortOptions): Promise<void>
+  handleConnect(opts: { connection: Connection; stream: { unwrap(): Stream } }, options: AbortOptions): Promise<void>
+  stopHop(opts: { connection: Connection }, options: AbortOptions): Promise<Stream | undefined>
+}
+
+interface CircuitContext {
+  slot?: CircuitSlot
+  dst?: PeerId
+  dstStream?: Stream
+}
+
+export interface ReservationInfo {
+  node: string
+  allowed: boolean
+  /** The address it counts against for `maxReservationsPerIp` (an IPv6 /64); null when uncapped. */
+  ip: string | null
+  /** ms since the epoch. */
+  expiresAt: number
+  /** null: unlimited. */
+  limits: { dataBytes: number; durationSec: number } | null
+}
+
+export interface RelayHooksOptions {
+  /** Refusals of one kind are logged at most once per this many ms (default 10000). */
+  logIntervalMs?: number
+  /**
+   * Whether connections from this address stand for many clients (a reverse proxy in front of the WebSocket
+   * listener), so that `maxReservationsPerIp` does not apply to them.
+   */
+  proxied?: (remoteAddr: Multiaddr) => boolean
+}
+
+export class RelayHooks {
+  readonly circuits: CircuitTracker
+  readonly refused = { reservations: 0, circuits: 0 }
+  /** Reservations released because their node's last connection to the relay closed. */
+  released = 0
+  readonly #policy: RelayPolicy
+  readonly #throttle: LogThrottle
+  readonly #proxied: (remoteAddr: Multiaddr) => boolean
+  readonly #context = new AsyncLocalStorage<CircuitContext>()
+  /** The connection a reservation request came in on, while the server handles it. */
+  readonly #reserving = new AsyncLocalStorage<Connection>()
+  readonly #lastRefusal = new Map<string, Refusal>()
+  readonly #expires = new Map<string, number>()
+  #server: ServerInternals | undefined
+  #libp2p: WarrenLibp2p | undefined
+
+  constructor(
+    policy: RelayPolicy,
+    log: (level: 'info' | 'warn', message: string) => void,
+    opts: RelayHooksOptions = {},
+  ) {
+    this.#policy = policy
+    this.#throttle = new LogThrottle({ intervalMs: opts.logIntervalMs ?? 10_000, emit: (l) => log('warn', l) })
+    this.#proxied = opts.proxied ?? (() => false)
+    this.circuits = new CircuitTracker({ log: (m) => log('info', m) })
+  }
+
+  /** The gater to pass to the node; it consults the policy once {@link install} ran. */
+  readonly gater: ConnectionGater = {
+    denyInboundRelayReservation: (peer) => {
+      const id = peer.toString()
+      const conn = this.#reserving.getStore()
+      const from = conn?.remotePeer.equals(peer) === true ? conn.remoteAddr : this.#addrOf(peer)
+      const reason = this.#policy.reservationRefusal(id, this.#load(id, from))
+      if (reason === undefined) return false
+      this.#refuse(id, { kind: 'reservation', reason, at: Date.now() }, `a reservation for ${id}`)
+      return true
+    },
+    denyOutboundRelayedConnection: (src, dst) => {
+      const from = src.toString()
+      const to = dst.toString()
+      const reason = this.#policy.circuitRefusal(from, to, {
+        total: this.circuits.total,
+        perNode: (p) => this.circuits.perNode(p),
+      })
+      if (reason !== undefined) {
+        this.#refuse(from, { kind: 'circuit', reason, at: Date.now() }, `a relayed connection ${from} → ${to}`)
+        return true
+      }
+      const ctx = this.#context.getStore()
+      if (ctx !== undefined && ctx.slot === undefined) ctx.slot = this.circuits.admit(from, to)
+      return false
+    },
+  }
+
+  /** Hooks into the node's circuit relay server; call right after the node started, before it serves anyone. */
+  install(libp2p: WarrenLibp2p): void {
+    const server = libp2p.services.relay as unknown as Partial<ServerInternals> | undefined
+    const store = server?.reservationStore
+    if (
+      server === undefined ||
+      typeof store?.reserve !== 'function' ||
+      typeof store.get !== 'function' ||
+      typeof store.removeReservation !== 'function' ||
+      typeof server.handleReserve !== 'function' ||
+      typeof server.handleConnect !== 'function' ||
+      typeof server.stopHop !== 'function'
+    ) {
+      throw new WarrenError('ERR_INTERNAL', 'the circuit relay server does not have the shape Warren hooks into', {
+        hint: 'Warren supports @libp2p/circuit-relay-v2 4.2.x; reinstall the dependencies from package-lock.json.',
+      })
+    }
+    const s = server as ServerInternals
+    this.#server = s
+    this.#libp2p = libp2p
+    const handleReserve = s.handleReserve.bind(s)
+    s.handleReserve = (opts, options) => this.#reserving.run(opts.connection, () => handleReserve(opts, options))
+    const reserve = store.reserve.bind(store)
+    store.reserve = (peer, addr) => {
+      const id = peer.toString()
+      if (store.get(peer) === undefined) {
+        // checked again in the same tick as the insert: requests handled at the same time all passed the gater
+        const reason = this.#policy.reservationRefusal(id, this.#load(id, addr))
+        if (reason !== undefined) {
+          this.#refuse(id, { kind: 'reservation', reason, at: Date.now() }, `a reservation for ${id}`)
+          return { status: STATUS_PERMISSION_DENIED }
+        }
+      }
+      const result = reserve(peer, addr)
+      const stored = store.get(peer)
+      if (result.status === STATUS_OK && stored !== undefined) {
+        const limit = this.#policy.limitFor(id)
+        // data only: libp2p would enforce a duration as milliseconds and send it as seconds
+        if (limit === undefined) delete stored.limit
+        else stored.limit = { data: BigInt(limit.dataBytes) }
+        if (result.expire !== undefined) this.#expires.set(id, result.expire * 1000)
+        // the node may have gone while its request was handled: then 'peer:disconnect' has already passed
+        const conn = this.#reserving.getStore()
+        if (conn?.status !== undefined && conn.status !== 'open' && libp2p.getConnections(peer).length === 0) {
+          this.#release(peer)
+        }
+      }
+      return result
+    }
+    libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
+    const handleConnect = s.handleConnect.bind(s)
+    s.handleConnect = (opts, options) => {
+      const ctx: CircuitContext = {}
+      return this.#context.run(ctx, async () => {
+        let relaying = false
+        try {
+          await handleConnect(opts, options)
+          relaying = true
+        } finally {
+          // the source stream is unwrapped only now: the server still writes protobuf on it until it relays
+          this.#settle(ctx, relaying ? opts.stream : undefined)
+        }
+      })
+    }
+    const stopHop = s.stopHop.bind(s)
+    s.stopHop = async (opts, options) => {
+      const stream = await stopHop(opts, options)
+      const ctx = this.#context.getStore()
+      if (ctx !== undefined && stream !== undefined) {
+        ctx.dst = opts.connection.remotePeer
+        ctx.dstStream = stream
+      }
+      return stream
+    }
+  }
+
+  #settle(ctx: CircuitContext, hop: { unwrap(): Stream } | undefined): void {
+    if (ctx.slot === undefined) return
+    const src = hop?.unwrap()
+    if (src === undefined || ctx.dst === undefined || ctx.dstStream === undefined || src.status !== 'open') {
+      ctx.slot.release()
+      return
+    }
+    // the circuit has the limits of the reservation it goes to
+    const bounded = this.#server?.reservationStore.get(ctx.dst)?.limit !== undefined
+    const limit = bounded ? this.#policy.limitFor(ctx.dst.toString()) : undefined
+    ctx.slot.commit(src, ctx.dstStream, limit?.durationSec)
+  }
+
+  /** The address a reservation from `addr` counts against per IP; undefined when uncapped or unknown. */
+  #groupOf(addr: Multiaddr | undefined): string | undefined {
+    if (addr === undefined || this.#proxied(addr)) return undefined
+    const ip = addr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
+    return ip === undefined ? undefined : ipGroup(ip)
+  }
+
+  /** The remote address of an open connection of `peer`, if it has one. */
+  #addrOf(peer: PeerId): Multiaddr | undefined {
+    return this.#libp2p?.getConnections(peer).find((c) => c.status === 'open')?.remoteAddr
+  }
+
+  /** Reservations of non-allowed nodes other than `except`: in total, and from the same address as `from`. */
+  #load(except: string, from: Multiaddr | undefined): ReservationLoad {
+    const ip = this.#groupOf(from)
+    let boundedHeld = 0
+    let sameIp = 0
+    for (const [id, r] of this.#server?.reservationStore.reservations.entries() ?? []) {
+      const s = id.toString()
+      if (s === except || this.#policy.isAllowed(s)) continue
+      boundedHeld++
+      if (ip !== undefined && this.#groupOf(r.addr) === ip) sameIp++
+    }
+    return ip === undefined ? { boundedHeld } : { boundedHeld, sameIp: { ip, held: sameIp } }
+  }
+
+  readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    if (this.#server?.reservationStore.get(evt.detail) !== undefined) this.#release(evt.detail)
+  }
+
+  /** Drops the reservation of a node that has no connection to the relay left. */
+  #release(peer: PeerId): void {
+    const store = this.#server?.reservationStore
+    const stored = store?.get(peer)
+    if (store === undefined || stored === undefined) return
+    // its timer would otherwise fire at the old expiry and delete a reservation the node made since
+    stored.signal?.clear?.()
+    store.removeReservation(peer)
+    this.#expires.delete(peer.toString())
+    this.released++
+  }
+
+  #refuse(peer: string, refusal: Refusal, what: string): void {
+    if (refusal.kind === 'reservation') this.refused.reservations++
+    else this.refused.circuits++
+    const counted = refusal.kind === 'reservation' ? 'reservations refused' : 'relayed connections refused'
+    this.#throttle.log(refusal.kind, `refused ${what}: ${refusal.reason}`, counted)
+    this.#lastRefusal.delete(peer)
+    this.#lastRefusal.set(peer, refusal)
+    if (this.#lastRefusal.size > MAX_REMEMBERED_REFUSALS) {
+      const oldest = this.#lastRefusal.keys().next().value
+      if (oldest !== undefined) this.#lastRefusal.delete(oldest)
+    }
+  }
+
+  /**
+   * Why a reservation of `peer`, asking from `from`, would be refused now, or undefined when it would be granted. With
+   * `asking`, the node is about to reserve, so a refusal is logged and counted as if it had asked for it itself.
+   */
+  wouldRefuseReservation(peer: string, from: Multiaddr | undefined, asking: boolean): string | undefined {
+    const reason = this.#policy.reservationRefusal(peer, this.#load(peer, from))
+    if (reason !== undefined && asking) {
+      this.#refuse(peer, { kind: 'reservation', reason, at: Date.now() }, `a reservation for ${peer}`)
+    }
+    return reason
+  }
+
+  lastRefusal(peer: string): Refusal | undefined {
+    return this.#lastRefusal.get(peer)
+  }
+
+  /** Reservations held now. */
+  reservations(): ReservationInfo[] {
+    const out: ReservationInfo[] = []
+    for (const [id, r] of this.#server?.reservationStore.reservations.entries() ?? []) {
+      const node = id.toString()
+      const allowed = this.#policy.isAllowed(node)
+      const limit = r.limit === undefined ? undefined : this.#policy.limitFor(node)
+      out.push({
+        node,
+        allowed,
+        ip: allowed ? null : (this.#groupOf(r.addr) ?? null),
+        expiresAt: this.#expires.get(node) ?? r.expiry.getTime(),
+        limits: limit ?? null,
+      })
+    }
+    const held = new Set(out.map((r) => r.node))
+    for (const node of this.#expires.keys()) if (!held.has(node)) this.#expires.delete(node)
+    return out
+  }
+
+  reservationOf(peer: string): ReservationInfo | undefined {
+    return this.reservations().find((r) => r.node === peer)
+  }
+
+  close(): void {
+    this.#libp2p?.removeEventListener('peer:disconnect', this.#onDisconnect)
+    this.#throttle.close()
+    this.circuits.close('the relay is shutting down')
+  }
+}

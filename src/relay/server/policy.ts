@@ -1,0 +1,107 @@
+/**
+ * The relay's policy, as plain decisions: who is allowed, which limits a reservation carries, and why a reservation
+ * or a relayed connection (a circuit) is refused. The libp2p glue lives in {@link ./relay-hooks.ts}.
+ *
+ * Rules (docs/relay.md explains them for operators):
+ * - Nodes on the allow list get reservations without limits; circuits to them are unlimited.
+ * - Other nodes get reservations bounded in data and duration, or none on a private relay; at most `maxReservations`
+ *   of them are held at once, and at most `maxReservationsPerIp` from one IP address (one /64 for IPv6). Allowed
+ *   nodes never count against these caps, so strangers cannot use up the reservations of allowed nodes.
+ * - A circuit takes the limits of the reservation it goes to. A circuit asked for by an allowed node is never refused;
+ *   others are refused at `maxCircuits` circuits in total or `maxCircuitsPerNode` for a non-allowed end.
+ */
+import type { CircuitLimit } from '../info.ts'
+import type { RelayConfig, RelayLimits } from './config.ts'
+
+export interface ReservationLoad {
+  /** Reservations held now by non-allowed nodes, not counting this node's own (a renewal takes no new slot). */
+  boundedHeld: number
+  /**
+   * Of those, the ones reserved from the same address as this node's request ({@link ipGroup}); absent when the
+   * address is not capped (unknown, or a relay behind a proxy seeing the proxy).
+   */
+  sameIp?: { ip: string; held: number }
+}
+
+export interface CircuitLoad {
+  /** Circuits open or being opened now. */
+  total: number
+  /** Circuits open or being opened now with this node at either end. */
+  perNode(peer: string): number
+}
+
+export type { CircuitLimit }
+
+export class RelayPolicy {
+  readonly private: boolean
+  readonly limits: RelayLimits
+  readonly #allow: ReadonlySet<string>
+
+  constructor(config: Pick<RelayConfig, 'allow' | 'private' | 'limits'>) {
+    this.private = config.private
+    this.limits = config.limits
+    this.#allow = new Set(config.allow)
+  }
+
+  isAllowed(peer: string): boolean {
+    return this.#allow.has(peer)
+  }
+
+  get allowList(): string[] {
+    return [...this.#allow]
+  }
+
+  /** The limits a reservation of `peer` carries; undefined means unlimited. */
+  limitFor(peer: string): CircuitLimit | undefined {
+    if (this.isAllowed(peer)) return undefined
+    return { dataBytes: this.limits.dataBytes, durationSec: this.limits.durationSec }
+  }
+
+  /** Why a reservation is refused, or undefined when it is granted. */
+  reservationRefusal(peer: string, load: ReservationLoad): string | undefined {
+    if (this.isAllowed(peer)) return undefined
+    if (this.private) return `the relay is private and node ${peer} is not on its allow list`
+    if (load.sameIp !== undefined && load.sameIp.held >= this.limits.maxReservationsPerIp) {
+      return `the relay already holds its maximum of ${this.limits.maxReservationsPerIp} reservations for nodes at ${load.sameIp.ip} not on its allow list`
+    }
+    if (load.boundedHeld >= this.limits.maxReservations) {
+      return `the relay already holds its maximum of ${this.limits.maxReservations} reservations for nodes not on its allow list`
+    }
+    return undefined
+  }
+
+  /** Why a circuit from `src` to `dst` is refused, or undefined when it may open. */
+  circuitRefusal(src: string, dst: string, load: CircuitLoad): string | undefined {
+    if (this.isAllowed(src)) return undefined
+    if (this.private && !this.isAllowed(dst)) {
+      return `the relay is private and neither ${src} nor ${dst} is on its allow list`
+    }
+    if (load.total >= this.limits.maxCircuits) {
+      return `the relay already carries its maximum of ${this.limits.maxCircuits} relayed connections`
+    }
+    for (const peer of [src, dst]) {
+      if (!this.isAllowed(peer) && load.perNode(peer) >= this.limits.maxCircuitsPerNode) {
+        return `node ${peer} already has its maximum of ${this.limits.maxCircuitsPerNode} relayed connections through this relay`
+      }
+    }
+    return undefined
+  }
+}
+
+/**
+ * The address a reservation counts against for `maxReservationsPerIp`: the IPv4 address itself (also when written
+ * IPv4-mapped, `::ffff:a.b.c.d`), or the /64 prefix of an IPv6 address, since one host commonly holds a whole /64.
+ */
+export function ipGroup(host: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host)
+  if (mapped !== null) return mapped[1]!
+  if (!host.includes(':')) return host
+  const [head = '', tail] = host.toLowerCase().split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`
+}

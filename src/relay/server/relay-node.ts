@@ -1,0 +1,282 @@
+/**
+ * A Warren relay in one process: circuit relay v2 on TCP and WebSocket (WSS with a certificate, or plain ws behind a
+ * TLS-terminating proxy), identify (observed addresses), ping, `/warren/relay/1.0.0`, and a STUN responder on UDP,
+ * with Warren's policy ({@link RelayHooks}). Relays only ever carry Noise-encrypted bytes between nodes.
+ *
+ * @example
+ * ```ts
+ * const relay = await startRelay({ privateKey, config: validateRelayConfig({ listen: ['/ip4/0.0.0.0/tcp/4001'] }) })
+ * console.log(relay.addrs)          // ['/ip4/…/tcp/4001/p2p/12D3KooW…', …]
+ * await relay.stop()
+ * ```
+ */
+import { readFile } from 'node:fs/promises'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { Bootstrapper } from '../../discovery/bootstrap.ts'
+import { relayPeerFinder } from '../../discovery/relay-view.ts'
+import { type RoutingHttpServer, startRoutingHttp } from '../../discovery/routing-http.ts'
+import { isWarrenError, WarrenError } from '../../errors.ts'
+import { createNode, type NodeOptions, type WarrenLibp2p } from '../../p2p/create.ts'
+import { routingTableSize } from '../../p2p/dht.ts'
+import { RecordStore } from '../../p2p/record-store.ts'
+import { type StunResponder, startStunResponder } from '../../stun/codec.ts'
+import { type StunTcpResponder, startStunTcpResponder } from '../../stun/tcp-server.ts'
+import { VERSION } from '../../version.ts'
+import { handleRelayInfo, type RelayInfo, type RelayInfoIntent } from '../info.ts'
+import type { CircuitInfo } from './circuits.ts'
+import type { RelayConfig, RelayLimits } from './config.ts'
+import { RelayHooks, type ReservationInfo } from './hooks.ts'
+import { RelayPolicy } from './policy.ts'
+
+export interface RelayOptions {
+  privateKey: PrivateKey
+  config: RelayConfig
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  /** Skips unheard `main-event` events process-wide (src/p2p/patches/unheard-events.ts); the relay daemon turns it on. */
+  skipUnheardEvents?: boolean
+}
+
+export interface RelayStatus {
+  id: string
+  version: string
+  uptimeMs: number
+  /** Addresses nodes put in `relays` (with /p2p/<relay id>). */
+  addrs: string[]
+  /** `answeredTcp`: Binding requests answered over TCP on the same port (null when the TCP port could not be bound). */
+  stun: { host: string; port: number; answered: number; answeredTcp: number | null } | null
+  /** The relay as a DHT server: peers in its routing table (other relays and public nodes). */
+  dht: { routingTable: number; records: number; maxRecords: number; evicted: number }
+  /** The Delegated Routing V1 HTTP API, when it runs. */
+  routing: { url: string } | null
+  private: boolean
+  allow: string[]
+  limits: RelayLimits
+  reservations: ReservationInfo[]
+  circuits: CircuitInfo[]
+  totals: {
+    connections: number
+    circuitsOpened: number
+    bytesRelayed: number
+    refusedReservations: number
+    /** Reservations released because their node disconnected from the relay. */
+    releasedReservations: number
+    refusedCircuits: number
+  }
+}
+
+export interface Relay {
+  readonly peerId: PeerId
+  readonly libp2p: WarrenLibp2p
+  /** Dialable addresses with /p2p/<relay id>. */
+  readonly addrs: string[]
+  readonly stun: StunResponder | undefined
+  status(): RelayStatus
+  /** Stops accepting, ends every circuit and connection, closes the STUN socket. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** The multiaddr of the WebSocket listener, and the WSS settings when it has a certificate. */
+async function webSocketSetup(
+  config: RelayConfig,
+): Promise<{ listen?: string; init?: NodeOptions['webSockets']; announce: string[] }> {
+  const announce = config.behindProxy ? [`/dns4/${config.behindProxy.host}/tcp/${config.behindProxy.port}/wss`] : []
+  if (config.ws === undefined) return { announce }
+  const host = config.ws.host ?? (config.behindProxy ? '127.0.0.1' : '0.0.0.0')
+  const family = host.includes(':') ? 'ip6' : 'ip4'
+  if (config.ws.cert === undefined || config.ws.key === undefined) {
+    return { listen: `/${family}/${host}/tcp/${config.ws.port}/ws`, announce }
+  }
+  const read = async (what: 'cert' | 'key', path: string): Promise<string> => {
+    try {
+      return await readFile(path, 'utf8')
+    } catch (err) {
+      throw new WarrenError('ERR_CONFIG_INVALID', `cannot read ws.${what} ${path}: ${(err as Error).message}`, {
+        hint: `Point --${what} (or ws.${what} in relay.json) at a readable PEM file.`,
+        details: { path },
+      })
+    }
+  }
+  const [cert, key] = await Promise.all([read('cert', config.ws.cert), read('key', config.ws.key)])
+  return { listen: `/${family}/${host}/tcp/${config.ws.port}/tls/ws`, init: { https: { cert, key } }, announce }
+}
+
+/** A listen failure with the relay's own fix (the generic ones talk about config.json). */
+function relayListenError(err: unknown, hint: string): unknown {
+  if (!isWarrenError(err, 'ERR_LISTEN_FAILED')) return err
+  return new WarrenError(
+    'ERR_LISTEN_FAILED',
+    `the relay ${err.message.replace(/^the STUN responder /, 'STUN responder ')}`,
+    {
+      hint,
+      cause: err,
+    },
+  )
+}
+
+/**
+ * Behind a reverse proxy every WebSocket client arrives from the proxy's (loopback) address, so the per-IP cap would
+ * count them all as one: it does not apply to them (the total cap does).
+ */
+function proxiedBy(config: RelayConfig): ((remoteAddr: Multiaddr) => boolean) | undefined {
+  if (config.behindProxy === undefined) return undefined
+  return (addr) => {
+    const parts = addr.getComponents()
+    const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value ?? ''
+    const loopback = ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.')
+    return loopback && parts.some((c) => c.name === 'ws')
+  }
+}
+
+export async function startRelay(opts: RelayOptions): Promise<Relay> {
+  const { config } = opts
+  const log = opts.log ?? (() => {})
+  const policy = new RelayPolicy(config)
+  const ws = await webSocketSetup(config)
+  const hooks = new RelayHooks(policy, log, { proxied: proxiedBy(config) })
+  const records = new RecordStore({ maxRecords: config.discovery.maxRecords })
+  const nodeOpts: NodeOptions = {
+    privateKey: opts.privateKey,
+    listen: [...config.listen, ...(ws.listen === undefined ? [] : [ws.listen])],
+    appendAnnounce: [...config.announce, ...ws.announce],
+    preset: 'relay',
+    ...(opts.skipUnheardEvents === true ? { skipUnheardEvents: true } : {}),
+    connectionGater: hooks.gater,
+    // relays are the DHT's bootstrap nodes: always servers
+    dht: { mode: 'server', privateAddresses: config.discovery.privateAddresses },
+    recordStore: records,
+    relayServer: {
+      hopTimeout: 30_000,
+      maxInboundHopStreams: 4_096,
+      maxOutboundStopStreams: 4_096,
+      reservations: {
+        // Warren's gater enforces the cap (allowed nodes are exempt); the store must not refuse them
+        maxReservations: Number.MAX_SAFE_INTEGER,
+        applyDefaultLimit: false,
+        reservationTtl: config.limits.reservationTtlSec * 1000,
+      },
+    },
+  }
+  if (ws.init !== undefined) nodeOpts.webSockets = ws.init
+  const libp2p = await createNode(nodeOpts).catch((err: unknown) => {
+    throw relayListenError(
+      err,
+      'Another process (perhaps another relay) uses that port; pass other --listen/--ws ports or change relay.json.',
+    )
+  })
+  let stun: StunResponder | undefined
+  let stunTcp: StunTcpResponder | undefined
+  let routing: RoutingHttpServer | undefined
+  try {
+    hooks.install(libp2p)
+    if (config.stun !== false) {
+      stun = await startStunResponder({ host: config.stun.host, port: config.stun.port }).catch((err: unknown) => {
+        throw relayListenError(
+          err,
+          'Pass another UDP port with --stun <port> (or --no-stun), or stop the process that holds it.',
+        )
+      })
+      // the same port over TCP tells nodes their TCP mapping (TCP direct paths); without it they punch over UDP only
+      stunTcp = await startStunTcpResponder({ host: stun.address.host, port: stun.address.port }).catch(
+        (err: unknown) => {
+          log('warn', `${(err as Error).message}; nodes will punch UDP direct paths only`)
+          return undefined
+        },
+      )
+    }
+    if (config.routing !== undefined) {
+      routing = await startRoutingHttp({
+        host: config.routing.host,
+        port: config.routing.port,
+        find: relayPeerFinder({
+          libp2p,
+          reserved: () => hooks.reservations().map((r) => r.node),
+          privateAddresses: config.discovery.privateAddresses,
+        }),
+        log,
+      })
+    }
+  } catch (err) {
+    hooks.close()
+    await stun?.close()
+    await stunTcp?.close()
+    await libp2p.stop()
+    throw err
+  }
+  const bootstrap = new Bootstrapper(libp2p, libp2p.services.dht!, config.discovery.bootstrap, log)
+  bootstrap.start()
+  const started = Date.now()
+  const id = libp2p.peerId.toString()
+  const infoFor = (peer: PeerId, intent: RelayInfoIntent, from: Multiaddr): RelayInfo => {
+    const node = peer.toString()
+    const reservation = hooks.reservationOf(node)
+    return {
+      relay: id,
+      node,
+      allowed: policy.isAllowed(node),
+      private: policy.private,
+      limits: policy.limitFor(node) ?? null,
+      reservation: reservation === undefined ? null : { expiresAt: reservation.expiresAt },
+      wouldRefuse: hooks.wouldRefuseReservation(node, from, intent === 'reserve') ?? null,
+      refusal: hooks.lastRefusal(node) ?? null,
+      stun: stun === undefined ? null : { port: stun.address.port },
+    }
+  }
+  await handleRelayInfo(libp2p, infoFor)
+  const addrs = libp2p.getMultiaddrs().map(String)
+  for (const a of addrs) log('info', `relay listening on ${a}`)
+  if (stun !== undefined) {
+    const tcp = stunTcp === undefined ? '' : ' and tcp'
+    log('info', `STUN responder on udp${tcp} ${stun.address.host}:${stun.address.port}`)
+  }
+  if (routing !== undefined) log('info', `delegated routing on ${routing.url}/routing/v1/peers/<id>`)
+
+  let stopping: Promise<void> | undefined
+  return {
+    peerId: libp2p.peerId,
+    libp2p,
+    addrs,
+    stun,
+    status: () => ({
+      id,
+      version: VERSION,
+      uptimeMs: Date.now() - started,
+      addrs: libp2p.getMultiaddrs().map(String),
+      stun:
+        stun === undefined
+          ? null
+          : { ...stun.address, answered: stun.answered, answeredTcp: stunTcp?.answered ?? null },
+      dht: {
+        routingTable: libp2p.services.dht === undefined ? 0 : routingTableSize(libp2p.services.dht),
+        records: records.records,
+        maxRecords: records.maxRecords,
+        evicted: records.evicted,
+      },
+      routing: routing === undefined ? null : { url: routing.url },
+      private: policy.private,
+      allow: policy.allowList,
+      limits: policy.limits,
+      reservations: hooks.reservations(),
+      circuits: hooks.circuits.list(),
+      totals: {
+        connections: libp2p.getConnections().length,
+        circuitsOpened: hooks.circuits.opened,
+        bytesRelayed: hooks.circuits.bytesRelayed,
+        refusedReservations: hooks.refused.reservations,
+        releasedReservations: hooks.released,
+        refusedCircuits: hooks.refused.circuits,
+      },
+    }),
+    stop: () => {
+      stopping ??= (async () => {
+        hooks.close()
+        bootstrap.stop()
+        await routing?.close()
+        await libp2p.stop()
+        await stun?.close()
+        await stunTcp?.close()
+      })()
+      return stopping
+    },
+  }
+}
