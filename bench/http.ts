@@ -4,7 +4,7 @@
  * one run. Real processes: the HTTP server, two Warren daemons started with the CLI (A hosts `web`, B runs the
  * access port), and a real load generator (Debian's `wrk` when installed, else `autocannon`).
  *
- * Paths: direct `http://127.0.0.1:<server>/`, `warren forward` (issue 2's TCP forward, for context), the gateway
+ * Paths: direct `http://127.0.0.1:<server>/`, `warren forward` (a TCP forward: bytes only, no HTTP work), the gateway
  * `http://127.0.0.1:<access>/http/<A>/web/`, the HTTP proxy in absolute form `GET http://web.<A>.warren/`, and
  * `floor`: the smallest two-hop relay two Node processes can be (bench/relay-floor.ts: one TCP connection, an
  * 8-byte frame header, no encryption, no HTTP), what any relay written in Node can reach on this machine, and

@@ -5,8 +5,8 @@
  * one event-loop turn sent as one stream message. No HTTP, no per-client streams, no per-client flow control.
  *
  * It measures the most a relay on this stack can reach on this machine: the ceiling of any design that
- * multiplexes many exchanges into one stream (the "lean channel" of docs/access.md), which would still add HTTP
- * work and per-exchange credit on top.
+ * multiplexes many exchanges into one stream, which would still add HTTP work and per-exchange credit on top
+ * (docs/performance.md).
  *
  *   node bench/relay-floor-libp2p.ts back <target port>   → prints {"addr": "<multiaddr>"}
  *   node bench/relay-floor-libp2p.ts front <multiaddr>     → prints {"port": N}

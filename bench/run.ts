@@ -8,13 +8,14 @@
  * - Set-up: p50/p99 over `--connections` (default 1000) new connections through an established peer
  *   connection: from the TCP connect (or the new libp2p stream) to the first byte echoed by an echo server.
  *
- * Writes bench/results/<YYYY-MM-DD>.json and prints a table with the ratios and the targets from issue 2.
+ * Writes bench/results/<YYYY-MM-DD>.json and prints a table with the ratios and the targets it checks: a forward at
+ * >= 0.7x the raw libp2p stream each way, >= 1.5 Gbit/s each way, and a forward's set-up p50 <= 2 ms.
  *
  *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--no-discovery] [--out file.json]
  *     [--profile dir]
  *
- * Then the HTTP benchmark of issue 3 (bench/http.ts: requests/s and p50/p99 through the gateway and the HTTP proxy
- * versus direct), unless `--no-http`; run it alone with `node bench/http.ts`. Then the discovery benchmark of issue 5
+ * Then the HTTP benchmark (bench/http.ts: requests/s and p50/p99 through the gateway and the HTTP proxy
+ * versus direct), unless `--no-http`; run it alone with `node bench/http.ts`. Then the discovery benchmark
  * (bench/discovery.ts: lookup latency by id, cold and cached, and publish cost in a 50-node testnet), unless
  * `--no-discovery`; run it alone with `node bench/discovery.ts`.
  *
@@ -37,9 +38,9 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '5' },
     connections: { type: 'string', default: '1000' },
     'no-forward': { type: 'boolean', default: false },
-    /** Skip the HTTP gateway/proxy benchmark of issue 3 (bench/http.ts), which runs after the transfers. */
+    /** Skip the HTTP gateway/proxy benchmark (bench/http.ts), which runs after the transfers. */
     'no-http': { type: 'boolean', default: false },
-    /** Skip the discovery benchmark of issue 5 (bench/discovery.ts: lookups by id in a 50-node testnet). */
+    /** Skip the discovery benchmark (bench/discovery.ts: lookups by id in a 50-node testnet). */
     'no-discovery': { type: 'boolean', default: false },
     out: { type: 'string' },
     profile: { type: 'string' },
@@ -118,7 +119,8 @@ async function main(): Promise<void> {
     const dialer = new Child('libp2p dialer', [here('libp2p-peer.ts'), 'dial', addr], profEnv)
     children.push(dialer)
     await dialer.next(30_000)
-    // stock js-libp2p (no Warren wrappers): what "raw libp2p" was before Warren's per-message work, for the issue-2 ratio
+    // stock js-libp2p (no Warren wrappers): the same stream without Warren's per-message workarounds, for the
+    // forward-vs-stock ratio
     const stockEnv = { ...profEnv, WARREN_BENCH_STOCK: '1' }
     const stockListener = new Child('stock libp2p listener', [here('libp2p-peer.ts'), 'listen'], stockEnv)
     children.push(stockListener)
