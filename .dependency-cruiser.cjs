@@ -4,13 +4,14 @@
  * docs/architecture.md draws the same stack.
  */
 const LAYERS = [
-  ['errors.ts', 'version.ts', 'log.ts', 'log-throttle.ts'],
+  ['errors.ts', 'version.ts', 'log.ts', 'log-throttle.ts', 'lifecycle.ts'],
   ['identity'],
   ['config'],
   ['p2p'],
   ['stun'],
   ['http'],
   ['services'],
+  ['rpc'],
   ['discovery'],
   ['relay'],
   ['traversal'],

@@ -24,7 +24,7 @@ import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { quantile } from '../bench/stats.ts'
 import type { NatKind } from '../src/testing/natlab/index.ts'
-import { type PairLeg, runWarrenPair } from '../test/lab/warren-pair.ts'
+import { type LabPairLeg as PairLeg, runLabPair as runWarrenPair } from '../test/support/lab-pair-run.ts'
 
 const { values } = parseArgs({
   allowNegative: true,

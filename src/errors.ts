@@ -52,7 +52,21 @@ export const ERROR_CODES = {
     exit: 2,
     summary: 'A host name outside the .warren domain was sent to the access port, which is not an open proxy.',
   },
-  ERR_BAD_NAME: { exit: 2, summary: 'A .warren host name or gateway path does not have the shape Warren expects.' },
+  ERR_BAD_NAME: { exit: 2, summary: 'A .warren host name does not have the shape Warren expects.' },
+  ERR_BAD_REQUEST: {
+    exit: 2,
+    summary:
+      'The access port could not use a request: not HTTP/1.1, a CONNECT target that is not host:port, or a proxy URL that is invalid or not http://.',
+  },
+  ERR_BAD_GATEWAY_PATH: {
+    exit: 2,
+    summary: 'A gateway path is not /http/<node>/<service>/… or /p2p/<node>/x/<service>/http/….',
+  },
+  ERR_GATEWAY_DISABLED: { exit: 5, summary: 'The HTTP gateway is turned off on this node (gateway.enabled is false).' },
+  ERR_NO_SUCH_PAGE: {
+    exit: 2,
+    summary: 'The access port has no page at that path (it serves the gateway paths and /proxy.pac).',
+  },
   ERR_HOST_NOT_SERVED: {
     exit: 5,
     summary: 'The access port was asked for a host name it does not serve (a DNS rebinding defence).',

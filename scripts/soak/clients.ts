@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
-import { spawnCli } from '../../test/helpers/cli.ts'
+import { spawnCli } from '../../test/support/cli.ts'
 import { ByteSource, readPaced } from '../../test/support/transfer.ts'
 import { digestOf, paceOf, type SoakServers, type UploadSeen } from './servers.ts'
 

@@ -1,5 +1,5 @@
 /**
- * Two real `warren up` daemons on loopback, as test/helpers/two-daemons.ts starts them, except that `a` (the serving
+ * Two real `warren up` daemons on loopback, as test/support/daemon-pair.ts starts them, except that `a` (the serving
  * side) listens on fixed ports so that `b` can reach it again by the same ticket after `a` restarts. Also: the peak
  * resident memory of every daemon process (VmHWM, sampled VmRSS) over the run.
  */
@@ -10,8 +10,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { HomePaths } from '../../src/config/home.ts'
 import type { ConfigInput } from '../../src/config/schema.ts'
 import { loadNodeKey } from '../../src/identity/keys.ts'
-import { runCli } from '../../test/helpers/cli.ts'
-import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../../test/helpers/daemon.ts'
+import { runCli } from '../../test/support/cli.ts'
+import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../../test/support/daemon.ts'
 
 /** A free loopback TCP or UDP port (bound, read, released). */
 async function freePort(kind: 'tcp' | 'udp'): Promise<number> {

@@ -3,8 +3,13 @@
  * `Proxy-Authorization` (proxy requests, CONNECT) or `Authorization` (gateway, PAC), compared in constant time.
  */
 import { timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
 import { WarrenError } from '../errors.ts'
+
+/** The request headers that may carry credentials (Node's `IncomingMessage.headers` is one). */
+export interface AuthHeaders {
+  authorization?: string | undefined
+  'proxy-authorization'?: string | undefined
+}
 
 export interface Credentials {
   username: string
@@ -47,13 +52,13 @@ export function authError(sent: boolean): WarrenError {
  * `Authorization` as browsers do for servers; proxy requests must use `Proxy-Authorization`.
  */
 export function checkHttpAuth(
-  req: IncomingMessage,
+  headers: AuthHeaders,
   creds: Credentials | undefined,
   origin: boolean,
 ): WarrenError | undefined {
   if (creds === undefined) return undefined
-  const proxyAuth = req.headers['proxy-authorization']
+  const proxyAuth = headers['proxy-authorization']
   if (basicMatches(proxyAuth, creds)) return undefined
-  if (origin && basicMatches(req.headers.authorization, creds)) return undefined
-  return authError(proxyAuth !== undefined || (origin && req.headers.authorization !== undefined))
+  if (origin && basicMatches(headers.authorization, creds)) return undefined
+  return authError(proxyAuth !== undefined || (origin && headers.authorization !== undefined))
 }

@@ -8,12 +8,14 @@
  *
  * Point systemd-resolved or `/etc/resolver/warren` at it for the `warren` domain (docs/access.md).
  */
+
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, isIPv6, type Server, type Socket } from 'node:net'
 import type { PeerId } from '@libp2p/interface'
 import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet'
 import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
 import { WarrenError } from '../errors.ts'
+import type { Logger } from '../log.ts'
 import { LocalUserGate } from './local-user.ts'
 import { parseWarrenHost } from './names.ts'
 import type { AddressTable } from './service-addresses.ts'
@@ -29,7 +31,7 @@ export interface DnsServerOptions {
   allowOtherUsers?: boolean
   /** Node id for a `<node>` label; throws when it names no node. */
   resolvePeer(label: string): PeerId
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
 }
 
 /** Answers one query packet (exported for unit tests of the zone logic). */

@@ -4,23 +4,26 @@
  *
  * @example
  * ```ts
- * const access = await LocalAccess.start({ config, backend: accessBackend(node), addresses, addressBook, log })
+ * const access = await LocalAccess.start({ config, node, addresses, addressBook, log })
  * access.status()   // { access: { listen: '127.0.0.1:4780' } }
  * await access.close()
  * ```
  */
+
 import type { Config } from '../config/schema.ts'
 import { isWarrenError } from '../errors.ts'
-import type { GatewayBackend } from '../gateway/gateway.ts'
 import type { AddressBook } from '../identity/address-book.ts'
+import type { Logger } from '../log.ts'
 import { AccessServer } from './access-server.ts'
+import { AccessBackend, type NodeForAccess } from './backend.ts'
 import { DnsServer } from './dns-server.ts'
 import type { AddressTable } from './service-addresses.ts'
 import { accessSettings, checkPublicListen, dnsSettings } from './settings.ts'
 
 export interface LocalAccessOptions {
   config: Config
-  backend: GatewayBackend
+  /** The node the access port reaches services through (an {@link AccessBackend} is built on it). */
+  node: NodeForAccess
   addresses: AddressTable
   addressBook: AddressBook
   /** Overrides proxy.listen; `false` turns the access port off. */
@@ -29,7 +32,7 @@ export interface LocalAccessOptions {
   dnsListen?: string | undefined
   /** Overrides whether the access port uses the gateway fast path (default: on unless WARREN_GATEWAY_FAST_PATH=0). */
   gatewayFastPath?: boolean | undefined
-  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log: Logger
 }
 
 export class LocalAccess {
@@ -71,7 +74,7 @@ async function startAccessPort(opts: LocalAccessOptions): Promise<AccessServer |
   try {
     return await AccessServer.start({
       settings: { ...access, listen, fastPath: opts.gatewayFastPath ?? access.fastPath },
-      backend: opts.backend,
+      backend: new AccessBackend(opts.node, { maxStreamsPerPeer: access.maxStreamsPerPeer }),
       addresses: opts.addresses,
       log: opts.log,
     })

@@ -3,9 +3,11 @@
  * access port, forwards, DNS over TCP) serve only the daemon's own user by default.
  *
  * The client's socket is the line of `/proc/net/tcp` (or `tcp6`) whose local address is our socket's remote
- * address; its `uid` column is the user that opened it. Lookups that arrive together share one read of the two
- * files, so a burst of connections costs one read, not one each. A connection from another machine has no line;
- * a loopback connection without one (the client is already gone) counts as a stranger.
+ * address; its `uid` column is the user that opened it. The kernel writes these files by walking its whole socket
+ * hash table (milliseconds with much memory or many TIME_WAIT sockets), so a lookup reads only up to its line, and
+ * lookups that arrive together share one pass, so a burst of connections costs one pass, not one each. A connection
+ * from another machine has no line; a loopback connection without one (the client is already gone) counts as a
+ * stranger.
  *
  * @example
  * ```ts
@@ -13,9 +15,11 @@
  * server.on('connection', (s) => gate.admit(s).then((ok) => { if (ok) serve(s) }))
  * ```
  */
-import { readFile } from 'node:fs/promises'
+
+import { close, open, read } from 'node:fs'
 import { isIPv4, isIPv6, type Socket } from 'node:net'
 import { endianness } from 'node:os'
+import type { Logger } from '../log.ts'
 
 /** Is this Linux, with the `/proc/net` tables the check reads? */
 export const CAN_CHECK_LOCAL_USERS = process.platform === 'linux' && typeof process.getuid === 'function'
@@ -115,40 +119,119 @@ export function ownerIn(table: string, keys: readonly string[]): number | undefi
   return undefined
 }
 
+/** A lookup waiting for its line in a pass over a table. */
+interface Lookup {
+  keys: readonly string[]
+  done: (uid: number | undefined) => void
+}
+
+/** Bytes asked for per read: the kernel hands out at most one page of lines per call anyway. */
+const READ_SIZE = 16 * 1024
+
 /**
- * Reads of one `/proc/net` table, shared: a lookup joins a read that started after its connection was accepted
- * (one started earlier may miss it), else waits for the next one, so a burst costs at most two reads.
+ * One pass over a `/proc/net` table, read page by page: each page is searched for the lines of the lookups joined
+ * to the pass, and the pass stops as soon as every one of them has its line. The kernel walks its whole socket hash
+ * table to write the file (milliseconds on a machine with much memory or many sockets), so stopping at the line
+ * saves most of that walk.
+ */
+class TablePass {
+  readonly started = performance.now()
+  readonly #lookups = new Set<Lookup>()
+  readonly #buf = Buffer.allocUnsafe(READ_SIZE)
+  readonly #onEnd: () => void
+  /** The complete lines read so far, for lookups that join later. */
+  #seen = ''
+  /** A line cut by the end of the latest read. */
+  #partial = ''
+  #fd: number | undefined
+  #ended = false
+
+  constructor(file: string, onEnd: () => void) {
+    this.#onEnd = onEnd
+    open(file, 'r', (err, fd) => {
+      if (err !== null) return this.#end()
+      this.#fd = fd
+      if (this.#lookups.size === 0) return this.#end()
+      this.#readNext()
+    })
+  }
+
+  /** Adds a lookup: answered from the lines read so far, else from those still to come (undefined at the end). */
+  join(lookup: Lookup): void {
+    const uid = this.#seen === '' ? undefined : ownerIn(this.#seen, lookup.keys)
+    if (uid !== undefined) lookup.done(uid)
+    else this.#lookups.add(lookup)
+  }
+
+  #readNext(): void {
+    read(this.#fd as number, this.#buf, 0, READ_SIZE, null, (err, n) => {
+      if (err !== null || n === 0) return this.#end()
+      const text = this.#partial + this.#buf.toString('latin1', 0, n)
+      const cut = text.lastIndexOf('\n') + 1
+      this.#partial = text.slice(cut)
+      const lines = text.slice(0, cut)
+      if (lines !== '') {
+        this.#seen += lines
+        for (const lookup of this.#lookups) {
+          const uid = ownerIn(lines, lookup.keys)
+          if (uid === undefined) continue
+          this.#lookups.delete(lookup)
+          lookup.done(uid)
+        }
+      }
+      if (this.#lookups.size === 0) this.#end()
+      else this.#readNext()
+    })
+  }
+
+  /** Stops reading; the lookups still waiting have no line. */
+  #end(): void {
+    if (this.#ended) return
+    this.#ended = true
+    if (this.#fd !== undefined) close(this.#fd, () => {})
+    this.#seen = ''
+    for (const lookup of this.#lookups) lookup.done(undefined)
+    this.#lookups.clear()
+    this.#onEnd()
+  }
+}
+
+/**
+ * Lookups in one `/proc/net` table, sharing passes: a lookup joins the pass under way if it started after the
+ * lookup's connection was accepted (one started earlier may miss it), else waits for the next pass, which starts
+ * when the one under way ends; so a burst costs at most two passes.
  */
 class TableReader {
   readonly #file: string
-  #current: { started: number; text: Promise<string> } | undefined
-  #next: Promise<string> | undefined
+  #current: TablePass | undefined
+  #next: Lookup[] | undefined
 
   constructor(file: string) {
     this.#file = file
   }
 
-  read(since: number): Promise<string> {
-    const cur = this.#current
-    if (cur !== undefined && cur.started >= since) return cur.text
-    if (this.#next !== undefined) return this.#next
-    if (cur === undefined) return this.#start()
-    const next = cur.text.then(() => {
-      this.#next = undefined
-      return this.#start()
+  /** The owner uid of the first line with one of `keys` (see {@link ownerIn}), in a pass started at `since` or later. */
+  find(keys: readonly string[], since: number): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const lookup: Lookup = { keys, done: resolve }
+      const cur = this.#current
+      if (cur === undefined) this.#start([lookup])
+      else if (cur.started >= since) cur.join(lookup)
+      else if (this.#next === undefined) this.#next = [lookup]
+      else this.#next.push(lookup)
     })
-    this.#next = next
-    return next
   }
 
-  #start(): Promise<string> {
-    const text = readFile(this.#file, 'latin1').catch(() => '')
-    const entry = { started: performance.now(), text }
-    this.#current = entry
-    void text.finally(() => {
-      if (this.#current === entry) this.#current = undefined
+  #start(lookups: Lookup[]): void {
+    const pass = new TablePass(this.#file, () => {
+      if (this.#current !== pass) return
+      this.#current = undefined
+      const next = this.#next
+      this.#next = undefined
+      if (next !== undefined) this.#start(next)
     })
-    return text
+    this.#current = pass
+    for (const lookup of lookups) pass.join(lookup)
   }
 }
 
@@ -167,11 +250,11 @@ export async function peerUid(socket: Socket): Promise<number | undefined> {
   const pairs = (a: string[], b: string[]) => a.flatMap((x) => b.map((y) => `${x} ${y}`))
   const v4 = pairs(ours.tcp, theirs.tcp)
   if (v4.length > 0) {
-    const uid = ownerIn(await tcp.read(since), v4)
+    const uid = await tcp.find(v4, since)
     if (uid !== undefined) return uid
   }
   const v6 = pairs(ours.tcp6, theirs.tcp6)
-  return v6.length === 0 ? undefined : ownerIn(await tcp6.read(since), v6)
+  return v6.length === 0 ? undefined : tcp6.find(v6, since)
 }
 
 export interface LocalUserGateOptions {
@@ -179,7 +262,7 @@ export interface LocalUserGateOptions {
   allowOtherUsers: boolean
   /** What is refusing, for the log ("the access port", "forward 127.0.0.1:5432"). */
   what: string
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
 }
 
 const WARN_EVERY_MS = 60_000

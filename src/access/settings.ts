@@ -28,7 +28,7 @@ export interface AccessSettings {
   /** `proxy.hosts`: more host names the access port answers to as a web server (and their subdomains). */
   hosts: string[]
   /**
-   * Carry plain gateway and proxy requests on the fast path (src/gateway/fast-*.ts); `false` leaves every request
+   * Carry plain gateway and proxy requests on the fast path (src/gateway/fast/); `false` leaves every request
    * to the full path. Off when `WARREN_GATEWAY_FAST_PATH=0` is in the environment, or per node with the start
    * option `gatewayFastPath`. The fast path is never used with `proxy.auth`.
    */

@@ -1,20 +1,19 @@
 /**
- * Tunnels: a client connection (SOCKS5 CONNECT or HTTP CONNECT) joined byte for byte to a service stream, with
- * the access port's per-node stream limit. Names are resolved here: `<service>.<node>.warren`, or a Warren
+ * Tunnels: a client connection (SOCKS5 CONNECT or HTTP CONNECT) joined byte for byte to a service stream, each
+ * holding one of the access port's per-node stream slots (backend.ts). Names are resolved here: `<service>.<node>.warren`, or a Warren
  * service address (IPv4/IPv6) from the DNS server's table.
  */
 import { isIP, type Socket } from 'node:net'
 import type { Stream } from '@libp2p/interface'
 import { WarrenError } from '../errors.ts'
-import type { Gateway, GatewayBackend } from '../gateway/gateway.ts'
 import { describePipeEnd, pipeStream } from '../p2p/pipe.ts'
+import type { AccessBackend } from './backend.ts'
 import { parseServiceHost } from './names.ts'
 import type { AddressTable } from './service-addresses.ts'
 import { notAServiceAddress } from './socks5.ts'
 
 export interface TunnelContext {
-  backend: GatewayBackend
-  gateway: Gateway
+  backend: AccessBackend
   addresses: AddressTable
   tld: string
   openTimeoutMs: number
@@ -49,7 +48,7 @@ export function serviceForHost(
 export async function openTunnel(host: string, ctx: TunnelContext): Promise<(socket: Socket) => void> {
   const { node, service } = serviceForHost(host, ctx)
   const ids = ctx.backend.resolveNode(node)
-  const release = ctx.gateway.acquire(ids.id)
+  const release = ctx.backend.acquire(ids.id)
   let stream: Stream
   try {
     stream = await ctx.backend.openService(ids.id, service, { signal: AbortSignal.timeout(ctx.openTimeoutMs) })
@@ -70,17 +69,4 @@ export async function openTunnel(host: string, ctx: TunnelContext): Promise<(soc
       ctx.log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`tunnel to ${host}`, res))
     })
   }
-}
-
-/** `host:port` of a CONNECT request target, with the port required. */
-export function parseAuthority(authority: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(authority)
-  const port = Number(m?.[2])
-  if (m === null || port < 1 || port > 65535) {
-    throw new WarrenError('ERR_BAD_NAME', `CONNECT target "${authority}" is not host:port`, {
-      hint: 'Send CONNECT <service>.<node>.warren:<port>.',
-      details: { host: authority },
-    })
-  }
-  return { host: m[1]!, port }
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { ForwardError, ForwardInfo, NodeStatus, ServiceInfo } from '../node/types.ts'
-import type { DirectPathStatus } from '../traversal/upgrade/direct-paths.ts'
+import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
 
 /** `3h 4m`, `12m 5s`, `8s`. */

@@ -1,23 +1,24 @@
 /**
- * Discovery on one node: the DHT record publisher, the bootstrap connections, the mDNS table and the resolver, and
- * the dial logic that uses them — look the id up, dial, and after a failed dial to cached or configured addresses
- * look it up once more, fresh, before giving up.
+ * Discovery on one node: the DHT record publisher, the bootstrap connections, the mDNS table and the resolver that
+ * answers lookups by id from them (cache, configured addresses, mDNS, DHT). Dialing is the node's (src/node/dial).
  *
  * @example
  * ```ts
- * const discovery = Discovery.start(libp2p, { privateKey, settings: discoverySettings(config), log })
- * const conn = await discovery.connect({ id, addrs: [] }, (addrs) => dialAllPaths(libp2p, id, addrs, { signal }))
+ * const discovery = new Discovery(libp2p, { privateKey, settings: discoverySettings(config), log })
+ * await discovery.start()
+ * const found = await discovery.lookup(id, { configAddrs })
  * ```
  */
-import type { Connection, PeerId, PrivateKey } from '@libp2p/interface'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Config } from '../config/schema.ts'
+import type { Logger } from '../log.ts'
 import type { NodeOptions, WarrenLibp2p } from '../p2p/create.ts'
 import { routingTableSize } from '../p2p/dht.ts'
 import { MdnsTable, mdnsUseful } from '../p2p/mdns.ts'
 import { Bootstrapper } from './bootstrap.ts'
 import { type PublishStatus, RecordPublisher } from './publisher.ts'
-import { type LookupOptions, type LookupResult, lookupAddrs, Resolver } from './resolver.ts'
+import { type LookupOptions, type LookupResult, Resolver } from './resolver.ts'
 import { type DiscoverySettings, discoverySettings } from './settings.ts'
 
 export interface DiscoveryStatus {
@@ -37,9 +38,10 @@ export interface DiscoveryStatus {
 export interface DiscoveryOptions {
   privateKey: PrivateKey
   settings: DiscoverySettings
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
 }
 
+/** Discovery's part of a node: {@link start} on a started libp2p node (with `services.dht`/`mdns` as configured). */
 export class Discovery {
   readonly resolver: Resolver
   readonly publisher: RecordPublisher | undefined
@@ -47,24 +49,20 @@ export class Discovery {
   readonly #libp2p: WarrenLibp2p
   readonly #settings: DiscoverySettings
   readonly #bootstrap: Bootstrapper | undefined
-  readonly #log: NonNullable<DiscoveryOptions['log']>
 
-  private constructor(libp2p: WarrenLibp2p, opts: DiscoveryOptions) {
+  constructor(libp2p: WarrenLibp2p, opts: DiscoveryOptions) {
     this.#libp2p = libp2p
     this.#settings = opts.settings
-    this.#log = opts.log ?? (() => {})
+    const log = opts.log ?? (() => {})
     const dht = libp2p.services.dht
-    if (libp2p.services.mdns !== undefined) {
-      this.mdns = new MdnsTable()
-      this.mdns.watch(libp2p.services.mdns)
-    }
+    if (libp2p.services.mdns !== undefined) this.mdns = new MdnsTable()
     if (dht !== undefined) {
       this.publisher = new RecordPublisher(libp2p, dht, opts.privateKey, {
         republishMs: opts.settings.republishMs,
         privateAddresses: opts.settings.privateAddresses,
-        log: this.#log,
+        log,
       })
-      this.#bootstrap = new Bootstrapper(libp2p, dht, opts.settings.bootstrap, this.#log)
+      this.#bootstrap = new Bootstrapper(libp2p, dht, opts.settings.bootstrap, log)
     }
     this.resolver = new Resolver({
       timeoutMs: opts.settings.lookupTimeoutMs,
@@ -83,48 +81,22 @@ export class Discovery {
     }
   }
 
-  /** Starts publishing and bootstrapping on a started libp2p node (with `services.dht`/`mdns` as configured). */
-  static start(libp2p: WarrenLibp2p, opts: DiscoveryOptions): Discovery {
-    const d = new Discovery(libp2p, opts)
-    d.#bootstrap?.start()
-    d.publisher?.start()
-    return d
+  /** Watches mDNS, starts bootstrapping and publishing this node's record. */
+  async start(): Promise<void> {
+    const mdns = this.#libp2p.services.mdns
+    if (mdns !== undefined) this.mdns?.watch(mdns)
+    this.#bootstrap?.start()
+    this.publisher?.start()
   }
 
+  /** Where `id` can be reached; throws ERR_LOOKUP_FAILED (src/discovery/resolver.ts). */
   lookup(id: PeerId, opts: LookupOptions = {}): Promise<LookupResult> {
     return this.resolver.lookup(id, opts)
   }
 
-  /**
-   * Finds addresses for `target.id` (its own `addrs` are the config source) and dials them with `dial`. A failed dial
-   * to cached or configured addresses drops the cache entry and triggers one fresh lookup; new addresses are dialed.
-   * With no address anywhere but some in libp2p's peer store (`stored`), `dial([])` tries those.
-   */
-  async connect(
-    target: { id: PeerId; addrs: Multiaddr[] },
-    dial: (addrs: Multiaddr[]) => Promise<Connection>,
-    opts: { signal?: AbortSignal; stored?: boolean } = {},
-  ): Promise<Connection> {
-    const base: LookupOptions = { ...(opts.signal === undefined ? {} : { signal: opts.signal }) }
-    let first: LookupResult
-    try {
-      first = await this.resolver.lookup(target.id, { ...base, configAddrs: target.addrs })
-    } catch (err) {
-      if (opts.stored === true && opts.signal?.aborted !== true) return dial([])
-      throw err
-    }
-    try {
-      return await dial(lookupAddrs(first, multiaddr))
-    } catch (err) {
-      if (first.source === 'cache') this.resolver.invalidate(target.id)
-      if (first.source === 'mdns' || first.source === 'dht' || opts.signal?.aborted === true) throw err
-      const again = await this.resolver.lookup(target.id, { ...base, fresh: true }).catch(() => undefined)
-      const tried = new Set(first.addrs.map((a) => a.addr))
-      const fresh = again?.addrs.filter((a) => !tried.has(a.addr)) ?? []
-      if (again === undefined || fresh.length === 0) throw err
-      this.#log('info', `${target.id}: ${first.source} addresses failed; dialing ${fresh.length} from ${again.source}`)
-      return dial(lookupAddrs(again, multiaddr))
-    }
+  /** Drops the cached addresses of `id` (after a failed dial to them). */
+  forget(id: PeerId): void {
+    this.resolver.invalidate(id)
   }
 
   status(): DiscoveryStatus {
@@ -144,7 +116,7 @@ export class Discovery {
     }
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.publisher?.stop()
     this.#bootstrap?.stop()
     this.mdns?.stop()

@@ -11,8 +11,10 @@
  * pub.status()   // { lastSuccessAt, servers, addrs, … }
  * ```
  */
+
 import type { PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from '../log.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { routingTableSize, type WarrenKadDHT } from '../p2p/dht.ts'
 import { publishableAddrs, RECORD_MAX_ADDRS, recordKey, sealPeerRecord } from '../p2p/peer-record.ts'
@@ -47,7 +49,7 @@ export interface PublishResult {
 export interface PublisherOptions {
   republishMs: number
   privateAddresses: boolean
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
 }
 
 export class RecordPublisher {

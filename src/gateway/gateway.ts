@@ -10,29 +10,18 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Stream } from '@libp2p/interface'
-import { WarrenError } from '../errors.ts'
 import { addForwarded, type RawHeaders, setHeader, stripHopByHop } from '../http/forward-headers.ts'
 import { sendHttpError, writeRawHttpError } from '../http/http-errors.ts'
 import { proxyUpgrade } from '../http/reverse-proxy.ts'
 import { StreamSocket } from '../http/stream-socket.ts'
 import type { Logger } from '../log.ts'
-import { StreamLimiter } from '../services/limiter.ts'
+import type { GatewayBackend, NodeIds } from './backend.ts'
 import { forwardOverPool, type PooledUpstream } from './pooled-request.ts'
 import { ServicePools } from './service-pools.ts'
 
-/** What the gateway needs from the node. */
-export interface GatewayBackend {
-  /**
-   * Canonical ids for a node name (alias, id, ticket); throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … With
-   * `learn: false` (browser requests) a ticket with addresses not known yet throws ERR_UNKNOWN_ADDRESSES instead.
-   */
-  resolveNode(name: string, opts?: { learn?: boolean }): { id: string; base36: string }
-  openService(node: string, service: string, opts: { signal: AbortSignal }): Promise<Stream>
-}
-
 export interface GatewayOptions {
   tld: string
+  /** Pooled streams per node and service at most (the per-node limit itself is the backend's). */
   maxStreamsPerPeer: number
   responseTimeoutMs: number
   maxHeaderBytes: number
@@ -58,12 +47,10 @@ export class Gateway {
   readonly #backend: GatewayBackend
   readonly #opts: GatewayOptions
   readonly #pools: ServicePools
-  readonly #limiter: StreamLimiter
 
   constructor(backend: GatewayBackend, opts: GatewayOptions) {
     this.#backend = backend
     this.#opts = opts
-    this.#limiter = new StreamLimiter(Number.MAX_SAFE_INTEGER, opts.maxStreamsPerPeer)
     this.#pools = new ServicePools((node, service, o) => backend.openService(node, service, o), {
       maxSockets: opts.maxStreamsPerPeer,
       idleTimeoutMs: 30_000,
@@ -72,35 +59,16 @@ export class Gateway {
     })
   }
 
-  /** Streams per peer: the shared limit of the access port (the proxy's tunnels count too). */
-  get limiter(): StreamLimiter {
-    return this.#limiter
-  }
-
-  /** Takes one slot for `peerId`, or throws ERR_TOO_MANY_STREAMS. */
+  /** Takes one of the backend's stream slots for the node `peerId`, or throws ERR_TOO_MANY_STREAMS. */
   acquire(peerId: string): () => void {
-    const release = this.#limiter.acquire(peerId)
-    if (typeof release === 'string') {
-      throw new WarrenError(
-        'ERR_TOO_MANY_STREAMS',
-        `the access port already has ${this.#opts.maxStreamsPerPeer} streams open to node ${peerId}`,
-        {
-          hint: 'Retry when some requests have finished, or raise proxy.maxStreamsPerPeer.',
-          details: { peer: peerId },
-        },
-      )
-    }
-    return release
+    return this.#backend.acquire(peerId)
   }
 
   /** Resolves the node and takes a stream slot; on failure calls `refuse` and returns undefined. */
-  #admit(
-    spec: ForwardSpec,
-    refuse: (err: unknown) => void,
-  ): { ids: { id: string; base36: string }; release: () => void } | undefined {
+  #admit(spec: ForwardSpec, refuse: (err: unknown) => void): { ids: NodeIds; release: () => void } | undefined {
     try {
       const ids = this.#backend.resolveNode(spec.node, spec.browser === true ? { learn: false } : undefined)
-      return { ids, release: this.acquire(ids.id) }
+      return { ids, release: this.#backend.acquire(ids.id) }
     } catch (err) {
       refuse(err)
       return undefined
@@ -165,7 +133,7 @@ export class Gateway {
   }
 
   /** Node name → canonical ids; throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID … (ERR_UNKNOWN_ADDRESSES: see GatewayBackend) */
-  resolveNode(name: string, opts?: { learn?: boolean }): { id: string; base36: string } {
+  resolveNode(name: string, opts?: { learn?: boolean }): NodeIds {
     return this.#backend.resolveNode(name, opts)
   }
 

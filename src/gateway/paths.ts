@@ -28,10 +28,14 @@ export function isGatewayPath(url: string): boolean {
 }
 
 function bad(url: string, why: string): never {
-  throw new WarrenError('ERR_BAD_NAME', `gateway path "${url.length > 200 ? `${url.slice(0, 197)}...` : url}" ${why}`, {
-    hint: 'Use /http/<node>/<service>/<path> or /p2p/<node>/x/<service>/http/<path>, where node is an alias from peers, a node id or a ticket.',
-    details: { path: url },
-  })
+  throw new WarrenError(
+    'ERR_BAD_GATEWAY_PATH',
+    `gateway path "${url.length > 200 ? `${url.slice(0, 197)}...` : url}" ${why}`,
+    {
+      hint: 'Use /http/<node>/<service>/<path> or /p2p/<node>/x/<service>/http/<path>, where node is an alias from peers, a node id or a ticket.',
+      details: { path: url },
+    },
+  )
 }
 
 function decode(url: string, seg: string): string {
@@ -43,7 +47,7 @@ function decode(url: string, seg: string): string {
   }
 }
 
-/** Parses a gateway request target (path + query); throws ERR_BAD_NAME naming what is missing. */
+/** Parses a gateway request target (path + query); throws ERR_BAD_GATEWAY_PATH naming what is missing. */
 export function parseGatewayPath(url: string): GatewayTarget {
   const q = url.indexOf('?')
   const pathPart = q < 0 ? url : url.slice(0, q)

@@ -6,7 +6,7 @@
  *
  * Why undici and not Node's `http.Agent`: the gateway's own CPU time per proxied request was dominated by Node's
  * HTTP client (ClientRequest, Agent bookkeeping, socket listeners per request); undici's dispatcher costs well
- * under half as much per request for the same work (measured in docs/access.md, Performance).
+ * under half as much per request for the same work (measured in docs/performance.md).
  */
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'

@@ -25,6 +25,10 @@ interface Reply {
 const REPLIES: Partial<Record<ErrorCode, Reply>> = {
   ERR_NOT_WARREN_NAME: { http: 403, socks: SocksReply.NOT_ALLOWED },
   ERR_BAD_NAME: { http: 400, socks: SocksReply.HOST_UNREACHABLE },
+  ERR_BAD_REQUEST: { http: 400, socks: SocksReply.GENERAL_FAILURE },
+  ERR_BAD_GATEWAY_PATH: { http: 400, socks: SocksReply.GENERAL_FAILURE },
+  ERR_GATEWAY_DISABLED: { http: 404, socks: SocksReply.GENERAL_FAILURE },
+  ERR_NO_SUCH_PAGE: { http: 404, socks: SocksReply.GENERAL_FAILURE },
   ERR_BAD_NODE_ID: { http: 404, socks: SocksReply.HOST_UNREACHABLE },
   ERR_BAD_TICKET: { http: 404, socks: SocksReply.HOST_UNREACHABLE },
   ERR_UNKNOWN_PEER: { http: 404, socks: SocksReply.HOST_UNREACHABLE },

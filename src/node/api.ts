@@ -4,11 +4,14 @@
  *
  * @packageDocumentation
  */
+
 import type { Duplex } from 'node:stream'
 import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { AddOptions, ForwardSpec } from '../access/forward.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
+import type { ResolvedNode } from '../identity/address-book.ts'
+import type { Logger } from '../log.ts'
 import type { PipeResult } from '../p2p/pipe.ts'
 import type { PresetName } from '../p2p/presets.ts'
 import type {
@@ -28,7 +31,7 @@ export interface WarrenNodeOptions {
   listen?: string[]
   preset?: PresetName
   /** Called for readable log lines; default: none. */
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
 }
 
 /** What a Warren node offers; implemented by `WarrenNode` (src/node/warren-node.ts). */
@@ -44,11 +47,16 @@ export interface WarrenNodeApi {
   peers(): PeerInfo[]
   /**
    * Resolves `node` (alias, base58/base36 id or ticket; `addrs` add addresses), connects and opens a
-   * `/warren/service/1.0.0` stream; resolves once the host answered OK. Errors are WarrenErrors:
+   * `/warren/service/1.0.0` stream; resolves once the host answered OK. A node given as `AddressBook.resolve`
+   * returned it is used as it is (not resolved again; `addrs` ignored). Errors are WarrenErrors:
    * ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET, ERR_NO_ADDRESSES, ERR_LOOKUP_FAILED, ERR_DIAL_FAILED,
    * ERR_UNKNOWN_SERVICE, ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
    */
-  openService(node: string, service: string, opts?: { addrs?: string[]; signal?: AbortSignal }): Promise<Stream>
+  openService(
+    node: string | ResolvedNode,
+    service: string,
+    opts?: { addrs?: string[]; signal?: AbortSignal },
+  ): Promise<Stream>
   /**
    * Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end;
    * rejects when the stream cannot be opened, resolves with the bytes, duration and the error of an abnormal end.

@@ -18,9 +18,11 @@
  * gate.setKnown((id) => knownIds.has(id))
  * ```
  */
+
 import { isIPv6 } from 'node:net'
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from '../log.ts'
 
 export interface StrangerLimits {
   /** Inbound connections from strangers at once, all together. */
@@ -89,7 +91,7 @@ function prefix64(ip: string): string {
 
 export class StrangerGate {
   readonly #limits: StrangerLimits
-  readonly #log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  readonly #log: Logger
   #isKnown: (id: string) => boolean = () => false
   /** Slots held: raw connection → stranger id and source. */
   readonly #held = new Map<MultiaddrConnection, { peer: string; source: string }>()
@@ -97,7 +99,7 @@ export class StrangerGate {
   /** When the last refusal was logged (one line per minute at most: a flood must not flood the log). */
   #loggedAt = 0
 
-  constructor(limits: StrangerLimits, log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void) {
+  constructor(limits: StrangerLimits, log?: Logger) {
     this.#limits = limits
     this.#log = log ?? (() => {})
   }

@@ -9,7 +9,7 @@ import type { PathInfo } from '../p2p/path.ts'
 import type { HomeRelayStatus } from '../relay/client/home-relay.ts'
 import type { ServiceInfo } from '../services/registry.ts'
 import type { NetcheckReport } from '../traversal/net-report/netcheck.ts'
-import type { DirectPathStatus } from '../traversal/upgrade/direct-paths.ts'
+import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
 
 export type { ForwardCheck, ForwardError, ForwardInfo } from '../access/forward.ts'
 export type { PathInfo } from '../p2p/path.ts'

@@ -12,7 +12,6 @@
 import type { Duplex } from 'node:stream'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { accessBackend } from '../access/backend.ts'
 import { type AddOptions, Forwarder, type ForwardSpec } from '../access/forward.ts'
 import { checkService } from '../access/forward-check.ts'
 import { LocalAccess } from '../access/local-access.ts'
@@ -21,16 +20,11 @@ import type { Config, ServiceConfig } from '../config/schema.ts'
 import { Discovery } from '../discovery/discovery.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
 import { discoverySettings } from '../discovery/settings.ts'
-import { WarrenError } from '../errors.ts'
-import { AddressBook } from '../identity/address-book.ts'
-import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
-import { encodeTicket } from '../identity/ticket.ts'
-import { openPingStream } from '../p2p/conn-ping.ts'
-import { createNode, type WarrenLibp2p } from '../p2p/create.ts'
-import { bestConnection, describePath } from '../p2p/path.ts'
+import { AddressBook, type ResolvedNode } from '../identity/address-book.ts'
+import { part, type Startable, type StartedParts, startInOrder } from '../lifecycle.ts'
+import type { WarrenLibp2p } from '../p2p/create.ts'
 import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../p2p/pipe.ts'
 import { PRESETS } from '../p2p/presets.ts'
-import { UdxHub } from '../p2p/udx/transport.ts'
 import { HomeRelay } from '../relay/client/home-relay.ts'
 import { watchLimitedConnections } from '../relay/client/limited-connections.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
@@ -40,9 +34,11 @@ import { type PunchAdmission, PunchGate } from '../traversal/punch/gate.ts'
 import { DirectPaths } from '../traversal/upgrade/direct-paths.ts'
 import { VERSION } from '../version.ts'
 import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
-import { Dialer } from './dial/dialer.ts'
-import { KnownPeers, knownIdsOf } from './known-peers.ts'
-import { StrangerGate } from './stranger-gate.ts'
+import { type ConnectOptions, Dialer } from './dial/dialer.ts'
+import { type KnownPeers, knownIdsOf } from './known-peers.ts'
+import { createNodeLibp2p, type NodeLibp2p } from './node-libp2p.ts'
+import { identityOf, netcheckOf, peersOf, pingOver } from './reports.ts'
+import type { StrangerGate } from './stranger-gate.ts'
 import type {
   ForwardInfo,
   NetcheckResult,
@@ -64,29 +60,26 @@ export class WarrenNode implements WarrenNodeApi {
   /** Service addresses handed out by the DNS server and mapped back by SOCKS5. */
   readonly addresses = new AddressTable()
   /** Lookups by id (cache, peers/tickets, mDNS, DHT) and this node's DHT record; see src/discovery. */
-  discovery: Discovery | undefined
+  readonly discovery: Discovery
   readonly #host: ServiceHost
   #local: LocalAccess | undefined
-  #dialer: Dialer | undefined
+  readonly #dialer: Dialer
   readonly #forwarder: Forwarder
   /** The home relay (config `relays`); undefined when no relay is configured. */
-  homeRelay: HomeRelay | undefined
+  readonly homeRelay: HomeRelay | undefined
   /** Direct-path upgrades of relayed connections (config `traversal`); undefined when off. */
-  directPaths: DirectPaths | undefined
+  readonly directPaths: DirectPaths | undefined
   /** Nodes named in `peers`, in an `allow` list or in `relays`: they always get a connection slot. */
   readonly known: KnownPeers
   /** The connection budget of all other nodes (config `limits.maxStrangerConnections…`). */
   readonly strangers: StrangerGate
-  #unwatchLimits: () => void = () => {}
+  /** The parts started by {@link WarrenNode.start}, stopped in reverse by {@link stop}. */
+  #parts: StartedParts | undefined
   readonly #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
   readonly #started = Date.now()
 
-  private constructor(
-    libp2p: WarrenLibp2p,
-    opts: WarrenNodeStartOptions,
-    gates: { known: KnownPeers; strangers: StrangerGate },
-  ) {
+  private constructor(libp2p: WarrenLibp2p, opts: WarrenNodeStartOptions, gates: Omit<NodeLibp2p, 'libp2p'>) {
     this.libp2p = libp2p
     this.known = gates.known
     this.strangers = gates.strangers
@@ -113,91 +106,88 @@ export class WarrenNode implements WarrenNodeApi {
       this.#log,
       { allowOtherUsers: opts.config.proxy?.allowOtherUsers === true },
     )
+    const settings = discoverySettings(opts.config)
+    this.discovery = new Discovery(libp2p, { privateKey: opts.privateKey, settings, log: this.#log })
+    this.#dialer = new Dialer(libp2p, this.addressBook, this.discovery, {
+      dialTimeoutMs: opts.config.limits.dialTimeoutMs,
+      log: this.#log,
+    })
+    if (opts.config.relays.length > 0) this.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: this.#log })
+    if (gates.udxHub !== undefined) {
+      const { traversal } = opts.config
+      const punches = new PunchGate({
+        perPeer: traversal.punchRequestsPerPeer,
+        strangersPerMinute: traversal.punchRequestsPerMinute,
+        admission: (peer) => this.#punchAdmission(peer),
+      })
+      this.directPaths = new DirectPaths(libp2p, gates.udxHub, {
+        relays: opts.config.relays,
+        log: this.#log,
+        tcp: traversal.tcp,
+        admit: (peer) => punches.check(peer),
+      })
+    }
   }
 
   /** Starts a node: libp2p up, config services registered, service protocol handled. */
   static async start(opts: WarrenNodeStartOptions): Promise<WarrenNode> {
-    const traversal = opts.config.traversal.enabled
-    const udxHub = traversal ? new UdxHub() : undefined
-    const udpListen =
-      opts.udpListen ?? (opts.preset === 'test' ? ['/ip4/127.0.0.1/udp/0'] : opts.config.traversal.udpListen)
-    const known = new KnownPeers(knownIdsOf(opts.config))
-    const strangers = new StrangerGate(opts.config.limits, opts.log)
-    strangers.setKnown((id) => known.has(id))
-    const libp2p = await createNode({
-      privateKey: opts.privateKey,
-      listen: [...(opts.listen ?? opts.config.listen), ...(traversal ? udpListen : [])],
-      announce: opts.config.announce,
-      preset: opts.preset ?? 'default',
-      connectionGater: strangers.gater(),
-      maxConnections: PRESETS[opts.preset ?? 'default'].maxConnections + opts.config.limits.maxStrangerConnections,
-      ...(udxHub === undefined ? {} : { udxHub }),
-      ...(opts.skipUnheardEvents === true ? { skipUnheardEvents: true } : {}),
-      ...Discovery.nodeOptions(opts.config, opts.listen ?? opts.config.listen),
-    })
-    const node = new WarrenNode(libp2p, opts, { known, strangers })
+    const { libp2p, ...made } = await createNodeLibp2p(opts)
+    let node: WarrenNode
     try {
-      for (const [name, svc] of Object.entries(opts.config.services)) node.registry.add(name, svc, 'config')
-      node.#refreshKnown()
-      known.attach(libp2p)
-      await node.#host.start()
-      node.#local = await LocalAccess.start({
-        config: opts.config,
-        backend: accessBackend(node),
-        addresses: node.addresses,
-        addressBook: node.addressBook,
-        accessListen: opts.accessListen ?? (opts.preset === 'test' ? '127.0.0.1:0' : undefined),
-        dnsListen: opts.dnsListen,
-        gatewayFastPath: opts.gatewayFastPath,
-        log: node.#log,
-      })
-      node.#unwatchLimits = watchLimitedConnections(libp2p, node.#log)
-      const settings = discoverySettings(opts.config)
-      node.discovery = Discovery.start(libp2p, { privateKey: opts.privateKey, settings, log: node.#log })
-      node.#dialer = new Dialer(libp2p, node.addressBook, node.discovery, {
-        dialTimeoutMs: opts.config.limits.dialTimeoutMs,
-      })
-      if (opts.config.relays.length > 0) {
-        node.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: node.#log })
-        await node.homeRelay.start()
-      }
-      if (udxHub !== undefined) {
-        const punches = new PunchGate({
-          perPeer: opts.config.traversal.punchRequestsPerPeer,
-          strangersPerMinute: opts.config.traversal.punchRequestsPerMinute,
-          admission: (peer) => node.#punchAdmission(peer),
-        })
-        node.directPaths = new DirectPaths(libp2p, udxHub, {
-          relays: opts.config.relays,
-          log: node.#log,
-          tcp: opts.config.traversal.tcp,
-          admit: (peer) => punches.check(peer),
-        })
-        await node.directPaths.start()
-      }
+      node = new WarrenNode(libp2p, opts, made)
     } catch (err) {
-      await node.directPaths?.stop()
-      node.homeRelay?.stop()
-      node.discovery?.stop()
-      await node.#local?.close()
       await libp2p.stop()
       throw err
     }
+    node.#parts = await startInOrder(node.#lifecycle(opts))
     return node
   }
 
+  /** What this node starts, in this order; stopped in reverse, also when one fails to start (src/lifecycle.ts). */
+  #lifecycle(opts: WarrenNodeStartOptions): Startable[] {
+    const { homeRelay, directPaths, libp2p } = this
+    let unwatchLimits = (): void => {}
+    const parts: Startable[] = [
+      part({ start: () => libp2p.start(), stop: () => libp2p.stop() }), // started by createNode already
+      part({
+        start: () => {
+          for (const [name, svc] of Object.entries(opts.config.services)) this.registry.add(name, svc, 'config')
+          this.#refreshKnown()
+          this.known.attach(libp2p)
+        },
+      }),
+      this.#host,
+      part({ stop: () => this.#forwarder.closeAll() }),
+      part({
+        start: async () => {
+          this.#local = await LocalAccess.start({
+            config: opts.config,
+            node: this,
+            addresses: this.addresses,
+            addressBook: this.addressBook,
+            accessListen: opts.accessListen ?? (opts.preset === 'test' ? '127.0.0.1:0' : undefined),
+            dnsListen: opts.dnsListen,
+            gatewayFastPath: opts.gatewayFastPath,
+            log: this.#log,
+          })
+        },
+        stop: () => this.#local?.close(),
+      }),
+      part({
+        start: () => {
+          unwatchLimits = watchLimitedConnections(libp2p, this.#log)
+        },
+        stop: () => unwatchLimits(),
+      }),
+      this.discovery,
+    ]
+    if (homeRelay !== undefined) parts.push(part({ start: () => homeRelay.start(), stop: () => homeRelay.stop() }))
+    if (directPaths !== undefined) parts.push(directPaths)
+    return parts
+  }
+
   identity(): NodeIdentity {
-    const own = this.libp2p.getMultiaddrs().map((a) => a.decapsulateCode(CODE_P2P))
-    // every configured relay's circuit address too, so the ticket still works after a move to another relay
-    const relayed = this.homeRelay?.ticketAddrs() ?? []
-    const addrs = [...new Map([...own, ...relayed].map((a) => [a.toString(), a])).values()]
-    return {
-      id: formatNodeId(this.peerId),
-      idBase36: formatNodeIdBase36(this.peerId),
-      ticket: encodeTicket({ id: this.peerId, addrs }),
-      shortTicket: encodeTicket({ id: this.peerId, addrs: relayed.slice(0, 1) }),
-      addrs: addrs.map(String),
-    }
+    return identityOf(this.libp2p, this.homeRelay)
   }
 
   status(): NodeStatus {
@@ -211,7 +201,7 @@ export class WarrenNode implements WarrenNodeApi {
       streams: this.#host.stats(),
       ...this.#local?.status(),
       ...(this.homeRelay === undefined ? {} : { relay: this.homeRelay.status() }),
-      ...(this.discovery === undefined ? {} : { discovery: this.discovery.status() }),
+      discovery: this.discovery.status(),
     }
   }
 
@@ -250,23 +240,7 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   peers(): PeerInfo[] {
-    const ids = new Map<string, PeerId>()
-    for (const id of this.addressBook.peerIds()) ids.set(id.toString(), id)
-    for (const c of this.libp2p.getConnections()) ids.set(c.remotePeer.toString(), c.remotePeer)
-    const learned = this.addressBook.learned()
-    return [...ids.values()].map((id) => {
-      const conn = bestConnection(this.libp2p.getConnections(id))
-      const info: PeerInfo = {
-        id: id.toString(),
-        aliases: this.addressBook.aliasesOf(id.toString()),
-        connected: conn !== undefined,
-        addrs: learned[id.toString()] ?? [],
-      }
-      if (conn !== undefined) info.path = describePath(conn)
-      const upgrade = this.directPaths?.status()[id.toString()]
-      if (upgrade !== undefined) info.upgrade = upgrade
-      return info
-    })
+    return peersOf(this.libp2p, this.addressBook, this.directPaths)
   }
 
   /** Addresses learned from tickets and --addr, for the daemon to persist. */
@@ -276,25 +250,19 @@ export class WarrenNode implements WarrenNodeApi {
 
   lookup(node: string, opts: { fresh?: boolean; all?: boolean } = {}): Promise<LookupResult> {
     const target = this.addressBook.resolve(node)
-    return this.discovery!.lookup(target.id, { configAddrs: target.addrs, ...opts })
+    return this.discovery.lookup(target.id, { configAddrs: target.addrs, ...opts })
   }
 
   /**
-   * Resolves and connects, reusing an open connection (direct preferred). `allowNewAddresses: false` refuses a ticket
-   * or address this node does not already know (ERR_UNKNOWN_ADDRESSES) instead of dialing it.
+   * Resolves `node` (unless given as `addressBook.resolve` returned it) and connects, reusing an open connection
+   * (direct preferred); src/node/dial/dialer.ts. `allowNewAddresses: false` refuses a ticket or address this node does
+   * not already know (ERR_UNKNOWN_ADDRESSES) instead of dialing it.
    */
-  connect(
-    node: string,
-    opts: { addrs?: string[]; signal?: AbortSignal; allowNewAddresses?: boolean } = {},
-  ): Promise<Connection> {
-    return this.#dialer!.connect(node, opts)
+  connect(node: string | ResolvedNode, opts: ConnectOptions = {}): Promise<Connection> {
+    return this.#dialer.connect(node, opts)
   }
 
-  async openService(
-    node: string,
-    service: string,
-    opts: { addrs?: string[]; signal?: AbortSignal; allowNewAddresses?: boolean } = {},
-  ): Promise<Stream> {
+  async openService(node: string | ResolvedNode, service: string, opts: ConnectOptions = {}): Promise<Stream> {
     const conn = await this.connect(node, opts)
     const streamOpts: OpenServiceOptions = {
       selfId: this.peerId.toString(),
@@ -349,51 +317,16 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   async ping(node: string, opts: { addrs?: string[] } = {}): Promise<PingResult> {
-    const conn = await this.connect(node, opts)
-    // on the connection chosen (the direct one when there is one), so that the path printed is the path timed; also a
-    // relayed connection with limits, which libp2p's ping by peer id would not use
-    try {
-      const pinger = await openPingStream(conn, 10_000)
-      try {
-        return { id: conn.remotePeer.toString(), rttMs: await pinger.once(), path: describePath(conn) }
-      } finally {
-        await pinger.close()
-      }
-    } catch (err) {
-      throw new WarrenError('ERR_TIMEOUT', `ping to ${conn.remotePeer} failed: ${(err as Error).message}`, {
-        cause: err,
-      })
-    }
+    return pingOver(await this.connect(node, opts))
   }
 
   /** UDP reachability and NAT behaviour as the relays' STUN responders see it (`warren netcheck`). */
-  async netcheck(): Promise<NetcheckResult> {
-    if (this.directPaths === undefined) {
-      throw new WarrenError('ERR_NO_DIRECT_PATH', 'direct paths are off (traversal.enabled is false)', {
-        hint: 'Set "traversal": { "enabled": true } in config.json.',
-      })
-    }
-    const report = await this.directPaths.netcheck()
-    const relay = this.homeRelay?.status()
-    return {
-      ...report,
-      home: relay?.home ?? null,
-      relays: (relay?.relays ?? []).map(({ id, addr, state, rttMs }) =>
-        rttMs === undefined ? { id, addr, state } : { id, addr, state, rttMs },
-      ),
-    }
+  netcheck(): Promise<NetcheckResult> {
+    return netcheckOf(this.directPaths, this.homeRelay)
   }
 
+  /** Stops every part, the last started first; rejects with their errors once all were asked to stop. */
   async stop(): Promise<void> {
-    this.discovery?.stop()
-    await this.directPaths?.stop()
-    this.homeRelay?.stop()
-    this.#unwatchLimits()
-    await this.#local?.close()
-    await this.#forwarder.closeAll()
-    await this.#host.stop()
-    await this.libp2p.stop()
+    await this.#parts?.stop()
   }
 }
-
-const CODE_P2P = 421

@@ -2,9 +2,11 @@
  * The host side of `/warren/service/1.0.0` (and `/x/<service>` for Kubo): read the header, check access,
  * connect to the TCP target with a time-out, answer one status, then pipe bytes both ways.
  */
+
 import { connect, type Socket } from 'node:net'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { formatTarget, type TcpTarget } from '../config/target.ts'
+import type { Logger } from '../log.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { describePipeEnd, pipeStream } from '../p2p/pipe.ts'
 import { FrameTimeoutError, readFrame } from './frame-io.ts'
@@ -34,7 +36,7 @@ export interface HostOptions {
   /** Streams per connection accepted by libp2p for the protocol. */
   maxStreamsPerConnection: number
   headerTimeoutMs?: number
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
 }
 
 /** Connects to a TCP target, or rejects with the target's error (ECONNREFUSED …) or a time-out. */

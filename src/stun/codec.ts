@@ -1,7 +1,7 @@
 /**
  * STUN (RFC 5389) binding: the message codec and a responder that tells each sender the public address and port its
  * datagram came from (XOR-MAPPED-ADDRESS). A relay runs the responder on a UDP port so that nodes learn their public UDP
- * mapping; {@link ../traversal/stun-client.ts} asks it from the very socket a direct path will use.
+ * mapping; {@link ./client.ts} asks it from the very socket a direct path will use.
  *
  * Only the Binding method is implemented. Datagrams that are not STUN requests are ignored (never answered), so the
  * responder can share a socket with other traffic.

@@ -10,8 +10,8 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConfigInput } from '../../src/config/schema.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
+import { rawExchange } from '../support/raw-client.ts'
 import { ByteSource, blobHttpServer } from '../support/transfer.ts'
-import { rawExchange } from './raw-client.ts'
 
 const BLOB = 64 * 1024
 

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { curl, type Pair, parseCurlResponse, socks5Connect, startPair } from './support.ts'
+import { curl, parseCurlResponse, socks5Connect } from '../support/access-clients.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 
 const auth = { username: 'alice', password: 's3cret:with colon' }
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { chromium } from 'playwright-core'
-import { type Pair, startPair } from './support.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const FLAGS = [

@@ -7,9 +7,10 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
-import { runCli } from '../helpers/cli.ts'
-import { type Pair as DaemonPair, startPair as startDaemons } from '../helpers/two-daemons.ts'
-import { curl, patternBytes, startWebApp } from './support.ts'
+import { curl } from '../support/access-clients.ts'
+import { runCli } from '../support/cli.ts'
+import { type DaemonPair, startDaemonPair as startDaemons } from '../support/daemon-pair.ts'
+import { patternBytes, startWebApp } from '../support/web-app.ts'
 
 describe('access port of a real daemon', () => {
   let web: Awaited<ReturnType<typeof startWebApp>>

@@ -15,8 +15,8 @@ import { CAN_CHECK_LOCAL_USERS } from '../../src/access/local-user.ts'
 import { AddressTable } from '../../src/access/service-addresses.ts'
 import { parseListenAddress } from '../../src/config/listen-address.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { rawExchange, rawExchangeAs } from './raw-client.ts'
-import { startPair } from './support.ts'
+import { startNodePair as startPair } from '../support/node-pair.ts'
+import { rawExchange, rawExchangeAs } from '../support/raw-client.ts'
 
 const NOBODY = 65_534
 

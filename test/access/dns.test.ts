@@ -9,7 +9,8 @@ import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import dnsPacket, { type Packet } from 'dns-packet'
 import { SocksReply } from '../../src/http/error-replies.ts'
-import { type Pair, socks5Connect, startPair } from './support.ts'
+import { socks5Connect } from '../support/access-clients.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 
 const RCODE = { NOERROR: 'NOERROR', NXDOMAIN: 'NXDOMAIN', REFUSED: 'REFUSED' }
 

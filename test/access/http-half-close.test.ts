@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
+import { rawExchange } from '../support/raw-client.ts'
 import { ByteSource, blobHttpServer, MiB } from '../support/transfer.ts'
-import { rawExchange } from './raw-client.ts'
 
 describe('type http: a request followed at once by the client’s FIN is answered', () => {
   let net: Testnet

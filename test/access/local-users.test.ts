@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
 import { CAN_CHECK_LOCAL_USERS } from '../../src/access/local-user.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
+import { type RawResult, rawExchange, rawExchangeAs } from '../support/raw-client.ts'
 import { ByteSource, blobHttpServer, MiB } from '../support/transfer.ts'
-import { type RawResult, rawExchange, rawExchangeAs } from './raw-client.ts'
 
 const NOBODY = 65_534
 const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0
@@ -93,6 +93,15 @@ describe('local users: only the daemon’s own user by default', { skip }, () =>
   it('the daemon’s own user is served through the access port and the forward', async () => {
     served(await rawExchange('127.0.0.1', s.accessPort, gatewayGet(s.accessPort)))
     served(await rawExchange('127.0.0.1', s.forwardPort, plainGet))
+  })
+
+  it('connections of both users at once through the forward: each user gets its own answer', async () => {
+    const results = await Promise.all([
+      ...Array.from({ length: 4 }, () => rawExchangeAs(NOBODY, '127.0.0.1', s.forwardPort, plainGet)),
+      ...Array.from({ length: 4 }, () => rawExchange('127.0.0.1', s.forwardPort, plainGet)),
+    ])
+    for (const r of results.slice(0, 4)) refused(r)
+    for (const r of results.slice(4)) served(r)
   })
 })
 

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { SocksReply } from '../../src/http/error-replies.ts'
 import { FAST_PATH, forEachEngine } from '../gateway/engines.ts'
-import { curl, type Pair, parseCurlResponse, socks5Connect, startPair } from './support.ts'
+import { raw, req } from '../gateway/origins-kit.ts'
+import { curl, parseCurlResponse, socks5Connect } from '../support/access-clients.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 
 forEachEngine((engine, label) =>
   describe(`access port: SOCKS5 and HTTP proxy with curl ${label}`, () => {
@@ -224,7 +226,8 @@ forEachEngine((engine, label) =>
       const r = await curl(['-i', `http://${p.access}/nothing-here`])
       const res = parseCurlResponse(r.stdout)
       assert.equal(res.status, 404)
-      assert.match(res.body, /ERR_BAD_NAME: the Warren access port has no page "\/nothing-here"/)
+      assert.equal(res.headers['x-warren-error'], 'ERR_NO_SUCH_PAGE')
+      assert.match(res.body, /ERR_NO_SUCH_PAGE: the Warren access port has no page "\/nothing-here"\n/)
       assert.match(res.body, /What to do: Use \/http\/<node>\/<service>\/<path> \(gateway\), \/proxy\.pac/)
     })
 
@@ -232,7 +235,40 @@ forEachEngine((engine, label) =>
       const r = await curl(['-i', '--request-target', 'https://web.n1.warren/', `http://${p.access}`])
       const res = parseCurlResponse(r.stdout)
       assert.equal(res.status, 400)
-      assert.match(res.body, /ERR_BAD_NAME: the HTTP proxy carries http:\/\/ URLs, not https:\/\//)
+      assert.equal(res.headers['x-warren-error'], 'ERR_BAD_REQUEST')
+      assert.match(res.body, /ERR_BAD_REQUEST: the HTTP proxy carries http:\/\/ URLs, not https:\/\/\n/)
+    })
+
+    it('an absolute-form URL that is not valid, and a CONNECT target that is not host:port, get 400 ERR_BAD_REQUEST', async () => {
+      const url = await raw(p.access, req('GET', 'http://[bad/x', 'x'))
+      assert.equal(url.status, 400)
+      assert.equal(url.headers['x-warren-error'], 'ERR_BAD_REQUEST')
+      assert.equal(
+        url.body.toString(),
+        '400 Bad Request\n\nERR_BAD_REQUEST: "http://[bad/x" is not a valid URL\n\nWhat to do: Send http://<service>.<node>.warren/…\n',
+      )
+      const connect = await raw(p.access, req('CONNECT', 'web.n1.warren', 'web.n1.warren'))
+      assert.equal(connect.status, 400)
+      assert.equal(connect.headers['x-warren-error'], 'ERR_BAD_REQUEST')
+      assert.equal(
+        connect.body.toString(),
+        '400 Bad Request\n\nERR_BAD_REQUEST: CONNECT target "web.n1.warren" is not host:port\n\n' +
+          'What to do: Send CONNECT <service>.<node>.warren:<port>.\n',
+      )
+    })
+
+    it('an Upgrade to a page the access port does not have gets 404 ERR_NO_SUCH_PAGE', async () => {
+      // raw() adds `Connection: close`; with `Connection: Upgrade` too, the request is still an Upgrade
+      const r = await raw(
+        p.access,
+        req('GET', '/nothing-here', p.access, { Connection: 'Upgrade', Upgrade: 'websocket' }),
+      )
+      assert.equal(r.status, 404)
+      assert.equal(r.headers['x-warren-error'], 'ERR_NO_SUCH_PAGE')
+      assert.match(
+        r.body.toString(),
+        /^404 Not Found\n\nERR_NO_SUCH_PAGE: the Warren access port has no page "\/nothing-here"\n/,
+      )
     })
   }),
 )

@@ -15,14 +15,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  type AccessLab,
-  type AccessPath,
-  curlRun,
-  curlTarget,
-  nodeRequest,
-  startAccessLab,
-} from '../support/access-lab.ts'
+import { type AccessPath, curlRun, curlTarget, nodeRequest } from '../support/access-clients.ts'
+import { type DaemonPair as AccessLab, startDaemonPair as startAccessLab } from '../support/daemon-pair.ts'
 import { ByteSource, blobHttpServer, MiB, pace, pump, readPaced } from '../support/transfer.ts'
 
 /** One row of the matrix: how the client reaches the service, which access port, which service. */

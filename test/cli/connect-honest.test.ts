@@ -10,17 +10,18 @@ import { createServer, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
 import { WarrenClient } from '../../src/client/client.ts'
 import { isWarrenError } from '../../src/errors.ts'
-import { spawnCli } from '../helpers/cli.ts'
-import { type Pair, startPair } from '../helpers/two-daemons.ts'
+import { spawnCli } from '../support/cli.ts'
+import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
+import { eventually } from '../support/eventually.ts'
 import {
   ByteSource,
   MiB,
   pace,
+  pacedHashServer,
   pump,
   type ReadPace,
   type ReadResult,
   readPaced,
-  sinkServer,
   sourceServer,
 } from '../support/transfer.ts'
 
@@ -68,7 +69,7 @@ async function resettableSource(size: number): Promise<Server & { reset(): void;
   }
 }
 
-let pair: Pair
+let pair: DaemonPair
 let src: Server
 let cut: Awaited<ReturnType<typeof resettableSource>>
 let sink: Server
@@ -81,12 +82,12 @@ const UPLOAD = 32 * MiB
 before(async () => {
   src = await sourceServer(DOWNLOAD)
   cut = await resettableSource(DOWNLOAD)
-  sink = await sinkServer(pace.mibps(10), (r) => {
+  sink = await pacedHashServer(pace.mibps(10), (r) => {
     sinkResults.push(r)
     for (const w of sinkWaiters) w()
     sinkWaiters = []
   })
-  pair = await startPair({ src: `/tcp/${src.port}`, cut: `/tcp/${cut.port}`, sink: `/tcp/${sink.port}` })
+  pair = await startDaemonPair({ src: `/tcp/${src.port}`, cut: `/tcp/${cut.port}`, sink: `/tcp/${sink.port}` })
 })
 
 after(async () => {
@@ -239,7 +240,7 @@ test('stdout closed by its reader mid-download (EPIPE): exit 5 with the cause, a
   const exit = await run.exit
   assert.equal(exit.code, 5, exit.stderr)
   assert.match(exit.stderr, /^warren: cannot write the output of a\/cut: write EPIPE\nhint: /)
-  await waitFor(() => cut.ends.length > ends)
+  await eventually(() => cut.ends.length > ends, { message: 'the cut server saw the connection end' })
   const serviceEnd = await cut.ends[ends]!
   assert.notEqual(serviceEnd, 'sent', 'the service must not see its data as delivered')
   assert.match(serviceEnd, /ECONNRESET|EPIPE/)
@@ -293,11 +294,3 @@ test('daemon a killed (SIGKILL) mid-download: `warren connect` exits 5 with a me
   assert.ok(got.bytes < DOWNLOAD, `${got.bytes} bytes`)
   assert.equal(got.sha256, ByteSource.digest(got.bytes), 'what arrived is the start of the data, intact')
 })
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    assert.ok(Date.now() < deadline, 'timed out waiting')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}

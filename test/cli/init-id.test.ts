@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { decodeTicket } from '../../src/identity/ticket.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../support/cli.ts'
 
 let root: string
 before(async () => {

@@ -10,8 +10,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { MAIN, NODE } from '../helpers/cli.ts'
-import { type Pair, startPair } from '../helpers/two-daemons.ts'
+import { MAIN, NODE } from '../support/cli.ts'
+import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
+import { eventually } from '../support/eventually.ts'
 import { freePort } from '../support/servers.ts'
 
 const SSHD = '/usr/sbin/sshd'
@@ -21,7 +22,7 @@ const skip =
   missing.length > 0 ? `needs ${missing.join(' and ')} (apt-get install openssh-server openssh-client)` : false
 
 let dir: string
-let pair: Pair
+let pair: DaemonPair
 let sshd: ReturnType<typeof spawn> | undefined
 
 before(async () => {
@@ -54,12 +55,10 @@ before(async () => {
   sshd.stderr!.on('data', (d: Buffer) => {
     log += d.toString()
   })
-  const deadline = Date.now() + 10_000
-  while (!/Server listening/.test(log)) {
-    assert.ok(Date.now() < deadline, `sshd did not start:\n${log}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  pair = await startPair({ ssh: `/tcp/${port}` })
+  await eventually(() => /Server listening/.test(log), { message: 'sshd listening' }).catch(() => {
+    assert.fail(`sshd did not start:\n${log}`)
+  })
+  pair = await startDaemonPair({ ssh: `/tcp/${port}` })
 })
 
 after(async () => {

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 import { after, before, test } from 'node:test'
-import { runCli } from '../helpers/cli.ts'
-import { type Pair, startPair } from '../helpers/two-daemons.ts'
+import { runCli } from '../support/cli.ts'
+import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
 
 const TOTAL = 256 * 1024 * 1024
 const CHUNK = 1024 * 1024
@@ -60,7 +60,7 @@ function duplexTransfer(socket: Socket): Promise<Transfer> {
   })
 }
 
-let pair: Pair
+let pair: DaemonPair
 let server: Server
 const serverSide: Promise<Transfer>[] = []
 
@@ -71,7 +71,7 @@ before(async () => {
     serverSide.push(t)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  pair = await startPair({ bulk: `/tcp/${(server.address() as { port: number }).port}` })
+  pair = await startDaemonPair({ bulk: `/tcp/${(server.address() as { port: number }).port}` })
 })
 
 after(async () => {

@@ -12,11 +12,12 @@ import { connect as tcpConnect } from 'node:net'
 import { after, before, test } from 'node:test'
 import { WarrenClient } from '../../src/client/client.ts'
 import { isWarrenError } from '../../src/errors.ts'
-import { runCli } from '../helpers/cli.ts'
-import { type Pair, startPair } from '../helpers/two-daemons.ts'
+import { runCli } from '../support/cli.ts'
+import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
+import { eventually } from '../support/eventually.ts'
 import { echoServer, freePort, hashServer, type TestServer } from '../support/servers.ts'
 
-let pair: Pair
+let pair: DaemonPair
 let web: Server
 let webPort: number
 let echo: TestServer
@@ -34,7 +35,7 @@ before(async () => {
   echo = await echoServer()
   hash = await hashServer()
   deadPort = await freePort()
-  pair = await startPair({
+  pair = await startDaemonPair({
     web: `/tcp/${webPort}`,
     echo: `/tcp/${echo.port}`,
     hash: `/tcp/${hash.port}`,
@@ -331,13 +332,11 @@ test('SIGTERM with a stream open: the stream fails with ERR_STREAM_ABORTED, the 
 
   const aClient = await pair.a.client()
   try {
-    const deadline = Date.now() + 5_000
-    let active = (await aClient.status()).streams.active
-    while (active !== 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50))
-      active = (await aClient.status()).streams.active
-    }
-    assert.equal(active, 0, 'a still holds service streams after b stopped')
+    await eventually(async () => (await aClient.status()).streams.active === 0, {
+      timeoutMs: 5_000,
+      intervalMs: 50,
+      message: 'a still holds service streams after b stopped',
+    })
   } finally {
     aClient.close()
   }

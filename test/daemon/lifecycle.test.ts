@@ -8,8 +8,8 @@ import { access, readFile, stat } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { after, test } from 'node:test'
 import type { HomePaths } from '../../src/config/home.ts'
-import { runCli } from '../helpers/cli.ts'
-import { makeHome, removeHome, TestDaemon, testConfig } from '../helpers/daemon.ts'
+import { runCli } from '../support/cli.ts'
+import { makeHome, removeHome, TestDaemon, testConfig } from '../support/daemon.ts'
 
 const homes: HomePaths[] = []
 const daemons: TestDaemon[] = []

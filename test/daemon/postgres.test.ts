@@ -10,8 +10,8 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { runCli } from '../helpers/cli.ts'
-import { type Pair, startPair } from '../helpers/two-daemons.ts'
+import { runCli } from '../support/cli.ts'
+import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
 import { CsvTable, findPostgres, type PgCluster, startCluster } from '../support/postgres.ts'
 import { freePort } from '../support/servers.ts'
 import { MiB, pace, type ReadPace, type ReadResult, readPaced } from '../support/transfer.ts'
@@ -22,7 +22,7 @@ const found = findPostgres()
 const skip = 'missing' in found ? found.missing : false
 
 let cluster: PgCluster | undefined
-let pair: Pair | undefined
+let pair: DaemonPair | undefined
 let forwardPort = 0
 /** The CSV loaded into `t` over a direct connection, and how long that took (the baseline). */
 let loaded: { rows: CsvTable; ms: number } | undefined
@@ -30,7 +30,7 @@ let loaded: { rows: CsvTable; ms: number } | undefined
 before(async () => {
   if ('missing' in found) return
   cluster = await startCluster(found.bin)
-  pair = await startPair({ db: `/tcp/${cluster.port}` })
+  pair = await startDaemonPair({ db: `/tcp/${cluster.port}` })
   forwardPort = await freePort()
   const fwd = await runCli(['forward', 'a/db', '--listen', `127.0.0.1:${forwardPort}`], { home: pair.bHome.dir })
   assert.equal(fwd.code, 0, fwd.stderr)

@@ -12,9 +12,11 @@ import { decodeTicket } from '../../src/identity/ticket.ts'
 import type { NodeIdentity, NodeStatus } from '../../src/node/types.ts'
 import { validateRelayConfig } from '../../src/relay/server/config.ts'
 import { type Relay, startRelay } from '../../src/relay/server/relay-node.ts'
-import { curl, startWebApp } from '../access/support.ts'
-import { runCli } from '../helpers/cli.ts'
-import { makeHome, removeHome, TestDaemon, testConfig } from '../helpers/daemon.ts'
+import { curl } from '../support/access-clients.ts'
+import { runCli } from '../support/cli.ts'
+import { makeHome, removeHome, TestDaemon, testConfig } from '../support/daemon.ts'
+import { eventually } from '../support/eventually.ts'
+import { startWebApp } from '../support/web-app.ts'
 
 describe('discovery from the command line (two daemons sharing a relay)', () => {
   let relay: Relay
@@ -49,14 +51,15 @@ describe('discovery from the command line (two daemons sharing a relay)', () => 
     aId = await a.identity()
     // both records are out before the nodes look each other up
     for (const d of [a, b]) {
-      const deadline = Date.now() + 15_000
-      for (;;) {
-        const st = JSON.parse((await runCli(['status', '--json'], { home: d.home.dir })).stdout) as NodeStatus
-        const dht = st.discovery?.dht
-        if (dht?.enabled && dht.publish.lastSuccessAt !== undefined) break
-        assert.ok(Date.now() < deadline, `no DHT publish: ${JSON.stringify(dht)}`)
-        await new Promise((r) => setTimeout(r, 200))
-      }
+      await eventually(
+        async () => {
+          const st = JSON.parse((await runCli(['status', '--json'], { home: d.home.dir })).stdout) as NodeStatus
+          const dht = st.discovery?.dht
+          assert.ok(dht?.enabled && dht.publish.lastSuccessAt !== undefined, `no DHT publish: ${JSON.stringify(dht)}`)
+          return true
+        },
+        { timeoutMs: 15_000, intervalMs: 200, message: 'a DHT publish' },
+      )
     }
   })
   after(async () => {

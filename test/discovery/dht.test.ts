@@ -14,17 +14,10 @@ import { generateNodeKey } from '../../src/identity/keys.ts'
 import { formatNodeIdBase36 } from '../../src/identity/node-id.ts'
 import { decodeTicket } from '../../src/identity/ticket.ts'
 import { createDhtTestnet, type DhtTestnet } from '../../src/testing/dht-testnet.ts'
+import { eventually } from '../support/eventually.ts'
 import { echoServer, freePort, type TestServer } from '../support/servers.ts'
 
 const LOOKUP_TIMEOUT_MS = 3_000
-
-async function until(cond: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 describe('discovery through the DHT (20 nodes, 2 relays, in-process)', () => {
   let net: DhtTestnet
@@ -148,7 +141,10 @@ describe('discovery through the DHT (20 nodes, 2 relays, in-process)', () => {
 
     const moved = await net.restart(mover, 0) // relay 1 (9 % 2) → relay 0, new TCP port
     // published at once, and again when the reservation on relay 0 adds its circuit address
-    await until(() => moved.discovery!.publisher!.status().addrs.some((a) => a.includes('/p2p-circuit')), 20_000)
+    await eventually(() => moved.discovery!.publisher!.status().addrs.some((a) => a.includes('/p2p-circuit')), {
+      timeoutMs: 20_000,
+      message: 'a relayed address in the published record',
+    })
     const newAddrs = moved.discovery!.publisher!.status().addrs
     assert.ok(
       newAddrs.every((a) => !oldAddrs.includes(a)),

@@ -4,18 +4,16 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createLab, type Lab, labSupport } from '../../src/testing/natlab/index.ts'
+import { createLab, type Lab } from '../../src/testing/natlab/index.ts'
 import { type LineChannel, lineChannel, reap } from '../../src/testing/natlab/lines.ts'
-
-const support = await labSupport()
-const skip = support.ok ? false : `NAT lab unavailable: ${support.reason}`
+import { labSkip } from '../support/lab.ts'
 
 interface Pinged {
   lookup: { source: string; addrs: Array<{ addr: string; source: string }> }
   ping: { id: string; path: { kind: string; addr: string } }
 }
 
-describe('mDNS: two nodes on one LAN find each other by id and connect directly', { skip }, () => {
+describe('mDNS: two nodes on one LAN find each other by id and connect directly', { skip: labSkip }, () => {
   let lab: Lab
   const peers: Record<string, { chan: LineChannel; id: string; child: ReturnType<Lab['spawnNode']> }> = {}
 

@@ -6,16 +6,7 @@ import { generateNodeKey } from '../../src/identity/keys.ts'
 import { WarrenNode } from '../../src/node/warren-node.ts'
 import { validateRelayConfig } from '../../src/relay/server/config.ts'
 import { type Relay, startRelay } from '../../src/relay/server/relay-node.ts'
-
-async function until<T>(get: () => T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = get()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+import { eventually } from '../support/eventually.ts'
 
 const node = async (config: Record<string, unknown>, lines: string[] = []): Promise<WarrenNode> =>
   WarrenNode.start({
@@ -49,13 +40,12 @@ describe('record publisher', () => {
     const lonely = await node({ discovery: { privateAddresses: true } }, lines)
     nodes.push(lonely)
     const pub = lonely.discovery!.publisher!
-    const first = await until(() => pub.status().lastAttemptAt, 2_000, 'first attempt')
+    const first = await eventually(() => pub.status().lastAttemptAt, { timeoutMs: 2_000, message: 'first attempt' })
     assert.equal(pub.status().lastError, 'no DHT server is known yet (they are the relays in `relays`)')
     assert.ok(Math.abs(pub.status().nextAt! - first - 1_000) < 200, 'first retry after 1 s')
-    const second = await until(
+    const second = await eventually(
       () => (pub.status().lastAttemptAt! > first ? pub.status().lastAttemptAt : undefined),
-      3_000,
-      'second attempt',
+      { timeoutMs: 3_000, message: 'second attempt' },
     )
     assert.ok(Math.abs(pub.status().nextAt! - second - 2_000) < 200, 'second retry after 2 s')
     assert.equal(pub.status().lastSuccessAt, undefined)
@@ -75,7 +65,7 @@ describe('record publisher', () => {
     const b = await node(shared)
     nodes.push(a, b)
     const pub = a.discovery!.publisher!
-    const t1 = await until(() => pub.status().lastSuccessAt, 10_000, 'first publish')
+    const t1 = await eventually(() => pub.status().lastSuccessAt, { timeoutMs: 10_000, message: 'first publish' })
     // the record's publishing time, from a lookup's age of it
     const published = async (): Promise<number> => {
       const r = await b.lookup(a.peerId.toString(), { all: false })
@@ -83,11 +73,10 @@ describe('record publisher', () => {
       return Date.now() - r.addrs[0]!.ageMs!
     }
     const seq1 = await published()
-    const t2 = await until(
-      () => (pub.status().lastSuccessAt! > t1 ? pub.status().lastSuccessAt : undefined),
-      5_000,
-      'republish',
-    )
+    const t2 = await eventually(() => (pub.status().lastSuccessAt! > t1 ? pub.status().lastSuccessAt : undefined), {
+      timeoutMs: 5_000,
+      message: 'republish',
+    })
     assert.ok(t2 - t1 >= 900, `republished after ${t2 - t1} ms`)
     const seq2 = await published()
     assert.ok(seq2 - seq1 >= 900, `the newer record is read (published ${seq2 - seq1} ms later)`)

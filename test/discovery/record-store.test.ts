@@ -8,6 +8,7 @@ import { WarrenNode } from '../../src/node/warren-node.ts'
 import { DEFAULT_MAX_RECORDS, RecordStore } from '../../src/p2p/record-store.ts'
 import { validateRelayConfig } from '../../src/relay/server/config.ts'
 import { type Relay, startRelay } from '../../src/relay/server/relay-node.ts'
+import { eventually } from '../support/eventually.ts'
 
 const rec = (n: number): Key => new Key(`/dht/record/K${n}`)
 const bytes = (n: number): Uint8Array => Uint8Array.of(n)
@@ -62,11 +63,10 @@ describe('record store', () => {
       })
       nodes.push(node)
       // one at a time, so that the order of storing is known
-      const deadline = Date.now() + 15_000
-      while (node.discovery!.publisher!.status().lastSuccessAt === undefined) {
-        assert.ok(Date.now() < deadline, `node ${i} did not publish within 15 s`)
-        await new Promise((r) => setTimeout(r, 25))
-      }
+      await eventually(() => node.discovery!.publisher!.status().lastSuccessAt, {
+        timeoutMs: 15_000,
+        message: `node ${i} publishes`,
+      })
     }
     const dht = relay.status().dht
     assert.equal(dht.maxRecords, 2)

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { lineChannel } from '../../src/testing/natlab/lines.ts'
-import { runCli, spawnCli } from '../helpers/cli.ts'
+import { runCli, spawnCli } from '../support/cli.ts'
 
 describe('warren relay --routing / --bootstrap', () => {
   const homes: string[] = []

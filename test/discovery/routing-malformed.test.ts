@@ -9,7 +9,7 @@ import { describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { startRoutingHttp } from '../../src/discovery/routing-http.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
-import { startTestRelay } from '../relay/support.ts'
+import { startTestRelay } from '../support/nodes.ts'
 
 interface RawAnswer {
   status: string

@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto'
 import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
-import { type Pair, socks5Connect, startPair } from '../access/support.ts'
+import { socks5Connect } from '../support/access-clients.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 import { count, fuzzAsync, nastyString } from './fuzz-kit.ts'
 
 /** Bound on one fuzz connection: a connection still open after this is a hang and fails the property. */

@@ -1,6 +1,6 @@
 /**
  * Fuzzing the gateway's text formats: routing paths (src/gateway/paths.ts) round-trip and any request target
- * parses or throws ERR_BAD_NAME; the fast path's rewritten heads (src/gateway/fast/heads.ts) are well-formed for
+ * parses or throws ERR_BAD_GATEWAY_PATH; the fast path's rewritten heads (src/gateway/fast/heads.ts) are well-formed for
  * any headers a client or service can send (one line per header, no hop-by-hop or Connection-named header passes,
  * Host and X-Forwarded-For are the gateway's), and a real HTTP server parses them to the same headers.
  */
@@ -46,7 +46,7 @@ describe('fuzz: gateway paths', () => {
     )
   })
 
-  it('any request target parses to a route or is ERR_BAD_NAME', () => {
+  it('any request target parses to a route or is ERR_BAD_GATEWAY_PATH', () => {
     fuzz(
       'gateway path parse',
       fc.oneof(
@@ -56,7 +56,7 @@ describe('fuzz: gateway paths', () => {
       (url) =>
         parsesOrRefuses(
           () => parseGatewayPath(url),
-          { code: 'ERR_BAD_NAME' },
+          { code: 'ERR_BAD_GATEWAY_PATH' },
           (t) => {
             assert.ok(SERVICE.test(t.service), `service ${JSON.stringify(t.service)}`)
             assert.ok(t.node.length > 0)

@@ -1,6 +1,6 @@
 /**
  * The access port's two HTTP engines, for suites that must behave the same on both: the fast path
- * (src/gateway/fast-*.ts) and the full path (Node's HTTP server, pooled service streams). A suite registers its
+ * (src/gateway/fast/) and the full path (Node's HTTP server, pooled service streams). A suite registers its
  * describe() once per engine and starts its client node with `gatewayFastPath: FAST_PATH[engine]`.
  */
 export type Engine = 'fast' | 'full'

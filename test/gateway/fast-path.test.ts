@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { type Pair, startPair } from '../access/support.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 import { FAST_PATH, forEachEngine } from './engines.ts'
 
 interface Response {
@@ -276,8 +276,8 @@ forEachEngine((engine, label) =>
       c.socket.write('GET /http/n1/web/info HTTP/1.1\r\nHost: gw\r\nBad Header: x\r\n\r\n')
       const r = await c.next()
       assert.equal(r.status, 400)
-      assert.equal(r.headers['x-warren-error'], 'ERR_BAD_NAME')
-      assert.match(badHead(r), /^ERR_BAD_NAME: the access port could not parse the request \(/)
+      assert.equal(r.headers['x-warren-error'], 'ERR_BAD_REQUEST')
+      assert.match(badHead(r), /^ERR_BAD_REQUEST: the access port could not parse the request \(/)
     })
 
     it('a head over proxy.maxHeaderBytes after a fast request gets 431 ERR_HEADERS_TOO_LARGE', async () => {
@@ -324,7 +324,7 @@ forEachEngine((engine, label) =>
       assert.equal(r.headers.connection, 'close')
       // the reason in brackets is each parser's own wording (docs/access.md)
       const reason = engine === 'fast' ? 'invalid chunk size' : 'Parse Error: Invalid character in chunk size'
-      assert.equal(badHead(r), `ERR_BAD_NAME: the access port could not parse the request (${reason})`)
+      assert.equal(badHead(r), `ERR_BAD_REQUEST: the access port could not parse the request (${reason})`)
       await c.waitClosed()
     })
 

@@ -10,7 +10,9 @@ import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { curl, type Pair, patternBytes, sha256, startPair } from '../access/support.ts'
+import { curl } from '../support/access-clients.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
+import { patternBytes, sha256 } from '../support/web-app.ts'
 import { FAST_PATH, forEachEngine } from './engines.ts'
 
 interface Res {
@@ -298,13 +300,18 @@ forEachEngine((engine, label) =>
     after(() => p.stop())
 
     const cases: [string, number, string, RegExp][] = [
-      ['/http/n1', 400, 'ERR_BAD_NAME', /^gateway path "\/http\/n1" names no service$/],
-      ['/http/', 400, 'ERR_BAD_NAME', /^gateway path "\/http\/" names no node$/],
-      ['/http/n1/Bad_Name/', 400, 'ERR_BAD_NAME', /names the service "Bad_Name", which is not a valid service name$/],
+      ['/http/n1', 400, 'ERR_BAD_GATEWAY_PATH', /^gateway path "\/http\/n1" names no service$/],
+      ['/http/', 400, 'ERR_BAD_GATEWAY_PATH', /^gateway path "\/http\/" names no node$/],
+      [
+        '/http/n1/Bad_Name/',
+        400,
+        'ERR_BAD_GATEWAY_PATH',
+        /^gateway path "\/http\/n1\/Bad_Name\/" names the service "Bad_Name", which is not a valid service name$/,
+      ],
       [
         '/p2p/n1/web/x',
         400,
-        'ERR_BAD_NAME',
+        'ERR_BAD_GATEWAY_PATH',
         /^gateway path "\/p2p\/n1\/web\/x" needs \/x\/<service>\/http\/ after the node$/,
       ],
       ['/http/nobody/web/', 404, 'ERR_UNKNOWN_PEER', /^"nobody" is not a node id, a ticket, or an alias in peers$/],
@@ -377,6 +384,7 @@ describe('gateway: disabled', () => {
   it('answers 404 saying how to turn it on, while the proxy still works', async () => {
     const r = await send(p.access, '/http/n1/web/info')
     assert.equal(r.status, 404)
+    assert.equal(r.headers['x-warren-error'], 'ERR_GATEWAY_DISABLED')
     assert.equal(page(r).message, 'the HTTP gateway is disabled on this node (gateway.enabled is false)')
     assert.match(page(r).hint, /Set "gateway": \{ "enabled": true \} in config\.json/)
   })

@@ -15,15 +15,9 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  type AccessLab,
-  type AccessPath,
-  curlRun,
-  curlTarget,
-  nodeRequest,
-  startAccessLab,
-} from '../support/access-lab.ts'
+import { type AccessPath, curlRun, curlTarget, nodeRequest } from '../support/access-clients.ts'
 import { type CutServer, cutServer } from '../support/cut-server.ts'
+import { type DaemonPair as AccessLab, startDaemonPair as startAccessLab } from '../support/daemon-pair.ts'
 import { ByteSource, MiB } from '../support/transfer.ts'
 
 interface Row {

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { type Pair, startPair } from '../access/support.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 import { MiB, pace, readPaced } from '../support/transfer.ts'
 
 setFlagsFromString('--expose-gc')

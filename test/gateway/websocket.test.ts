@@ -8,7 +8,8 @@ import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
-import { type Pair, socks5Connect, startPair } from '../access/support.ts'
+import { socks5Connect } from '../support/access-clients.ts'
+import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 import { FAST_PATH, forEachEngine } from './engines.ts'
 
 /** Opens a CONNECT tunnel through the HTTP proxy and returns the socket once the proxy said 200. */

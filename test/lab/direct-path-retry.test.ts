@@ -2,13 +2,13 @@
  * A first upgrade that fails is tried again (cone × cone, real Warren nodes, one `warren relay`): UDP between the
  * routers is blocked from the start, so A's first punch toward B fails; the status says why and when the next try
  * runs. Once UDP passes again, the retry makes the path direct (Warren's report and router ra's counters agree).
- * Every wait is bounded; the lab is torn down by the hooks of path-lab.ts / use-lab.ts in every outcome.
+ * Every wait is bounded; the lab is torn down by the hooks of test/support/lab.ts in every outcome.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { FIRST_RETRIES, firstRetryDelay } from '../../src/traversal/upgrade/direct-paths.ts'
-import { BYTES, blockUdp, send, usePair } from './path-lab.ts'
-import { labSkip } from './use-lab.ts'
+import { FIRST_RETRIES, firstRetryDelay } from '../../src/traversal/upgrade/schedule.ts'
+import { labSkip } from '../support/lab.ts'
+import { BYTES, blockUdp, send, useLabPair as usePair } from '../support/lab-pair.ts'
 
 describe('a failed first upgrade is tried again (cone × cone)', { skip: labSkip }, () => {
   const pair = usePair({ setup: (lab) => blockUdp(lab, true), expectDirect: false, udxOnly: true })

@@ -7,13 +7,13 @@
  *   seconds, new streams take the relay, and the re-punch, whose TCP attempt is blocked, makes
  *   a UDX path instead.
  *
- * Every wait is bounded; the lab is torn down by the hooks of path-lab.ts / use-lab.ts in every outcome.
+ * Every wait is bounded; the lab is torn down by the hooks of test/support/lab.ts in every outcome.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { TCP_CHECK_MS, TCP_PING_TIMEOUT_MS } from '../../src/traversal/upgrade/tcp-path-watch.ts'
-import { BYTES, block, send, usePair } from './path-lab.ts'
-import { labSkip } from './use-lab.ts'
+import { labSkip } from '../support/lab.ts'
+import { BYTES, block, send, useLabPair as usePair } from '../support/lab-pair.ts'
 
 describe('a TCP direct path (cone × cone)', { skip: labSkip }, () => {
   const pair = usePair()

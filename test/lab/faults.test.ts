@@ -17,10 +17,10 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it, type TestContext } from 'node:test'
+import { labSkip } from '../support/lab.ts'
 import { createFaultPair, type FaultPair, type RelaySpec } from './fixtures/fault-pair.ts'
 import { describeOutcome, type FaultOutcome, underFault, verdict } from './fixtures/fault-run.ts'
 import { flushMappingsToPeer, killProcess, rebindToPeer, silence, unsilence } from './fixtures/faults.ts'
-import { labSkip } from './use-lab.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 64 * MiB

@@ -6,7 +6,7 @@ import { cleanupLeftovers, createLab, listNamespaces, pinnedNode } from '../../s
 import { lineChannel } from '../../src/testing/natlab/lines.ts'
 import { run } from '../../src/testing/natlab/shell.ts'
 import { STUN_PORT } from '../../src/testing/natlab/udx-direct-run.ts'
-import { labSkip, useLab } from './use-lab.ts'
+import { labSkip, useLab } from '../support/lab.ts'
 
 const tool = fileURLToPath(new URL('../../src/testing/natlab/udp-tool.ts', import.meta.url))
 const holdLab = fileURLToPath(new URL('../../src/testing/natlab/hold-lab.ts', import.meta.url))

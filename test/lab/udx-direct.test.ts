@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { runUdxSpike } from '../../src/testing/natlab/udx-direct-run.ts'
-import { labSkip, useLab } from './use-lab.ts'
+import { labSkip, useLab } from '../support/lab.ts'
 
 describe('raw udx-native direct path through cone x cone NATs', { skip: labSkip }, () => {
   const lab = useLab('cone', 'cone')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { runUpgradeSpike } from '../../src/testing/natlab/upgrade-run.ts'
-import { labSkip, useRelayLab } from './use-lab.ts'
+import { labSkip, useRelayLab } from '../support/lab.ts'
 
 const MiB = 1024 * 1024
 

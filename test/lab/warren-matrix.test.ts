@@ -7,27 +7,34 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { labSupport, type NatKind } from '../../src/testing/natlab/index.ts'
-import { runWarrenPair } from './warren-pair.ts'
+import type { NatKind } from '../../src/testing/natlab/index.ts'
+import type { DirectPlan } from '../../src/traversal/upgrade/types.ts'
+import { labSkip } from '../support/lab.ts'
+import { runLabPair } from '../support/lab-pair-run.ts'
 
-const support = await labSupport()
-const skip = support.ok ? false : `NAT lab unavailable: ${support.reason}`
 const BYTES = 64 * 1024 * 1024
 /** Sent over the relayed connection after the upgrade, in the runs that went direct. */
 const COMPARE_BYTES = 4 * 1024 * 1024
 const PINGS = 5
 
-/** `plan`: how the direct path was made: a TCP simultaneous open (cone × cone), TCP birthday probing (cone × symmetric). */
-const CASES: { natA: NatKind; natB: NatKind; direct: boolean; plan?: 'tcp' | 'tcp-birthday' }[] = [
-  { natA: 'cone', natB: 'cone', direct: true, plan: 'tcp' },
-  { natA: 'cone', natB: 'symmetric', direct: true, plan: 'tcp-birthday' },
+/**
+ * `direct`: whether the NATs allow a direct path. Any plan that makes one passes (the usual ones are a TCP
+ * simultaneous open for cone × cone and TCP birthday probing for cone × symmetric, with the UDX plans behind them when
+ * those miss); the plan taken is in the test's diagnostics.
+ */
+const CASES: { natA: NatKind; natB: NatKind; direct: boolean }[] = [
+  { natA: 'cone', natB: 'cone', direct: true },
+  { natA: 'cone', natB: 'symmetric', direct: true },
   { natA: 'symmetric', natB: 'symmetric', direct: false },
 ]
 
-describe('Warren nodes through two NATs: direct when the NATs allow, relayed when not', { skip }, () => {
+/** Every plan that makes a direct path. */
+const DIRECT_PLANS: readonly DirectPlan[] = ['tcp', 'tcp-birthday', 'simultaneous', 'birthday-easy', 'birthday-hard']
+
+describe('Warren nodes through two NATs: direct when the NATs allow, relayed when not', { skip: labSkip }, () => {
   for (const c of CASES) {
     it(`${c.natA} × ${c.natB}: 64 MiB intact, path ${c.direct ? 'direct' : 'relayed'} by Warren's report and by the routers' counters`, async (t) => {
-      const run = await runWarrenPair({
+      const run = await runLabPair({
         natA: c.natA,
         natB: c.natB,
         bytes: BYTES,
@@ -44,8 +51,9 @@ describe('Warren nodes through two NATs: direct when the NATs allow, relayed whe
         rtt.every((ms) => ms > 0),
         'every round trip took time',
       )
+      const plan = (r.upgrade as { plan?: string } | undefined)?.plan
       t.diagnostic(
-        `${c.natA}×${c.natB}: ${path.kind} ${path.addr}; upgrade ${JSON.stringify(r.upgrade)}; ` +
+        `${c.natA}×${c.natB}: ${path.kind} ${path.addr}; plan ${plan ?? '-'}; upgrade ${JSON.stringify(r.upgrade)}; ` +
           `time to direct ${r.toDirectMs === undefined ? '-' : `${Number(r.toDirectMs).toFixed(0)} ms`}; ` +
           `${run.main.mibps.toFixed(1)} MiB/s; router↔router ${run.directBytes} B; ` +
           `rtt ms ${Object.entries(run.rtt)
@@ -59,8 +67,7 @@ describe('Warren nodes through two NATs: direct when the NATs allow, relayed whe
           'direct',
           `Warren reports ${JSON.stringify(path)}; upgrade ${JSON.stringify(r.upgrade)}`,
         )
-        assert.match(path.addr, /^\/ip4\/[^/]+\/tcp\//)
-        assert.equal((r.upgrade as { plan?: string } | undefined)?.plan, c.plan, 'how the path was made')
+        assert.ok(DIRECT_PLANS.includes(plan as DirectPlan), `how the path was made: plan ${String(plan)}`)
         assert.ok(run.directBytes >= BYTES, `only ${run.directBytes} bytes went router ↔ router`)
         for (const relay of run.relays) {
           assert.ok(run.seen('ra', `out_${relay.host}`) < BYTES / 8, `A's bytes went through ${relay.host}`)

@@ -21,7 +21,8 @@ import {
   type PunchMessage,
 } from '../../src/traversal/punch/messages.ts'
 import { upgradeToDirect } from '../../src/traversal/upgrade/attempt.ts'
-import { eventually, nodeKey, startTestRelay, type TestRelay } from '../relay/support.ts'
+import { eventually } from '../support/eventually.ts'
+import { nodeKey, startTestRelay, type TestRelay } from '../support/nodes.ts'
 import { hashServer, type TestServer } from '../support/servers.ts'
 
 const NOT_ALLOWED = `${PUNCH_REFUSED} no service here allows this node, and this node did not dial it`

@@ -14,8 +14,10 @@ import { KNOWN_TAG } from '../../src/node/known-peers.ts'
 import { connectionSource } from '../../src/node/stranger-gate.ts'
 import { WarrenNode } from '../../src/node/warren-node.ts'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
-import { eventually, nodeKey, startTestRelay, type TestRelay, transfer } from '../relay/support.ts'
+import { eventually } from '../support/eventually.ts'
+import { nodeKey, startTestRelay, type TestRelay } from '../support/nodes.ts'
 import { hashServer, type TestServer } from '../support/servers.ts'
+import { transfer } from '../support/stream-transfer.ts'
 
 const LIMITS = { maxStrangerConnections: 20, maxStrangerConnectionsPerIp: 12, maxStrangerConnectionsPerRelay: 5 }
 

@@ -10,10 +10,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { lineChannel } from '../../src/testing/natlab/lines.ts'
-import { runCli, spawnCli } from '../helpers/cli.ts'
-import { makeHome, removeHome, TestDaemon, testConfig } from '../helpers/daemon.ts'
+import { runCli, spawnCli } from '../support/cli.ts'
+import { makeHome, removeHome, TestDaemon, testConfig } from '../support/daemon.ts'
+import { eventually } from '../support/eventually.ts'
+import { startNode } from '../support/nodes.ts'
 import { hashServer, type TestServer } from '../support/servers.ts'
-import { startNode, transfer } from './support.ts'
+import { transfer } from '../support/stream-transfer.ts'
 
 interface RelayProcess {
   home: string
@@ -47,15 +49,16 @@ async function spawnRelay(extra: string[] = []): Promise<RelayProcess> {
 }
 
 /** `warren status --json` once the daemon has a home relay. */
-async function eventuallyHome(home: string): Promise<{ relay: { home: string }; addrs: string[] }> {
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const r = await runCli(['--home', home, 'status', '--json'])
-    const st = JSON.parse(r.stdout) as { relay?: { home: string | null }; addrs: string[] }
-    if (st.relay?.home != null) return st as { relay: { home: string }; addrs: string[] }
-    if (Date.now() > deadline) throw new Error(`no home relay within 15 s: ${r.stdout}`)
-    await new Promise((res) => setTimeout(res, 200))
-  }
+function eventuallyHome(home: string): Promise<{ relay: { home: string }; addrs: string[] }> {
+  return eventually(
+    async () => {
+      const r = await runCli(['--home', home, 'status', '--json'])
+      const st = JSON.parse(r.stdout) as { relay?: { home: string | null }; addrs: string[] }
+      assert.ok(st.relay?.home != null, r.stdout)
+      return st as { relay: { home: string }; addrs: string[] }
+    },
+    { timeoutMs: 15_000, intervalMs: 200, message: 'a home relay' },
+  )
 }
 
 async function stopRelay(r: RelayProcess | undefined): Promise<void> {
@@ -175,26 +178,19 @@ describe('warren relay processes: failover, status, shutdown', () => {
 
       home.child.kill('SIGKILL')
       const killedAt = performance.now()
-      let reachedMs: number | undefined
       let attempts = 0
-      let lastError = ''
-      while (performance.now() - killedAt < 10_000) {
-        attempts++
-        try {
+      const reachedMs = await eventually(
+        async () => {
+          attempts++
           const r = await transfer(
             await a.openService(ticket, 'hash', { signal: AbortSignal.timeout(2_000) }),
             64 * 1024,
           )
-          if (r.answer === `${r.sent} ${r.sha256}`) {
-            reachedMs = performance.now() - killedAt
-            break
-          }
-        } catch (err) {
-          lastError = (err as Error).message
-        }
-        await new Promise((r) => setTimeout(r, 100))
-      }
-      assert.ok(reachedMs !== undefined, `not reachable within 10 s after ${attempts} attempts: ${lastError}`)
+          assert.equal(r.answer, `${r.sent} ${r.sha256}`)
+          return performance.now() - killedAt
+        },
+        { timeoutMs: 10_000, intervalMs: 100, message: 'b reachable through the second relay' },
+      )
       t.diagnostic(
         `failover: reachable through the second relay ${reachedMs.toFixed(0)} ms after the kill (${attempts} attempts)`,
       )

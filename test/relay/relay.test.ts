@@ -7,8 +7,10 @@ import { after, before, describe, it } from 'node:test'
 import type { Connection } from '@libp2p/interface'
 import { isWarrenError } from '../../src/errors.ts'
 import type { WarrenNode } from '../../src/node/warren-node.ts'
+import { eventually } from '../support/eventually.ts'
+import { nodeKey, startNode, startTestRelay } from '../support/nodes.ts'
 import { hashServer, type TestServer } from '../support/servers.ts'
-import { eventually, nodeKey, startNode, startTestRelay, transfer } from './support.ts'
+import { transfer } from '../support/stream-transfer.ts'
 
 const MiB = 1024 * 1024
 
@@ -134,10 +136,10 @@ describe('relay policy and relayed service streams (loopback)', () => {
         () => 'cut',
       )
       assert.equal(outcome, 'cut')
-      await eventually('the circuit is closed', () => (relay.status().circuits.length === 0 ? true : undefined))
+      await eventually(() => relay.status().circuits.length === 0, { message: 'the circuit is closed' })
       // the cut is not silent: the dialer says why and whom to allow
       const why = `warn the relayed connection to ${nodeB.peerId} through relay ${relay.peerId} ended: it used up the relay's data limit, so streams on it were cut short; ask the relay's operator to add node ${nodeB.peerId} to the relay's allow list`
-      await eventually('the dialer logs the used-up limit', () => (aLog.includes(why) ? true : undefined))
+      await eventually(() => aLog.includes(why), { message: 'the dialer logs the used-up limit' })
     } finally {
       await c.run()
     }
@@ -335,7 +337,8 @@ describe('home relay: choice, renewal and parallel dialing (loopback)', () => {
         }),
       )
       const first = relay.status().reservations[0]!.expiresAt
-      await new Promise((r) => setTimeout(r, 4_500)) // two lifetimes: only renewals keep it
+      // a fixed wait on purpose: two reservation lifetimes pass, so only renewals can keep the reservation
+      await new Promise((r) => setTimeout(r, 4_500))
       const now = relay.status().reservations.find((x) => x.node === b.peerId.toString())
       assert.ok(now !== undefined && now.expiresAt > Date.now() && now.expiresAt > first, 'renewed')
       const a = c.add(await startNode())

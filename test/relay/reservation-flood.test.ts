@@ -13,7 +13,8 @@ import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { relayClientParts } from '../../src/relay/client/client-store.ts'
 import { relayStatusOf } from '../../src/relay/status.ts'
-import { eventually, nodeKey, startNode, startTestRelay, type TestRelay } from './support.ts'
+import { eventually } from '../support/eventually.ts'
+import { nodeKey, startNode, startTestRelay, type TestRelay } from '../support/nodes.ts'
 
 const HINT =
   "Ask the relay's operator to add this node's id (`warren id`) to the relay's allow list, or use another relay."
@@ -118,10 +119,13 @@ describe('reservation floods (loopback, throwaway keys)', () => {
 
       // the attackers leave: their reservations go with them, the allowed node's stays
       await stopAll(attackers)
-      const left = await eventually('the attackers’ reservations are released', () => {
-        const r = relay.status().reservations
-        return r.length === 1 ? r : undefined
-      })
+      const left = await eventually(
+        () => {
+          const r = relay.status().reservations
+          return r.length === 1 ? r : undefined
+        },
+        { message: 'the attackers’ reservations are released' },
+      )
       assert.deepEqual(
         left.map((r) => r.node),
         [allowed.id],
@@ -171,9 +175,9 @@ describe('reservation floods (loopback, throwaway keys)', () => {
       )
 
       await stopAll(attackers)
-      await eventually('the strangers’ reservations are released', () =>
-        relay.status().reservations.length === 1 ? true : undefined,
-      )
+      await eventually(() => relay.status().reservations.length === 1, {
+        message: 'the strangers’ reservations are released',
+      })
       assert.equal(relay.status().totals.releasedReservations, 127)
     } finally {
       await Promise.allSettled(nodes.map((n) => n.stop()))
@@ -216,11 +220,10 @@ describe('reservation floods (loopback, throwaway keys)', () => {
       assert.deepEqual(tally(silent), { OK: 4 })
       proxy.freeze()
       // libp2p's connection monitor pings every 10 s and aborts a connection whose ping times out
-      await eventually(
-        'the silent strangers’ reservations are released',
-        () => (relay.status().reservations.length === 0 ? true : undefined),
-        45_000,
-      )
+      await eventually(() => relay.status().reservations.length === 0, {
+        timeoutMs: 45_000,
+        message: 'the silent strangers’ reservations are released',
+      })
       assert.equal(relay.status().totals.releasedReservations, 4)
       assert.equal(relay.status().totals.connections, 0)
     } finally {
@@ -238,12 +241,18 @@ describe('reservation floods (loopback, throwaway keys)', () => {
       const first = relay.status().reservations.find((r) => r.node === peer)
       assert.ok(first !== undefined)
       await relay.libp2p.hangUp(peerIdFromString(peer))
-      await eventually('the reservation is released', () =>
-        relay.status().totals.releasedReservations === 1 ? true : undefined,
-      )
-      await eventually('the node reserves again', () => relay.status().reservations.find((r) => r.node === peer))
-      assert.equal(node.homeRelay!.status().home, relay.peerId.toString())
-      // from now until well past the first reservation's expiry (the node renews at half the TTL), it holds one
+      await eventually(() => relay.status().totals.releasedReservations === 1, {
+        message: 'the reservation is released',
+      })
+      await eventually(() => relay.status().reservations.find((r) => r.node === peer), {
+        message: 'the node reserves again',
+      })
+      // the relay records the reservation before the node has its answer
+      await eventually(() => node.homeRelay!.status().home === relay.peerId.toString(), {
+        message: 'the node takes the relay as its home again',
+      })
+      // from now until well past the first reservation's expiry (the node renews at half the TTL), it holds one: a
+      // check repeated over a fixed span on purpose, as the reservation must hold the whole time
       const until = first.expiresAt + 1_500
       let checks = 0
       while (Date.now() < until) {

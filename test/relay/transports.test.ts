@@ -9,8 +9,9 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import { bindingRequest, decodeStun, encodeStun, mappedAddress, STUN_BINDING_SUCCESS } from '../../src/stun/codec.ts'
+import { startNode, startTestRelay } from '../support/nodes.ts'
 import { hashServer } from '../support/servers.ts'
-import { startNode, startTestRelay, transfer } from './support.ts'
+import { transfer } from '../support/stream-transfer.ts'
 
 function hasOpenssl(): boolean {
   try {

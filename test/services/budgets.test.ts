@@ -13,8 +13,9 @@ import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { openServiceStream } from '../../src/services/dial.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
+import { eventually } from '../support/eventually.ts'
 import { stalledServer, type TestServer } from '../support/servers.ts'
-import { ByteSource, MiB, pace, pump, sinkServer } from '../support/transfer.ts'
+import { ByteSource, MiB, pace, pacedHashServer, pump } from '../support/transfer.ts'
 
 const PUBLIC_TOTAL = 6
 const PUBLIC_PER_PEER = 2
@@ -52,7 +53,7 @@ async function upload(listen: string, size: number): Promise<{ answer: string; e
 describe('stream budgets: strangers on public services cannot take named peersâ€™ slots', () => {
   let net: Testnet
   let stalled: TestServer
-  let sink: Awaited<ReturnType<typeof sinkServer>>
+  let sink: Awaited<ReturnType<typeof pacedHashServer>>
   let strangers: WarrenLibp2p[] = []
   const held: Stream[] = []
   let hostId: string
@@ -60,7 +61,7 @@ describe('stream budgets: strangers on public services cannot take named peersâ€
 
   before(async () => {
     stalled = await stalledServer()
-    sink = await sinkServer(pace.fast)
+    sink = await pacedHashServer(pace.fast)
     net = await createTestnet(2, {
       services: {
         1: {
@@ -119,7 +120,9 @@ describe('stream budgets: strangers on public services cannot take named peersâ€
   it('limits one stranger to its per-peer share', async () => {
     // free a slot of the first stranger's: the total has room, but the second stranger already holds its share
     held.shift()!.abort(new Error('make room'))
-    await until(() => net.nodes[1]!.status().streams.active < PUBLIC_TOTAL)
+    await eventually(() => net.nodes[1]!.status().streams.active < PUBLIC_TOTAL, {
+      message: 'a public stream slot freed',
+    })
     await rejectsWith(
       open(strangers[1]!),
       'ERR_OVERLOADED',
@@ -150,11 +153,3 @@ describe('stream budgets: strangers on public services cannot take named peersâ€
     for (const s of mine) s.abort(new Error('done'))
   })
 })
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}

@@ -15,6 +15,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode } from '../../src/p2p/create.ts'
 import { batchFrames, coalesceSocketWrites } from '../../src/p2p/patches/coalesce.ts'
+import { eventually } from '../support/eventually.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
@@ -62,10 +63,11 @@ describe('write coalescing', () => {
       const parts = Array.from({ length: 200 }, (_, i) => Buffer.from(`message ${i};`))
       for (const p of parts) maConn.send(p)
       const total = Buffer.concat(parts)
-      const deadline = Date.now() + 5_000
-      while (Buffer.concat(reads).length < total.length && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10))
-      }
+      await eventually(() => Buffer.concat(reads).length >= total.length, {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        message: 'every byte at the peer',
+      }).catch(() => {}) // the assertions below say what arrived
       assert.deepEqual(Buffer.concat(reads), total)
       // 200 sends (400 buffers: @libp2p/tcp writes each one) left in one writev, so the peer read them at once
       assert.equal(reads.length, 1, `${reads.length} reads`)
@@ -90,15 +92,15 @@ describe('write coalescing', () => {
       for (let off = 0; off < data.length; off += 1024) {
         if (!maConn.send(data.subarray(off, off + 1024))) {
           full++
-          if (full === 1) setTimeout(() => peer.resume(), 200) // the peer starts reading only later
+          // a fixed delay on purpose: the peer starts reading only later, so the sender must wait for 'drain'
+          if (full === 1) setTimeout(() => peer.resume(), 200)
           await maConn.onDrain({ signal: AbortSignal.timeout(10_000) })
         }
       }
       assert.ok(full > 0, 'send() never reported a full socket')
-      const deadline = Date.now() + 10_000
-      while (Buffer.concat(received).length < data.length && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20))
-      }
+      await eventually(() => Buffer.concat(received).length >= data.length, {
+        message: 'every byte at the peer',
+      }).catch(() => {}) // the checksum below says what arrived
       assert.equal(sha(Buffer.concat(received)), sha(data))
     } finally {
       maConn.abort(new Error('test over'))
@@ -125,10 +127,11 @@ describe('write coalescing', () => {
       for (const p of parts) assert.equal(maConn.send(p), true)
       assert.equal(sends, 0, 'nothing is sent before the turn ends')
       const total = Buffer.concat(parts)
-      const deadline = Date.now() + 5_000
-      while (Buffer.concat(reads).length < total.length && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10))
-      }
+      await eventually(() => Buffer.concat(reads).length >= total.length, {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        message: 'every byte at the peer',
+      }).catch(() => {}) // the assertions below say what arrived
       assert.deepEqual(Buffer.concat(reads), total)
       assert.equal(sends, 1)
     } finally {

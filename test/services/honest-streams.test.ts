@@ -11,6 +11,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { ConnectionLostError } from '../../src/p2p/patches/honest-streams.ts'
+import { eventually } from '../support/eventually.ts'
 
 const PROTO = '/warren-test/honest/1.0.0'
 const CHUNK = new Uint8Array(64 * 1024)
@@ -49,13 +50,23 @@ async function pauseDuringResume(p: Pair): Promise<{ state: number; readStatus: 
   const inb = await p.inbound
   inb.pause()
   void send(out, 64).catch(() => {}) // 4 MiB, twice the window
-  await sleep(300)
+  // the bytes have piled up once the sender has used its credit: the read buffer stops growing
+  let seen = -1
+  await eventually(
+    () => {
+      const n = inb.readBufferLength
+      const still = n > 0 && n === seen
+      seen = n
+      return still
+    },
+    { intervalMs: 100, message: 'a read buffer that stopped growing' },
+  )
   inb.addEventListener('message', () => {
     if (inb.readStatus === 'readable') inb.pause()
   })
   inb.resume()
   const state = (inb as unknown as { state: number }).state
-  await sleep(300)
+  await sleep(300) // a fixed wait on purpose: what the sender may push meanwhile is what the test measures
   const result = { state, readStatus: inb.readStatus, buffered: inb.readBufferLength }
   out.abort(new Error('done'))
   return result
@@ -105,9 +116,12 @@ async function closedMidTransfer(p: Pair): Promise<{ error?: Error; remoteFin: b
   const closed = new Promise<Error | undefined>((resolve) => {
     out.addEventListener('close', (evt) => resolve((evt as Event & { error?: Error }).error))
   })
-  out.addEventListener('message', () => {})
+  let received = 0
+  out.addEventListener('message', (evt) => {
+    received += (evt as Event & { data: { byteLength: number } }).data.byteLength
+  })
   void send(inb, 1_000_000).catch(() => {})
-  await sleep(200)
+  await eventually(() => received > 0, { message: 'bytes arriving at b' })
   // a's TCP socket closes under the connection (a FIN, as when a relay process dies), b's stream not ended
   for (const c of p.a.getConnections()) tcpSocketOf(c).destroy()
   const error = await closed

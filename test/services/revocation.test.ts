@@ -11,8 +11,9 @@ import { after, before, describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { HomePaths } from '../../src/config/home.ts'
 import { loadNodeKey } from '../../src/identity/keys.ts'
-import { runCli } from '../helpers/cli.ts'
-import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../helpers/daemon.ts'
+import { runCli } from '../support/cli.ts'
+import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../support/daemon.ts'
+import { eventually } from '../support/eventually.ts'
 import { ByteSource, MiB, pump } from '../support/transfer.ts'
 
 const SIZE = 48 * MiB
@@ -183,17 +184,9 @@ describe('revocation: removed services and peers lose their open streams', { tim
         ),
       )
       // both target connections are closed: the revoked one by the reset, the other after its last byte
-      await until(() => source.open() === 0)
+      await eventually(() => source.open() === 0, { timeoutMs: 20_000, message: 'every source connection closed' })
     } finally {
       api.close()
     }
   })
 })
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}

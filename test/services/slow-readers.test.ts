@@ -9,8 +9,17 @@ import { connect, createServer, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { pipeStream } from '../../src/p2p/pipe.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
-import { type Pair, startPair } from '../helpers/two-daemons.ts'
-import { ByteSource, MiB, pace, pump, type ReadPace, readPaced, sinkServer, sourceServer } from '../support/transfer.ts'
+import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
+import {
+  ByteSource,
+  MiB,
+  pace,
+  pacedHashServer,
+  pump,
+  type ReadPace,
+  readPaced,
+  sourceServer,
+} from '../support/transfer.ts'
 
 type Closer = { port: number; close(): Promise<void> }
 
@@ -28,7 +37,7 @@ function dial(listen: string): Socket {
 }
 
 describe('slow readers and writers through a forward between two daemons', () => {
-  let pair: Pair
+  let pair: DaemonPair
   const servers: Closer[] = []
   const fwd = new Map<string, string>()
 
@@ -36,12 +45,12 @@ describe('slow readers and writers through a forward between two daemons', () =>
     const services: Record<string, string> = {}
     for (const [i, c] of CASES.entries()) {
       const src = await sourceServer(c.bytes, i + 1)
-      const sink = await sinkServer(c.pace)
+      const sink = await pacedHashServer(c.pace)
       servers.push(src, sink)
       services[`src${i}`] = `/tcp/${src.port}`
       services[`sink${i}`] = `/tcp/${sink.port}`
     }
-    pair = await startPair(services)
+    pair = await startDaemonPair(services)
     const client = await pair.b.client()
     try {
       for (const name of Object.keys(services)) {

@@ -5,6 +5,7 @@ import { connect, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
+import { eventually } from '../support/eventually.ts'
 import { echoServer, hashServer, sinkServer, stalledServer, type TestServer } from '../support/servers.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -31,14 +32,6 @@ async function exchange(listen: string, data: Uint8Array): Promise<Buffer> {
   await ended
   s.destroy()
   return Buffer.concat(chunks)
-}
-
-async function until(cond: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await sleep(20)
-  }
 }
 
 describe('service streams', () => {
@@ -106,9 +99,12 @@ describe('service streams', () => {
     for (let round = 0; round < 5; round++) {
       const data = randomBytes(6 * 1024 * 1024)
       const s = await dial(fwd.echo)
+      const accepted = echo.accepted()
       s.pause() // the reader falls behind: the stream pauses and the echo finishes before we read
       s.end(data)
-      await sleep(400)
+      await eventually(() => echo.accepted() > accepted && echo.sockets.size === 0, {
+        message: 'the echo server closed its connection',
+      })
       const chunks: Buffer[] = []
       s.on('data', (c: Buffer) => chunks.push(c))
       await new Promise<void>((resolve, reject) => {
@@ -124,7 +120,10 @@ describe('service streams', () => {
     const payloads = Array.from({ length: 200 }, (_, i) => randomBytes(16 * 1024 + i))
     const answers = await Promise.all(payloads.map((p) => exchange(fwd.echo, p)))
     for (const [i, a] of answers.entries()) assert.equal(sha(a), sha(payloads[i]!), `connection ${i}`)
-    await until(() => net.nodes[1]!.status().streams.active === 0)
+    await eventually(() => net.nodes[1]!.status().streams.active === 0, {
+      timeoutMs: 5_000,
+      message: 'no active stream at the host',
+    })
   })
 
   it('holds back-pressure: a target that does not read stops the sender within bounded memory', async () => {
@@ -145,7 +144,7 @@ describe('service streams', () => {
     // window (4 MiB) + stream read buffer (8 MiB) + socket buffers on three hops: far below what was offered
     assert.ok(accepted < 96 * 1024 * 1024, `sender kept going: ${accepted} bytes accepted`)
     const rssBefore = process.memoryUsage().rss
-    await sleep(500)
+    await sleep(500) // a fixed wait on purpose: memory must not grow while the target stalls
     assert.ok(process.memoryUsage().rss - rssBefore < 32 * 1024 * 1024, 'memory grew while the target stalled')
     // the target starts reading: everything offered arrives intact
     const target = [...stalled.sockets].at(-1)!
@@ -153,7 +152,7 @@ describe('service streams', () => {
     target.on('data', (d: Buffer) => (received += d.length))
     target.resume()
     s.end()
-    await until(() => received === accepted, 20_000)
+    await eventually(() => received === accepted, { timeoutMs: 20_000, message: 'every accepted byte at the target' })
     const clientClosed = new Promise((r) => s.once('close', r))
     target.end()
     await clientClosed
@@ -185,7 +184,10 @@ describe('service streams', () => {
   it('tears down the target when the client resets, and the client when the target resets', async () => {
     const newTarget = async (server: TestServer): Promise<Socket> => {
       const before = new Set(server.sockets)
-      await until(() => [...server.sockets].some((t) => !before.has(t)))
+      await eventually(() => [...server.sockets].some((t) => !before.has(t)), {
+        timeoutMs: 5_000,
+        message: 'a new target connection',
+      })
       return [...server.sockets].find((t) => !before.has(t))!
     }
     const pending = newTarget(sink)
@@ -208,10 +210,19 @@ describe('service streams', () => {
 
   it('leaks no stream or socket once connections end', async () => {
     await Promise.all(Array.from({ length: 20 }, () => exchange(fwd.echo, randomBytes(1024))))
-    await until(() => net.nodes[1]!.status().streams.active === 0)
-    await until(() => net.nodes[0]!.forwards().every((f) => f.active === 0))
-    await until(() => net.nodes[0]!.libp2p.getConnections().every((c) => c.streams.length === 0))
-    await until(() => echo.sockets.size === 0)
+    await eventually(() => net.nodes[1]!.status().streams.active === 0, {
+      timeoutMs: 5_000,
+      message: 'no active stream at the host',
+    })
+    await eventually(() => net.nodes[0]!.forwards().every((f) => f.active === 0), {
+      timeoutMs: 5_000,
+      message: 'no active forward connection',
+    })
+    await eventually(() => net.nodes[0]!.libp2p.getConnections().every((c) => c.streams.length === 0), {
+      timeoutMs: 5_000,
+      message: 'no open libp2p stream',
+    })
+    await eventually(() => echo.sockets.size === 0, { timeoutMs: 5_000, message: 'every echo connection closed' })
   })
 })
 

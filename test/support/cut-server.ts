@@ -93,7 +93,8 @@ export async function cutServer(): Promise<CutServer> {
             : c,
         )
       }
-      // let the bytes leave before the cut
+      // let the bytes leave before the cut: a fixed wait, as the kernel's send queue (which an RST discards) cannot
+      // be watched from here
       const done = (): void => {
         setTimeout(() => (cut[4] === 'rst' ? s.resetAndDestroy() : s.end()), 200)
       }

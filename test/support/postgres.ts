@@ -11,6 +11,7 @@ import { existsSync, readdirSync } from 'node:fs'
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { eventually } from './eventually.ts'
 import { freePort } from './servers.ts'
 
 const ROOT = '/usr/lib/postgresql'
@@ -113,12 +114,14 @@ export async function startCluster(bin: string): Promise<PgCluster> {
     }
     child.stdout!.on('data', take)
     child.stderr!.on('data', take)
-    const deadline = Date.now() + 30_000
-    while (!/ready to accept connections/.test(log)) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`postgres exited:\n${log}`)
-      if (Date.now() > deadline) throw new Error(`postgres did not start in 30 s:\n${log}`)
-      await new Promise((r) => setTimeout(r, 25))
-    }
+    const gone = (): boolean => child.exitCode !== null || child.signalCode !== null
+    await eventually(() => gone() || /ready to accept connections/.test(log), {
+      timeoutMs: 30_000,
+      message: 'postgres ready',
+    }).catch(() => {
+      throw new Error(`postgres did not start in 30 s:\n${log}`)
+    })
+    if (gone()) throw new Error(`postgres exited:\n${log}`)
     return cluster
   } catch (err) {
     await cluster.stop()

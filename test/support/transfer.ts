@@ -136,7 +136,7 @@ export async function sourceServer(size: number, seed = 1): Promise<{ port: numb
 }
 
 /** A TCP server that reads each connection at `p`, then answers `<bytes> <sha256>` or nothing if it ended badly. */
-export async function sinkServer(
+export async function pacedHashServer(
   p: ReadPace,
   onResult?: (r: ReadResult) => void,
 ): Promise<{ port: number; close(): Promise<void> }> {

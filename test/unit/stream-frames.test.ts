@@ -22,6 +22,7 @@ import {
   MAX_FRAME_PAYLOAD,
 } from '../../src/daemon/stream-frames.ts'
 import { isWarrenError } from '../../src/errors.ts'
+import { eventually } from '../support/eventually.ts'
 
 const frame = (type: number, payload: Buffer, length = payload.length): Buffer => {
   const h = Buffer.alloc(5)
@@ -174,11 +175,6 @@ function settle(s: FramedStream): Promise<{ data: string; ending: string }> {
   })
 }
 
-/** Waits until `cond` holds (polling), for states reached through the event loop. */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5))
-}
-
 test('a clean stream: half-close one way, the other keeps flowing, both ENDs close the socket', async () => {
   const { mine, peer } = await socketPair()
   const s = new FramedStream(mine, opts)
@@ -188,7 +184,10 @@ test('a clean stream: half-close one way, the other keeps flowing, both ENDs clo
   const chunks: Buffer[] = []
   peer.on('data', (d: Buffer) => chunks.push(d))
   s.end('request') // our END first: the peer can still answer
-  await until(() => decodeAll(Buffer.concat(chunks), 1 << 20).length === 2)
+  await eventually(() => decodeAll(Buffer.concat(chunks), 1 << 20).length === 2, {
+    intervalMs: 5,
+    message: 'two frames',
+  })
   assert.deepEqual(decodeAll(Buffer.concat(chunks), 1 << 20), [{ kind: 'data', text: 'request' }, { kind: 'end' }])
   assert.equal(s.complete, false)
   peer.write(Buffer.concat([...encodeData(Buffer.from('answer')), encodeEnd()]))
@@ -305,8 +304,9 @@ test('back-pressure: an unread stream stops reading its socket, and then deliver
   s.pause()
   s.resume()
   s.pause() // started, then stopped: it reads up to its buffer and must stop there
-  await until(() => s.readableLength >= s.readableHighWaterMark)
-  await new Promise((r) => setTimeout(r, 200)) // a stream that kept reading would pull megabytes in this time
+  await eventually(() => s.readableLength >= s.readableHighWaterMark, { intervalMs: 5, message: 'a full read buffer' })
+  // a fixed wait on purpose: nothing may happen in it (a stream that kept reading would pull megabytes in this time)
+  await new Promise((r) => setTimeout(r, 200))
   assert.ok(s.readableLength < 1024 * 1024, `${s.readableLength} bytes buffered in the stream`)
   assert.ok(peer.writableLength > size / 2, `only ${peer.writableLength} bytes still waiting at the writer`)
   const h = createHash('sha256')

@@ -1,33 +1,25 @@
 /**
  * One client connection on the gateway's fast path (fast-path.ts): requests taken one at a time, each an
- * {@link Exchange} with a service stream from the pool, the request and response heads rewritten and their bodies
- * passed on as they came; anything the fast path does not carry is handed over to the full path at a request
- * boundary.
+ * {@link Exchange} (request.ts) with a service stream from the pool, the request body passed on as it came and
+ * the service's response passed back (response.ts); errors are answered with the full path's pages (replies.ts).
+ * Anything the fast path does not carry is handed over to the full path at a request boundary.
  */
 import type { Socket } from 'node:net'
-import { WarrenError } from '../../errors.ts'
-import { httpErrorResponse } from '../../http/http-errors.ts'
-import {
-  BodyFramer,
-  type Framing,
-  FramingError,
-  KEEP_ALIVE_SEC,
-  parseRequestHead,
-  parseResponseHead,
-} from '../../http/http1.ts'
-import { IDEMPOTENT, type UpstreamFailure, upstreamFailure } from '../../http/reverse-proxy.ts'
-import { reasonOf } from '../../p2p/pipe.ts'
-import { waitForRoom } from '../../p2p/stream-room.ts'
+import { FramingError, KEEP_ALIVE_SEC, parseRequestHead } from '../../http/http1.ts'
+import type { UpstreamFailure } from '../../http/reverse-proxy.ts'
 import { describeExchangeEnd } from '../exchange-log.ts'
-import { concat, type Exchange, exchangeEnd, httpDate, responseHead, wrapBody } from './exchange.ts'
-import type { FastPath } from './fast-path.ts'
-import { upstreamRequestHead } from './heads.ts'
+import { concat, type Exchange, exchangeEnd } from './exchange.ts'
+import { badRequestBody, badResponse, errorPage, responseTimeout } from './replies.ts'
+import { sendUp, startExchange } from './request.ts'
+import { type ResponseSink, responseData, responseEnd } from './response.ts'
+import type { FastPathContext } from './types.ts'
 import { Upstream, type UpstreamUser } from './upstreams.ts'
 
 const PIPELINE_LIMIT = 64 * 1024
 
+/** A client connection of the fast path, in one of four states: awaiting a head, in an exchange, handed over, closed. */
 export class FastConnection implements UpstreamUser {
-  readonly #fp: FastPath
+  readonly #fp: FastPathContext
   readonly #socket: Socket
   #buf: Buffer | undefined
   #ex: Exchange | undefined
@@ -37,7 +29,24 @@ export class FastConnection implements UpstreamUser {
   /** The client sent its FIN. */
   #clientEnded = false
 
-  constructor(fp: FastPath, socket: Socket) {
+  /** The response side's hold on this connection (response.ts). */
+  readonly #sink: ResponseSink = {
+    write: (data, body) => this.#write(data, body),
+    started: () => {
+      this.#timing = false
+    },
+    fail: (ex, kind, message) => this.#fail(ex, kind, message),
+    cut: (ex, reason) => this.#cut(ex, reason),
+    done: (ex) => this.#maybeDone(ex),
+    retry: (ex) => this.#open(ex),
+    close: (ex) => {
+      this.#end(ex)
+      this.#state = 'closed'
+      this.#socket.end()
+    },
+  }
+
+  constructor(fp: FastPathContext, socket: Socket) {
     this.#fp = fp
     this.#socket = socket
     socket.on('data', this.onData)
@@ -82,28 +91,9 @@ export class FastConnection implements UpstreamUser {
     if (ex.req.done) this.#maybeDone(ex)
   }
 
-  /**
-   * Sends `data` on the stream; `headBytes` of it are the request head (not counted as body). When the stream is
-   * full the client socket is paused until it has room; returns false then.
-   */
+  /** Sends request bytes on the stream (request.ts); the client is paused while the stream is full. */
   #toStream(ex: Exchange, data: Uint8Array, headBytes = 0): boolean {
-    const up = ex.upstream!
-    ex.bytesUp += data.byteLength - headBytes
-    try {
-      if (!up.stream.send(data)) {
-        this.#socket.pause()
-        waitForRoom(up.stream).then(
-          () => {
-            if (this.#ex === ex && this.#state === 'busy' && !ex.req.done) this.#socket.resume()
-          },
-          () => {},
-        )
-        return false
-      }
-    } catch {
-      // the stream is gone: its end event settles the exchange
-    }
-    return true
+    return sendUp(ex, data, headBytes, this.#socket, () => this.#ex === ex && this.#state === 'busy' && !ex.req.done)
   }
 
   #nextHead(): void {
@@ -112,57 +102,13 @@ export class FastConnection implements UpstreamUser {
     const fp = this.#fp.opts
     const head = parseRequestHead(buf, fp.maxHeaderBytes)
     if (head === 'more') return
-    if (head === 'fallback') {
+    const ex = head === 'fallback' ? undefined : startExchange(fp, head, this.#socket.remoteAddress ?? '127.0.0.1')
+    if (ex === undefined) {
       this.#handOver()
-      return
-    }
-    const spec = fp.route(head)
-    if (spec === undefined) {
-      this.#handOver()
-      return
-    }
-    let ids: { id: string; base36: string }
-    let release: () => void
-    try {
-      ids = fp.gateway.resolveNode(spec.node, spec.browser === true ? { learn: false } : undefined)
-      release = fp.gateway.acquire(ids.id)
-    } catch {
-      this.#handOver() // the full path answers with the exact page
       return
     }
     fp.headArrived(this.#socket)
-    this.#buf = head.size === buf.length ? undefined : buf.subarray(head.size)
-    const upHead = upstreamRequestHead(head.raw, {
-      method: head.method,
-      path: spec.path,
-      clientIp: this.#socket.remoteAddress ?? '127.0.0.1',
-      clientHost: head.host,
-      host: spec.host ?? `${spec.service}.${ids.base36}.${fp.tld}`,
-      prefix: spec.prefix,
-      chunked: head.framing.kind === 'chunked',
-    })
-    const ex: Exchange = {
-      head,
-      describe: `service "${spec.service}" on node ${ids.id}`,
-      release,
-      upHead: Buffer.from(upHead, 'latin1'),
-      key: `${ids.id}/${spec.service}`,
-      node: ids.id,
-      service: spec.service,
-      prefix: spec.prefix,
-      req: new BodyFramer(head.framing),
-      res: undefined,
-      resBuf: undefined,
-      started: false,
-      wrapChunks: false,
-      reusable: true,
-      retried: false,
-      bodyless: head.framing.kind === 'none',
-      upstream: undefined,
-      bytesUp: 0,
-      bytesDown: 0,
-      since: Date.now(),
-    }
+    this.#buf = ex.head.size === buf.length ? undefined : buf.subarray(ex.head.size)
     this.#ex = ex
     this.#state = 'busy'
     this.#startTimer()
@@ -218,65 +164,7 @@ export class FastConnection implements UpstreamUser {
 
   onUpstreamData(data: Uint8Array): void {
     const ex = this.#ex
-    if (ex === undefined) return
-    if (ex.res === undefined) {
-      let buf = concat(ex.resBuf, data)
-      for (;;) {
-        const head = parseResponseHead(buf, this.#fp.opts.maxHeaderBytes)
-        if (head === 'more') {
-          ex.resBuf = buf
-          return
-        }
-        if ('error' in head) {
-          this.#fail(ex, head.error, head.message)
-          return
-        }
-        if (head.status === 101) {
-          this.#fail(ex, 'not-http', 'unexpected 101 Switching Protocols')
-          return
-        }
-        buf = buf.subarray(head.size)
-        if (head.status < 200) continue // 100 Continue, 103 Early Hints …: the final response follows
-        this.#timing = false
-        ex.resBuf = undefined
-        const bodyless = ex.head.method === 'HEAD' || head.status === 204 || head.status === 304
-        const framing: Framing = bodyless ? { kind: 'none' } : head.framing
-        if (framing.kind === 'close') {
-          ex.wrapChunks = true
-          ex.reusable = false
-        }
-        if (head.close) ex.reusable = false
-        ex.res = new BodyFramer(framing)
-        const text = responseHead(ex, head.status, head.reason, head.raw, framing)
-        ex.started = true
-        const n = this.#takeResponse(ex, buf)
-        const body = n === 0 ? undefined : wrapBody(ex, buf.subarray(0, n))
-        // head and the first body bytes in one buffer: one write, one syscall
-        const len = Buffer.byteLength(text, 'latin1')
-        const out = Buffer.allocUnsafe(len + (body?.length ?? 0))
-        out.write(text, 0, 'latin1')
-        if (body !== undefined) out.set(body, len)
-        this.#write(out, body?.length ?? 0)
-        break
-      }
-    } else {
-      const n = this.#takeResponse(ex, data)
-      if (n > 0) this.#write(wrapBody(ex, n === data.length ? data : data.subarray(0, n)))
-    }
-    if (ex.res?.done === true) this.#maybeDone(ex)
-  }
-
-  #takeResponse(ex: Exchange, data: Uint8Array): number {
-    let n: number
-    try {
-      n = ex.res!.take(data, 0)
-    } catch (err) {
-      // the head is out: all the client can learn is that the response was cut
-      this.#cut(ex, `the service sent a malformed response body (${(err as Error).message})`)
-      return 0
-    }
-    if (n < data.length) ex.reusable = false // bytes past the response: the stream cannot be trusted
-    return n
+    if (ex !== undefined) responseData(this.#sink, ex, data, this.#fp.opts.maxHeaderBytes)
   }
 
   /** Writes to the client; `body` bytes of `data` are response body (the rest is the head). */
@@ -293,39 +181,7 @@ export class FastConnection implements UpstreamUser {
 
   onUpstreamEnd(error?: Error): void {
     const ex = this.#ex
-    if (ex === undefined) return
-    ex.reusable = false
-    ex.upstream = undefined
-    if (ex.res === undefined) {
-      // nothing (or no whole head) came back; a pooled stream the service had closed is tried once more
-      if (ex.resBuf === undefined && !ex.retried && ex.bodyless && IDEMPOTENT.has(ex.head.method)) {
-        ex.retried = true
-        this.#open(ex)
-        return
-      }
-      this.#fail(ex, 'incomplete', error?.message ?? 'other side closed')
-      return
-    }
-    // a close-delimited body ends with the stream's FIN; any error means it was cut
-    if (ex.wrapChunks && error === undefined) {
-      this.#write(Buffer.from('0\r\n\r\n'))
-      ex.res.done = true
-      this.#maybeDone(ex)
-      return
-    }
-    if (!ex.res.done) {
-      this.#cut(
-        ex,
-        error === undefined ? 'the service closed the stream before the response body ended' : reasonOf(error),
-      )
-      return
-    }
-    if (!ex.req.done) {
-      // answered before the request body was through, then closed: the rest of the body has nowhere to go
-      this.#end(ex)
-      this.#state = 'closed'
-      this.#socket.end()
-    }
+    if (ex !== undefined) responseEnd(this.#sink, ex, error)
   }
 
   #maybeDone(ex: Exchange): void {
@@ -342,6 +198,11 @@ export class FastConnection implements UpstreamUser {
       this.#socket.end()
       return
     }
+    this.#awaitHead()
+  }
+
+  /** Waits for the next request head on the connection (or takes one that came already). */
+  #awaitHead(): void {
     this.#state = 'head'
     this.#fp.opts.awaitingHead?.(this.#socket)
     if (this.#socket.isPaused()) this.#socket.resume()
@@ -366,16 +227,12 @@ export class FastConnection implements UpstreamUser {
   readonly #onTimer = (): void => {
     const ex = this.#ex
     if (!this.#timing || ex === undefined || ex.started) return
-    const ms = this.#fp.opts.responseTimeoutMs
-    const err = new WarrenError('ERR_TIMEOUT', `${ex.describe} sent no response within ${ms} ms`, {
-      hint: 'The service is slow or stuck; raise gateway.responseTimeoutMs for slow services.',
-    })
-    this.#answerError(ex, err, undefined)
+    this.#answerError(ex, responseTimeout(ex, this.#fp.opts.responseTimeoutMs), undefined)
   }
 
   #fail(ex: Exchange, kind: UpstreamFailure, message: string): void {
-    const up = { describe: ex.describe, responseTimeoutMs: this.#fp.opts.responseTimeoutMs }
-    this.#answerError(ex, upstreamFailure(kind, new Error(message), up), kind === 'head-too-large' ? 502 : undefined)
+    const { err, status } = badResponse(ex, kind, message, this.#fp.opts.responseTimeoutMs)
+    this.#answerError(ex, err, status)
   }
 
   /** An error page instead of the service's response; the stream is dropped. */
@@ -390,34 +247,22 @@ export class FastConnection implements UpstreamUser {
     this.#end(ex)
     // a request whose body was not read to its end leaves the connection unusable
     const close = !ex.req.done || ex.head.close || this.#clientEnded
-    const page = httpErrorResponse(err, {
-      ...(status === undefined ? {} : { status }),
-      close,
-      date: httpDate(),
-      keepAliveTimeoutSec: KEEP_ALIVE_SEC,
-      head: ex.head.method === 'HEAD',
-    })
+    const page = errorPage(ex, err, status, close)
     if (close) {
       this.#state = 'closed'
       this.#socket.end(page)
       return
     }
     this.#socket.write(page)
-    this.#state = 'head'
-    this.#fp.opts.awaitingHead?.(this.#socket)
-    if (this.#socket.isPaused()) this.#socket.resume()
-    this.#nextHead()
+    this.#awaitHead()
   }
 
   #badRequestBody(ex: Exchange, err: Error): void {
-    const e = new WarrenError('ERR_BAD_NAME', `the access port could not parse the request (${err.message})`, {
-      hint: 'Speak HTTP/1.1 or SOCKS5 to the access port.',
-    })
     if (!(err instanceof FramingError) || ex.started) {
       this.#cut(ex, `the request body was malformed (${err.message})`)
       return
     }
-    this.#answerError(ex, e, 400)
+    this.#answerError(ex, badRequestBody(err), 400)
   }
 
   /** The exchange cannot be finished: logged, then the client's connection is cut and the stream reset. */

@@ -1,5 +1,5 @@
 /**
- * One request in flight on a fast-path client connection (fast-connection.ts), and the small helpers around it: the
+ * One request in flight on a fast-path client connection (connection.ts), and the small helpers around it: the
  * Date header, buffer joining, and the client-side response head and body framing.
  */
 

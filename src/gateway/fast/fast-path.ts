@@ -7,7 +7,7 @@
  * X-Forwarded-Prefix), the body is passed on as it came (Content-Length or chunked, framed only to find its end),
  * the response head is rewritten (hop-by-hop headers dropped, `Location` under the prefix, Date and the client
  * connection's keep-alive headers added) and its body passed back as it came. Service streams come from a pool
- * per node and service (fast-upstreams.ts); a keep-alive client keeps getting the same stream.
+ * per node and service (upstreams.ts); a keep-alive client keeps getting the same stream.
  *
  * Anything else — Upgrade, Expect, HTTP/1.0, odd framing, malformed or over-size heads, auth, unknown pages, bad
  * names, refused peers, the stream limit — is handed over, at a request boundary, to the full path (Node's
@@ -22,33 +22,15 @@
  */
 
 import type { Socket } from 'node:net'
-import { KEEP_ALIVE_SEC, type RequestHead } from '../../http/http1.ts'
-import type { Logger } from '../../log.ts'
-import type { ForwardSpec, Gateway, GatewayBackend } from '../gateway.ts'
+import { KEEP_ALIVE_SEC } from '../../http/http1.ts'
 import { FastConnection } from './connection.ts'
+import type { FastPathContext, FastPathOptions } from './types.ts'
 import { UpstreamPool } from './upstreams.ts'
 
-export interface FastPathOptions {
-  backend: GatewayBackend
-  gateway: Gateway
-  tld: string
-  maxHeaderBytes: number
-  responseTimeoutMs: number
-  openTimeoutMs: number
-  maxStreamsPerPeer: number
-  /** Where a request goes; undefined sends it to the full path (which answers refusals and redirects). */
-  route(head: RequestHead): ForwardSpec | undefined
-  /** Gives the connection to the full path, `buffered` (unparsed bytes) first. */
-  handOver(socket: Socket, buffered: Buffer | undefined): void
-  /** A request head arrived (ends the access port's head deadline). */
-  headArrived(socket: Socket): void
-  /** A keep-alive connection waits for its next request head (starts the access port's head deadline). */
-  awaitingHead?(socket: Socket): void
-  /** Exchanges that end abnormally are logged here at `warn`. */
-  log?: Logger
-}
+export type { FastPathOptions } from './types.ts'
 
-export class FastPath {
+/** The fast path of one access port: its client connections and its pool of service streams. */
+export class FastPath implements FastPathContext {
   readonly opts: FastPathOptions
   readonly pool: UpstreamPool
   readonly #connections = new Set<FastConnection>()

@@ -1,56 +1,104 @@
 /**
- * Connecting to a node by name: resolve the alias, id or ticket, reuse an open connection (direct preferred), else
- * ask the discovery sources for addresses and dial every known path at once (direct addresses and each relay), with
- * one fresh lookup after a failed dial.
+ * Connecting to a node, the whole policy in one place: resolve the name (alias, id or ticket) unless the caller already
+ * did, reuse an open connection (direct preferred), else look its addresses up (cache, configured addresses, mDNS,
+ * DHT) and dial every path at once (direct addresses and each relay: ./parallel-dial.ts). When a dial to cached or
+ * configured addresses fails, the cache entry is dropped and one fresh lookup follows; its new addresses are dialed.
  *
  * @example
  * ```ts
  * const dialer = new Dialer(libp2p, addressBook, discovery, { dialTimeoutMs: 10_000 })
  * const conn = await dialer.connect('laptop')
+ * const again = await dialer.connect(addressBook.resolve('laptop'))   // already resolved: not resolved again
  * ```
  */
 import type { Connection, PeerId } from '@libp2p/interface'
-import type { Multiaddr } from '@multiformats/multiaddr'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { Discovery } from '../../discovery/discovery.ts'
+import { type LookupOptions, type LookupResult, lookupAddrs } from '../../discovery/resolver.ts'
 import { isWarrenError, WarrenError } from '../../errors.ts'
-import type { AddressBook } from '../../identity/address-book.ts'
+import type { AddressBook, ResolvedNode } from '../../identity/address-book.ts'
+import type { Logger } from '../../log.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import { bestConnection } from '../../p2p/path.ts'
-import { dialAllPaths } from '../../relay/client/parallel-dial.ts'
+import { dialAllPaths } from './parallel-dial.ts'
+
+/** How {@link Dialer.connect} treats a node name. */
+export interface ConnectOptions {
+  /** More addresses to try (`--addr`); only with a name. */
+  addrs?: string[]
+  signal?: AbortSignal
+  /** false: refuse a ticket or address this node does not already know (ERR_UNKNOWN_ADDRESSES); only with a name. */
+  allowNewAddresses?: boolean
+}
+
+export interface DialerOptions {
+  /** Time for one dial over all paths, ms (config limits.dialTimeoutMs), unless the caller gives a signal. */
+  dialTimeoutMs: number
+  log?: Logger
+}
 
 export class Dialer {
   readonly #libp2p: WarrenLibp2p
   readonly #book: AddressBook
   readonly #discovery: Discovery
   readonly #timeoutMs: number
+  readonly #log: Logger
 
-  constructor(libp2p: WarrenLibp2p, book: AddressBook, discovery: Discovery, opts: { dialTimeoutMs: number }) {
+  constructor(libp2p: WarrenLibp2p, book: AddressBook, discovery: Discovery, opts: DialerOptions) {
     this.#libp2p = libp2p
     this.#book = book
     this.#discovery = discovery
     this.#timeoutMs = opts.dialTimeoutMs
+    this.#log = opts.log ?? (() => {})
   }
 
-  /** Resolves and connects, reusing an open connection (direct preferred). */
-  async connect(
-    node: string,
-    opts: { addrs?: string[]; signal?: AbortSignal; allowNewAddresses?: boolean } = {},
-  ): Promise<Connection> {
-    const target = this.#book.resolve(
-      node,
-      opts.addrs,
-      opts.allowNewAddresses === false ? { allowNewAddresses: false } : {},
-    )
+  /**
+   * Connects to `node`: a name, resolved through the address book, or a node the caller resolved already
+   * ({@link AddressBook.resolve}'s result, used as it is). Reuses an open connection (direct preferred).
+   */
+  async connect(node: string | ResolvedNode, opts: ConnectOptions = {}): Promise<Connection> {
+    const target =
+      typeof node === 'string'
+        ? this.#book.resolve(node, opts.addrs, opts.allowNewAddresses === false ? { allowNewAddresses: false } : {})
+        : node
     if (target.id.equals(this.#libp2p.peerId)) {
-      throw new WarrenError('ERR_DIAL_FAILED', `${node} is this node itself`, {
+      const name = typeof node === 'string' ? node : (node.alias ?? node.id.toString())
+      throw new WarrenError('ERR_DIAL_FAILED', `${name} is this node itself`, {
         hint: 'Reach local services directly at their target address.',
       })
     }
     const existing = bestConnection(this.#libp2p.getConnections(target.id))
     if (existing !== undefined) return existing
+    return this.#lookUpAndDial(target, opts.signal)
+  }
+
+  /**
+   * Looks `target.id` up (its own `addrs` are the config source) and dials what was found. A failed dial to cached or
+   * configured addresses drops the cache entry and triggers one fresh lookup; new addresses are dialed. With no
+   * address anywhere but some in libp2p's peer store, those are dialed.
+   */
+  async #lookUpAndDial(target: ResolvedNode, signal: AbortSignal | undefined): Promise<Connection> {
     const stored = await this.#hasStoredAddrs(target.id)
-    const dial = (addrs: Multiaddr[]): Promise<Connection> => this.#dial(target.id, addrs, opts.signal)
-    return this.#discovery.connect(target, dial, { stored, ...(opts.signal ? { signal: opts.signal } : {}) })
+    const base: LookupOptions = signal === undefined ? {} : { signal }
+    let first: LookupResult
+    try {
+      first = await this.#discovery.lookup(target.id, { ...base, configAddrs: target.addrs })
+    } catch (err) {
+      if (stored && signal?.aborted !== true) return this.#dial(target.id, [], signal)
+      throw err
+    }
+    try {
+      return await this.#dial(target.id, lookupAddrs(first, multiaddr), signal)
+    } catch (err) {
+      if (first.source === 'cache') this.#discovery.forget(target.id)
+      if (first.source === 'mdns' || first.source === 'dht' || signal?.aborted === true) throw err
+      const again = await this.#discovery.lookup(target.id, { ...base, fresh: true }).catch(() => undefined)
+      const tried = new Set(first.addrs.map((a) => a.addr))
+      const fresh = again?.addrs.filter((a) => !tried.has(a.addr)) ?? []
+      if (again === undefined || fresh.length === 0) throw err
+      this.#log('info', `${target.id}: ${first.source} addresses failed; dialing ${fresh.length} from ${again.source}`)
+      return this.#dial(target.id, lookupAddrs(again, multiaddr), signal)
+    }
   }
 
   /** Dials `addrs` and the peer store's addresses of `id`: direct ones and every relay at once. */

@@ -16,10 +16,12 @@
  * home.status().home                 // '12D3KooW…' (relay id)
  * ```
  */
+
 import type { Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { toWarrenError, WarrenError, type WarrenErrorJSON } from '../../errors.ts'
+import type { Logger } from '../../log.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import type { CircuitLimit } from '../info.ts'
 import { queryRelayInfo } from '../info.ts'
@@ -51,7 +53,7 @@ export interface HomeRelayStatus {
 }
 
 export interface HomeRelayOptions {
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
   /** Ping of the home relay to catch a dead relay whose connection did not close, ms (default 10000). */
   checkIntervalMs?: number
   /** Time for one relay to answer a ping or grant a reservation, ms (default 4000). */

@@ -10,6 +10,7 @@
  * await relay.stop()
  * ```
  */
+
 import { readFile } from 'node:fs/promises'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -17,6 +18,7 @@ import { Bootstrapper } from '../../discovery/bootstrap.ts'
 import { relayPeerFinder } from '../../discovery/relay-view.ts'
 import { type RoutingHttpServer, startRoutingHttp } from '../../discovery/routing-http.ts'
 import { isWarrenError, WarrenError } from '../../errors.ts'
+import type { Logger } from '../../log.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../../p2p/create.ts'
 import { routingTableSize } from '../../p2p/dht.ts'
 import { RecordStore } from '../../p2p/record-store.ts'
@@ -32,7 +34,7 @@ import { RelayPolicy } from './policy.ts'
 export interface RelayOptions {
   privateKey: PrivateKey
   config: RelayConfig
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log?: Logger
   /** Skips unheard `main-event` events process-wide (src/p2p/patches/unheard-events.ts); the relay daemon turns it on. */
   skipUnheardEvents?: boolean
 }

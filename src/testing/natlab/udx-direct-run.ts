@@ -1,5 +1,5 @@
 /**
- * Runs the raw udx-native direct-path spike in a lab: STUN responders on two public hosts, one peer process behind each
+ * Runs a raw udx-native direct path in a lab: STUN responders on two public hosts, one peer process behind each
  * router, the parent relaying their signalling, then a checksummed bulk transfer a → b over the punched path. Whether the
  * bytes really went router to router is read from the routers' nft counters, not taken from the peers' word.
  *
@@ -59,7 +59,7 @@ export async function startLabStun(lab: Lab, host: string): Promise<void> {
   await lineChannel(child.stdout!, child.stdin!, `stun on ${host}`).next('listening', 10_000)
 }
 
-/** One spike run. The lab needs at least two public hosts (the second STUN server detects symmetric NATs). */
+/** One run. The lab needs at least two public hosts (the second STUN server detects symmetric NATs). */
 export async function runUdxSpike(lab: Lab, options: SpikeOptions = {}): Promise<SpikeResult> {
   const bytes = options.bytes ?? 64 * 1024 * 1024
   const publicHosts = Object.keys(lab.hosts).filter((h) => !['sw', 'ra', 'rb', 'a', 'b'].includes(h))
@@ -76,13 +76,13 @@ export async function runUdxSpike(lab: Lab, options: SpikeOptions = {}): Promise
   const script = options.mode === 'libp2p' ? './libp2p-peer.ts' : './udx-peer.ts'
   const children = (['a', 'b'] as const).map((host) => lab.spawnNode(host, here(script)))
   try {
-    return await spikeRun(lab, children, config, bytes, publicHosts, options)
+    return await directRun(lab, children, config, bytes, publicHosts, options)
   } finally {
     await Promise.all(children.map((c) => reap(c)))
   }
 }
 
-async function spikeRun(
+async function directRun(
   lab: Lab,
   children: ChildProcess[],
   config: LineMessage,

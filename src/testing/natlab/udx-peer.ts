@@ -1,5 +1,5 @@
 /**
- * One side of the raw udx-native direct-path spike, run inside a lab host by {@link ./udx-spike.ts}. It speaks JSON lines
+ * One side of the raw udx-native direct-path run, inside a lab host, of {@link ./udx-direct-run.ts}. It speaks JSON lines
  * on stdin/stdout with the parent, which plays the part of the relayed signalling connection:
  *
  * 1. `config` in → STUN from one UDP socket to two servers → `ready` out (`mapped`, `nat`: easy|hard)

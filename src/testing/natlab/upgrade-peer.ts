@@ -35,7 +35,7 @@ interface UpgradeConfig {
   yamuxWindow: number
   /** Birthday probe budget (0: the default). */
   maxProbes: number
-  /** Let the upgrade try a TCP simultaneous open first (false: UDX only, what this spike measures). */
+  /** Let the upgrade try a TCP simultaneous open first (false: UDX only, what this run measures). */
   directTcp?: boolean
 }
 

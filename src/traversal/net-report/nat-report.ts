@@ -1,7 +1,7 @@
 /**
- * What a node learns about its own NAT before a direct-path upgrade (direct-path.ts): its public UDP mapping from the
- * STUN servers (the relays), asked from the udx transport's own socket, whether that mapping varies by destination,
- * and, alongside, its TCP mapping (tcp-punch.ts).
+ * What a node learns about its own NAT before a direct-path upgrade (upgrade/attempt.ts): its public UDP mapping from
+ * the STUN servers (the relays), asked from the udx transport's own socket, whether that mapping varies by destination,
+ * and, alongside, its TCP mapping (punch/tcp-punch.ts).
  *
  * @packageDocumentation
  */

@@ -138,7 +138,7 @@ export function tcpSimultaneousOpen(
   }
 }
 
-/** The socket of each connection made here (watched by tcp-path-watch.ts). */
+/** The socket of each connection made here (watched by upgrade/tcp-path-watch.ts). */
 const sockets = new WeakMap<Connection, Socket>()
 
 /** The socket under `conn` when it is a punched TCP connection, else undefined. */

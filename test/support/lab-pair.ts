@@ -1,7 +1,8 @@
 /**
- * Helpers of the direct-path lab tests (direct-path-rebind.test.ts, direct-path-retry.test.ts): a lab with one
- * `warren relay` and two Warren nodes driven over stdin/stdout (fixtures/path-node.ts), transfers with router counters
- * around them, and the ways a test disturbs the NATs (a new mapping, UDP blocked between the routers).
+ * A live pair of Warren nodes behind two NATs in the lab, kept for a whole describe block (the direct-path lab tests):
+ * one `warren relay` and two nodes driven over stdin/stdout (test/lab/fixtures/path-node.ts), transfers with router
+ * counters around them, and the ways a test disturbs the NATs (a new mapping, UDP or TCP blocked between the routers).
+ * For one measured run of a pair with two relays, see lab-pair-run.ts.
  */
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
@@ -21,7 +22,7 @@ export const BYTES = 16 * MiB
 const RB = '198.18.0.3'
 const A_LAN = '198.19.1.2'
 
-export interface Pair {
+export interface LabPair {
   lab: Lab
   a: Driver
   b: Driver
@@ -80,11 +81,11 @@ function driver(lab: Lab, host: 'a' | 'b', args: string[], udxOnly: boolean): Dr
  * ticket and waits for the direct path (unless `expectDirect` is false). `setup` runs on the lab before the nodes start.
  * `udxOnly`: the nodes punch over UDP only (config traversal.tcp false), for the tests of UDX paths' upkeep.
  */
-export function usePair(
+export function useLabPair(
   opts: { setup?: (lab: Lab) => Promise<void>; expectDirect?: boolean; udxOnly?: boolean } = {},
-): () => Pair {
+): () => LabPair {
   let lab: Lab | undefined
-  let state: Pair | undefined
+  let state: LabPair | undefined
   let dir = ''
   before(async () => {
     lab = await createLab({ natA: 'cone', natB: 'cone', publicHosts: ['relay'] })

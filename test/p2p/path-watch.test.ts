@@ -10,6 +10,7 @@ import type { UDXStream } from 'udx-native'
 import { isWarrenError } from '../../src/errors.ts'
 import { UdxEndpoint } from '../../src/p2p/udx/endpoint.ts'
 import { KEEPALIVE_MS, PathWatch } from '../../src/p2p/udx/path-watch.ts'
+import { eventually } from '../support/eventually.ts'
 
 function bind(): Promise<Socket> {
   const s = createSocket('udp4')
@@ -48,7 +49,7 @@ async function pair() {
   const fwd = await forwarder(b.address().port)
   const stream = await a.open({ host: '127.0.0.1', port: fwd.port }, { timeoutMs: 2000 })
   stream.setKeepalive(KEEPALIVE_MS)
-  for (let i = 0; i < 100 && inbound.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+  await eventually(() => inbound.length > 0, { timeoutMs: 1_000, intervalMs: 10, message: 'B accepts the stream' })
   assert.equal(inbound.length, 1, 'B accepted the stream')
   inbound[0]!.setKeepalive(KEEPALIVE_MS)
   for (const s of [stream, inbound[0]!]) s.on('error', () => undefined)
@@ -84,7 +85,8 @@ describe('PathWatch (loopback, real UDX streams)', () => {
     try {
       watch.start()
       const ended = closed(p.stream)
-      await new Promise((r) => setTimeout(r, 4500)) // no application data: only heartbeats and their acks
+      // a fixed wait on purpose: the stream stays idle (only heartbeats and their acks) and must survive it
+      await new Promise((r) => setTimeout(r, 4500))
       assert.equal(p.stream.destroying, false, 'an idle but healthy stream stays')
       assert.equal(silent.length, 0)
       const received = p.stream.packetsReceived
@@ -113,7 +115,8 @@ describe('PathWatch (loopback, real UDX streams)', () => {
     const watch = new PathWatch(() => p.a.streams(), { silentMs: 2000, checkMs: 500 })
     try {
       p.fwd.cut()
-      await new Promise((r) => setTimeout(r, 200)) // packets in flight have landed; the counter stays put now
+      // a fixed wait on purpose: packets in flight land, then no packet may come (the checks below use fake times)
+      await new Promise((r) => setTimeout(r, 200))
       const t0 = performance.now()
       watch.check(t0)
       watch.check(t0 + 500)

@@ -1,3 +1,4 @@
+/** A NAT lab per describe block (built and torn down by before/after hooks), and whether the lab can run here. */
 import { after, before } from 'node:test'
 import { createLab, type Lab, type LabOptions, labSupport, type NatKind } from '../../src/testing/natlab/index.ts'
 import { startLabStun } from '../../src/testing/natlab/udx-direct-run.ts'

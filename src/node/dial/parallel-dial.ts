@@ -11,9 +11,9 @@ import type { Connection, PeerId } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { WarrenError } from '../../errors.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
-import { queryRelayInfo } from '../info.ts'
-import { circuitRefused, RELAY_STATUS, relayStatusOf } from '../status.ts'
-import { relayClientParts } from './client-store.ts'
+import { relayClientParts } from '../../relay/client/client-store.ts'
+import { queryRelayInfo } from '../../relay/info.ts'
+import { circuitRefused, RELAY_STATUS, relayStatusOf } from '../../relay/status.ts'
 
 export function isCircuitAddr(addr: Multiaddr): boolean {
   return addr.toString().includes('/p2p-circuit')

@@ -1,10 +1,12 @@
 /**
- * Two Warren nodes behind two NATs in the lab, with two `warren relay` processes on the public segment: node B (behind
- * router rb) serves a hash service and keeps a home relay; node A (behind ra) sends bytes to it by B's ticket. Returns
- * what A saw (answer, checksum, path, upgrade, round trips) and, per transfer, the routers' counters and the CPU time of
- * every process, so a test can tell a direct path (bytes router ↔ router) from a relayed one (bytes through a relay
- * host), and the lab can compare both paths in the same run (`compareBytes`: a second transfer forced onto the
- * relayed connection, which stays open after the upgrade).
+ * One measured run of two Warren nodes behind two NATs in the lab (the NAT matrix), with two `warren relay` processes
+ * on the public segment: node B (behind router rb) serves a hash service and keeps a home relay; node A (behind ra)
+ * sends bytes to it by B's ticket. Returns what A saw (answer, checksum, path, upgrade, round trips) and, per
+ * transfer, the routers' counters and the CPU time of every process, so a test can tell a direct path (bytes router ↔
+ * router) from a relayed one (bytes through a relay host), and the lab can compare both paths in the same run
+ * (`compareBytes`: a second transfer forced onto the relayed connection, which stays open after the upgrade). The
+ * nodes run test/relay/fixtures/lab-node.ts. For a pair kept alive across tests and disturbed between them, see
+ * lab-pair.ts.
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -24,7 +26,7 @@ export const RELAY_HOSTS = ['relay', 'relay2'] as const
 export type LegPath = 'best' | 'relay'
 
 /** One transfer of the run, with the routers' counters and the processes' CPU time around it alone. */
-export interface PairLeg {
+export interface LabPairLeg {
   over: LegPath
   /** A's report: answer, sha256, sent, ms, path (and for `best`, Warren's path report after the transfer). */
   result: LineMessage
@@ -49,7 +51,7 @@ export interface PairLeg {
   cpuS: Record<string, number>
 }
 
-export interface PairRun {
+export interface LabPairRun {
   /** The transfer on the path new streams take, with the upgrade outcome and time to direct (A's `settled`). */
   result: LineMessage
   /** A's report once the upgrade settled: upgrade, toDirectMs, path, rtt samples. */
@@ -57,8 +59,8 @@ export interface PairRun {
   /** Round trips (ms, ping protocol) taken in turns over the direct and the relayed connection after settling. */
   rtt: { direct?: number[]; relayed?: number[] }
   /** Every transfer, in the order sent; the `best` one is `main`. */
-  legs: PairLeg[]
-  main: PairLeg
+  legs: LabPairLeg[]
+  main: LabPairLeg
   relays: { host: string; id: string }[]
   /** B's home relay. */
   home: { host: string; id: string }
@@ -91,7 +93,7 @@ const delta = (before: Record<string, Counter>, after: Record<string, Counter>, 
 type Snapshot = { ra: Record<string, Counter>; rb: Record<string, Counter>; cpu: Record<string, number> }
 
 /** Builds the lab, runs the transfers from A to B, tears everything down. */
-export async function runWarrenPair(opts: {
+export async function runLabPair(opts: {
   natA: NatKind
   natB: NatKind
   bytes: number
@@ -103,7 +105,7 @@ export async function runWarrenPair(opts: {
   compareBytes?: number
   /** Send the relayed comparison before the main transfer (default after). */
   relayFirst?: boolean
-}): Promise<PairRun> {
+}): Promise<LabPairRun> {
   const homes: string[] = []
   const lab = await createLab({ natA: opts.natA, natB: opts.natB, publicHosts: [...RELAY_HOSTS] })
   try {
@@ -151,7 +153,7 @@ export async function runWarrenPair(opts: {
       const [ra, rb, cpu] = await Promise.all([lab.counters('ra'), lab.counters('rb'), cpuSecondsOf(pids)])
       return { ra, rb, cpu }
     }
-    const runLeg = async (over: LegPath, bytes: number): Promise<PairLeg> => {
+    const runLeg = async (over: LegPath, bytes: number): Promise<LabPairLeg> => {
       const before = await snapshot()
       a.send({ type: 'go', over, bytes })
       const result = await expect(a, 'leg', 90_000, logs.a)
@@ -159,7 +161,7 @@ export async function runWarrenPair(opts: {
       return legOf(over, bytes, result, before, after, relays)
     }
     const compare = (settled.path as { kind?: string } | undefined)?.kind === 'direct' && (opts.compareBytes ?? 0) > 0
-    const legs: PairLeg[] = []
+    const legs: LabPairLeg[] = []
     if (compare && opts.relayFirst === true) legs.push(await runLeg('relay', opts.compareBytes!))
     const main = await runLeg('best', opts.bytes)
     legs.push(main)
@@ -171,7 +173,7 @@ export async function runWarrenPair(opts: {
     return {
       result: { ...main.result, upgrade, toDirectMs },
       settled,
-      rtt: settled.rtt as PairRun['rtt'],
+      rtt: settled.rtt as LabPairRun['rtt'],
       legs,
       main,
       relays,
@@ -193,7 +195,7 @@ function legOf(
   before: Snapshot,
   after: Snapshot,
   relays: { host: string }[],
-): PairLeg {
+): LabPairLeg {
   const seen = (r: 'ra' | 'rb', name: string): number => delta(before[r], after[r], name)
   const directBytes = seen('ra', 'out_peer') + seen('ra', 'in_peer') + seen('rb', 'out_peer') + seen('rb', 'in_peer')
   const viaRelay = Object.fromEntries(relays.map((r) => [r.host, seen('ra', `out_${r.host}`)]))

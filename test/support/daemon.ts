@@ -12,6 +12,7 @@ import type { ConfigInput } from '../../src/config/schema.ts'
 import { generateNodeKey, saveNodeKey } from '../../src/identity/keys.ts'
 import type { NodeIdentity } from '../../src/node/types.ts'
 import { spawnCli } from './cli.ts'
+import { eventually } from './eventually.ts'
 
 /** Config for a test home: loopback, ephemeral ports, plus `extra`. */
 export function testConfig(extra: Partial<ConfigInput> = {}): ConfigInput {
@@ -80,17 +81,14 @@ export class TestDaemon {
 
   /** Waits until the log matches `pattern`. */
   async waitForLog(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
     let exited = false
     void this.exited.then(() => {
       exited = true
     })
-    while (!pattern.test(this.stderr)) {
-      if (exited) throw new Error(`daemon exited before logging ${pattern}:\n${this.stderr}`)
-      if (Date.now() > deadline)
-        throw new Error(`daemon did not log ${pattern} within ${timeoutMs} ms:\n${this.stderr}`)
-      await new Promise((r) => setTimeout(r, 25))
-    }
+    await eventually(() => exited || pattern.test(this.stderr), { timeoutMs }).catch(() => {
+      throw new Error(`daemon did not log ${pattern} within ${timeoutMs} ms:\n${this.stderr}`)
+    })
+    if (!pattern.test(this.stderr)) throw new Error(`daemon exited before logging ${pattern}:\n${this.stderr}`)
   }
 
   async client(): Promise<WarrenClient> {

@@ -1,92 +1,122 @@
 /**
- * Daemons and clients for data-path tests through the access port: a serving daemon `a` whose services point at
- * a test server, a client daemon `b` (the gateway's fast path on) and optionally `c` (fast path off, so every
- * gateway and proxy request takes the full path), each in its own process; curl run with its output hashed as it
- * streams; and Node HTTP requests through each access path (SOCKS5, CONNECT, absolute form, gateway) for what
- * curl cannot do (pausing readers, cutting an upload at a chosen byte).
+ * Clients that reach services through a node's access port: curl (with its output hashed as it streams), a small
+ * SOCKS5 client for the reply codes curl folds into one message, CONNECT tunnels, and Node HTTP requests through
+ * each access path (SOCKS5, CONNECT, absolute form, gateway) for what curl cannot do (pausing readers, cutting an
+ * upload at a chosen byte).
  */
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { type ClientRequest, type RequestOptions, request } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { ConfigInput } from '../../src/config/schema.ts'
-import { loadNodeKey } from '../../src/identity/keys.ts'
-import { socks5Connect } from '../access/support.ts'
-import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../helpers/daemon.ts'
 
-export interface AccessLab {
-  a: TestDaemon
-  b: TestDaemon
-  c: TestDaemon | undefined
-  /** a's node id. */
-  aId: string
-  /** b's access port (fast path), host:port. */
-  fast: string
-  /** c's access port (full path only), host:port; '' without `fullPath`. */
-  full: string
-  /** Starts a fresh `a` on the same home (same key, same ports), e.g. after it was killed. */
-  restartA(): Promise<TestDaemon>
-  close(): Promise<void>
+export interface CurlResult {
+  code: number
+  stdout: string
+  stderr: string
 }
 
-async function accessOf(d: TestDaemon): Promise<string> {
-  const c = await d.client()
-  try {
-    return (await c.status()).access!.listen
-  } finally {
-    c.close()
-  }
+/** Runs curl (never throws); `-sS` so errors land on stderr. */
+export function curl(args: string[], opts: { input?: Buffer; timeoutMs?: number } = {}): Promise<CurlResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'curl',
+      ['-sS', '--max-time', String(Math.ceil((opts.timeoutMs ?? 20_000) / 1000)), ...args],
+      { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({
+          code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1,
+          stdout: stdout.toString('utf8'),
+          stderr: stderr.toString('utf8'),
+        })
+      },
+    )
+    if (opts.input !== undefined) child.stdin?.end(opts.input)
+    else child.stdin?.end()
+  })
 }
 
-/** Starts `a` with `services`, then `b` (and `c` with the fast path off when `fullPath`), both knowing `a` as `a`. */
-export async function startAccessLab(services: ConfigInput['services'], fullPath = false): Promise<AccessLab> {
-  const bHome = await makeHome()
-  const cHome = fullPath ? await makeHome() : undefined
-  const idOf = async (keyPath: string): Promise<string> => peerIdFromPrivateKey(await loadNodeKey(keyPath)).toString()
-  const peers: Record<string, string> = { b: await idOf(bHome.key) }
-  if (cHome !== undefined) peers.c = await idOf(cHome.key)
-  const aHome = await makeHome(testConfig({ services, peers }))
-  let a = await TestDaemon.start(aHome)
-  // a restarted `a` must be reachable at the same address: pin the port it got
-  const aConfig = JSON.parse(await readFile(aHome.config, 'utf8')) as ConfigInput
-  const ident = await a.identity()
-  const tcp = ident.addrs.find((x) => x.startsWith('/ip4/127.0.0.1/tcp/'))!
-  aConfig.listen = [tcp.replace(/\/p2p\/.*$/, '')]
-  await writeConfig(aHome, aConfig)
-  const clientConfig = testConfig({ peers: { a: ident.ticket } })
-  await writeConfig(bHome, clientConfig)
-  const bStart = TestDaemon.start(bHome)
-  let cStart: Promise<TestDaemon> | undefined
-  if (cHome !== undefined) {
-    await writeConfig(cHome, clientConfig)
-    const before = process.env.WARREN_GATEWAY_FAST_PATH
-    process.env.WARREN_GATEWAY_FAST_PATH = '0' // read by the child's environment at spawn time
-    cStart = TestDaemon.start(cHome)
-    if (before === undefined) delete process.env.WARREN_GATEWAY_FAST_PATH
-    else process.env.WARREN_GATEWAY_FAST_PATH = before
+/** Splits `curl -i` output into status, headers and body. */
+export function parseCurlResponse(out: string): { status: number; headers: Record<string, string>; body: string } {
+  const i = out.indexOf('\r\n\r\n')
+  const head = out.slice(0, i).split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of head.slice(1)) {
+    const j = line.indexOf(':')
+    headers[line.slice(0, j).toLowerCase()] = line.slice(j + 1).trim()
   }
-  const [b, c] = await Promise.all([bStart, cStart])
-  const lab: AccessLab = {
-    a,
-    b,
-    c,
-    aId: ident.id,
-    fast: await accessOf(b),
-    full: c === undefined ? '' : await accessOf(c),
-    async restartA() {
-      await a.stop('SIGKILL')
-      a = await TestDaemon.start(aHome)
-      lab.a = a
-      return a
-    },
-    async close() {
-      await Promise.all([lab.a.stop(), b.stop(), c?.stop()])
-      await Promise.all([removeHome(aHome), removeHome(bHome), cHome === undefined ? undefined : removeHome(cHome)])
-    },
-  }
-  return lab
+  return { status: Number(head[0]!.split(' ')[1]), headers, body: out.slice(i + 4) }
+}
+
+/**
+ * A minimal SOCKS5 client (RFC 1928/1929) that reports the server's reply code, for the codes curl folds into
+ * one message. Resolves with the connected socket when the reply is 0.
+ */
+export function socks5Connect(
+  access: string,
+  target: { host: string; port: number; atyp?: 'domain' | 'ipv4' | 'ipv6' },
+  auth?: { username: string; password: string },
+): Promise<{ reply: number; socket: Socket; authStatus?: number }> {
+  const i = access.lastIndexOf(':')
+  const socket = connect({ host: access.slice(0, i), port: Number(access.slice(i + 1)), allowHalfOpen: true })
+  let buf = Buffer.alloc(0)
+  const need = (n: number): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (buf.length >= n) {
+          socket.off('data', onData)
+          socket.off('close', onClose)
+          const out = buf.subarray(0, n)
+          buf = buf.subarray(n)
+          resolve(out)
+        }
+      }
+      const onData = (d: Buffer): void => {
+        buf = Buffer.concat([buf, d])
+        check()
+      }
+      const onClose = (): void => reject(new Error(`socks5: closed with ${buf.length}/${n} bytes`))
+      socket.on('data', onData)
+      socket.once('close', onClose)
+      check()
+    })
+  return (async () => {
+    await new Promise<void>((r, j) => socket.once('connect', r).once('error', j))
+    socket.write(Buffer.from(auth === undefined ? [5, 1, 0] : [5, 1, 2]))
+    const [, method] = await need(2)
+    if (method === 0xff) return { reply: 0xff, socket }
+    let authStatus: number | undefined
+    if (auth !== undefined) {
+      const u = Buffer.from(auth.username)
+      const p = Buffer.from(auth.password)
+      socket.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]))
+      authStatus = (await need(2))[1]
+      if (authStatus !== 0) return { reply: -1, socket, authStatus }
+    }
+    const atyp = target.atyp ?? 'domain'
+    let addr: Buffer
+    if (atyp === 'domain') addr = Buffer.concat([Buffer.from([3, target.host.length]), Buffer.from(target.host)])
+    else if (atyp === 'ipv4') addr = Buffer.from([1, ...target.host.split('.').map(Number)])
+    else addr = Buffer.concat([Buffer.from([4]), ipv6Bytes(target.host)])
+    const port = Buffer.alloc(2)
+    port.writeUInt16BE(target.port)
+    socket.write(Buffer.concat([Buffer.from([5, 1, 0]), addr, port]))
+    const reply = await need(10)
+    if (buf.length > 0) socket.unshift(buf)
+    const out: { reply: number; socket: Socket; authStatus?: number } = { reply: reply[1]!, socket }
+    if (authStatus !== undefined) out.authStatus = authStatus
+    return out
+  })()
+}
+
+function ipv6Bytes(ip: string): Buffer {
+  const [h, t] = ip.split('::') as [string, string | undefined]
+  const head = h === '' ? [] : h.split(':')
+  const tail = t === undefined || t === '' ? [] : t.split(':')
+  const groups = t === undefined ? head : [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail]
+  const b = Buffer.alloc(16)
+  for (const [i, g] of groups.entries()) b.writeUInt16BE(Number.parseInt(g, 16), i * 2)
+  return b
 }
 
 export interface CurlRun {

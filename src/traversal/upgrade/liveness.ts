@@ -1,0 +1,77 @@
+/**
+ * Liveness of the direct connections `DirectPaths` makes: {@link PathWatch} closes a UDX connection that has been
+ * silent for 3 s, {@link TcpPathWatch} one on a punched TCP socket whose ping goes unanswered. Each remembers why it
+ * closed a connection, so that the status can say so once the close arrives.
+ *
+ * @packageDocumentation
+ */
+import type { Connection } from '@libp2p/interface'
+import type { WarrenLibp2p } from '../../p2p/create.ts'
+import { PathWatch } from '../../p2p/udx/path-watch.ts'
+import { type UdxHub, udpEndpointOf } from '../../p2p/udx/transport.ts'
+import { punchedSocket } from '../punch/tcp-punch.ts'
+import { TcpPathWatch } from './tcp-path-watch.ts'
+
+/** How long the reason for a stream that never became a connection is kept, ms. */
+const REASON_TTL_MS = 60_000
+
+/** A direct connection `DirectPaths` makes and re-makes: UDX (`/ip4|ip6/…/udp/…`) or a punched TCP one. */
+export const isPunched = (conn: Connection): boolean =>
+  udpEndpointOf(conn.remoteAddr) !== undefined || punchedSocket(conn) !== undefined
+
+/** `host:port` of a punched connection's far end (the key of the watches' reasons), else undefined. */
+function punchedKey(conn: Connection): string | undefined {
+  const udp = udpEndpointOf(conn.remoteAddr)
+  if (udp !== undefined) return `${udp.host}:${udp.port}`
+  const socket = punchedSocket(conn)
+  return socket === undefined ? undefined : `tcp ${conn.remoteAddr.toString()}`
+}
+
+export class Liveness {
+  /** Why a watch closed a connection, by its {@link punchedKey}, until the close is handled (or a minute). */
+  readonly #reasons = new Map<string, { why: string; at: number }>()
+  readonly #udx: PathWatch
+  readonly #tcp: TcpPathWatch
+
+  /** `silentMs`: silence after which a UDX path counts as lost (default 3000, see path-watch.ts). */
+  constructor(libp2p: WarrenLibp2p, hub: UdxHub, silentMs?: number) {
+    this.#udx = new PathWatch(() => hub.all().flatMap((ep) => [...ep.streams()]), {
+      silentMs,
+      onSilent: (stream, ms) => {
+        const now = Date.now()
+        // streams that never became a connection (a half-open UDX handshake) leave no close to clear their entry
+        for (const [k, v] of this.#reasons) if (now - v.at > REASON_TTL_MS) this.#reasons.delete(k)
+        this.#reasons.set(`${stream.remoteHost}:${stream.remotePort}`, {
+          why: `no packet for ${Math.round(ms)} ms`,
+          at: now,
+        })
+      },
+    })
+    this.#tcp = new TcpPathWatch(
+      () => libp2p.getConnections(),
+      (conn, why) => {
+        const key = punchedKey(conn)
+        if (key !== undefined) this.#reasons.set(key, { why, at: Date.now() })
+      },
+    )
+  }
+
+  start(): void {
+    this.#udx.start()
+    this.#tcp.start()
+  }
+
+  stop(): void {
+    this.#udx.stop()
+    this.#tcp.stop()
+  }
+
+  /** Why a watch closed `conn`, or undefined when none did; the reason is forgotten. */
+  takeReason(conn: Connection): string | undefined {
+    const key = punchedKey(conn)
+    if (key === undefined) return undefined
+    const why = this.#reasons.get(key)?.why
+    this.#reasons.delete(key)
+    return why
+  }
+}
