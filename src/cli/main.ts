@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import { toWarrenError, WarrenError } from '../errors.ts'
 import { VERSION } from '../version.ts'
+import { register as call } from './call.ts'
 import { printError } from './common.ts'
 import { register as connect } from './connect.ts'
 import { register as down } from './down.ts'
@@ -21,6 +22,7 @@ import { register as forward } from './forward.ts'
 import { register as id } from './id.ts'
 import { register as init } from './init.ts'
 import { register as lookup } from './lookup.ts'
+import { register as ls } from './ls.ts'
 import { register as netcheck } from './netcheck.ts'
 import { register as ping } from './ping.ts'
 import { register as relay } from './relay.ts'
@@ -54,6 +56,8 @@ export function buildProgram(): Command {
     unexpose,
     forward,
     connect,
+    ls,
+    call,
     ping,
     lookup,
     netcheck,

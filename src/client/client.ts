@@ -38,6 +38,7 @@ import {
 } from '../daemon/api-protocol.ts'
 import { FramedStream } from '../daemon/stream-frames.ts'
 import { WarrenError } from '../errors.ts'
+import type { RpcServiceInfo } from '../rpc/builtins.ts'
 
 export interface ClientOptions {
   /** Warren home (path or resolved paths); default `$WARREN_HOME` or `~/.warren`. */
@@ -237,6 +238,21 @@ export class WarrenClient {
   /** Where the addresses of a node come from (cache, config, mDNS, DHT) and how old they are. */
   lookup(node: string, opts: { fresh?: boolean; all?: boolean } = {}): Promise<ResultOf<'lookup'>> {
     return this.call('lookup', { node, ...opts })
+  }
+
+  /** Calls `method` of another node over `/warren/rpc/1.0.0`; resolves with its result, the round trip and the path. */
+  callNode(
+    node: string,
+    method: string,
+    params?: unknown,
+    opts: { addrs?: string[] } = {},
+  ): Promise<ResultOf<'node.call'>> {
+    return this.call('node.call', { node, method, ...(params === undefined ? {} : { params }), ...opts })
+  }
+
+  /** The services another node lets this node use (its `_services` method). */
+  async ls(node: string, opts: { addrs?: string[] } = {}): Promise<RpcServiceInfo[]> {
+    return (await this.callNode(node, '_services', undefined, opts)).result as RpcServiceInfo[]
   }
 
   /** Asks the daemon to stop; resolves once it has accepted (it stops right after). */

@@ -58,15 +58,16 @@ export function validateConfig(input: unknown, source = 'config'): Config {
   const problems: string[] = result.success ? [] : result.error.issues.map((i) => describe(i, input))
   if (result.success) {
     const cfg = result.data
-    for (const [name, svc] of Object.entries(cfg.services)) {
-      svc.allow?.forEach((entry, i) => {
+    const checkAllow = (allow: string[] | undefined, where: string): void =>
+      allow?.forEach((entry, i) => {
         if (entry !== '*' && !entry.startsWith('12D3KooW') && !entry.startsWith('k51') && !(entry in cfg.peers)) {
           problems.push(
-            `services.${name}.allow[${i}]: "${entry}" is not an alias in peers (add "peers": { "${entry}": "<node id>" } or use the node id)`,
+            `${where}[${i}]: "${entry}" is not an alias in peers (add "peers": { "${entry}": "<node id>" } or use the node id)`,
           )
         }
       })
-    }
+    for (const [name, svc] of Object.entries(cfg.services)) checkAllow(svc.allow, `services.${name}.allow`)
+    checkAllow(cfg.rpc.allow, 'rpc.allow')
     if (problems.length === 0) return cfg
   }
   throw new WarrenError('ERR_CONFIG_INVALID', `${source} is invalid:\n  ${problems.join('\n  ')}`, {

@@ -108,6 +108,8 @@ export const serviceSchema = z.preprocess(
      * adds `X-Warren-Peer: <caller node id>` (and drops one sent by the caller), so the app can trust it.
      */
     type: z.enum(['tcp', 'http']).optional(),
+    /** A line about the service, shown to callers by `warren ls` (the `_services` RPC method). */
+    description: z.string().max(200, 'is longer than 200 characters').optional(),
   }),
 )
 
@@ -266,6 +268,24 @@ export const configSchema = z.strictObject({
       republishMs: z.number().int().min(1_000).max(1_800_000).default(1_200_000),
     })
     .optional(),
+  /** JSON-RPC between nodes (`/warren/rpc/1.0.0`): who may call this node's methods; see docs/rpc.md. */
+  rpc: z
+    .strictObject({
+      /** Who may call: node ids, `peers` aliases, or `*` for every node. Absent: every node in `peers`. */
+      allow: z.array(allowEntry).optional(),
+      /** Methods every node may call whatever `allow` says, e.g. `["_ping", "_info"]`. */
+      public: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/, 'is not a method name')).default([]),
+      /** Time a method has to answer a caller, ms. */
+      timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+      /** Largest request or answer, bytes. */
+      maxMessageBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(16 * 1024 * 1024)
+        .default(1024 * 1024),
+    })
+    .default({ public: [], timeoutMs: 30_000, maxMessageBytes: 1024 * 1024 }),
   /** Direct paths through NATs: a UDP (UDX) listener and hole punching over relayed connections; see docs/traversal.md. */
   traversal: z
     .strictObject({

@@ -20,6 +20,7 @@ import type {
   NodeStatus,
   PeerInfo,
   PingResult,
+  RemoteCallResult,
   ServiceInfo,
 } from '../node/types.ts'
 
@@ -83,6 +84,8 @@ export interface ApiMethods {
   lookup: { params: { node: string; fresh?: boolean; all?: boolean }; result: LookupResult }
   'daemon.stop': { params: undefined; result: { stopping: true; pid: number } }
   'stream.open': { params: NodeRef & { service: string }; result: { node: string; service: string } }
+  /** A method of another node over `/warren/rpc/1.0.0`; also reachable as the method name `<node>.<method>`. */
+  'node.call': { params: NodeRef & { method: string; params?: unknown }; result: RemoteCallResult }
 }
 
 export type ApiMethod = keyof ApiMethods

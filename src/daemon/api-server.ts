@@ -1,13 +1,16 @@
 /**
- * The local API server: JSON-RPC 2.0 over a Unix socket (mode 0600), one message per line.
+ * The local API server: JSON-RPC 2.0 over a Unix socket (mode 0600), one message per line — or HTTP on the same
+ * socket (`POST /jsonrpc`, src/daemon/api-http.ts) when a connection starts with an HTTP method.
  *
  * Ordinary methods go to {@link ApiHandler.call}. `stream.open` switches its connection to a framed byte stream
  * (src/daemon/stream-frames.ts): the server stops reading lines, and {@link ApiHandler.openStream} owns the socket
  * from then on.
  */
 import { chmod, unlink } from 'node:fs/promises'
+import type { Server as HttpServer } from 'node:http'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { toWarrenError, WarrenError } from '../errors.ts'
+import { createApiHttpServer, looksLikeHttp } from './api-http.ts'
 import { LineSplitter, MAX_LINE_BYTES, RPC_ERRORS, type RpcError, type RpcResponse } from './api-protocol.ts'
 
 export interface ApiHandler {
@@ -23,22 +26,26 @@ export interface ApiHandler {
 
 const STREAM_METHOD = 'stream.open'
 
-function errorResponse(id: number | string | null, error: RpcError): string {
-  return `${JSON.stringify({ jsonrpc: '2.0', id, error } satisfies RpcResponse)}\n`
+type Id = number | string | null
+
+function errorObject(id: Id, error: RpcError): RpcResponse {
+  return { jsonrpc: '2.0', id, error }
 }
 
-function warrenErrorResponse(id: number | string | null, err: unknown): string {
+function warrenError(id: Id, err: unknown): RpcResponse {
   const we = toWarrenError(err)
   const code = we.code === 'ERR_USAGE' ? RPC_ERRORS.invalidParams : RPC_ERRORS.application
-  return errorResponse(id, { code, message: we.message, data: we.toJSON() })
+  return errorObject(id, { code, message: we.message, data: we.toJSON() })
 }
 
-function protocolError(id: number | string | null, code: number, message: string): string {
+function protocolError(id: Id, code: number, message: string): RpcResponse {
   const data = new WarrenError('ERR_API', message, {
-    hint: 'Send JSON-RPC 2.0 requests, one per line; see src/daemon/api-protocol.ts.',
+    hint: 'Send JSON-RPC 2.0 requests, one per line, or POST them to /jsonrpc; see docs/protocol.md.',
   }).toJSON()
-  return errorResponse(id, { code, message, data })
+  return errorObject(id, { code, message, data })
 }
+
+const line = (r: RpcResponse): string => `${JSON.stringify(r)}\n`
 
 /** True when something accepts connections on the Unix socket at `path`. */
 export function socketAlive(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -62,6 +69,7 @@ export class ApiServer {
   #sockets = new Set<Socket>()
   #log: (message: string) => void
   #closed: Promise<void> | undefined
+  #http: HttpServer | undefined
 
   private constructor(path: string, server: Server, handler: ApiHandler, log: (message: string) => void) {
     this.path = path
@@ -114,43 +122,73 @@ export class ApiServer {
     return api
   }
 
+  /** Checks one parsed message and runs it; undefined for a notification. */
+  async #dispatch(msg: unknown, allowStream: boolean): Promise<RpcResponse | undefined> {
+    const m = msg as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown } | null
+    const id = typeof m?.id === 'number' || typeof m?.id === 'string' ? m.id : null
+    if (m === null || typeof m !== 'object' || m.jsonrpc !== '2.0' || typeof m.method !== 'string') {
+      return protocolError(id, RPC_ERRORS.invalidRequest, 'request is not a JSON-RPC 2.0 request')
+    }
+    if (m.method === STREAM_METHOD && !allowStream) {
+      return protocolError(id, RPC_ERRORS.invalidRequest, `${STREAM_METHOD} needs the line protocol, not HTTP`)
+    }
+    try {
+      const result = await this.#handler.call(m.method, m.params)
+      return id === null ? undefined : { jsonrpc: '2.0', id, result }
+    } catch (err) {
+      return id === null ? undefined : warrenError(id, err)
+    }
+  }
+
   #accept(socket: Socket): void {
     this.#sockets.add(socket)
     socket.on('close', () => this.#sockets.delete(socket))
     socket.on('error', () => {}) // a client that vanishes is not the daemon's problem
+    socket.once('data', (first: Buffer) => {
+      socket.pause()
+      socket.unshift(first)
+      if (looksLikeHttp(first)) {
+        this.#http ??= createApiHttpServer((msg) => this.#dispatch(msg, false))
+        this.#http.emit('connection', socket)
+      } else this.#acceptLines(socket)
+      socket.resume()
+    })
+  }
+
+  #acceptLines(socket: Socket): void {
     const lines = new LineSplitter()
     let upgraded = false
     let pending = 0
     let ended = false
     const send = (text: string): void => {
-      if (!upgraded && !socket.destroyed && socket.writable) socket.write(text)
+      if (!upgraded && !socket.destroyed && socket.writable && text !== '') socket.write(text)
       if (--pending === 0 && ended && !upgraded) socket.end()
     }
     const onData = (chunk: Buffer): void => {
       try {
         lines.push(chunk)
       } catch {
-        socket.end(protocolError(null, RPC_ERRORS.invalidRequest, `request longer than ${MAX_LINE_BYTES} bytes`))
+        socket.end(line(protocolError(null, RPC_ERRORS.invalidRequest, `request longer than ${MAX_LINE_BYTES} bytes`)))
         socket.destroySoon()
         return
       }
-      for (let line = lines.shift(); line !== undefined && !upgraded; line = lines.shift()) {
-        if (line.trim() === '') continue
-        let msg: { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown }
+      for (let text = lines.shift(); text !== undefined && !upgraded; text = lines.shift()) {
+        if (text.trim() === '') continue
+        let msg: { id?: unknown; method?: unknown; params?: unknown }
         try {
-          msg = JSON.parse(line)
+          msg = JSON.parse(text)
         } catch {
           pending++
-          send(protocolError(null, RPC_ERRORS.parse, 'request is not valid JSON'))
+          send(line(protocolError(null, RPC_ERRORS.parse, 'request is not valid JSON')))
           continue
         }
-        const id = typeof msg?.id === 'number' || typeof msg?.id === 'string' ? msg.id : null
-        if (msg === null || typeof msg !== 'object' || msg.jsonrpc !== '2.0' || typeof msg.method !== 'string') {
-          pending++
-          send(protocolError(id, RPC_ERRORS.invalidRequest, 'request is not a JSON-RPC 2.0 request'))
-          continue
-        }
-        if (msg.method === STREAM_METHOD) {
+        if (
+          msg !== null &&
+          typeof msg === 'object' &&
+          (msg as { jsonrpc?: unknown }).jsonrpc === '2.0' &&
+          msg.method === STREAM_METHOD
+        ) {
+          const id = typeof msg.id === 'number' || typeof msg.id === 'string' ? msg.id : null
           upgraded = true
           socket.off('data', onData)
           socket.pause()
@@ -160,13 +198,7 @@ export class ApiServer {
           return
         }
         pending++
-        this.#handler.call(msg.method, msg.params).then(
-          (result) => {
-            if (id !== null) send(`${JSON.stringify({ jsonrpc: '2.0', id, result } satisfies RpcResponse)}\n`)
-            else send('') // a notification gets no answer
-          },
-          (err) => send(id === null ? '' : warrenErrorResponse(id, err)),
-        )
+        this.#dispatch(msg, true).then((r) => send(r === undefined ? '' : line(r)))
       }
     }
     socket.on('data', onData)
@@ -176,11 +208,11 @@ export class ApiServer {
     })
   }
 
-  #upgrade(socket: Socket, id: number | string | null, params: unknown): void {
+  #upgrade(socket: Socket, id: Id, params: unknown): void {
     let accepted = false
     const accept = (result: unknown): void => {
       accepted = true
-      socket.write(`${JSON.stringify({ jsonrpc: '2.0', id, result } satisfies RpcResponse)}\n`)
+      socket.write(line({ jsonrpc: '2.0', id, result }))
     }
     this.#handler.openStream(socket, params, accept).then(
       () => {
@@ -192,7 +224,7 @@ export class ApiServer {
           socket.destroy()
         } else if (!socket.destroyed) {
           // the socket is paused (no more lines are read), so do not wait for the client's FIN
-          socket.write(warrenErrorResponse(id, err))
+          socket.write(line(warrenError(id, err)))
           socket.destroySoon()
         }
       },

@@ -43,6 +43,7 @@ const PARAMS = {
   lookup: z.object({ node: z.string().min(1), fresh: z.boolean().optional(), all: z.boolean().optional() }),
   'daemon.stop': z.undefined().or(z.object({})),
   'stream.open': z.object({ ...nodeRef, service: z.string().min(1) }),
+  'node.call': z.object({ ...nodeRef, method: z.string().min(1), params: z.unknown().optional() }),
 } satisfies Record<ApiMethod, z.ZodType>
 
 function parseParams<M extends ApiMethod>(method: M, params: unknown): ApiMethods[M]['params'] {
@@ -143,6 +144,11 @@ function implementations(ctx: MethodContext): Impl {
       await saveLearned(ctx)
       return res
     },
+    'node.call': async (p) => {
+      const res = await node.callNode(p.node, p.method, p.params, p.addrs ? { addrs: p.addrs } : {})
+      await saveLearned(ctx)
+      return res
+    },
     netcheck: async () => node.netcheck(),
     lookup: async (p) => node.lookup(p.node, { fresh: p.fresh ?? false, all: p.all ?? false }),
     'daemon.stop': async () => {
@@ -178,6 +184,12 @@ export function createApiHandler(ctx: MethodContext): ApiHandler {
   return {
     async call(method, params) {
       if (!(method in impl)) {
+        // `<node>.<method>`: a method of another node (local methods win; a node id or ticket has no dot)
+        const dot = method.indexOf('.')
+        if (dot > 0 && dot < method.length - 1) {
+          const p = parseParams('node.call', { node: method.slice(0, dot), method: method.slice(dot + 1), params })
+          return impl['node.call'](p)
+        }
         throw new WarrenError('ERR_API', `unknown local API method "${method}"`, {
           hint: 'The daemon may be older than this client; restart it with the same Warren version.',
           details: { method },

@@ -21,6 +21,7 @@ import type {
   NodeStatus,
   PeerInfo,
   PingResult,
+  RemoteCallResult,
   ServiceInfo,
 } from './types.ts'
 
@@ -73,6 +74,12 @@ export interface WarrenNodeApi {
   removeForward(listen: string): Promise<void>
   forwards(): ForwardInfo[]
   ping(node: string, opts?: { addrs?: string[] }): Promise<PingResult>
+  /**
+   * Calls `method` of `node` over `/warren/rpc/1.0.0` (docs/rpc.md): its result, the round trip and the path. Errors
+   * are those of a dial, and ERR_RPC_UNKNOWN_METHOD, ERR_RPC_REFUSED, ERR_RPC_BAD_PARAMS, ERR_RPC_TOO_LARGE,
+   * ERR_RPC_FAILED, ERR_TIMEOUT, or the WarrenError the method threw.
+   */
+  callNode(node: string, method: string, params?: unknown, opts?: { addrs?: string[] }): Promise<RemoteCallResult>
   /** What the relays' STUN responders see of this node (`warren netcheck`); ERR_NO_DIRECT_PATH when traversal is off. */
   netcheck(): Promise<NetcheckResult>
   /** Where the addresses of `node` come from (cache, config, mDNS, DHT); throws ERR_LOOKUP_FAILED. */

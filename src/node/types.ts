@@ -63,3 +63,12 @@ export interface NodeStatus extends NodeIdentity {
   /** DHT health (mode, routing table, last publish), mDNS and the lookup cache. */
   discovery?: DiscoveryStatus
 }
+
+/** What `node.call` answers: the remote method's result, the round trip and the path the call took. */
+export interface RemoteCallResult {
+  /** The node id (base58) that answered. */
+  id: string
+  result: unknown
+  rttMs: number
+  path: PathInfo
+}

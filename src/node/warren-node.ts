@@ -27,6 +27,7 @@ import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../p2p
 import { PRESETS } from '../p2p/presets.ts'
 import { HomeRelay } from '../relay/client/home-relay.ts'
 import { watchLimitedConnections } from '../relay/client/limited-connections.ts'
+import type { RpcMethods } from '../rpc/methods.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
 import { ServiceRegistry } from '../services/registry.ts'
@@ -37,6 +38,7 @@ import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from '.
 import { type ConnectOptions, Dialer } from './dial/dialer.ts'
 import { type KnownPeers, knownIdsOf } from './known-peers.ts'
 import { createNodeLibp2p, type NodeLibp2p } from './node-libp2p.ts'
+import { NodeRpc } from './node-rpc.ts'
 import { identityOf, netcheckOf, peersOf, pingOver } from './reports.ts'
 import type { StrangerGate } from './stranger-gate.ts'
 import type {
@@ -46,6 +48,7 @@ import type {
   NodeStatus,
   PeerInfo,
   PingResult,
+  RemoteCallResult,
   ServiceInfo,
 } from './types.ts'
 
@@ -62,6 +65,9 @@ export class WarrenNode implements WarrenNodeApi {
   /** Lookups by id (cache, peers/tickets, mDNS, DHT) and this node's DHT record; see src/discovery. */
   readonly discovery: Discovery
   readonly #host: ServiceHost
+  /** This node's RPC methods: `node.rpc.register(name, handler, { allow })` adds one (docs/rpc.md). */
+  readonly rpc: RpcMethods
+  readonly #rpc: NodeRpc
   #local: LocalAccess | undefined
   readonly #dialer: Dialer
   readonly #forwarder: Forwarder
@@ -100,6 +106,8 @@ export class WarrenNode implements WarrenNodeApi {
       maxStreamsPerConnection: preset.maxServiceStreamsPerConnection,
       log: this.#log,
     })
+    this.#rpc = new NodeRpc(libp2p, this.registry, opts.config, { startedAt: this.#started, log: this.#log })
+    this.rpc = this.#rpc.methods
     this.#forwarder = new Forwarder(
       (socket, node, service, addrs) => this.pipeService(socket, node, service, addrs ? { addrs } : {}),
       (node, service, addrs) => this.checkService(node, service, addrs ? { addrs } : {}),
@@ -157,6 +165,7 @@ export class WarrenNode implements WarrenNodeApi {
         },
       }),
       this.#host,
+      this.#rpc,
       part({ stop: () => this.#forwarder.closeAll() }),
       part({
         start: async () => {
@@ -316,8 +325,19 @@ export class WarrenNode implements WarrenNodeApi {
     return this.#forwarder.list()
   }
 
+  /** A connection replaced or pruned under the ping (the ping never reached the node) is dialled again, once. */
   async ping(node: string, opts: { addrs?: string[] } = {}): Promise<PingResult> {
-    return pingOver(await this.connect(node, opts))
+    const conn = await this.connect(node, opts)
+    try {
+      return await pingOver(conn)
+    } catch (err) {
+      if (conn.status === 'open') throw err
+      return pingOver(await this.connect(node, opts))
+    }
+  }
+
+  callNode(node: string, method: string, params?: unknown, opts: { addrs?: string[] } = {}): Promise<RemoteCallResult> {
+    return this.#rpc.call(() => this.connect(node, opts), method, params)
   }
 
   /** UDP reachability and NAT behaviour as the relays' STUN responders see it (`warren netcheck`). */

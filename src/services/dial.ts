@@ -20,7 +20,7 @@ function statusError(peer: PeerId, service: string, status: number, reason: stri
   switch (status) {
     case Status.UNKNOWN_SERVICE:
       return new WarrenError('ERR_UNKNOWN_SERVICE', `${who} has no service "${service}"`, {
-        hint: 'Check the name; `warren status` on that node lists its services.',
+        hint: `Check the name; \`warren ls ${peer.toString()}\` lists the services it lets this node use.`,
         details: { peer: peer.toString(), service, reason },
       })
     case Status.NOT_AUTHORIZED:

@@ -30,6 +30,8 @@ export interface ServiceEntry extends ServiceInfo {
   public: boolean
   /** `http`: served through the host-side reverse proxy that adds X-Warren-Peer. */
   type: 'tcp' | 'http'
+  /** Shown to callers by `warren ls` (config `description`). */
+  description?: string
 }
 
 export type AccessDecision =
@@ -40,6 +42,45 @@ export type AccessDecision =
 /** Node id (base58) of a `peers` value: a node id in either form or a ticket. */
 export function peerRefId(ref: string): string {
   return (looksLikeTicket(ref) ? decodeTicket(ref).id : parseNodeId(ref)).toString()
+}
+
+/**
+ * The node ids (base58) an allow list names: each entry a node id in either form or an alias in `peers`;
+ * ERR_UNKNOWN_PEER naming `what` for any other entry. `*` entries are skipped (the caller decides what they mean).
+ */
+export function allowedIds(allow: readonly string[], peers: Record<string, string>, what: string): Set<string> {
+  return new Set(
+    allow
+      .filter((entry) => entry !== '*')
+      .map((entry) => {
+        const ref = peers[entry]
+        if (ref !== undefined) return peerRefId(ref)
+        try {
+          return parseNodeId(entry).toString()
+        } catch {
+          throw new WarrenError(
+            'ERR_UNKNOWN_PEER',
+            `allow entry "${entry}" of ${what} is not a node id or an alias in peers`,
+            {
+              hint: `Add "peers": { "${entry}": "<node id>" } to config.json, or allow the node id itself.`,
+            },
+          )
+        }
+      }),
+  )
+}
+
+/** The node ids (base58) of every node in `peers` (unreadable references name nobody). */
+export function peerIds(peers: Record<string, string>): Set<string> {
+  const ids = new Set<string>()
+  for (const ref of Object.values(peers)) {
+    try {
+      ids.add(peerRefId(ref))
+    } catch {
+      // validated with the config; an unreadable ref names nobody
+    }
+  }
+  return ids
 }
 
 export class ServiceRegistry {
@@ -77,14 +118,7 @@ export class ServiceRegistry {
   /** Whether this node names `peer`: an alias in `peers`, or a node id in some service's allow list. */
   isNamed(peer: PeerId | string): boolean {
     if (this.#named === undefined) {
-      const named = new Set<string>()
-      for (const ref of Object.values(this.#peers)) {
-        try {
-          named.add(peerRefId(ref))
-        } catch {
-          // validated with the config; an unreadable ref names nobody
-        }
-      }
+      const named = peerIds(this.#peers)
       for (const e of this.#services.values()) for (const id of e.allowed ?? []) named.add(id)
       this.#named = named
     }
@@ -95,25 +129,7 @@ export class ServiceRegistry {
     const allow = svc.allow
     const isPublic = allow?.includes('*') ?? false
     let allowed: Set<string> | undefined
-    if (allow !== undefined && !isPublic) {
-      allowed = new Set(
-        allow.map((entry) => {
-          const ref = this.#peers[entry]
-          if (ref !== undefined) return peerRefId(ref)
-          try {
-            return parseNodeId(entry).toString()
-          } catch {
-            throw new WarrenError(
-              'ERR_UNKNOWN_PEER',
-              `allow entry "${entry}" of service "${name}" is not a node id or an alias in peers`,
-              {
-                hint: `Add "peers": { "${entry}": "<node id>" } to config.json, or allow the node id itself.`,
-              },
-            )
-          }
-        }),
-      )
-    }
+    if (allow !== undefined && !isPublic) allowed = allowedIds(allow, this.#peers, `service "${name}"`)
     const info: ServiceEntry = {
       name,
       target: svc.target,
@@ -124,6 +140,7 @@ export class ServiceRegistry {
       public: isPublic,
       type: svc.type ?? 'tcp',
     }
+    if (svc.description !== undefined) info.description = svc.description
     if (allow !== undefined) info.allow = [...allow]
     return info
   }
@@ -173,6 +190,20 @@ export class ServiceRegistry {
     return [...this.#services.values()].map(({ name, target, allow, kubo, source }) =>
       allow === undefined ? { name, target, kubo, source } : { name, target, allow, kubo, source },
     )
+  }
+
+  /** The services `peer` may use, as `warren ls` shows them: name, type and description, never the target. */
+  usableBy(peer: PeerId): { name: string; type: 'tcp' | 'http'; description?: string }[] {
+    const out: { name: string; type: 'tcp' | 'http'; description?: string }[] = []
+    for (const e of this.#services.values()) {
+      if (!this.check(e.name, peer).ok) continue
+      out.push(
+        e.description === undefined
+          ? { name: e.name, type: e.type }
+          : { name: e.name, type: e.type, description: e.description },
+      )
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name))
   }
 
   /** Whether `peer` may use `name`. */

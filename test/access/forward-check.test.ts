@@ -118,7 +118,7 @@ describe('warren forward checks the service first', () => {
     const r = await b(['forward', 'a/nope', '--listen', `127.0.0.1:${port}`])
     assert.equal(
       r.stderr,
-      `warren: node ${pair.aId} has no service "nope"\nhint: Check the name; \`warren status\` on that node lists its services.\n`,
+      `warren: node ${pair.aId} has no service "nope"\nhint: Check the name; \`warren ls ${pair.aId}\` lists the services it lets this node use.\n`,
     )
     assert.equal(r.code, 5)
     assert.equal(r.stdout, '')

@@ -162,7 +162,7 @@ test('every failure reaches the CLI user as its exact message and exit status', 
     {
       args: ['connect', 'a/nope'],
       code: 5,
-      stderr: `warren: node ${aId} has no service "nope"\nhint: Check the name; \`warren status\` on that node lists its services.\n`,
+      stderr: `warren: node ${aId} has no service "nope"\nhint: Check the name; \`warren ls ${aId}\` lists the services it lets this node use.\n`,
     },
     {
       args: ['connect', 'a/priv'],

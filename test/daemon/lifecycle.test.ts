@@ -204,7 +204,7 @@ test('the local API speaks JSON-RPC 2.0 and answers bad requests with errors, no
       data: {
         code: 'ERR_API',
         message: 'request is not a JSON-RPC 2.0 request',
-        hint: 'Send JSON-RPC 2.0 requests, one per line; see src/daemon/api-protocol.ts.',
+        hint: 'Send JSON-RPC 2.0 requests, one per line, or POST them to /jsonrpc; see docs/protocol.md.',
       },
     },
   })

@@ -44,6 +44,7 @@ const DEFAULTS = {
     maxStrangerConnectionsPerRelay: 64,
   },
   relays: [],
+  rpc: { public: [], timeoutMs: 30_000, maxMessageBytes: 1024 * 1024 },
   traversal: {
     enabled: true,
     udpListen: ['/ip4/0.0.0.0/udp/0'],
@@ -271,6 +272,26 @@ describe('config: errors name the field, the value and the fix', () => {
       { services: { web: { target: '/tcp/80', allow: ['Bad Name'] } } },
       'services.web.allow[0]: "Bad Name" is not "*", a node id, or an alias from peers',
     )
+  })
+
+  it('rpc: unknown aliases in allow, malformed method names, limits out of range', () => {
+    invalid(
+      { rpc: { allow: ['laptop'] } },
+      'rpc.allow[0]: "laptop" is not an alias in peers (add "peers": { "laptop": "<node id>" } or use the node id)',
+    )
+    invalid({ rpc: { public: ['has space'] } }, 'rpc.public[0]: "has space" is not a method name')
+    invalid({ rpc: { timeoutMs: 5 } }, 'rpc.timeoutMs: 5 is too small: use a number of at least 100')
+    invalid(
+      { services: { web: { target: '/tcp/80', description: 'x'.repeat(201) } } },
+      `services.web.description: "${'x'.repeat(201)}" is longer than 200 characters`,
+    )
+    const cfg = validateConfig({ peers: { laptop: ID }, rpc: { allow: ['laptop', '*'], public: ['_ping'] } })
+    assert.deepEqual(cfg.rpc, {
+      allow: ['laptop', '*'],
+      public: ['_ping'],
+      timeoutMs: 30_000,
+      maxMessageBytes: 1024 * 1024,
+    })
   })
 
   it('a known alias in allow is fine', () => {
