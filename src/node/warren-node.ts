@@ -331,7 +331,8 @@ export class WarrenNode implements WarrenNodeApi {
     try {
       return await pingOver(conn)
     } catch (err) {
-      if (conn.status === 'open') throw err
+      const lost = (err as { cause?: { code?: unknown } }).cause?.code === 'ERR_CONNECTION_LOST'
+      if (!lost && conn.status === 'open') throw err
       return pingOver(await this.connect(node, opts))
     }
   }

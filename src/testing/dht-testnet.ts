@@ -60,6 +60,8 @@ export async function createDhtTestnet(opts: DhtTestnetOptions): Promise<DhtTest
       listen: ['/ip4/127.0.0.1/tcp/0'],
       services: opts.services?.[i] ?? {},
       relays: [relayAddr(relay)],
+      // every node of the testnet connects from 127.0.0.1: the per-IP budget for strangers would refuse the 17th
+      limits: { maxStrangerConnectionsPerIp: 1_000 },
       discovery: {
         privateAddresses: true,
         mdns: false,
