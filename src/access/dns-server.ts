@@ -118,9 +118,23 @@ export class DnsServer {
     this.#tcp = createServer((socket) => this.#onTcp(socket))
   }
 
-  /** Binds UDP and TCP on the same address and port; throws ERR_LISTEN_FAILED. */
+  /**
+   * Binds UDP and TCP on the same address and port; throws ERR_LISTEN_FAILED. With port 0 the UDP port is chosen
+   * first, and a TCP port of that number taken by something else means trying another one (a few times).
+   */
   static async start(opts: DnsServerOptions): Promise<DnsServer> {
     const want = parseListenAddress(opts.listen)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await DnsServer.#bind(opts, want)
+      } catch (err) {
+        const taken = (err as { cause?: { code?: unknown } }).cause?.code === 'EADDRINUSE'
+        if (want.port !== 0 || !taken || attempt === 8) throw err
+      }
+    }
+  }
+
+  static async #bind(opts: DnsServerOptions, want: ReturnType<typeof parseListenAddress>): Promise<DnsServer> {
     const server = new DnsServer(opts, isIPv6(want.host) ? 6 : 4)
     const fail = (proto: string) => (err: NodeJS.ErrnoException) =>
       new WarrenError(

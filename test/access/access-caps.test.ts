@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConfigInput } from '../../src/config/schema.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
+import { eventually } from '../support/eventually.ts'
 import { rawExchange } from '../support/raw-client.ts'
 import { ByteSource, blobHttpServer } from '../support/transfer.ts'
 
@@ -197,12 +198,14 @@ describe('connection caps on the access port', () => {
       const gone = held.pop()!
       gone.socket.end()
       await gone.closed()
-      // the server sees the close a moment later: a bounded retry, each attempt a whole exchange
-      let again = await rawExchange('127.0.0.1', port, get(port))
-      for (let i = 0; i < 20 && again.bytes === 0; i++) {
-        await sleep(50)
-        again = await rawExchange('127.0.0.1', port, get(port))
-      }
+      // the server sees the close a moment later: each attempt a whole exchange
+      const again = await eventually(
+        async () => {
+          const r = await rawExchange('127.0.0.1', port, get(port))
+          return r.bytes === 0 ? undefined : r
+        },
+        { timeoutMs: 2_000, message: 'a connection slot came free' },
+      )
       assert.equal(again.status, 'HTTP/1.1 200 OK')
       assert.equal(again.bodySha256, ByteSource.digest(BLOB))
       assert.equal(again.ending, 'end')

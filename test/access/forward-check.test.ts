@@ -10,12 +10,12 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { connect, createServer, type Server } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { isWarrenError } from '../../src/errors.ts'
 import type { ForwardInfo } from '../../src/node/types.ts'
 import { runCli } from '../support/cli.ts'
 import { makeHome, removeHome, TestDaemon, testConfig } from '../support/daemon.ts'
 import { type DaemonPair as Pair, startDaemonPair as startPair } from '../support/daemon-pair.ts'
+import { eventually } from '../support/eventually.ts'
 import { echoServer, freePort, hashServer, stalledServer, type TestServer } from '../support/servers.ts'
 import { ByteSource, MiB, pump, sourceServer } from '../support/transfer.ts'
 
@@ -229,8 +229,10 @@ describe('warren forward checks the service first', () => {
     assert.equal(typeof c.check.at, 'number')
     assert.equal(counted.accepted(), before + 1)
     // the check's connection ends with a FIN both ways, so the far daemon logs no abnormal end
-    for (let i = 0; i < 200 && counted.sockets.size > 0; i++) await sleep(25)
-    assert.equal(counted.sockets.size, 0, 'the check left its target connection open')
+    await eventually(() => counted.sockets.size === 0, {
+      timeoutMs: 5_000,
+      message: 'the check left its target connection open',
+    })
     assert.doesNotMatch(pair.a.stderr, /service counted .*ended abnormally/)
 
     // --no-check skips a refusal too, and is kept for the next start
@@ -333,11 +335,13 @@ describe('warren forward checks the service first', () => {
 
     // at the next start the forward comes back, checked in the background: the refusal shows, the forward stays
     const d = await pair.restartB()
-    let restored = (await list())[0]
-    for (let i = 0; i < 200 && restored?.check.state === 'running'; i++) {
-      await sleep(25)
-      restored = (await list())[0]
-    }
+    const { restored } = await eventually(
+      async () => {
+        const f = (await list())[0]
+        return f?.check.state === 'running' ? undefined : { restored: f }
+      },
+      { timeoutMs: 5_000, message: 'the restored forward was checked' },
+    )
     assert.equal(restored?.listen, listen)
     assert.equal(restored?.check.state, 'failed')
     assert.equal(restored?.check.error?.code, 'ERR_UNKNOWN_SERVICE')

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { isWarrenError } from '../../src/errors.ts'
 import { createTestnet } from '../../src/testing/testnet.ts'
+import { eventually } from '../support/eventually.ts'
 import { freePort, stalledServer } from '../support/servers.ts'
 
 const OTHER_ID = '12D3KooWFhA6TC6wNfyaBVo4W9QLBwX77k7Jkuwokh3LiMBUqnRz' // a valid id nobody here has
@@ -38,8 +38,7 @@ test('stopping the node while a forward is being checked closes its listener and
       () => undefined,
       (err: unknown) => err,
     )
-    for (let i = 0; i < 400 && stalled.accepted() === 0; i++) await sleep(25)
-    assert.ok(stalled.accepted() > 0, 'the check dialled the stalled address')
+    await eventually(() => stalled.accepted() > 0, { message: 'the check dialled the stalled address' })
     assert.deepEqual(net.nodes[0]!.forwards(), [], 'a forward under check is not listed yet')
     await net.stop()
     const err = await outcome

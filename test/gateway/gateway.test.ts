@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { curl } from '../support/access-clients.ts'
+import { eventually } from '../support/eventually.ts'
 import { type NodePair as Pair, startNodePair as startPair } from '../support/node-pair.ts'
 import { patternBytes, sha256 } from '../support/web-app.ts'
 import { FAST_PATH, forEachEngine } from './engines.ts'
@@ -351,7 +352,7 @@ forEachEngine((engine, label) =>
 
     it('past proxy.maxStreamsPerPeer the next request gets 503 ERR_TOO_MANY_STREAMS', async () => {
       const slow = [send(p.access, '/http/n1/web/slow'), send(p.access, '/http/n1/web/slow')]
-      await new Promise((r) => setTimeout(r, 200))
+      await eventually(() => p.host.status().streams.active >= 2, { message: 'both slow requests hold a stream' })
       const r = await send(p.access, '/http/n1/web/info')
       assert.equal(r.status, 503)
       assert.equal(page(r).code, 'ERR_TOO_MANY_STREAMS')

@@ -14,10 +14,10 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type AccessPath, curlRun, curlTarget, nodeRequest } from '../support/access-clients.ts'
 import { type CutServer, cutServer } from '../support/cut-server.ts'
 import { type DaemonPair as AccessLab, startDaemonPair as startAccessLab } from '../support/daemon-pair.ts'
+import { eventually } from '../support/eventually.ts'
 import { ByteSource, MiB } from '../support/transfer.ts'
 
 interface Row {
@@ -141,12 +141,17 @@ describe('honest endings through the access port', () => {
 
   for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     it(`the serving daemon ends (${signal}) under slow readers on every path: every curl fails`, async () => {
-      const runs = ROWS.map((row) =>
+      const got = ROWS.map(() => 0)
+      const runs = ROWS.map((row, i) =>
         curlRun(['--limit-rate', '1M', ...curlTarget(row.how, accessFor(row), row.service, `/blob/${64 * MiB}`)], {
           timeoutMs: 40_000,
+          onBytes: (n) => {
+            got[i] = n
+          },
         }),
       )
-      await sleep(2_500)
+      // every transfer under way: each curl has bytes of its body
+      await eventually(() => got.every((n) => n > 0), { timeoutMs: 20_000, message: 'every curl receiving' })
       await lab.a.stop(signal)
       const results = await Promise.all(runs)
       for (const [i, r] of results.entries()) {

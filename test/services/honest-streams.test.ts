@@ -121,7 +121,7 @@ async function closedMidTransfer(p: Pair): Promise<{ error?: Error; remoteFin: b
     received += (evt as Event & { data: { byteLength: number } }).data.byteLength
   })
   void send(inb, 1_000_000).catch(() => {})
-  await eventually(() => received > 0, { message: 'bytes arriving at b' })
+  await eventually(() => received > 0, { timeoutMs: 30_000, message: 'bytes arriving at b' })
   // a's TCP socket closes under the connection (a FIN, as when a relay process dies), b's stream not ended
   for (const c of p.a.getConnections()) tcpSocketOf(c).destroy()
   const error = await closed

@@ -131,7 +131,7 @@ export interface CurlRun {
 /** Runs curl with `-sS`, hashing its output as it streams; `onStart` gets the child (to kill it mid-transfer). */
 export function curlRun(
   args: string[],
-  opts: { timeoutMs?: number; onStart?: (kill: () => void) => void } = {},
+  opts: { timeoutMs?: number; onStart?: (kill: () => void) => void; onBytes?: (total: number) => void } = {},
 ): Promise<CurlRun> {
   return new Promise((resolve) => {
     const child = spawn('curl', ['-sS', '--max-time', String(Math.ceil((opts.timeoutMs ?? 60_000) / 1000)), ...args], {
@@ -144,6 +144,7 @@ export function curlRun(
     child.stdout.on('data', (d: Buffer) => {
       h.update(d)
       bytes += d.length
+      opts.onBytes?.(bytes)
       if (text.length < 4096) text += d.toString('latin1').slice(0, 4096 - text.length)
     })
     child.stderr.on('data', (d: Buffer) => {
