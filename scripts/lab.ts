@@ -4,7 +4,8 @@
  *
  * ```
  * npm run lab -- [--runs 20] [--mib 64] [--pairs cone:cone,cone:symmetric,symmetric:symmetric] [--pings 20]
- *                [--no-compare] [--out bench/results/<date>-lab.json]
+ *                [--no-compare] [--fault-runs 10] [--fault-kinds relay-killed,relay-blackholed,nat-rebinding]
+ *                [--out bench/results/<date>-lab.json]
  * ```
  *
  * For every pair of NAT kinds: a fresh lab (network namespaces, 198.18.0.0/15 only), two `warren relay` processes,
@@ -16,7 +17,10 @@
  * the relayed one, which stays open after the upgrade; with `--compare` (default) a run that went direct also sends
  * the same `--mib` over the relayed connection, so both throughputs come from the same run (the order alternates by
  * run); and the CPU time of the relays and both nodes around each transfer (/proc/<pid>/stat), as CPU-seconds per Gbit
- * moved. Prints Markdown tables and writes them with every run to `--out` (default bench/results/<date>-lab.json).
+ * moved. Then, `--fault-runs` times per fault kind (0: none), the time to reach node B again after the fault: B's home
+ * relay killed, B's home relay host blackholed, the symmetric NAT's conntrack flushed under a direct path
+ * (test/lab/fixtures/fault-timing.ts), p50 and max. Prints Markdown tables and writes them with every run to `--out`
+ * (default bench/results/<date>-lab.json).
  * Needs root.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -24,6 +28,7 @@ import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { quantile } from '../bench/stats.ts'
 import type { NatKind } from '../src/testing/natlab/index.ts'
+import { FAULT_KINDS, timeToReachAgain } from '../test/lab/fixtures/fault-timing.ts'
 import { type LabPairLeg as PairLeg, runLabPair as runWarrenPair } from '../test/support/lab-pair-run.ts'
 
 const { values } = parseArgs({
@@ -34,6 +39,8 @@ const { values } = parseArgs({
     pairs: { type: 'string', default: 'cone:cone,cone:symmetric,symmetric:cone,symmetric:symmetric' },
     pings: { type: 'string', default: '20' },
     compare: { type: 'boolean', default: true },
+    'fault-runs': { type: 'string', default: '10' },
+    'fault-kinds': { type: 'string', default: 'relay-killed,relay-blackholed,nat-rebinding' },
     out: { type: 'string' },
   },
 })
@@ -185,11 +192,35 @@ const cpuTable = [
   }),
 ].join('\n')
 
-console.log(`${table}\n\n${cpuTable}`)
+const faultRuns = Number(values['fault-runs'])
+const faults: { kind: string; ms: (number | null)[] }[] = []
+const kinds = values['fault-kinds'].split(',')
+for (const kind of faultRuns > 0 ? FAULT_KINDS.filter((k) => kinds.includes(k)) : []) {
+  const ms: (number | null)[] = []
+  for (let i = 0; i < faultRuns; i++) {
+    const t = await timeToReachAgain(kind).catch((err: unknown) => {
+      console.error(`${kind} run ${i + 1}: ${(err as Error).message}`)
+      return undefined
+    })
+    ms.push(t ?? null)
+    console.error(`${kind} run ${i + 1}/${faultRuns}: ${t === undefined ? 'not reached in 30 s' : `${t} ms`}`)
+  }
+  faults.push({ kind, ms })
+}
+const faultTable = [
+  '| fault | reached again | time to reach again p50 / max (ms) |',
+  '|---|---|---|',
+  ...faults.map(({ kind, ms }) => {
+    const ok = ms.filter((m): m is number => m !== null)
+    return `| ${kind} | ${ok.length}/${ms.length} | ${fmt(p50(ok))} / ${fmt(ok.length > 0 ? Math.max(...ok) : undefined)} |`
+  }),
+].join('\n')
+
+console.log(`${table}\n\n${cpuTable}${faults.length > 0 ? `\n\n${faultTable}` : ''}`)
 const file = values.out ?? `bench/results/${new Date().toISOString().slice(0, 10)}-lab.json`
 await mkdir(dirname(file), { recursive: true })
 await writeFile(
   file,
-  `${JSON.stringify({ date: new Date().toISOString(), runs, bytes, pings, compare: values.compare, rows, table, cpuTable }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), runs, bytes, pings, compare: values.compare, rows, table, cpuTable, faults, faultTable }, null, 2)}\n`,
 )
 console.error(`wrote ${file}`)

@@ -1,6 +1,7 @@
 /**
  * `warren relay`: run a Warren relay in the foreground (circuit relay v2 on TCP and WebSocket, identify, STUN), and
- * `warren relay status`: its reservations, circuits and bytes relayed, through its local API socket.
+ * `warren relay status`: its reservations, circuits and bytes relayed, and `warren relay reload`: relay.json again
+ * without a restart, both through its local API socket.
  *
  * The relay has its own home (`--home`, else $WARREN_RELAY_HOME, else ~/.warren-relay) with its key and relay.json;
  * flags override relay.json (see docs/relay.md).
@@ -132,6 +133,8 @@ export function formatRelayStatus(st: RelayStatus): string {
     ...st.addrs.map((a) => `  ${a}`),
     `allowed nodes (${st.allow.length})`,
     ...st.allow.map((a) => `  ${a}`),
+    `tokens ${st.tokens.configured}, nodes admitted by a token (${st.tokens.nodes.length})`,
+    ...st.tokens.nodes.map((a) => `  ${a}`),
     `reservations (${st.reservations.length})`,
   ]
   if (st.reservations.length > 0) {
@@ -139,7 +142,7 @@ export function formatRelayStatus(st: RelayStatus): string {
       table(
         st.reservations.map((r) => [
           r.node,
-          `${r.allowed ? 'allowed, unlimited' : `bounded`}  expires in ${formatDuration(Math.max(0, r.expiresAt - now))}`,
+          `${r.admission === 'token' ? 'token, unlimited' : r.allowed ? 'allowed, unlimited' : `bounded`}  expires in ${formatDuration(Math.max(0, r.expiresAt - now))}`,
         ]),
         '  ',
       ),
@@ -239,7 +242,39 @@ export function register(program: Command): void {
         if (st.routing !== null) say(`delegated routing for browsers: ${st.routing.url}/routing/v1/peers/<node id>`)
         say(`status: warren relay status${cmd.optsWithGlobals().home ? ` --home ${d.home.dir}` : ''}`)
       }
-      await runInForeground(d, (signal) => log('warn', `${signal} again: exiting without finishing the clean stop`))
+      // SIGHUP reloads relay.json, like `warren relay reload`
+      const onHup = (): void => {
+        d.reload().catch((err: unknown) =>
+          log('error', `reload on SIGHUP failed, the relay keeps its settings: ${(err as Error).message}`),
+        )
+      }
+      process.on('SIGHUP', onHup)
+      try {
+        await runInForeground(d, (signal) => log('warn', `${signal} again: exiting without finishing the clean stop`))
+      } finally {
+        process.off('SIGHUP', onHup)
+      }
+    })
+  relay
+    .command('reload')
+    .description("reload a running relay's relay.json: allow list, tokens, private and limits, without a restart")
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nConnections, reservations and circuits stay; circuits opened from now on take the new limits. Listen\n' +
+        'addresses and ports take a restart (the answer names them). Sending SIGHUP to the relay does the same.',
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { relayCall } = await import('../client/relay-client.ts')
+      const r = await relayCall(await relayHomeOf(cmd), 'relay.reload')
+      if (cmd.optsWithGlobals().json === true) sayJson(r)
+      else {
+        say(
+          `reloaded ${r.config}: ${r.allow} allowed node(s), ${r.tokens} token(s), ${r.private ? 'private' : 'public'}, ` +
+            `bounded ${bytes(r.limits.dataBytes)} and ${r.limits.durationSec} s per relayed connection`,
+        )
+        if (r.restartNeeded.length > 0) say(`restart the relay to apply: ${r.restartNeeded.join(', ')}`)
+      }
     })
   relay
     .command('status')

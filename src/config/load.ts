@@ -52,24 +52,36 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
   return `${where}: ${shown}${issue.message}`
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
 /** Validates a parsed config object; throws ERR_CONFIG_INVALID listing every problem. */
 export function validateConfig(input: unknown, source = 'config'): Config {
   const result = configSchema.safeParse(input)
   const problems: string[] = result.success ? [] : result.error.issues.map((i) => describe(i, input))
-  if (result.success) {
-    const cfg = result.data
-    const checkAllow = (allow: string[] | undefined, where: string): void =>
-      allow?.forEach((entry, i) => {
-        if (entry !== '*' && !entry.startsWith('12D3KooW') && !entry.startsWith('k51') && !(entry in cfg.peers)) {
-          problems.push(
-            `${where}[${i}]: "${entry}" is not an alias in peers (add "peers": { "${entry}": "<node id>" } or use the node id)`,
-          )
-        }
-      })
-    for (const [name, svc] of Object.entries(cfg.services)) checkAllow(svc.allow, `services.${name}.allow`)
-    checkAllow(cfg.rpc.allow, 'rpc.allow')
-    if (problems.length === 0) return cfg
+  // the alias checks read the raw input, so they are listed along with the schema's problems
+  const raw = (isObject(input) ? input : {}) as { peers?: unknown; services?: unknown; rpc?: unknown }
+  const peers = isObject(raw.peers) ? raw.peers : {}
+  const reported = new Set(result.success ? [] : result.error.issues.map((i) => i.path.join('.')))
+  const checkAllow = (allow: unknown, where: string): void => {
+    if (!Array.isArray(allow)) return
+    allow.forEach((entry: unknown, i) => {
+      if (typeof entry !== 'string' || reported.has(`${where}.${i}`)) return
+      if (entry !== '*' && !entry.startsWith('12D3KooW') && !entry.startsWith('k51') && !(entry in peers)) {
+        problems.push(
+          `${where}[${i}]: "${entry}" is not an alias in peers (add "peers": { "${entry}": "<node id>" } or use the node id)`,
+        )
+      }
+    })
   }
+  if (isObject(raw.services)) {
+    for (const [name, svc] of Object.entries(raw.services)) {
+      if (isObject(svc)) checkAllow(svc.allow, `services.${name}.allow`)
+    }
+  }
+  if (isObject(raw.rpc)) checkAllow(raw.rpc.allow, 'rpc.allow')
+  if (result.success && problems.length === 0) return result.data
   throw new WarrenError('ERR_CONFIG_INVALID', `${source} is invalid:\n  ${problems.join('\n  ')}`, {
     hint: 'Fix the fields named above; docs/config.md describes every key.',
     details: { problems },

@@ -10,6 +10,7 @@
  * }
  * ```
  */
+import { isIPv4, isIPv6 } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { looksLikeNodeId, parseNodeId } from '../identity/node-id.ts'
@@ -39,6 +40,19 @@ const listenString = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: `is not a listen address: ${p}` })
   }
 })
+
+/** An IP prefix of one family with a prefix length in [min, max] (`transparent.ipv4Range`, `transparent.ipv6Range`). */
+function cidrString(family: 4 | 6, min: number, max: number) {
+  return z.string().superRefine((s, ctx) => {
+    const [addr = '', len, ...rest] = s.split('/')
+    const n = len !== undefined && /^\d{1,3}$/.test(len) ? Number(len) : Number.NaN
+    const ok = rest.length === 0 && (family === 4 ? isIPv4(addr) : isIPv6(addr)) && n >= min && n <= max
+    if (!ok) {
+      const want = min === max ? `/${min}` : `/${min} to /${max}`
+      ctx.addIssue({ code: 'custom', message: `is not an IPv${family} prefix ${want} (address/length)` })
+    }
+  })
+}
 
 /** A DNS host name the access port answers to (`proxy.hosts`), optionally with `:port`. */
 const HOST_NAME =
@@ -174,6 +188,19 @@ export const configSchema = z.strictObject({
     }),
   /** Relays to keep a reservation on (the fastest that grants one is home; see docs/relay.md). */
   relays: z.array(relayAddrString).default([]),
+  /**
+   * Shared tokens of relays (relay id → token from the relay's `tokens`): presented to that relay only, which then
+   * treats this node as if on its allow list. See docs/relay.md.
+   */
+  relayTokens: z
+    .record(
+      z.string().superRefine((s, ctx) => {
+        const p = problemOf(() => parseNodeId(s))
+        if (p !== undefined) ctx.addIssue({ code: 'custom', message: `is not a relay id: ${p}` })
+      }),
+      z.string().min(16, 'is shorter than 16 characters: copy the whole token from the relay operator').max(256),
+    )
+    .optional(),
   /** Local access port: SOCKS5, HTTP proxy, PAC file and HTTP gateway on one port; see docs/access.md. */
   proxy: z
     .strictObject({
@@ -213,6 +240,24 @@ export const configSchema = z.strictObject({
       }
     })
     .optional(),
+  /** The dashboard (`/`) and Prometheus metrics (`/metrics`) on an HTTP address of their own (absent: off). */
+  metrics: z
+    .strictObject({
+      listen: listenString,
+      /** Allow a listen address other machines can reach, e.g. for a Prometheus server elsewhere (absent: false). */
+      public: z.boolean().optional(),
+    })
+    .superRefine((m, ctx) => {
+      const host = listenHost(m.listen)
+      if (host !== undefined && !isLoopbackHost(host) && m.public !== true) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listen'],
+          message: `"${m.listen}" is not a loopback address: add "public": true to serve the dashboard and metrics to other machines`,
+        })
+      }
+    })
+    .optional(),
   /** HTTP gateway on the access port: /http/<node>/<service>/<path>. */
   gateway: z
     .strictObject({
@@ -243,6 +288,24 @@ export const configSchema = z.strictObject({
           message: `must be true because listen "${d.listen}" is not a loopback address and other machines could query it (add "public": true)`,
         })
       }
+    })
+    .optional(),
+  /** Transparent mode (Linux): connections to service addresses on any port are captured; see docs/transparent.md. */
+  transparent: z
+    .strictObject({
+      /** Capture connections to the service addresses (needs CAP_NET_ADMIN); `warren up --transparent` also turns it on. */
+      enabled: z.boolean().default(false),
+      /** IPv4 prefix service addresses are derived in and captured (absent: 100.64.0.0/10); /8 to /24. */
+      ipv4Range: cidrString(4, 8, 24).optional(),
+      /** IPv6 /64 service addresses are derived in and captured (absent: fd77:6172:7265:6e00::/64). */
+      ipv6Range: cidrString(6, 64, 64).optional(),
+      /** Name of the network interface Warren adds for the ranges' routes (absent: warren0). */
+      interface: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'is not an interface name (1-15 letters, digits, "_", "." or "-")')
+        .optional(),
+      /** Register the DNS server with systemd-resolved for the TLD on that interface, when resolved runs (absent: true). */
+      resolved: z.boolean().optional(),
     })
     .optional(),
   /** Finding nodes by id alone: Kademlia DHT, mDNS on the LAN, lookup cache; see docs/discovery.md. */

@@ -29,6 +29,20 @@ import { stopSequence } from './stop-sequence.ts'
 export interface RelayApiMethods {
   'relay.status': { params: undefined; result: RelayStatus }
   'relay.stop': { params: undefined; result: { stopping: true; pid: number } }
+  'relay.reload': { params: undefined; result: RelayReloadResult }
+}
+
+/** What a reload took (`warren relay reload`, SIGHUP). */
+export interface RelayReloadResult {
+  reloaded: true
+  /** The file read (with the command-line flags of the start on top). */
+  config: string
+  allow: number
+  tokens: number
+  private: boolean
+  limits: RelayConfig['limits']
+  /** Settings that differ from the running ones but take a restart (listen addresses, ports …). */
+  restartNeeded: string[]
 }
 
 export interface RelayDaemonOptions {
@@ -45,6 +59,11 @@ export interface RelayDaemon {
   readonly relay: Relay
   /** True when this start created the relay's key. */
   readonly createdKey: boolean
+  /**
+   * Reads relay.json again (the start's flags still on top) and applies the allow list, tokens, `private` and limits
+   * without a restart; connections, reservations and circuits stay. A bad file changes nothing (ERR_CONFIG_INVALID).
+   */
+  reload(): Promise<RelayReloadResult>
   stop(reason?: string): Promise<void>
   readonly stopped: Promise<void>
 }
@@ -93,17 +112,49 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
     relay = await startRelay({ privateKey: key, config, log, skipUnheardEvents: true })
     let requestStop: () => void = () => {}
     const running = relay
+    let reloading: Promise<RelayReloadResult> | undefined
+    const reload = (): Promise<RelayReloadResult> => {
+      reloading ??= (async () => {
+        const next = validateRelayConfig(
+          mergeRelayInput(await readRelayConfigFile(home.config), opts.overrides),
+          opts.overrides === undefined ? home.config : `${home.config} with the command-line flags`,
+        )
+        const restartNeeded = running.reload(next)
+        const result: RelayReloadResult = {
+          reloaded: true,
+          config: home.config,
+          allow: next.allow.length,
+          tokens: next.tokens.length,
+          private: next.private,
+          limits: next.limits,
+          restartNeeded,
+        }
+        log(
+          'info',
+          `reloaded ${home.config}: ${result.allow} allowed node(s), ${result.tokens} token(s), ` +
+            `${result.private ? 'private' : 'public'}, bounded ${next.limits.dataBytes} bytes and ${next.limits.durationSec} s`,
+        )
+        if (restartNeeded.length > 0) {
+          log('warn', `${restartNeeded.join(', ')} changed in ${home.config}: restart the relay to apply`)
+        }
+        return result
+      })().finally(() => {
+        reloading = undefined
+      })
+      return reloading
+    }
     api = await ApiServer.listen(
       socket,
       {
         call: async (method) => {
           if (method === 'relay.status') return running.status()
+          if (method === 'relay.reload') return reload()
           if (method === 'relay.stop') {
             setImmediate(() => requestStop())
             return { stopping: true, pid: process.pid }
           }
           throw new WarrenError('ERR_API', `the relay API has no method "${method}"`, {
-            hint: 'The relay answers relay.status and relay.stop.',
+            hint: 'The relay answers relay.status, relay.reload and relay.stop.',
           })
         },
         openStream: async (_socket: Socket) => {
@@ -125,7 +176,7 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
       ['removing the pid file', () => pid.release()],
     ])
     requestStop = () => void stop('asked over the API')
-    return { home, socket, config, relay: running, createdKey: created, stop, stopped }
+    return { home, socket, config, relay: running, createdKey: created, reload, stop, stopped }
   } catch (err) {
     await api?.close().catch(() => {})
     await relay?.stop().catch(() => {})

@@ -11,11 +11,13 @@
  */
 
 import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { Config } from '../config/schema.ts'
 import type { Logger } from '../log.ts'
 import type { NodeOptions, WarrenLibp2p } from '../p2p/create.ts'
 import { routingTableSize } from '../p2p/dht.ts'
 import { MdnsTable, mdnsUseful } from '../p2p/mdns.ts'
+import { publishableAddrs } from '../p2p/peer-record.ts'
 import { Bootstrapper } from './bootstrap.ts'
 import { type PublishStatus, RecordPublisher } from './publisher.ts'
 import { type LookupOptions, type LookupResult, Resolver } from './resolver.ts'
@@ -60,11 +62,13 @@ export class Discovery {
       this.publisher = new RecordPublisher(libp2p, dht, opts.privateKey, {
         republishMs: opts.settings.republishMs,
         privateAddresses: opts.settings.privateAddresses,
+        relays: opts.settings.bootstrap,
         log,
       })
       this.#bootstrap = new Bootstrapper(libp2p, dht, opts.settings.bootstrap, log)
     }
     this.resolver = new Resolver({
+      privateServers: () => privateServers(opts.settings),
       timeoutMs: opts.settings.lookupTimeoutMs,
       cacheTtlMs: opts.settings.cacheTtlMs,
       ...(dht === undefined ? {} : { dht }),
@@ -121,4 +125,21 @@ export class Discovery {
     this.#bootstrap?.stop()
     this.mdns?.stop()
   }
+}
+
+/**
+ * The configured DHT servers' addresses (without /p2p/…) when discovery.privateAddresses is false and every one of
+ * them is private, so that the DHT leaves them all out; undefined otherwise.
+ */
+export function privateServers(settings: DiscoverySettings): string[] | undefined {
+  if (settings.privateAddresses || settings.bootstrap.length === 0) return undefined
+  const addrs = settings.bootstrap.flatMap((a) => {
+    try {
+      return [multiaddr(a)]
+    } catch {
+      return []
+    }
+  })
+  if (addrs.length === 0 || publishableAddrs(addrs, false).length > 0) return undefined
+  return [...new Set(addrs.map((a) => a.decapsulateCode(421).toString()))]
 }

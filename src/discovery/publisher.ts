@@ -18,6 +18,7 @@ import type { Logger } from '../log.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { routingTableSize, type WarrenKadDHT } from '../p2p/dht.ts'
 import { publishableAddrs, RECORD_MAX_ADDRS, recordKey, sealPeerRecord } from '../p2p/peer-record.ts'
+import { circuitVia, shareableAddrs } from './host-local.ts'
 
 const FIRST_RETRY_MS = 1_000
 const MAX_RETRY_MS = 5 * 60_000
@@ -49,6 +50,8 @@ export interface PublishResult {
 export interface PublisherOptions {
   republishMs: number
   privateAddresses: boolean
+  /** Config `relays` (and other configured DHT servers): circuit addresses through them are published as configured. */
+  relays?: readonly string[]
   log?: Logger
 }
 
@@ -101,7 +104,18 @@ export class RecordPublisher {
   #addrs(): Multiaddr[] {
     const own = `/p2p/${this.#libp2p.peerId}`
     const bare = this.#libp2p.getMultiaddrs().map((a) => a.decapsulate(own))
-    return publishableAddrs(bare, this.#opts.privateAddresses)
+    // never loopback or link-local (not even with privateAddresses): other hosts cannot use them
+    const shareable = shareableAddrs(bare, (this.#opts.relays ?? []).map(circuitVia))
+    return publishableAddrs(shareable, this.#opts.privateAddresses)
+  }
+
+  /** Why {@link #addrs} is empty: no address yet, or only private ones while privateAddresses is false. */
+  #noAddrsWhy(): string {
+    const own = `/p2p/${this.#libp2p.peerId}`
+    const bare = shareableAddrs(this.#libp2p.getMultiaddrs().map((a) => a.decapsulate(own)))
+    if (bare.length === 0 || this.#opts.privateAddresses) return 'this node has no publishable address yet'
+    const some = bare.slice(0, 3).map(String).join(', ')
+    return `every address of this node is private (${some}${bare.length > 3 ? ', …' : ''}) and discovery.privateAddresses is false, so none is published`
   }
 
   #sameAddrs(): boolean {
@@ -138,7 +152,7 @@ export class RecordPublisher {
     const started = Date.now()
     this.#status.lastAttemptAt = started
     const addrs = this.#addrs()
-    if (addrs.length === 0) return this.#failed(started, 'this node has no publishable address yet', 0, true)
+    if (addrs.length === 0) return this.#failed(started, this.#noAddrsWhy(), 0, true)
     if (routingTableSize(this.#dht) === 0) {
       return this.#failed(started, 'no DHT server is known yet (they are the relays in `relays`)', 0, true)
     }

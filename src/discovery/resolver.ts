@@ -64,6 +64,16 @@ export interface ResolverOptions {
   cacheTtlMs: number
   dht?: WarrenKadDHT
   mdns?: MdnsTable
+  /**
+   * The configured DHT servers' addresses when every one of them is private and discovery.privateAddresses is false
+   * (so the DHT left them all out); undefined otherwise. Names the cause when no DHT server is known.
+   */
+  privateServers?: () => string[] | undefined
+}
+
+/** A DHT source note saying that the configured DHT servers were filtered as private. */
+export function privateServersNote(addrs: readonly string[]): string {
+  return `the DHT servers in \`relays\` have only private addresses (${addrs.join(', ')}), which this node leaves out while discovery.privateAddresses is false`
 }
 
 interface Hit {
@@ -123,6 +133,7 @@ export class Resolver {
         this.cache.set(key, { addrs: m!.addrs, origin: 'mdns', cachedAt: Date.now(), madeAt: m!.seenAt })
       if (report('mdns', hit, 'not heard of on the LAN')) return done()
     }
+    let privateOnly = false
     if (this.#opts.dht !== undefined) {
       let hit: Hit | undefined
       let miss = ''
@@ -136,7 +147,12 @@ export class Resolver {
             cachedAt: Date.now(),
             madeAt: found.record.seq,
           })
-        } else miss = 'record' in found ? 'its record lists no address' : found.miss
+        } else if ('record' in found) miss = 'its record lists no address'
+        else {
+          const filtered = found.servers === 0 ? this.#opts.privateServers?.() : undefined
+          miss = filtered === undefined ? found.miss : privateServersNote(filtered)
+          if (filtered !== undefined) privateOnly = true
+        }
       } catch (err) {
         miss = signal.aborted
           ? `no answer within ${this.#opts.timeoutMs} ms`
@@ -147,6 +163,7 @@ export class Resolver {
     if (hits.length > 0) return done()
     // with no mDNS running and no DHT server known there was nobody to ask: the plain "no address" error
     const asked = this.#opts.mdns !== undefined || tried.some((t) => t.source === 'dht' && !t.note.startsWith('no DHT'))
+    if (privateOnly) throw privateAddressesFiltered(key, tried)
     throw asked ? lookupFailed(key, tried, this.#opts.timeoutMs) : noAddresses(key, tried)
   }
 
@@ -191,5 +208,17 @@ export function lookupFailed(id: string, tried: readonly SourceReport[], timeout
       `publish), or use its ticket (\`warren id\` there) or --addr. The lookup waits ${timeoutMs} ms ` +
       '(discovery.lookupTimeoutMs).',
     details: { peer: id, tried },
+  })
+}
+
+/** Nothing found because every address of the configured DHT servers was private and left out. */
+export function privateAddressesFiltered(id: string, tried: readonly SourceReport[]): WarrenError {
+  const what = tried.map((t) => `${t.source}: ${t.note}`).join('; ')
+  return new WarrenError('ERR_LOOKUP_FAILED', `no address found for node ${id} (${what})`, {
+    hint:
+      'The addresses found are private and discovery.privateAddresses is false. On a LAN or lab network set ' +
+      '"discovery": { "privateAddresses": true } in config.json on every node and start the relays with ' +
+      "--private-addresses; else use the node's ticket (`warren id` there) or --addr.",
+    details: { peer: id, tried, privateAddresses: false },
   })
 }

@@ -1,6 +1,7 @@
 /**
  * `/warren/relay/1.0.0`: a node asks a Warren relay what it grants this node. The node sends one JSON request
- * (`{"intent":"info"}`, or `{"intent":"reserve"}` before asking for a reservation) and closes its side; the relay
+ * (`{"intent":"info"}`, or `{"intent":"reserve"}` before asking for a reservation, with `"token"` when the node has the
+ * relay's shared token) and closes its side; the relay
  * answers one JSON object (UTF-8, at most 16 KiB) and closes. A `reserve` request the relay would refuse counts (and
  * is logged) as a refused reservation, so the node need not make one just to hear the reason.
  *
@@ -56,28 +57,38 @@ export interface RelayInfo {
   refusal: Refusal | null
   /** The relay's STUN responder (UDP port on the relay's own addresses), if it runs one. */
   stun: { port: number } | null
+  /** How the node is allowed: on the allow list, by a token it presented, or not (null). Absent from older relays. */
+  admission?: 'list' | 'token' | null
+  /** Whether the token in the request was one of the relay's; absent when the request carried none. */
+  token?: 'accepted' | 'refused'
+}
+
+/** What a node sends: its intent, and the relay's shared token when it has one (config `relayTokens`). */
+export interface RelayInfoRequest {
+  intent: RelayInfoIntent
+  token?: string
 }
 
 /** Serves the protocol on a relay; `infoFor` builds the answer for the asking node, asking from `from`. */
 export async function handleRelayInfo(
   libp2p: Libp2p,
-  infoFor: (peer: PeerId, intent: RelayInfoIntent, from: Multiaddr) => RelayInfo,
+  infoFor: (peer: PeerId, request: RelayInfoRequest, from: Multiaddr) => RelayInfo,
 ): Promise<void> {
   await libp2p.handle(
     RELAY_INFO_PROTOCOL,
     async (stream, connection) => {
       try {
         const request = await readAll(stream, AbortSignal.timeout(5_000), MAX_REQUEST_BYTES)
-        let intent: RelayInfoIntent = 'info'
+        const asked: RelayInfoRequest = { intent: 'info' }
         try {
-          if ((JSON.parse(new TextDecoder().decode(request)) as { intent?: unknown })?.intent === 'reserve') {
-            intent = 'reserve'
-          }
+          const json = JSON.parse(new TextDecoder().decode(request)) as { intent?: unknown; token?: unknown } | null
+          if (json?.intent === 'reserve') asked.intent = 'reserve'
+          if (typeof json?.token === 'string' && json.token !== '') asked.token = json.token
         } catch {
           // an empty or unreadable request asks for info
         }
         stream.send(
-          new TextEncoder().encode(JSON.stringify(infoFor(connection.remotePeer, intent, connection.remoteAddr))),
+          new TextEncoder().encode(JSON.stringify(infoFor(connection.remotePeer, asked, connection.remoteAddr))),
         )
         await stream.close({ signal: AbortSignal.timeout(5_000) })
       } catch (err) {
@@ -113,14 +124,16 @@ function badAnswer(relay: PeerId, why: string): WarrenError {
 export async function queryRelayInfo(
   libp2p: Libp2p,
   relay: PeerId,
-  opts: { signal?: AbortSignal; intent?: RelayInfoIntent } = {},
+  opts: { signal?: AbortSignal; intent?: RelayInfoIntent; token?: string } = {},
 ): Promise<RelayInfo> {
   const signal = opts.signal ?? AbortSignal.timeout(5_000)
   const stream = await libp2p.dialProtocol(relay, RELAY_INFO_PROTOCOL, { signal })
   const reading = readAll(stream, signal) // listen before anything else, so no byte of the answer is missed
   let data: Uint8Array
   try {
-    stream.send(new TextEncoder().encode(JSON.stringify({ intent: opts.intent ?? 'info' })))
+    const request: RelayInfoRequest = { intent: opts.intent ?? 'info' }
+    if (opts.token !== undefined) request.token = opts.token
+    stream.send(new TextEncoder().encode(JSON.stringify(request)))
     await stream.close({ signal })
     data = await reading
   } catch (err) {

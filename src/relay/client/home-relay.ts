@@ -4,8 +4,11 @@
  *
  * - choice: every relay is pinged and the one with the lowest round trip that grants a reservation becomes home;
  * - renewal: the reservation is renewed at half its lifetime (libp2p alone renews only 5 min before expiry);
- * - failover: when the connection to the home relay closes, or a health-check ping fails, the node moves to the next
- *   best relay at once; with none left it retries with back-off (1 s … 30 s).
+ * - standby: a second reservation on the next best relay, so peers reach the node through it at once when the home
+ *   relay vanishes without a word (a dial tries every relay of the ticket in parallel);
+ * - failover: when the connection to the home relay closes (also when relay-links.ts aborts it: a relay that went
+ *   silent), or a health-check ping fails, the node moves to the next best relay at once; with none left it retries
+ *   with back-off (1 s … 30 s).
  *
  * Tickets carry the circuit addresses of every configured relay, home first, so a ticket keeps working after a move.
  *
@@ -18,47 +21,18 @@
  */
 
 import type { Connection, PeerId } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import { toWarrenError, WarrenError, type WarrenErrorJSON } from '../../errors.ts'
-import type { Logger } from '../../log.ts'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { toWarrenError, WarrenError } from '../../errors.ts'
+import { parseNodeId } from '../../identity/node-id.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
-import type { CircuitLimit } from '../info.ts'
+import type { CircuitLimit, RelayInfo } from '../info.ts'
 import { queryRelayInfo } from '../info.ts'
 import { relayStatusOf, reservationRefused } from '../status.ts'
 import { type RelayClientParts, relayClientParts } from './client-store.ts'
+import { type HomeRelayOptions, type HomeRelayStatus, parseRelayAddr, type RelayEntry } from './relay-entries.ts'
 
-export type RelayState = 'home' | 'standby' | 'unreachable' | 'refused'
-
-export interface RelayEntry {
-  id: string
-  addr: string
-  state: RelayState
-  /** Round trip of the latest measurement, ms. */
-  rttMs?: number
-  /** Why the relay is unreachable or refused. */
-  error?: WarrenErrorJSON
-}
-
-export interface HomeRelayStatus {
-  /** Relay id of the home relay; null while none holds a reservation for this node. */
-  home: string | null
-  /** When the node moved to its home relay, ms since the epoch. */
-  since?: number
-  /** When the reservation expires unless renewed, ms since the epoch. */
-  expiresAt?: number
-  /** Limits the home relay puts on connections to this node; null when unlimited. */
-  limits?: CircuitLimit | null
-  relays: RelayEntry[]
-}
-
-export interface HomeRelayOptions {
-  log?: Logger
-  /** Ping of the home relay to catch a dead relay whose connection did not close, ms (default 10000). */
-  checkIntervalMs?: number
-  /** Time for one relay to answer a ping or grant a reservation, ms (default 4000). */
-  attemptTimeoutMs?: number
-}
+export type { HomeRelayOptions, HomeRelayStatus, RelayEntry, RelayState } from './relay-entries.ts'
+export { parseRelayAddr } from './relay-entries.ts'
 
 interface Candidate {
   id: PeerId
@@ -68,18 +42,6 @@ interface Candidate {
 
 const MAX_RETRY_MS = 30_000
 
-/** Parses `relays` entries; each must name its relay with /p2p/<id>. */
-export function parseRelayAddr(text: string): { id: PeerId; addr: Multiaddr } {
-  const addr = multiaddr(text)
-  const id = addr.getComponents().findLast((c) => c.name === 'p2p')?.value
-  if (id === undefined || text.includes('/p2p-circuit')) {
-    throw new WarrenError('ERR_CONFIG_INVALID', `relay address ${text} does not end with /p2p/<relay id>`, {
-      hint: 'Copy the relay address with its id from `warren relay status` on the relay, e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW…',
-    })
-  }
-  return { id: peerIdFromString(id), addr }
-}
-
 export class HomeRelay {
   readonly #libp2p: WarrenLibp2p
   readonly #parts: RelayClientParts
@@ -87,9 +49,13 @@ export class HomeRelay {
   readonly #log: NonNullable<HomeRelayOptions['log']>
   readonly #checkMs: number
   readonly #attemptMs: number
+  readonly #tokens = new Map<string, string>()
   /** Relays with a circuit listener that received addresses once (re-reserving there needs no new listener). */
   readonly #listening = new Set<string>()
   #home: Candidate | undefined
+  /** The relay holding this node's second reservation, if any ({@link #reserveStandby}). */
+  #standby: Candidate | undefined
+  #standbyRunning = false
   #since = 0
   #expiresAt: number | undefined
   #limits: CircuitLimit | null | undefined
@@ -107,6 +73,9 @@ export class HomeRelay {
     this.#log = opts.log ?? (() => {})
     this.#checkMs = opts.checkIntervalMs ?? 10_000
     this.#attemptMs = opts.attemptTimeoutMs ?? 4_000
+    for (const [id, token] of Object.entries(opts.tokens ?? {})) {
+      this.#tokens.set(parseNodeId(id).toString(), token)
+    }
     const seen = new Set<string>()
     this.#candidates = []
     for (const text of relays) {
@@ -127,6 +96,13 @@ export class HomeRelay {
   }
 
   readonly #onClose = (evt: CustomEvent<Connection>): void => {
+    const standby = this.#standby
+    if (standby !== undefined && evt.detail.remotePeer.equals(standby.id)) {
+      if (!this.#libp2p.getConnections(standby.id).some((c) => c.status === 'open')) {
+        this.#standby = undefined
+        delete standby.entry.reserved
+      }
+    }
     const home = this.#home
     if (home === undefined || !evt.detail.remotePeer.equals(home.id)) return
     if (this.#libp2p.getConnections(home.id).some((c) => c.status === 'open')) return
@@ -162,6 +138,12 @@ export class HomeRelay {
     const order = measured
       .filter((m): m is { c: Candidate; rtt: number } => m.rtt !== undefined)
       .sort((a, b) => a.rtt - b.rtt)
+    // none of the others answers: the lost relay may be fine and only its connection gone (a NAT that forgot its
+    // mappings resets every connection at once), so it is asked again at once rather than after the back-off
+    if (order.length === 0 && lost !== undefined && !this.#stopped) {
+      const rtt = await this.#measure(lost)
+      if (rtt !== undefined) order.push({ c: lost, rtt })
+    }
     for (const { c } of order) {
       if (this.#stopped) return
       try {
@@ -172,6 +154,7 @@ export class HomeRelay {
           `home relay ${c.id} (rtt ${c.entry.rttMs?.toFixed(1)} ms), chosen in ${Date.now() - started} ms`,
         )
         for (const w of this.#waiters.splice(0)) w()
+        void this.#reserveStandby()
         return
       } catch (err) {
         const e = toWarrenError(err)
@@ -219,12 +202,36 @@ export class HomeRelay {
   }
 
   async #reserve(c: Candidate): Promise<void> {
+    const info = await this.#obtain(c)
+    if (this.#standby === c) this.#standby = undefined
+    delete c.entry.reserved
+    this.#home = c
+    this.#since = Date.now()
+    this.#limits = info === undefined ? undefined : info.limits
+    c.entry.state = 'home'
+    delete c.entry.error
+    this.#scheduleRenewal()
+  }
+
+  /** Asks `c` for a reservation (after its `/warren/relay/1.0.0` answer, when it is a Warren relay); throws why not. */
+  async #obtain(c: Candidate): Promise<RelayInfo | undefined> {
     const signal = AbortSignal.timeout(this.#attemptMs)
     // a Warren relay says up front whether it grants a reservation (and why not), so a refused attempt leaves no
     // half-made circuit listener behind in libp2p; other relays are simply asked for one
-    const info = await queryRelayInfo(this.#libp2p, c.id, { signal, intent: 'reserve' }).catch(() => undefined)
-    if (info?.wouldRefuse != null) throw reservationRefused(c.id.toString(), undefined, info.wouldRefuse)
     const key = c.id.toString()
+    const token = this.#tokens.get(key)
+    const info = await queryRelayInfo(this.#libp2p, c.id, {
+      signal,
+      intent: 'reserve',
+      ...(token === undefined ? {} : { token }),
+    }).catch(() => undefined)
+    if (info?.token === 'refused') {
+      this.#log(
+        'warn',
+        `relay ${key} refused this node's token (relayTokens): ask the relay's operator for the current token`,
+      )
+    }
+    if (info?.wouldRefuse != null) throw reservationRefused(key, undefined, info.wouldRefuse)
     try {
       if (this.#listening.has(key)) await this.#parts.store.addRelay(c.id, 'configured')
       else await this.#parts.listen([c.addr.encapsulate('/p2p-circuit')])
@@ -242,12 +249,44 @@ export class HomeRelay {
       throw new WarrenError('ERR_RELAY_UNREACHABLE', `relay ${c.id} granted no reservation`)
     }
     this.#listening.add(key)
-    this.#home = c
-    this.#since = Date.now()
-    this.#limits = info === undefined ? undefined : info.limits
-    c.entry.state = 'home'
-    delete c.entry.error
-    this.#scheduleRenewal()
+    return info
+  }
+
+  /**
+   * Keeps a second reservation on the best other relay that grants one, so that peers reach this node through it at
+   * once when the home relay silently disappears (their dials try every relay of the ticket in parallel), before this
+   * node has even noticed. Runs after each choice of home and at each health check while there is none.
+   */
+  async #reserveStandby(): Promise<void> {
+    if (this.#stopped || this.#home === undefined || this.#standbyRunning) return
+    if (this.#standby !== undefined && this.#parts.store.hasReservation(this.#standby.id)) return
+    this.#standby = undefined
+    this.#standbyRunning = true
+    try {
+      // relays that were unreachable are measured again: one that came back can be the standby
+      await Promise.all(
+        this.#candidates
+          .filter((c) => c !== this.#home && c.entry.state === 'unreachable')
+          .map((c) => this.#measure(c)),
+      )
+      const others = this.#candidates
+        .filter((c) => c !== this.#home && c.entry.state === 'standby' && c.entry.rttMs !== undefined)
+        .sort((a, b) => (a.entry.rttMs ?? 0) - (b.entry.rttMs ?? 0))
+      for (const c of others) {
+        try {
+          await this.#obtain(c)
+          if (this.#home === c || this.#stopped) return
+          this.#standby = c
+          c.entry.reserved = true
+          this.#log('info', `standby reservation on relay ${c.id}`)
+          return
+        } catch (err) {
+          this.#log('debug', `no standby reservation on relay ${c.id}: ${(err as Error).message}`)
+        }
+      }
+    } finally {
+      this.#standbyRunning = false
+    }
   }
 
   #scheduleRenewal(): void {
@@ -283,6 +322,7 @@ export class HomeRelay {
     try {
       await this.#libp2p.services.ping.ping(home.id, { signal: AbortSignal.timeout(this.#attemptMs) })
       if (!this.#parts.store.hasReservation(home.id)) this.#lose('the reservation is gone')
+      else void this.#reserveStandby()
     } catch (err) {
       this.#lose(`it did not answer a ping: ${(err as Error).message}`)
       await this.#libp2p.hangUp(home.id).catch(() => {})

@@ -81,6 +81,18 @@ export const relayConfigSchema = z
     private: z.boolean().default(false),
     /** Node ids with unlimited reservations and circuits, exempt from the caps. */
     allow: z.array(nodeIdString).default([]),
+    /**
+     * Shared secrets: a node that presents one (config `relayTokens` on the node) is treated as if on `allow`. For a
+     * household or team sharing one relay without collecting node ids.
+     */
+    tokens: z
+      .array(
+        z
+          .string()
+          .min(16, 'is shorter than 16 characters: use a long random secret, e.g. from `openssl rand -hex 16`')
+          .max(256, 'is longer than 256 characters'),
+      )
+      .default([]),
     limits: z
       .strictObject({
         /** Reservations held at once by nodes not in `allow`. */

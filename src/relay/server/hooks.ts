@@ -21,6 +21,7 @@ import type { AbortOptions, Connection, ConnectionGater, PeerId, Stream } from '
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { WarrenError } from '../../errors.ts'
 import { LogThrottle } from '../../log-throttle.ts'
+import { openPingStream } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import type { Refusal } from '../info.ts'
 import { type CircuitSlot, CircuitTracker } from './circuits.ts'
@@ -30,6 +31,8 @@ import { ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
 const STATUS_OK = 'OK'
 const STATUS_PERMISSION_DENIED = 'PERMISSION_DENIED'
 const MAX_REMEMBERED_REFUSALS = 4_096
+/** An older connection of a node that reserved over a new one must answer a ping this soon, ms. */
+const STALE_PING_MS = 1_000
 
 interface StoredReservation {
   /** The address the reservation was made from. */
@@ -62,6 +65,8 @@ interface CircuitContext {
 export interface ReservationInfo {
   node: string
   allowed: boolean
+  /** How the node is allowed: on the allow list or by a token; null when it is not. */
+  admission: 'list' | 'token' | null
   /** The address it counts against for `maxReservationsPerIp` (an IPv6 /64); null when uncapped. */
   ip: string | null
   /** ms since the epoch. */
@@ -86,6 +91,7 @@ export class RelayHooks {
   /** Reservations released because their node's last connection to the relay closed. */
   released = 0
   readonly #policy: RelayPolicy
+  readonly #info: (message: string) => void
   readonly #throttle: LogThrottle
   readonly #proxied: (remoteAddr: Multiaddr) => boolean
   readonly #context = new AsyncLocalStorage<CircuitContext>()
@@ -102,6 +108,7 @@ export class RelayHooks {
     opts: RelayHooksOptions = {},
   ) {
     this.#policy = policy
+    this.#info = (m) => log('info', m)
     this.#throttle = new LogThrottle({ intervalMs: opts.logIntervalMs ?? 10_000, emit: (l) => log('warn', l) })
     this.#proxied = opts.proxied ?? (() => false)
     this.circuits = new CircuitTracker({ log: (m) => log('info', m) })
@@ -178,6 +185,7 @@ export class RelayHooks {
         if (result.expire !== undefined) this.#expires.set(id, result.expire * 1000)
         // the node may have gone while its request was handled: then 'peer:disconnect' has already passed
         const conn = this.#reserving.getStore()
+        if (conn !== undefined) void this.#checkOthers(libp2p, peer, conn)
         if (conn?.status !== undefined && conn.status !== 'open' && libp2p.getConnections(peer).length === 0) {
           this.#release(peer)
         }
@@ -222,6 +230,36 @@ export class RelayHooks {
     const bounded = this.#server?.reservationStore.get(ctx.dst)?.limit !== undefined
     const limit = bounded ? this.#policy.limitFor(ctx.dst.toString()) : undefined
     ctx.slot.commit(src, ctx.dstStream, limit?.durationSec)
+  }
+
+  /**
+   * A node that reserves over a new connection while an older one stays open has usually lost the older one without
+   * a word (its NAT forgot the mapping): circuits to it would go over the dead one and hang. Each older connection
+   * gets one ping; one that does not answer within {@link STALE_PING_MS} is aborted.
+   */
+  async #checkOthers(libp2p: WarrenLibp2p, peer: PeerId, keep: Connection): Promise<void> {
+    const others = libp2p
+      .getConnections(peer)
+      .filter((c) => c !== keep && c.status === 'open' && c.limits === undefined)
+    await Promise.all(
+      others.map(async (c) => {
+        const started = performance.now()
+        try {
+          const ping = await openPingStream(c, STALE_PING_MS)
+          try {
+            await ping.once(Math.max(1, STALE_PING_MS - (performance.now() - started)))
+          } finally {
+            void ping.close().catch(() => {})
+          }
+        } catch (err) {
+          if (c.status !== 'open') return
+          this.#info(
+            `closing an older connection of node ${peer}: it reserved over a new one, and the old one did not answer a ping (${(err as Error).message})`,
+          )
+          c.abort(new Error(`node ${peer} reserved over a new connection; this one did not answer a ping`))
+        }
+      }),
+    )
   }
 
   /** The address a reservation from `addr` counts against per IP; undefined when uncapped or unknown. */
@@ -305,6 +343,7 @@ export class RelayHooks {
       out.push({
         node,
         allowed,
+        admission: this.#policy.admission(node),
         ip: allowed ? null : (this.#groupOf(r.addr) ?? null),
         expiresAt: this.#expires.get(node) ?? r.expiry.getTime(),
         limits: limit ?? null,
@@ -313,6 +352,19 @@ export class RelayHooks {
     const held = new Set(out.map((r) => r.node))
     for (const node of this.#expires.keys()) if (!held.has(node)) this.#expires.delete(node)
     return out
+  }
+
+  /**
+   * Gives held reservations the limits the policy sets now (after a reload, or a node admitted by a token): circuits
+   * opened from now on take them; circuits already open keep theirs. `peer` limits it to one node's reservation.
+   */
+  applyLimits(peer?: string): void {
+    for (const [id, stored] of this.#server?.reservationStore.reservations.entries() ?? []) {
+      if (peer !== undefined && id.toString() !== peer) continue
+      const limit = this.#policy.limitFor(id.toString())
+      if (limit === undefined) delete stored.limit
+      else stored.limit = { data: BigInt(limit.dataBytes) }
+    }
   }
 
   reservationOf(peer: string): ReservationInfo | undefined {

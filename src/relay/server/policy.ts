@@ -3,15 +3,25 @@
  * or a relayed connection (a circuit) is refused. The libp2p glue lives in {@link ./relay-hooks.ts}.
  *
  * Rules (docs/relay.md explains them for operators):
- * - Nodes on the allow list get reservations without limits; circuits to them are unlimited.
+ * - Nodes on the allow list, and nodes that presented one of the relay's `tokens` ({@link RelayPolicy.admitByToken}),
+ *   are *allowed*: they get reservations without limits; circuits to them are unlimited.
  * - Other nodes get reservations bounded in data and duration, or none on a private relay; at most `maxReservations`
  *   of them are held at once, and at most `maxReservationsPerIp` from one IP address (one /64 for IPv6). Allowed
  *   nodes never count against these caps, so strangers cannot use up the reservations of allowed nodes.
  * - A circuit takes the limits of the reservation it goes to. A circuit asked for by an allowed node is never refused;
  *   others are refused at `maxCircuits` circuits in total or `maxCircuitsPerNode` for a non-allowed end.
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { CircuitLimit } from '../info.ts'
 import type { RelayConfig, RelayLimits } from './config.ts'
+
+/** Nodes admitted by token remembered at most (the oldest admission is forgotten first; the node presents it again). */
+const MAX_TOKEN_ADMISSIONS = 65_536
+
+/** What {@link RelayPolicy.update} takes: the reloadable part of the relay's settings. */
+export type PolicySettings = Pick<RelayConfig, 'allow' | 'private' | 'limits'> & { tokens?: readonly string[] }
+
+const digest = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest()
 
 export interface ReservationLoad {
   /** Reservations held now by non-allowed nodes, not counting this node's own (a renewal takes no new slot). */
@@ -33,22 +43,78 @@ export interface CircuitLoad {
 export type { CircuitLimit }
 
 export class RelayPolicy {
-  readonly private: boolean
-  readonly limits: RelayLimits
-  readonly #allow: ReadonlySet<string>
+  private: boolean
+  limits: RelayLimits
+  #allow: ReadonlySet<string>
+  /** SHA-256 of each configured token (compared in constant time). */
+  #tokens: Buffer[] = []
+  /** Nodes admitted by a token → the digest of the token they presented. */
+  readonly #admitted = new Map<string, Buffer>()
 
-  constructor(config: Pick<RelayConfig, 'allow' | 'private' | 'limits'>) {
+  constructor(config: PolicySettings) {
     this.private = config.private
     this.limits = config.limits
     this.#allow = new Set(config.allow)
+    this.#tokens = (config.tokens ?? []).map(digest)
   }
 
+  /**
+   * Takes new settings (a reload): the allow list, `private`, the limits and the tokens. Nodes admitted by a token that
+   * is no longer configured lose their admission; the others keep it.
+   */
+  update(config: PolicySettings): void {
+    this.private = config.private
+    this.limits = config.limits
+    this.#allow = new Set(config.allow)
+    this.#tokens = (config.tokens ?? []).map(digest)
+    for (const [peer, d] of this.#admitted) if (!this.#knows(d)) this.#admitted.delete(peer)
+  }
+
+  #knows(d: Buffer): boolean {
+    let found = false
+    for (const t of this.#tokens) if (timingSafeEqual(t, d)) found = true
+    return found
+  }
+
+  /** Whether the relay has any token configured. */
+  get tokenCount(): number {
+    return this.#tokens.length
+  }
+
+  /**
+   * Admits `peer` when `token` is one of the relay's tokens; returns whether it did. A wrong token admits nothing
+   * (and takes back nothing the node already had).
+   */
+  admitByToken(peer: string, token: string): boolean {
+    const d = digest(token)
+    if (!this.#knows(d)) return false
+    this.#admitted.delete(peer)
+    this.#admitted.set(peer, d)
+    if (this.#admitted.size > MAX_TOKEN_ADMISSIONS) {
+      const oldest = this.#admitted.keys().next().value
+      if (oldest !== undefined) this.#admitted.delete(oldest)
+    }
+    return true
+  }
+
+  /** On the allow list, or admitted by a token. */
   isAllowed(peer: string): boolean {
-    return this.#allow.has(peer)
+    return this.#allow.has(peer) || this.#admitted.has(peer)
+  }
+
+  /** How `peer` is allowed: by the allow list, by a token, or not at all. */
+  admission(peer: string): 'list' | 'token' | null {
+    if (this.#allow.has(peer)) return 'list'
+    return this.#admitted.has(peer) ? 'token' : null
   }
 
   get allowList(): string[] {
     return [...this.#allow]
+  }
+
+  /** Nodes admitted by a token now. */
+  get tokenNodes(): string[] {
+    return [...this.#admitted.keys()]
   }
 
   /** The limits a reservation of `peer` carries; undefined means unlimited. */

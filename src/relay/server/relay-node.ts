@@ -19,13 +19,14 @@ import { relayPeerFinder } from '../../discovery/relay-view.ts'
 import { type RoutingHttpServer, startRoutingHttp } from '../../discovery/routing-http.ts'
 import { isWarrenError, WarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
+import { LogThrottle } from '../../log-throttle.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../../p2p/create.ts'
 import { routingTableSize } from '../../p2p/dht.ts'
 import { RecordStore } from '../../p2p/record-store.ts'
 import { type StunResponder, startStunResponder } from '../../stun/codec.ts'
 import { type StunTcpResponder, startStunTcpResponder } from '../../stun/tcp-server.ts'
 import { VERSION } from '../../version.ts'
-import { handleRelayInfo, type RelayInfo, type RelayInfoIntent } from '../info.ts'
+import { handleRelayInfo, type RelayInfo, type RelayInfoRequest } from '../info.ts'
 import type { CircuitInfo } from './circuits.ts'
 import type { RelayConfig, RelayLimits } from './config.ts'
 import { RelayHooks, type ReservationInfo } from './hooks.ts'
@@ -53,6 +54,8 @@ export interface RelayStatus {
   routing: { url: string } | null
   private: boolean
   allow: string[]
+  /** How many shared tokens the relay has (never the tokens themselves), and the nodes admitted by one now. */
+  tokens: { configured: number; nodes: string[] }
   limits: RelayLimits
   reservations: ReservationInfo[]
   circuits: CircuitInfo[]
@@ -74,6 +77,12 @@ export interface Relay {
   readonly addrs: string[]
   readonly stun: StunResponder | undefined
   status(): RelayStatus
+  /**
+   * Takes the reloadable settings of `config` (allow list, tokens, `private`, limits) without a restart: connections,
+   * reservations and circuits stay; reservations get the new limits for circuits opened from now on. Returns the
+   * names of other settings that differ from the running ones and need a restart.
+   */
+  reload(config: RelayConfig): string[]
   /** Stops accepting, ends every circuit and connection, closes the STUN socket. Idempotent. */
   stop(): Promise<void>
 }
@@ -129,6 +138,10 @@ function proxiedBy(config: RelayConfig): ((remoteAddr: Multiaddr) => boolean) | 
     return loopback && parts.some((c) => c.name === 'ws')
   }
 }
+
+/** Settings a running relay cannot take without a restart. */
+const RESTART_KEYS = ['listen', 'announce', 'ws', 'behindProxy', 'stun', 'api', 'discovery', 'routing'] as const
+type RestartKey = (typeof RESTART_KEYS)[number]
 
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const { config } = opts
@@ -209,10 +222,22 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   bootstrap.start()
   const started = Date.now()
   const id = libp2p.peerId.toString()
-  const infoFor = (peer: PeerId, intent: RelayInfoIntent, from: Multiaddr): RelayInfo => {
+  // anyone can send a wrong token at will: logged once per 10 s with a count of the others
+  const badTokens = new LogThrottle({ intervalMs: 10_000, emit: (line) => log('warn', line) })
+  const infoFor = (peer: PeerId, request: RelayInfoRequest, from: Multiaddr): RelayInfo => {
     const node = peer.toString()
+    const intent = request.intent
+    let token: RelayInfo['token']
+    if (request.token !== undefined) {
+      token = policy.admitByToken(node, request.token) ? 'accepted' : 'refused'
+      if (token === 'accepted') hooks.applyLimits(node)
+      else
+        badTokens.log('token', `node ${node} presented a token that is not one of this relay's tokens`, 'wrong tokens')
+    }
     const reservation = hooks.reservationOf(node)
     return {
+      ...(token === undefined ? {} : { token }),
+      admission: policy.admission(node),
       relay: id,
       node,
       allowed: policy.isAllowed(node),
@@ -234,11 +259,22 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   if (routing !== undefined) log('info', `delegated routing on ${routing.url}/routing/v1/peers/<id>`)
 
   let stopping: Promise<void> | undefined
+  let running = config
   return {
     peerId: libp2p.peerId,
     libp2p,
     addrs,
     stun,
+    reload: (next) => {
+      const restart: string[] = RESTART_KEYS.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]))
+      if (next.limits.reservationTtlSec !== running.limits.reservationTtlSec) restart.push('limits.reservationTtlSec')
+      policy.update(next)
+      hooks.applyLimits()
+      // what takes a restart keeps its running value, so a later reload still names it
+      const kept = Object.fromEntries(RESTART_KEYS.map((k) => [k, running[k]])) as Pick<RelayConfig, RestartKey>
+      running = { ...next, ...kept, limits: { ...next.limits, reservationTtlSec: running.limits.reservationTtlSec } }
+      return restart
+    },
     status: () => ({
       id,
       version: VERSION,
@@ -257,6 +293,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       routing: routing === undefined ? null : { url: routing.url },
       private: policy.private,
       allow: policy.allowList,
+      tokens: { configured: policy.tokenCount, nodes: policy.tokenNodes },
       limits: policy.limits,
       reservations: hooks.reservations(),
       circuits: hooks.circuits.list(),
@@ -272,6 +309,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     stop: () => {
       stopping ??= (async () => {
         hooks.close()
+        badTokens.close()
         bootstrap.stop()
         await routing?.close()
         await libp2p.stop()

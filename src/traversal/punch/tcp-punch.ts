@@ -51,10 +51,26 @@ export async function learnTcpNat(
   servers: readonly Endpoint[],
   opts: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<TcpNatReport> {
-  const [first, ...rest] = servers
-  if (first === undefined) throw new WarrenError('ERR_NO_DIRECT_PATH', 'no STUN server to learn the TCP mapping from')
-  const one = await tcpStunBinding(first, opts)
-  const others = await Promise.allSettled(rest.map((s) => tcpStunBinding(s, { ...opts, localPort: one.localPort })))
+  if (servers.length === 0) {
+    throw new WarrenError('ERR_NO_DIRECT_PATH', 'no STUN server to learn the TCP mapping from')
+  }
+  // the first server that answers picks the local port (a relay that is down only costs its time-out)
+  let one: Awaited<ReturnType<typeof tcpStunBinding>> | undefined
+  let failure: unknown
+  let rest: Endpoint[] = []
+  for (const [i, s] of servers.entries()) {
+    try {
+      one = await tcpStunBinding(s, opts)
+      rest = servers.slice(i + 1)
+      break
+    } catch (err) {
+      failure = err
+      if (opts.signal?.aborted === true) break
+    }
+  }
+  if (one === undefined) throw failure
+  const port = one.localPort
+  const others = await Promise.allSettled(rest.map((s) => tcpStunBinding(s, { ...opts, localPort: port })))
   const answers = [one, ...others.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))]
   const nat = answers.every((a) => natBehaviour(one.mapped, a.mapped) === 'easy') ? 'easy' : 'hard'
   return {

@@ -46,7 +46,14 @@ async function punchAndConnect(a: Attempt & { initiator: boolean; started: numbe
     if (plan === 'birthday-hard') await a.chan.send({ type: 'armed' })
     const dialer = plan === 'simultaneous' ? a.initiator : plan === 'birthday-easy'
     const { connection, remote, strategy } = dialer ? await dialFirst(a, strategies) : await awaitDialer(a, strategies)
-    return { connection, plan: strategy.plan, ms: performance.now() - a.started, remote }
+    const untested = a.local.untested
+    return {
+      connection,
+      plan: strategy.plan,
+      ms: performance.now() - a.started,
+      remote,
+      ...(untested === undefined ? {} : { untested }),
+    }
   } finally {
     for (const s of strategies) s.stop()
   }

@@ -131,6 +131,8 @@ export class DirectPaths {
     const peer = conn.remotePeer
     const silent = this.#liveness.takeReason(conn)
     if (this.#stopped) return
+    // the NAT that dropped this path's mapping may have dropped the relay connections too: checked alongside
+    if (silent !== undefined) this.#opts.onSilentPath?.(`the direct path to ${peer} went silent (${silent})`)
     const open = this.#libp2p.getConnections(peer).filter((c) => c.status === 'open')
     if (open.length === 0) {
       // the peer is gone: nothing to upgrade or re-punch until it is reached again
@@ -194,9 +196,14 @@ export class DirectPaths {
     try {
       const bounds = attempt === undefined ? {} : REPUNCH_BOUNDS
       const r = await upgradeToDirect(this.#libp2p, via, this.#pathOptions(bounds))
-      this.#peers.record(peer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms), ...again })
+      const untested = r.untested === undefined ? {} : { untested: r.untested }
+      this.#peers.record(peer, { state: 'direct', plan: r.plan, ms: Math.round(r.ms), ...again, ...untested })
       const what = attempt === undefined ? 'direct path' : `direct path again (re-punch ${attempt})`
-      this.#log('info', `${what} to ${peer} (${r.plan}) in ${Math.round(r.ms)} ms: ${r.connection.remoteAddr}`)
+      const without = r.untested === undefined ? '' : `; not tested, no STUN answer: ${r.untested.join(', ')}`
+      this.#log(
+        'info',
+        `${what} to ${peer} (${r.plan}) in ${Math.round(r.ms)} ms: ${r.connection.remoteAddr}${without}`,
+      )
     } catch (err) {
       const e = toWarrenError(err)
       if (attempt === undefined) this.#firstFailed(peer, retry, e)

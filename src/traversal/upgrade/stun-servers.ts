@@ -7,6 +7,7 @@
  */
 import type { Connection } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
+import { isHostLocal } from '../../discovery/host-local.ts'
 import type { Logger } from '../../log.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import type { Endpoint } from '../../p2p/udx/packet-socket.ts'
@@ -69,10 +70,15 @@ export class StunServers {
     await Promise.all(this.#relays.map((r) => this.learn(r)))
   }
 
-  /** Asks the relay a relayed connection runs through, unless known. */
+  /**
+   * Asks the relay a relayed connection runs through, unless known. A loopback or link-local relay address that is
+   * not in config `relays` came from elsewhere (another host's ticket) and names this host, not the relay: skipped.
+   */
   async learnFrom(via: Connection): Promise<void> {
     const relay = relayOf(via)
-    if (relay !== undefined) await this.learn(relay)
+    if (relay === undefined) return
+    if (isHostLocal(multiaddr(relay)) && !this.#relays.includes(relay)) return
+    await this.learn(relay)
   }
 
   /** Asks a relay for its STUN port; the host is the relay's IP address. Failures leave the relay out. */

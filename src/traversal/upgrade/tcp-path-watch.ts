@@ -3,9 +3,10 @@
  * that forgot or changed its mapping drops the segments, and the kernel retransmits for many minutes before it gives
  * up (keepalive probes only run on an idle connection, and their defaults take over two hours).
  *
- * So every {@link TCP_CHECK_MS} the watch looks at each punched TCP connection: when its socket received no bytes
- * since the last look, it sends one ping (`/ipfs/ping/1.0.0` on a fresh stream). A connection whose ping is not
- * answered within {@link TCP_PING_TIMEOUT_MS} is aborted; new streams then take the relay and `DirectPaths` punches
+ * So the watch looks at each punched TCP connection every 250 ms: when its socket received no bytes for
+ * {@link TCP_CHECK_MS}, or for {@link OWED_MS} after this node sent bytes on it (an answer is owed: a new stream, data
+ * whose window updates should come back), it sends one ping (`/ipfs/ping/1.0.0` on a fresh stream). A connection whose
+ * ping is not answered within {@link TCP_PING_TIMEOUT_MS} is aborted; new streams then take the relay and `DirectPaths` punches
  * again. A loaded connection is never pinged (bytes keep arriving), and an idle one is pinged once a second, which
  * also keeps both NATs' mappings in use.
  *
@@ -16,15 +17,25 @@ import { WarrenError } from '../../errors.ts'
 import { openPingStream } from '../../p2p/conn-ping.ts'
 import { punchedSocket } from '../punch/tcp-punch.ts'
 
-/** How often each punched TCP connection is looked at, ms. */
+/** A punched TCP connection that read nothing for this long gets a ping, ms. */
 export const TCP_CHECK_MS = 1000
+/** …or that read nothing for this long after this node sent bytes on it (an answer is owed), ms. */
+export const OWED_MS = 500
+/** How often the connections are looked at, ms. */
+const LOOK_MS = 250
 /** A ping unanswered for this long means the path is dead, ms. */
-export const TCP_PING_TIMEOUT_MS = 2500
+export const TCP_PING_TIMEOUT_MS = 1000
+
+/** Whether an outbound stream on `conn` still waits for its protocol to be answered (also an answer owed). */
+function negotiating(conn: Connection): boolean {
+  return conn.streams.some((s) => s.direction === 'outbound' && (s.protocol === undefined || s.protocol === ''))
+}
 
 export class TcpPathWatch {
   readonly #connections: () => Iterable<Connection>
   readonly #onDead: (conn: Connection, why: string) => void
-  readonly #lastRead = new WeakMap<Connection, number>()
+  /** Per connection: bytes read and written when something was last read (or last pinged), and when. */
+  readonly #last = new WeakMap<Connection, { read: number; written: number; at: number }>()
   readonly #pinging = new WeakSet<Connection>()
   #timer: NodeJS.Timeout | undefined
 
@@ -36,7 +47,7 @@ export class TcpPathWatch {
 
   start(): void {
     if (this.#timer !== undefined) return
-    this.#timer = setInterval(() => this.check(), TCP_CHECK_MS)
+    this.#timer = setInterval(() => this.check(), LOOK_MS)
     this.#timer.unref()
   }
 
@@ -47,15 +58,23 @@ export class TcpPathWatch {
 
   /** One round (the timer calls it). */
   check(): void {
+    const now = Date.now()
     for (const conn of this.#connections()) {
       const socket = punchedSocket(conn)
       if (socket === undefined || conn.status !== 'open' || this.#pinging.has(conn)) continue
-      const read = socket.bytesRead
-      const last = this.#lastRead.get(conn)
-      this.#lastRead.set(conn, read)
-      if (last === undefined || last !== read) continue
+      const last = this.#last.get(conn)
+      if (last === undefined || last.read !== socket.bytesRead) {
+        this.#last.set(conn, { read: socket.bytesRead, written: socket.bytesWritten, at: now })
+        continue
+      }
+      // silent for a whole interval, or silent for OWED_MS after this node sent something (an answer is owed)
+      const owed = (socket.bytesWritten !== last.written || negotiating(conn)) && now - last.at >= OWED_MS
+      if (!owed && now - last.at < TCP_CHECK_MS) continue
       this.#pinging.add(conn)
-      void this.#ping(conn).finally(() => this.#pinging.delete(conn))
+      void this.#ping(conn).finally(() => {
+        this.#pinging.delete(conn)
+        this.#last.set(conn, { read: socket.bytesRead, written: socket.bytesWritten, at: Date.now() })
+      })
     }
   }
 
@@ -66,7 +85,8 @@ export class TcpPathWatch {
       try {
         await stream.once(Math.max(1, TCP_PING_TIMEOUT_MS - (performance.now() - started)))
       } finally {
-        await stream.close()
+        // not awaited: a close waits for the far side, which a path that died right after the pong never sends
+        void stream.close().catch(() => {})
       }
     } catch (err) {
       if (conn.status !== 'open') return

@@ -40,6 +40,8 @@ export interface DirectPathResult {
   /** From the start of the upgrade to an upgraded direct connection. */
   ms: number
   remote: Endpoint
+  /** This node's STUN servers that did not answer (`host:port (why)`): the NAT was judged without them. */
+  untested?: string[]
 }
 
 export interface DirectPathStatus {
@@ -58,6 +60,11 @@ export interface DirectPathStatus {
   retry?: number
   /** When the next re-punch runs (epoch ms), while one is scheduled. */
   retryAt?: number
+  /**
+   * STUN servers (relays) that did not answer during the latest upgrade (`host:port (why)`): the upgrade went ahead
+   * with the others, and the next upgrade asks them again.
+   */
+  untested?: string[]
   at: number
 }
 
@@ -73,4 +80,9 @@ export interface DirectPathsOptions {
   tcp?: boolean
   /** Decides on a peer's punch request: undefined answers it, a string refuses it with that reason (punch/gate.ts). */
   admit?: (peer: PeerId) => string | undefined
+  /**
+   * Called when a direct path went silent (its NAT mapping is gone): the same NAT may have dropped the relay
+   * connections too, so the node checks them at once and the reservations come back alongside the re-punch.
+   */
+  onSilentPath?: (why: string) => void
 }
