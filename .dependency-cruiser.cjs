@@ -18,6 +18,8 @@ const LAYERS = [
   ['gateway'],
   ['access'],
   ['node'],
+  ['browser'],
+  ['ui'],
   ['daemon'],
   ['client'],
   ['testing'],

@@ -38,7 +38,16 @@ describe('npm package', { timeout: 6 * MINUTE }, () => {
     PATH = [dirname(process.execPath), join(repo, 'node_modules', '.bin'), process.env.PATH ?? ''].join(delimiter)
     const src = join(work, 'src-copy')
     await mkdir(src)
-    for (const f of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'src', 'bin', 'docs']) {
+    for (const f of [
+      'package.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'README.md',
+      'src',
+      'bin',
+      'docs',
+      'scripts',
+    ]) {
       await cp(join(repo, f), join(src, f), { recursive: true })
     }
     await symlink(join(repo, 'node_modules'), join(src, 'node_modules'), 'dir')
