@@ -82,7 +82,7 @@ export const ERROR_CODES = {
   },
   ERR_TOO_MANY_STREAMS: {
     exit: 5,
-    summary: 'The access port already has its limit of streams open to that node.',
+    summary: 'This node already has its limit of streams open to that node (access port, or per connection).',
   },
   ERR_RPC_UNKNOWN_METHOD: { exit: 5, summary: 'The remote node has no RPC method of that name (JSON-RPC -32601).' },
   ERR_RPC_REFUSED: {
@@ -100,6 +100,7 @@ export const ERROR_CODES = {
   ERR_LISTEN_FAILED: { exit: 6, summary: 'A local listener could not be opened (address in use, no permission).' },
   ERR_DAEMON_NOT_RUNNING: { exit: 7, summary: 'No daemon is running for this Warren home.' },
   ERR_DAEMON_RUNNING: { exit: 7, summary: 'A daemon is already running for this Warren home.' },
+  ERR_UNIT_EXISTS: { exit: 6, summary: '`warren service install` would replace an existing systemd unit file.' },
   ERR_API: { exit: 7, summary: 'The local API answered with an error that has no more specific code.' },
   ERR_NO_DIRECT_PATH: { exit: 5, summary: 'Hole punching found no direct path; the relayed connection stays in use.' },
   ERR_RELAY_REFUSED: {
@@ -110,6 +111,23 @@ export const ERROR_CODES = {
   ERR_LAB: {
     exit: 8,
     summary: 'The network-namespace NAT lab could not be built or used (needs root, iproute2, nftables).',
+  },
+  ERR_TRANSPARENT_PRIVILEGE: {
+    exit: 6,
+    summary:
+      'Transparent mode needs CAP_NET_ADMIN (root, or setcap on the Node binary) to add its routes and nftables rules.',
+  },
+  ERR_TRANSPARENT_IN_USE: {
+    exit: 6,
+    summary: 'Another running daemon on this host already captures the service addresses (transparent mode).',
+  },
+  ERR_TRANSPARENT_RANGE: {
+    exit: 3,
+    summary: 'A transparent-mode address range is malformed or overlaps a route that already exists on this host.',
+  },
+  ERR_TRANSPARENT_SETUP: {
+    exit: 6,
+    summary: 'Transparent mode could not be set up (not Linux, nft or ip missing, or a command failed).',
   },
   ERR_INTERNAL: { exit: 70, summary: 'A bug: Warren hit a state it does not expect.' },
 } as const

@@ -1,6 +1,7 @@
 /**
- * A node's local ways in: the access port (SOCKS5, HTTP proxy, PAC and gateway on one port) and the
- * optional `.warren` DNS server, started and stopped together as config and start options say.
+ * A node's local ways in: the access port (SOCKS5, HTTP proxy, PAC and gateway on one port), the optional
+ * `.warren` DNS server and the optional transparent mode (src/access/transparent: it turns the DNS server on too),
+ * started and stopped together as config and start options say.
  *
  * @example
  * ```ts
@@ -19,6 +20,8 @@ import { AccessBackend, type NodeForAccess } from './backend.ts'
 import { DnsServer } from './dns-server.ts'
 import type { AddressTable } from './service-addresses.ts'
 import { accessSettings, checkPublicListen, dnsSettings } from './settings.ts'
+import { transparentSettings } from './transparent/settings.ts'
+import { Transparent, type TransparentStatus } from './transparent/transparent.ts'
 
 export interface LocalAccessOptions {
   config: Config
@@ -38,13 +41,18 @@ export interface LocalAccessOptions {
 export class LocalAccess {
   #access: AccessServer | undefined
   #dns: DnsServer | undefined
+  #transparent: Transparent | undefined
 
-  /** Starts what the config turns on; if the DNS server fails, the access port is closed again. */
+  /** Starts what the config turns on; if one part fails, the parts started are closed again. */
   static async start(opts: LocalAccessOptions): Promise<LocalAccess> {
     const local = new LocalAccess()
     try {
       local.#access = await startAccessPort(opts)
-      local.#dns = await startDns(opts)
+      local.#transparent = await startTransparent(opts)
+      local.#dns = await startDns(opts, local.#transparent !== undefined)
+      if (local.#transparent !== undefined && local.#dns !== undefined) {
+        await local.#transparent.registerNames(local.#dns.listen)
+      }
     } catch (err) {
       await local.close()
       throw err
@@ -52,14 +60,17 @@ export class LocalAccess {
     return local
   }
 
-  status(): { access?: { listen: string }; dns?: { listen: string } } {
+  status(): { access?: { listen: string }; dns?: { listen: string }; transparent?: TransparentStatus } {
     return {
       ...(this.#access === undefined ? {} : { access: { listen: this.#access.listen } }),
       ...(this.#dns === undefined ? {} : { dns: { listen: this.#dns.listen } }),
+      ...(this.#transparent === undefined ? {} : { transparent: this.#transparent.status() }),
     }
   }
 
   async close(): Promise<void> {
+    await this.#transparent?.close()
+    this.#transparent = undefined
     await this.#access?.close()
     await this.#dns?.close()
     this.#access = undefined
@@ -87,9 +98,24 @@ async function startAccessPort(opts: LocalAccessOptions): Promise<AccessServer |
   }
 }
 
-async function startDns(opts: LocalAccessOptions): Promise<DnsServer | undefined> {
+/** Transparent mode when config or `warren up --transparent` asks for it (see src/access/transparent). */
+async function startTransparent(opts: LocalAccessOptions): Promise<Transparent | undefined> {
+  const settings = transparentSettings(opts.config)
+  if (!settings.enabled) return undefined
+  const access = accessSettings(opts.config)
+  return Transparent.start({
+    settings,
+    backend: new AccessBackend(opts.node, { maxStreamsPerPeer: access.maxStreamsPerPeer }),
+    addresses: opts.addresses,
+    openTimeoutMs: access.openTimeoutMs,
+    log: opts.log,
+  })
+}
+
+/** The DNS server, when config or a start option turns it on, or transparent mode needs names (`withNames`). */
+async function startDns(opts: LocalAccessOptions, withNames: boolean): Promise<DnsServer | undefined> {
   const dns = dnsSettings(opts.config)
-  if (!dns.enabled && opts.dnsListen === undefined) return undefined
+  if (!dns.enabled && !withNames && opts.dnsListen === undefined) return undefined
   opts.addresses.maxNames = dns.maxNames
   // claim the aliases' node addresses in a fixed order, so the same config gives the same table
   for (const alias of Object.keys(opts.config.peers).sort()) {

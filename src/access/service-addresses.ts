@@ -2,13 +2,16 @@
  * Service addresses: every `<service>.<node>.warren` (and every `<node>.warren`) gets an IPv6 address in a ULA
  * /64 and an IPv4 address in 100.64.0.0/10, derived from SHA-256 of the node id and the service name. The DNS
  * server answers with them; SOCKS5 clients that connect by address are mapped back through {@link lookup}; a
- * later transparent mode can capture connections to them with the same table, so the format is fixed here:
+ * transparent mode (src/access/transparent) captures connections to them with the same table, so the format is fixed here:
  *
  * ```
  * candidate(i) = SHA-256("warren-address-v1" 0x00 | len(id) | id | len(service) | service | i as u32 big-endian)
  * IPv6 = fd77:6172:7265:6e00::/64 ("warren" in the ULA global id) + candidate bytes 0..7
  * IPv4 = 100.64.0.0 + (candidate bytes 8..11 as u32 mod 2^22), skipping the first and last address of the range
  * ```
+ *
+ * The IPv6 candidate whose bytes 0..7 are all zero is skipped too. Transparent mode may configure other ranges (an
+ * IPv4 prefix and an IPv6 /64, {@link AddressTable.useRanges}); the derivation is the same within them.
  *
  * `id` is the node id's multihash bytes, `service` the UTF-8 name (empty for a node address). Collisions (two
  * names on one address; likely in IPv4's 22 bits once there are thousands of names) are detected per family and
@@ -56,19 +59,35 @@ export function candidate(idBytes: Uint8Array, service: string, i: number): Buff
     .digest()
 }
 
-/** The IPv6 address of a candidate. */
-export function ipv6Of(h: Buffer): string {
-  const bytes = [...V6_PREFIX_BYTES, ...h.subarray(0, 8)]
+/**
+ * The ranges addresses are derived in: `IPV4_RANGE` and `IPV6_PREFIX` unless configured (`transparent.ipv4Range`,
+ * `transparent.ipv6Range`). `v4Base`/`v4Size` is an IPv4 prefix as numbers, `v6Prefix` the 8 bytes of a /64.
+ */
+export interface DerivationRanges {
+  v4Base: number
+  v4Size: number
+  v6Prefix: readonly number[]
+}
+
+export const DEFAULT_RANGES: DerivationRanges = { v4Base: V4_BASE, v4Size: V4_SIZE, v6Prefix: V6_PREFIX_BYTES }
+
+/**
+ * The IPv6 address of a candidate, or undefined for the prefix's address with interface id 0 (transparent mode puts
+ * it on its interface).
+ */
+export function ipv6Of(h: Buffer, ranges: DerivationRanges = DEFAULT_RANGES): string | undefined {
+  if (h.subarray(0, 8).every((b) => b === 0)) return undefined
+  const bytes = [...ranges.v6Prefix, ...h.subarray(0, 8)]
   const groups: string[] = []
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16))
   return compressIPv6(groups)
 }
 
 /** The IPv4 address of a candidate, or undefined for the range's first and last address. */
-export function ipv4Of(h: Buffer): string | undefined {
-  const off = h.readUInt32BE(8) % V4_SIZE
-  if (off === 0 || off === V4_SIZE - 1) return undefined
-  const v = (V4_BASE + off) >>> 0
+export function ipv4Of(h: Buffer, ranges: DerivationRanges = DEFAULT_RANGES): string | undefined {
+  const off = h.readUInt32BE(8) % ranges.v4Size
+  if (off === 0 || off === ranges.v4Size - 1) return undefined
+  const v = (ranges.v4Base + off) >>> 0
   return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.')
 }
 
@@ -118,6 +137,21 @@ export class AddressTable {
   readonly #v6 = new Map<string, string>()
   readonly #owners = new Map<string, AddressOwner>()
   #collisions = 0
+  #ranges = DEFAULT_RANGES
+
+  /**
+   * Derives addresses in other ranges (transparent mode's configured ones); throws when names already hold addresses
+   * in different ranges (an address handed out is never moved).
+   */
+  useRanges(ranges: DerivationRanges): void {
+    const same =
+      ranges.v4Base === this.#ranges.v4Base &&
+      ranges.v4Size === this.#ranges.v4Size &&
+      ranges.v6Prefix.every((b, i) => b === this.#ranges.v6Prefix[i])
+    if (same) return
+    if (this.#byKey.size > 0) throw new Error('service addresses were handed out before their ranges were set')
+    this.#ranges = { v4Base: ranges.v4Base, v4Size: ranges.v4Size, v6Prefix: [...ranges.v6Prefix] }
+  }
 
   /** The addresses of (node, service); claims them on first use. */
   addressesOf(node: PeerId, service = ''): ServiceAddresses {
@@ -125,8 +159,8 @@ export class AddressTable {
     const known = this.#byKey.get(key)
     if (known !== undefined) return known
     const idBytes = node.toMultihash().bytes
-    const ipv6 = this.#claim(this.#v6, key, (i) => ipv6Of(candidate(idBytes, service, i)))
-    const ipv4 = this.#claim(this.#v4, key, (i) => ipv4Of(candidate(idBytes, service, i)))
+    const ipv6 = this.#claim(this.#v6, key, (i) => ipv6Of(candidate(idBytes, service, i), this.#ranges))
+    const ipv4 = this.#claim(this.#v4, key, (i) => ipv4Of(candidate(idBytes, service, i), this.#ranges))
     const out = { ipv4, ipv6 }
     this.#byKey.set(key, out)
     this.#owners.set(key, { node: node.toString(), service })

@@ -3,7 +3,8 @@
  *
  * Request frame:  uvarint len | u8 version=1 | u8 name_len | name | TLV*
  * Response frame: uvarint len | u8 status | uvarint reason_len | reason (UTF-8) | TLV*
- * TLV: u8 tag | uvarint len | bytes — unknown tags are skipped; none are defined in version 1.
+ * TLV: u8 tag | uvarint len | bytes — unknown tags are skipped. Request tag 1: the TCP port the client connected
+ * to (u16 big-endian), for a host to tell ports apart; no dialer sends it yet. No response tags are defined.
  * Every malformed frame is a FrameError (never another exception): the host answers BAD_REQUEST, the dialer
  * ERR_PROTOCOL.
  */
@@ -25,9 +26,14 @@ export const Status = {
 } as const
 export type StatusCode = (typeof Status)[keyof typeof Status]
 
+/** Request extension tag: the destination port the client used (u16 big-endian). */
+export const TAG_DESTINATION_PORT = 1
+
 export interface ServiceRequest {
   version: number
   service: string
+  /** The TCP port the client connected to, when the dialer sent it (tag 1). */
+  port?: number
 }
 
 export interface ServiceResponse {
@@ -48,10 +54,15 @@ function frame(body: Uint8Array): Uint8Array {
   return out
 }
 
-export function encodeRequest(req: { service: string; version?: number }): Uint8Array {
+export function encodeRequest(req: { service: string; version?: number; port?: number | undefined }): Uint8Array {
   const name = new TextEncoder().encode(req.service)
   if (name.length < 1 || name.length > 63) throw new FrameError(`service name must be 1-63 bytes, got ${name.length}`)
-  return frame(Uint8Array.of(req.version ?? HEADER_VERSION, name.length, ...name))
+  const head = [req.version ?? HEADER_VERSION, name.length, ...name]
+  if (req.port === undefined) return frame(Uint8Array.from(head))
+  if (!Number.isInteger(req.port) || req.port < 1 || req.port > 65_535) {
+    throw new FrameError(`destination port must be 1-65535, got ${req.port}`)
+  }
+  return frame(Uint8Array.from([...head, TAG_DESTINATION_PORT, 2, req.port >> 8, req.port & 255]))
 }
 
 export function encodeResponse(res: ServiceResponse): Uint8Array {
@@ -97,13 +108,18 @@ function uvarintAt(body: Uint8Array, off: number, what: string): [number, number
   }
 }
 
-/** Checks the extensions from `off` to the end of `body`: each a tag, a uvarint length and that many bytes. */
-function skipTlvs(body: Uint8Array, off: number): void {
+/**
+ * Checks the extensions from `off` to the end of `body` (each a tag, a uvarint length and that many bytes) and
+ * calls `known` with the value of each.
+ */
+function skipTlvs(body: Uint8Array, off: number, known?: (tag: number, value: Uint8Array) => void): void {
   while (off < body.length) {
-    off += 1 // tag
+    const tag = body[off]!
+    off += 1
     const [len, n] = uvarintAt(body, off, 'extension length')
     off += n + len
     if (off > body.length) throw new FrameError('extension runs past the end of the header')
+    known?.(tag, body.subarray(off - len, off))
   }
 }
 
@@ -118,8 +134,13 @@ export function decodeRequest(body: Uint8Array): ServiceRequest {
   } catch {
     throw new FrameError('service name is not UTF-8')
   }
-  skipTlvs(body, 2 + nameLen)
-  return { version, service }
+  let port: number | undefined
+  skipTlvs(body, 2 + nameLen, (tag, value) => {
+    if (tag !== TAG_DESTINATION_PORT) return
+    port = value.length === 2 ? (value[0]! << 8) | value[1]! : 0
+    if (port === 0) throw new FrameError('destination port extension is malformed')
+  })
+  return port === undefined ? { version, service } : { version, service, port }
 }
 
 export function decodeResponse(body: Uint8Array): ServiceResponse {
