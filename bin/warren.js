@@ -8,7 +8,8 @@ const major = Number(process.versions.node.split('.')[0])
 if (!(major >= MIN_MAJOR)) {
   process.stderr.write(
     `warren: Node.js ${MIN_MAJOR} or newer is required, but this is Node.js ${process.versions.node} (${process.execPath}).\n` +
-      `  Install a current Node.js LTS (https://nodejs.org), or run \`npx warren\` inside the Warren checkout, which uses its pinned Node.\n`,
+      '  Install Node.js 22 or newer: from https://nodejs.org/en/download, with your package manager, or with nvm\n' +
+      '  (`nvm install 22`); then run warren again (`node --version` shows which Node the shell finds first).\n',
   )
   process.exit(1)
 }

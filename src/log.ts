@@ -3,7 +3,8 @@
  *
  * Messages carry names peers and clients chose (SOCKS host names, service names, HTTP paths), so every message is
  * escaped here, in the one place every line passes: a control character, line or paragraph separator or bidi
- * override comes out as `\n`, `\x1b`, `\u2028` …, and one call is always one line.
+ * override comes out as `\n`, `\x1b`, `\u2028` …, and one call is always one line. With the `json` format each line is
+ * one JSON object instead (`WARREN_LOG_FORMAT=json`, `warren up --log-format json`).
  */
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -31,13 +32,35 @@ export function formatLogLine(level: LogLevel, message: string, now: Date = new 
   return `${now.toISOString()} ${level.padEnd(5)} ${escapeControl(String(message))}`
 }
 
-/** A logger writing lines at `min` level and above to `out` (stderr by default). */
-export function createLogger(opts: { min?: LogLevel; out?: { write(s: string): unknown } } = {}): Logger {
+/**
+ * One JSON object per line, for log collectors: `{"time":"…","level":"info","msg":"…"}`. JSON escapes every control
+ * character; the line and paragraph separators and bidi controls are escaped as in {@link escapeControl}.
+ */
+export function formatJsonLogLine(level: LogLevel, message: string, now: Date = new Date()): string {
+  return JSON.stringify({ time: now.toISOString(), level, msg: String(message) }).replace(
+    /[\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16)}`,
+  )
+}
+
+/** `pretty`: readable lines (the default); `json`: one JSON object per line. */
+export type LogFormat = 'pretty' | 'json'
+
+/** A logger writing lines at `min` level and above to `out` (stderr by default), in `format`. */
+export function createLogger(
+  opts: { min?: LogLevel; out?: { write(s: string): unknown }; format?: LogFormat } = {},
+): Logger {
   const min = RANK[opts.min ?? 'info']
   const out = opts.out ?? process.stderr
+  const format = opts.format === 'json' ? formatJsonLogLine : formatLogLine
   return (level, message) => {
-    if (RANK[level] >= min) out.write(`${formatLogLine(level, message)}\n`)
+    if (RANK[level] >= min) out.write(`${format(level, message)}\n`)
   }
+}
+
+/** Reads the format from `WARREN_LOG_FORMAT` (json or pretty); pretty when unset or unknown. */
+export function logFormatFromEnv(env: NodeJS.ProcessEnv = process.env): LogFormat {
+  return env.WARREN_LOG_FORMAT?.toLowerCase() === 'json' ? 'json' : 'pretty'
 }
 
 /** Reads the level from `WARREN_LOG` (debug, info, warn, error); info when unset or unknown. */

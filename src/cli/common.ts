@@ -2,6 +2,7 @@
  * What every command shares: the home from `--home`, a client for the daemon, `<node>/<service>` parsing,
  * and output (human text or `--json`).
  */
+import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { WarrenClient } from '../client/client.ts'
 import { type HomePaths, resolveHome } from '../config/home.ts'
@@ -17,12 +18,26 @@ export function homeOf(cmd: Command): HomePaths {
 
 /** Runs `fn` with a client connected to the home's daemon (ERR_DAEMON_NOT_RUNNING when none runs). */
 export async function withClient<T>(cmd: Command, fn: (client: WarrenClient) => Promise<T>): Promise<T> {
-  const client = await WarrenClient.connect({ home: homeOf(cmd) })
+  const home = homeOf(cmd)
+  const client = await WarrenClient.connect({ home }).catch((err: unknown) => {
+    throw err instanceof WarrenError && err.code === 'ERR_DAEMON_NOT_RUNNING' && !existsSync(home.key)
+      ? notInitialised(home, err)
+      : err
+  })
   try {
     return await fn(client)
   } finally {
     client.close()
   }
+}
+
+/** ERR_HOME_NOT_INITIALIZED for a home without a key: its first step is `warren init`, not `warren up`. */
+function notInitialised(home: HomePaths, cause: WarrenError): WarrenError {
+  return new WarrenError('ERR_HOME_NOT_INITIALIZED', `${home.dir} is not a Warren home yet (it has no key)`, {
+    hint: 'Run `warren init` first, then start the node with `warren up` (set WARREN_HOME to use another home).',
+    details: { home: home.dir },
+    cause,
+  })
 }
 
 /** Collects a repeatable option; commas also separate values (`--allow a,b --allow c`). */

@@ -21,11 +21,14 @@ import { register as expose } from './expose.ts'
 import { register as forward } from './forward.ts'
 import { register as id } from './id.ts'
 import { register as init } from './init.ts'
+import { register as logs } from './logs.ts'
 import { register as lookup } from './lookup.ts'
 import { register as ls } from './ls.ts'
 import { register as netcheck } from './netcheck.ts'
 import { register as ping } from './ping.ts'
 import { register as relay } from './relay.ts'
+import { register as reload } from './reload.ts'
+import { register as service } from './service.ts'
 import { register as status } from './status.ts'
 import { register as unexpose } from './unexpose.ts'
 import { register as up } from './up.ts'
@@ -51,6 +54,9 @@ export function buildProgram(): Command {
     id,
     up,
     down,
+    reload,
+    logs,
+    service,
     status,
     expose,
     unexpose,

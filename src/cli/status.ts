@@ -4,6 +4,7 @@ import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { ForwardError, ForwardInfo, NodeStatus, ServiceInfo } from '../node/types.ts'
 import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
+import { formatTraffic } from './status-traffic.ts'
 
 /** `3h 4m`, `12m 5s`, `8s`. */
 export function formatDuration(ms: number): string {
@@ -92,7 +93,10 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
       ['base36', st.idBase36],
       ['version', st.version],
       ['uptime', formatDuration(st.uptimeMs)],
-      ['streams', `${st.streams.active} open, ${st.streams.total} since start`],
+      [
+        'streams',
+        `${st.streams.active} open, ${st.streams.total} since start (in: ${st.streams.incoming.active} open, ${st.streams.incoming.total} since start; out: ${st.streams.outgoing.active} open, ${st.streams.outgoing.total} since start)`,
+      ],
       ['ticket', st.ticket],
       ...(st.access ? [['access port', `${st.access.listen} (SOCKS5, HTTP proxy, gateway)`] as [string, string]] : []),
       ...(st.dns ? [['dns', `${st.dns.listen} (.warren names)`] as [string, string]] : []),
@@ -133,6 +137,7 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
   }
   if (st.discovery !== undefined) lines.push(...formatDiscovery(st.discovery, now))
   lines.push(`forwards (${st.forwards.length})`, ...formatForwards(st.forwards, '  ', now))
+  lines.push(...formatTraffic(st.traffic))
   lines.push(`peers (${st.peers.length})`)
   if (st.peers.length > 0) {
     lines.push(

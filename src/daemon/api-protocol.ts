@@ -13,6 +13,7 @@
 import type { ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
 import type { WarrenErrorJSON } from '../errors.ts'
+import type { ReloadResult } from '../node/reload.ts'
 import type {
   ForwardInfo,
   NetcheckResult,
@@ -83,6 +84,8 @@ export interface ApiMethods {
   netcheck: { params: undefined; result: NetcheckResult }
   lookup: { params: { node: string; fresh?: boolean; all?: boolean }; result: LookupResult }
   'daemon.stop': { params: undefined; result: { stopping: true; pid: number } }
+  /** Reads config.json again and applies peers, services, allow lists and limits; an invalid one is refused. */
+  'daemon.reload': { params: undefined; result: ReloadResult }
   'stream.open': { params: NodeRef & { service: string }; result: { node: string; service: string } }
   /** A method of another node over `/warren/rpc/1.0.0`; also reachable as the method name `<node>.<method>`. */
   'node.call': { params: NodeRef & { method: string; params?: unknown }; result: RemoteCallResult }

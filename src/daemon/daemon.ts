@@ -12,11 +12,15 @@
 import { chmod, mkdir } from 'node:fs/promises'
 import { type HomePaths, resolveHome, socketPath } from '../config/home.ts'
 import { loadConfig } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
 import { toWarrenError } from '../errors.ts'
 import { loadNodeKey } from '../identity/keys.ts'
 import { createLogger, type Logger } from '../log.ts'
+import type { ReloadResult } from '../node/reload.ts'
 import { WarrenNode } from '../node/warren-node.ts'
 import type { PresetName } from '../p2p/presets.ts'
+import { createNodeMetrics } from '../ui/metrics.ts'
+import { startUiServer, type UiServer } from '../ui/ui-server.ts'
 import { ApiServer } from './api-server.ts'
 import { createApiHandler } from './methods.ts'
 import { acquirePidFile } from './pidfile.ts'
@@ -30,6 +34,8 @@ export interface DaemonOptions {
   preset?: PresetName
   /** Log sink; default: lines on stderr at info level. */
   log?: Logger
+  /** Serve the dashboard and Prometheus metrics on this host:port instead of config `metrics.listen` (src/ui). */
+  metricsListen?: string
 }
 
 export interface Daemon {
@@ -63,6 +69,17 @@ async function restore(node: WarrenNode, state: StateStore, log: Logger): Promis
   }
 }
 
+/** What a reload changed, in words: `services added web; peers; limits maxStreams` or `nothing changed`. */
+export function describeReload(r: ReloadResult): string {
+  const parts: string[] = []
+  for (const [what, names] of Object.entries(r.services)) {
+    if (names.length > 0) parts.push(`services ${what} ${names.join(', ')}`)
+  }
+  if (r.peers) parts.push('peers changed')
+  if (r.limits.length > 0) parts.push(`limits ${r.limits.join(', ')}`)
+  return parts.length === 0 ? 'nothing to apply changed' : parts.join('; ')
+}
+
 /** Starts a daemon and resolves once it serves the local API. */
 export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const home = typeof opts.home === 'object' ? opts.home : resolveHome(opts.home)
@@ -81,6 +98,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   let node: WarrenNode | undefined
   let api: ApiServer | undefined
+  let ui: UiServer | undefined
   try {
     const state = await StateStore.open(home.state)
     node = await WarrenNode.start({
@@ -95,6 +113,23 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     })
     await restore(node, state, log)
     let requestStop: () => void = () => {}
+    /** Reads config.json again and applies it; an invalid one is refused with its field paths, the old one stays. */
+    const reload = async (): Promise<ReloadResult> => {
+      let next: Config
+      try {
+        next = await loadConfig(home.config)
+        const result = started.reload(next)
+        log('info', `reloaded ${home.config}: ${describeReload(result)}`)
+        if (result.needsRestart.length > 0) {
+          log('warn', `changed keys that take effect at the next start: ${result.needsRestart.join(', ')}`)
+        }
+        return result
+      } catch (err) {
+        const e = toWarrenError(err)
+        log('error', `reload refused, the running config stays: ${e.message}`)
+        throw e
+      }
+    }
     const started = node
     api = await ApiServer.listen(
       socket,
@@ -103,10 +138,26 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         state,
         learned: () => started.learnedAddresses(),
         requestStop: () => requestStop(),
+        reload: () => reload(),
         log,
       }),
       { home: home.dir, log: (m) => log('info', m) },
     )
+    const uiListen = opts.metricsListen ?? config.metrics?.listen
+    if (uiListen !== undefined) {
+      const metrics = createNodeMetrics({
+        counters: started.streamCounters,
+        pathKinds: () => started.peers().flatMap((p) => (p.connected && p.path ? [p.path.kind] : [])),
+      })
+      ui = await startUiServer(uiListen, { metrics, status: () => started.status() }).catch((err: Error) => {
+        metrics.close()
+        throw err
+      })
+      log(
+        'info',
+        `dashboard on http://warren.localhost:${ui.listen.slice(ui.listen.lastIndexOf(':') + 1)}/ (metrics at /metrics)`,
+      )
+    }
     const id = started.identity()
     for (const a of id.addrs) log('info', `listening on ${a}`)
     log('info', `node ${id.id}`)
@@ -122,6 +173,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       stopping ??= (async () => {
         log('info', `stopping${reason ? ` (${reason})` : ''}`)
         server.stopAccepting()
+        await ui?.close()
         // the node first: its forwards and streams end, and so do the API streams piped to them
         await started.stop().catch((err: Error) => log('warn', `stopping the node: ${err.message}`))
         await server.close().catch((err: Error) => log('warn', `closing the API: ${err.message}`))
@@ -132,10 +184,15 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       return stopping
     }
     requestStop = () => void stop('asked over the API')
+    // SIGHUP reloads config.json, as for other daemons; a refused reload is logged and the daemon keeps running
+    const onHup = (): void => void reload().catch(() => {})
+    process.on('SIGHUP', onHup)
+    void stopped.then(() => process.off('SIGHUP', onHup))
     log('info', 'ready')
     return { home, socket, node: started, stop, stopped }
   } catch (err) {
     await api?.close().catch(() => {})
+    await ui?.close().catch(() => {})
     await node?.stop().catch(() => {})
     await pid.release()
     throw err

@@ -5,7 +5,9 @@
 import type { Socket } from 'node:net'
 import { z } from 'zod'
 import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
+import { parseTarget } from '../config/target.ts'
 import { WarrenError } from '../errors.ts'
+import type { ReloadResult } from '../node/reload.ts'
 import type { WarrenNodeApi } from '../node/warren-node.ts'
 import { describePipeEnd, pipeStream, reasonOf } from '../p2p/pipe.ts'
 import { type ApiMethod, type ApiMethods, serviceConfigOf } from './api-protocol.ts'
@@ -42,6 +44,7 @@ const PARAMS = {
   netcheck: z.undefined().or(z.object({})),
   lookup: z.object({ node: z.string().min(1), fresh: z.boolean().optional(), all: z.boolean().optional() }),
   'daemon.stop': z.undefined().or(z.object({})),
+  'daemon.reload': z.undefined().or(z.object({})),
   'stream.open': z.object({ ...nodeRef, service: z.string().min(1) }),
   'node.call': z.object({ ...nodeRef, method: z.string().min(1), params: z.unknown().optional() }),
 } satisfies Record<ApiMethod, z.ZodType>
@@ -63,6 +66,8 @@ export interface MethodContext {
   learned?(): Record<string, string[]>
   /** Asks the daemon to stop (after the answer is sent). */
   requestStop(): void
+  /** Reads config.json again and applies it (`daemon.reload`); throws, changing nothing, when it is invalid. */
+  reload?(): Promise<ReloadResult>
   log(level: 'debug' | 'info' | 'warn', message: string): void
 }
 
@@ -86,6 +91,7 @@ function implementations(ctx: MethodContext): Impl {
     status: async () => node.status(),
     'services.list': async () => node.services(),
     'services.add': async (p) => {
+      parseTarget(p.target) // ERR_BAD_TARGET names what is wrong with it
       const svc = serviceConfigOf(p)
       const info = node.expose(p.name, svc, { replace: p.replace ?? false })
       await state.update((s) => {
@@ -151,6 +157,14 @@ function implementations(ctx: MethodContext): Impl {
     },
     netcheck: async () => node.netcheck(),
     lookup: async (p) => node.lookup(p.node, { fresh: p.fresh ?? false, all: p.all ?? false }),
+    'daemon.reload': async () => {
+      if (ctx.reload === undefined) {
+        throw new WarrenError('ERR_USAGE', 'this daemon does not reload its config', {
+          hint: 'Restart it (`warren down`, then `warren up`).',
+        })
+      }
+      return ctx.reload()
+    },
     'daemon.stop': async () => {
       setImmediate(() => ctx.requestStop())
       return { stopping: true, pid: process.pid }

@@ -56,11 +56,21 @@ export function parseNodeId(text: string): PeerId {
       },
     )
   }
+  const alphabet = isBase36 ? /[^0-9a-z]/ : /[^1-9A-HJ-NP-Za-km-z]/
+  const stray = alphabet.exec(candidate)
+  if (stray !== null) {
+    const rule = isBase36 ? 'base36 uses only 0-9 and a-z' : 'base58 leaves out 0, O, I and l'
+    throw new WarrenError(
+      'ERR_BAD_NODE_ID',
+      `"${shown}" is not a valid node id: ${JSON.stringify(stray[0])} at position ${stray.index + 1} is not a ${isBase36 ? 'base36' : 'base58'} character (${rule})`,
+      { hint: 'A character was mistyped; copy the id again from `warren id` on that node.', details: { input: shown } },
+    )
+  }
   let id: PeerId
   try {
     id = peerIdFromString(candidate)
   } catch (err) {
-    throw new WarrenError('ERR_BAD_NODE_ID', `"${shown}" is not a valid node id (${(err as Error).message})`, {
+    throw new WarrenError('ERR_BAD_NODE_ID', `"${shown}" is not a valid node id: it does not decode to a peer id`, {
       hint: 'A node id is 52 characters starting 12D3KooW, or 62 starting k51qzi5uqu5; check for a truncated copy.',
       details: { input: shown },
       cause: err,

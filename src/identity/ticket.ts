@@ -84,7 +84,10 @@ export function decodeTicket(text: string): Ticket {
   try {
     raw = base32.baseDecode(encoded)
   } catch {
-    throw bad('ticket has an impossible length: it looks truncated', RECOPY)
+    // 1, 3 or 6 characters past a multiple of 8 is no whole number of bytes: characters are missing; any other
+    // length fails only on the spare bits of the last character, which a typo or a cut sets
+    if ([1, 3, 6].includes(encoded.length % 8)) throw bad('ticket has an impossible length: it looks truncated', RECOPY)
+    throw bad('ticket checksum does not match: it was truncated or mistyped', RECOPY)
   }
   if (raw.length < 1 + CHECKSUM_BYTES + 2) {
     throw bad(`ticket is too short (${raw.length} bytes): it looks truncated`, RECOPY)

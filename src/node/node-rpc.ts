@@ -36,6 +36,8 @@ export class NodeRpc {
   readonly #server: RpcServer
   readonly #libp2p: WarrenLibp2p
   readonly #config: Config
+  /** Who may call: replaced by {@link NodeRpc.prepareReload} on a config reload. */
+  #access: RpcAccess
 
   constructor(
     libp2p: WarrenLibp2p,
@@ -45,7 +47,8 @@ export class NodeRpc {
   ) {
     this.#libp2p = libp2p
     this.#config = config
-    this.methods = new RpcMethods(rpcAccess(config))
+    this.#access = rpcAccess(config)
+    this.methods = new RpcMethods({ allowed: () => this.#access.allowed(), public: () => this.#access.public() })
     registerBuiltins(this.methods, {
       id: libp2p.peerId.toString(),
       version: VERSION,
@@ -58,6 +61,17 @@ export class NodeRpc {
       maxMessageBytes: config.rpc.maxMessageBytes,
       log: opts.log,
     })
+  }
+
+  /**
+   * Checks `rpc.allow` and `rpc.public` of a new config (throws ERR_UNKNOWN_PEER for an allow entry it cannot
+   * resolve) and returns the function that applies them; the server's time-out and size limit stay.
+   */
+  prepareReload(config: Config): () => void {
+    const next = rpcAccess(config)
+    return () => {
+      this.#access = next
+    }
   }
 
   start(): Promise<void> {

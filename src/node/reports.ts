@@ -3,6 +3,7 @@
  * knows or is connected to, a ping over a chosen connection, and `warren netcheck`.
  */
 import type { Connection, PeerId } from '@libp2p/interface'
+import { shareableAddrs } from '../discovery/host-local.ts'
 import { WarrenError } from '../errors.ts'
 import type { AddressBook } from '../identity/address-book.ts'
 import { formatNodeId, formatNodeIdBase36 } from '../identity/node-id.ts'
@@ -11,17 +12,22 @@ import { openPingStream } from '../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { bestConnection, describePath } from '../p2p/path.ts'
 import type { HomeRelay } from '../relay/client/home-relay.ts'
+import type { StreamCounters, StreamTally } from '../services/stream-counters.ts'
 import type { DirectPaths } from '../traversal/upgrade/direct-paths.ts'
-import type { NetcheckResult, NodeIdentity, PeerInfo, PingResult } from './types.ts'
+import type { NetcheckResult, NodeIdentity, PeerInfo, PingResult, StreamsSummary } from './types.ts'
 
 const CODE_P2P = 421
 
-/** The id, tickets and addresses of a node; its tickets carry every configured relay's circuit address too. */
+/**
+ * The id, tickets and addresses of a node; its tickets carry every configured relay's circuit address too, and no
+ * loopback or link-local address unless the node has no other (src/discovery/host-local.ts).
+ */
 export function identityOf(libp2p: WarrenLibp2p, homeRelay: HomeRelay | undefined): NodeIdentity {
   const own = libp2p.getMultiaddrs().map((a) => a.decapsulateCode(CODE_P2P))
   // every configured relay's circuit address too, so the ticket still works after a move to another relay
   const relayed = homeRelay?.ticketAddrs() ?? []
-  const addrs = [...new Map([...own, ...relayed].map((a) => [a.toString(), a])).values()]
+  const all = [...new Map([...own, ...relayed].map((a) => [a.toString(), a])).values()]
+  const addrs = shareableAddrs(all, relayed.map(String))
   return {
     id: formatNodeId(libp2p.peerId),
     idBase36: formatNodeIdBase36(libp2p.peerId),
@@ -89,5 +95,26 @@ export async function netcheckOf(
     relays: (relay?.relays ?? []).map(({ id, addr, state, rttMs }) =>
       rttMs === undefined ? { id, addr, state } : { id, addr, state, rttMs },
     ),
+  }
+}
+
+/** Streams that opened: open now plus those that ended after opening (not refused, failed or unreachable). */
+function openedOf(t: StreamTally): number {
+  const e = t.ends
+  return t.open + (e.ok ?? 0) + (e.reset ?? 0) + (e.error ?? 0) + (e.revoked ?? 0)
+}
+
+/**
+ * The `streams` line of `warren status`: the host's own figures for incoming streams (they include streams still
+ * connecting to their target) and the counters' for outgoing ones; `traffic` carries the rest.
+ */
+export function streamsOf(host: { active: number; total: number }, counters: StreamCounters): StreamsSummary {
+  const out = counters.snapshot().outgoing.total
+  const outgoing = { active: out.open, total: openedOf(out) }
+  return {
+    active: host.active + outgoing.active,
+    total: host.total + outgoing.total,
+    incoming: host,
+    outgoing,
   }
 }

@@ -8,12 +8,21 @@ import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { PathInfo } from '../p2p/path.ts'
 import type { HomeRelayStatus } from '../relay/client/home-relay.ts'
 import type { ServiceInfo } from '../services/registry.ts'
+import type { StreamCountersSnapshot } from '../services/stream-counters.ts'
 import type { NetcheckReport } from '../traversal/net-report/netcheck.ts'
 import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
 
 export type { ForwardCheck, ForwardError, ForwardInfo } from '../access/forward.ts'
 export type { PathInfo } from '../p2p/path.ts'
 export type { ServiceInfo } from '../services/registry.ts'
+export type { StreamCountersSnapshot, StreamTally } from '../services/stream-counters.ts'
+
+export interface StreamsSummary {
+  active: number
+  total: number
+  incoming: { active: number; total: number }
+  outgoing: { active: number; total: number }
+}
 
 export interface PeerInfo {
   id: string
@@ -53,7 +62,10 @@ export interface NodeStatus extends NodeIdentity {
   services: ServiceInfo[]
   peers: PeerInfo[]
   forwards: ForwardInfo[]
-  streams: { active: number; total: number }
+  /** Service streams both ways: open now and opened since start (incoming ones in `incoming`, outgoing in `outgoing`). */
+  streams: StreamsSummary
+  /** Bytes, open streams and stream ends by cause, per service and per peer, each way. */
+  traffic: StreamCountersSnapshot
   /** The access port (SOCKS5, HTTP proxy, gateway) when it runs: the address actually bound. */
   access?: { listen: string }
   /** The .warren DNS server when it runs (UDP and TCP). */

@@ -24,22 +24,24 @@ import { AddressBook, type ResolvedNode } from '../identity/address-book.ts'
 import { part, type Startable, type StartedParts, startInOrder } from '../lifecycle.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../p2p/pipe.ts'
-import { PRESETS } from '../p2p/presets.ts'
 import { HomeRelay } from '../relay/client/home-relay.ts'
 import { watchLimitedConnections } from '../relay/client/limited-connections.ts'
+import { type RelayLinks, watchRelayLinks } from '../relay/client/relay-links.ts'
 import type { RpcMethods } from '../rpc/methods.ts'
 import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
 import { ServiceRegistry } from '../services/registry.ts'
-import { type PunchAdmission, PunchGate } from '../traversal/punch/gate.ts'
-import { DirectPaths } from '../traversal/upgrade/direct-paths.ts'
+import { countStream, logStreams, StreamCounters } from '../services/stream-counters.ts'
+import type { DirectPaths } from '../traversal/upgrade/direct-paths.ts'
 import { VERSION } from '../version.ts'
 import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
 import { type ConnectOptions, Dialer } from './dial/dialer.ts'
+import { directPathsFor, punchAdmission } from './direct-paths-part.ts'
 import { type KnownPeers, knownIdsOf } from './known-peers.ts'
 import { createNodeLibp2p, type NodeLibp2p } from './node-libp2p.ts'
 import { NodeRpc } from './node-rpc.ts'
-import { identityOf, netcheckOf, peersOf, pingOver } from './reports.ts'
+import { applyConfig, type ReloadResult } from './reload.ts'
+import { identityOf, netcheckOf, peersOf, pingOver, streamsOf } from './reports.ts'
 import type { StrangerGate } from './stranger-gate.ts'
 import type {
   ForwardInfo,
@@ -65,6 +67,10 @@ export class WarrenNode implements WarrenNodeApi {
   /** Lookups by id (cache, peers/tickets, mDNS, DHT) and this node's DHT record; see src/discovery. */
   readonly discovery: Discovery
   readonly #host: ServiceHost
+  /** Watch of the connections to relays (src/relay/client/relay-links.ts), while started. */
+  #relayLinks: RelayLinks | undefined
+  /** Service streams both ways: bytes, open, ends by cause, per service and per peer (`warren status`, /metrics). */
+  readonly streamCounters = new StreamCounters()
   /** This node's RPC methods: `node.rpc.register(name, handler, { allow })` adds one (docs/rpc.md). */
   readonly rpc: RpcMethods
   readonly #rpc: NodeRpc
@@ -81,7 +87,7 @@ export class WarrenNode implements WarrenNodeApi {
   readonly strangers: StrangerGate
   /** The parts started by {@link WarrenNode.start}, stopped in reverse by {@link stop}. */
   #parts: StartedParts | undefined
-  readonly #config: Config
+  #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
   readonly #started = Date.now()
 
@@ -100,12 +106,12 @@ export class WarrenNode implements WarrenNodeApi {
         void this.libp2p.peerStore.delete(peerIdFromString(id)).catch(() => {})
       },
     })
-    const preset = PRESETS[opts.preset ?? 'default']
     this.#host = new ServiceHost(libp2p, this.registry, {
       ...opts.config.limits,
-      maxStreamsPerConnection: preset.maxServiceStreamsPerConnection,
       log: this.#log,
+      counters: this.streamCounters,
     })
+    logStreams(this.streamCounters, this.#log)
     this.#rpc = new NodeRpc(libp2p, this.registry, opts.config, { startedAt: this.#started, log: this.#log })
     this.rpc = this.#rpc.methods
     this.#forwarder = new Forwarder(
@@ -120,19 +126,17 @@ export class WarrenNode implements WarrenNodeApi {
       dialTimeoutMs: opts.config.limits.dialTimeoutMs,
       log: this.#log,
     })
-    if (opts.config.relays.length > 0) this.homeRelay = new HomeRelay(libp2p, opts.config.relays, { log: this.#log })
-    if (gates.udxHub !== undefined) {
-      const { traversal } = opts.config
-      const punches = new PunchGate({
-        perPeer: traversal.punchRequestsPerPeer,
-        strangersPerMinute: traversal.punchRequestsPerMinute,
-        admission: (peer) => this.#punchAdmission(peer),
-      })
-      this.directPaths = new DirectPaths(libp2p, gates.udxHub, {
-        relays: opts.config.relays,
+    if (opts.config.relays.length > 0) {
+      this.homeRelay = new HomeRelay(libp2p, opts.config.relays, {
         log: this.#log,
-        tcp: traversal.tcp,
-        admit: (peer) => punches.check(peer),
+        ...(opts.config.relayTokens === undefined ? {} : { tokens: opts.config.relayTokens }),
+      })
+    }
+    if (gates.udxHub !== undefined) {
+      this.directPaths = directPathsFor(libp2p, gates.udxHub, opts.config, {
+        admission: (peer) => punchAdmission(peer, this.known, this.registry, libp2p),
+        onSilentPath: (why) => this.#relayLinks?.checkNow(why),
+        log: this.#log,
       })
     }
   }
@@ -184,7 +188,13 @@ export class WarrenNode implements WarrenNodeApi {
       }),
       part({
         start: () => {
-          unwatchLimits = watchLimitedConnections(libp2p, this.#log)
+          const unwatchLimited = watchLimitedConnections(libp2p, this.#log)
+          const links = watchRelayLinks(libp2p, { relays: opts.config.relays, log: this.#log })
+          this.#relayLinks = links
+          unwatchLimits = () => {
+            unwatchLimited()
+            links.stop()
+          }
         },
         stop: () => unwatchLimits(),
       }),
@@ -207,7 +217,8 @@ export class WarrenNode implements WarrenNodeApi {
       services: this.services(),
       peers: this.peers(),
       forwards: this.forwards(),
-      streams: this.#host.stats(),
+      streams: streamsOf(this.#host.stats(), this.streamCounters),
+      traffic: this.streamCounters.snapshot(),
       ...this.#local?.status(),
       ...(this.homeRelay === undefined ? {} : { relay: this.homeRelay.status() }),
       discovery: this.discovery.status(),
@@ -218,15 +229,6 @@ export class WarrenNode implements WarrenNodeApi {
   #refreshKnown(): void {
     const allowed = this.registry.list().map((s) => this.registry.get(s.name)?.allowed)
     this.known.set(knownIdsOf(this.#config, allowed))
-  }
-
-  /** Why `peer` may ask this node to punch (src/traversal/punch/gate.ts). */
-  #punchAdmission(peer: PeerId): PunchAdmission {
-    if (this.known.has(peer.toString())) return 'known'
-    if (this.registry.list().some((s) => this.registry.get(s.name)?.public === true)) return 'public'
-    if (this.libp2p.getConnections(peer).some((c) => c.direction === 'outbound' && c.status === 'open'))
-      return 'dialled'
-    return undefined
   }
 
   expose(name: string, service: ServiceConfig | string, opts: { replace?: boolean } = {}): ServiceInfo {
@@ -272,13 +274,35 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   async openService(node: string | ResolvedNode, service: string, opts: ConnectOptions = {}): Promise<Stream> {
-    const conn = await this.connect(node, opts)
+    const peerOf = (): string => (typeof node === 'string' ? node : node.id.toString())
+    const dialStart = Date.now()
+    let conn: Connection
+    try {
+      conn = await this.connect(node, opts)
+    } catch (err) {
+      this.streamCounters.dialed(peerOf(), Date.now() - dialStart, false)
+      this.streamCounters.never({ direction: 'outgoing', service, peer: peerOf() }, 'failed', (err as Error).message)
+      throw err
+    }
+    const peer = conn.remotePeer.toString()
+    this.streamCounters.dialed(peer, Date.now() - dialStart, true)
     const streamOpts: OpenServiceOptions = {
       selfId: this.peerId.toString(),
       timeoutMs: this.#config.limits.connectTimeoutMs + 10_000,
     }
     if (opts.signal !== undefined) streamOpts.signal = opts.signal
-    return openServiceStream(conn, service, streamOpts)
+    let stream: Stream
+    try {
+      stream = await openServiceStream(conn, service, streamOpts)
+    } catch (err) {
+      const e = err as Error & { code?: string }
+      const cause =
+        e.code === 'ERR_TARGET_UNREACHABLE' ? 'unreachable' : e.code === 'ERR_STREAM_ABORTED' ? 'failed' : 'refused'
+      this.streamCounters.never({ direction: 'outgoing', service, peer }, cause, e.message)
+      throw err
+    }
+    countStream(stream, this.streamCounters, { direction: 'outgoing', service, peer })
+    return stream
   }
 
   async pipeService(
@@ -319,6 +343,24 @@ export class WarrenNode implements WarrenNodeApi {
 
   removeForward(listen: string): Promise<void> {
     return this.#forwarder.remove(listen)
+  }
+
+  /**
+   * Applies a new config.json (`warren reload`, SIGHUP): peers, the services it names with their allow lists, the
+   * stream limits (src/node/reload.ts). Throws, changing nothing, when it cannot be applied.
+   */
+  reload(config: Config): ReloadResult {
+    const applyRpc = this.#rpc.prepareReload(config)
+    const result = applyConfig(
+      { registry: this.registry, addressBook: this.addressBook, host: this.#host },
+      this.#config,
+      config,
+    )
+    applyRpc()
+    this.#config = config
+    this.#refreshKnown()
+    void this.#host.syncKubo().catch((err: Error) => this.#log('error', `kubo handlers: ${err.message}`))
+    return result
   }
 
   forwards(): ForwardInfo[] {

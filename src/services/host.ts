@@ -8,7 +8,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { formatTarget, type TcpTarget } from '../config/target.ts'
 import type { Logger } from '../log.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
-import { describePipeEnd, pipeStream } from '../p2p/pipe.ts'
+import { describePipeEnd, pipeStream, reasonOf } from '../p2p/pipe.ts'
 import { FrameTimeoutError, readFrame } from './frame-io.ts'
 import {
   decodeRequest,
@@ -22,8 +22,12 @@ import {
 import { serveHttpStream } from './http-host.ts'
 import { StreamBudgets } from './limiter.ts'
 import type { ServiceRegistry } from './registry.ts'
+import type { CountedStream, StreamCounters, StreamEndCause } from './stream-counters.ts'
 
 export const KUBO_PREFIX = '/x/'
+
+/** The service label of streams refused before they named a service this node offers. */
+export const UNNAMED = '(unknown)'
 
 export interface HostOptions {
   connectTimeoutMs: number
@@ -33,10 +37,30 @@ export interface HostOptions {
   /** Streams of every other node (public services only), in total and each. */
   maxPublicStreams: number
   maxPublicStreamsPerPeer: number
-  /** Streams per connection accepted by libp2p for the protocol. */
-  maxStreamsPerConnection: number
+  /**
+   * Service streams per connection and direction that libp2p lets through to the host (default:
+   * {@link streamsPerConnection} of these limits). Inbound, libp2p admits {@link REFUSAL_MARGIN} more, so that a
+   * stream past the budgets gets an OVERLOADED answer rather than a reset.
+   */
+  maxStreamsPerConnection?: number
   headerTimeoutMs?: number
   log?: Logger
+  /** Where accepted, refused and ended streams are counted (`incoming`). */
+  counters?: StreamCounters
+}
+
+/** Inbound service streams per connection beyond the ceiling that libp2p still hands over, to be refused. */
+export const REFUSAL_MARGIN = 64
+
+/**
+ * The service streams one connection can need at once, each way: the larger per-node budget (a connection joins
+ * two nodes). A Warren node gives it to libp2p as its per-connection ceiling (Yamux, and the protocol handler's
+ * inbound and outbound caps), so raising the limits raises the ceiling and nothing else caps it.
+ */
+export function streamsPerConnection(
+  limits: Pick<HostOptions, 'maxStreamsPerPeer' | 'maxPublicStreamsPerPeer'>,
+): number {
+  return Math.max(limits.maxStreamsPerPeer, limits.maxPublicStreamsPerPeer, 1)
 }
 
 /** Connects to a TCP target, or rejects with the target's error (ECONNREFUSED …) or a time-out. */
@@ -76,12 +100,22 @@ interface OpenStream {
   withStatus: boolean
   /** Set once the stream was reset because the rules no longer admit it. */
   revoked?: Error
+  /** Its counters once the target answered. */
+  counted?: CountedStream
+}
+
+/** The cause of a piped stream's end, for the counters. */
+function endCause(rec: OpenStream, error: Error | undefined): StreamEndCause {
+  if (rec.revoked !== undefined) return 'revoked'
+  if (error === undefined) return 'ok'
+  return error.name === 'StreamResetError' ? 'reset' : 'error'
 }
 
 export class ServiceHost {
   readonly #node: WarrenLibp2p
   readonly #registry: ServiceRegistry
-  readonly #opts: HostOptions
+  #opts: HostOptions
+  readonly #ceiling: number
   readonly #budgets: StreamBudgets
   readonly #kubo = new Set<string>()
   readonly #open = new Map<Stream, OpenStream>()
@@ -92,6 +126,7 @@ export class ServiceHost {
     this.#node = node
     this.#registry = registry
     this.#opts = opts
+    this.#ceiling = opts.maxStreamsPerConnection ?? streamsPerConnection(opts)
     this.#budgets = new StreamBudgets(opts)
     // a removed service, a peer dropped from an allow list: their open streams are reset at once
     this.#unsubscribe = registry.onChange(() => this.revoke())
@@ -99,9 +134,9 @@ export class ServiceHost {
 
   async start(): Promise<void> {
     await this.#node.handle(SERVICE_PROTOCOL, (stream, conn) => this.#onServiceStream(stream, conn), {
-      maxInboundStreams: this.#opts.maxStreamsPerConnection,
+      maxInboundStreams: this.#ceiling + REFUSAL_MARGIN,
       // libp2p caps outbound streams per protocol at 64 unless the handler says otherwise; forwards need many
-      maxOutboundStreams: this.#opts.maxStreamsPerConnection,
+      maxOutboundStreams: this.#ceiling,
       runOnLimitedConnection: true, // relayed connections through a bounded relay
     })
     await this.syncKubo()
@@ -125,7 +160,7 @@ export class ServiceHost {
       if (this.#kubo.has(p)) continue
       const name = p.slice(KUBO_PREFIX.length)
       await this.#node.handle(p, (stream, conn) => this.#onKuboStream(name, stream, conn), {
-        maxInboundStreams: this.#opts.maxStreamsPerConnection,
+        maxInboundStreams: this.#ceiling + REFUSAL_MARGIN,
         runOnLimitedConnection: true, // relayed connections through a bounded relay
       })
       this.#kubo.add(p)
@@ -137,6 +172,20 @@ export class ServiceHost {
     this.#kubo.clear()
     this.#unsubscribe()
     for (const s of this.#open.keys()) s.abort(new Error('node is shutting down'))
+  }
+
+  /**
+   * New stream limits and target connect time (config reload). The per-connection ceiling libp2p enforces stays
+   * what it was at start, so higher per-peer limits take effect up to it.
+   */
+  setLimits(
+    limits: Pick<
+      HostOptions,
+      'connectTimeoutMs' | 'maxStreams' | 'maxStreamsPerPeer' | 'maxPublicStreams' | 'maxPublicStreamsPerPeer'
+    >,
+  ): void {
+    this.#opts = { ...this.#opts, ...limits }
+    this.#budgets.setLimits(limits)
   }
 
   stats(): { active: number; total: number } {
@@ -202,6 +251,11 @@ export class ServiceHost {
       service = req.service
     } catch (err) {
       this.#log('warn', `service stream from ${peer}: ${(err as Error).message}`)
+      this.#opts.counters?.never(
+        { direction: 'incoming', service: UNNAMED, peer: peer.toString() },
+        'refused',
+        (err as Error).message,
+      )
       if (err instanceof FrameError || err instanceof FrameTimeoutError)
         return this.#refuse(stream, Status.BAD_REQUEST, (err as Error).message)
       stream.abort(err as Error)
@@ -216,8 +270,12 @@ export class ServiceHost {
 
   /** Access check → limits → target connect → status (Warren protocol only) → pipe. */
   async #serve(service: string, stream: Stream, peer: PeerId, withStatus: boolean): Promise<void> {
+    // a name this node does not offer is counted as "(unknown)": peers choose it, so it must not grow the tallies
+    const known = this.#registry.get(service) !== undefined
+    const labels = { direction: 'incoming' as const, service: known ? service : UNNAMED, peer: peer.toString() }
     const refuse = (status: StatusCode, reason: string): Promise<void> => {
-      this.#log('info', `refused ${peer} → ${service}: ${reason}`)
+      this.#log('info', `incoming stream refused: ${peer} → ${service}: ${reason}`)
+      this.#opts.counters?.never(labels, status === Status.TARGET_UNREACHABLE ? 'unreachable' : 'refused', reason)
       if (withStatus) return this.#refuse(stream, status, reason)
       stream.abort(new Error(reason))
       return Promise.resolve()
@@ -249,6 +307,13 @@ export class ServiceHost {
         return
       }
       if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
+      // bytes in came from the peer and went to the target; bytes out came from the target
+      const counted = this.#opts.counters?.start(labels, () => ({
+        bytesIn: socket.bytesWritten,
+        bytesOut: socket.bytesRead,
+      }))
+      if (counted !== undefined) rec.counted = counted
+      this.#log('info', `incoming stream accepted: ${peer} → ${service} (${formatTarget(decision.entry.tcp)})`)
       const { tcp, type } = decision.entry
       if (type === 'http') {
         // "type": "http": a reverse proxy that tells the app who is calling (X-Warren-Peer)
@@ -258,10 +323,19 @@ export class ServiceHost {
           targetName: formatTarget(tcp),
           connect: () => connectTarget(tcp, this.#opts.connectTimeoutMs),
         })
+        rec.counted?.end(endCause(rec, undefined))
         return
       }
       const res = await pipeStream(stream, socket)
-      this.#log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`service ${service} for ${peer}`, res))
+      if (res.error !== undefined) this.#log('debug', describePipeEnd(`service ${service} for ${peer}`, res))
+      const cause = endCause(rec, res.error)
+      // the rules may have changed while it ran (revoke() sets this)
+      const revoked = (rec as OpenStream).revoked
+      const reason = revoked?.message ?? (res.error === undefined ? undefined : reasonOf(res.error))
+      rec.counted?.end(cause, { bytesIn: res.bytesIn, bytesOut: res.bytesOut }, reason)
+    } catch (err) {
+      rec.counted?.end('error', undefined, (err as Error).message)
+      throw err
     } finally {
       release()
       this.#open.delete(stream)

@@ -10,8 +10,8 @@
 
 /** Counts open service streams, in total and per peer, and refuses past the limits with a reason. */
 export class StreamLimiter {
-  readonly #max: number
-  readonly #maxPerPeer: number
+  #max: number
+  #maxPerPeer: number
   readonly #perPeer = new Map<string, number>()
   readonly #what: { total: string; perPeer: string }
   #total = 0
@@ -41,6 +41,12 @@ export class StreamLimiter {
     }
   }
 
+  /** New limits (config reload): streams over them keep their slots, new ones are refused until under. */
+  setLimits(max: number, maxPerPeer: number): void {
+    this.#max = max
+    this.#maxPerPeer = maxPerPeer
+  }
+
   /** Streams holding a slot now. */
   get active(): number {
     return this.#total
@@ -65,6 +71,12 @@ export class StreamBudgets {
       total: 'open streams from nodes it does not name (public services)',
       perPeer: 'open streams per node it does not name (public services)',
     })
+  }
+
+  /** New limits (config reload). */
+  setLimits(limits: BudgetLimits): void {
+    this.named.setLimits(limits.maxStreams, limits.maxStreamsPerPeer)
+    this.public.setLimits(limits.maxPublicStreams, limits.maxPublicStreamsPerPeer)
   }
 
   /** A release function, or the reason for refusing; `named`: the peer is in `peers` or an allow list. */

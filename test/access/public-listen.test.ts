@@ -191,7 +191,9 @@ describe('listen addresses on real daemons', () => {
         reason: `this node has no service "${name}"`,
       })
       const escaped = 'x\\n2026-01-01T00:00:00.000Z info  forged\\r\\x1b[31mred\\u2028z'
-      await pair.a.waitForLog(new RegExp(`refused \\S+ → ${escaped.replaceAll('\\', '\\\\').replaceAll('[', '\\[')}: `))
+      await pair.a.waitForLog(
+        new RegExp(`refused: \\S+ → ${escaped.replaceAll('\\', '\\\\').replaceAll('[', '\\[')}: `),
+      )
       const lines = pair.a.stderr.split('\n')
       assert.ok(!lines.some((l) => l.startsWith('2026-01-01T00:00:00.000Z')), 'no forged line')
       assert.ok(!pair.a.stderr.includes('\x1b') && !pair.a.stderr.includes('\r') && !pair.a.stderr.includes('\u2028'))

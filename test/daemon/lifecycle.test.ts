@@ -95,8 +95,8 @@ test('expose, status and unexpose at runtime; runtime services survive a restart
   assert.equal(replaced.code, 0, replaced.stderr)
 
   const badTarget = await runCli(['expose', 'x', '/tcp/99999'], { home: h.dir })
-  assert.equal(badTarget.code, 3)
-  assert.match(badTarget.stderr, /services\.x\.target: "\/tcp\/99999" is not a valid port \(1-65535\)/)
+  assert.equal(badTarget.code, 2) // ERR_BAD_TARGET: a malformed argument, as docs/errors.md says
+  assert.match(badTarget.stderr, /^warren: "\/tcp\/99999" is not a valid port \(1-65535\)$/m)
 
   const status = await runCli(['status', '--json'], { home: h.dir })
   const st = JSON.parse(status.stdout) as { services: { name: string; target: string }[] }

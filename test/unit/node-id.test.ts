@@ -17,8 +17,6 @@ const b58 = formatNodeId(id)
 const b36 = formatNodeIdBase36(id)
 
 const HINT_FORM = 'Use the id printed by `warren id` on that node, or an alias from `peers`.'
-const HINT_LENGTH =
-  'A node id is 52 characters starting 12D3KooW, or 62 starting k51qzi5uqu5; check for a truncated copy.'
 
 function notNodeId(input: string) {
   return {
@@ -102,8 +100,8 @@ describe('node ids', () => {
     const bad = `${b58.slice(0, 20)}0${b58.slice(21)}`
     assert.throws(() => parseNodeId(bad), {
       code: 'ERR_BAD_NODE_ID',
-      message: `"${bad}" is not a valid node id (Non-base58btc character)`,
-      hint: HINT_LENGTH,
+      message: `"${bad}" is not a valid node id: "0" at position 21 is not a base58 character (base58 leaves out 0, O, I and l)`,
+      hint: 'A character was mistyped; copy the id again from `warren id` on that node.',
     })
   })
 

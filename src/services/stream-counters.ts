@@ -1,0 +1,274 @@
+/**
+ * Counters of service streams, both ways: `incoming` streams are other nodes using this node's services, `outgoing`
+ * streams are this node using another node's service (forwards, `warren connect`, the access port). Each stream is
+ * counted per service and per peer: bytes in (received from the peer) and out (sent to it), streams open, and
+ * stream ends by cause. Open streams report their bytes live through a sampler, so a transfer in progress shows.
+ *
+ * Listeners see every start and end (the Prometheus metrics and the log lines hang off them).
+ */
+
+import type { Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import type { Logger } from '../log.ts'
+
+export type StreamDirection = 'incoming' | 'outgoing'
+
+/**
+ * Why a stream ended: `ok` both sides finished cleanly; `reset` the far side reset it; `error` a local error cut it;
+ * `refused` the host refused it (unknown service, not allowed, overloaded, bad header); `unreachable` the host could
+ * not connect to its target; `revoked` the rules changed while it ran; `failed` the stream could not be opened.
+ */
+export type StreamEndCause = 'ok' | 'reset' | 'error' | 'refused' | 'unreachable' | 'revoked' | 'failed'
+
+export interface StreamBytes {
+  bytesIn: number
+  bytesOut: number
+}
+
+export interface StreamTally extends StreamBytes {
+  open: number
+  /** Streams that ended, by cause (`refused` and `failed` streams never opened). */
+  ends: Partial<Record<StreamEndCause, number>>
+  /** Epoch ms of the latest stream start, end, or bytes seen moving. */
+  lastUse?: number
+}
+
+export interface StreamCountersSnapshot {
+  incoming: { total: StreamTally; services: Record<string, StreamTally>; peers: Record<string, StreamTally> }
+  outgoing: { total: StreamTally; services: Record<string, StreamTally>; peers: Record<string, StreamTally> }
+}
+
+export interface StreamLabels {
+  direction: StreamDirection
+  service: string
+  peer: string
+}
+
+/** Services and peers counted apart per direction, at most; streams of any more are counted under `other`. */
+export const MAX_TALLIES = 1024
+export const OTHER = 'other'
+
+export interface StreamEnd extends StreamLabels, StreamBytes {
+  /** The labels it was counted under: its own, or `other` past {@link MAX_TALLIES}. */
+  counted: StreamLabels
+  cause: StreamEndCause
+  durationMs: number
+  /** What cut it, when the cause is not `ok`. */
+  reason?: string
+}
+
+export interface StreamCounterListener {
+  started?(labels: StreamLabels): void
+  /**
+   * Bytes that moved since the previous report for this stream (sampled, and once more at the end), under the
+   * labels it is counted under (`other` past {@link MAX_TALLIES}).
+   */
+  bytes?(labels: StreamLabels, delta: StreamBytes): void
+  ended?(end: StreamEnd): void
+  /** A connection to `peer` for an outgoing stream was made (or failed) in `ms`. */
+  dialed?(peer: string, ms: number, ok: boolean): void
+}
+
+/** A stream being counted; `end` exactly once. */
+export interface CountedStream {
+  readonly labels: StreamLabels
+  /** Reports the bytes that moved now (cumulative for this stream); cheap, call as often as wanted. */
+  update(bytes: StreamBytes): void
+  end(cause: StreamEndCause, bytes?: StreamBytes, reason?: string): void
+}
+
+function emptyTally(): StreamTally {
+  return { bytesIn: 0, bytesOut: 0, open: 0, ends: {} }
+}
+
+interface Live {
+  labels: StreamLabels
+  /** The labels its tallies are kept under. */
+  kept: StreamLabels
+  /** Bytes already added to the tallies. */
+  counted: StreamBytes
+  sample: (() => StreamBytes) | undefined
+  started: number
+}
+
+export class StreamCounters {
+  readonly #tallies = new Map<string, StreamTally>()
+  /** Tallies per `direction\0kind`, to bound them. */
+  readonly #kinds = new Map<string, number>()
+  readonly #live = new Set<Live>()
+  readonly #listeners = new Set<StreamCounterListener>()
+
+  /** Adds a listener; returns its removal. */
+  listen(l: StreamCounterListener): () => void {
+    this.#listeners.add(l)
+    return () => this.#listeners.delete(l)
+  }
+
+  /** `labels` with a service or peer that would exceed {@link MAX_TALLIES} tallies replaced by `other`. */
+  #bounded(labels: StreamLabels): StreamLabels {
+    const keep = (kind: 'service' | 'peer', name: string): string => {
+      if (this.#tallies.has(`${labels.direction}\0${kind}\0${name}`)) return name
+      const n = this.#kinds.get(`${labels.direction}\0${kind}`) ?? 0
+      if (n >= MAX_TALLIES) return OTHER
+      this.#kinds.set(`${labels.direction}\0${kind}`, n + 1)
+      return name
+    }
+    return { direction: labels.direction, service: keep('service', labels.service), peer: keep('peer', labels.peer) }
+  }
+
+  #each(labels: StreamLabels, fn: (t: StreamTally) => void): void {
+    for (const key of [
+      `${labels.direction}\0total\0`,
+      `${labels.direction}\0service\0${labels.service}`,
+      `${labels.direction}\0peer\0${labels.peer}`,
+    ]) {
+      let t = this.#tallies.get(key)
+      if (t === undefined) {
+        t = emptyTally()
+        this.#tallies.set(key, t)
+      }
+      fn(t)
+    }
+  }
+
+  #add(live: Live, now: StreamBytes): void {
+    const dIn = Math.max(0, now.bytesIn - live.counted.bytesIn)
+    const dOut = Math.max(0, now.bytesOut - live.counted.bytesOut)
+    if (dIn === 0 && dOut === 0) return
+    live.counted = { bytesIn: live.counted.bytesIn + dIn, bytesOut: live.counted.bytesOut + dOut }
+    const at = Date.now()
+    this.#each(live.kept, (t) => {
+      t.bytesIn += dIn
+      t.bytesOut += dOut
+      t.lastUse = at
+    })
+    for (const l of this.#listeners) l.bytes?.(live.kept, { bytesIn: dIn, bytesOut: dOut })
+  }
+
+  /**
+   * Counts a stream that opened; `sample` (optional) reads its bytes so far, for the live figures.
+   */
+  start(labels: StreamLabels, sample?: () => StreamBytes): CountedStream {
+    const kept = this.#bounded(labels)
+    const live: Live = { labels, kept, counted: { bytesIn: 0, bytesOut: 0 }, sample, started: Date.now() }
+    this.#live.add(live)
+    this.#each(kept, (t) => {
+      t.open++
+      t.lastUse = live.started
+    })
+    for (const l of this.#listeners) l.started?.(labels)
+    let ended = false
+    return {
+      labels,
+      update: (bytes) => {
+        if (!ended) this.#add(live, bytes)
+      },
+      end: (cause, bytes, reason) => {
+        if (ended) return
+        ended = true
+        const final = bytes ?? live.sample?.() ?? live.counted
+        this.#add(live, final)
+        this.#live.delete(live)
+        const now = Date.now()
+        this.#each(kept, (t) => {
+          t.open--
+          t.ends[cause] = (t.ends[cause] ?? 0) + 1
+          t.lastUse = now
+        })
+        const end: StreamEnd = { ...labels, ...live.counted, cause, durationMs: now - live.started, counted: kept }
+        if (reason !== undefined) end.reason = reason
+        for (const l of this.#listeners) l.ended?.(end)
+      },
+    }
+  }
+
+  /** Counts a stream that ended before it opened (refused by the host, or could not be opened). */
+  never(labels: StreamLabels, cause: 'refused' | 'failed' | 'unreachable', reason: string): void {
+    this.start(labels).end(cause, { bytesIn: 0, bytesOut: 0 }, reason)
+  }
+
+  /** Reports how long getting a connection for an outgoing stream took. */
+  dialed(peer: string, ms: number, ok: boolean): void {
+    for (const l of this.#listeners) l.dialed?.(peer, ms, ok)
+  }
+
+  /** Reads every open stream's sampler, so the tallies hold the bytes moved up to now. */
+  sample(): void {
+    for (const live of this.#live) {
+      if (live.sample !== undefined) this.#add(live, live.sample())
+    }
+  }
+
+  /** The tallies now (samples the open streams first). */
+  snapshot(): StreamCountersSnapshot {
+    this.sample()
+    const out: StreamCountersSnapshot = {
+      incoming: { total: emptyTally(), services: {}, peers: {} },
+      outgoing: { total: emptyTally(), services: {}, peers: {} },
+    }
+    for (const [key, t] of this.#tallies) {
+      const [direction, kind, name] = key.split('\0') as [StreamDirection, 'total' | 'service' | 'peer', string]
+      const copy: StreamTally = { ...t, ends: { ...t.ends } }
+      if (kind === 'total') out[direction].total = copy
+      else if (kind === 'service') out[direction].services[name] = copy
+      else out[direction].peers[name] = copy
+    }
+    return out
+  }
+}
+
+/** One log line for a stream end: who, which service, bytes each way, duration, cause. */
+export function describeStreamEnd(e: StreamEnd): string {
+  const who = e.direction === 'incoming' ? `${e.peer} → ${e.service}` : `${e.service} on ${e.peer}`
+  const base = `${e.direction} stream ended: ${who}, ${e.bytesIn} bytes in, ${e.bytesOut} out, ${e.durationMs} ms, ${e.cause}`
+  return e.reason === undefined ? base : `${base} (${e.reason})`
+}
+
+/**
+ * Counts an outgoing service stream until it closes: bytes out as they are handed to `send`, bytes in as the muxer
+ * delivers them (`onData`). Both wrap the instance's own methods and pass every call through unchanged; no
+ * `message` listener is added, since one would take data meant for the stream's reader.
+ */
+export function countStream(stream: Stream, counters: StreamCounters, labels: StreamLabels): CountedStream {
+  const bytes = { bytesIn: 0, bytesOut: 0 }
+  const counted = counters.start(labels, () => bytes)
+  const s = stream as Stream & { onData?: (data: Uint8Array | Uint8ArrayList) => void }
+  const send = s.send.bind(s)
+  s.send = (data) => {
+    bytes.bytesOut += data.byteLength
+    return send(data)
+  }
+  if (typeof s.onData === 'function') {
+    const onData = s.onData.bind(s)
+    s.onData = (data) => {
+      bytes.bytesIn += data.byteLength
+      onData(data)
+    }
+  }
+  s.addEventListener(
+    'close',
+    (evt) => {
+      const error = (evt as Event & { error?: Error }).error
+      const cause: StreamEndCause = error === undefined ? 'ok' : error.name === 'StreamResetError' ? 'reset' : 'error'
+      counted.end(cause, bytes, error?.message)
+    },
+    { once: true },
+  )
+  return counted
+}
+
+/**
+ * Logs every stream's life: an outgoing stream when it opens, and each end (`warn` when it ended abnormally). A
+ * refusal is not logged again here: it was logged where it was decided (the host's "refused" line, the caller's error).
+ */
+export function logStreams(counters: StreamCounters, log: Logger): void {
+  counters.listen({
+    started: (s) => {
+      if (s.direction === 'outgoing') log('info', `outgoing stream opened: ${s.service} on ${s.peer}`)
+    },
+    ended: (e) => {
+      if (e.cause === 'refused' || e.cause === 'unreachable' || e.cause === 'failed') return
+      log(e.cause === 'ok' ? 'info' : 'warn', describeStreamEnd(e))
+    },
+  })
+}
