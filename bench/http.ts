@@ -100,7 +100,7 @@ function wrkMs(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000
 }
 
-async function runWrk(t: Target, seconds: number, connections: number, dir: string): Promise<Load> {
+export async function runWrk(t: Target, seconds: number, connections: number, dir: string): Promise<Load> {
   const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency']
   let lua = ''
   if (t.absolute !== undefined) {
@@ -127,7 +127,7 @@ async function runWrk(t: Target, seconds: number, connections: number, dir: stri
   }
 }
 
-async function runAutocannon(t: Target, seconds: number, connections: number): Promise<Load> {
+export async function runAutocannon(t: Target, seconds: number, connections: number): Promise<Load> {
   const r = await autocannon({
     url: t.url,
     connections,

@@ -35,7 +35,11 @@ export async function startPair(
   services: Record<string, number>,
   daemonEnv: NodeJS.ProcessEnv = {},
   /** Run B's access port (SOCKS5, HTTP proxy, gateway) on this loopback port; default: off on both. */
-  opts: { accessPort?: number } = {},
+  opts: {
+    accessPort?: number
+    /** Config sections merged over both daemons' config.json (e.g. `limits`), last. */
+    config?: Record<string, unknown>
+  } = {},
 ): Promise<WarrenPair> {
   const dir = await mkdtemp(join(tmpdir(), 'warren-bench-'))
   const homes = { a: join(dir, 'a'), b: join(dir, 'b') }
@@ -54,7 +58,7 @@ export async function startPair(
         home === homes.b && opts.accessPort !== undefined
           ? { listen: `127.0.0.1:${opts.accessPort}` }
           : { enabled: false }
-      await writeFile(configPath, `${JSON.stringify({ ...config, proxy }, null, 2)}\n`)
+      await writeFile(configPath, `${JSON.stringify({ ...config, proxy, ...opts.config }, null, 2)}\n`)
       const d = new Child(`warren up (${home})`, [WARREN, 'up'], {
         ...daemonEnv,
         WARREN_HOME: home,

@@ -19,7 +19,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
 import { type ErrorCode, toWarrenError, WarrenError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { type PipeResult, reasonOf } from '../p2p/pipe.ts'
+import { abortLocal, type PipeResult, reasonOf } from '../p2p/pipe.ts'
 import { isRefusal } from './forward-check.ts'
 import { LocalUserGate } from './local-user.ts'
 import { checkPublicListen } from './settings.ts'
@@ -242,8 +242,9 @@ export class Forwarder {
         (err: unknown) => {
           const e = toWarrenError(err)
           this.#failed(entry, e)
-          this.#log('warn', `forward ${info.listen} → ${info.node}/${info.service}: ${e.message}`)
-          socket.destroy()
+          this.#log('warn', `forward ${info.listen} → ${info.node}/${info.service}: ${e.code}: ${e.message}`)
+          // a reset, not a FIN: the client sees at once that no stream was opened (a limit, a refusal, no route)
+          abortLocal(socket, e)
         },
       )
       .finally(() => {

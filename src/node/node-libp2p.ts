@@ -7,6 +7,7 @@ import { Discovery } from '../discovery/discovery.ts'
 import { createNode, type WarrenLibp2p } from '../p2p/create.ts'
 import { PRESETS } from '../p2p/presets.ts'
 import { UdxHub } from '../p2p/udx/transport.ts'
+import { streamsPerConnection } from '../services/host.ts'
 import type { WarrenNodeStartOptions } from './api.ts'
 import { KnownPeers, knownIdsOf } from './known-peers.ts'
 import { StrangerGate } from './stranger-gate.ts'
@@ -37,6 +38,8 @@ export async function createNodeLibp2p(opts: WarrenNodeStartOptions): Promise<No
     preset: opts.preset ?? 'default',
     connectionGater: strangers.gater(),
     maxConnections: PRESETS[opts.preset ?? 'default'].maxConnections + opts.config.limits.maxStrangerConnections,
+    // the per-connection stream ceiling follows the limits: raising them raises it
+    maxStreamsPerConnection: streamsPerConnection(opts.config.limits),
     ...(udxHub === undefined ? {} : { udxHub }),
     ...(opts.skipUnheardEvents === true ? { skipUnheardEvents: true } : {}),
     ...Discovery.nodeOptions(opts.config, opts.listen ?? opts.config.listen),

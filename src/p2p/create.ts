@@ -78,7 +78,17 @@ export interface NodeOptions {
    * `maxConnections`, so that strangers can never take the slots of known nodes (src/node/stranger-gate.ts).
    */
   maxConnections?: number
+  /**
+   * Service streams open at once per connection and direction (default: the preset's
+   * `defaultStreamsPerConnection`). Yamux allows {@link CONTROL_STREAMS} more, for identify, ping, RPC and the
+   * DHT, and for service streams that are being refused, so that past the limit the service host answers with a
+   * status instead of the muxer resetting the stream unexplained.
+   */
+  maxStreamsPerConnection?: number
 }
+
+/** Streams per connection and direction that Yamux allows beyond `maxStreamsPerConnection`. */
+export const CONTROL_STREAMS = 256
 
 export type WarrenLibp2p = Libp2p<{
   identify: ReturnType<ReturnType<typeof identify>>
@@ -94,6 +104,7 @@ export type WarrenLibp2p = Libp2p<{
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
 export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   const preset = PRESETS[opts.preset ?? 'default']
+  const streams = opts.maxStreamsPerConnection ?? preset.defaultStreamsPerConnection
   const wrap = <T>(f: (x: T) => T): ((x: T) => T) => (opts.stock === true ? (x) => x : f)
   // events with no listener are not dispatched (src/p2p/patches/unheard-events.ts); process-wide, so only when asked
   if (opts.stock !== true && opts.skipUnheardEvents === true) skipUnheardEvents()
@@ -125,11 +136,11 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         wrap(honest)(
           wrap(batching)(
             yamux({
-              maxInboundStreams: preset.maxServiceStreamsPerConnection * 2,
-              maxOutboundStreams: preset.maxServiceStreamsPerConnection * 2,
+              maxInboundStreams: streams + CONTROL_STREAMS,
+              maxOutboundStreams: streams + CONTROL_STREAMS,
               // streams opened before the far side finished its upgrade are queued; past this many the whole
               // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
-              maxEarlyStreams: preset.maxServiceStreamsPerConnection,
+              maxEarlyStreams: streams,
               // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
               // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
               maxMessageSize: 65_519 - 12,

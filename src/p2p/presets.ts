@@ -12,8 +12,12 @@ export interface Preset {
    * frame overhead must fit in it (4 MiB windows reset relayed streams under load, measured in the NAT lab).
    */
   maxStreamWindowSize: number
-  /** Service streams open at once per connection, inbound and outbound. */
-  maxServiceStreamsPerConnection: number
+  /**
+   * Streams open at once per connection and direction, for nodes that do not pass their own
+   * (`NodeOptions.maxStreamsPerConnection`): the relay and the benchmarks' bare libp2p peers. A Warren node passes
+   * the ceiling its `limits` imply (src/services/host.ts `streamsPerConnection`), so no fixed number caps it.
+   */
+  defaultStreamsPerConnection: number
   /**
    * Connections kept open at once; a Warren node adds `limits.maxStrangerConnections` to it, so that strangers'
    * connections (gated by src/node/stranger-gate.ts) never take these slots from known nodes and this node's dials.
@@ -32,7 +36,7 @@ export interface Preset {
 export const PRESETS: Record<PresetName, Preset> = {
   default: {
     maxStreamWindowSize: 2 * 1024 * 1024,
-    maxServiceStreamsPerConnection: 4_096,
+    defaultStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 10_000,
     relayClient: true,
@@ -44,7 +48,7 @@ export const PRESETS: Record<PresetName, Preset> = {
   // like default, but quicker to give up, for tests that expect failures
   test: {
     maxStreamWindowSize: 2 * 1024 * 1024,
-    maxServiceStreamsPerConnection: 4_096,
+    defaultStreamsPerConnection: 4_096,
     maxConnections: 300,
     dialTimeoutMs: 3_000,
     relayClient: true,
@@ -54,7 +58,7 @@ export const PRESETS: Record<PresetName, Preset> = {
   // a circuit relay v2 server (`warren relay`): many peers, each with a connection, reservations and circuits
   relay: {
     maxStreamWindowSize: 2 * 1024 * 1024,
-    maxServiceStreamsPerConnection: 4_096,
+    defaultStreamsPerConnection: 4_096,
     maxConnections: 4_096,
     dialTimeoutMs: 10_000,
     relayClient: false,

@@ -73,6 +73,17 @@ export async function openServiceStream(
   } catch (err) {
     const e = err as Error
     if (e.name === 'UnsupportedProtocolError') throw unsupported(peer, err)
+    if (e.name === 'TooManyOutboundProtocolStreamsError') {
+      // libp2p's per-connection cap, set from this node's limits (src/services/host.ts streamsPerConnection)
+      throw new WarrenError(
+        'ERR_TOO_MANY_STREAMS',
+        `this node already has its limit of service streams open to node ${peer} on one connection`,
+        {
+          hint: "Close some connections, or raise limits.maxStreamsPerPeer in this node's config.json (the ceiling per connection follows it).",
+          cause: err,
+        },
+      )
+    }
     throw new WarrenError('ERR_DIAL_FAILED', `could not open a stream to node ${peer}: ${e.message}`, { cause: err })
   }
   try {

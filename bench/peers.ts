@@ -1,0 +1,207 @@
+/**
+ * `npm run bench:peers`: Warren head to head with the tunnels people use instead, all real processes on loopback in
+ * front of the same targets: plain TCP (no tunnel), socat (no crypto), OpenSSH `-L` (chacha20-poly1305), a stock
+ * js-libp2p forwarder (bench/peers/libp2p-forward.ts) and Warren (two daemons, `warren forward`).
+ *
+ * Workloads, interleaved: every round runs each workload on every tunnel, in an order rotated from round to round.
+ * - bulk: `--bulk` MiB up, then down, through one connection (MiB/s);
+ * - set-up: `--setup` sequential new connections through the established tunnel, connect + 1-byte echo (p50, p99 ms),
+ *   with the machine's TCP sockets (TIME_WAIT included) beside it;
+ * - HTTP: keep-alive GETs with `--connections` connections for `--http-seconds` (req/s; wrk when installed, else
+ *   autocannon, the load generator of bench/http.ts);
+ * - memory: each round, PSS of both forwarder ends (with child processes, such as sshd's per-connection ones) at
+ *   idle after the workloads; then a fresh instance of each tunnel is started, its idle PSS read, `--idle` idle
+ *   forwarded connections opened through it and the PSS growth of both ends per connection computed.
+ *
+ * Prints medians with [min-max] and the 1-minute load average, Warren's ratio to each peer, the issue's targets, and
+ * writes bench/results/<date>-peers.json.
+ *
+ *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--http-seconds 5] [--connections 64]
+ *     [--idle 2000] [--peers tcp,socat,ssh,libp2p,warren] [--loadgen wrk|autocannon] [--out file.json]
+ *   node bench/peers.ts --report bench/results/<date>-peers.json   # prints the tables of a result file again
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { defaultLoadgen } from './http.ts'
+import {
+  type NotMeasured,
+  openssh,
+  plainTcp,
+  socat,
+  stockLibp2p,
+  type Targets,
+  type Tunnel,
+  warrenTunnel,
+} from './peers/forwarders.ts'
+import { type Figures, METRICS, type Metric, ratioTable, resultTable, targetChecks } from './peers/report.ts'
+import { bulk, http, idlePss, perConnection, setup } from './peers/workloads.ts'
+import { Child } from './proc.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    bulk: { type: 'string', default: '512' },
+    setup: { type: 'string', default: '200' },
+    'http-seconds': { type: 'string', default: '5' },
+    connections: { type: 'string', default: '64' },
+    idle: { type: 'string', default: '2000' },
+    peers: { type: 'string', default: 'tcp,socat,ssh,libp2p,warren' },
+    loadgen: { type: 'string' },
+    out: { type: 'string' },
+    report: { type: 'string' },
+  },
+})
+const rounds = Number(args.rounds)
+const bulkMiB = Number(args.bulk)
+const loadgen = (args.loadgen ?? defaultLoadgen()) as 'wrk' | 'autocannon'
+const wanted = new Set(args.peers.split(','))
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
+}
+
+/** Measured elsewhere or not installed here: recorded in the table with the reason. */
+const NOT_INSTALLED: NotMeasured[] = [
+  { name: 'holesail', reason: 'hyperdht/holesail are not installed (not in package.json; no npm install here)' },
+  {
+    name: 'iroh',
+    reason:
+      'not installed; its Node binding (@number0/iroh 1.1.0) passes bytes as JS number arrays (~10 MiB/s), no usable baseline',
+  },
+]
+
+const starters: Record<string, (t: Targets) => Promise<Tunnel | NotMeasured>> = {
+  tcp: async (t) => plainTcp(t),
+  socat,
+  ssh: openssh,
+  libp2p: stockLibp2p,
+  warren: warrenTunnel,
+}
+
+if (args.report !== undefined) {
+  const saved = JSON.parse(await readFile(args.report, 'utf8')) as { figures: Figures; notMeasured: NotMeasured[] }
+  printTables(saved.figures, Object.keys(saved.figures), saved.notMeasured)
+  process.exit(0)
+}
+
+function printTables(figures: Figures, names: string[], notMeasured: NotMeasured[]): void {
+  process.stdout.write(`\n${resultTable(figures, names, notMeasured)}\n\n`)
+  if (figures.warren === undefined) return
+  process.stdout.write(`Warren ÷ peer (medians; for ms, MiB and KiB lower is better):\n`)
+  process.stdout.write(`${ratioTable(figures, names)}\n\n`)
+  process.stdout.write(
+    `${targetChecks(figures)
+      .map((c) => `${c.ok ? 'MET ' : 'MISS'}  ${c.text}`)
+      .join('\n')}\n`,
+  )
+}
+
+const servers = new Child('xfer/echo servers', [fileURLToPath(new URL('servers.ts', import.meta.url))])
+const httpServer = new Child('http target', [fileURLToPath(new URL('http-target.ts', import.meta.url))])
+const tunnels: (Tunnel & { key: string })[] = []
+const notMeasured: NotMeasured[] = [...NOT_INSTALLED]
+const scratch = await mkdtemp(join(tmpdir(), 'warren-bench-peers-'))
+const figures: Figures = {}
+const started = new Date()
+try {
+  const { xfer, echo } = await servers.next<{ xfer: number; echo: number }>(30_000)
+  const { port } = await httpServer.next<{ port: number }>(30_000)
+  const targets: Targets = { xfer, echo, http: port }
+  for (const [key, start] of Object.entries(starters)) {
+    if (!wanted.has(key)) continue
+    log(`starting ${key}`)
+    const t = await start(targets)
+    if ('reason' in t) {
+      log(`${t.name}: not measured: ${t.reason}`)
+      notMeasured.push(t)
+    } else tunnels.push({ ...t, key })
+  }
+  for (const t of tunnels) figures[t.name] = {}
+  const add = (t: Tunnel, m: Metric, value: number, load: number, tcp?: number): void => {
+    const list = figures[t.name]![m] ?? []
+    list.push(tcp === undefined ? { value, load } : { value, load, tcpSockets: tcp })
+    figures[t.name]![m] = list
+  }
+  for (let r = 0; r < rounds; r++) {
+    const order = tunnels.map((_, i) => tunnels[(i + r) % tunnels.length]!)
+    log(`round ${r + 1}/${rounds}: ${order.map((t) => t.name).join(', ')}`)
+    for (const t of order) {
+      for (const dir of ['up', 'down'] as const) {
+        const s = await bulk(t, dir, bulkMiB)
+        add(t, dir === 'up' ? 'bulkUp' : 'bulkDown', s.value, s.load)
+        log(`  ${t.name} bulk ${dir}: ${s.value} MiB/s (load ${s.load})`)
+      }
+    }
+    for (const t of order) {
+      const s = await setup(t, Number(args.setup))
+      add(t, 'setupP50', s.p50.value, s.p50.load, s.p50.tcpSockets)
+      add(t, 'setupP99', s.p99.value, s.p99.load, s.p99.tcpSockets)
+      log(`  ${t.name} set-up: p50 ${s.p50.value} ms, p99 ${s.p99.value} ms (${s.p50.tcpSockets} TCP sockets)`)
+    }
+    for (const t of order) {
+      const s = await http(t, {
+        seconds: Number(args['http-seconds']),
+        connections: Number(args.connections),
+        loadgen,
+        dir: scratch,
+      })
+      add(t, 'httpRps', s.value, s.load)
+      log(`  ${t.name} HTTP: ${s.value} req/s (${s.errors} errors, load ${s.load})`)
+    }
+    for (const t of order) {
+      if (t.pids.length === 0) continue
+      const m = await idlePss(t)
+      add(t, 'idleMiB', m.bothMiB, m.load)
+      add(t, 'idleMaxEndMiB', Math.max(...m.endsMiB), m.load)
+      log(`  ${t.name} idle after use: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')})`)
+    }
+    // memory of fresh ends: started for this, idle, then with --idle idle connections through them
+    for (const t of order) {
+      if (t.pids.length === 0) continue
+      const fresh = (await starters[t.key]!(targets)) as Tunnel
+      try {
+        const m = await idlePss(fresh)
+        add(t, 'startMiB', Math.max(...m.endsMiB), m.load)
+        add(t, 'startBothMiB', m.bothMiB, m.load)
+        const c = await perConnection(fresh, Number(args.idle))
+        add(t, 'perConnKiB', c.value, c.load)
+        log(`  ${t.name} fresh: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')}), ${c.value} KiB per idle connection`)
+      } finally {
+        await fresh.stop()
+      }
+    }
+  }
+} finally {
+  await Promise.all(tunnels.map((t) => t.stop().catch((err: Error) => log(`${t.name} stop: ${err.message}`))))
+  await Promise.all([servers.stop(), httpServer.stop()])
+  await rm(scratch, { recursive: true, force: true })
+}
+
+printTables(
+  figures,
+  tunnels.map((t) => t.name),
+  notMeasured,
+)
+const out =
+  args.out ?? fileURLToPath(new URL(`results/${started.toISOString().slice(0, 10)}-peers.json`, import.meta.url))
+await mkdir(join(out, '..'), { recursive: true })
+await writeFile(
+  out,
+  `${JSON.stringify(
+    {
+      started: started.toISOString(),
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+      options: { ...args, rounds, bulkMiB, loadgen },
+      metrics: METRICS,
+      figures,
+      notMeasured,
+      targets: figures.warren === undefined ? [] : targetChecks(figures),
+    },
+    null,
+    2,
+  )}\n`,
+)
+log(`wrote ${out}`)

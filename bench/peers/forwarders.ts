@@ -1,0 +1,246 @@
+/**
+ * The tunnels bench/peers.ts compares, each started on loopback in front of the same three targets (xfer, echo and
+ * HTTP servers): plain TCP (no forwarder), socat, OpenSSH `-L`, a stock js-libp2p forwarder and Warren. Each gives
+ * its three client-side ports and the pids of its two ends (their process trees are measured for memory).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Child } from '../proc.ts'
+import { startPair } from '../warren-pair.ts'
+
+export interface Targets {
+  xfer: number
+  echo: number
+  http: number
+}
+
+export interface Tunnel {
+  name: string
+  /** Client-side ports, in front of the targets of the same name. */
+  ports: Targets
+  /** The forwarder's two ends (empty for plain TCP); PSS counts them and their descendants. */
+  pids: number[]
+  stop(): Promise<void>
+}
+
+/** A tunnel that could not be measured here, and why. */
+export interface NotMeasured {
+  name: string
+  reason: string
+}
+
+export const SOCAT = '/usr/bin/socat'
+const SSHD = '/usr/sbin/sshd'
+const SSH = '/usr/bin/ssh'
+const SSH_KEYGEN = '/usr/bin/ssh-keygen'
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** Resolves once `port` accepts a TCP connection; fails after `timeoutMs`. */
+async function accepting(port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port })
+      s.once('connect', () => {
+        s.destroy()
+        resolve(true)
+      })
+      s.once('error', () => resolve(false))
+    })
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`${what}: port ${port} not accepting within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+function stopProc(p: ChildProcess, graceMs = 3_000): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => p.kill('SIGKILL'), graceMs)
+    p.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    p.kill('SIGTERM')
+  })
+}
+
+function spawnLogged(cmd: string, args: string[]): { proc: ChildProcess; log: () => string } {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  let log = ''
+  proc.stderr!.on('data', (d: Buffer) => {
+    log = (log + d.toString()).slice(-10_000)
+  })
+  return { proc, log: () => log }
+}
+
+export function plainTcp(t: Targets): Tunnel {
+  return { name: 'tcp', ports: { ...t }, pids: [], stop: async () => {} }
+}
+
+/** socat with one forked process per connection: no crypto, the cost of a forwarding process alone. */
+export async function socat(t: Targets): Promise<Tunnel | NotMeasured> {
+  if (!existsSync(SOCAT)) return { name: 'socat', reason: `${SOCAT} is not installed (apt package socat)` }
+  const procs: ChildProcess[] = []
+  const ports = { ...t }
+  for (const key of ['xfer', 'echo', 'http'] as const) {
+    const port = await freePort()
+    const { proc } = spawnLogged(SOCAT, [
+      `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=4096`,
+      `TCP:127.0.0.1:${t[key]},nodelay`,
+    ])
+    procs.push(proc)
+    ports[key] = port
+    await accepting(port, 10_000, 'socat')
+  }
+  return {
+    name: 'socat',
+    ports,
+    pids: procs.map((p) => p.pid!),
+    stop: async () => {
+      await Promise.all(procs.map((p) => stopProc(p)))
+    },
+  }
+}
+
+/**
+ * OpenSSH `-L`: Debian's sshd as a child on a loopback port with its own host key, config and authorized key in a
+ * temp dir, and `ssh -N` with one `-L` per target, cipher chacha20-poly1305 (OpenSSH's default), no compression.
+ */
+export async function openssh(t: Targets): Promise<Tunnel | NotMeasured> {
+  const missing = [SSHD, SSH, SSH_KEYGEN].filter((p) => !existsSync(p))
+  if (missing.length > 0) return { name: 'ssh -L', reason: `${missing.join(', ')} not installed` }
+  const dir = await mkdtemp(join(tmpdir(), 'warren-bench-ssh-'))
+  for (const name of ['host_key', 'user_key']) {
+    execFileSync(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, name)])
+  }
+  await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'user_key.pub')))
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 }) // privilege-separation directory
+  const sshPort = await freePort()
+  await writeFile(
+    join(dir, 'sshd_config'),
+    [
+      `ListenAddress 127.0.0.1:${sshPort}`,
+      `HostKey ${join(dir, 'host_key')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'PermitRootLogin prohibit-password',
+      'AllowTcpForwarding yes',
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      '',
+    ].join('\n'),
+  )
+  const sshd = spawnLogged(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')])
+  const cleanup = async (): Promise<void> => {
+    await stopProc(sshd.proc)
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    await accepting(sshPort, 10_000, `sshd\n${sshd.log()}`)
+    const ports = { xfer: await freePort(), echo: await freePort(), http: await freePort() }
+    const forwards = (['xfer', 'echo', 'http'] as const).flatMap((k) => [
+      '-L',
+      `127.0.0.1:${ports[k]}:127.0.0.1:${t[k]}`,
+    ])
+    const user = process.env.USER ?? 'root'
+    const ssh = spawnLogged(SSH, [
+      '-N',
+      '-F',
+      '/dev/null',
+      '-c',
+      'chacha20-poly1305@openssh.com',
+      '-o',
+      'Compression=no',
+      '-o',
+      'ExitOnForwardFailure=yes',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'LogLevel=ERROR',
+      '-i',
+      join(dir, 'user_key'),
+      '-p',
+      String(sshPort),
+      ...forwards,
+      `${user}@127.0.0.1`,
+    ])
+    try {
+      for (const k of ['xfer', 'echo', 'http'] as const) await accepting(ports[k], 15_000, `ssh -L\n${ssh.log()}`)
+    } catch (err) {
+      await stopProc(ssh.proc)
+      throw err
+    }
+    return {
+      name: 'ssh -L',
+      ports,
+      pids: [ssh.proc.pid!, sshd.proc.pid!],
+      stop: async () => {
+        await stopProc(ssh.proc)
+        await cleanup()
+      },
+    }
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
+
+/** js-libp2p with stock TCP, Noise and Yamux (bench/peers/libp2p-forward.ts), one connection, a stream per client. */
+export async function stockLibp2p(t: Targets): Promise<Tunnel> {
+  const script = fileURLToPath(new URL('libp2p-forward.ts', import.meta.url))
+  const server = new Child('libp2p forward serve', [script, 'serve', [t.xfer, t.echo, t.http].join(',')])
+  try {
+    const { addr } = await server.next<{ addr: string }>(30_000)
+    const client = new Child('libp2p forward client', [script, 'client', addr, '3'])
+    const { ports } = await client.next<{ ports: number[] }>(30_000).catch(async (err: unknown) => {
+      await client.stop()
+      throw err
+    })
+    return {
+      name: 'libp2p (stock)',
+      ports: { xfer: ports[0]!, echo: ports[1]!, http: ports[2]! },
+      pids: [client.proc.pid!, server.proc.pid!],
+      stop: async () => {
+        await Promise.all([client.stop(), server.stop()])
+      },
+    }
+  } catch (err) {
+    await server.stop()
+    throw err
+  }
+}
+
+/** Two Warren daemons started with the CLI (bench/warren-pair.ts), a `warren forward` per target, limits raised. */
+export async function warrenTunnel(t: Targets): Promise<Tunnel> {
+  // limits raised so the idle-connection phase is not capped by the default 1,024 streams per node
+  const limits = { maxStreams: 20_000, maxStreamsPerPeer: 20_000 }
+  const pair = await startPair({ xfer: t.xfer, echo: t.echo, web: t.http }, {}, { config: { limits } })
+  const f = pair.forwards
+  return {
+    name: 'warren',
+    ports: { xfer: f.xfer!.port, echo: f.echo!.port, http: f.web!.port },
+    pids: pair.daemons.map((d) => d.proc.pid!),
+    stop: () => pair.stop(),
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Benchmark child process: a TCP port forward over stock js-libp2p (TCP, Noise, Yamux with Warren's window and
+ * stream limits, none of Warren's patches or service layer), the "stock js-libp2p forwarder" of bench/peers.ts.
+ *
+ * `libp2p-forward.ts serve <port>[,<port>…]`: one protocol `/bench-forward/<i>` per target port on 127.0.0.1; each
+ * stream is piped to a new TCP connection to its target. Prints `{"addr": …}`.
+ * `libp2p-forward.ts client <addr> <n>`: dials `addr` once, then listens on n loopback ports; every TCP connection
+ * to port i becomes a stream of `/bench-forward/<i>`. Prints `{"ports": […]}`.
+ * Both exit on SIGTERM or when stdin closes. `WARREN_BENCH_WARREN_STACK=1` uses Warren's patched stack instead.
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { multiaddr } from '@multiformats/multiaddr'
+import { generateNodeKey } from '../../src/identity/keys.ts'
+import { createNode } from '../../src/p2p/create.ts'
+import { abortLocal, pipeStream } from '../../src/p2p/pipe.ts'
+
+const STOCK = process.env.WARREN_BENCH_WARREN_STACK !== '1'
+const MAX_STREAMS = 8_192
+const protocol = (i: number): string => `/bench-forward/${i}`
+
+function exitOnStop(stop: () => Promise<void>): void {
+  const done = (): void => {
+    void stop().finally(() => process.exit(0))
+  }
+  process.stdin.on('end', done)
+  process.stdin.resume()
+  process.on('SIGTERM', done)
+}
+
+function tcpTo(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true })
+    s.once('connect', () => {
+      s.off('error', reject)
+      resolve(s)
+    })
+    s.once('error', reject)
+  })
+}
+
+async function serve(ports: number[]): Promise<void> {
+  const node = await createNode({
+    privateKey: await generateNodeKey(),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    stock: STOCK,
+    maxStreamsPerConnection: MAX_STREAMS,
+  })
+  for (const [i, port] of ports.entries()) {
+    await node.handle(
+      protocol(i),
+      async (stream) => {
+        try {
+          await pipeStream(stream, await tcpTo(port))
+        } catch (err) {
+          stream.abort(err as Error)
+        }
+      },
+      { maxInboundStreams: MAX_STREAMS },
+    )
+  }
+  process.stdout.write(`${JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString() })}\n`)
+  exitOnStop(async () => {
+    await node.stop()
+  })
+}
+
+async function client(addr: string, n: number): Promise<void> {
+  const node = await createNode({
+    privateKey: await generateNodeKey(),
+    listen: [],
+    stock: STOCK,
+    maxStreamsPerConnection: MAX_STREAMS,
+  })
+  const conn = await node.dial(multiaddr(addr))
+  const ports: number[] = []
+  const servers: Server[] = []
+  for (let i = 0; i < n; i++) {
+    const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+      socket.on('error', () => {})
+      conn
+        .newStream(protocol(i), { maxOutboundStreams: MAX_STREAMS })
+        .then((stream) => pipeStream(stream, socket))
+        .catch((err: Error) => abortLocal(socket, err))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    ports.push((server.address() as { port: number }).port)
+    servers.push(server)
+  }
+  process.stdout.write(`${JSON.stringify({ ports })}\n`)
+  exitOnStop(async () => {
+    for (const s of servers) s.close()
+    await node.stop()
+  })
+}
+
+const [role, arg, count] = process.argv.slice(2)
+if (role === 'serve' && arg !== undefined) await serve(arg.split(',').map(Number))
+else if (role === 'client' && arg !== undefined) await client(arg, Number(count ?? 1))
+else {
+  process.stderr.write('usage: libp2p-forward.ts serve <port,…> | client <multiaddr> <n>\n')
+  process.exit(2)
+}
