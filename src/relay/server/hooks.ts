@@ -16,6 +16,7 @@
  * Every refusal is remembered per node, so the refused node can ask for the reason, and logged at most once per
  * `logIntervalMs` per kind with a count of the others ({@link LogThrottle}): strangers can cause refusals at will.
  */
+
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { AbortOptions, Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -26,6 +27,7 @@ import type { WarrenLibp2p } from '../../p2p/create.ts'
 import type { Refusal } from '../info.ts'
 import { type CircuitSlot, CircuitTracker } from './circuits.ts'
 import { ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
+import { reservationTimer } from './reservation-timer.ts'
 
 /** Circuit relay v2 statuses, as js-libp2p's protobuf code names them. */
 const STATUS_OK = 'OK'
@@ -39,8 +41,8 @@ interface StoredReservation {
   addr: Multiaddr
   expiry: Date
   limit?: { data?: bigint; duration?: number }
-  /** Aborts at the TTL and then deletes the reservation; `clear` stops its timer. */
-  signal?: { clear?(): void }
+  /** Aborts at the TTL and then deletes the reservation; `reset` moves its timer, `clear` stops it. */
+  signal?: { clear?(): void; reset?(ms?: number): void }
 }
 
 /** The parts of @libp2p/circuit-relay-v2's server Warren hooks into (4.2.x). */
@@ -165,8 +167,17 @@ export class RelayHooks {
     const handleReserve = s.handleReserve.bind(s)
     s.handleReserve = (opts, options) => this.#reserving.run(opts.connection, () => handleReserve(opts, options))
     const reserve = store.reserve.bind(store)
+    const ttlMs = (store as { reservationTtl?: number }).reservationTtl
     store.reserve = (peer, addr) => {
       const id = peer.toString()
+      const existing = store.get(peer)
+      if (existing !== undefined && ttlMs !== undefined) {
+        // libp2p refreshes with signal.reset(), whose older timers still fire (reservation-timer.ts, UPSTREAM.md)
+        existing.signal?.clear?.()
+        existing.signal = reservationTimer(ttlMs, () => {
+          if (store.get(peer) === existing) store.removeReservation(peer)
+        })
+      }
       if (store.get(peer) === undefined) {
         // checked again in the same tick as the insert: requests handled at the same time all passed the gater
         const reason = this.#policy.reservationRefusal(id, this.#load(id, addr))
