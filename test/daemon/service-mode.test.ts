@@ -72,11 +72,17 @@ describe('warren up --detach and warren logs', () => {
       out += d.toString('utf8')
     })
     try {
-      const ex = await runCli(['expose', 'web', '/tcp/8080'], { home: home.dir })
-      assert.equal(ex.code, 0, ex.stderr)
-      await eventually(() => / info {2}exposed web → \/tcp\/8080\n/.test(out), {
-        message: 'logs -f shows the new line',
-      })
+      // the follower starts at the end of the file once it runs: lines written before that are not its to show, so
+      // expose services until one of them shows (each expose writes one line)
+      let n = 0
+      await eventually(
+        async () => {
+          const ex = await runCli(['expose', `web${++n}`, '/tcp/8080'], { home: home.dir })
+          assert.equal(ex.code, 0, ex.stderr)
+          return / info {2}exposed web\d+ → \/tcp\/8080\n/.test(out)
+        },
+        { message: 'logs -f shows the new line', intervalMs: 200 },
+      )
       assert.doesNotMatch(out, /ready/, '-n 0 starts at the end')
     } finally {
       follower.kill('SIGINT')

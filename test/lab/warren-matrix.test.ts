@@ -78,9 +78,11 @@ describe('Warren nodes through two NATs: direct when the NATs allow, relayed whe
         assert.equal(overRelay.proven, 'relayed', `${JSON.stringify(overRelay.viaRelay)} bytes via the relays`)
       } else {
         assert.equal(path.kind, 'relay')
-        assert.equal(path.relay, run.home.id)
+        // B holds a reservation on both relays (home and standby): A's dial takes whichever circuit answers first
+        const via = run.relays.find((x) => x.id === path.relay)
+        assert.ok(via !== undefined, `relayed through ${String(path.relay)}, not one of the lab's relays`)
         assert.ok(run.directBytes < 1024 * 1024, `${run.directBytes} bytes went router ↔ router`)
-        assert.ok(run.seen('ra', `out_${run.home.host}`) >= BYTES, 'the bytes went through the home relay')
+        assert.ok(run.seen('ra', `out_${via.host}`) >= BYTES, `the bytes went through ${via.host}, the relay reported`)
         assert.equal((r.upgrade as { state?: string } | undefined)?.state, 'relayed', 'the upgrade gave up')
       }
     })
