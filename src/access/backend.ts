@@ -8,7 +8,7 @@
  * const backend = new AccessBackend(node, { maxStreamsPerPeer: 256 })
  * const { id } = backend.resolveNode('laptop')
  * const release = backend.acquire(id)          // throws ERR_TOO_MANY_STREAMS past the limit
- * const stream = await backend.openService(id, 'web', { signal: AbortSignal.timeout(20_000) })
+ * const stream = await backend.openService(id, 'web', { signal: AbortSignal.timeout(20_000), port: 443 })
  * ```
  */
 import type { Stream } from '@libp2p/interface'
@@ -21,7 +21,12 @@ import { StreamLimiter } from '../services/limiter.ts'
 export interface NodeForAccess {
   readonly addressBook: AddressBook
   /** A node given as the address book resolved it is not resolved again. */
-  openService(node: string | ResolvedNode, service: string, opts?: { signal?: AbortSignal }): Promise<Stream>
+  /** `port`: the port the local client connected to, for the request header. */
+  openService(
+    node: string | ResolvedNode,
+    service: string,
+    opts?: { signal?: AbortSignal; port?: number },
+  ): Promise<Stream>
 }
 
 /** Resolved names are kept this long: parsing ids on every request costs more than the request's own work. */
@@ -60,7 +65,8 @@ export class AccessBackend implements GatewayBackend {
     return ids
   }
 
-  openService(node: string, service: string, opts: { signal: AbortSignal }): Promise<Stream> {
+  /** `opts.port`, when given, travels in the request header (the port a captured connection was made to). */
+  openService(node: string, service: string, opts: { signal: AbortSignal; port?: number }): Promise<Stream> {
     return this.#node.openService(this.#targets.get(node) ?? node, service, opts)
   }
 

@@ -43,15 +43,22 @@ export function serviceForHost(
 
 /**
  * Opens the service stream for `host` and returns the function that joins a socket to it (call it once the
- * client has been told "connected"); throws a WarrenError when the stream cannot be had.
+ * client has been told "connected"); throws a WarrenError when the stream cannot be had. `opts.port` (the port the
+ * client connected to) travels in the request header.
  */
-export async function openTunnel(host: string, ctx: TunnelContext): Promise<(socket: Socket) => void> {
+export async function openTunnel(
+  host: string,
+  ctx: TunnelContext,
+  opts: { port?: number } = {},
+): Promise<(socket: Socket) => void> {
   const { node, service } = serviceForHost(host, ctx)
   const ids = ctx.backend.resolveNode(node)
   const release = ctx.backend.acquire(ids.id)
   let stream: Stream
   try {
-    stream = await ctx.backend.openService(ids.id, service, { signal: AbortSignal.timeout(ctx.openTimeoutMs) })
+    const open: { signal: AbortSignal; port?: number } = { signal: AbortSignal.timeout(ctx.openTimeoutMs) }
+    if (opts.port !== undefined) open.port = opts.port
+    stream = await ctx.backend.openService(ids.id, service, open)
   } catch (err) {
     release()
     throw err

@@ -1,11 +1,13 @@
 /**
  * `warren netcheck`: how this node's network looks from outside — UDP reachability, the public address each relay's
  * STUN responder sees, whether the NAT maps each destination to a new port (symmetric: direct paths then need
- * birthday probing and may stay relayed), each relay's round trip, and the home relay.
+ * birthday probing and may stay relayed), each relay's round trip, and the home relay; then transparent mode
+ * (netcheck-transparent.ts). `warren doctor` is the same command.
  */
 import type { Command } from 'commander'
 import type { NetcheckResult } from '../node/types.ts'
-import { say, sayJson, table, withClient } from './common.ts'
+import { homeOf, say, sayJson, table, withClient } from './common.ts'
+import { checkTransparent, formatTransparent, transparentOnly } from './netcheck-transparent.ts'
 
 const ep = (e: { host: string; port: number }): string =>
   e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`
@@ -54,11 +56,17 @@ export function formatNetcheck(r: NetcheckResult): string {
 export function register(program: Command): void {
   program
     .command('netcheck')
-    .description("check UDP and TCP reachability and NAT behaviour through the relays' STUN responders")
+    .description(
+      "check UDP and TCP reachability and NAT behaviour through the relays' STUN responders, and transparent mode (capture, names)",
+    )
+    .alias('doctor')
     .option('--json', 'print as JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .option('--transparent', 'check transparent mode only: capture and names (works without a running daemon)')
+    .action(async (opts: { json?: boolean; transparent?: boolean }, cmd: Command) => {
+      if (await transparentOnly(opts, cmd)) return
       const r = await withClient(cmd, (c) => c.netcheck())
-      if (opts.json === true) sayJson(r)
-      else say(formatNetcheck(r))
+      const t = await checkTransparent(homeOf(cmd))
+      if (opts.json === true) sayJson({ ...r, transparent: t })
+      else say(`${formatNetcheck(r)}\n${formatTransparent(t)}`)
     })
 }

@@ -52,11 +52,12 @@ export interface WarrenNodeApi {
    * returned it is used as it is (not resolved again; `addrs` ignored). Errors are WarrenErrors:
    * ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET, ERR_NO_ADDRESSES, ERR_LOOKUP_FAILED, ERR_DIAL_FAILED,
    * ERR_UNKNOWN_SERVICE, ERR_NOT_AUTHORIZED, ERR_TARGET_UNREACHABLE, ERR_OVERLOADED, ERR_PROTOCOL, ERR_TIMEOUT.
+   * `port` (1-65535, else ERR_USAGE) travels in the request header as the port the client connected to.
    */
   openService(
     node: string | ResolvedNode,
     service: string,
-    opts?: { addrs?: string[]; signal?: AbortSignal },
+    opts?: { addrs?: string[]; signal?: AbortSignal; port?: number },
   ): Promise<Stream>
   /**
    * Pipes an already-connected local duplex (a TCP socket, stdin/stdout pair) to a service until both sides end;

@@ -273,7 +273,12 @@ export class WarrenNode implements WarrenNodeApi {
     return this.#dialer.connect(node, opts)
   }
 
-  async openService(node: string | ResolvedNode, service: string, opts: ConnectOptions = {}): Promise<Stream> {
+  /** `opts.port`: the port a local client connected to, sent in the request header (transparent mode). */
+  async openService(
+    node: string | ResolvedNode,
+    service: string,
+    opts: ConnectOptions & { port?: number } = {},
+  ): Promise<Stream> {
     const peerOf = (): string => (typeof node === 'string' ? node : node.id.toString())
     const dialStart = Date.now()
     let conn: Connection
@@ -291,6 +296,7 @@ export class WarrenNode implements WarrenNodeApi {
       timeoutMs: this.#config.limits.connectTimeoutMs + 10_000,
     }
     if (opts.signal !== undefined) streamOpts.signal = opts.signal
+    if (opts.port !== undefined) streamOpts.port = opts.port
     let stream: Stream
     try {
       stream = await openServiceStream(conn, service, streamOpts)
@@ -301,7 +307,12 @@ export class WarrenNode implements WarrenNodeApi {
       this.streamCounters.never({ direction: 'outgoing', service, peer }, cause, e.message)
       throw err
     }
-    countStream(stream, this.streamCounters, { direction: 'outgoing', service, peer })
+    countStream(
+      stream,
+      this.streamCounters,
+      { direction: 'outgoing', service, peer },
+      opts.port === undefined ? {} : { port: opts.port },
+    )
     return stream
   }
 

@@ -13,6 +13,8 @@ export interface OpenServiceOptions {
   timeoutMs?: number
   /** This node's id, quoted in "not authorized" hints. */
   selfId?: string
+  /** The TCP port the local client connected to, sent as the request's destination-port extension (tag 1). */
+  port?: number
 }
 
 function statusError(peer: PeerId, service: string, status: number, reason: string, selfId?: string): WarrenError {
@@ -61,6 +63,16 @@ export async function openServiceStream(
 ): Promise<Stream> {
   const peer = conn.remotePeer
   const timeoutMs = opts.timeoutMs ?? 30_000
+  let request: Uint8Array
+  try {
+    request = encodeRequest({ service, port: opts.port })
+  } catch (err) {
+    throw new WarrenError('ERR_USAGE', `cannot ask node ${peer} for "${service}": ${(err as Error).message}`, {
+      hint: 'Service names are 1-63 bytes; a destination port is 1-65535.',
+      details: { peer: peer.toString(), service, ...(opts.port === undefined ? {} : { port: opts.port }) },
+      cause: err,
+    })
+  }
   let stream: Stream
   try {
     // relayed connections through a bounded relay are "limited"; services run on them too
@@ -87,7 +99,7 @@ export async function openServiceStream(
     throw new WarrenError('ERR_DIAL_FAILED', `could not open a stream to node ${peer}: ${e.message}`, { cause: err })
   }
   try {
-    stream.send(encodeRequest({ service }))
+    stream.send(request)
     const res = decodeResponse(await readFrame(stream, timeoutMs, opts.signal))
     if (res.status === Status.OK) return stream
     stream.abort(new Error(res.reason))

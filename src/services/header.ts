@@ -4,7 +4,8 @@
  * Request frame:  uvarint len | u8 version=1 | u8 name_len | name | TLV*
  * Response frame: uvarint len | u8 status | uvarint reason_len | reason (UTF-8) | TLV*
  * TLV: u8 tag | uvarint len | bytes — unknown tags are skipped. Request tag 1: the TCP port the client connected
- * to (u16 big-endian), for a host to tell ports apart; no dialer sends it yet. No response tags are defined.
+ * to (u16 big-endian), for a host to tell ports apart; transparent mode sends it, the host logs it, and the service's
+ * target still decides where the bytes go. A request without it is served as before. No response tags are defined.
  * Every malformed frame is a FrameError (never another exception): the host answers BAD_REQUEST, the dialer
  * ERR_PROTOCOL.
  */

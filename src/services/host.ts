@@ -1,6 +1,8 @@
 /**
  * The host side of `/warren/service/1.0.0` (and `/x/<service>` for Kubo): read the header, check access,
- * connect to the TCP target with a time-out, answer one status, then pipe bytes both ways.
+ * connect to the TCP target with a time-out, answer one status, then pipe bytes both ways. The destination port a
+ * request carries (the port the client connected to, header tag 1) is logged with the stream; the service's target
+ * decides where the bytes go.
  */
 
 import { connect, type Socket } from 'node:net'
@@ -239,6 +241,7 @@ export class ServiceHost {
   async #onServiceStream(stream: Stream, conn: Connection): Promise<void> {
     const peer = conn.remotePeer
     let service: string
+    let port: number | undefined
     try {
       const req = decodeRequest(await readFrame(stream, this.#opts.headerTimeoutMs ?? 10_000))
       if (req.version !== HEADER_VERSION) {
@@ -249,6 +252,11 @@ export class ServiceHost {
         )
       }
       service = req.service
+      port = req.port
+      this.#log(
+        'debug',
+        `service stream from ${peer}: "${service}"${port === undefined ? ', no destination port' : `, destination port ${port}`}`,
+      )
     } catch (err) {
       this.#log('warn', `service stream from ${peer}: ${(err as Error).message}`)
       this.#opts.counters?.never(
@@ -261,7 +269,7 @@ export class ServiceHost {
       stream.abort(err as Error)
       return
     }
-    await this.#serve(service, stream, peer, true)
+    await this.#serve(service, stream, peer, true, port)
   }
 
   async #onKuboStream(name: string, stream: Stream, conn: Connection): Promise<void> {
@@ -269,7 +277,7 @@ export class ServiceHost {
   }
 
   /** Access check → limits → target connect → status (Warren protocol only) → pipe. */
-  async #serve(service: string, stream: Stream, peer: PeerId, withStatus: boolean): Promise<void> {
+  async #serve(service: string, stream: Stream, peer: PeerId, withStatus: boolean, port?: number): Promise<void> {
     // a name this node does not offer is counted as "(unknown)": peers choose it, so it must not grow the tallies
     const known = this.#registry.get(service) !== undefined
     const labels = { direction: 'incoming' as const, service: known ? service : UNNAMED, peer: peer.toString() }
@@ -308,12 +316,17 @@ export class ServiceHost {
       }
       if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
       // bytes in came from the peer and went to the target; bytes out came from the target
-      const counted = this.#opts.counters?.start(labels, () => ({
-        bytesIn: socket.bytesWritten,
-        bytesOut: socket.bytesRead,
-      }))
+      const counted = this.#opts.counters?.start(
+        labels,
+        () => ({ bytesIn: socket.bytesWritten, bytesOut: socket.bytesRead }),
+        port === undefined ? {} : { port },
+      )
       if (counted !== undefined) rec.counted = counted
-      this.#log('info', `incoming stream accepted: ${peer} → ${service} (${formatTarget(decision.entry.tcp)})`)
+      const dialled = port === undefined ? '' : `, destination port ${port}`
+      this.#log(
+        'info',
+        `incoming stream accepted: ${peer} → ${service} (${formatTarget(decision.entry.tcp)}${dialled})`,
+      )
       const { tcp, type } = decision.entry
       if (type === 'http') {
         // "type": "http": a reverse proxy that tells the app who is calling (X-Warren-Peer)

@@ -55,6 +55,8 @@ export interface StreamEnd extends StreamLabels, StreamBytes {
   durationMs: number
   /** What cut it, when the cause is not `ok`. */
   reason?: string
+  /** The port the client connected to, when the request carried it (transparent mode). */
+  port?: number
 }
 
 export interface StreamCounterListener {
@@ -146,9 +148,10 @@ export class StreamCounters {
   }
 
   /**
-   * Counts a stream that opened; `sample` (optional) reads its bytes so far, for the live figures.
+   * Counts a stream that opened; `sample` (optional) reads its bytes so far, for the live figures; `info.port` (the
+   * port the client connected to) is reported with its end.
    */
-  start(labels: StreamLabels, sample?: () => StreamBytes): CountedStream {
+  start(labels: StreamLabels, sample?: () => StreamBytes, info: { port?: number } = {}): CountedStream {
     const kept = this.#bounded(labels)
     const live: Live = { labels, kept, counted: { bytesIn: 0, bytesOut: 0 }, sample, started: Date.now() }
     this.#live.add(live)
@@ -177,6 +180,7 @@ export class StreamCounters {
         })
         const end: StreamEnd = { ...labels, ...live.counted, cause, durationMs: now - live.started, counted: kept }
         if (reason !== undefined) end.reason = reason
+        if (info.port !== undefined) end.port = info.port
         for (const l of this.#listeners) l.ended?.(end)
       },
     }
@@ -219,7 +223,7 @@ export class StreamCounters {
 
 /** One log line for a stream end: who, which service, bytes each way, duration, cause. */
 export function describeStreamEnd(e: StreamEnd): string {
-  const who = e.direction === 'incoming' ? `${e.peer} → ${e.service}` : `${e.service} on ${e.peer}`
+  const who = `${e.direction === 'incoming' ? `${e.peer} → ${e.service}` : `${e.service} on ${e.peer}`}${e.port === undefined ? '' : ` (port ${e.port})`}`
   const base = `${e.direction} stream ended: ${who}, ${e.bytesIn} bytes in, ${e.bytesOut} out, ${e.durationMs} ms, ${e.cause}`
   return e.reason === undefined ? base : `${base} (${e.reason})`
 }
@@ -229,9 +233,14 @@ export function describeStreamEnd(e: StreamEnd): string {
  * delivers them (`onData`). Both wrap the instance's own methods and pass every call through unchanged; no
  * `message` listener is added, since one would take data meant for the stream's reader.
  */
-export function countStream(stream: Stream, counters: StreamCounters, labels: StreamLabels): CountedStream {
+export function countStream(
+  stream: Stream,
+  counters: StreamCounters,
+  labels: StreamLabels,
+  info: { port?: number } = {},
+): CountedStream {
   const bytes = { bytesIn: 0, bytesOut: 0 }
-  const counted = counters.start(labels, () => bytes)
+  const counted = counters.start(labels, () => bytes, info)
   const s = stream as Stream & { onData?: (data: Uint8Array | Uint8ArrayList) => void }
   const send = s.send.bind(s)
   s.send = (data) => {

@@ -8,6 +8,7 @@ import { resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { WarrenClient } from '../../src/client/client.ts'
 import { NODE } from '../support/cli.ts'
+import { eventually } from '../support/eventually.ts'
 import { type NsDaemon, NsLab, nsSkip } from './ns-lab.ts'
 
 const CLIENT = resolve('test/transparent/ns-client.ts')
@@ -26,7 +27,15 @@ interface ClientResult {
 
 describe('transparent mode', { skip: nsSkip }, () => {
   let lab: NsLab
+  let a: NsDaemon
   let b: NsDaemon
+  /** Waits for a's stream-end line for `service` carrying `port`, the port the application dialled. */
+  const hostSawPort = async (service: string, port: number): Promise<void> => {
+    await eventually(() => new RegExp(`incoming stream ended: \\S+ → ${service} \\(port ${port}\\), `).test(a.stderr), {
+      timeoutMs: 15_000,
+      message: `a logged no ${service} stream with destination port ${port}:\n${a.stderr}`,
+    })
+  }
   const client = async (host: string, port: number, bytes: number, family = 0): Promise<ClientResult> => {
     const r = await lab.exec(NODE, [CLIENT, host, String(port), String(bytes), String(family)], true, {
       timeoutMs: 180_000,
@@ -46,7 +55,7 @@ describe('transparent mode', { skip: nsSkip }, () => {
         dead: { target: '/tcp/1', allow: ['*'] }, // nothing listens: the host cannot connect
       },
     })
-    const a = await lab.daemon(aHome).ready()
+    a = await lab.daemon(aHome).ready()
     const c = await WarrenClient.connect({ home: a.home })
     const ticket = (await c.id()).ticket
     c.close()
@@ -57,7 +66,7 @@ describe('transparent mode', { skip: nsSkip }, () => {
     await lab?.close()
   })
 
-  it('curl reaches a web service by name on port 80 and on a random port, IPv4 and IPv6', async () => {
+  it('curl reaches a web service by name on port 80 and on a random port, IPv4 and IPv6; a sees each port', async () => {
     for (const [flag, url] of [
       ['-4', 'http://web.a.warren/x?y=1'],
       ['-6', 'http://web.a.warren/x?y=1'],
@@ -67,6 +76,7 @@ describe('transparent mode', { skip: nsSkip }, () => {
       const r = await lab.exec('curl', ['-sS', flag, '--max-time', '20', url])
       assert.equal(r.code, 0, `${flag} ${url}: ${r.stderr}`)
       assert.equal(r.stdout, `hello from a: GET ${new URL(url).pathname}${new URL(url).search}\n`)
+      await hostSawPort('web', Number(new URL(url).port || 80))
     }
   })
 
@@ -85,6 +95,7 @@ describe('transparent mode', { skip: nsSkip }, () => {
     const [n, digest] = r.text!.split(' ')
     assert.equal(Number(n), 3 * MiB + 17)
     assert.equal(digest, r.sent)
+    await hostSawPort('hash', 40_123)
   })
 
   it('resets a connection to a service that cannot be reached, promptly', async () => {

@@ -32,7 +32,8 @@ export interface CaptureSpec {
   log: Logger
 }
 
-interface Owner {
+/** The daemon that added a table or interface, from its comment or alias. */
+export interface Owner {
   pid: number
   start: string
 }
@@ -59,12 +60,13 @@ export function ownTag(): string {
   return `${TAG} pid=${process.pid} start=${processStart(process.pid) ?? '0'}`
 }
 
-function parseTag(text: string | undefined): Owner | undefined {
+export function parseTag(text: string | undefined): Owner | undefined {
   const m = /^warren pid=(\d+) start=(\d+)/.exec(text ?? '')
   return m === null ? undefined : { pid: Number(m[1]), start: m[2]! }
 }
 
-const alive = (o: Owner): boolean => processStart(o.pid) === o.start
+/** Whether the owner still runs (same pid and process start time). */
+export const alive = (o: Owner): boolean => processStart(o.pid) === o.start
 
 /** The comment of table `inet warren`, '' when it has none, undefined when there is no such table. */
 export async function tableComment(): Promise<string | undefined> {

@@ -1,7 +1,8 @@
 /**
  * The local listeners nftables redirects captured connections to (127.0.0.1 and ::1, ephemeral ports). Each
  * connection's original destination is read from conntrack, mapped back to (node, service) through the address
- * table, and joined to a service stream exactly like a SOCKS5 tunnel ({@link openTunnel}). A destination that is no
+ * table, and joined to a service stream exactly like a SOCKS5 tunnel ({@link openTunnel}), with the original
+ * destination port in the request header. A destination that is no
  * service address, or a service that cannot be had, ends the client's connection with a reset at once.
  */
 import { createServer, type Server, type Socket } from 'node:net'
@@ -82,7 +83,7 @@ export class TransparentListener {
       return
     }
     const where = family === 6 ? `[${dst.address}]:${dst.port}` : `${dst.address}:${dst.port}`
-    openTunnel(dst.address, this.#ctx).then(
+    openTunnel(dst.address, this.#ctx, { port: dst.port }).then(
       (join) => {
         this.counters.tunneled++
         join(socket)

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs'
 import type { Logger } from '../../log.ts'
-import { runTool, tryTool } from './tools.ts'
+import { runTool, type ToolRunner } from './tools.ts'
 
 export type ResolverStatus =
   | { kind: 'systemd-resolved'; interface: string; dns: string; domain: string }
@@ -30,14 +30,36 @@ export function manualLines(iface: string, tld: string, listen: string): string[
   ]
 }
 
-/** Registers the DNS server for `~<tld>` on `iface` with resolved, or logs the lines to add by hand. */
+/** The system's resolver as registration sees it: whether resolved runs, and how `resolvectl` is run. */
+export interface ResolverSystem {
+  running(): boolean
+  run: ToolRunner
+}
+
+export const SYSTEM_RESOLVER: ResolverSystem = { running: resolvedRunning, run: runTool }
+
+/** The `resolvectl` command lines that register `dnsListen` for `~<tld>` on `iface`, in order. */
+export function registrationCommands(iface: string, tld: string, dnsListen: string): string[][] {
+  return [
+    ['dns', iface, dnsListen],
+    ['domain', iface, `~${tld}`],
+    ['default-route', iface, 'false'],
+  ]
+}
+
+/**
+ * Registers the DNS server for `~<tld>` on `iface` with resolved, or logs the lines to add by hand. A failing
+ * `resolvectl` is reverted (`resolvectl revert <iface>`) and falls back to the lines.
+ */
 export async function registerNames(opts: {
   iface: string
   tld: string
   dnsListen: string
   useResolved: boolean
   log: Logger
+  system?: ResolverSystem
 }): Promise<ResolverStatus> {
+  const system = opts.system ?? SYSTEM_RESOLVER
   const { iface, tld, dnsListen, log } = opts
   const manual = (reason: string): ResolverStatus => {
     const lines = manualLines(iface, tld, dnsListen)
@@ -46,13 +68,11 @@ export async function registerNames(opts: {
     return { kind: 'manual', reason, lines }
   }
   if (!opts.useResolved) return manual('transparent.resolved is false')
-  if (!resolvedRunning()) return manual('systemd-resolved is not running')
+  if (!system.running()) return manual('systemd-resolved is not running')
   try {
-    await runTool('resolvectl', ['dns', iface, dnsListen])
-    await runTool('resolvectl', ['domain', iface, `~${tld}`])
-    await runTool('resolvectl', ['default-route', iface, 'false'])
+    for (const args of registrationCommands(iface, tld, dnsListen)) await system.run('resolvectl', args)
   } catch (err) {
-    await tryTool('resolvectl', ['revert', iface])
+    await system.run('resolvectl', ['revert', iface]).catch(() => undefined)
     return manual(`resolvectl failed: ${(err as Error).message}`)
   }
   log('info', `transparent: systemd-resolved sends .${tld} names to ${dnsListen} (interface ${iface})`)
@@ -60,6 +80,34 @@ export async function registerNames(opts: {
 }
 
 /** Takes the registration back (the interface's removal does too; this makes it immediate). */
-export async function unregisterNames(status: ResolverStatus | undefined): Promise<void> {
-  if (status?.kind === 'systemd-resolved') await tryTool('resolvectl', ['revert', status.interface])
+export async function unregisterNames(
+  status: ResolverStatus | undefined,
+  system: ResolverSystem = SYSTEM_RESOLVER,
+): Promise<void> {
+  if (status?.kind === 'systemd-resolved') {
+    await system.run('resolvectl', ['revert', status.interface]).catch(() => undefined)
+  }
+}
+
+/**
+ * What resolved has for `iface` (`resolvectl dns|domain <iface>`): its DNS servers and routing domains, or
+ * undefined when resolved does not run or does not know the interface.
+ */
+export async function resolvedLink(
+  iface: string,
+  system: ResolverSystem = SYSTEM_RESOLVER,
+): Promise<{ dns: string[]; domains: string[] } | undefined> {
+  if (!system.running()) return undefined
+  // `Link 5 (warren0): 127.0.0.1:53` — the values after the interface's name
+  const values = (out: string): string[] => {
+    const i = out.indexOf('):')
+    return (i < 0 ? '' : out.slice(i + 2)).trim().split(/\s+/).filter(Boolean)
+  }
+  try {
+    const dns = await system.run('resolvectl', ['dns', iface])
+    const domain = await system.run('resolvectl', ['domain', iface])
+    return { dns: values(dns.stdout), domains: values(domain.stdout) }
+  } catch {
+    return undefined
+  }
 }

@@ -10,6 +10,9 @@ export interface ToolResult {
   stderr: string
 }
 
+/** How a tool is run: {@link runTool}, or a stand-in that records the command lines (tests). */
+export type ToolRunner = (cmd: string, args: readonly string[]) => Promise<ToolResult>
+
 const PACKAGES: Record<string, string> = { nft: 'nftables', ip: 'iproute2', resolvectl: 'systemd-resolved' }
 
 /** Runs `cmd args…` (stdin from `input`); rejects with ERR_TRANSPARENT_SETUP when it cannot run or exits non-zero. */
