@@ -9,11 +9,16 @@
  *   Warren node through the same relay (the baseline, same run);
  * - the bundle's size, raw and gzipped.
  *
+ * `npm run bench` runs it too (bench/run.ts, unless `--no-browser`). The results go to
+ * bench/results/<YYYY-MM-DD>-browser.json (or `--out`).
+ *
  *   node bench/browser.ts [--loads 20] [--mib 64] [--out file.json]
  */
-import { writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { cpus, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -272,6 +277,34 @@ export function formatBrowserBench(r: BrowserBenchResult): string {
   ])
 }
 
+/** Why the browser benchmark cannot run here, or undefined when it can. */
+export function browserBenchSkip(): string | undefined {
+  return existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install chromium)`
+}
+
+/** Runs the benchmark, prints its table and writes bench/results/<date>-browser.json (or `out`). */
+export async function runBrowserBenchReport(opts: { loads: number; mib: number; out?: string }): Promise<string> {
+  const r = await runBrowserBench(opts)
+  process.stdout.write(`\n${formatBrowserBench(r)}\n`)
+  const date = new Date().toISOString().slice(0, 10)
+  const out = opts.out ?? fileURLToPath(new URL(`results/${date}-browser.json`, import.meta.url))
+  await mkdir(fileURLToPath(new URL('results/', import.meta.url)), { recursive: true })
+  const doc = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+      node: process.version,
+    },
+    settings: { loads: opts.loads, mib: opts.mib },
+    ...r,
+  }
+  await writeFile(out, `${JSON.stringify(doc, null, 2)}\n`)
+  process.stdout.write(`wrote ${out}\n`)
+  return out
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
     options: {
@@ -280,7 +313,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       out: { type: 'string' },
     },
   })
-  const r = await runBrowserBench({ loads: Number(values.loads), mib: Number(values.mib) })
-  console.log(formatBrowserBench(r))
-  if (values.out !== undefined) await writeFile(values.out, `${JSON.stringify(r, null, 2)}\n`)
+  const skip = browserBenchSkip()
+  if (skip !== undefined) throw new Error(`the browser benchmark cannot run: ${skip}`)
+  await runBrowserBenchReport({
+    loads: Number(values.loads),
+    mib: Number(values.mib),
+    ...(values.out === undefined ? {} : { out: values.out }),
+  })
 }

@@ -11,7 +11,7 @@
  * Writes bench/results/<YYYY-MM-DD>.json and prints a table with the ratios and the targets it checks: a forward at
  * >= 0.7x the raw libp2p stream each way, >= 1.5 Gbit/s each way, and a forward's set-up p50 <= 2 ms.
  *
- *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--no-discovery] [--out file.json]
+ *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--no-discovery] [--no-browser] [--out file.json]
  *     [--profile dir]
  *
  * Then the HTTP benchmark (bench/http.ts: requests/s and p50/p99 through the gateway and the HTTP proxy
@@ -19,16 +19,24 @@
  * (bench/discovery.ts: lookup latency by id, cold and cached, and publish cost in a 50-node testnet), unless
  * `--no-discovery`; run it alone with `node bench/discovery.ts`.
  *
+ * Then the transparent-mode benchmark (bench/transparent.ts: set-up p50/p99 and throughput through transparent mode,
+ * SOCKS5 and a forward in a network namespace; needs root and nft, else skipped saying why), unless `--no-transparent`.
+ *
+ * Then the browser benchmark (bench/browser.ts: bundle size, page load → first byte p50 over 20 loads, throughput
+ * browser → relay → node both ways; needs Chromium, else skipped saying why), unless `--no-browser`.
+ *
  * `--profile <dir>` writes V8 CPU profiles of the two daemons and the libp2p peers there (see bench/profile.ts).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { browserBenchSkip, runBrowserBenchReport } from './browser.ts'
 import { DISCOVERY_DEFAULTS, runDiscoveryBench } from './discovery.ts'
 import { defaultLoadgen, runHttpBench } from './http.ts'
 import { Child } from './proc.ts'
 import { formatTable, gbitPerSec, type LatencySummary, MiB, median, mibPerSec, summarize } from './stats.ts'
+import { runTransparentBench, transparentBenchSkip } from './transparent.ts'
 import { type Endpoint, startPair, type WarrenPair } from './warren-pair.ts'
 import { tcpDownload, tcpSetup, tcpUpload } from './xfer.ts'
 
@@ -42,6 +50,10 @@ const { values: args } = parseArgs({
     'no-http': { type: 'boolean', default: false },
     /** Skip the discovery benchmark (bench/discovery.ts: lookups by id in a 50-node testnet). */
     'no-discovery': { type: 'boolean', default: false },
+    /** Skip the transparent-mode benchmark (bench/transparent.ts). */
+    'no-transparent': { type: 'boolean', default: false },
+    /** Skip the browser benchmark (bench/browser.ts). */
+    'no-browser': { type: 'boolean', default: false },
     out: { type: 'string' },
     profile: { type: 'string' },
   },
@@ -315,5 +327,22 @@ if (!args['no-http']) {
 if (!args['no-discovery']) {
   log('discovery: lookups by id in a 50-node testnet (bench/discovery.ts)')
   await runDiscoveryBench(DISCOVERY_DEFAULTS)
+}
+if (!args['no-transparent']) {
+  const skip = transparentBenchSkip()
+  log(
+    `transparent mode versus SOCKS5 and a forward (bench/transparent.ts)${skip === undefined ? '' : `: skipped, ${skip}`}`,
+  )
+  if (skip === undefined)
+    await runTransparentBench({
+      mib: Math.min(Number(args.mib), 256),
+      reps: REPS,
+      connections: Math.min(CONNECTIONS, 300),
+    })
+}
+if (!args['no-browser']) {
+  const skip = browserBenchSkip()
+  log(`browser → relay → node (bench/browser.ts)${skip === undefined ? '' : `: skipped, ${skip}`}`)
+  if (skip === undefined) await runBrowserBenchReport({ loads: 20, mib: Math.min(Number(args.mib), 64) })
 }
 process.exit(0)

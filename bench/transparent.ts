@@ -1,6 +1,6 @@
 /**
  * Transparent mode against the other ways in, in one run: connection set-up (p50/p99, connect → first byte echoed,
- * over an established peer connection) and upload throughput (MiB/s, median of `--reps`) through
+ * over an established peer connection) and throughput up and down (MiB/s, median of `--reps`) through
  *
  * - `tcp`: the echo/xfer servers directly (the baseline),
  * - `transparent`: a connection to the service address (`echo.a.warren` resolved once through the system resolver),
@@ -9,7 +9,8 @@
  *
  * Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN): it builds a network namespace of its own (only `lo`), runs two
  * daemons (a with the servers as services, b with --transparent) and itself inside it, and deletes it at the end;
- * the host's network is not touched.
+ * the host's network is not touched. `npm run bench` runs it after the forward benchmark (bench/run.ts,
+ * `--no-transparent` to leave it out) through {@link runTransparentBench}; it is skipped, saying why, without root or nft.
  *
  *   node bench/transparent.ts [--mib 256] [--reps 3] [--connections 300] [--out bench/results/x.json]
  */
@@ -19,7 +20,7 @@ import { lookup } from 'node:dns/promises'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { WarrenClient } from '../src/client/client.ts'
@@ -28,15 +29,14 @@ import { generateNodeKey, saveNodeKey } from '../src/identity/keys.ts'
 import { formatTable, type LatencySummary, MiB, median, mibPerSec, summarize } from './stats.ts'
 import { CHUNK, encodeRequest, PAYLOAD } from './xfer.ts'
 
-const { values: args } = parseArgs({
-  options: {
-    mib: { type: 'string', default: '256' },
-    reps: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '300' },
-    out: { type: 'string' },
-    inside: { type: 'boolean', default: false },
-  },
-})
+export interface TransparentBenchOptions {
+  mib: number
+  reps: number
+  connections: number
+  /** The results file (default bench/results/<date>-transparent.json). */
+  out?: string
+}
+
 const NODE = process.execPath
 const SELF = fileURLToPath(import.meta.url)
 const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
@@ -45,11 +45,23 @@ const TIMEOUT_MS = 300_000
 type Mode = 'tcp' | 'transparent' | 'socks' | 'forward'
 const MODES: Mode[] = ['tcp', 'transparent', 'socks', 'forward']
 
-if (!args.inside) await outside()
-else await inside()
+/** Why the benchmark cannot run here (it needs root and nft), or undefined. */
+export function transparentBenchSkip(): string | undefined {
+  if (process.platform !== 'linux') return 'transparent mode needs Linux'
+  if (process.getuid?.() !== 0) return 'needs root (network namespace, nftables)'
+  if (spawnSync('nft', ['--version'], { stdio: 'ignore' }).status !== 0)
+    return 'nft (Debian package nftables) is missing'
+  return undefined
+}
 
-/** Builds the namespace, runs this script inside it, deletes the namespace (and its resolv.conf) in every case. */
-async function outside(): Promise<void> {
+/**
+ * Builds the namespace, runs this script inside it, deletes the namespace (and its resolv.conf) in every case.
+ * Rejects when the run inside fails.
+ */
+export async function runTransparentBench(opts: TransparentBenchOptions): Promise<void> {
+  const date = new Date().toISOString().slice(0, 10)
+  const out = opts.out ?? fileURLToPath(new URL(`results/${date}-transparent.json`, import.meta.url))
+  await mkdir(dirname(out), { recursive: true })
   const ns = `wtpb-${process.pid}-${randomBytes(2).toString('hex')}`
   const ip = (...a: string[]): void => {
     const r = spawnSync('ip', a, { encoding: 'utf8' })
@@ -60,11 +72,11 @@ async function outside(): Promise<void> {
     ip('-n', ns, 'link', 'set', 'lo', 'up')
     await mkdir(`/etc/netns/${ns}`, { recursive: true })
     await writeFile(`/etc/netns/${ns}/resolv.conf`, 'nameserver 127.0.0.1\noptions timeout:2 attempts:1\n')
-    const argv = ['netns', 'exec', ns, NODE, SELF, '--inside', '--mib', args.mib!, '--reps', args.reps!]
-    argv.push('--connections', args.connections!, ...(args.out === undefined ? [] : ['--out', args.out]))
+    const argv = ['netns', 'exec', ns, NODE, SELF, '--inside', '--mib', String(opts.mib), '--reps', String(opts.reps)]
+    argv.push('--connections', String(opts.connections), '--out', out)
     const child = spawn('ip', argv, { stdio: 'inherit' })
     const code = await new Promise<number | null>((r) => child.on('exit', r))
-    if (code !== 0) process.exitCode = 1
+    if (code !== 0) throw new Error(`the transparent benchmark failed inside namespace ${ns} (exit ${code})`)
   } finally {
     spawnSync('ip', ['netns', 'del', ns])
     await rm(`/etc/netns/${ns}`, { recursive: true, force: true })
@@ -72,7 +84,7 @@ async function outside(): Promise<void> {
   }
 }
 
-async function inside(): Promise<void> {
+async function inside(args: Required<TransparentBenchOptions>): Promise<void> {
   const children: ChildProcess[] = []
   const homes: string[] = []
   const stopAll = async (): Promise<void> => {
@@ -113,11 +125,13 @@ async function inside(): Promise<void> {
     const bytes = Number(args.mib) * MiB
     const setup = {} as Record<Mode, LatencySummary>
     const up = {} as Record<Mode, number[]>
+    const down = {} as Record<Mode, number[]>
     const samples = {} as Record<Mode, number[]>
     for (const m of MODES) {
       await setupSamples(dial[m], 20) // warm-up: peer connection, JIT
       samples[m] = []
       up[m] = []
+      down[m] = []
     }
     // interleaved, so a noisy neighbour hits every path alike
     const deadline = Date.now() + TIMEOUT_MS
@@ -127,8 +141,9 @@ async function inside(): Promise<void> {
     for (const m of MODES) setup[m] = summarize(samples[m]!)
     for (let r = 0; r < Number(args.reps); r++) {
       for (const m of MODES) up[m]!.push(mibPerSec(bytes, await upload(await dial[m]('xfer'), bytes)))
+      for (const m of MODES) down[m]!.push(mibPerSec(bytes, await download(await dial[m]('xfer'), bytes)))
     }
-    const rows = [['path', 'set-up p50 ms', 'set-up p99 ms', 'upload MiB/s', 'vs tcp', 'vs socks']]
+    const rows = [['path', 'set-up p50 ms', 'set-up p99 ms', 'up MiB/s', 'down MiB/s', 'up vs socks', 'up vs forward']]
     for (const m of MODES) {
       const mibs = median(up[m]!)
       rows.push([
@@ -136,21 +151,22 @@ async function inside(): Promise<void> {
         setup[m].p50.toFixed(2),
         setup[m].p99.toFixed(2),
         mibs.toFixed(0),
-        (mibs / median(up.tcp)).toFixed(2),
+        median(down[m]!).toFixed(0),
         (mibs / median(up.socks)).toFixed(2),
+        (mibs / median(up.forward)).toFixed(2),
       ])
     }
     process.stdout.write(`${formatTable(rows)}\n`)
-    const out = args.out ?? `bench/results/${new Date().toISOString().slice(0, 10)}-transparent.json`
     const result = {
       mib: Number(args.mib),
       reps: Number(args.reps),
       connections: Number(args.connections),
       setup,
       upload: up,
+      download: down,
     }
-    await writeFile(out, `${JSON.stringify(result, null, 2)}\n`)
-    process.stdout.write(`written to ${out}\n`)
+    await writeFile(args.out, `${JSON.stringify(result, null, 2)}\n`)
+    process.stdout.write(`written to ${args.out}\n`)
     a.close()
     b.close()
   } finally {
@@ -254,6 +270,25 @@ async function setupSamples(dial: (svc: 'echo') => Promise<Socket>, count: numbe
   return samples
 }
 
+/** One `D` transfer of `bytes` on a connected socket; ms from the request to the last byte. */
+async function download(s: Socket, bytes: number): Promise<number> {
+  const t0 = performance.now()
+  await new Promise<void>((resolve, reject) => {
+    let got = 0
+    s.on('data', (d: Buffer) => {
+      got += d.length
+      if (got === bytes) resolve()
+      if (got > bytes) reject(new Error(`received ${got} bytes, asked for ${bytes}`))
+    })
+    s.once('error', reject)
+    s.once('end', () => reject(new Error(`ended after ${got} of ${bytes} bytes`)))
+    s.write(encodeRequest('D', bytes))
+  })
+  const ms = performance.now() - t0
+  s.destroy()
+  return ms
+}
+
 /** One `U` transfer of `bytes` on a connected socket; ms until the server counted them all. */
 async function upload(s: Socket, bytes: number): Promise<number> {
   const t0 = performance.now()
@@ -272,4 +307,26 @@ async function upload(s: Socket, bytes: number): Promise<number> {
   const ms = performance.now() - t0
   s.destroy()
   return ms
+}
+
+if (process.argv[1] === SELF) {
+  const { values } = parseArgs({
+    options: {
+      mib: { type: 'string', default: '256' },
+      reps: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '300' },
+      out: { type: 'string' },
+      inside: { type: 'boolean', default: false },
+    },
+  })
+  const opts = { mib: Number(values.mib), reps: Number(values.reps), connections: Number(values.connections) }
+  if (values.inside) await inside({ ...opts, out: values.out! })
+  else {
+    const skip = transparentBenchSkip()
+    if (skip !== undefined) {
+      process.stderr.write(`transparent benchmark skipped: ${skip}\n`)
+      process.exit(1)
+    }
+    await runTransparentBench({ ...opts, ...(values.out === undefined ? {} : { out: values.out }) })
+  }
 }

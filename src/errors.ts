@@ -93,6 +93,17 @@ export const ERROR_CODES = {
   ERR_RPC_TOO_LARGE: { exit: 5, summary: 'An RPC request or answer is over the size limit (JSON-RPC -32003).' },
   ERR_RPC_FAILED: { exit: 5, summary: 'An RPC method failed on the remote node without saying why (JSON-RPC -32603).' },
   ERR_RPC_NAME: { exit: 2, summary: 'An RPC method name is malformed, reserved (starts with "_") or taken.' },
+  ERR_INVITE_INVALID: {
+    exit: 5,
+    summary: 'An invite code is not one the node made for that service (mistyped, forged, or for another service).',
+  },
+  ERR_INVITE_EXPIRED: { exit: 5, summary: 'An invite code was valid but its time ran out before it was redeemed.' },
+  ERR_INVITE_USED: { exit: 5, summary: 'An invite code was already redeemed by another node; each works once.' },
+  ERR_INVITE_RATE_LIMITED: {
+    exit: 5,
+    summary: 'The node refuses invite codes from this node for a while after too many failed attempts.',
+  },
+  ERR_INVITE_NOT_FOUND: { exit: 6, summary: 'No invite with that id is kept on this node (`warren invite --revoke`).' },
   ERR_SERVICE_EXISTS: { exit: 6, summary: 'A service of that name is already exposed.' },
   ERR_SERVICE_NOT_FOUND: { exit: 6, summary: 'No local service of that name is exposed.' },
   ERR_FORWARD_EXISTS: { exit: 6, summary: 'A forward already listens on that address.' },

@@ -1,9 +1,10 @@
 /**
  * The access port (default 127.0.0.1:4780): SOCKS5, the HTTP proxy (CONNECT and absolute-form), the PAC file
  * and the HTTP gateway on one listener. The first byte tells SOCKS5 (0x05) from HTTP; HTTP connections go to
- * the gateway's fast path when it can carry them, else to one Node `http.Server`. Where each request goes is
- * decided by the router (routes.ts); this file owns the listener, the connection caps (access-guard.ts), the
- * request-head deadlines, and carrying out the router's decisions.
+ * the gateway's fast path when it can carry them, else to one Node `http.Server`. The node's own pages (its
+ * dashboard, local-pages.ts) are served at `warren.localhost:<port>` once the daemon sets their handler. Where each
+ * request goes is decided by the router (routes.ts); this file owns the listener, the connection caps
+ * (access-guard.ts), the request-head deadlines, and carrying out the router's decisions.
  */
 
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -20,7 +21,9 @@ import type { Logger } from '../log.ts'
 import { AccessGuard } from './access-guard.ts'
 import type { AccessBackend } from './backend.ts'
 import { HeadDeadlines, headTimeout } from './head-deadlines.ts'
+import type { LocalPages } from './local-pages.ts'
 import { PAC_CONTENT_TYPE, pacFile } from './pac.ts'
+import { unknownPage } from './request-targets.ts'
 import { type AccessRequest, AccessRouter, type Refusal } from './routes.ts'
 import type { AddressTable } from './service-addresses.ts'
 import type { AccessSettings } from './settings.ts'
@@ -32,6 +35,8 @@ export interface AccessServerOptions {
   backend: AccessBackend
   addresses: AddressTable
   log?: Logger
+  /** The node's own pages at `warren.localhost:<port>` (the daemon's dashboard), once their handler is set. */
+  pages?: LocalPages | undefined
 }
 
 const SOCKS_VERSION = 5
@@ -51,12 +56,14 @@ export class AccessServer {
   readonly #heads: HeadDeadlines
   /** Local users and connection caps (src/access/access-guard.ts). */
   readonly #guard: AccessGuard
+  readonly #pages: LocalPages | undefined
   #listen = ''
   /** The port actually bound (Host names are checked against it), known once listening. */
   #port = 0
 
   private constructor(opts: AccessServerOptions) {
     this.#settings = opts.settings
+    this.#pages = opts.pages
     this.#log = opts.log ?? (() => {})
     const s = opts.settings
     this.#heads = new HeadDeadlines(s.headersTimeoutMs)
@@ -91,6 +98,7 @@ export class AccessServer {
       policy: new HostPolicy(() => this.#port, s.hosts),
       addresses: opts.addresses,
       backend: opts.backend,
+      pages: { ready: () => this.#pages?.handler !== undefined, port: () => this.#port },
     })
     this.#http.on('request', (req, res) => this.#onRequest(req, res))
     this.#http.on('connect', (req, socket, head) => this.#onConnect(req, socket as Socket, head))
@@ -214,6 +222,11 @@ export class AccessServer {
     if (route.kind === 'redirect') {
       res.writeHead(route.status, { location: route.location, 'content-length': 0, 'cache-control': 'no-store' })
       return void res.end()
+    }
+    if (route.kind === 'page') {
+      const serve = this.#pages?.handler
+      if (serve !== undefined) return void serve(req, res, route.scope)
+      return void sendHttpError(res, unknownPage(req.url ?? '/', this.#settings.tld))
     }
     if (route.kind === 'pac') {
       const body = pacFile(req.headers.host ?? this.#listen, this.#settings.tld)

@@ -18,6 +18,7 @@ import type { Logger } from '../log.ts'
 import { AccessServer } from './access-server.ts'
 import { AccessBackend, type NodeForAccess } from './backend.ts'
 import { DnsServer } from './dns-server.ts'
+import type { LocalPages } from './local-pages.ts'
 import type { AddressTable } from './service-addresses.ts'
 import { accessSettings, checkPublicListen, dnsSettings } from './settings.ts'
 import { transparentSettings } from './transparent/settings.ts'
@@ -35,6 +36,8 @@ export interface LocalAccessOptions {
   dnsListen?: string | undefined
   /** Overrides whether the access port uses the gateway fast path (default: on unless WARREN_GATEWAY_FAST_PATH=0). */
   gatewayFastPath?: boolean | undefined
+  /** The node's own pages on the access port (`warren.localhost:<port>`, see local-pages.ts). */
+  pages?: LocalPages | undefined
   log: Logger
 }
 
@@ -88,6 +91,7 @@ async function startAccessPort(opts: LocalAccessOptions): Promise<AccessServer |
       backend: new AccessBackend(opts.node, { maxStreamsPerPeer: access.maxStreamsPerPeer }),
       addresses: opts.addresses,
       log: opts.log,
+      pages: opts.pages,
     })
   } catch (err) {
     // the default port taken (say, by a second daemon of another home) is no reason not to start

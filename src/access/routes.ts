@@ -8,6 +8,7 @@
  * - `ANY /http/<node>/<service>/…`, `/p2p/<node>/x/…`  → path gateway
  * - `Host: <service>.<node>.localhost:<port>`          → subdomain gateway
  * - `GET /proxy.pac`                                   → PAC file
+ * - `Host: warren.localhost:<port>`, `GET /metrics`     → the node's own pages (local-pages.ts), when it serves them
  * - `Upgrade: websocket` on a gateway or proxy request → the same service, over a fresh stream
  *
  * Origin-form requests (a path, not a proxy request) must name the access port in `Host` and pass the origin
@@ -32,6 +33,7 @@ import { isGatewayPath, parseGatewayPath } from '../gateway/paths.ts'
 import type { RawHeaders } from '../http/forward-headers.ts'
 import type { RequestHead } from '../http/http1.ts'
 import { type AuthHeaders, basicMatches, type Credentials, checkHttpAuth } from './auth.ts'
+import { isPagesHost, type PagesScope, pagesRefusal } from './local-pages.ts'
 import { PAC_PATH } from './pac.ts'
 import { parseAuthority, parseProxyUrl, unknownPage } from './request-targets.ts'
 import type { AddressTable } from './service-addresses.ts'
@@ -56,6 +58,7 @@ export type RequestRoute =
   | Forward
   | { kind: 'redirect'; status: 302 | 307; location: string }
   | { kind: 'pac' }
+  | { kind: 'page'; scope: PagesScope }
   | Refusal
 export type UpgradeRoute = Forward | Refusal
 export type ConnectRoute = { kind: 'tunnel'; host: string } | Refusal
@@ -67,11 +70,14 @@ export interface RouterOptions {
   policy: HostPolicy
   addresses: AddressTable
   backend: Pick<GatewayBackend, 'resolveNode'>
+  /** The node's own pages (local-pages.ts): whether a handler is in place, and the port they must be asked on. */
+  pages?: { ready(): boolean; port(): number }
 }
 
 /** Request targets whose forward spec is kept (see #targetSpec), at most. */
 const TARGET_CACHE_MAX = 1024
 const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i
+const METRICS_PATH = '/metrics'
 
 export function disabledGateway(): WarrenError {
   return new WarrenError(
@@ -138,6 +144,8 @@ export class AccessRouter {
 
   /** Origin form: Host and credentials, then the subdomain gateway, the path gateway or the access port's pages. */
   #origin(req: AccessRequest): RequestRoute {
+    const pages = this.#opts.pages?.ready() === true ? this.#opts.pages : undefined
+    if (pages !== undefined && isPagesHost(req.host)) return this.#pages(req, pages.port())
     // a foreign Host (DNS rebinding) is refused first: not even a login prompt under someone else's name
     const hc: HostClass = this.#opts.policy.classify(req.host)
     const auth = this.#opts.auth
@@ -157,6 +165,10 @@ export class AccessRouter {
     if (!isGatewayPath(req.target)) {
       const t = req.target
       if (t === PAC_PATH || t.startsWith(`${PAC_PATH}?`)) return { kind: 'pac' }
+      // Prometheus asks for 127.0.0.1:<port>/metrics; browsers read the node's pages on their own origin only
+      if (pages !== undefined && !sig.browser && (t === METRICS_PATH || t.startsWith(`${METRICS_PATH}?`))) {
+        return { kind: 'page', scope: 'metrics' }
+      }
       return { kind: 'refuse', error: unknownPage(t, this.#opts.tld) }
     }
     if (!this.#opts.gatewayEnabled) return { kind: 'refuse', error: disabledGateway() }
@@ -170,6 +182,15 @@ export class AccessRouter {
       return { kind: 'redirect', status: v.status, location: subdomainUrl(hc, spec.service, label, spec.path) }
     }
     return { kind: 'forward', spec: { ...spec, browser: true }, ownCredentials }
+  }
+
+  /** `warren.localhost:<port>`: the port and the browser's origin first (no login prompt for others), then credentials. */
+  #pages(req: AccessRequest, port: number): RequestRoute {
+    const refusal = pagesRefusal(req.host!, port, browserSignals(req.raw))
+    if (refusal !== undefined) return { kind: 'refuse', error: refusal }
+    const authErr = checkHttpAuth(req.headers, this.#opts.auth, true)
+    if (authErr !== undefined) return { kind: 'refuse', error: authErr, status: 401 }
+    return { kind: 'page', scope: 'all' }
   }
 
   /**

@@ -12,6 +12,7 @@ export {
   BrowserNode,
   type BrowserNodeOptions,
   type HandlerContext,
+  type InviteRedeemed,
   type LookupAnswer,
   type StreamHandler,
   startBrowserNode,

@@ -50,6 +50,15 @@ export interface HandlerContext {
 
 export type StreamHandler = (stream: ByteDuplex, ctx: HandlerContext) => void | Promise<void>
 
+/** What redeeming an invite answers (src/node/invites.ts). */
+export interface InviteRedeemed {
+  service: string
+  /** The node admitted: this browser node. */
+  node: string
+  /** True when this node had redeemed the code before. */
+  already: boolean
+}
+
 export interface LookupAnswer {
   id: string
   addrs: string[]
@@ -171,6 +180,20 @@ export class BrowserNode {
   /** Calls RPC `method` on `target`; resolves with its result (errors: ERR_RPC_*, as on the Node side). */
   async call(target: string, method: string, params?: unknown, opts: { timeoutMs?: number } = {}): Promise<unknown> {
     return callOn(await this.connect(target), method, params, { selfId: this.id, ...opts })
+  }
+
+  /**
+   * Redeems an invite (`warren invite <service>` on `target`): the node adds this browser's node id to the service's
+   * `allow` list. Errors: ERR_INVITE_INVALID, ERR_INVITE_EXPIRED, ERR_INVITE_USED, ERR_INVITE_RATE_LIMITED.
+   * A relayed connection opened while this node was a stranger keeps the relay's limits for strangers, so once
+   * admitted it is closed: the next call opens a new circuit, which the relay no longer bounds once the node has told
+   * it whom it admits (docs/browser.md, "Admitting a browser").
+   */
+  async redeemInvite(target: string, service: string, code: string): Promise<InviteRedeemed> {
+    const conn = await this.connect(target)
+    const answer = (await callOn(conn, '_invite.redeem', { service, code }, { selfId: this.id })) as InviteRedeemed
+    if (conn.limits !== undefined) await conn.close().catch(() => {})
+    return answer
   }
 
   /** Answers streams of `protocol` (for example `/myapp/chat/1.0.0`) with `handler`. */

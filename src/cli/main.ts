@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import { toWarrenError, WarrenError } from '../errors.ts'
 import { VERSION } from '../version.ts'
+import { register as allow } from './allow.ts'
 import { register as call } from './call.ts'
 import { printError } from './common.ts'
 import { register as connect } from './connect.ts'
@@ -21,6 +22,7 @@ import { register as expose } from './expose.ts'
 import { register as forward } from './forward.ts'
 import { register as id } from './id.ts'
 import { register as init } from './init.ts'
+import { register as invite } from './invite.ts'
 import { register as logs } from './logs.ts'
 import { register as lookup } from './lookup.ts'
 import { register as ls } from './ls.ts'
@@ -60,6 +62,8 @@ export function buildProgram(): Command {
     status,
     expose,
     unexpose,
+    allow,
+    invite,
     forward,
     connect,
     ls,

@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander'
 import { WarrenError } from '../errors.ts'
-import type { RelayConfigInput } from '../relay/server/config.ts'
+import { HOSTNAME, type RelayConfigInput } from '../relay/server/config.ts'
 import type { RelayStatus } from '../relay/server/relay-node.ts'
 import { collect, say, sayJson, table } from './common.ts'
 import { runInForeground } from './foreground.ts'
@@ -43,9 +43,38 @@ interface RelayFlags {
   durationLimit?: number
   reservationTtl?: number
   routing?: number
+  metrics?: string
   bootstrap?: string[]
   privateAddresses?: boolean
+  web?: boolean
+  webListen?: { host: string; port: number }
+  webDomain?: string
   json?: boolean
+}
+
+/** `--web-listen host:port` (`[::1]:8080` for IPv6, `:8080` for every address). */
+export function parseWebListen(v: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d+)$/.exec(v)
+  const port = Number(m?.[3])
+  if (m === null || port > 65_535) {
+    throw new WarrenError('ERR_USAGE', `--web-listen ${JSON.stringify(v)} is not <host>:<port>`, {
+      hint: 'For example --web-listen 0.0.0.0:8443, --web-listen [::]:8443 or --web-listen 127.0.0.1:8080.',
+    })
+  }
+  return { host: m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]), port }
+}
+
+function webDomain(v: string): string {
+  if (!HOSTNAME.test(v)) {
+    throw new WarrenError(
+      'ERR_USAGE',
+      `--web-domain ${JSON.stringify(v)} is not a DNS name such as relay.example.net`,
+      {
+        hint: 'Give the name browsers open the relay by (the name of its certificate), without a scheme or port.',
+      },
+    )
+  }
+  return v.toLowerCase()
 }
 
 /** The flags as relay settings (only the ones given, so relay.json keeps the rest). */
@@ -78,6 +107,13 @@ export function flagsToConfig(f: RelayFlags): RelayConfigInput {
   if (f.reservationTtl !== undefined) limits.reservationTtlSec = f.reservationTtl
   if (Object.keys(limits).length > 0) out.limits = limits
   if (f.routing !== undefined) out.routing = { port: f.routing }
+  if (f.metrics !== undefined) out.metrics = { listen: f.metrics }
+  if (f.web === true || f.webListen !== undefined || f.webDomain !== undefined) {
+    out.web = {
+      ...(f.webListen === undefined ? {} : f.webListen),
+      ...(f.webDomain === undefined ? {} : { domain: f.webDomain }),
+    }
+  }
   if (f.bootstrap !== undefined || f.privateAddresses === true) {
     out.discovery = {
       ...(f.bootstrap === undefined ? {} : { bootstrap: f.bootstrap }),
@@ -97,6 +133,12 @@ function bytes(n: number): string {
     u++
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`
+}
+
+/** Whom an allowed node told the relay it admits (circuits from them are unlimited), for `relay status`. */
+function admitsOf(admits: { any: boolean; ids: number } | null | undefined): string {
+  if (admits == null) return ''
+  return admits.any ? ' (it admits everyone)' : ` from the ${admits.ids} node(s) it admits, bounded from others`
 }
 
 export function formatRelayStatus(st: RelayStatus): string {
@@ -128,6 +170,7 @@ export function formatRelayStatus(st: RelayStatus): string {
         `server, ${st.dht.routingTable} peer(s) in the routing table, ${st.dht.records}/${st.dht.maxRecords} records${st.dht.evicted > 0 ? ` (${st.dht.evicted} evicted)` : ''}`,
       ],
       ['routing', st.routing === null ? 'off' : `${st.routing.url}/routing/v1/peers/<id>`],
+      ['web app', st.web == null ? 'off' : `${st.web.url}#<ticket>/<service> (listening on ${st.web.local})`],
     ]),
     `addresses (${st.addrs.length})`,
     ...st.addrs.map((a) => `  ${a}`),
@@ -142,7 +185,7 @@ export function formatRelayStatus(st: RelayStatus): string {
       table(
         st.reservations.map((r) => [
           r.node,
-          `${r.admission === 'token' ? 'token, unlimited' : r.allowed ? 'allowed, unlimited' : `bounded`}  expires in ${formatDuration(Math.max(0, r.expiresAt - now))}`,
+          `${r.admission === 'token' ? 'token, unlimited' : r.allowed ? 'allowed, unlimited' : `bounded`}${admitsOf(r.admits)}  expires in ${formatDuration(Math.max(0, r.expiresAt - now))}`,
         ]),
         '  ',
       ),
@@ -154,7 +197,7 @@ export function formatRelayStatus(st: RelayStatus): string {
       table(
         st.circuits.map((c) => [
           `${c.src} → ${c.dst}`,
-          `${bytes(c.bytes)}, open ${formatDuration(now - c.startedAt)}${c.closesAt === undefined ? '' : `, closes in ${formatDuration(Math.max(0, c.closesAt - now))}`}`,
+          `${bytes(c.bytes)}${c.limit === undefined ? '' : ` of ${bytes(c.limit.dataBytes)}`}, open ${formatDuration(now - c.startedAt)}${c.closesAt === undefined ? '' : `, closes in ${formatDuration(Math.max(0, c.closesAt - now))}`}`,
         ]),
         '  ',
       ),
@@ -211,6 +254,7 @@ export function register(program: Command): void {
       'lifetime of a reservation before renewal',
       wholeNumber('reservation-ttl', 1, 86_400),
     )
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://<host:port>/metrics (docs/observability.md)')
     .option(
       '--routing <port>',
       'serve the Delegated Routing V1 HTTP API (GET /routing/v1/peers/<id>) on this TCP port',
@@ -218,6 +262,13 @@ export function register(program: Command): void {
     )
     .option('--bootstrap <multiaddr>', 'another relay (DHT server) to join, repeatable', collect)
     .option('--private-addresses', 'keep private addresses in DHT answers (a LAN or lab network only)')
+    .option('--web', 'serve the Warren web app (page + Service Worker) for browsers; needs --ws')
+    .option(
+      '--web-listen <host:port>',
+      'address of the web app (implies --web; default 0.0.0.0:8443 with --cert, else 0.0.0.0:8080)',
+      parseWebListen,
+    )
+    .option('--web-domain <name>', "the relay's public DNS name, which the page dials (implies --web)", webDomain)
     .option('--json', 'print the relay id and addresses as one JSON line once ready')
     .addHelpText(
       'after',
@@ -233,13 +284,14 @@ export function register(program: Command): void {
       const st = d.relay.status()
       if (flags.json === true) {
         process.stdout.write(
-          `${JSON.stringify({ id: st.id, addrs: st.addrs, stun: st.stun, routing: st.routing, socket: d.socket, home: d.home.dir })}\n`,
+          `${JSON.stringify({ id: st.id, addrs: st.addrs, stun: st.stun, routing: st.routing, web: d.web === undefined ? null : { url: d.web.url, local: d.web.local }, metrics: d.metrics ?? null, socket: d.socket, home: d.home.dir })}\n`,
         )
       } else {
         say(`relay ${st.id}`)
         say('add one of these to `relays` in the config.json of nodes that use this relay:')
         for (const a of st.addrs) say(`  ${a}`)
         if (st.routing !== null) say(`delegated routing for browsers: ${st.routing.url}/routing/v1/peers/<node id>`)
+        if (d.web !== undefined) say(`web app for browsers: ${d.web.url}#<ticket or node id>/<service>`)
         say(`status: warren relay status${cmd.optsWithGlobals().home ? ` --home ${d.home.dir}` : ''}`)
       }
       // SIGHUP reloads relay.json, like `warren relay reload`

@@ -6,6 +6,12 @@ import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
 import { formatTraffic } from './status-traffic.ts'
 
+/** The dashboard on the access port's own origin (src/access/local-pages.ts), when the access port runs. */
+function dashboardRow(st: NodeStatus): [string, string][] {
+  if (st.access === undefined) return []
+  return [['dashboard', `http://warren.localhost:${st.access.listen.slice(st.access.listen.lastIndexOf(':') + 1)}/`]]
+}
+
 /** `3h 4m`, `12m 5s`, `8s`. */
 export function formatDuration(ms: number): string {
   const s = Math.floor(ms / 1000)
@@ -99,6 +105,7 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
       ],
       ['ticket', st.ticket],
       ...(st.access ? [['access port', `${st.access.listen} (SOCKS5, HTTP proxy, gateway)`] as [string, string]] : []),
+      ...dashboardRow(st),
       ...(st.dns ? [['dns', `${st.dns.listen} (.warren names)`] as [string, string]] : []),
     ]),
     `addresses (${st.addrs.length})`,

@@ -13,6 +13,7 @@
 import type { ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
 import type { WarrenErrorJSON } from '../errors.ts'
+import type { InviteSummary } from '../node/invites.ts'
 import type { ReloadResult } from '../node/reload.ts'
 import type {
   ForwardInfo,
@@ -24,6 +25,7 @@ import type {
   RemoteCallResult,
   ServiceInfo,
 } from '../node/types.ts'
+import type { AllowChange, InviteResult } from './admission.ts'
 
 /** Longest line either side accepts; a longer one closes the connection. */
 export const MAX_LINE_BYTES = 1024 * 1024
@@ -89,6 +91,16 @@ export interface ApiMethods {
   'stream.open': { params: NodeRef & { service: string }; result: { node: string; service: string } }
   /** A method of another node over `/warren/rpc/1.0.0`; also reachable as the method name `<node>.<method>`. */
   'node.call': { params: NodeRef & { method: string; params?: unknown }; result: RemoteCallResult }
+  /** Adds a node (id, ticket or `peers` alias) to a service's allow list, persisted and applied at once. */
+  'services.allow': { params: { service: string; node: string }; result: AllowChange }
+  /** Takes a node off a service's allow list, persisted and applied at once (its open streams are reset). */
+  'services.deny': { params: { service: string; node: string }; result: AllowChange }
+  /** A one-time invite to a service, valid for `ttlMs` (default 15 min); the code is shown only here. */
+  'invites.create': { params: { service: string; ttlMs?: number }; result: InviteResult }
+  /** The invites kept: open, redeemed, and expired within 7 days; never their codes. */
+  'invites.list': { params: undefined; result: InviteSummary[] }
+  /** Forgets an invite (its code stops working); ERR_INVITE_NOT_FOUND for an unknown id. */
+  'invites.revoke': { params: { inviteId: string }; result: InviteSummary }
 }
 
 export type ApiMethod = keyof ApiMethods

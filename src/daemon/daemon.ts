@@ -10,6 +10,7 @@
  * ```
  */
 import { chmod, mkdir } from 'node:fs/promises'
+import { LocalPages } from '../access/local-pages.ts'
 import { type HomePaths, resolveHome, socketPath } from '../config/home.ts'
 import { loadConfig } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
@@ -19,8 +20,11 @@ import { createLogger, type Logger } from '../log.ts'
 import type { ReloadResult } from '../node/reload.ts'
 import { WarrenNode } from '../node/warren-node.ts'
 import type { PresetName } from '../p2p/presets.ts'
-import { createNodeMetrics } from '../ui/metrics.ts'
-import { startUiServer, type UiServer } from '../ui/ui-server.ts'
+import { dashboardStatus } from '../ui/dashboard-status.ts'
+import { createNodeMetrics, type NodeMetrics } from '../ui/metrics.ts'
+import { startUiServer, type UiServer, uiHandler } from '../ui/ui-server.ts'
+import { type ServiceUsage, serviceUsage } from '../ui/usage.ts'
+import { startAdmission } from './admission.ts'
 import { ApiServer } from './api-server.ts'
 import { createApiHandler } from './methods.ts'
 import { acquirePidFile } from './pidfile.ts'
@@ -99,6 +103,10 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let node: WarrenNode | undefined
   let api: ApiServer | undefined
   let ui: UiServer | undefined
+  let metrics: NodeMetrics | undefined
+  let usage: ServiceUsage | undefined
+  // the dashboard and /metrics on the access port's own origin, warren.localhost:<port> (src/access/local-pages.ts)
+  const pages = new LocalPages()
   try {
     const state = await StateStore.open(home.state)
     node = await WarrenNode.start({
@@ -110,15 +118,19 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       skipUnheardEvents: true,
       ...(opts.listen ? { listen: opts.listen } : {}),
       ...(opts.preset ? { preset: opts.preset } : {}),
+      pages,
     })
     await restore(node, state, log)
     let requestStop: () => void = () => {}
+    /** The config the node runs with: the one read at start, then each one a reload applied. */
+    let running = config
     /** Reads config.json again and applies it; an invalid one is refused with its field paths, the old one stays. */
     const reload = async (): Promise<ReloadResult> => {
       let next: Config
       try {
         next = await loadConfig(home.config)
         const result = started.reload(next)
+        running = next
         log('info', `reloaded ${home.config}: ${describeReload(result)}`)
         if (result.needsRestart.length > 0) {
           log('warn', `changed keys that take effect at the next start: ${result.needsRestart.join(', ')}`)
@@ -131,6 +143,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       }
     }
     const started = node
+    const admission = await startAdmission({ node, state, home, config: () => running, reload: () => reload() })
     api = await ApiServer.listen(
       socket,
       createApiHandler({
@@ -139,23 +152,31 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         learned: () => started.learnedAddresses(),
         requestStop: () => requestStop(),
         reload: () => reload(),
+        admission,
         log,
       }),
       { home: home.dir, log: (m) => log('info', m) },
     )
-    const uiListen = opts.metricsListen ?? config.metrics?.listen
-    if (uiListen !== undefined) {
-      const metrics = createNodeMetrics({
-        counters: started.streamCounters,
-        pathKinds: () => started.peers().flatMap((p) => (p.connected && p.path ? [p.path.kind] : [])),
-      })
-      ui = await startUiServer(uiListen, { metrics, status: () => started.status() }).catch((err: Error) => {
-        metrics.close()
-        throw err
-      })
+    metrics = createNodeMetrics({
+      counters: started.streamCounters,
+      pathKinds: () => started.peers().flatMap((p) => (p.connected && p.path ? [p.path.kind] : [])),
+    })
+    usage = serviceUsage(started.streamCounters)
+    const uiSource = { metrics, status: dashboardStatus(started, usage) }
+    pages.handler = uiHandler(uiSource)
+    const access = started.status().access?.listen
+    if (access !== undefined) {
       log(
         'info',
-        `dashboard on http://warren.localhost:${ui.listen.slice(ui.listen.lastIndexOf(':') + 1)}/ (metrics at /metrics)`,
+        `dashboard on http://warren.localhost:${access.slice(access.lastIndexOf(':') + 1)}/ (metrics at /metrics)`,
+      )
+    }
+    const uiListen = opts.metricsListen ?? config.metrics?.listen
+    if (uiListen !== undefined) {
+      ui = await startUiServer(uiListen, uiSource)
+      log(
+        'info',
+        `dashboard and metrics also on http://warren.localhost:${ui.listen.slice(ui.listen.lastIndexOf(':') + 1)}/ (metrics.listen)`,
       )
     }
     const id = started.identity()
@@ -174,6 +195,9 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         log('info', `stopping${reason ? ` (${reason})` : ''}`)
         server.stopAccepting()
         await ui?.close()
+        pages.handler = undefined
+        metrics?.close()
+        usage?.close()
         // the node first: its forwards and streams end, and so do the API streams piped to them
         await started.stop().catch((err: Error) => log('warn', `stopping the node: ${err.message}`))
         await server.close().catch((err: Error) => log('warn', `closing the API: ${err.message}`))
@@ -193,6 +217,8 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   } catch (err) {
     await api?.close().catch(() => {})
     await ui?.close().catch(() => {})
+    metrics?.close()
+    usage?.close()
     await node?.stop().catch(() => {})
     await pid.release()
     throw err

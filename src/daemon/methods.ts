@@ -10,6 +10,7 @@ import { WarrenError } from '../errors.ts'
 import type { ReloadResult } from '../node/reload.ts'
 import type { WarrenNodeApi } from '../node/warren-node.ts'
 import { describePipeEnd, pipeStream, reasonOf } from '../p2p/pipe.ts'
+import type { Admission } from './admission.ts'
 import { type ApiMethod, type ApiMethods, serviceConfigOf } from './api-protocol.ts'
 import type { ApiHandler } from './api-server.ts'
 import type { StateStore } from './state.ts'
@@ -47,6 +48,11 @@ const PARAMS = {
   'daemon.reload': z.undefined().or(z.object({})),
   'stream.open': z.object({ ...nodeRef, service: z.string().min(1) }),
   'node.call': z.object({ ...nodeRef, method: z.string().min(1), params: z.unknown().optional() }),
+  'services.allow': z.object({ service: z.string().min(1), node: z.string().min(1) }),
+  'services.deny': z.object({ service: z.string().min(1), node: z.string().min(1) }),
+  'invites.create': z.object({ service: z.string().min(1), ttlMs: z.number().int().optional() }),
+  'invites.list': z.undefined().or(z.object({})),
+  'invites.revoke': z.object({ inviteId: z.string().min(1) }),
 } satisfies Record<ApiMethod, z.ZodType>
 
 function parseParams<M extends ApiMethod>(method: M, params: unknown): ApiMethods[M]['params'] {
@@ -68,6 +74,8 @@ export interface MethodContext {
   requestStop(): void
   /** Reads config.json again and applies it (`daemon.reload`); throws, changing nothing, when it is invalid. */
   reload?(): Promise<ReloadResult>
+  /** Allow lists and invites (src/daemon/admission.ts); absent where the daemon keeps no home. */
+  admission?: Admission
   log(level: 'debug' | 'info' | 'warn', message: string): void
 }
 
@@ -81,6 +89,13 @@ async function saveLearned(ctx: MethodContext): Promise<void> {
   if (learned === undefined || JSON.stringify(learned) === JSON.stringify(ctx.state.state.learned)) return
   await ctx.state.update((s) => {
     s.learned = learned
+  })
+}
+
+function admissionOf(ctx: MethodContext): Admission {
+  if (ctx.admission !== undefined) return ctx.admission
+  throw new WarrenError('ERR_USAGE', 'this daemon does not edit allow lists or make invites', {
+    hint: 'Edit `allow` in config.json and run `warren reload`.',
   })
 }
 
@@ -165,6 +180,11 @@ function implementations(ctx: MethodContext): Impl {
       }
       return ctx.reload()
     },
+    'services.allow': async (p) => admissionOf(ctx).allow(p.service, p.node),
+    'services.deny': async (p) => admissionOf(ctx).deny(p.service, p.node),
+    'invites.create': async (p) => admissionOf(ctx).invite(p.service, p.ttlMs),
+    'invites.list': async () => admissionOf(ctx).invites.list(),
+    'invites.revoke': async (p) => admissionOf(ctx).invites.revoke(p.inviteId),
     'daemon.stop': async () => {
       setImmediate(() => ctx.requestStop())
       return { stopping: true, pid: process.pid }

@@ -20,9 +20,11 @@ import {
   validateRelayConfig,
 } from '../relay/server/config.ts'
 import { loadOrCreateRelayKey, type RelayHome, relaySocketPath, resolveRelayHome } from '../relay/server/home-dir.ts'
+import { createRelayMetrics, type RelayMetricsServer, startRelayMetricsServer } from '../relay/server/metrics.ts'
 import { type Relay, type RelayStatus, startRelay } from '../relay/server/relay-node.ts'
 import { ApiServer } from './api-server.ts'
 import { acquirePidFile } from './pidfile.ts'
+import { type RelayWeb, startRelayWeb } from './relay-web.ts'
 import { stopSequence } from './stop-sequence.ts'
 
 /** The relay's local API: method → params → result. */
@@ -57,6 +59,10 @@ export interface RelayDaemon {
   readonly socket: string
   readonly config: RelayConfig
   readonly relay: Relay
+  /** The web app served beside the relay (`--web`), if any. */
+  readonly web: RelayWeb | undefined
+  /** host:port of the Prometheus metrics (`--metrics`, relay.json `metrics.listen`), if served. */
+  readonly metrics: string | undefined
   /** True when this start created the relay's key. */
   readonly createdKey: boolean
   /**
@@ -74,6 +80,7 @@ export function mergeRelayInput(file: RelayConfigInput, flags: RelayConfigInput 
   if (file.limits !== undefined || flags.limits !== undefined) out.limits = { ...file.limits, ...flags.limits }
   if (flags.ws !== undefined) out.ws = { ...file.ws, ...flags.ws }
   if (flags.routing !== undefined) out.routing = { ...file.routing, ...flags.routing }
+  if (flags.web !== undefined) out.web = { ...file.web, ...flags.web }
   if (flags.discovery !== undefined) out.discovery = { ...file.discovery, ...flags.discovery }
   if (file.allow !== undefined || flags.allow !== undefined) out.allow = [...(file.allow ?? []), ...(flags.allow ?? [])]
   return out
@@ -108,8 +115,11 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
 
   let relay: Relay | undefined
   let api: ApiServer | undefined
+  let web: RelayWeb | undefined
+  let metrics: RelayMetricsServer | undefined
   try {
     relay = await startRelay({ privateKey: key, config, log, skipUnheardEvents: true })
+    web = await startRelayWeb(config, relay, log)
     let requestStop: () => void = () => {}
     const running = relay
     let reloading: Promise<RelayReloadResult> | undefined
@@ -147,7 +157,9 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
       socket,
       {
         call: async (method) => {
-          if (method === 'relay.status') return running.status()
+          if (method === 'relay.status') {
+            return { ...running.status(), web: web === undefined ? null : { url: web.url, local: web.local } }
+          }
           if (method === 'relay.reload') return reload()
           if (method === 'relay.stop') {
             setImmediate(() => requestStop())
@@ -167,18 +179,42 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
     ).catch((err: unknown) => {
       throw isWarrenError(err, 'ERR_DAEMON_RUNNING') ? runningError(home, err) : err
     })
+    if (config.metrics !== undefined) {
+      metrics = await startRelayMetricsServer(
+        config.metrics.listen,
+        createRelayMetrics(() => running.status()),
+      )
+      log('info', `Prometheus metrics on http://${metrics.listen}/metrics`)
+    }
     log('info', `relay ${running.peerId} ready; API on ${socket}`)
 
     const server = api
+    const page = web
+    const scraped = metrics
     const { stop, stopped } = stopSequence('relay', log, [
       ['closing the API', () => server.close()],
+      ['closing the web app', async () => page?.close()],
+      ['closing the metrics', async () => scraped?.close()],
       ['stopping the relay', () => running.stop()],
       ['removing the pid file', () => pid.release()],
     ])
     requestStop = () => void stop('asked over the API')
-    return { home, socket, config, relay: running, createdKey: created, reload, stop, stopped }
+    return {
+      home,
+      socket,
+      config,
+      relay: running,
+      web,
+      metrics: metrics?.listen,
+      createdKey: created,
+      reload,
+      stop,
+      stopped,
+    }
   } catch (err) {
     await api?.close().catch(() => {})
+    await web?.close().catch(() => {})
+    await metrics?.close().catch(() => {})
     await relay?.stop().catch(() => {})
     await pid.release()
     throw err

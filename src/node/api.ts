@@ -8,6 +8,7 @@
 import type { Duplex } from 'node:stream'
 import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { AddOptions, ForwardSpec } from '../access/forward.ts'
+import type { LocalPages } from '../access/local-pages.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
 import type { LookupResult } from '../discovery/resolver.ts'
 import type { ResolvedNode } from '../identity/address-book.ts'
@@ -107,4 +108,6 @@ export interface WarrenNodeStartOptions extends WarrenNodeOptions {
   udpListen?: string[]
   /** Overrides whether the access port uses the gateway fast path (default: on unless WARREN_GATEWAY_FAST_PATH=0). */
   gatewayFastPath?: boolean
+  /** The node's own pages on the access port, `warren.localhost:<port>` (the daemon sets their handler). */
+  pages?: LocalPages
 }

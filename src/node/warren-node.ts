@@ -24,6 +24,7 @@ import { AddressBook, type ResolvedNode } from '../identity/address-book.ts'
 import { part, type Startable, type StartedParts, startInOrder } from '../lifecycle.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../p2p/pipe.ts'
+import { RelayAdmits } from '../relay/client/admits.ts'
 import { HomeRelay } from '../relay/client/home-relay.ts'
 import { watchLimitedConnections } from '../relay/client/limited-connections.ts'
 import { type RelayLinks, watchRelayLinks } from '../relay/client/relay-links.ts'
@@ -79,6 +80,11 @@ export class WarrenNode implements WarrenNodeApi {
   readonly #forwarder: Forwarder
   /** The home relay (config `relays`); undefined when no relay is configured. */
   readonly homeRelay: HomeRelay | undefined
+  /**
+   * Tells the relays whom this node admits, so that they do not bound circuits from those nodes (browsers); `flush()`
+   * sends a change at once and resolves when the relays have it. Undefined without relays.
+   */
+  readonly relayAdmits: RelayAdmits | undefined
   /** Direct-path upgrades of relayed connections (config `traversal`); undefined when off. */
   readonly directPaths: DirectPaths | undefined
   /** Nodes named in `peers`, in an `allow` list or in `relays`: they always get a connection slot. */
@@ -131,6 +137,7 @@ export class WarrenNode implements WarrenNodeApi {
         log: this.#log,
         ...(opts.config.relayTokens === undefined ? {} : { tokens: opts.config.relayTokens }),
       })
+      this.relayAdmits = new RelayAdmits(libp2p, this.registry, opts.config.relays, this.#log)
     }
     if (gates.udxHub !== undefined) {
       this.directPaths = directPathsFor(libp2p, gates.udxHub, opts.config, {
@@ -181,6 +188,7 @@ export class WarrenNode implements WarrenNodeApi {
             accessListen: opts.accessListen ?? (opts.preset === 'test' ? '127.0.0.1:0' : undefined),
             dnsListen: opts.dnsListen,
             gatewayFastPath: opts.gatewayFastPath,
+            pages: opts.pages,
             log: this.#log,
           })
         },
@@ -200,6 +208,7 @@ export class WarrenNode implements WarrenNodeApi {
       }),
       this.discovery,
     ]
+    if (this.relayAdmits !== undefined) parts.push(this.relayAdmits)
     if (homeRelay !== undefined) parts.push(part({ start: () => homeRelay.start(), stop: () => homeRelay.stop() }))
     if (directPaths !== undefined) parts.push(directPaths)
     return parts

@@ -27,7 +27,7 @@ function statusError(peer: PeerId, service: string, status: number, reason: stri
       })
     case Status.NOT_AUTHORIZED:
       return new WarrenError('ERR_NOT_AUTHORIZED', `${who} does not allow this node to use "${service}"`, {
-        hint: `Ask its owner to add this node${selfId === undefined ? '' : ` (${selfId})`} to services.${service}.allow or to peers in its config.json.`,
+        hint: `Ask its owner to run \`warren allow ${service} ${selfId ?? '<this node id>'}\` or to send you a \`warren invite ${service}\` link.`,
         details: { peer: peer.toString(), service, reason },
       })
     case Status.TARGET_UNREACHABLE:

@@ -125,6 +125,16 @@ export class ServiceRegistry {
     return this.#named.has(peer.toString())
   }
 
+  /**
+   * Whom this node admits to some service: `any` when a service is public (`allow: ["*"]`), and the node ids that
+   * `peers` and the allow lists name, sorted. What the node declares to its relays (src/relay/client/admits.ts).
+   */
+  admitted(): { any: boolean; ids: string[] } {
+    this.isNamed('')
+    const any = [...this.#services.values()].some((e) => e.public)
+    return { any, ids: [...(this.#named ?? [])].sort() }
+  }
+
   #build(name: string, svc: ServiceConfig, source: ServiceInfo['source']): ServiceEntry {
     const allow = svc.allow
     const isPublic = allow?.includes('*') ?? false

@@ -141,7 +141,7 @@ describe('warren forward checks the service first', () => {
     assert.equal(
       r.stderr,
       `warren: node ${pair.aId} does not allow this node to use "priv"\n` +
-        `hint: Ask its owner to add this node (${pair.bId}) to services.priv.allow or to peers in its config.json.\n`,
+        `hint: Ask its owner to run \`warren allow priv ${pair.bId}\` or to send you a \`warren invite priv\` link.\n`,
     )
     assert.equal(r.code, 5)
     assert.equal(r.stdout, '')

@@ -169,7 +169,7 @@ test('every failure reaches the CLI user as its exact message and exit status', 
       code: 5,
       stderr:
         `warren: node ${aId} does not allow this node to use "priv"\n` +
-        `hint: Ask its owner to add this node (${bId}) to services.priv.allow or to peers in its config.json.\n`,
+        `hint: Ask its owner to run \`warren allow priv ${bId}\` or to send you a \`warren invite priv\` link.\n`,
     },
     {
       args: ['connect', 'a/dead'],

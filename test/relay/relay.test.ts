@@ -138,7 +138,7 @@ describe('relay policy and relayed service streams (loopback)', () => {
       assert.equal(outcome, 'cut')
       await eventually(() => relay.status().circuits.length === 0, { message: 'the circuit is closed' })
       // the cut is not silent: the dialer says why and whom to allow
-      const why = `warn the relayed connection to ${nodeB.peerId} through relay ${relay.peerId} ended: it used up the relay's data limit, so streams on it were cut short; ask the relay's operator to add node ${nodeB.peerId} to the relay's allow list`
+      const why = `warn the relayed connection to ${nodeB.peerId} through relay ${relay.peerId} ended: it used up the relay's data limit, so streams on it were cut short; ask the relay's operator to add node ${nodeB.peerId} to the relay's allow list; if it is on it, node ${nodeB.peerId} must admit this node (${nodeA.peerId}) with \`warren allow\` or an invite`
       await eventually(() => aLog.includes(why), { message: 'the dialer logs the used-up limit' })
     } finally {
       await c.run()

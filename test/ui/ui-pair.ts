@@ -1,6 +1,7 @@
 /**
  * Two daemons for the dashboard and metrics tests: `a` offers `services` to `b`, `b` knows `a` by the alias `a`;
- * each serves its dashboard and metrics (`warren up --metrics 127.0.0.1:0`) at the address `ui` names.
+ * each serves its dashboard and metrics on its access port (`http://warren.localhost:<port of access>/`) and on an
+ * address of their own (`warren up --metrics 127.0.0.1:0`), which `ui` names.
  */
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { HomePaths } from '../../src/config/home.ts'
@@ -12,8 +13,10 @@ export interface UiNode {
   d: TestDaemon
   home: HomePaths
   id: string
-  /** host:port of its dashboard and metrics. */
+  /** host:port of its dashboard and metrics on their own address (metrics.listen). */
   ui: string
+  /** host:port of its access port, where warren.localhost:<port> serves the dashboard too. */
+  access: string
 }
 
 export interface UiPair {
@@ -22,10 +25,13 @@ export interface UiPair {
   close(): Promise<void>
 }
 
-async function uiOf(d: TestDaemon): Promise<string> {
-  await d.waitForLog(/ info {2}dashboard on http:\/\/warren\.localhost:\d+\//m)
-  const port = / info {2}dashboard on http:\/\/warren\.localhost:(\d+)\//m.exec(d.stderr)![1]
-  return `127.0.0.1:${port}`
+const ACCESS_LINE = / info {2}dashboard on http:\/\/warren\.localhost:(\d+)\//m
+const UI_LINE = / info {2}dashboard and metrics also on http:\/\/warren\.localhost:(\d+)\//m
+
+async function addressesOf(d: TestDaemon): Promise<{ ui: string; access: string }> {
+  await d.waitForLog(UI_LINE)
+  await d.waitForLog(ACCESS_LINE)
+  return { ui: `127.0.0.1:${UI_LINE.exec(d.stderr)![1]}`, access: `127.0.0.1:${ACCESS_LINE.exec(d.stderr)![1]}` }
 }
 
 export async function startUiPair(services: ConfigInput['services']): Promise<UiPair> {
@@ -37,8 +43,8 @@ export async function startUiPair(services: ConfigInput['services']): Promise<Ui
   await writeConfig(bHome, testConfig({ peers: { a: ident.ticket } }))
   const b = await TestDaemon.start(bHome, ['--metrics', '127.0.0.1:0'])
   return {
-    a: { d: a, home: aHome, id: ident.id, ui: await uiOf(a) },
-    b: { d: b, home: bHome, id: bId, ui: await uiOf(b) },
+    a: { d: a, home: aHome, id: ident.id, ...(await addressesOf(a)) },
+    b: { d: b, home: bHome, id: bId, ...(await addressesOf(b)) },
     async close() {
       await Promise.all([a.stop(), b.stop()])
       await Promise.all([removeHome(aHome), removeHome(bHome)])

@@ -15,6 +15,7 @@ export function webAppPage(relay: string): string {
 <p id="status">Starting…</p>
 <p id="hint"></p>
 <p>This browser's node id: <code id="node">…</code></p>
+<p id="admit">A service's owner admits this browser with <code>warren allow &lt;service&gt; &lt;this id&gt;</code>, or sends an invite link made by <code>warren invite &lt;service&gt;</code>.</p>
 <script src="/.warren/app.js"></script>
 </html>
 `

@@ -18,8 +18,11 @@ import { WEB_APP_FILES, webAppPage } from './page.ts'
 export interface WebAppServerOptions {
   host: string
   port: number
-  /** The relay WebSocket address the app's node uses, ending in /p2p/<relay id>. */
-  relay: string
+  /**
+   * The relay WebSocket address the app's node uses, ending in /p2p/<relay id>; or a function of the host name the
+   * page was asked for (the `Host` header without its port), for a server that answers under any name.
+   */
+  relay: string | ((hostname: string) => string)
   /** PEM certificate and key: HTTPS instead of HTTP. */
   cert?: string | Buffer
   key?: string | Buffer
@@ -39,6 +42,14 @@ function defaultDir(): string {
   return candidates.find((d) => existsSync(join(d, 'sw.js'))) ?? candidates[1]!
 }
 
+/** The host name of a request (`Host` without its port, IPv6 without brackets), lower case; '' when absent. */
+export function requestHostname(req: IncomingMessage): string {
+  const host = (req.headers.host ?? '').toLowerCase()
+  const v6 = /^\[([0-9a-f:.]+)\](:\d+)?$/.exec(host)
+  if (v6 !== null) return v6[1]!
+  return host.replace(/:\d+$/, '')
+}
+
 export async function startWebAppServer(opts: WebAppServerOptions): Promise<WebAppServer> {
   const dir = opts.dir ?? defaultDir()
   const missing = Object.values(WEB_APP_FILES).filter((f) => !existsSync(join(dir, f.file)))
@@ -55,10 +66,13 @@ export async function startWebAppServer(opts: WebAppServerOptions): Promise<WebA
   for (const [path, f] of Object.entries(WEB_APP_FILES)) {
     files.set(path, { type: f.type, body: await readFile(join(dir, f.file)) })
   }
-  const page = Buffer.from(webAppPage(opts.relay))
+  const relayOf = opts.relay
+  const fixedPage = typeof relayOf === 'string' ? Buffer.from(webAppPage(relayOf)) : undefined
+  const pageFor = (req: IncomingMessage): Buffer =>
+    fixedPage ?? Buffer.from(webAppPage((relayOf as (h: string) => string)(requestHostname(req))))
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://x').pathname
-    const f = files.get(path) ?? { type: 'text/html; charset=utf-8', body: page }
+    const f = files.get(path) ?? { type: 'text/html; charset=utf-8', body: pageFor(req) }
     res.writeHead(req.method === 'GET' || req.method === 'HEAD' ? 200 : 405, {
       'content-type': f.type,
       // the worker lives under /.warren/ but controls the whole origin
@@ -77,10 +91,14 @@ export async function startWebAppServer(opts: WebAppServerOptions): Promise<WebA
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
       reject(
-        new WarrenError('ERR_LISTEN_FAILED', `cannot serve the web app on ${opts.host}:${opts.port}: ${err.message}`, {
-          hint: 'Pick another port, or stop the process that holds it.',
-          cause: err,
-        }),
+        new WarrenError(
+          'ERR_LISTEN_FAILED',
+          `cannot serve the web app on ${opts.host}:${opts.port}: ${(err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'address in use' : err.message}`,
+          {
+            hint: 'Pick another port, or stop the process that holds it.',
+            cause: err,
+          },
+        ),
       ),
     )
     server.listen(opts.port, opts.host, resolve)

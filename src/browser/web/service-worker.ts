@@ -8,6 +8,8 @@
  * of the app's origin (`/style.css`, a root-relative link) goes to the same service; requests of the app's own page
  * go to the network. The relay to use is the `relay` parameter of the worker's URL.
  * Failures are answered with an HTML page naming the WarrenError's code, message and hint.
+ * The page's messages: `'id'` is answered with the node's id and ticket; `{ redeem: { target, service, code } }` has the
+ * node redeem an invite (`warren invite`) and is answered with `{ redeemed, id }` or `{ error, message, hint }`.
  */
 import { isWarrenError } from '../../errors.ts'
 import { type BrowserNode, startBrowserNode } from '../node.ts'
@@ -49,10 +51,17 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
+/** How a refused browser gets admitted: an invite link from the service's owner, or `warren allow`. */
+function admitHint(err: unknown): string {
+  const service = String((err as { details?: { service?: unknown } }).details?.service ?? '<service>')
+  const name = escapeHtml(service)
+  return `<p id="admit">Ask the owner of ${name} for an invite link (<code>warren invite ${name}</code>), or to admit this browser's node id (named above) with <code>warren allow ${name} &lt;id&gt;</code>.</p>`
+}
+
 function errorPage(err: unknown): Response {
   const e = isWarrenError(err) ? err : { code: 'ERR_INTERNAL', message: (err as Error).message, hint: undefined }
   const body = `<!doctype html><meta charset="utf-8"><title>${escapeHtml(e.code)}</title>
-<h1 id="code">${escapeHtml(e.code)}</h1><p id="message">${escapeHtml(e.message)}</p>${e.hint === undefined ? '' : `<p id="hint">${escapeHtml(e.hint)}</p>`}`
+<h1 id="code">${escapeHtml(e.code)}</h1><p id="message">${escapeHtml(e.message)}</p>${e.hint === undefined ? '' : `<p id="hint">${escapeHtml(e.hint)}</p>`}${e.code === 'ERR_NOT_AUTHORIZED' ? admitHint(err) : ''}`
   const status = e.code === 'ERR_NOT_AUTHORIZED' ? 403 : e.code.startsWith('ERR_BAD') ? 400 : 502
   return new Response(body, {
     status,
@@ -134,4 +143,22 @@ sw.addEventListener('message', (e) => {
     (err: unknown) =>
       m.source?.postMessage({ error: errorPage(err).headers.get('x-warren-error'), message: (err as Error).message }),
   )
+})
+// the page asks the worker's node to redeem the invite of its link (`#<target>/<service>?invite=<code>`)
+sw.addEventListener('message', (e) => {
+  const m = e as unknown as {
+    data: { redeem?: { target: string; service: string; code: string } }
+    source?: { postMessage(x: unknown): void }
+  }
+  const r = m.data?.redeem
+  if (r === undefined) return
+  void getNode()
+    .then(async (n) => ({ redeemed: await n.redeemInvite(r.target, r.service, r.code), id: n.id }))
+    .then(
+      (answer) => m.source?.postMessage(answer),
+      (err: unknown) => {
+        const e = isWarrenError(err) ? err : { code: 'ERR_INTERNAL', message: (err as Error).message, hint: undefined }
+        m.source?.postMessage({ error: e.code, message: e.message, hint: e.hint ?? '', redeem: true })
+      },
+    )
 })

@@ -21,11 +21,14 @@ export function watchLimitedConnections(
     if (left === undefined || left > USED_UP) return
     const relay = describePath(conn).relay ?? 'its relay'
     // limits follow the reservation of the node being reached: the listener's
-    const bounded = conn.direction === 'outbound' ? `node ${conn.remotePeer}` : `this node (${libp2p.peerId})`
+    const fix =
+      conn.direction === 'outbound'
+        ? `ask the relay's operator to add node ${conn.remotePeer} to the relay's allow list; if it is on it, node ${conn.remotePeer} must admit this node (${libp2p.peerId}) with \`warren allow\` or an invite`
+        : `ask the relay's operator to add this node (${libp2p.peerId}) to the relay's allow list; if it is on it, admit node ${conn.remotePeer} with \`warren allow\` or an invite`
     log(
       'warn',
       `the relayed connection to ${conn.remotePeer} through relay ${relay} ended: it used up the relay's data limit, ` +
-        `so streams on it were cut short; ask the relay's operator to add ${bounded} to the relay's allow list`,
+        `so streams on it were cut short; ${fix}`,
     )
   }
   libp2p.addEventListener('connection:close', onClose)

@@ -6,7 +6,8 @@
  * milliseconds while the protocol (and every client) reads seconds, so Warren advertises only the data limit to
  * libp2p and closes bounded circuits itself when their time is up (see docs/relay.md, "the upstream bug").
  */
-import type { Stream } from '@libp2p/interface'
+import type { Stream, StreamCloseEvent } from '@libp2p/interface'
+import type { CircuitLimit } from '../info.ts'
 
 export interface CircuitInfo {
   src: string
@@ -17,15 +18,26 @@ export interface CircuitInfo {
   bytes: number
   /** When the relay closes it (duration limit), ms since the epoch; absent for unlimited circuits. */
   closesAt?: number
+  /** The limits it was opened with; absent for unlimited circuits. */
+  limit?: CircuitLimit
 }
 
 interface Circuit extends CircuitInfo {
   streams: Stream[]
 }
 
+/**
+ * Why a circuit ended: `limit` (its data or duration limit was reached), `error` (a stream was aborted or reset for
+ * another reason, the relay's shutdown included), `closed` (its streams closed cleanly).
+ */
+export type CircuitEndCause = 'limit' | 'closed' | 'error'
+
+/** The name of the error js-libp2p's relay server aborts a circuit with at its data limit. */
+const DATA_LIMIT_ERROR = 'TransferLimitError'
+
 /** A place held for a circuit while it is being opened; commit it once both streams exist, else release it. */
 export interface CircuitSlot {
-  commit(src: Stream, dst: Stream, durationSec: number | undefined): void
+  commit(src: Stream, dst: Stream, limit: CircuitLimit | undefined): void
   release(): void
 }
 
@@ -35,6 +47,10 @@ export class CircuitTracker {
   #pending = 0
   #bytesClosed = 0
   #opened = 0
+  /** Circuits closed at their duration limit by {@link sweep}. */
+  readonly #timedOut = new WeakSet<Circuit>()
+  /** Circuits that ended since start, by cause. */
+  readonly ended: Record<CircuitEndCause, number> = { limit: 0, closed: 0, error: 0 }
   #timer: NodeJS.Timeout | undefined
   readonly #log: (message: string) => void
 
@@ -78,18 +94,24 @@ export class CircuitTracker {
         this.#count(src, -1)
         this.#count(dst, -1)
       },
-      commit: (srcStream, dstStream, durationSec) => {
+      commit: (srcStream, dstStream, limit) => {
         if (!settle()) return
         const now = Date.now()
         const circuit: Circuit = { src, dst, startedAt: now, bytes: 0, streams: [srcStream, dstStream] }
-        if (durationSec !== undefined) circuit.closesAt = now + durationSec * 1000
+        if (limit !== undefined) {
+          circuit.limit = { ...limit }
+          circuit.closesAt = now + limit.durationSec * 1000
+        }
         this.#open.add(circuit)
         this.#opened++
         for (const s of circuit.streams) countSent(s, (n) => (circuit.bytes += n))
         let ended = false
-        const end = (): void => {
+        const end = (evt?: Event): void => {
           if (ended) return
           ended = true
+          const error = (evt as StreamCloseEvent | undefined)?.error
+          const limitHit = this.#timedOut.has(circuit) || error?.name === DATA_LIMIT_ERROR
+          this.ended[limitHit ? 'limit' : error === undefined ? 'closed' : 'error']++
           this.#open.delete(circuit)
           this.#bytesClosed += circuit.bytes
           this.#count(src, -1)
@@ -110,6 +132,7 @@ export class CircuitTracker {
       const secs = Math.round((c.closesAt - c.startedAt) / 1000)
       this.#log(`closing the relayed connection ${c.src} → ${c.dst}: its duration limit of ${secs} s is reached`)
       const err = new Error(`the relay's duration limit of ${secs} s for this relayed connection is reached`)
+      this.#timedOut.add(c)
       for (const s of c.streams) s.abort(err)
       c.closesAt = undefined
     }

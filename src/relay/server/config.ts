@@ -14,6 +14,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
+import { listenAddressProblem } from '../../config/listen-address.ts'
 import { multiaddrString, problemOf } from '../../config/schema.ts'
 import { WarrenError } from '../../errors.ts'
 import { parseNodeId } from '../../identity/node-id.ts'
@@ -35,7 +36,8 @@ const nodeIdString = z
   })
 
 const port = (min: number) => z.number().int().min(min).max(65_535)
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+/** A DNS name (letters, digits and hyphens in dot-separated labels), as `behindProxy.host` and `web.domain` take. */
+export const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
 
 export const DEFAULT_LIMITS = {
   maxReservations: 128,
@@ -129,6 +131,34 @@ export const relayConfigSchema = z
         maxRecords: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_RECORDS),
       })
       .default({ privateAddresses: false, bootstrap: [], maxRecords: DEFAULT_MAX_RECORDS }),
+    /**
+     * The Warren web app (a page plus a Service Worker) served beside the relay, so that a browser opens
+     * `https://<relay>/#<ticket>/<service>` with nothing installed; HTTPS with the `ws` certificate. Absent: off.
+     */
+    web: z
+      .strictObject({
+        /** Absent: 8443 with a certificate, else 8080. */
+        port: port(0).optional(),
+        /** Absent: 0.0.0.0, or 127.0.0.1 with `behindProxy`. */
+        host: z.string().min(1).optional(),
+        /** The relay's public DNS name: the page dials the relay's WebSocket at this name (else the name it was opened by). */
+        domain: z.string().regex(HOSTNAME, 'is not a DNS name such as relay.example.net').optional(),
+        /** Where the built web app is (app.js, sw.js, warren.js); absent: dist/browser of this package. */
+        dir: z.string().min(1).optional(),
+      })
+      .optional(),
+    /**
+     * Prometheus metrics (`GET /metrics`: reservations, circuits, bytes, ends by cause, refusals) on this HTTP
+     * `host:port` (a bare port means 127.0.0.1); see src/relay/server/metrics.ts. Absent: off.
+     */
+    metrics: z
+      .strictObject({
+        listen: z.string().superRefine((s, ctx) => {
+          const p = listenAddressProblem(s)
+          if (p !== undefined) ctx.addIssue({ code: 'custom', message: `is not a listen address: ${p}` })
+        }),
+      })
+      .optional(),
     /** Delegated Routing V1 HTTP API (`GET /routing/v1/peers/<id>`) for browsers; absent: off. */
     routing: z
       .strictObject({
@@ -150,6 +180,14 @@ export const relayConfigSchema = z
         code: 'custom',
         path: ['behindProxy'],
         message: 'needs a WebSocket port for the proxy to forward to (set "ws": { "port": 4002 } or pass --ws 4002)',
+      })
+    }
+    if (c.web !== undefined && c.ws === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['web'],
+        message:
+          'needs a WebSocket port for the page to reach the relay (set "ws": { "port": 4002 } or pass --ws 4002)',
       })
     }
     if (c.behindProxy !== undefined && c.ws?.cert !== undefined) {

@@ -26,7 +26,7 @@ import { openPingStream } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import type { Refusal } from '../info.ts'
 import { type CircuitSlot, CircuitTracker } from './circuits.ts'
-import { ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
+import { type CircuitLimit, ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
 import { reservationTimer } from './reservation-timer.ts'
 
 /** Circuit relay v2 statuses, as js-libp2p's protobuf code names them. */
@@ -59,6 +59,10 @@ interface ServerInternals {
 }
 
 interface CircuitContext {
+  /** The node that asked for the circuit. */
+  src: string
+  /** The limits given to libp2p for it (read once, when the server looks the reservation up). */
+  limit?: CircuitLimit | undefined
   slot?: CircuitSlot
   dst?: PeerId
   dstStream?: Stream
@@ -75,6 +79,11 @@ export interface ReservationInfo {
   expiresAt: number
   /** null: unlimited. */
   limits: { dataBytes: number; durationSec: number } | null
+  /**
+   * What an allowed node declared it admits (`/warren/relay/admits/1.0.0`): circuits from those nodes to it are
+   * unlimited, from others bounded; null when it declared nothing (every circuit to an allowed node is unlimited).
+   */
+  admits: { any: boolean; ids: number } | null
 }
 
 export interface RelayHooksOptions {
@@ -164,6 +173,18 @@ export class RelayHooks {
     const s = server as ServerInternals
     this.#server = s
     this.#libp2p = libp2p
+    // a circuit's limits depend on who asks for it (policy.circuitLimit): the server reads the reservation once per
+    // circuit, from within handleConnect, and relays with the limit of what it gets
+    const get = store.get.bind(store)
+    store.get = (peer) => {
+      const stored = get(peer)
+      const ctx = this.#context.getStore()
+      if (stored === undefined || ctx === undefined) return stored
+      const limit = this.#policy.circuitLimit(ctx.src, peer.toString())
+      ctx.limit = limit
+      const { limit: _, ...rest } = stored
+      return limit === undefined ? rest : { ...rest, limit: { data: BigInt(limit.dataBytes) } }
+    }
     const handleReserve = s.handleReserve.bind(s)
     s.handleReserve = (opts, options) => this.#reserving.run(opts.connection, () => handleReserve(opts, options))
     const reserve = store.reserve.bind(store)
@@ -206,7 +227,7 @@ export class RelayHooks {
     libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
     const handleConnect = s.handleConnect.bind(s)
     s.handleConnect = (opts, options) => {
-      const ctx: CircuitContext = {}
+      const ctx: CircuitContext = { src: opts.connection.remotePeer.toString() }
       return this.#context.run(ctx, async () => {
         let relaying = false
         try {
@@ -237,10 +258,7 @@ export class RelayHooks {
       ctx.slot.release()
       return
     }
-    // the circuit has the limits of the reservation it goes to
-    const bounded = this.#server?.reservationStore.get(ctx.dst)?.limit !== undefined
-    const limit = bounded ? this.#policy.limitFor(ctx.dst.toString()) : undefined
-    ctx.slot.commit(src, ctx.dstStream, limit?.durationSec)
+    ctx.slot.commit(src, ctx.dstStream, ctx.limit)
   }
 
   /**
@@ -300,6 +318,7 @@ export class RelayHooks {
   }
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.#policy.forget(evt.detail.toString())
     if (this.#server?.reservationStore.get(evt.detail) !== undefined) this.#release(evt.detail)
   }
 
@@ -358,6 +377,7 @@ export class RelayHooks {
         ip: allowed ? null : (this.#groupOf(r.addr) ?? null),
         expiresAt: this.#expires.get(node) ?? r.expiry.getTime(),
         limits: limit ?? null,
+        admits: this.#policy.declarationOf(node) ?? null,
       })
     }
     const held = new Set(out.map((r) => r.node))

@@ -8,10 +8,16 @@
  * - Other nodes get reservations bounded in data and duration, or none on a private relay; at most `maxReservations`
  *   of them are held at once, and at most `maxReservationsPerIp` from one IP address (one /64 for IPv6). Allowed
  *   nodes never count against these caps, so strangers cannot use up the reservations of allowed nodes.
- * - A circuit takes the limits of the reservation it goes to. A circuit asked for by an allowed node is never refused;
- *   others are refused at `maxCircuits` circuits in total or `maxCircuitsPerNode` for a non-allowed end.
+ * - A circuit to a non-allowed node takes the limits of that node's reservation. A circuit to an allowed node (a
+ *   *member*) is unlimited when it comes from an allowed node, from a node the member declared it admits
+ *   (`/warren/relay/admits/1.0.0`, {@link RelayPolicy.declare}: the nodes its services allow, e.g. browsers), or when
+ *   the member declared nothing (a node that does not speak the protocol); from anyone else it takes the limits for
+ *   strangers. Only members' declarations count: a stranger cannot lift the limits of circuits to itself.
+ * - A circuit asked for by an allowed node is never refused; others are refused at `maxCircuits` circuits in total or
+ *   `maxCircuitsPerNode` for a non-allowed end.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { AdmitsAnswer, AdmitsDeclaration } from '../admits.ts'
 import type { CircuitLimit } from '../info.ts'
 import type { RelayConfig, RelayLimits } from './config.ts'
 
@@ -50,6 +56,8 @@ export class RelayPolicy {
   #tokens: Buffer[] = []
   /** Nodes admitted by a token → the digest of the token they presented. */
   readonly #admitted = new Map<string, Buffer>()
+  /** Members → the nodes they declared they admit (`any`: all of them). */
+  readonly #admits = new Map<string, { any: boolean; ids: ReadonlySet<string> }>()
 
   constructor(config: PolicySettings) {
     this.private = config.private
@@ -68,6 +76,53 @@ export class RelayPolicy {
     this.#allow = new Set(config.allow)
     this.#tokens = (config.tokens ?? []).map(digest)
     for (const [peer, d] of this.#admitted) if (!this.#knows(d)) this.#admitted.delete(peer)
+    for (const member of this.#admits.keys()) if (!this.isAllowed(member)) this.#admits.delete(member)
+  }
+
+  /**
+   * Takes `member`'s declaration of the nodes it admits, replacing its earlier one; refused (and nothing kept) when
+   * `member` is not allowed on this relay.
+   */
+  declare(member: string, declaration: AdmitsDeclaration): AdmitsAnswer {
+    const reason = this.declarationRefusal(member)
+    if (reason !== undefined) return { accepted: false, reason }
+    const ids = new Set(declaration.ids)
+    this.#admits.set(member, { any: declaration.any, ids })
+    return { accepted: true, ids: ids.size }
+  }
+
+  /**
+   * Why a declaration of `node` would not count (it is not allowed here; a declaration it made while it was is
+   * forgotten), or undefined when it would.
+   */
+  declarationRefusal(node: string): string | undefined {
+    if (this.isAllowed(node)) return undefined
+    this.#admits.delete(node)
+    return `node ${node} is not on this relay's allow list, so circuits to it keep the limits for strangers whatever it admits`
+  }
+
+  /** Forgets `member`'s declaration (its last connection to the relay closed). */
+  forget(member: string): void {
+    this.#admits.delete(member)
+  }
+
+  /** What `member` declared: whether it admits everyone, and how many nodes it names; undefined when nothing. */
+  declarationOf(member: string): { any: boolean; ids: number } | undefined {
+    const d = this.#admits.get(member)
+    return d === undefined ? undefined : { any: d.any, ids: d.ids.size }
+  }
+
+  /** Whether `dst` (a member) admits `src` by its declaration, or declared nothing. */
+  #admitsTo(src: string, dst: string): boolean {
+    const d = this.#admits.get(dst)
+    return d === undefined || d.any || d.ids.has(src)
+  }
+
+  /** The limits of a circuit from `src` to `dst` (which holds a reservation); undefined means unlimited. */
+  circuitLimit(src: string, dst: string): CircuitLimit | undefined {
+    if (!this.isAllowed(dst)) return this.limitFor(dst)
+    if (this.isAllowed(src) || this.#admitsTo(src, dst)) return undefined
+    return { dataBytes: this.limits.dataBytes, durationSec: this.limits.durationSec }
   }
 
   #knows(d: Buffer): boolean {

@@ -26,8 +26,9 @@ import { RecordStore } from '../../p2p/record-store.ts'
 import { type StunResponder, startStunResponder } from '../../stun/codec.ts'
 import { type StunTcpResponder, startStunTcpResponder } from '../../stun/tcp-server.ts'
 import { VERSION } from '../../version.ts'
+import { handleRelayAdmits } from '../admits.ts'
 import { handleRelayInfo, type RelayInfo, type RelayInfoRequest } from '../info.ts'
-import type { CircuitInfo } from './circuits.ts'
+import type { CircuitEndCause, CircuitInfo } from './circuits.ts'
 import type { RelayConfig, RelayLimits } from './config.ts'
 import { RelayHooks, type ReservationInfo } from './hooks.ts'
 import { RelayPolicy } from './policy.ts'
@@ -52,6 +53,8 @@ export interface RelayStatus {
   dht: { routingTable: number; records: number; maxRecords: number; evicted: number }
   /** The Delegated Routing V1 HTTP API, when it runs. */
   routing: { url: string } | null
+  /** The web app served beside the relay (`warren relay --web`): its public URL and where it listens; set by the daemon. */
+  web?: { url: string; local: string } | null
   private: boolean
   allow: string[]
   /** How many shared tokens the relay has (never the tokens themselves), and the nodes admitted by one now. */
@@ -67,6 +70,8 @@ export interface RelayStatus {
     /** Reservations released because their node disconnected from the relay. */
     releasedReservations: number
     refusedCircuits: number
+    /** Circuits that ended since start, by cause: `limit` (data or duration limit), `closed`, `error`. */
+    circuitsEnded: Record<CircuitEndCause, number>
   }
 }
 
@@ -140,7 +145,18 @@ function proxiedBy(config: RelayConfig): ((remoteAddr: Multiaddr) => boolean) | 
 }
 
 /** Settings a running relay cannot take without a restart. */
-const RESTART_KEYS = ['listen', 'announce', 'ws', 'behindProxy', 'stun', 'api', 'discovery', 'routing'] as const
+const RESTART_KEYS = [
+  'listen',
+  'announce',
+  'ws',
+  'behindProxy',
+  'stun',
+  'api',
+  'discovery',
+  'routing',
+  'web',
+  'metrics',
+] as const
 type RestartKey = (typeof RESTART_KEYS)[number]
 
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
@@ -250,6 +266,18 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     }
   }
   await handleRelayInfo(libp2p, infoFor)
+  await handleRelayAdmits(
+    libp2p,
+    (peer) => policy.declarationRefusal(peer.toString()),
+    (peer, declaration) => {
+      const answer = policy.declare(peer.toString(), declaration)
+      if (answer.accepted) {
+        const whom = declaration.any ? 'every node' : `${answer.ids} node(s)`
+        log('debug', `node ${peer} admits ${whom}: circuits from them to it are unlimited`)
+      }
+      return answer
+    },
+  )
   const addrs = libp2p.getMultiaddrs().map(String)
   for (const a of addrs) log('info', `relay listening on ${a}`)
   if (stun !== undefined) {
@@ -304,6 +332,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         refusedReservations: hooks.refused.reservations,
         releasedReservations: hooks.released,
         refusedCircuits: hooks.refused.circuits,
+        circuitsEnded: { ...hooks.circuits.ended },
       },
     }),
     stop: () => {
