@@ -5,7 +5,7 @@
  * ```
  * npm run lab -- [--runs 20] [--mib 64] [--pairs cone:cone,cone:symmetric,symmetric:symmetric] [--pings 20]
  *                [--no-compare] [--fault-runs 10] [--fault-kinds relay-killed,relay-blackholed,nat-rebinding]
- *                [--out bench/results/<date>-lab.json]
+ *                [--portmap-runs 5] [--out bench/results/<date>-lab.json]
  * ```
  *
  * For every pair of NAT kinds: a fresh lab (network namespaces, 198.18.0.0/15 only), two `warren relay` processes,
@@ -19,7 +19,10 @@
  * run); and the CPU time of the relays and both nodes around each transfer (/proc/<pid>/stat), as CPU-seconds per Gbit
  * moved. Then, `--fault-runs` times per fault kind (0: none), the time to reach node B again after the fault: B's home
  * relay killed, B's home relay host blackholed, the symmetric NAT's conntrack flushed under a direct path
- * (test/lab/fixtures/fault-timing.ts), p50 and max. Prints Markdown tables and writes them with every run to `--out`
+ * (test/lab/fixtures/fault-timing.ts), p50 and max. Then, `--portmap-runs` times per pair and setting (0: none), the
+ * matrix with both routers running miniupnpd (PCP, NAT-PMP, UPnP IGD) and the nodes' port mapping on, then off:
+ * direct runs, how the path was made, time to direct, and the share of the bytes that went through a relay.
+ * Prints Markdown tables and writes them with every run to `--out`
  * (default bench/results/<date>-lab.json).
  * Needs root.
  */
@@ -30,6 +33,7 @@ import { quantile } from '../bench/stats.ts'
 import type { NatKind } from '../src/testing/natlab/index.ts'
 import { FAULT_KINDS, timeToReachAgain } from '../test/lab/fixtures/fault-timing.ts'
 import { type LabPairLeg as PairLeg, runLabPair as runWarrenPair } from '../test/support/lab-pair-run.ts'
+import { portmapMatrix } from './lab-portmap.ts'
 
 const { values } = parseArgs({
   allowNegative: true,
@@ -41,6 +45,7 @@ const { values } = parseArgs({
     compare: { type: 'boolean', default: true },
     'fault-runs': { type: 'string', default: '10' },
     'fault-kinds': { type: 'string', default: 'relay-killed,relay-blackholed,nat-rebinding' },
+    'portmap-runs': { type: 'string', default: '5' },
     out: { type: 'string' },
   },
 })
@@ -216,11 +221,15 @@ const faultTable = [
   }),
 ].join('\n')
 
-console.log(`${table}\n\n${cpuTable}${faults.length > 0 ? `\n\n${faultTable}` : ''}`)
+const portmap = await portmapMatrix(pairs, Number(values['portmap-runs']), bytes)
+
+console.log(
+  `${table}\n\n${cpuTable}${faults.length > 0 ? `\n\n${faultTable}` : ''}${portmap.rows.length > 0 ? `\n\n${portmap.table}` : ''}`,
+)
 const file = values.out ?? `bench/results/${new Date().toISOString().slice(0, 10)}-lab.json`
 await mkdir(dirname(file), { recursive: true })
 await writeFile(
   file,
-  `${JSON.stringify({ date: new Date().toISOString(), runs, bytes, pings, compare: values.compare, rows, table, cpuTable, faults, faultTable }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), runs, bytes, pings, compare: values.compare, rows, table, cpuTable, faults, faultTable, portmap }, null, 2)}\n`,
 )
 console.error(`wrote ${file}`)

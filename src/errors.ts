@@ -114,6 +114,10 @@ export const ERROR_CODES = {
   ERR_UNIT_EXISTS: { exit: 6, summary: '`warren service install` would replace an existing systemd unit file.' },
   ERR_API: { exit: 7, summary: 'The local API answered with an error that has no more specific code.' },
   ERR_NO_DIRECT_PATH: { exit: 5, summary: 'Hole punching found no direct path; the relayed connection stays in use.' },
+  ERR_PORT_MAPPING: {
+    exit: 5,
+    summary: 'The router did not map a port (PCP, NAT-PMP, UPnP IGD): no answer, a refusal, or a malformed answer.',
+  },
   ERR_RELAY_REFUSED: {
     exit: 5,
     summary: 'A relay refused a reservation or a relayed connection (private relay, not allowed, or a cap reached).',

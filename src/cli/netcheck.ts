@@ -8,6 +8,7 @@ import type { Command } from 'commander'
 import type { NetcheckResult } from '../node/types.ts'
 import { homeOf, say, sayJson, table, withClient } from './common.ts'
 import { checkTransparent, formatTransparent, transparentOnly } from './netcheck-transparent.ts'
+import { formatPortMapping } from './status-portmap.ts'
 
 const ep = (e: { host: string; port: number }): string =>
   e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`
@@ -49,6 +50,7 @@ export function formatNetcheck(r: NetcheckResult): string {
     ),
     `relays (${r.relays.length})`,
     ...r.relays.map((e) => `  ${e.addr}  ${e.state}${e.rttMs === undefined ? '' : `  rtt ${e.rttMs.toFixed(1)} ms`}`),
+    ...formatPortMapping(r.portMapping),
   ]
   return lines.join('\n')
 }

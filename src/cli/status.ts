@@ -4,6 +4,7 @@ import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { ForwardError, ForwardInfo, NodeStatus, ServiceInfo } from '../node/types.ts'
 import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
+import { formatPortMapping } from './status-portmap.ts'
 import { formatTraffic } from './status-traffic.ts'
 
 /** The dashboard on the access port's own origin (src/access/local-pages.ts), when the access port runs. */
@@ -143,6 +144,7 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
     )
   }
   if (st.discovery !== undefined) lines.push(...formatDiscovery(st.discovery, now))
+  if (st.portMapping !== undefined) lines.push(...formatPortMapping(st.portMapping, now))
   lines.push(`forwards (${st.forwards.length})`, ...formatForwards(st.forwards, '  ', now))
   lines.push(...formatTraffic(st.traffic))
   lines.push(`peers (${st.peers.length})`)

@@ -127,6 +127,24 @@ export const serviceSchema = z.preprocess(
   }),
 )
 
+const PORT_MAPPING_DEFAULTS = { enabled: true, pcp: true, natPmp: true, upnp: true, lifetimeS: 7200 }
+
+/** Port mapping by the router (docs/traversal.md, "Port mapping"). */
+const portMappingSchema = z
+  .strictObject({
+    /** Ask the router at all. */
+    enabled: z.boolean().default(true),
+    /** Port Control Protocol (RFC 6887). */
+    pcp: z.boolean().default(true),
+    /** NAT-PMP (RFC 6886). */
+    natPmp: z.boolean().default(true),
+    /** UPnP Internet Gateway Device. */
+    upnp: z.boolean().default(true),
+    /** Lifetime asked for, seconds; renewed at half. */
+    lifetimeS: z.number().int().min(10).max(86_400).default(7200),
+  })
+  .default(PORT_MAPPING_DEFAULTS)
+
 export const configSchema = z.strictObject({
   /** Multiaddrs the node listens on. */
   listen: z.array(multiaddrString).default(['/ip4/0.0.0.0/tcp/4781']),
@@ -362,6 +380,8 @@ export const configSchema = z.strictObject({
       punchRequestsPerPeer: z.number().int().min(0).max(10_000).default(12),
       /** Punch requests answered per minute from strangers, all together (known nodes do not count). */
       punchRequestsPerMinute: z.number().int().min(0).max(100_000).default(60),
+      /** Ask the router to map the TCP listen port and the UDP traversal port (PCP, NAT-PMP, UPnP IGD). */
+      portMapping: portMappingSchema,
     })
     .default({
       enabled: true,
@@ -369,6 +389,7 @@ export const configSchema = z.strictObject({
       tcp: true,
       punchRequestsPerPeer: 12,
       punchRequestsPerMinute: 60,
+      portMapping: PORT_MAPPING_DEFAULTS,
     }),
 })
 

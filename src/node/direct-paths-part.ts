@@ -16,7 +16,13 @@ export function directPathsFor(
   libp2p: WarrenLibp2p,
   udxHub: UdxHub,
   config: Config,
-  opts: { admission(peer: PeerId): PunchAdmission; onSilentPath(why: string): void; log: Logger },
+  opts: {
+    admission(peer: PeerId): PunchAdmission
+    onSilentPath(why: string): void
+    log: Logger
+    /** This node's router-mapped addresses (port-mapping-part.ts), offered to peers before punching. */
+    portMapped?: () => readonly string[]
+  },
 ): DirectPaths {
   const { traversal } = config
   const punches = new PunchGate({
@@ -30,6 +36,7 @@ export function directPathsFor(
     tcp: traversal.tcp,
     admit: (peer) => punches.check(peer),
     onSilentPath: opts.onSilentPath,
+    ...(opts.portMapped === undefined ? {} : { portMapped: opts.portMapped }),
   })
 }
 

@@ -20,13 +20,20 @@ const CODE_P2P = 421
 
 /**
  * The id, tickets and addresses of a node; its tickets carry every configured relay's circuit address too, and no
- * loopback or link-local address unless the node has no other (src/discovery/host-local.ts).
+ * loopback or link-local address unless the node has no other (src/discovery/host-local.ts). Addresses a router
+ * mapped for the node (`mapped`, port mapping) come first: they need no punching, so a dialler tries them first.
  */
-export function identityOf(libp2p: WarrenLibp2p, homeRelay: HomeRelay | undefined): NodeIdentity {
+export function identityOf(
+  libp2p: WarrenLibp2p,
+  homeRelay: HomeRelay | undefined,
+  mapped: readonly string[] = [],
+): NodeIdentity {
   const own = libp2p.getMultiaddrs().map((a) => a.decapsulateCode(CODE_P2P))
   // every configured relay's circuit address too, so the ticket still works after a move to another relay
   const relayed = homeRelay?.ticketAddrs() ?? []
-  const all = [...new Map([...own, ...relayed].map((a) => [a.toString(), a])).values()]
+  const isMapped = new Set(mapped)
+  const ordered = [...own.filter((a) => isMapped.has(a.toString())), ...own.filter((a) => !isMapped.has(a.toString()))]
+  const all = [...new Map([...ordered, ...relayed].map((a) => [a.toString(), a])).values()]
   const addrs = shareableAddrs(all, relayed.map(String))
   return {
     id: formatNodeId(libp2p.peerId),

@@ -10,6 +10,7 @@ import type { HomeRelayStatus } from '../relay/client/home-relay.ts'
 import type { ServiceInfo } from '../services/registry.ts'
 import type { StreamCountersSnapshot } from '../services/stream-counters.ts'
 import type { NetcheckReport } from '../traversal/net-report/netcheck.ts'
+import type { PortMapStatus } from '../traversal/portmap/types.ts'
 import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
 
 export type { ForwardCheck, ForwardError, ForwardInfo } from '../access/forward.ts'
@@ -39,6 +40,8 @@ export interface NetcheckResult extends NetcheckReport {
   /** The home relay, when config `relays` names any. */
   home: string | null
   relays: { id: string; addr: string; state: string; rttMs?: number }[]
+  /** What the router mapped (PCP, NAT-PMP, UPnP IGD), when config traversal.portMapping is on. */
+  portMapping?: PortMapStatus
 }
 
 export interface PingResult {
@@ -74,6 +77,8 @@ export interface NodeStatus extends NodeIdentity {
   relay?: HomeRelayStatus
   /** DHT health (mode, routing table, last publish), mDNS and the lookup cache. */
   discovery?: DiscoveryStatus
+  /** What the router mapped (PCP, NAT-PMP, UPnP IGD), when config traversal.portMapping is on. */
+  portMapping?: PortMapStatus
 }
 
 /** What `node.call` answers: the remote method's result, the round trip and the path the call took. */

@@ -41,6 +41,7 @@ import { directPathsFor, punchAdmission } from './direct-paths-part.ts'
 import { type KnownPeers, knownIdsOf } from './known-peers.ts'
 import { createNodeLibp2p, type NodeLibp2p } from './node-libp2p.ts'
 import { NodeRpc } from './node-rpc.ts'
+import { PortMappingPart } from './port-mapping-part.ts'
 import { applyConfig, type ReloadResult } from './reload.ts'
 import { identityOf, netcheckOf, peersOf, pingOver, streamsOf } from './reports.ts'
 import type { StrangerGate } from './stranger-gate.ts'
@@ -87,6 +88,8 @@ export class WarrenNode implements WarrenNodeApi {
   readonly relayAdmits: RelayAdmits | undefined
   /** Direct-path upgrades of relayed connections (config `traversal`); undefined when off. */
   readonly directPaths: DirectPaths | undefined
+  /** Port mappings asked of the router (config `traversal.portMapping`); undefined when off. */
+  readonly portMapping: PortMappingPart | undefined
   /** Nodes named in `peers`, in an `allow` list or in `relays`: they always get a connection slot. */
   readonly known: KnownPeers
   /** The connection budget of all other nodes (config `limits.maxStrangerConnections…`). */
@@ -139,10 +142,17 @@ export class WarrenNode implements WarrenNodeApi {
       })
       this.relayAdmits = new RelayAdmits(libp2p, this.registry, opts.config.relays, this.#log)
     }
+    if (opts.config.traversal.portMapping.enabled) {
+      this.portMapping = new PortMappingPart(libp2p, gates.udxHub, opts.config, this.#log)
+    }
     if (gates.udxHub !== undefined) {
       this.directPaths = directPathsFor(libp2p, gates.udxHub, opts.config, {
         admission: (peer) => punchAdmission(peer, this.known, this.registry, libp2p),
-        onSilentPath: (why) => this.#relayLinks?.checkNow(why),
+        portMapped: () => this.portMapping?.addrs() ?? [],
+        onSilentPath: (why) => {
+          this.#relayLinks?.checkNow(why)
+          this.portMapping?.refresh(why)
+        },
         log: this.#log,
       })
     }
@@ -164,7 +174,7 @@ export class WarrenNode implements WarrenNodeApi {
 
   /** What this node starts, in this order; stopped in reverse, also when one fails to start (src/lifecycle.ts). */
   #lifecycle(opts: WarrenNodeStartOptions): Startable[] {
-    const { homeRelay, directPaths, libp2p } = this
+    const { homeRelay, directPaths, portMapping, libp2p } = this
     let unwatchLimits = (): void => {}
     const parts: Startable[] = [
       part({ start: () => libp2p.start(), stop: () => libp2p.stop() }), // started by createNode already
@@ -210,12 +220,13 @@ export class WarrenNode implements WarrenNodeApi {
     ]
     if (this.relayAdmits !== undefined) parts.push(this.relayAdmits)
     if (homeRelay !== undefined) parts.push(part({ start: () => homeRelay.start(), stop: () => homeRelay.stop() }))
+    if (portMapping !== undefined) parts.push(portMapping)
     if (directPaths !== undefined) parts.push(directPaths)
     return parts
   }
 
   identity(): NodeIdentity {
-    return identityOf(this.libp2p, this.homeRelay)
+    return identityOf(this.libp2p, this.homeRelay, this.portMapping?.addrs())
   }
 
   status(): NodeStatus {
@@ -231,6 +242,7 @@ export class WarrenNode implements WarrenNodeApi {
       ...this.#local?.status(),
       ...(this.homeRelay === undefined ? {} : { relay: this.homeRelay.status() }),
       discovery: this.discovery.status(),
+      ...(this.portMapping === undefined ? {} : { portMapping: this.portMapping.status() }),
     }
   }
 
@@ -404,8 +416,9 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   /** UDP reachability and NAT behaviour as the relays' STUN responders see it (`warren netcheck`). */
-  netcheck(): Promise<NetcheckResult> {
-    return netcheckOf(this.directPaths, this.homeRelay)
+  async netcheck(): Promise<NetcheckResult> {
+    const report = await netcheckOf(this.directPaths, this.homeRelay)
+    return this.portMapping === undefined ? report : { ...report, portMapping: this.portMapping.status() }
   }
 
   /** Stops every part, the last started first; rejects with their errors once all were asked to stop. */

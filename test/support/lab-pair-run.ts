@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateNodeKey, saveNodeKey } from '../../src/identity/keys.ts'
-import { type Counter, createLab, type NatKind } from '../../src/testing/natlab/index.ts'
+import { type Counter, createLab, type Lab, type NatKind } from '../../src/testing/natlab/index.ts'
 import { type LineChannel, type LineMessage, lineChannel } from '../../src/testing/natlab/lines.ts'
 import { cpuSecondsOf } from '../../src/testing/natlab/proc-cpu.ts'
 
@@ -105,10 +105,14 @@ export async function runLabPair(opts: {
   compareBytes?: number
   /** Send the relayed comparison before the main transfer (default after). */
   relayFirst?: boolean
+  /** Runs once the lab stands, before any process (say a port mapper on a router); its result runs at teardown. */
+  setup?: (lab: Lab) => Promise<() => Promise<void>>
 }): Promise<LabPairRun> {
   const homes: string[] = []
   const lab = await createLab({ natA: opts.natA, natB: opts.natB, publicHosts: [...RELAY_HOSTS] })
+  let teardown: (() => Promise<void>) | undefined
   try {
+    teardown = await opts.setup?.(lab)
     const logs: Record<string, string[]> = {}
     const pids: Record<string, number | undefined> = {}
     // B is on both relays' allow list (unlimited circuits); A is not, and needs not be: limits follow B's reservation
@@ -183,6 +187,7 @@ export async function runLabPair(opts: {
       logs,
     }
   } finally {
+    await teardown?.().catch(() => undefined)
     await lab.close()
     await Promise.all(homes.map((h) => rm(h, { recursive: true, force: true })))
   }

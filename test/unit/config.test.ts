@@ -51,6 +51,7 @@ const DEFAULTS = {
     tcp: true,
     punchRequestsPerPeer: 12,
     punchRequestsPerMinute: 60,
+    portMapping: { enabled: true, pcp: true, natPmp: true, upnp: true, lifetimeS: 7200 },
   },
 }
 

@@ -9,6 +9,8 @@
  * - `armed`  (hard side → easy side of a birthday attempt): its mappings are open, start random probing
  * - `direct` (dialer → other side): the connection is up at `addr` (`/ip4/…/tcp/…` for TCP, `/ip4/…/udp/…` for UDX)
  * - `failed` (either side): punching found no path; `reason`
+ * - `unmapped` (dialer → other side): none of the peer's router-mapped addresses (`portmap` in the offer or answer,
+ *   multiaddrs such as `/ip4/…/tcp/…`) answered a plain dial; punching goes on; `reason`
  *
  * @packageDocumentation
  */
@@ -21,12 +23,24 @@ export const PUNCH_PROTOCOL = '/warren/punch/1.0.0'
 /** Largest message accepted (they are all tiny). */
 export const MAX_PUNCH_MESSAGE = 1024
 
+/** The optional fields of an offer or answer: TCP mapping, and the addresses the sender's router maps to it. */
+interface Extras {
+  tcp?: Endpoint
+  tcpNat?: NatBehaviour
+  portmap?: string[]
+}
+
 export type PunchMessage =
-  | { type: 'offer'; token: string; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint; tcpNat?: NatBehaviour }
-  | { type: 'answer'; mapped: Endpoint; nat: NatBehaviour; tcp?: Endpoint; tcpNat?: NatBehaviour }
+  | ({ type: 'offer'; token: string; mapped: Endpoint; nat: NatBehaviour } & Extras)
+  | ({ type: 'answer'; mapped: Endpoint; nat: NatBehaviour } & Extras)
   | { type: 'armed' }
   | { type: 'direct'; addr: string }
   | { type: 'failed'; reason: string }
+  | { type: 'unmapped'; reason: string }
+
+/** At most this many router-mapped addresses in one offer or answer. */
+export const MAX_PORTMAP_ADDRS = 4
+const PORTMAP_ADDR = /^\/ip4\/\d{1,3}(\.\d{1,3}){3}\/(tcp|udp)\/\d{1,5}$/
 
 function bad(what: string): WarrenError {
   return new WarrenError('ERR_PROTOCOL', `the peer sent a malformed ${PUNCH_PROTOCOL} message: ${what}`, {
@@ -56,6 +70,19 @@ function tcp(raw: Record<string, unknown>): { tcp?: Endpoint; tcpNat?: NatBehavi
   return { tcp: endpoint(raw.tcp), tcpNat: raw.tcpNat === undefined ? 'easy' : nat(raw.tcpNat) }
 }
 
+/** The optional `portmap` list: IPv4 TCP/UDP multiaddrs without a peer id. */
+function portmap(raw: Record<string, unknown>): { portmap?: string[] } {
+  if (raw.portmap === undefined) return {}
+  const list = raw.portmap
+  if (!Array.isArray(list) || list.length > MAX_PORTMAP_ADDRS) {
+    throw bad(`portmap must be a list of at most ${MAX_PORTMAP_ADDRS} addresses`)
+  }
+  for (const a of list) {
+    if (typeof a !== 'string' || !PORTMAP_ADDR.test(a)) throw bad(`portmap address ${JSON.stringify(a)}`)
+  }
+  return list.length === 0 ? {} : { portmap: list as string[] }
+}
+
 export function encodePunchMessage(msg: PunchMessage): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(msg))
 }
@@ -72,9 +99,16 @@ export function decodePunchMessage(bytes: Uint8Array): PunchMessage {
   switch (raw.type) {
     case 'offer':
       if (typeof raw.token !== 'string' || !/^[0-9a-f]{32}$/.test(raw.token)) throw bad('token must be 32 hex digits')
-      return { type: 'offer', token: raw.token, mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw) }
+      return {
+        type: 'offer',
+        token: raw.token,
+        mapped: endpoint(raw.mapped),
+        nat: nat(raw.nat),
+        ...tcp(raw),
+        ...portmap(raw),
+      }
     case 'answer':
-      return { type: 'answer', mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw) }
+      return { type: 'answer', mapped: endpoint(raw.mapped), nat: nat(raw.nat), ...tcp(raw), ...portmap(raw) }
     case 'armed':
       return { type: 'armed' }
     case 'direct':
@@ -82,6 +116,8 @@ export function decodePunchMessage(bytes: Uint8Array): PunchMessage {
       return { type: 'direct', addr: raw.addr }
     case 'failed':
       return { type: 'failed', reason: typeof raw.reason === 'string' ? raw.reason.slice(0, 300) : 'unknown' }
+    case 'unmapped':
+      return { type: 'unmapped', reason: typeof raw.reason === 'string' ? raw.reason.slice(0, 300) : 'unknown' }
     default:
       throw bad(`unknown type ${JSON.stringify(raw.type)}`)
   }

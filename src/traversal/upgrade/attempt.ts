@@ -23,13 +23,24 @@ import { PUNCH_REFUSED } from '../punch/gate.ts'
 import { PUNCH_PROTOCOL } from '../punch/messages.ts'
 import { punchPlan } from '../punch/punch.ts'
 import { channel } from './channel.ts'
+import { mappedPhase } from './mapped-strategy.ts'
 import { type Attempt, noPath, noPathBecause, type Strategy } from './strategy.ts'
 import { tcpOffer, tcpStrategy } from './tcp-strategy.ts'
 import type { DirectPathOptions, DirectPathResult } from './types.ts'
 import { udxStrategy } from './udx-strategy.ts'
 
-/** Both roles after the offer/answer exchange: start the strategies, then dial, or wait for the dialer's `direct`. */
-async function punchAndConnect(a: Attempt & { initiator: boolean; started: number }): Promise<DirectPathResult> {
+/**
+ * Both roles after the offer/answer exchange: a plain dial of a router-mapped address first (mapped-strategy.ts), then
+ * the strategies: dial, or wait for the dialer's `direct`.
+ */
+async function punchAndConnect(
+  a: Attempt & { initiator: boolean; started: number; portmap: readonly string[] },
+): Promise<DirectPathResult> {
+  const mapped = await mappedPhase(a)
+  if (mapped !== undefined) {
+    const { connection, remote } = mapped
+    return { connection, plan: 'mapped', ms: performance.now() - a.started, remote }
+  }
   const plan = punchPlan(a.local.nat, a.remote.nat)
   const armed = plan === 'birthday-easy' ? a.chan.next() : undefined
   // TCP first when the NATs allow it; the UDP probes run alongside as the fallback
@@ -110,7 +121,15 @@ export async function upgradeToDirect(
   try {
     const chan = channel(stream, signal)
     const token = randomBytes(16).toString('hex')
-    await chan.send({ type: 'offer', token, mapped: local.mapped, nat: local.nat, ...tcpOffer(local) })
+    const portmap = [...(opts.portMapped?.() ?? [])]
+    await chan.send({
+      type: 'offer',
+      token,
+      mapped: local.mapped,
+      nat: local.nat,
+      ...tcpOffer(local),
+      ...(portmap.length === 0 ? {} : { portmap }),
+    })
     const answer = await chan.next()
     if (answer.type === 'failed') {
       const refused = answer.reason.startsWith(PUNCH_REFUSED)
@@ -142,6 +161,7 @@ export async function upgradeToDirect(
         signal,
         initiator: true,
         started,
+        portmap,
       })
     } catch (err) {
       // which NATs the punch met, so that the caller can tell a miss worth retrying from a hopeless pair
@@ -202,10 +222,12 @@ export async function handleDirectPath(
         if (offer.type !== 'offer') throw new WarrenError('ERR_PROTOCOL', `expected 'offer', got '${offer.type}'`)
         // no TCP attempt unless the initiator offers one
         local = await learnNat(opts.hub, opts.stunServers, signal, opts.tcp !== false && offer.tcp !== undefined)
-        await chan.send({ type: 'answer', mapped: local.mapped, nat: local.nat, ...tcpOffer(local) })
+        const portmap = [...(opts.portMapped?.() ?? [])]
+        const mappedTo = portmap.length === 0 ? {} : { portmap }
+        await chan.send({ type: 'answer', mapped: local.mapped, nat: local.nat, ...tcpOffer(local), ...mappedTo })
         const remotePeer = connection.remotePeer
         const a = { node, chan, remotePeer, local, remote: offer, opts, signal }
-        const r = await punchAndConnect({ ...a, initiator: false, started })
+        const r = await punchAndConnect({ ...a, initiator: false, started, portmap })
         opts.onResult?.(r)
         await stream.close()
       } catch (err) {

@@ -82,6 +82,7 @@ export class DirectPaths {
         timeoutMs: this.#opts.timeoutMs ?? 15_000,
         tcp: this.#opts.tcp !== false,
         log: this.#log,
+        ...(this.#opts.portMapped === undefined ? {} : { portMapped: this.#opts.portMapped }),
       },
       extra,
     )

@@ -22,6 +22,8 @@ export interface PeerOffer {
   token: string
   tcp?: Endpoint
   tcpNat?: NatBehaviour
+  /** Public addresses the peer's router maps to it (dialled plainly before punching, mapped-strategy.ts). */
+  portmap?: string[]
 }
 
 /** One direct-path attempt after the offer/answer exchange, as either side sees it. */

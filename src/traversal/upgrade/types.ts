@@ -28,11 +28,16 @@ export interface DirectPathOptions {
   tcpTimeoutMs?: number
   /** Where the upgrade tells what it tried (debug lines). */
   log?: Logger
+  /** This node's router-mapped addresses (src/traversal/portmap), offered to the peer to dial before punching. */
+  portMapped?: () => readonly string[]
   signal?: AbortSignal
 }
 
-/** `tcp`: a TCP simultaneous open, `tcp-birthday`: TCP through a symmetric NAT; the others are UDX punch plans. */
-export type DirectPlan = PunchPlan | 'tcp' | 'tcp-birthday'
+/**
+ * `tcp`: a TCP simultaneous open, `tcp-birthday`: TCP through a symmetric NAT, `mapped`: a plain dial of an address
+ * the peer's router maps (no punching); the others are UDX punch plans.
+ */
+export type DirectPlan = PunchPlan | 'tcp' | 'tcp-birthday' | 'mapped'
 
 export interface DirectPathResult {
   connection: Connection
@@ -80,6 +85,8 @@ export interface DirectPathsOptions {
   tcp?: boolean
   /** Decides on a peer's punch request: undefined answers it, a string refuses it with that reason (punch/gate.ts). */
   admit?: (peer: PeerId) => string | undefined
+  /** This node's router-mapped addresses, read at each upgrade (src/node/port-mapping-part.ts). */
+  portMapped?: () => readonly string[]
   /**
    * Called when a direct path went silent (its NAT mapping is gone): the same NAT may have dropped the relay
    * connections too, so the node checks them at once and the reservations come back alongside the re-punch.

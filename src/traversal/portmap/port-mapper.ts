@@ -1,0 +1,393 @@
+/**
+ * Asks the router for port mappings of this node's TCP listen port and UDP traversal port, so that peers can reach it
+ * directly even through a symmetric NAT.
+ *
+ * At start and on a network change (default gateway or local address changed, checked every 30 s), it probes PCP,
+ * NAT-PMP and UPnP IGD at once with one short question each (≤ 1.5 s in all), then maps with the first protocol that
+ * answered, in the order PCP, NAT-PMP, UPnP (a protocol that answers but refuses the mapping gives way to the next).
+ * Nothing waits for it: node start and dials go on meanwhile, and a router that never answers costs one probe.
+ *
+ * A mapping is renewed at half its lifetime. Between renewals, a cheap check (PCP: ANNOUNCE and its epoch; NAT-PMP and
+ * UPnP: the external address) runs every quarter lifetime (2–60 s): a gateway that restarted (epoch went back),
+ * changed its external address, or stopped answering gets every mapping asked for again at once; when that fails,
+ * the mappings are dropped and the protocols probed again. {@link refresh} does the same on demand (a direct path
+ * went silent). On stop, every mapping is deleted (bounded to 2 s). A `change` event fires whenever the list of
+ * mappings changes.
+ *
+ * ```ts
+ * const mapper = new PortMapper({ ports: () => ({ tcp: 4781, udp: 50123 }), protocols: { pcp: true, natPmp: true, upnp: true } })
+ * mapper.addEventListener('change', () => console.log(mapper.mappings()))
+ * mapper.start()
+ * ```
+ *
+ * @packageDocumentation
+ */
+import { WarrenError } from '../../errors.ts'
+import type { Logger } from '../../log.ts'
+import { type DefaultGateway, findDefaultGateway } from './gateway.ts'
+import { NatPmpClient } from './nat-pmp.ts'
+import { PcpClient } from './pcp.ts'
+import type {
+  MapGrant,
+  MappedTransport,
+  MapperClient,
+  MapRequest,
+  PortMapProtocol,
+  PortMapping,
+  PortMapStatus,
+  ProbeOutcome,
+} from './types.ts'
+import { UpnpClient } from './upnp.ts'
+
+export interface PortMapperOptions {
+  /** The ports to map now for this host's address `local` toward the gateway (read at every probe). */
+  ports(local: string): { tcp?: number; udp?: number }
+  protocols: { pcp: boolean; natPmp: boolean; upnp: boolean }
+  /** Lifetime asked for, s (default 7200). */
+  lifetimeS?: number
+  /** Bound on the probe of all protocols together, ms (default 1500). */
+  probeTimeoutMs?: number
+  /** Bound on one map, renew or check, ms (default 2000). */
+  requestTimeoutMs?: number
+  /** How often the default gateway is read to notice a network change, ms (default 30000). */
+  networkCheckMs?: number
+  /** Where the gateway comes from (default: /proc/net/route). */
+  findGateway?: () => Promise<DefaultGateway | undefined>
+  /** The protocol clients for a gateway (default: PCP, NAT-PMP, UPnP on it). */
+  clients?: (gw: DefaultGateway) => MapperClient[]
+  log?: Logger
+}
+
+const ORDER: readonly PortMapProtocol[] = ['pcp', 'nat-pmp', 'upnp']
+
+interface Held {
+  req: MapRequest
+  grant: MapGrant
+  mapping: PortMapping
+}
+
+export class PortMapper extends EventTarget {
+  readonly #opts: PortMapperOptions
+  readonly #log: Logger
+  readonly #lifetimeS: number
+  #status: PortMapStatus = { state: 'probing', mappings: [], probes: {} }
+  #gateway: DefaultGateway | undefined
+  #client: MapperClient | undefined
+  readonly #held = new Map<MappedTransport, Held>()
+  #queue: Promise<void> = Promise.resolve()
+  #renewTimer: NodeJS.Timeout | undefined
+  #checkTimer: NodeJS.Timeout | undefined
+  #netTimer: NodeJS.Timeout | undefined
+  #stopped = false
+  readonly #stopSignal = new AbortController()
+
+  constructor(opts: PortMapperOptions) {
+    super()
+    this.#opts = opts
+    this.#log = opts.log ?? (() => {})
+    this.#lifetimeS = opts.lifetimeS ?? 7200
+    const { pcp, natPmp, upnp } = opts.protocols
+    if (!pcp && !natPmp && !upnp)
+      this.#status = { state: 'off', mappings: [], probes: {}, reason: 'every protocol is off' }
+  }
+
+  /** The mappings held now. */
+  mappings(): PortMapping[] {
+    return [...this.#held.values()].map((h) => ({ ...h.mapping }))
+  }
+
+  status(): PortMapStatus {
+    return { ...this.#status, mappings: this.mappings(), probes: { ...this.#status.probes } }
+  }
+
+  /** Probes and maps in the background; returns at once. */
+  start(): void {
+    if (this.#status.state === 'off') return
+    this.#enqueue(() => this.#probeAndMap('start'))
+    const every = this.#opts.networkCheckMs ?? 30_000
+    this.#netTimer = setInterval(() => this.#enqueue(() => this.#watchNetwork()), every)
+    this.#netTimer.unref()
+  }
+
+  /** Asks again now: renews what is held (mapping it anew where the gateway forgot), or probes when nothing is. */
+  refresh(why: string): void {
+    if (this.#status.state === 'off' || this.#stopped) return
+    this.#enqueue(() => (this.#held.size > 0 ? this.#renew(why) : this.#probeAndMap(why)))
+  }
+
+  /** Deletes every mapping (bounded) and stops. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    clearInterval(this.#netTimer)
+    clearTimeout(this.#renewTimer)
+    clearTimeout(this.#checkTimer)
+    this.#stopSignal.abort(new Error('the port mapper stopped'))
+    await this.#queue
+    await this.#deleteAll(this.#opts.requestTimeoutMs ?? 2000)
+    await this.#client?.close()
+    this.#client = undefined
+  }
+
+  #enqueue(task: () => Promise<void>): void {
+    this.#queue = this.#queue.then(async () => {
+      if (this.#stopped) return
+      try {
+        await task()
+      } catch (err) {
+        this.#log('debug', `port mapping: ${(err as Error).message}`)
+      }
+    })
+  }
+
+  #signal(ms: number): AbortSignal {
+    return AbortSignal.any([AbortSignal.timeout(ms), this.#stopSignal.signal])
+  }
+
+  #emit(): void {
+    this.#status = { ...this.#status, mappings: this.mappings() }
+    this.dispatchEvent(new Event('change'))
+  }
+
+  #clientsFor(gw: DefaultGateway): MapperClient[] {
+    if (this.#opts.clients !== undefined) return this.#opts.clients(gw)
+    const { pcp, natPmp, upnp } = this.#opts.protocols
+    return [
+      ...(pcp ? [new PcpClient(gw.gateway, gw.local)] : []),
+      ...(natPmp ? [new NatPmpClient(gw.gateway)] : []),
+      ...(upnp ? [new UpnpClient(gw.gateway)] : []),
+    ]
+  }
+
+  #requests(): MapRequest[] {
+    const local = this.#gateway?.local ?? ''
+    const ports = this.#opts.ports(local)
+    return (['tcp', 'udp'] as const).flatMap((transport) => {
+      const port = ports[transport]
+      return port === undefined || port === 0
+        ? []
+        : [{ transport, internalHost: local, internalPort: port, lifetimeS: this.#lifetimeS }]
+    })
+  }
+
+  async #probeAndMap(why: string): Promise<void> {
+    await this.#dropAll()
+    const gw = await (this.#opts.findGateway ?? findDefaultGateway)()
+    this.#gateway = gw
+    const probedAt = Date.now()
+    if (gw === undefined) {
+      this.#status = { state: 'none', mappings: [], probes: {}, reason: 'no IPv4 default gateway', probedAt }
+      this.#emit()
+      return
+    }
+    const requests = this.#requests()
+    if (requests.length === 0) {
+      this.#status = {
+        state: 'none',
+        gateway: gw.gateway,
+        mappings: [],
+        probes: {},
+        reason: 'no port to map',
+        probedAt,
+      }
+      this.#emit()
+      return
+    }
+    this.#status = { state: 'probing', gateway: gw.gateway, mappings: [], probes: {} }
+    const clients = this.#clientsFor(gw)
+    const probes: Partial<Record<PortMapProtocol, ProbeOutcome>> = {}
+    const { pcp, natPmp, upnp } = this.#opts.protocols
+    if (!pcp) probes.pcp = 'off'
+    if (!natPmp) probes['nat-pmp'] = 'off'
+    if (!upnp) probes.upnp = 'off'
+    const signal = this.#signal(this.#opts.probeTimeoutMs ?? 1500)
+    await Promise.all(
+      clients.map((c) =>
+        c.probe(signal).then(
+          () => {
+            probes[c.protocol] = 'ok'
+          },
+          (err: unknown) => {
+            probes[c.protocol] = outcomeOf(err)
+          },
+        ),
+      ),
+    )
+    let chosen: MapperClient | undefined
+    for (const protocol of ORDER) {
+      const c = clients.find((x) => x.protocol === protocol)
+      if (c === undefined || probes[protocol] !== 'ok' || this.#stopped) continue
+      const granted = await this.#mapAll(c, requests)
+      if (granted.ok) {
+        chosen = c
+        break
+      }
+      probes[protocol] = granted.outcome
+    }
+    for (const c of clients) if (c !== chosen) await c.close()
+    this.#client = chosen
+    if (chosen === undefined) {
+      const reason = summary(probes)
+      this.#status = { state: 'none', gateway: gw.gateway, mappings: [], probes, reason, probedAt }
+      this.#log('info', `port mapping: none from ${gw.gateway} (${why}): ${reason}`)
+      this.#emit()
+      return
+    }
+    this.#status = { state: 'mapped', protocol: chosen.protocol, gateway: gw.gateway, mappings: [], probes, probedAt }
+    this.#log(
+      'info',
+      `port mapping (${chosen.protocol}) from ${gw.gateway}: ${this.mappings()
+        .map((m) => `${m.transport} ${m.internal} → ${m.external}`)
+        .join(', ')}`,
+    )
+    this.#emit()
+    this.#schedule()
+  }
+
+  /** Maps every request with `c`; ok when at least one was granted (those are held). */
+  async #mapAll(c: MapperClient, requests: MapRequest[]): Promise<{ ok: true } | { ok: false; outcome: ProbeOutcome }> {
+    let last: unknown
+    for (const req of requests) {
+      try {
+        const grant = await c.map(req, this.#signal(this.#opts.requestTimeoutMs ?? 2000))
+        this.#hold(c.protocol, req, grant)
+      } catch (err) {
+        last = err
+        // a gateway that answered the probe but not the MAP drops what it refuses (miniupnpd does): no second wait
+        if (outcomeOf(err) === 'no answer') {
+          last = new WarrenError('ERR_PORT_MAPPING', `the gateway answered ${c.protocol} but not the mapping request`, {
+            details: { protocol: c.protocol, reason: 'refused' },
+          })
+          break
+        }
+      }
+    }
+    return this.#held.size > 0 ? { ok: true } : { ok: false, outcome: outcomeOf(last) }
+  }
+
+  #hold(protocol: PortMapProtocol, req: MapRequest, grant: MapGrant): void {
+    this.#held.set(req.transport, {
+      req,
+      grant,
+      mapping: {
+        protocol,
+        transport: req.transport,
+        internal: `${req.internalHost}:${req.internalPort}`,
+        external: `${grant.externalHost}:${grant.externalPort}`,
+        expiresAt: Date.now() + grant.lifetimeS * 1000,
+      },
+    })
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#renewTimer)
+    clearTimeout(this.#checkTimer)
+    if (this.#stopped || this.#held.size === 0) return
+    const lifetimeS = Math.min(...[...this.#held.values()].map((h) => h.grant.lifetimeS))
+    this.#renewTimer = setTimeout(
+      () => this.#enqueue(() => this.#renew('half the lifetime passed')),
+      (lifetimeS * 1000) / 2,
+    )
+    this.#renewTimer.unref()
+    const checkMs = Math.min(60_000, Math.max(2_000, (lifetimeS * 1000) / 4))
+    this.#checkTimer = setTimeout(() => this.#enqueue(() => this.#check()), checkMs)
+    this.#checkTimer.unref()
+  }
+
+  /** The cheap check between renewals: asks everything again when the gateway lost its state or went silent. */
+  async #check(): Promise<void> {
+    const c = this.#client
+    const first = this.#held.values().next().value
+    if (c === undefined || first === undefined) return
+    let lost: boolean | undefined | string
+    try {
+      lost = await c.lost(first.grant.externalHost, this.#signal(this.#opts.requestTimeoutMs ?? 2000))
+    } catch (err) {
+      lost = (err as Error).message
+    }
+    if (lost === false) {
+      this.#schedule()
+      return
+    }
+    const why = lost === true ? 'the gateway lost its mappings (restart or new address)' : (lost ?? 'check by renewal')
+    await this.#renew(why)
+  }
+
+  /** Renews every mapping, keeping its external port; on failure drops them and probes again. */
+  async #renew(why: string): Promise<void> {
+    const c = this.#client
+    if (c === undefined) return this.#probeAndMap(why)
+    let changed = false
+    let failed: unknown
+    for (const [transport, h] of [...this.#held]) {
+      try {
+        const req = { ...h.req, externalPort: h.grant.externalPort }
+        const grant = await c.map(req, this.#signal(this.#opts.requestTimeoutMs ?? 2000))
+        const before = h.mapping.external
+        this.#hold(c.protocol, h.req, grant)
+        if (this.#held.get(transport)!.mapping.external !== before) changed = true
+      } catch (err) {
+        failed = err
+        this.#held.delete(transport)
+        changed = true
+      }
+    }
+    if (this.#held.size === 0) {
+      this.#log('info', `port mapping: renewal failed (${why}): ${(failed as Error)?.message}; probing again`)
+      await this.#client?.close()
+      this.#client = undefined
+      this.#emit()
+      return this.#probeAndMap(why)
+    }
+    this.#log('debug', `port mapping renewed (${why})`)
+    if (changed) this.#emit()
+    this.#schedule()
+  }
+
+  async #watchNetwork(): Promise<void> {
+    const gw = await (this.#opts.findGateway ?? findDefaultGateway)()
+    const before = this.#gateway
+    if (gw?.gateway === before?.gateway && gw?.local === before?.local) return
+    await this.#probeAndMap(`network changed: gateway ${before?.gateway ?? 'none'} → ${gw?.gateway ?? 'none'}`)
+  }
+
+  /** Forgets the mappings without asking the gateway (it may be gone). */
+  async #dropAll(): Promise<void> {
+    clearTimeout(this.#renewTimer)
+    clearTimeout(this.#checkTimer)
+    const had = this.#held.size > 0
+    await this.#deleteAll(500)
+    await this.#client?.close()
+    this.#client = undefined
+    if (had) this.#emit()
+  }
+
+  async #deleteAll(boundMs: number): Promise<void> {
+    const c = this.#client
+    const held = [...this.#held.values()]
+    this.#held.clear()
+    if (c === undefined || held.length === 0) return
+    const signal = AbortSignal.timeout(boundMs)
+    await Promise.all(
+      held.map((h) =>
+        c.unmap({ ...h.req, externalPort: h.grant.externalPort }, signal).catch((err: Error) => {
+          this.#log('debug', `port mapping: delete of ${h.mapping.external} failed: ${err.message}`)
+        }),
+      ),
+    )
+  }
+}
+
+function outcomeOf(err: unknown): ProbeOutcome {
+  const e = err as WarrenError | undefined
+  const reason = (e?.details as { reason?: string } | undefined)?.reason
+  if (reason === 'no answer') return 'no answer'
+  if (reason === 'refused') return `refused: ${e!.message}`
+  return `failed: ${e?.message ?? 'unknown'}`
+}
+
+/** Why no mapping: the outcome per protocol, in one line. */
+function summary(probes: Partial<Record<PortMapProtocol, ProbeOutcome>>): string {
+  const parts = ORDER.flatMap((p) => (probes[p] === undefined ? [] : [`${p}: ${probes[p]}`]))
+  return parts.length === 0 ? 'no protocol was tried' : parts.join('; ')
+}
