@@ -2,7 +2,9 @@
 import type { Command } from 'commander'
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
 import type { ForwardError, ForwardInfo, NodeStatus, ServiceInfo } from '../node/types.ts'
+import { describeRelayEntry } from '../relay/client/relay-entries.ts'
 import type { DirectPathStatus } from '../traversal/upgrade/types.ts'
+import { describeUntested } from '../traversal/upgrade/untested.ts'
 import { formatPath, say, sayJson, table, withClient } from './common.ts'
 import { formatPortMapping } from './status-portmap.ts'
 import { formatTraffic } from './status-traffic.ts'
@@ -135,10 +137,7 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
     lines.push(`relays (${r.relays.length}), home: ${r.home === null ? 'none yet' : `${r.home}${limits}`}`)
     lines.push(
       table(
-        r.relays.map((e) => [
-          e.addr,
-          `${e.state}${e.rttMs === undefined ? '' : `  rtt ${e.rttMs.toFixed(1)} ms`}${e.error === undefined ? '' : `  ${e.error.message}`}`,
-        ]),
+        r.relays.map((e) => [e.addr, describeRelayEntry(e, now)]),
         '  ',
       ),
     )
@@ -153,7 +152,7 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
       table(
         st.peers.map((p) => [
           p.aliases.length > 0 ? `${p.aliases.join(', ')}` : p.id,
-          `${p.aliases.length > 0 ? `${p.id}  ` : ''}${p.connected ? formatPath(p.path) + formatUpgrade(p.upgrade) : 'not connected'}`,
+          `${p.aliases.length > 0 ? `${p.id}  ` : ''}${p.connected ? formatPath(p.path) + formatUpgrade(p.upgrade) + describeUntested(p.upgrade) : 'not connected'}`,
         ]),
         '  ',
       ),

@@ -13,6 +13,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateNodeKey, saveNodeKey } from '../../src/identity/keys.ts'
 import { createLab, type Lab } from '../../src/testing/natlab/index.ts'
 import { reap } from '../../src/testing/natlab/lines.ts'
+import type { DirectPathStatus } from '../../src/traversal/upgrade/types.ts'
+import { describeUntested } from '../../src/traversal/upgrade/untested.ts'
 import { eventually } from '../support/eventually.ts'
 import { labSkip } from '../support/lab.ts'
 import { type Proc, spawnProc } from './fixtures/fault-pair.ts'
@@ -100,6 +102,9 @@ describe('one dead relay of two (cone × cone)', { skip: labSkip }, () => {
       [`${l.address(dead.host)}:3478`],
       `status names the silent relay: ${JSON.stringify(w.upgrade)}`,
     )
+    // and `warren status` says so in its text, after the peer's path
+    const text = describeUntested(w.upgrade as DirectPathStatus)
+    assert.match(text, new RegExp(`^ {2}\\(untested: ${l.address(dead.host).replaceAll('.', '\\.')}:3478 \\(`), text)
     // the bytes take the direct path
     const sent = await s.a.ask({ op: 'send', ticket: s.ticket, bytes: 4 * 1024 * 1024 }, 'sent', 60_000)
     assert.equal(sent.answer, `${4 * 1024 * 1024} ${String(sent.sha256)}`)

@@ -1,20 +1,24 @@
 /**
  * A real NAT rebinding on a direct path: the symmetric router (rb, in front of node B) forgets every flow (its whole
- * conntrack table flushed), which breaks the direct path and B's connections to its relays at once. The relay
- * reservations and the direct path come back concurrently (relay-links.ts notices a relay connection that owes an
- * answer; the home relay fails over; a new dial re-punches), and new connections must work within
- * {@link TARGET_MS}.
+ * conntrack table flushed), which breaks the direct path and B's connections to its relays at once. What must happen,
+ * each checked here from the nodes' own reports:
+ * - A finds the direct path dead from TCP's unacknowledged data (tcp-path-watch.ts), not from a ping time-out;
+ * - B holds a home and a standby reservation again (reserved over new connections) without anyone doing anything;
+ * - a new connection carries 1 MiB intact (the time from the flush is a diagnostic here; `npm run lab:heal` measures
+ *   it over 10 runs, docs/traversal.md has the figures), bounded by {@link LIMIT_MS} so that a hang fails;
+ * - the direct path comes back (a re-punch through the new reservations).
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { eventually } from '../support/eventually.ts'
 import { labSkip } from '../support/lab.ts'
 import { createFaultPair, type FaultPair } from './fixtures/fault-pair.ts'
 import { describeOutcome, underFault } from './fixtures/fault-run.ts'
 import { flushConntrack } from './fixtures/faults.ts'
 
 const MiB = 1024 * 1024
-/** The target is 3 s; the bound leaves room for a loaded machine (this used to take 8.9-15.2 s). */
-const TARGET_MS = 6_000
+/** New connections must work within this bound (a hang, not a benchmark: the figures are in docs/traversal.md). */
+const LIMIT_MS = 10_000
 
 describe('NAT rebinding on a direct path (cone × symmetric, two relays)', { skip: labSkip }, () => {
   let pair: FaultPair | undefined
@@ -33,16 +37,36 @@ describe('NAT rebinding on a direct path (cone × symmetric, two relays)', { ski
     await pair?.close()
   })
 
-  it(`the symmetric router flushes its conntrack table: new connections work within ${TARGET_MS} ms`, async (t) => {
+  it('the symmetric router flushes its conntrack table: reservations, relayed path and direct path come back', async (t) => {
     const p = pair!
     const probe = await p.a.ask({ op: 'probe', port: p.ports.probe, bytes: MiB, deadlineMs: 15_000 }, 'probed', 20_000)
     assert.equal(probe.ok, true, `first probe: ${JSON.stringify(probe)}`)
     const w = await p.a.ask({ op: 'wait', id: p.bId, kind: 'direct', timeoutMs: 20_000 }, 'waited', 25_000)
     assert.equal(w.ok, true, `no direct path: ${JSON.stringify(w)}`)
-    const o = await underFault(p, { markAt: 0, deadlineMs: 30_000, fault: () => flushConntrack(p.lab, 'rb') })
+    const seenA = p.a.stderr.join('').length
+    const seenB = p.b.stderr.join('').length
+    const o = await underFault(p, {
+      markAt: 0,
+      deadlineMs: 30_000,
+      recoverWithinMs: LIMIT_MS,
+      fault: () => flushConntrack(p.lab, 'rb'),
+    })
     t.diagnostic(describeOutcome('conntrack of rb flushed', o))
-    const logs = `\nA:\n${p.a.stderr.join('')}\nB:\n${p.b.stderr.join('')}`
-    assert.notEqual(o.recoverMs, undefined, `no new connection worked${logs}`)
-    assert.ok(o.recoverMs! <= TARGET_MS, `reached again after ${o.recoverMs} ms${logs}`)
+    const logs = (): string => `\nA:\n${p.a.stderr.join('')}\nB:\n${p.b.stderr.join('')}`
+    assert.notEqual(o.recoverMs, undefined, `no new connection worked within ${LIMIT_MS} ms${logs()}`)
+    const afterA = p.a.stderr.join('').slice(seenA)
+    assert.match(afterA, /direct path lost \(no acknowledgement on the direct TCP path/, logs())
+    // B reserves again by itself: a home and a standby, each on one of the two relays
+    await eventually(
+      async () => {
+        const st = await p.b.ask({ op: 'status' }, 'status', 10_000)
+        const relays = (st.relay as { relays: { state: string; reserved?: boolean }[] }).relays
+        return relays.some((r) => r.state === 'home') && relays.some((r) => r.reserved === true)
+      },
+      { timeoutMs: 15_000, intervalMs: 250, message: 'B holds a home and a standby reservation again' },
+    )
+    assert.match(p.b.stderr.join('').slice(seenB), /home relay \S+ \(rtt [\d.]+ ms\), chosen in/, logs())
+    const back = await p.a.ask({ op: 'wait', id: p.bId, kind: 'direct', timeoutMs: 30_000 }, 'waited', 35_000)
+    assert.equal(back.ok, true, `the direct path did not come back: ${JSON.stringify(back)}${logs()}`)
   })
 })

@@ -105,6 +105,11 @@ export async function runLabPair(opts: {
   compareBytes?: number
   /** Send the relayed comparison before the main transfer (default after). */
   relayFirst?: boolean
+  /**
+   * When the path went direct: after the main transfer, this many rounds of a relayed then a best-path transfer of
+   * `bytes` each, so both paths alternate in the same lab (direct, relayed, direct, …); all of them are in `legs`.
+   */
+  alternate?: number
   /** Runs once the lab stands, before any process (say a port mapper on a router); its result runs at teardown. */
   setup?: (lab: Lab) => Promise<() => Promise<void>>
 }): Promise<LabPairRun> {
@@ -170,6 +175,11 @@ export async function runLabPair(opts: {
     const main = await runLeg('best', opts.bytes)
     legs.push(main)
     if (compare && opts.relayFirst !== true) legs.push(await runLeg('relay', opts.compareBytes!))
+    const direct = (settled.path as { kind?: string } | undefined)?.kind === 'direct'
+    for (let i = 0; direct && i < (opts.alternate ?? 0); i++) {
+      legs.push(await runLeg('relay', opts.bytes))
+      legs.push(await runLeg('best', opts.bytes))
+    }
     a.send({ type: 'go', over: 'end' })
     a.send({ type: 'finish' })
     b.send({ type: 'finish' })

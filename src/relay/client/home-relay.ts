@@ -3,11 +3,17 @@
  * reachable at `<relay>/p2p/<relay id>/p2p-circuit` even behind a NAT.
  *
  * - choice: every relay is pinged and the one with the lowest round trip that grants a reservation becomes home;
- * - renewal: the reservation is renewed at half its lifetime (libp2p alone renews only 5 min before expiry);
+ * - renewal: the reservation is renewed at half its lifetime with a RESERVE Warren sends itself (libp2p alone asks the
+ *   relay only 5 min before expiry);
  * - standby: a second reservation on the next best relay, so peers reach the node through it at once when the home
- *   relay vanishes without a word (a dial tries every relay of the ticket in parallel);
+ *   relay vanishes without a word (a dial tries every relay of the ticket in parallel); Warren renews it at half its
+ *   lifetime too, and when the standby relay goes away (its connection closes) reserves one again after 1 s (doubling
+ *   to 30 s while none grants one);
+ * - verification: at each health check the home and the standby relay are asked whether they still hold this node's
+ *   reservation (reservation-renewal.ts; for a Warren home relay the question is the health check, in place of the
+ *   ping); one that lost it gets a new RESERVE at once;
  * - failover: when the connection to the home relay closes (also when relay-links.ts aborts it: a relay that went
- *   silent), or a health-check ping fails, the node moves to the next best relay at once; with none left it retries
+ *   silent), or a health check fails, the node moves to the next best relay at once; with none left it retries
  *   with back-off (1 s … 30 s).
  *
  * Tickets carry the circuit addresses of every configured relay, home first, so a ticket keeps working after a move.
@@ -20,7 +26,7 @@
  * ```
  */
 
-import type { Connection, PeerId } from '@libp2p/interface'
+import type { Connection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { toWarrenError, WarrenError } from '../../errors.ts'
 import { parseNodeId } from '../../identity/node-id.ts'
@@ -29,16 +35,12 @@ import type { CircuitLimit, RelayInfo } from '../info.ts'
 import { queryRelayInfo } from '../info.ts'
 import { relayStatusOf, reservationRefused } from '../status.ts'
 import { type RelayClientParts, relayClientParts } from './client-store.ts'
-import { type HomeRelayOptions, type HomeRelayStatus, parseRelayAddr, type RelayEntry } from './relay-entries.ts'
+import { type Candidate, type HomeRelayOptions, type HomeRelayStatus, parseRelayAddr } from './relay-entries.ts'
+import { renewReservation, reservationHeld } from './reservation-renewal.ts'
+import { StandbyRelay } from './standby-relay.ts'
 
 export type { HomeRelayOptions, HomeRelayStatus, RelayEntry, RelayState } from './relay-entries.ts'
 export { parseRelayAddr } from './relay-entries.ts'
-
-interface Candidate {
-  id: PeerId
-  addr: Multiaddr
-  entry: RelayEntry
-}
 
 const MAX_RETRY_MS = 30_000
 
@@ -53,9 +55,8 @@ export class HomeRelay {
   /** Relays with a circuit listener that received addresses once (re-reserving there needs no new listener). */
   readonly #listening = new Set<string>()
   #home: Candidate | undefined
-  /** The relay holding this node's second reservation, if any ({@link #reserveStandby}). */
-  #standby: Candidate | undefined
-  #standbyRunning = false
+  /** This node's second reservation (standby-relay.ts). */
+  readonly #standby: StandbyRelay
   #since = 0
   #expiresAt: number | undefined
   #limits: CircuitLimit | null | undefined
@@ -84,6 +85,18 @@ export class HomeRelay {
       seen.add(addr.toString())
       this.#candidates.push({ id, addr, entry: { id: id.toString(), addr: addr.toString(), state: 'standby' } })
     }
+    this.#standby = new StandbyRelay({
+      libp2p,
+      candidates: this.#candidates,
+      log: this.#log,
+      attemptMs: this.#attemptMs,
+      home: () => this.#home,
+      stopped: () => this.#stopped,
+      measure: (c) => this.#measure(c),
+      obtain: (c) => this.#obtain(c),
+      storedExpiry: (id) => this.#parts.store.getReservation(id)?.expire,
+      stored: (id) => this.#parts.store.hasReservation(id),
+    })
   }
 
   /** Chooses the first home relay; resolves when one holds a reservation or every relay failed once. */
@@ -96,11 +109,10 @@ export class HomeRelay {
   }
 
   readonly #onClose = (evt: CustomEvent<Connection>): void => {
-    const standby = this.#standby
+    const standby = this.#standby.current()
     if (standby !== undefined && evt.detail.remotePeer.equals(standby.id)) {
       if (!this.#libp2p.getConnections(standby.id).some((c) => c.status === 'open')) {
-        this.#standby = undefined
-        delete standby.entry.reserved
+        this.#standby.drop(standby, 'its connection closed')
       }
     }
     const home = this.#home
@@ -154,7 +166,7 @@ export class HomeRelay {
           `home relay ${c.id} (rtt ${c.entry.rttMs?.toFixed(1)} ms), chosen in ${Date.now() - started} ms`,
         )
         for (const w of this.#waiters.splice(0)) w()
-        void this.#reserveStandby()
+        void this.#standby.reserve()
         return
       } catch (err) {
         const e = toWarrenError(err)
@@ -203,8 +215,7 @@ export class HomeRelay {
 
   async #reserve(c: Candidate): Promise<void> {
     const info = await this.#obtain(c)
-    if (this.#standby === c) this.#standby = undefined
-    delete c.entry.reserved
+    this.#standby.release(c)
     this.#home = c
     this.#since = Date.now()
     this.#limits = info === undefined ? undefined : info.limits
@@ -253,39 +264,32 @@ export class HomeRelay {
   }
 
   /**
-   * Keeps a second reservation on the best other relay that grants one, so that peers reach this node through it at
-   * once when the home relay silently disappears (their dials try every relay of the ticket in parallel), before this
-   * node has even noticed. Runs after each choice of home and at each health check while there is none.
+   * A relay that no longer holds this node's reservation although the connection stayed (a Warren relay says so at
+   * the health check; reservation-renewal.ts) gets it again at once: the token first, if the node has one, then a
+   * RESERVE.
    */
-  async #reserveStandby(): Promise<void> {
-    if (this.#stopped || this.#home === undefined || this.#standbyRunning) return
-    if (this.#standby !== undefined && this.#parts.store.hasReservation(this.#standby.id)) return
-    this.#standby = undefined
-    this.#standbyRunning = true
+  async #reserveAgain(c: Candidate, role: 'home' | 'standby'): Promise<void> {
+    if (this.#stopped) return
+    this.#log('warn', `${role} relay ${c.id} no longer holds this node's reservation; reserving again`)
     try {
-      // relays that were unreachable are measured again: one that came back can be the standby
-      await Promise.all(
-        this.#candidates
-          .filter((c) => c !== this.#home && c.entry.state === 'unreachable')
-          .map((c) => this.#measure(c)),
-      )
-      const others = this.#candidates
-        .filter((c) => c !== this.#home && c.entry.state === 'standby' && c.entry.rttMs !== undefined)
-        .sort((a, b) => (a.entry.rttMs ?? 0) - (b.entry.rttMs ?? 0))
-      for (const c of others) {
-        try {
-          await this.#obtain(c)
-          if (this.#home === c || this.#stopped) return
-          this.#standby = c
-          c.entry.reserved = true
-          this.#log('info', `standby reservation on relay ${c.id}`)
-          return
-        } catch (err) {
-          this.#log('debug', `no standby reservation on relay ${c.id}: ${(err as Error).message}`)
-        }
+      // a relay that forgot this node also forgot the token it was admitted by: presented again first
+      const token = this.#tokens.get(c.id.toString())
+      if (token !== undefined) {
+        await queryRelayInfo(this.#libp2p, c.id, {
+          signal: AbortSignal.timeout(this.#attemptMs),
+          intent: 'reserve',
+          token,
+        })
       }
-    } finally {
-      this.#standbyRunning = false
+      const { expiresAt } = await renewReservation(this.#libp2p, c.id, AbortSignal.timeout(this.#attemptMs))
+      if (role === 'standby') this.#standby.renewed(c, expiresAt)
+      if (role === 'home' && this.#home === c) {
+        this.#expiresAt = expiresAt
+        this.#renewAt(c, expiresAt)
+      }
+    } catch (err) {
+      if (role === 'standby') this.#standby.drop(c, `reserving again failed: ${(err as Error).message}`)
+      else this.#lose(`it lost this node's reservation and refused a new one: ${(err as Error).message}`)
     }
   }
 
@@ -294,7 +298,12 @@ export class HomeRelay {
     if (home === undefined) return
     const expire = this.#parts.store.getReservation(home.id)?.expire
     this.#expiresAt = expire === undefined ? undefined : Number(expire) * 1000
-    const left = (this.#expiresAt ?? Date.now() + 60_000) - Date.now()
+    this.#renewAt(home, this.#expiresAt)
+  }
+
+  /** Renews the home reservation at half the time left before `expiresAt` (ms since the epoch). */
+  #renewAt(home: Candidate, expiresAt: number | undefined): void {
+    const left = (expiresAt ?? Date.now() + 60_000) - Date.now()
     clearTimeout(this.#renewTimer)
     this.#renewTimer = setTimeout(() => void this.#renew(home), Math.max(1_000, left / 2))
     this.#renewTimer.unref()
@@ -303,15 +312,22 @@ export class HomeRelay {
   async #renew(home: Candidate): Promise<void> {
     if (this.#home !== home || this.#stopped) return
     try {
-      await this.#parts.store.addRelay(home.id, 'configured')
+      // RESERVE sent by Warren itself: libp2p's store would not ask the relay before the last 10 minutes
+      const { expiresAt } = await renewReservation(this.#libp2p, home.id, AbortSignal.timeout(this.#attemptMs))
+      if (this.#home !== home) return
+      this.#expiresAt = expiresAt
       this.#log('debug', `renewed the reservation on relay ${home.id}`)
-      this.#scheduleRenewal()
+      this.#renewAt(home, expiresAt)
     } catch (err) {
       this.#lose(`renewing the reservation failed: ${(err as Error).message}`)
     }
   }
 
-  /** Health check: the home relay must answer a ping; without a home, try again. */
+  /**
+   * Health check: the home relay must answer (a Warren relay its `/warren/relay/1.0.0` question, which also says
+   * whether it still holds the reservation; others a ping), and the standby relay is asked whether it holds its
+   * reservation; without a home, try again.
+   */
   async #check(): Promise<void> {
     const home = this.#home
     if (this.#stopped) return
@@ -320,11 +336,26 @@ export class HomeRelay {
       return
     }
     try {
-      await this.#libp2p.services.ping.ping(home.id, { signal: AbortSignal.timeout(this.#attemptMs) })
+      const signal = AbortSignal.timeout(this.#attemptMs)
+      const held = await reservationHeld(this.#libp2p, home.id, signal)
+      if (held === undefined) await this.#libp2p.services.ping.ping(home.id, { signal })
       if (!this.#parts.store.hasReservation(home.id)) this.#lose('the reservation is gone')
-      else void this.#reserveStandby()
+      else {
+        if (held === false) await this.#reserveAgain(home, 'home')
+        const standby = this.#standby.current()
+        if (standby !== undefined) {
+          // a standby that does not answer is left to its connection's close and to relay-links.ts
+          const standbyHeld = await reservationHeld(
+            this.#libp2p,
+            standby.id,
+            AbortSignal.timeout(this.#attemptMs),
+          ).catch(() => undefined)
+          if (standbyHeld === false) await this.#reserveAgain(standby, 'standby')
+        }
+        void this.#standby.reserve()
+      }
     } catch (err) {
-      this.#lose(`it did not answer a ping: ${(err as Error).message}`)
+      this.#lose(`it did not answer its health check: ${(err as Error).message}`)
       await this.#libp2p.hangUp(home.id).catch(() => {})
     }
   }
@@ -374,6 +405,7 @@ export class HomeRelay {
     clearTimeout(this.#retryTimer)
     clearTimeout(this.#renewTimer)
     clearInterval(this.#checkTimer)
+    this.#standby.stop()
     this.#libp2p.removeEventListener('connection:close', this.#onClose)
   }
 }

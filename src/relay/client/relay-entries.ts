@@ -18,6 +18,15 @@ export interface RelayEntry {
   error?: WarrenErrorJSON
   /** This node holds a standby reservation on it (besides the one on its home relay). */
   reserved?: boolean
+  /** When the standby reservation expires unless renewed (Warren renews it at half its lifetime), ms since the epoch. */
+  expiresAt?: number
+}
+
+/** A relay of config `relays` as the node keeps it: its id, address and status entry. */
+export interface Candidate {
+  id: PeerId
+  addr: Multiaddr
+  entry: RelayEntry
 }
 
 export interface HomeRelayStatus {
@@ -52,4 +61,20 @@ export function parseRelayAddr(text: string): { id: PeerId; addr: Multiaddr } {
     })
   }
   return { id: peerIdFromString(id), addr }
+}
+
+/**
+ * A relay's line in `warren status`: its state, `(reserved, expires in 28 min)` for the standby reservation, the round
+ * trip and why it is unreachable or refused.
+ */
+export function describeRelayEntry(e: RelayEntry, now = Date.now()): string {
+  let reserved = ''
+  if (e.reserved === true) {
+    const left = e.expiresAt === undefined ? undefined : Math.max(0, Math.round((e.expiresAt - now) / 1000))
+    const expires =
+      left === undefined ? '' : left >= 120 ? `, expires in ${Math.round(left / 60)} min` : `, expires in ${left} s`
+    reserved = ` (reserved${expires})`
+  }
+  const rtt = e.rttMs === undefined ? '' : `  rtt ${e.rttMs.toFixed(1)} ms`
+  return `${e.state}${reserved}${rtt}${e.error === undefined ? '' : `  ${e.error.message}`}`
 }

@@ -28,6 +28,7 @@ import type { Refusal } from '../info.ts'
 import { type CircuitSlot, CircuitTracker } from './circuits.ts'
 import { type CircuitLimit, ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
 import { reservationTimer } from './reservation-timer.ts'
+import { ReservedConnections } from './reserved-over.ts'
 
 /** Circuit relay v2 statuses, as js-libp2p's protobuf code names them. */
 const STATUS_OK = 'OK'
@@ -110,6 +111,8 @@ export class RelayHooks {
   readonly #reserving = new AsyncLocalStorage<Connection>()
   readonly #lastRefusal = new Map<string, Refusal>()
   readonly #expires = new Map<string, number>()
+  /** The connection each node last reserved over: circuits to it go there, not to an older one that may be dead. */
+  readonly #reservedOver = new ReservedConnections()
   #server: ServerInternals | undefined
   #libp2p: WarrenLibp2p | undefined
 
@@ -217,6 +220,7 @@ export class RelayHooks {
         if (result.expire !== undefined) this.#expires.set(id, result.expire * 1000)
         // the node may have gone while its request was handled: then 'peer:disconnect' has already passed
         const conn = this.#reserving.getStore()
+        if (conn !== undefined) this.#reservedOver.reserved(id, conn)
         if (conn !== undefined) void this.#checkOthers(libp2p, peer, conn)
         if (conn?.status !== undefined && conn.status !== 'open' && libp2p.getConnections(peer).length === 0) {
           this.#release(peer)
@@ -241,7 +245,11 @@ export class RelayHooks {
     }
     const stopHop = s.stopHop.bind(s)
     s.stopHop = async (opts, options) => {
-      const stream = await stopHop(opts, options)
+      // libp2p takes the node's oldest connection; after a NAT rebinding that one is dead until #checkOthers closes it
+      const node = opts.connection.remotePeer.toString()
+      const stream = await this.#reservedOver.stopVia(node, opts.connection, options.signal, (connection, signal) =>
+        stopHop({ ...opts, connection }, { ...options, ...(signal === undefined ? {} : { signal }) }),
+      )
       const ctx = this.#context.getStore()
       if (ctx !== undefined && stream !== undefined) {
         ctx.dst = opts.connection.remotePeer
@@ -319,6 +327,7 @@ export class RelayHooks {
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
     this.#policy.forget(evt.detail.toString())
+    this.#reservedOver.forget(evt.detail.toString())
     if (this.#server?.reservationStore.get(evt.detail) !== undefined) this.#release(evt.detail)
   }
 

@@ -169,7 +169,12 @@ export async function upgradeToDirect(
       const e = err instanceof WarrenError ? err : noPath(why, via.remotePeer)
       throw new WarrenError(e.code, e.message, {
         ...(e.hint === undefined ? {} : { hint: e.hint }),
-        details: { ...e.details, nats: { local: local.nat, remote: answer.nat } },
+        details: {
+          ...e.details,
+          nats: { local: local.nat, remote: answer.nat },
+          // STUN servers that did not answer: the NAT was judged without them (shown in the status)
+          ...(local.untested === undefined ? {} : { untested: local.untested }),
+        },
         cause: e.cause ?? e,
       })
     }

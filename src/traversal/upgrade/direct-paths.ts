@@ -9,7 +9,10 @@
  * and the status per peer (peer-state.ts).
  *
  * A direct path can die later: a NAT forgets or changes its mapping (router restart, flushed or expired conntrack
- * entry). When a relayed connection to the peer is still open, the status turns `relayed` (new streams take the relay)
+ * entry). The same NAT may have dropped the relay connections: as soon as the direct path's data goes unacknowledged
+ * past a retransmission time-out, this node's relay connections and the relayed connections to the peer are checked
+ * (one ping each; circuit-check.ts), so reservations come back and a dead circuit is replaced while the direct path is
+ * still being judged. When a relayed connection to the peer is still open, the status turns `relayed` (new streams take the relay)
  * and the side that dialed the relayed connection punches again at once, then after 1, 2, 4, 8 and 16 s, at most
  * {@link REPUNCH_ATTEMPTS} times. A first upgrade that fails is tried again after 1 s and 30 s
  * ({@link FIRST_RETRIES}), unless both NATs map each destination to a new port (symmetric × symmetric), where no
@@ -32,6 +35,7 @@ import type { UdxHub } from '../../p2p/udx/transport.ts'
 import { type NetcheckReport, netcheck } from '../net-report/netcheck.ts'
 import { PUNCH_PROTOCOL } from '../punch/messages.ts'
 import { handleDirectPath, upgradeToDirect } from './attempt.ts'
+import { CircuitCheck } from './circuit-check.ts'
 import { isPunched, Liveness } from './liveness.ts'
 import { PeerStates } from './peer-state.ts'
 import {
@@ -46,6 +50,12 @@ import {
 import { StunServers } from './stun-servers.ts'
 import type { DirectPathOptions, DirectPathResult, DirectPathStatus, DirectPathsOptions } from './types.ts'
 
+/** The STUN servers a failed upgrade could not test (`details.untested`), for the status. */
+function untestedOf(e: WarrenError): { untested?: string[] } {
+  const u = e.details?.untested
+  return Array.isArray(u) && u.length > 0 ? { untested: u.map(String) } : {}
+}
+
 export class DirectPaths {
   readonly hub: UdxHub
   readonly #libp2p: WarrenLibp2p
@@ -54,6 +64,7 @@ export class DirectPaths {
   readonly #peers = new PeerStates()
   readonly #stun: StunServers
   readonly #liveness: Liveness
+  readonly #circuits: CircuitCheck
   #stopped = false
 
   constructor(libp2p: WarrenLibp2p, hub: UdxHub, opts: DirectPathsOptions) {
@@ -62,7 +73,8 @@ export class DirectPaths {
     this.#opts = opts
     this.#log = opts.log ?? (() => {})
     this.#stun = new StunServers(libp2p, opts.relays, this.#log)
-    this.#liveness = new Liveness(libp2p, hub, opts.silentMs)
+    this.#circuits = new CircuitCheck(libp2p, this.#log)
+    this.#liveness = new Liveness(libp2p, hub, opts.silentMs, (conn, why) => this.#onSuspect(conn, why))
   }
 
   /** The STUN servers known so far (the responder side reads them when a peer's offer arrives). */
@@ -133,7 +145,10 @@ export class DirectPaths {
     const silent = this.#liveness.takeReason(conn)
     if (this.#stopped) return
     // the NAT that dropped this path's mapping may have dropped the relay connections too: checked alongside
-    if (silent !== undefined) this.#opts.onSilentPath?.(`the direct path to ${peer} went silent (${silent})`)
+    if (silent !== undefined) {
+      this.#opts.onSilentPath?.(`the direct path to ${peer} went silent (${silent})`)
+      this.#circuits.check(peer, 'its direct path went silent')
+    }
     const open = this.#libp2p.getConnections(peer).filter((c) => c.status === 'open')
     if (open.length === 0) {
       // the peer is gone: nothing to upgrade or re-punch until it is reached again
@@ -147,6 +162,19 @@ export class DirectPaths {
     this.#peers.record(peer, { state: 'relayed', reason: `${why}; new streams use the relay`, lost })
     this.#log('info', `${why} to ${peer}; new streams use the relay`)
     if (open.some((c) => isRelayed(c) && c.direction === 'outbound')) this.#scheduleRepunch(peer, 1)
+  }
+
+  /**
+   * A direct path's data went unacknowledged past a retransmission time-out: the NAT that dropped its mapping may have
+   * dropped the relay connections too. Checked at once, alongside, while the watch decides about the direct path:
+   * this node's relay connections (`onSilentPath`) and the relayed connections to the peer (circuit-check.ts).
+   */
+  #onSuspect(conn: Connection, why: string): void {
+    if (this.#stopped) return
+    const peer = conn.remotePeer
+    this.#log('debug', `direct path to ${peer} suspect: ${why}`)
+    this.#opts.onSilentPath?.(`the direct path to ${peer} is not acknowledged (${why})`)
+    this.#circuits.check(peer, 'its direct path went unacknowledged')
   }
 
   /** Re-punch `attempt` after a lost path: the first at once, the others after {@link repunchDelay}. */
@@ -215,7 +243,7 @@ export class DirectPaths {
   /** A first upgrade (or its retry `retry`) failed: stay on the relay, and try again unless no punch can meet. */
   #firstFailed(peer: PeerId, retry: number, e: WarrenError): void {
     const next = retry + 1
-    const again = retry === 0 ? {} : { retry }
+    const again = { ...(retry === 0 ? {} : { retry }), ...untestedOf(e) }
     if (hopeless(e) || !this.#relayed(peer) || next > FIRST_RETRIES || this.#stopped) {
       this.#peers.record(peer, { state: 'relayed', reason: e.message, ...again })
       this.#log('info', `no direct path to ${peer}, staying on the relay: ${e.message}`)
@@ -238,7 +266,7 @@ export class DirectPaths {
     const last = attempt >= REPUNCH_ATTEMPTS || this.#stopped || refused(e)
     const reason = `direct path lost; re-punch ${attempt} of ${REPUNCH_ATTEMPTS} failed: ${e.message}`
     const retryAt = last ? {} : { retryAt: Date.now() + repunchDelay(attempt + 1) }
-    this.#peers.record(peer, { state: 'relayed', reason, attempt, lost, ...retryAt })
+    this.#peers.record(peer, { state: 'relayed', reason, attempt, lost, ...retryAt, ...untestedOf(e) })
     this.#log('info', `${reason}${last ? '; staying on the relay' : ''}`)
     if (!last) this.#scheduleRepunch(peer, attempt + 1)
   }

@@ -33,8 +33,17 @@ export class Liveness {
   readonly #udx: PathWatch
   readonly #tcp: TcpPathWatch
 
-  /** `silentMs`: silence after which a UDX path counts as lost (default 3000, see path-watch.ts). */
-  constructor(libp2p: WarrenLibp2p, hub: UdxHub, silentMs?: number) {
+  /**
+   * `silentMs`: silence after which a UDX path counts as lost (default 3000, see path-watch.ts). `onSuspect`: a TCP
+   * direct path whose data went unacknowledged past a retransmission time-out (tcp-path-watch.ts), before it is
+   * declared dead.
+   */
+  constructor(
+    libp2p: WarrenLibp2p,
+    hub: UdxHub,
+    silentMs?: number,
+    onSuspect?: (conn: Connection, why: string) => void,
+  ) {
     this.#udx = new PathWatch(() => hub.all().flatMap((ep) => [...ep.streams()]), {
       silentMs,
       onSilent: (stream, ms) => {
@@ -53,6 +62,7 @@ export class Liveness {
         const key = punchedKey(conn)
         if (key !== undefined) this.#reasons.set(key, { why, at: Date.now() })
       },
+      onSuspect,
     )
   }
 

@@ -3,7 +3,12 @@
  * that forgot or changed its mapping drops the segments, and the kernel retransmits for many minutes before it gives
  * up (keepalive probes only run on an idle connection, and their defaults take over two hours).
  *
- * So the watch looks at each punched TCP connection every 250 ms: when its socket received no bytes for
+ * So the watch looks at each punched TCP connection every {@link LOOK_MS} ms, first at what the kernel knows
+ * (src/p2p/tcp-info.ts): sent segments unacknowledged through {@link DEAD_RETRANSMITS} retransmission time-outs in a row mean
+ * the far end is unreachable (about 0.6 s after the data left on a LAN-like round trip, where a ping would need
+ * 1.5 s), and the connection is aborted at once; the first time-out already marks it suspect, so the owner can check
+ * the relay connections that the same NAT carried ({@link TcpPathWatch} `onSuspect`). Where the kernel cannot be asked,
+ * or nothing was sent: when its socket received no bytes for
  * {@link TCP_CHECK_MS}, or for {@link OWED_MS} after this node sent bytes on it (an answer is owed: a new stream, data
  * whose window updates should come back), it sends one ping (`/ipfs/ping/1.0.0` on a fresh stream). A connection whose
  * ping is not answered within {@link TCP_PING_TIMEOUT_MS} is aborted; new streams then take the relay and `DirectPaths` punches
@@ -12,9 +17,11 @@
  *
  * @packageDocumentation
  */
+import type { Socket } from 'node:net'
 import type { Connection } from '@libp2p/interface'
 import { WarrenError } from '../../errors.ts'
 import { openPingStream } from '../../p2p/conn-ping.ts'
+import { tcpInfo } from '../../p2p/tcp-info.ts'
 import { punchedSocket } from '../punch/tcp-punch.ts'
 
 /** A punched TCP connection that read nothing for this long gets a ping, ms. */
@@ -22,7 +29,9 @@ export const TCP_CHECK_MS = 1000
 /** …or that read nothing for this long after this node sent bytes on it (an answer is owed), ms. */
 export const OWED_MS = 500
 /** How often the connections are looked at, ms. */
-const LOOK_MS = 250
+export const LOOK_MS = 100
+/** Retransmission time-outs in a row with unacknowledged data after which the path counts as dead. */
+export const DEAD_RETRANSMITS = 2
 /** A ping unanswered for this long means the path is dead, ms. */
 export const TCP_PING_TIMEOUT_MS = 1000
 
@@ -37,12 +46,24 @@ export class TcpPathWatch {
   /** Per connection: bytes read and written when something was last read (or last pinged), and when. */
   readonly #last = new WeakMap<Connection, { read: number; written: number; at: number }>()
   readonly #pinging = new WeakSet<Connection>()
+  /** Connections already reported suspect, until an acknowledgement comes again. */
+  readonly #suspected = new WeakSet<Connection>()
+  readonly #onSuspect: ((conn: Connection, why: string) => void) | undefined
   #timer: NodeJS.Timeout | undefined
 
-  /** `connections` lists the node's connections (read at every check); only punched TCP ones are watched. */
-  constructor(connections: () => Iterable<Connection>, onDead: (conn: Connection, why: string) => void) {
+  /**
+   * `connections` lists the node's connections (read at every check); only punched TCP ones are watched. `onDead`
+   * runs just before a dead connection is aborted; `onSuspect` once when data on it first goes unacknowledged past a
+   * retransmission time-out.
+   */
+  constructor(
+    connections: () => Iterable<Connection>,
+    onDead: (conn: Connection, why: string) => void,
+    onSuspect?: (conn: Connection, why: string) => void,
+  ) {
     this.#connections = connections
     this.#onDead = onDead
+    this.#onSuspect = onSuspect
   }
 
   start(): void {
@@ -61,7 +82,9 @@ export class TcpPathWatch {
     const now = Date.now()
     for (const conn of this.#connections()) {
       const socket = punchedSocket(conn)
-      if (socket === undefined || conn.status !== 'open' || this.#pinging.has(conn)) continue
+      if (socket === undefined || conn.status !== 'open') continue
+      if (this.#kernelSaysDead(conn, socket)) continue
+      if (this.#pinging.has(conn)) continue
       const last = this.#last.get(conn)
       if (last === undefined || last.read !== socket.bytesRead) {
         this.#last.set(conn, { read: socket.bytesRead, written: socket.bytesWritten, at: now })
@@ -76,6 +99,38 @@ export class TcpPathWatch {
         this.#last.set(conn, { read: socket.bytesRead, written: socket.bytesWritten, at: Date.now() })
       })
     }
+  }
+
+  /**
+   * Reads TCP_INFO: unacknowledged data through {@link DEAD_RETRANSMITS} time-outs aborts the connection (true); through
+   * one reports it suspect. False when the kernel sees nothing wrong or cannot be asked.
+   */
+  #kernelSaysDead(conn: Connection, socket: Socket): boolean {
+    const info = tcpInfo(socket)
+    if (info === undefined) return false
+    if (info.unacked === 0 || info.retransmits === 0) {
+      this.#suspected.delete(conn)
+      return false
+    }
+    const what =
+      `${info.unacked} sent segment(s) unacknowledged for ${info.lastAckMs} ms through ${info.retransmits} ` +
+      `retransmission time-out(s) (round trip ${info.rttMs.toFixed(1)} ms)`
+    if (info.retransmits < DEAD_RETRANSMITS) {
+      if (!this.#suspected.has(conn)) {
+        this.#suspected.add(conn)
+        this.#onSuspect?.(conn, `the direct TCP path is not acknowledged: ${what}`)
+      }
+      return false
+    }
+    const why = `no acknowledgement on the direct TCP path: ${what}`
+    this.#onDead(conn, why)
+    conn.abort(
+      new WarrenError('ERR_TIMEOUT', why, {
+        hint: 'The NAT mapping probably changed or expired; new streams use the relay while Warren punches again.',
+        details: { remote: conn.remoteAddr.toString(), silentMs: info.lastAckMs, retransmits: info.retransmits },
+      }),
+    )
+    return true
   }
 
   async #ping(conn: Connection): Promise<void> {
