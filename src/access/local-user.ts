@@ -2,12 +2,13 @@
  * Which local user is on the other end of an accepted TCP connection (Linux), so that the local entry points (the
  * access port, forwards, DNS over TCP) serve only the daemon's own user by default.
  *
- * The client's socket is the line of `/proc/net/tcp` (or `tcp6`) whose local address is our socket's remote
- * address; its `uid` column is the user that opened it. The kernel writes these files by walking its whole socket
- * hash table (milliseconds with much memory or many TIME_WAIT sockets), so a lookup reads only up to its line, and
- * lookups that arrive together share one pass, so a burst of connections costs one pass, not one each. A connection
- * from another machine has no line; a loopback connection without one (the client is already gone) counts as a
- * stranger.
+ * The kernel is asked over netlink for the owner of the client's socket by its exact 4-tuple (sock-diag.ts): one
+ * hash lookup, microseconds whatever the number of sockets. Where netlink cannot answer, the client's socket is the
+ * line of `/proc/net/tcp` (or `tcp6`) whose local address is our socket's remote address, and its `uid` column is the
+ * user that opened it. The kernel writes these files by walking its whole socket hash table (milliseconds with much
+ * memory or many TIME_WAIT sockets), so a lookup reads only up to its line, and lookups that arrive together share
+ * one pass, so a burst of connections costs one pass, not one each. A connection from another machine has no socket
+ * here; a loopback connection without one (the client is already gone) counts as a stranger.
  *
  * @example
  * ```ts
@@ -20,6 +21,7 @@ import { close, open, read } from 'node:fs'
 import { isIPv4, isIPv6, type Socket } from 'node:net'
 import { endianness } from 'node:os'
 import type { Logger } from '../log.ts'
+import { SockDiagUnavailable, sockOwner } from './sock-diag.ts'
 
 /** Is this Linux, with the `/proc/net` tables the check reads? */
 export const CAN_CHECK_LOCAL_USERS = process.platform === 'linux' && typeof process.getuid === 'function'
@@ -238,12 +240,40 @@ class TableReader {
 const tcp = new TableReader('/proc/net/tcp')
 const tcp6 = new TableReader('/proc/net/tcp6')
 
-/** The uid of the local process at the other end of `socket`, or undefined (another machine, or unknown). */
+/** Set when the netlink lookup cannot answer in this process: every later lookup reads `/proc/net`. */
+let netlinkOff = false
+
+/**
+ * The uid of the local process at the other end of `socket`, or undefined (another machine, or unknown): asked of
+ * the kernel over netlink by the client socket's exact 4-tuple ({@link sockOwner}, microseconds whatever the number
+ * of sockets), else read from `/proc/net/tcp{,6}`.
+ */
 export async function peerUid(socket: Socket): Promise<number | undefined> {
   const since = performance.now()
   const { remoteAddress, remotePort, localAddress, localPort } = socket
   if (remoteAddress === undefined || remotePort === undefined) return undefined
   if (localAddress === undefined || localPort === undefined) return undefined
+  if (!netlinkOff) {
+    try {
+      // the client's socket: its own address is our remote one, its peer is our local one
+      return sockOwner({ local: remoteAddress, localPort: remotePort, remote: localAddress, remotePort: localPort })
+        ?.uid
+    } catch (err) {
+      if (!(err instanceof SockDiagUnavailable)) throw err
+      netlinkOff = true
+    }
+  }
+  return procPeerUid(remoteAddress, remotePort, localAddress, localPort, since)
+}
+
+/** {@link peerUid} from the `/proc/net` tables. */
+export async function procPeerUid(
+  remoteAddress: string,
+  remotePort: number,
+  localAddress: string,
+  localPort: number,
+  since = performance.now(),
+): Promise<number | undefined> {
   const ours = procKeys(remoteAddress, remotePort)
   const theirs = procKeys(localAddress, localPort)
   // the client's line: its local address is our remote one and its remote address is our local one
