@@ -10,14 +10,16 @@
  * - HTTP: keep-alive GETs with `--connections` connections for `--http-seconds` (req/s; wrk when installed, else
  *   autocannon, the load generator of bench/http.ts);
  * - memory: each round, PSS of both forwarder ends (with child processes, such as sshd's per-connection ones) at
- *   idle after the workloads; then a fresh instance of each tunnel is started, its idle PSS read, `--idle` idle
- *   forwarded connections opened through it and the PSS growth of both ends per connection computed.
+ *   idle after the workloads, and again after `--idle-wait` seconds (default 60) of idling; then a fresh instance of
+ *   each tunnel is started, its idle PSS read, `--idle` idle forwarded connections opened through it and the PSS
+ *   growth of both ends per connection computed.
  *
  * Prints medians with [min-max] and the 1-minute load average, Warren's ratio to each peer, the issue's targets, and
  * writes bench/results/<date>-peers.json.
  *
  *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--http-seconds 5] [--connections 64]
- *     [--idle 2000] [--peers tcp,socat,ssh,libp2p,warren] [--loadgen wrk|autocannon] [--out file.json]
+ *     [--idle 2000] [--idle-wait 60] [--peers tcp,socat,ssh,libp2p,warren] [--workloads bulk,setup,http,memory]
+ *     [--loadgen wrk|autocannon] [--out file.json]
  *   node bench/peers.ts --report bench/results/<date>-peers.json   # prints the tables of a result file again
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -48,7 +50,9 @@ const { values: args } = parseArgs({
     'http-seconds': { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     idle: { type: 'string', default: '2000' },
+    'idle-wait': { type: 'string', default: '60' },
     peers: { type: 'string', default: 'tcp,socat,ssh,libp2p,warren' },
+    workloads: { type: 'string', default: 'bulk,setup,http,memory' },
     loadgen: { type: 'string' },
     out: { type: 'string' },
     report: { type: 'string' },
@@ -58,6 +62,7 @@ const rounds = Number(args.rounds)
 const bulkMiB = Number(args.bulk)
 const loadgen = (args.loadgen ?? defaultLoadgen()) as 'wrk' | 'autocannon'
 const wanted = new Set(args.peers.split(','))
+const workloads = new Set(args.workloads.split(','))
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
@@ -128,20 +133,20 @@ try {
   for (let r = 0; r < rounds; r++) {
     const order = tunnels.map((_, i) => tunnels[(i + r) % tunnels.length]!)
     log(`round ${r + 1}/${rounds}: ${order.map((t) => t.name).join(', ')}`)
-    for (const t of order) {
+    for (const t of workloads.has('bulk') ? order : []) {
       for (const dir of ['up', 'down'] as const) {
         const s = await bulk(t, dir, bulkMiB)
         add(t, dir === 'up' ? 'bulkUp' : 'bulkDown', s.value, s.load)
         log(`  ${t.name} bulk ${dir}: ${s.value} MiB/s (load ${s.load})`)
       }
     }
-    for (const t of order) {
+    for (const t of workloads.has('setup') ? order : []) {
       const s = await setup(t, Number(args.setup))
       add(t, 'setupP50', s.p50.value, s.p50.load, s.p50.tcpSockets)
       add(t, 'setupP99', s.p99.value, s.p99.load, s.p99.tcpSockets)
       log(`  ${t.name} set-up: p50 ${s.p50.value} ms, p99 ${s.p99.value} ms (${s.p50.tcpSockets} TCP sockets)`)
     }
-    for (const t of order) {
+    for (const t of workloads.has('http') ? order : []) {
       const s = await http(t, {
         seconds: Number(args['http-seconds']),
         connections: Number(args.connections),
@@ -151,15 +156,26 @@ try {
       add(t, 'httpRps', s.value, s.load)
       log(`  ${t.name} HTTP: ${s.value} req/s (${s.errors} errors, load ${s.load})`)
     }
-    for (const t of order) {
+    for (const t of workloads.has('memory') ? order : []) {
       if (t.pids.length === 0) continue
       const m = await idlePss(t)
       add(t, 'idleMiB', m.bothMiB, m.load)
       add(t, 'idleMaxEndMiB', Math.max(...m.endsMiB), m.load)
       log(`  ${t.name} idle after use: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')})`)
     }
+    // the same ends once they have been idle for a while (a daemon gives memory back when it has been quiet)
+    if (workloads.has('memory') && Number(args['idle-wait']) > 0) {
+      await new Promise((r) => setTimeout(r, Number(args['idle-wait']) * 1000))
+      for (const t of order) {
+        if (t.pids.length === 0) continue
+        const m = await idlePss(t)
+        add(t, 'laterMiB', m.bothMiB, m.load)
+        add(t, 'laterMaxEndMiB', Math.max(...m.endsMiB), m.load)
+        log(`  ${t.name} idle ${args['idle-wait']} s after use: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')})`)
+      }
+    }
     // memory of fresh ends: started for this, idle, then with --idle idle connections through them
-    for (const t of order) {
+    for (const t of workloads.has('memory') ? order : []) {
       if (t.pids.length === 0) continue
       const fresh = (await starters[t.key]!(targets)) as Tunnel
       try {

@@ -2,6 +2,8 @@
 // The `warren` command. Installed from the package it runs the compiled JavaScript in dist/; in a source checkout
 // (src/ present and a Node that strips types) it runs the TypeScript sources directly, so no build is needed.
 import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { daemonBundle } from './daemon-bundle.js'
 
 const MIN_MAJOR = 22
 const major = Number(process.versions.node.split('.')[0])
@@ -14,13 +16,64 @@ if (!(major >= MIN_MAJOR)) {
   process.exit(1)
 }
 
+/**
+ * The settings a long-running daemon (`warren up`, `warren relay`) starts with, measured in docs/performance.md: a
+ * young generation of at most 2 MiB per semi-space (V8 grows it to 32 MiB while the modules load and keeps it; the
+ * small one also costs less CPU per forwarded byte) and two malloc arenas (glibc gives each thread its own).
+ * They can only be set when the process starts, so the daemon replaces itself once with a Node started with them
+ * (`process.execve`: same pid, same stdio); WARREN_NODE_TUNED marks the second start, and a Node without execve,
+ * or flags of the user's own in NODE_OPTIONS or the command line, keep the process as it is.
+ */
+const DAEMON_FLAGS = ['--max-semi-space-size=2']
+const TUNED = 'WARREN_NODE_TUNED'
+
+/** The words of argv that are not options (global options such as `--home <dir>` skipped). */
+function wordsOf(argv) {
+  const words = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--home') i++
+    else if (!a.startsWith('-')) words.push(a)
+  }
+  return words
+}
+
+/** `up` or `relay` when this process is to be a daemon (`warren relay` itself, not its `status` or `reload`). */
+const daemonCommand = (() => {
+  const [cmd, sub] = wordsOf(process.argv.slice(2))
+  return cmd === 'up' || (cmd === 'relay' && sub === undefined) ? cmd : undefined
+})()
+
+function tuneDaemon() {
+  if (daemonCommand === undefined) return
+  if (process.env[TUNED] !== undefined || typeof process.execve !== 'function' || process.platform !== 'linux') return
+  const own = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
+  if (own.some((f) => f.startsWith('--max-semi-space-size'))) return
+  const env = { ...process.env, [TUNED]: '1' }
+  env.MALLOC_ARENA_MAX ??= '2'
+  try {
+    process.execve(
+      process.execPath,
+      [process.execPath, ...DAEMON_FLAGS, ...process.execArgv, ...process.argv.slice(1)],
+      env,
+    )
+  } catch {
+    // not permitted here (a sandbox, a Node built without it): run with the defaults
+  }
+}
+tuneDaemon()
+
 const source = new URL('../src/cli/main.ts', import.meta.url)
 const compiled = new URL('../dist/cli/main.js', import.meta.url)
 const useSource = Boolean(process.features.typescript) && existsSync(source)
 
 let cli
 try {
-  cli = await import(useSource ? source.href : compiled.href)
+  // the daemon runs from one bundled module when there is one (bin/daemon-bundle.js)
+  const bundle =
+    daemonCommand === 'up' ? await daemonBundle(fileURLToPath(new URL('..', import.meta.url)), useSource) : undefined
+  if (bundle !== undefined) cli = await import(bundle.href).catch(() => undefined)
+  cli ??= await import(useSource ? source.href : compiled.href)
 } catch (err) {
   if (!useSource && err?.code === 'ERR_MODULE_NOT_FOUND' && !existsSync(compiled)) {
     process.stderr.write('warren: dist/ is missing; run `npm run build` in the Warren checkout.\n')

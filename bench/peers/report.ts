@@ -13,6 +13,8 @@ export const METRICS = {
   startBothMiB: { label: 'idle PSS just started, both ends, MiB', higherBetter: false },
   idleMiB: { label: 'idle PSS after use, both ends, MiB', higherBetter: false },
   idleMaxEndMiB: { label: 'idle PSS after use, larger end, MiB', higherBetter: false },
+  laterMiB: { label: 'idle PSS a minute after use, both ends, MiB', higherBetter: false },
+  laterMaxEndMiB: { label: 'idle PSS a minute after use, larger end, MiB', higherBetter: false },
   perConnKiB: { label: 'per idle connection, KiB', higherBetter: false },
 } as const
 
@@ -107,6 +109,7 @@ export function targetChecks(figures: Figures): TargetCheck[] {
   atLeast('HTTP req/s ÷ ssh -L', ratio('httpRps', 'ssh -L'), 1.2)
   atMost('idle daemon just started (larger end), MiB PSS', w('startMiB'), 60)
   atMost('idle daemon after the workloads (larger end), MiB PSS', w('idleMaxEndMiB'), 60)
+  atMost('idle daemon a minute after the workloads (larger end), MiB PSS', w('laterMaxEndMiB'), 60)
   atMost('per idle connection over both ends, KiB', w('perConnKiB'), 32)
   return checks
 }

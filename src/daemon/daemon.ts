@@ -26,6 +26,7 @@ import { startUiServer, type UiServer, uiHandler } from '../ui/ui-server.ts'
 import { type ServiceUsage, serviceUsage } from '../ui/usage.ts'
 import { startAdmission } from './admission.ts'
 import { ApiServer } from './api-server.ts'
+import { startIdleTrim } from './idle-trim.ts'
 import { createApiHandler } from './methods.ts'
 import { acquirePidFile } from './pidfile.ts'
 import { StateStore } from './state.ts'
@@ -212,6 +213,9 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const onHup = (): void => void reload().catch(() => {})
     process.on('SIGHUP', onHup)
     void stopped.then(() => process.off('SIGHUP', onHup))
+    // native memory freed by a burst of traffic goes back to the system once the daemon is quiet (idle-trim.ts)
+    const trim = startIdleTrim()
+    void stopped.then(() => trim.stop())
     log('info', 'ready')
     return { home, socket, node: started, stop, stopped }
   } catch (err) {

@@ -8,10 +8,16 @@
  * HTTP client (ClientRequest, Agent bookkeeping, socket listeners per request); undici's dispatcher costs well
  * under half as much per request for the same work (measured in docs/performance.md).
  */
+import { createRequire } from 'node:module'
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
-import { type Dispatcher, Pool } from 'undici'
+import type { Dispatcher, Pool } from 'undici'
 import { StreamSocket } from '../http/stream-socket.ts'
+
+/** undici's Pool, loaded with the first pool: a daemon whose gateway serves nothing never loads undici. */
+let PoolClass: typeof Pool | undefined
+const poolClass = (): typeof Pool =>
+  (PoolClass ??= (createRequire(import.meta.url)('undici') as typeof import('undici')).Pool)
 
 export type OpenStream = (node: string, service: string, opts: { signal: AbortSignal }) => Promise<Stream>
 
@@ -43,7 +49,7 @@ export class ServicePools {
     if (pool === undefined) {
       const open = this.#open
       const openTimeoutMs = this.#opts.openTimeoutMs
-      pool = new Pool(`http://${service}.warren`, {
+      pool = new (poolClass())(`http://${service}.warren`, {
         connections: this.#opts.maxSockets,
         pipelining: 1,
         keepAliveTimeout: this.#opts.idleTimeoutMs,

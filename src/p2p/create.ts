@@ -36,6 +36,7 @@ import { honest } from './patches/honest-streams.ts'
 import { noiseCrypto } from './patches/noise-crypto.ts'
 import { skipUnheardEvents } from './patches/unheard-events.ts'
 import { PRESETS, type PresetName } from './presets.ts'
+import { quietLogger } from './quiet-logger.ts'
 import { RecordStore } from './record-store.ts'
 import { type UdxHub, udpEndpointOf, udx } from './udx/transport.ts'
 
@@ -110,6 +111,8 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   if (opts.stock !== true && opts.skipUnheardEvents === true) skipUnheardEvents()
   try {
     return (await createLibp2p({
+      // one silent logger for every stream unless DEBUG asks for libp2p's (src/p2p/quiet-logger.ts)
+      ...(opts.stock === true ? {} : quietLogger()),
       privateKey: opts.privateKey,
       addresses: {
         listen: opts.listen ?? [],

@@ -4,8 +4,11 @@
  * through koffi on the socket's file descriptor. Conntrack keeps the original tuple; for a connection that was not
  * redirected it returns the listener's own address.
  */
+import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
-import koffi from 'koffi'
+
+/** koffi, loaded on first use: a daemon that never needs it never maps it. */
+const koffi = (): typeof import('koffi') => createRequire(import.meta.url)('koffi') as typeof import('koffi')
 
 const SOL_IP = 0
 const SOL_IPV6 = 41
@@ -16,7 +19,7 @@ type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, len: 
 let getsockopt: GetSockOpt | undefined
 
 function load(): GetSockOpt {
-  getsockopt ??= koffi
+  getsockopt ??= koffi()
     .load('libc.so.6')
     .func(
       'int getsockopt(int fd, int level, int optname, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)',
@@ -43,7 +46,7 @@ export function originalDestination(socket: Socket, family: 4 | 6): OriginalDest
   const buf = Buffer.alloc(28) // sockaddr_in6; sockaddr_in is 16
   const len = [buf.length]
   if (load()(fd, family === 6 ? SOL_IPV6 : SOL_IP, SO_ORIGINAL_DST, buf, len) !== 0) {
-    throw new Error(`getsockopt(SO_ORIGINAL_DST) failed: errno ${koffi.errno()}`)
+    throw new Error(`getsockopt(SO_ORIGINAL_DST) failed: errno ${koffi().errno()}`)
   }
   const port = buf.readUInt16BE(2)
   if (family === 4) return { family, address: `${buf[4]}.${buf[5]}.${buf[6]}.${buf[7]}`, port }

@@ -4,9 +4,13 @@
  * a capability is not passed to the `nft` and `ip` the daemon runs, so {@link ensureNetAdmin} raises it into the
  * ambient set first (capset + prctl through koffi), which child processes inherit.
  */
+
 import { readFileSync, realpathSync } from 'node:fs'
-import koffi from 'koffi'
+import { createRequire } from 'node:module'
 import { WarrenError } from '../../errors.ts'
+
+/** koffi, loaded on first use: a daemon that never needs it never maps it. */
+const koffi = (): typeof import('koffi') => createRequire(import.meta.url)('koffi') as typeof import('koffi')
 
 export const CAP_NET_ADMIN = 12
 const LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -58,7 +62,7 @@ export function ensureNetAdmin(): void {
 
 /** Adds `cap` to the inheritable set (allowed: it is permitted) and then to the ambient set of this thread. */
 function raiseAmbient(cap: number): void {
-  const libc = koffi.load('libc.so.6')
+  const libc = koffi().load('libc.so.6')
   const capget = libc.func('int capget(_Inout_ uint32_t *hdr, _Inout_ uint32_t *data)')
   const capset = libc.func('int capset(uint32_t *hdr, uint32_t *data)')
   const prctl = libc.func(
@@ -71,7 +75,7 @@ function raiseAmbient(cap: number): void {
     const e = privilegeError()
     return new WarrenError(
       'ERR_TRANSPARENT_PRIVILEGE',
-      `${e.message} in a form its tools inherit (${what} failed: errno ${koffi.errno()})`,
+      `${e.message} in a form its tools inherit (${what} failed: errno ${koffi().errno()})`,
       {
         ...(e.hint === undefined ? {} : { hint: e.hint }),
       },
