@@ -15,9 +15,9 @@
  * const answer = await declareAdmits(libp2p, relayPeerId, { any: false, ids: ['12D3KooW…'] })
  * ```
  */
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
-import { Uint8ArrayList } from 'uint8arraylist'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 import { WarrenError } from '../errors.ts'
+import { readAll } from '../p2p/read-all.ts'
 
 export const RELAY_ADMITS_PROTOCOL = '/warren/relay/admits/1.0.0'
 /** Node ids one declaration carries at most; a node that names more declares the first ones. */
@@ -34,21 +34,6 @@ export interface AdmitsDeclaration {
 }
 
 export type AdmitsAnswer = { accepted: true; ids: number } | { accepted: false; reason: string }
-
-async function readAll(stream: Stream, signal: AbortSignal, max: number): Promise<Uint8Array> {
-  const buf = new Uint8ArrayList()
-  const onAbort = (): void => stream.abort(new Error('timed out'))
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    for await (const chunk of stream) {
-      buf.append(chunk)
-      if (buf.byteLength > max) throw new Error(`message longer than ${max} bytes`)
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-  return buf.subarray()
-}
 
 /** Parses a declaration; throws why it is not one. Ids are kept as strings: the relay compares them as given. */
 export function parseDeclaration(bytes: Uint8Array): AdmitsDeclaration {

@@ -14,10 +14,10 @@
  * if (info.refusal) console.log(info.refusal.reason)
  * ```
  */
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { Uint8ArrayList } from 'uint8arraylist'
 import { WarrenError } from '../errors.ts'
+import { readAll } from '../p2p/read-all.ts'
 
 /** Limits of a bounded reservation and of every circuit to it. */
 export interface CircuitLimit {
@@ -99,21 +99,6 @@ export async function handleRelayInfo(
   )
 }
 
-async function readAll(stream: Stream, signal: AbortSignal, max = MAX_BYTES): Promise<Uint8Array> {
-  const buf = new Uint8ArrayList()
-  const onAbort = (): void => stream.abort(new Error('timed out'))
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    for await (const chunk of stream) {
-      buf.append(chunk)
-      if (buf.byteLength > max) throw new Error(`message longer than ${max} bytes`)
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-  return buf.subarray()
-}
-
 function badAnswer(relay: PeerId, why: string): WarrenError {
   return new WarrenError('ERR_PROTOCOL', `relay ${relay} answered ${RELAY_INFO_PROTOCOL} wrongly: ${why}`, {
     hint: 'The relay may run another Warren version; upgrade the relay and this node.',
@@ -128,7 +113,7 @@ export async function queryRelayInfo(
 ): Promise<RelayInfo> {
   const signal = opts.signal ?? AbortSignal.timeout(5_000)
   const stream = await libp2p.dialProtocol(relay, RELAY_INFO_PROTOCOL, { signal })
-  const reading = readAll(stream, signal) // listen before anything else, so no byte of the answer is missed
+  const reading = readAll(stream, signal, MAX_BYTES) // listen before anything else, so no byte of the answer is missed
   let data: Uint8Array
   try {
     const request: RelayInfoRequest = { intent: opts.intent ?? 'info' }

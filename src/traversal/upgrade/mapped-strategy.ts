@@ -13,6 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { WarrenError } from '../../errors.ts'
 import { isRelayed } from '../../p2p/path.ts'
 import { type Attempt, noPathBecause, type Reached } from './strategy.ts'
+import { waitForConnection } from './wait-connection.ts'
 
 /** Bound on one plain dial of a mapped address, ms. */
 export const MAPPED_DIAL_MS = 2500
@@ -58,7 +59,7 @@ export async function mappedPhase(
       hint: 'The peer runs an incompatible Warren version; upgrade both nodes.',
     })
   }
-  const connection = await waitForDirect(a.node, a.remotePeer, a.signal)
+  const connection = await waitForConnection(a.node, a.remotePeer, (c) => !isRelayed(c), a.signal)
   return { connection, remote: endpointOf(connection), addr: msg.addr }
 }
 
@@ -73,30 +74,6 @@ async function dialMapped(node: Libp2p, peer: PeerId, addr: string, signal: Abor
     throw new Error(`the node at ${addr} is ${connection.remotePeer}, not ${peer}`)
   }
   return connection
-}
-
-/** The peer's direct (not relayed) open connection, as soon as the node has it. */
-function waitForDirect(node: Libp2p, peer: PeerId, signal: AbortSignal): Promise<Connection> {
-  const find = (): Connection | undefined => node.getConnections(peer).find((c) => c.status === 'open' && !isRelayed(c))
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      const c = find()
-      if (c === undefined) return
-      cleanup()
-      resolve(c)
-    }
-    const onAbort = (): void => {
-      cleanup()
-      reject(signal.reason)
-    }
-    const cleanup = (): void => {
-      node.removeEventListener('connection:open', check)
-      signal.removeEventListener('abort', onAbort)
-    }
-    node.addEventListener('connection:open', check)
-    signal.addEventListener('abort', onAbort)
-    check()
-  })
 }
 
 /** host and port of a connection's far end. */

@@ -6,15 +6,16 @@
  *
  * @packageDocumentation
  */
-import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+import type { Connection } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { WarrenError } from '../../errors.ts'
 import type { UdxEndpoint } from '../../p2p/udx/endpoint.ts'
-import type { Endpoint, PacketSocket } from '../../p2p/udx/packet-socket.ts'
+import type { PacketSocket } from '../../p2p/udx/packet-socket.ts'
 import { udpEndpointOf } from '../../p2p/udx/transport.ts'
 import { requirePrimary } from '../net-report/nat-report.ts'
 import { punch } from '../punch/punch.ts'
 import { noPath, type Strategy, type StrategyContext } from './strategy.ts'
+import { waitForConnection } from './wait-connection.ts'
 
 /** Starts punching at once; the sockets of a birthday's hard side are opened here. */
 export function udxStrategy(ctx: StrategyContext): Strategy {
@@ -81,7 +82,15 @@ export function udxStrategy(ctx: StrategyContext): Strategy {
       const result = await session.result.catch(() => undefined)
       if (result !== undefined) winner = extras[result.socketIndex - 1]
       const at = result?.remote ?? remote.mapped
-      const connection = await waitForConnection(node, remotePeer, at, signal)
+      const connection = await waitForConnection(
+        node,
+        remotePeer,
+        (c) => {
+          const e = udpEndpointOf(c.remoteAddr)
+          return e !== undefined && e.host === at.host && e.port === at.port
+        },
+        signal,
+      )
       return { connection, remote: at }
     },
     passOver() {},
@@ -91,32 +100,4 @@ export function udxStrategy(ctx: StrategyContext): Strategy {
       void Promise.allSettled(extras.filter((ep) => ep !== winner).map((ep) => hub.release(ep)))
     },
   }
-}
-
-/** The peer's open UDX connection from `at`, as soon as the node has it. */
-function waitForConnection(node: Libp2p, peer: PeerId, at: Endpoint, signal: AbortSignal): Promise<Connection> {
-  const find = (): Connection | undefined =>
-    node.getConnections(peer).find((c) => {
-      const e = udpEndpointOf(c.remoteAddr)
-      return c.status === 'open' && e !== undefined && e.host === at.host && e.port === at.port
-    })
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      const c = find()
-      if (c === undefined) return
-      cleanup()
-      resolve(c)
-    }
-    const onAbort = (): void => {
-      cleanup()
-      reject(signal.reason)
-    }
-    const cleanup = (): void => {
-      node.removeEventListener('connection:open', check)
-      signal.removeEventListener('abort', onAbort)
-    }
-    node.addEventListener('connection:open', check)
-    signal.addEventListener('abort', onAbort)
-    check()
-  })
 }
