@@ -3,8 +3,9 @@
  * next health-check ping, without keep-alive traffic on idle links: it uses what the TCP connection to the relay
  * already shows. Every {@link CHECK_MS} the watch looks at each TCP connection to a relay (a relay in config `relays`,
  * or one that a relayed connection of this node runs through). First the kernel's view (src/p2p/tcp-info.ts): sent
- * segments unacknowledged through {@link DEAD_RETRANSMITS} retransmission time-outs in a row mean the relay is gone,
- * and the connection is aborted at once (about 0.6 s after the data left, on a short round trip). Then, where the
+ * segments unacknowledged through {@link DEAD_RETRANSMITS} retransmission time-outs in a row, with nothing acknowledged
+ * for {@link DEAD_SILENT_MS}, mean the relay is gone, and the connection is aborted at once (about 1 s after the data
+ * left). Then, where the
  * kernel cannot be asked or the bytes never reached the socket: when this node has sent bytes on it, or has bytes waiting for
  * the relay to open its flow-control window, and nothing came back for {@link SUSPECT_MS}, it asks the relay for one ping on that connection. A relay that is there answers (or had already
  * sent something: every stream open, every data frame, gets an answer or a window update); one that is gone does not,
@@ -38,8 +39,10 @@ export const CHECK_MS = 200
 export const SUSPECT_MS = 500
 /** A ping unanswered for this long means the relay is gone, ms. */
 export const PING_TIMEOUT_MS = 750
-/** Retransmission time-outs in a row with unacknowledged data after which the relay counts as gone. */
+/** Retransmission time-outs in a row with unacknowledged data after which the relay counts as gone… */
 export const DEAD_RETRANSMITS = 2
+/** …once nothing was acknowledged for this long either, ms (a burst of loss or a starved machine lasts ~0.6 s). */
+export const DEAD_SILENT_MS = 1000
 
 interface LinkState {
   read: number
@@ -165,7 +168,12 @@ export function watchRelayLinks(
       const socket = tcpSocket(conn)
       if (socket === undefined) continue
       const info = tcpInfo(socket)
-      if (info !== undefined && info.unacked > 0 && info.retransmits >= DEAD_RETRANSMITS) {
+      if (
+        info !== undefined &&
+        info.unacked > 0 &&
+        info.retransmits >= DEAD_RETRANSMITS &&
+        info.lastAckMs >= DEAD_SILENT_MS
+      ) {
         gone(
           conn,
           conn.remotePeer.toString(),

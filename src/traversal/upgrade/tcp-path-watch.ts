@@ -4,9 +4,9 @@
  * up (keepalive probes only run on an idle connection, and their defaults take over two hours).
  *
  * So the watch looks at each punched TCP connection every {@link LOOK_MS} ms, first at what the kernel knows
- * (src/p2p/tcp-info.ts): sent segments unacknowledged through {@link DEAD_RETRANSMITS} retransmission time-outs in a row mean
- * the far end is unreachable (about 0.6 s after the data left on a LAN-like round trip, where a ping would need
- * 1.5 s), and the connection is aborted at once; the first time-out already marks it suspect, so the owner can check
+ * (src/p2p/tcp-info.ts): sent segments unacknowledged through {@link DEAD_RETRANSMITS} retransmission time-outs in a row,
+ * with nothing acknowledged for {@link DEAD_SILENT_MS}, mean the far end is unreachable (about 1 s after the data left,
+ * where a ping would need 1.5 s), and the connection is aborted at once; the first time-out already marks it suspect, so the owner can check
  * the relay connections that the same NAT carried ({@link TcpPathWatch} `onSuspect`). Where the kernel cannot be asked,
  * or nothing was sent: when its socket received no bytes for
  * {@link TCP_CHECK_MS}, or for {@link OWED_MS} after this node sent bytes on it (an answer is owed: a new stream, data
@@ -30,8 +30,13 @@ export const TCP_CHECK_MS = 1000
 export const OWED_MS = 500
 /** How often the connections are looked at, ms. */
 export const LOOK_MS = 100
-/** Retransmission time-outs in a row with unacknowledged data after which the path counts as dead. */
+/** Retransmission time-outs in a row with unacknowledged data after which the path counts as dead… */
 export const DEAD_RETRANSMITS = 2
+/**
+ * …once nothing was acknowledged for this long either, ms: two time-outs can come within ~0.6 s on a LAN-like round
+ * trip, and a burst of loss or a starved machine can last that long on a path that still works.
+ */
+export const DEAD_SILENT_MS = 1000
 /** A ping unanswered for this long means the path is dead, ms. */
 export const TCP_PING_TIMEOUT_MS = 1000
 
@@ -115,7 +120,7 @@ export class TcpPathWatch {
     const what =
       `${info.unacked} sent segment(s) unacknowledged for ${info.lastAckMs} ms through ${info.retransmits} ` +
       `retransmission time-out(s) (round trip ${info.rttMs.toFixed(1)} ms)`
-    if (info.retransmits < DEAD_RETRANSMITS) {
+    if (info.retransmits < DEAD_RETRANSMITS || info.lastAckMs < DEAD_SILENT_MS) {
       if (!this.#suspected.has(conn)) {
         this.#suspected.add(conn)
         this.#onSuspect?.(conn, `the direct TCP path is not acknowledged: ${what}`)
