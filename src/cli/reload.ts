@@ -15,6 +15,7 @@ export function formatReload(r: ReloadResult): string {
   }
   if (r.peers) lines.push('peers: changed')
   if (r.limits.length > 0) lines.push(`limits: ${r.limits.join(', ')}`)
+  if (r.portMapping) lines.push('port mapping: settings applied (see warren status)')
   if (lines.length === 0) lines.push('nothing to apply changed')
   if (r.needsRestart.length > 0) {
     lines.push(`changed, taking effect at the next start (warren down, warren up): ${r.needsRestart.join(', ')}`)

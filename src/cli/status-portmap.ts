@@ -27,13 +27,16 @@ export function formatPortMapping(st: PortMapStatus | undefined, now = Date.now(
   const probes = Object.entries(st.probes)
     .map(([p, o]) => `${p} ${o}`)
     .join('; ')
+  // how long the latest attempt (probe and first mapping tries) took, against its budget
+  const took = st.attemptMs === undefined ? '' : ` (asked in ${st.attemptMs} ms of ${st.budgetMs ?? '?'})`
   if (st.state === 'none') {
-    return [`port mapping  none${st.gateway === undefined ? '' : ` from ${st.gateway}`}: ${st.reason ?? probes}`]
+    return [`port mapping  none${st.gateway === undefined ? '' : ` from ${st.gateway}`}: ${st.reason ?? probes}${took}`]
   }
   return [
     `port mapping  ${st.protocol} from ${st.gateway}`,
     ...st.mappings.map(
       (m) => `  ${m.transport} ${m.internal} → ${m.external}  (${left(Math.max(0, m.expiresAt - now))} left)`,
     ),
+    ...(st.attemptMs === undefined ? [] : [`  ${probes}${took}`]),
   ]
 }

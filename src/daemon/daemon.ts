@@ -82,6 +82,7 @@ export function describeReload(r: ReloadResult): string {
   }
   if (r.peers) parts.push('peers changed')
   if (r.limits.length > 0) parts.push(`limits ${r.limits.join(', ')}`)
+  if (r.portMapping) parts.push('port mapping settings applied')
   return parts.length === 0 ? 'nothing to apply changed' : parts.join('; ')
 }
 

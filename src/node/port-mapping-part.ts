@@ -5,6 +5,10 @@
  * `getMultiaddrs()`, so in tickets, DHT records and identify, and libp2p dials public addresses before private ones.
  * The direct-path upgrade offers the mapped addresses too (a peer dials them before any punching), and a direct path
  * that went silent makes the mapper check with the router at once (a router restart loses mappings).
+ *
+ * {@link PortMappingPart.reconfigure} applies changed settings to a running node (`warren reload`): the mapper in use
+ * stops (its mappings deleted at the router, their addresses taken out) and one with the new settings starts; turned
+ * off, none starts, and a protocol switched off is not asked.
  */
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -13,7 +17,7 @@ import type { Startable } from '../lifecycle.ts'
 import type { Logger } from '../log.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import type { UdxHub } from '../p2p/udx/transport.ts'
-import { PortMapper } from '../traversal/portmap/port-mapper.ts'
+import { PortMapper, type PortMapperOptions } from '../traversal/portmap/port-mapper.ts'
 import type { PortMapping, PortMapStatus } from '../traversal/portmap/types.ts'
 
 /** The parts of libp2p's address manager this uses. */
@@ -49,21 +53,54 @@ export function tcpListenPort(addrs: readonly Multiaddr[], local: string): numbe
   return undefined
 }
 
-export class PortMappingPart implements Startable {
-  readonly mapper: PortMapper
-  readonly #libp2p: WarrenLibp2p
-  readonly #log: Logger
-  #announced: PortMapping[] = []
+type PortMappingConfig = Config['traversal']['portMapping']
 
-  constructor(libp2p: WarrenLibp2p, hub: UdxHub | undefined, config: Config, log: Logger) {
+export class PortMappingPart implements Startable {
+  readonly #libp2p: WarrenLibp2p
+  readonly #hub: UdxHub | undefined
+  readonly #log: Logger
+  readonly #overrides: Partial<PortMapperOptions>
+  #mapper: PortMapper
+  #settings: PortMappingConfig
+  #started = false
+  #announced: PortMapping[] = []
+  /** The latest reconfiguration; the next one waits for it. */
+  #reconfiguring: Promise<void> = Promise.resolve()
+
+  /** `overrides`: mapper options that replace the defaults (the gateway and protocol clients, in tests). */
+  constructor(
+    libp2p: WarrenLibp2p,
+    hub: UdxHub | undefined,
+    config: Config,
+    log: Logger,
+    overrides: Partial<PortMapperOptions> = {},
+  ) {
     this.#libp2p = libp2p
+    this.#hub = hub
     this.#log = log
-    const pm = config.traversal.portMapping
+    this.#overrides = overrides
+    this.#settings = { ...config.traversal.portMapping }
+    this.#mapper = this.#makeMapper(this.#settings)
+  }
+
+  /** The mapper in use (replaced by {@link reconfigure}). */
+  get mapper(): PortMapper {
+    return this.#mapper
+  }
+
+  /** Whether `traversal.portMapping.enabled` is on in the settings applied. */
+  get enabled(): boolean {
+    return this.#settings.enabled
+  }
+
+  #makeMapper(pm: PortMappingConfig): PortMapper {
     const on = pm.enabled
-    this.mapper = new PortMapper({
+    const libp2p = this.#libp2p
+    const hub = this.#hub
+    const mapper = new PortMapper({
       protocols: { pcp: on && pm.pcp, natPmp: on && pm.natPmp, upnp: on && pm.upnp },
       lifetimeS: pm.lifetimeS,
-      log,
+      log: this.#log,
       ports: (local) => {
         const tm = (libp2p as unknown as Internals).components?.transportManager
         const tcp = tcpListenPort(tm?.getAddrs() ?? libp2p.getMultiaddrs(), local)
@@ -71,16 +108,46 @@ export class PortMappingPart implements Startable {
         const udpOk = udp !== undefined && (udp.host === '0.0.0.0' || udp.host === local)
         return { ...(tcp === undefined ? {} : { tcp }), ...(udpOk ? { udp: udp.port } : {}) }
       },
+      ...this.#overrides,
     })
-    this.mapper.addEventListener('change', () => this.#announce())
+    mapper.addEventListener('change', () => this.#announce())
+    return mapper
+  }
+
+  /**
+   * Applies `config.traversal.portMapping` when it differs from the settings in use: the mapper in use stops (deleting
+   * its mappings, bounded to 2 s) and one with the new settings starts when the part runs. Resolves `false` at once
+   * when nothing changed, else `true` once the new mapper started (it maps in the background).
+   */
+  reconfigure(config: Config): Promise<boolean> {
+    const next = { ...config.traversal.portMapping }
+    const run = this.#reconfiguring.then(async () => {
+      if (JSON.stringify(next) === JSON.stringify(this.#settings)) return false
+      const old = this.#mapper
+      this.#settings = next
+      this.#mapper = this.#makeMapper(next)
+      await old.stop()
+      this.#announce()
+      if (this.#started) this.#mapper.start()
+      this.#log('info', `port mapping: settings applied (${describe(next)})`)
+      return true
+    })
+    this.#reconfiguring = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
   }
 
   async start(): Promise<void> {
-    this.mapper.start()
+    this.#started = true
+    this.#mapper.start()
   }
 
   async stop(): Promise<void> {
-    await this.mapper.stop()
+    this.#started = false
+    await this.#reconfiguring
+    await this.#mapper.stop()
     this.#announce()
   }
 
@@ -132,4 +199,11 @@ export class PortMappingPart implements Startable {
     }
     this.#announced = now
   }
+}
+
+/** `on: pcp, nat-pmp, upnp; lifetime 7200 s` or `off`. */
+function describe(pm: PortMappingConfig): string {
+  if (!pm.enabled) return 'off'
+  const on = [pm.pcp ? 'pcp' : '', pm.natPmp ? 'nat-pmp' : '', pm.upnp ? 'upnp' : ''].filter((p) => p !== '')
+  return `on: ${on.length === 0 ? 'no protocol' : on.join(', ')}; lifetime ${pm.lifetimeS} s`
 }

@@ -3,8 +3,9 @@
  * their allow lists, and the stream limits (who may call the node's RPC methods is applied by the node itself). Everything is checked before anything changes, so a config that cannot
  * be applied (an allow list of a `warren expose`d service naming a removed alias) is refused whole and the old one
  * keeps running. Streams the new rules still admit go on; the host resets those they no longer admit (service
- * removed, target changed, peer no longer allowed). Other keys are read only at start; a reload names the ones that
- * changed, so the caller can say a restart is needed for them.
+ * removed, target changed, peer no longer allowed). `traversal.portMapping` is applied by the node (its port-mapping
+ * part stops and starts the mapper). Other keys are read only at start; a reload names the ones that changed, so the
+ * caller can say a restart is needed for them.
  */
 import type { Config, ServiceConfig } from '../config/schema.ts'
 import type { AddressBook } from '../identity/address-book.ts'
@@ -27,6 +28,8 @@ export interface ReloadResult {
   peers: boolean
   /** Limits that changed and were applied. */
   limits: string[]
+  /** Whether `traversal.portMapping` changed (the node applies it). */
+  portMapping: boolean
   /** Keys that changed but are read only at start (e.g. `listen`, `proxy`, `limits.dialTimeoutMs`). */
   needsRestart: string[]
 }
@@ -63,6 +66,7 @@ export function applyConfig(parts: ReloadParts, prev: Config, next: Config): Rel
     services: { added: [], changed: [], removed: [] },
     peers: !same(prev.peers, next.peers),
     limits: [],
+    portMapping: !same(prev.traversal.portMapping, next.traversal.portMapping),
     needsRestart: [],
   }
   if (result.peers) {
@@ -98,6 +102,11 @@ export function applyConfig(parts: ReloadParts, prev: Config, next: Config): Rel
       const { allow: _a, public: _p, ...rest } = prev.rpc
       const { allow: _b, public: _q, ...nextRest } = next.rpc
       if (!same(rest, nextRest)) result.needsRestart.push('rpc')
+    } else if (k === 'traversal') {
+      // port mapping is applied by the node; the rest of traversal is read at start
+      const { portMapping: _a, ...rest } = prev.traversal
+      const { portMapping: _b, ...nextRest } = next.traversal
+      if (!same(rest, nextRest)) result.needsRestart.push('traversal')
     } else if (!same(prev[k], next[k])) result.needsRestart.push(k)
   }
   return result

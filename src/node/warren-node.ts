@@ -89,7 +89,11 @@ export class WarrenNode implements WarrenNodeApi {
   /** Direct-path upgrades of relayed connections (config `traversal`); undefined when off. */
   readonly directPaths: DirectPaths | undefined
   /** Port mappings asked of the router (config `traversal.portMapping`); undefined when off. */
-  readonly portMapping: PortMappingPart | undefined
+  get portMapping(): PortMappingPart | undefined {
+    return this.#portMap.enabled ? this.#portMap : undefined
+  }
+  /** The port-mapping part, also when off (`warren reload` may turn it on). */
+  readonly #portMap: PortMappingPart
   /** Nodes named in `peers`, in an `allow` list or in `relays`: they always get a connection slot. */
   readonly known: KnownPeers
   /** The connection budget of all other nodes (config `limits.maxStrangerConnections…`). */
@@ -142,9 +146,7 @@ export class WarrenNode implements WarrenNodeApi {
       })
       this.relayAdmits = new RelayAdmits(libp2p, this.registry, opts.config.relays, this.#log)
     }
-    if (opts.config.traversal.portMapping.enabled) {
-      this.portMapping = new PortMappingPart(libp2p, gates.udxHub, opts.config, this.#log)
-    }
+    this.#portMap = new PortMappingPart(libp2p, gates.udxHub, opts.config, this.#log)
     if (gates.udxHub !== undefined) {
       this.directPaths = directPathsFor(libp2p, gates.udxHub, opts.config, {
         admission: (peer) => punchAdmission(peer, this.known, this.registry, libp2p),
@@ -174,7 +176,7 @@ export class WarrenNode implements WarrenNodeApi {
 
   /** What this node starts, in this order; stopped in reverse, also when one fails to start (src/lifecycle.ts). */
   #lifecycle(opts: WarrenNodeStartOptions): Startable[] {
-    const { homeRelay, directPaths, portMapping, libp2p } = this
+    const { homeRelay, directPaths, libp2p } = this
     let unwatchLimits = (): void => {}
     const parts: Startable[] = [
       part({ start: () => libp2p.start(), stop: () => libp2p.stop() }), // started by createNode already
@@ -220,7 +222,7 @@ export class WarrenNode implements WarrenNodeApi {
     ]
     if (this.relayAdmits !== undefined) parts.push(this.relayAdmits)
     if (homeRelay !== undefined) parts.push(part({ start: () => homeRelay.start(), stop: () => homeRelay.stop() }))
-    if (portMapping !== undefined) parts.push(portMapping)
+    parts.push(this.#portMap) // off, it asks nothing; `warren reload` may turn it on
     if (directPaths !== undefined) parts.push(directPaths)
     return parts
   }
@@ -389,6 +391,9 @@ export class WarrenNode implements WarrenNodeApi {
       config,
     )
     applyRpc()
+    if (result.portMapping) {
+      void this.#portMap.reconfigure(config).catch((err: Error) => this.#log('error', `port mapping: ${err.message}`))
+    }
     this.#config = config
     this.#refreshKnown()
     void this.#host.syncKubo().catch((err: Error) => this.#log('error', `kubo handlers: ${err.message}`))

@@ -5,65 +5,19 @@
  * mappings deleted on stop.
  */
 import assert from 'node:assert/strict'
-import { createSocket, type Socket } from 'node:dgram'
 import { after, describe, it } from 'node:test'
 import { parseRoutes } from '../../src/traversal/portmap/gateway.ts'
 import { PcpClient } from '../../src/traversal/portmap/pcp.ts'
 import { PortMapper } from '../../src/traversal/portmap/port-mapper.ts'
 import { eventually } from '../support/eventually.ts'
-
-/** A PCP server for one client: grants what is asked (at most `maxLifetimeS`), or refuses everything. */
-class TestPcpServer {
-  readonly socket: Socket = createSocket('udp4')
-  readonly mappings = new Map<string, number>()
-  started = Date.now()
-  refuse = false
-  silent = false
-  maxLifetimeS = 3600
-  maps = 0
-
-  async listen(): Promise<number> {
-    this.socket.on('message', (msg, rinfo) => this.#answer(msg, rinfo.address, rinfo.port))
-    await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()))
-    return this.socket.address().port
-  }
-
-  restart(): void {
-    this.mappings.clear()
-    this.started = Date.now()
-  }
-
-  #answer(msg: Buffer, host: string, port: number): void {
-    if (this.silent) return
-    const opcode = msg[1]! & 0x7f
-    const out = Buffer.alloc(opcode === 1 ? 60 : 24)
-    out[0] = 2
-    out[1] = 0x80 | opcode
-    out.writeUInt32BE(Math.floor((Date.now() - this.started) / 1000), 8)
-    if (opcode === 1) {
-      this.maps++
-      msg.copy(out, 24, 24, 60)
-      const key = `${msg[36]}/${msg.readUInt16BE(40)}`
-      const lifetime = Math.min(msg.readUInt32BE(4), this.maxLifetimeS)
-      if (this.refuse) out[3] = 2
-      else if (lifetime === 0) this.mappings.delete(key)
-      else {
-        this.mappings.set(key, msg.readUInt16BE(40) + 10_000)
-        out.writeUInt32BE(lifetime, 4)
-        out.writeUInt16BE(msg.readUInt16BE(40) + 10_000, 42)
-        out.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 7], 44)
-      }
-    }
-    this.socket.send(out, port, host)
-  }
-}
+import { TestPcpServer } from './pcp-test-server.ts'
 
 const servers: TestPcpServer[] = []
 after(() => {
   for (const s of servers) s.socket.close()
 })
 
-async function setup(opts: { lifetimeS?: number; probeTimeoutMs?: number } = {}) {
+async function setup(opts: { lifetimeS?: number; probeTimeoutMs?: number; retryFirstMs?: number } = {}) {
   const server = new TestPcpServer()
   servers.push(server)
   const port = await server.listen()
@@ -73,6 +27,7 @@ async function setup(opts: { lifetimeS?: number; probeTimeoutMs?: number } = {})
     lifetimeS: opts.lifetimeS ?? 7200,
     probeTimeoutMs: opts.probeTimeoutMs ?? 1500,
     requestTimeoutMs: 500,
+    ...(opts.retryFirstMs === undefined ? {} : { retryFirstMs: opts.retryFirstMs, networkCheckMs: 100 }),
     findGateway: async () => ({ gateway: '127.0.0.1', iface: 'lo', local: '127.0.0.1' }),
     clients: () => [new PcpClient('127.0.0.1', '127.0.0.1', port)],
   })
@@ -140,6 +95,25 @@ describe('PortMapper with PCP', () => {
     assert.ok(performance.now() - t0 < 50, 'start returns at once')
     await eventually('none', () => mapper.status().state === 'none', 2000)
     assert.equal(mapper.status().reason, 'pcp: no answer; nat-pmp: off; upnp: off')
+    await mapper.stop()
+  })
+
+  it('asks a gateway that did not answer again later, and maps once it answers', async () => {
+    const { server, mapper } = await setup({ probeTimeoutMs: 300, retryFirstMs: 400 })
+    server.silent = true
+    mapper.start()
+    await eventually('none', () => mapper.status().state === 'none', 2000)
+    const firstProbe = mapper.status().probedAt
+    server.silent = false
+    await eventually('mapped on a retry', () => mapper.status().state === 'mapped', 5000)
+    assert.ok(mapper.status().probedAt! >= firstProbe! + 400, 'not before the retry time')
+    assert.deepEqual(
+      mapper
+        .mappings()
+        .map((m) => m.transport)
+        .sort(),
+      ['tcp', 'udp'],
+    )
     await mapper.stop()
   })
 

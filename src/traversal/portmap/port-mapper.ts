@@ -3,8 +3,11 @@
  * directly even through a symmetric NAT.
  *
  * At start and on a network change (default gateway or local address changed, checked every 30 s), it probes PCP,
- * NAT-PMP and UPnP IGD at once with one short question each (≤ 1.5 s in all), then maps with the first protocol that
+ * NAT-PMP and UPnP IGD at once with one short question each (≤ 1.5 s), then maps with the first protocol that
  * answered, in the order PCP, NAT-PMP, UPnP (a protocol that answers but refuses the mapping gives way to the next).
+ * The probe and these first mapping tries share one budget (2 s by default): each protocol that answered gets an equal
+ * share of what the probe left, so a router that answers the probe but drops every mapping request costs the budget
+ * once, and the status tells each protocol's outcome and how long the whole attempt took (`attemptMs`).
  * Nothing waits for it: node start and dials go on meanwhile, and a router that never answers costs one probe.
  *
  * A mapping is renewed at half its lifetime. Between renewals, a cheap check (PCP: ANNOUNCE and its epoch; NAT-PMP and
@@ -26,6 +29,7 @@ import { WarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import { type DefaultGateway, findDefaultGateway } from './gateway.ts'
 import { NatPmpClient } from './nat-pmp.ts'
+import { bounded, outcomeOf, summary } from './outcome.ts'
 import { PcpClient } from './pcp.ts'
 import type {
   MapGrant,
@@ -45,26 +49,37 @@ export interface PortMapperOptions {
   protocols: { pcp: boolean; natPmp: boolean; upnp: boolean }
   /** Lifetime asked for, s (default 7200). */
   lifetimeS?: number
-  /** Bound on the probe of all protocols together, ms (default 1500). */
+  /** Bound on the probe of all protocols together, ms (default 1500, at most the budget). */
   probeTimeoutMs?: number
+  /** Bound on one attempt: the probe and the first mapping tries of every protocol that answered, ms (default 2000). */
+  budgetMs?: number
   /** Bound on one map, renew or check, ms (default 2000). */
   requestTimeoutMs?: number
   /** How often the default gateway is read to notice a network change, ms (default 30000). */
   networkCheckMs?: number
+  /** Without a mapping, the first retry this long after the probe, ms (default 30000; then doubling up to 30 min). */
+  retryFirstMs?: number
   /** Where the gateway comes from (default: /proc/net/route). */
   findGateway?: () => Promise<DefaultGateway | undefined>
-  /** The protocol clients for a gateway (default: PCP, NAT-PMP, UPnP on it). */
+  /** The protocol clients for a gateway (default: PCP, NAT-PMP, UPnP on it); those of protocols off are left out. */
   clients?: (gw: DefaultGateway) => MapperClient[]
   log?: Logger
 }
 
 const ORDER: readonly PortMapProtocol[] = ['pcp', 'nat-pmp', 'upnp']
+/** Kept off each attempt's budget: timers fire a few ms late, and the attempt must end within its budget. */
+const TIMER_SLACK_MS = 50
 
 interface Held {
   req: MapRequest
   grant: MapGrant
   mapping: PortMapping
 }
+
+/** With no mapping, the first retry comes this long after the probe, ms; each later one waits twice as long… */
+const RETRY_FIRST_MS = 30_000
+/** …up to this, ms. */
+const RETRY_MAX_MS = 30 * 60_000
 
 export class PortMapper extends EventTarget {
   readonly #opts: PortMapperOptions
@@ -78,6 +93,8 @@ export class PortMapper extends EventTarget {
   #renewTimer: NodeJS.Timeout | undefined
   #checkTimer: NodeJS.Timeout | undefined
   #netTimer: NodeJS.Timeout | undefined
+  /** Probes in a row that found no mapping since the last network change (for the retry back-off). */
+  #retries = 0
   #stopped = false
   readonly #stopSignal = new AbortController()
 
@@ -150,8 +167,9 @@ export class PortMapper extends EventTarget {
   }
 
   #clientsFor(gw: DefaultGateway): MapperClient[] {
-    if (this.#opts.clients !== undefined) return this.#opts.clients(gw)
     const { pcp, natPmp, upnp } = this.#opts.protocols
+    const on = { pcp, 'nat-pmp': natPmp, upnp }
+    if (this.#opts.clients !== undefined) return this.#opts.clients(gw).filter((c) => on[c.protocol])
     return [
       ...(pcp ? [new PcpClient(gw.gateway, gw.local)] : []),
       ...(natPmp ? [new NatPmpClient(gw.gateway)] : []),
@@ -194,16 +212,18 @@ export class PortMapper extends EventTarget {
       return
     }
     this.#status = { state: 'probing', gateway: gw.gateway, mappings: [], probes: {} }
+    const budgetMs = this.#opts.budgetMs ?? 2000
+    const started = performance.now()
     const clients = this.#clientsFor(gw)
     const probes: Partial<Record<PortMapProtocol, ProbeOutcome>> = {}
     const { pcp, natPmp, upnp } = this.#opts.protocols
     if (!pcp) probes.pcp = 'off'
     if (!natPmp) probes['nat-pmp'] = 'off'
     if (!upnp) probes.upnp = 'off'
-    const signal = this.#signal(this.#opts.probeTimeoutMs ?? 1500)
+    const signal = this.#signal(Math.min(this.#opts.probeTimeoutMs ?? 1500, budgetMs))
     await Promise.all(
       clients.map((c) =>
-        c.probe(signal).then(
+        bounded(c.protocol, c.probe(signal), signal).then(
           () => {
             probes[c.protocol] = 'ok'
           },
@@ -214,26 +234,47 @@ export class PortMapper extends EventTarget {
       ),
     )
     let chosen: MapperClient | undefined
-    for (const protocol of ORDER) {
-      const c = clients.find((x) => x.protocol === protocol)
-      if (c === undefined || probes[protocol] !== 'ok' || this.#stopped) continue
-      const granted = await this.#mapAll(c, requests)
+    const answered = ORDER.flatMap((p) => {
+      const c = clients.find((x) => x.protocol === p)
+      return c !== undefined && probes[p] === 'ok' ? [c] : []
+    })
+    for (const [i, c] of answered.entries()) {
+      if (this.#stopped) break
+      // an equal share of what is left of the budget for this protocol and each one after it
+      const share = Math.floor((budgetMs - TIMER_SLACK_MS - (performance.now() - started)) / (answered.length - i))
+      if (share < 1) {
+        probes[c.protocol] = 'no answer'
+        continue
+      }
+      const granted = await this.#mapAll(c, requests, share)
       if (granted.ok) {
         chosen = c
+        for (const rest of answered.slice(i + 1)) probes[rest.protocol] = 'not needed'
         break
       }
-      probes[protocol] = granted.outcome
+      probes[c.protocol] = granted.outcome
     }
+    const attemptMs = Math.round(performance.now() - started)
     for (const c of clients) if (c !== chosen) await c.close()
     this.#client = chosen
     if (chosen === undefined) {
       const reason = summary(probes)
-      this.#status = { state: 'none', gateway: gw.gateway, mappings: [], probes, reason, probedAt }
+      this.#status = { state: 'none', gateway: gw.gateway, mappings: [], probes, reason, probedAt, attemptMs, budgetMs }
       this.#log('info', `port mapping: none from ${gw.gateway} (${why}): ${reason}`)
       this.#emit()
       return
     }
-    this.#status = { state: 'mapped', protocol: chosen.protocol, gateway: gw.gateway, mappings: [], probes, probedAt }
+    this.#retries = 0
+    this.#status = {
+      state: 'mapped',
+      protocol: chosen.protocol,
+      gateway: gw.gateway,
+      mappings: [],
+      probes,
+      probedAt,
+      attemptMs,
+      budgetMs,
+    }
     this.#log(
       'info',
       `port mapping (${chosen.protocol}) from ${gw.gateway}: ${this.mappings()
@@ -244,12 +285,27 @@ export class PortMapper extends EventTarget {
     this.#schedule()
   }
 
-  /** Maps every request with `c`; ok when at least one was granted (those are held). */
-  async #mapAll(c: MapperClient, requests: MapRequest[]): Promise<{ ok: true } | { ok: false; outcome: ProbeOutcome }> {
+  /** Maps every request with `c` within `boundMs` in all; ok when at least one was granted (those are held). */
+  async #mapAll(
+    c: MapperClient,
+    requests: MapRequest[],
+    boundMs: number,
+  ): Promise<{ ok: true } | { ok: false; outcome: ProbeOutcome }> {
     let last: unknown
+    const bound = this.#signal(boundMs)
     for (const req of requests) {
       try {
-        const grant = await c.map(req, this.#signal(this.#opts.requestTimeoutMs ?? 2000))
+        const one = AbortSignal.any([bound, AbortSignal.timeout(this.#opts.requestTimeoutMs ?? 2000)])
+        const asked = c.map(req, one)
+        // a grant that arrives after the bound is deleted, not held (best effort)
+        asked.then(
+          (late) => {
+            if (one.aborted)
+              c.unmap({ ...req, externalPort: late.externalPort }, AbortSignal.timeout(2000)).catch(() => {})
+          },
+          () => {},
+        )
+        const grant = await bounded(c.protocol, asked, one)
         this.#hold(c.protocol, req, grant)
       } catch (err) {
         last = err
@@ -347,7 +403,18 @@ export class PortMapper extends EventTarget {
   async #watchNetwork(): Promise<void> {
     const gw = await (this.#opts.findGateway ?? findDefaultGateway)()
     const before = this.#gateway
-    if (gw?.gateway === before?.gateway && gw?.local === before?.local) return
+    if (gw?.gateway === before?.gateway && gw?.local === before?.local) {
+      // without a mapping (an answer lost on a busy link, a router rebooting, port mapping turned on at the router)
+      // it asks again now and then: after 30 s, doubling up to 30 min
+      const st = this.#status
+      if (st.state !== 'none' || gw === undefined || st.probedAt === undefined) return
+      const wait = Math.min((this.#opts.retryFirstMs ?? RETRY_FIRST_MS) * 2 ** this.#retries, RETRY_MAX_MS)
+      if (Date.now() - st.probedAt < wait) return
+      this.#retries++
+      await this.#probeAndMap(`no mapping yet, asking again (attempt ${this.#retries + 1})`)
+      return
+    }
+    this.#retries = 0
     await this.#probeAndMap(`network changed: gateway ${before?.gateway ?? 'none'} → ${gw?.gateway ?? 'none'}`)
   }
 
@@ -376,18 +443,4 @@ export class PortMapper extends EventTarget {
       ),
     )
   }
-}
-
-function outcomeOf(err: unknown): ProbeOutcome {
-  const e = err as WarrenError | undefined
-  const reason = (e?.details as { reason?: string } | undefined)?.reason
-  if (reason === 'no answer') return 'no answer'
-  if (reason === 'refused') return `refused: ${e!.message}`
-  return `failed: ${e?.message ?? 'unknown'}`
-}
-
-/** Why no mapping: the outcome per protocol, in one line. */
-function summary(probes: Partial<Record<PortMapProtocol, ProbeOutcome>>): string {
-  const parts = ORDER.flatMap((p) => (probes[p] === undefined ? [] : [`${p}: ${probes[p]}`]))
-  return parts.length === 0 ? 'no protocol was tried' : parts.join('; ')
 }

@@ -20,8 +20,11 @@ export interface PortMapping {
   expiresAt: number
 }
 
-/** What a probe of one protocol found. */
-export type ProbeOutcome = 'ok' | 'no answer' | 'off' | `refused: ${string}` | `failed: ${string}`
+/**
+ * What the latest attempt found for one protocol: `ok` (it answered, and holds the mappings when `protocol` names it),
+ * `not needed` (it answered, but a protocol tried before it mapped), `no answer`, `off` (config), refused or failed.
+ */
+export type ProbeOutcome = 'ok' | 'no answer' | 'off' | 'not needed' | `refused: ${string}` | `failed: ${string}`
 
 export interface PortMapStatus {
   /** `off`: config turned it off; `probing`; `mapped`: at least one mapping; `none`: the gateway gave none. */
@@ -37,6 +40,10 @@ export interface PortMapStatus {
   reason?: string
   /** When the latest probe ran (epoch ms). */
   probedAt?: number
+  /** How long the latest attempt took, probe and first mapping tries together, ms (at most {@link budgetMs}). */
+  attemptMs?: number
+  /** The bound on one attempt, ms. */
+  budgetMs?: number
 }
 
 /** What the mapper asks a protocol to map. */
