@@ -11,7 +11,7 @@
  * Writes bench/results/<YYYY-MM-DD>.json and prints a table with the ratios and the targets it checks: a forward at
  * >= 0.7x the raw libp2p stream each way, >= 1.5 Gbit/s each way, and a forward's set-up p50 <= 2 ms.
  *
- *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--no-discovery] [--no-browser] [--out file.json]
+ *   npm run bench -- --mib 512 --reps 5 --connections 1000 [--no-forward] [--no-http] [--no-discovery] [--no-browser] [--no-relay] [--out file.json]
  *     [--profile dir]
  *
  * Then the HTTP benchmark (bench/http.ts: requests/s and p50/p99 through the gateway and the HTTP proxy
@@ -25,6 +25,9 @@
  * Then the browser benchmark (bench/browser.ts: bundle size, page load → first byte p50 over 20 loads, throughput
  * browser → relay → node both ways; needs Chromium, else skipped saying why), unless `--no-browser`.
  *
+ * Then the relay benchmark (bench/relay.ts: relay CPU-seconds per relayed Gbit through a real `warren relay`, and
+ * relay memory per idle reservation), unless `--no-relay`; run it alone with `node bench/relay.ts`.
+ *
  * `--profile <dir>` writes V8 CPU profiles of the two daemons and the libp2p peers there (see bench/profile.ts).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -35,6 +38,7 @@ import { browserBenchSkip, runBrowserBenchReport } from './browser.ts'
 import { DISCOVERY_DEFAULTS, runDiscoveryBench } from './discovery.ts'
 import { defaultLoadgen, runHttpBench } from './http.ts'
 import { Child } from './proc.ts'
+import { runRelayBenchReport } from './relay.ts'
 import { formatTable, gbitPerSec, type LatencySummary, MiB, median, mibPerSec, summarize } from './stats.ts'
 import { runTransparentBench, transparentBenchSkip } from './transparent.ts'
 import { type Endpoint, startPair, type WarrenPair } from './warren-pair.ts'
@@ -54,6 +58,8 @@ const { values: args } = parseArgs({
     'no-transparent': { type: 'boolean', default: false },
     /** Skip the browser benchmark (bench/browser.ts). */
     'no-browser': { type: 'boolean', default: false },
+    /** Skip the relay benchmark (bench/relay.ts: relay CPU per relayed Gbit, memory per idle reservation). */
+    'no-relay': { type: 'boolean', default: false },
     out: { type: 'string' },
     profile: { type: 'string' },
   },
@@ -344,5 +350,18 @@ if (!args['no-browser']) {
   const skip = browserBenchSkip()
   log(`browser → relay → node (bench/browser.ts)${skip === undefined ? '' : `: skipped, ${skip}`}`)
   if (skip === undefined) await runBrowserBenchReport({ loads: 20, mib: Math.min(Number(args.mib), 64) })
+}
+if (!args['no-relay']) {
+  log('relay: CPU per relayed Gbit and memory per idle reservation (bench/relay.ts)')
+  await runRelayBenchReport({
+    mib: Math.min(Number(args.mib), 256),
+    reps: Math.min(REPS, 3),
+    reservations: 3_000,
+    step: 500,
+    variants: ['tuned'],
+    throughput: true,
+    idle: true,
+    log,
+  })
 }
 process.exit(0)

@@ -9,7 +9,9 @@
  *   its whole TTL, although nobody can reach the node through it any more): a node that comes back reserves again.
  * - circuits: the gater's `denyOutboundRelayedConnection` applies the caps; `handleConnect` and `stopHop` are wrapped
  *   (with an AsyncLocalStorage context per circuit) to book each circuit, count its bytes and close bounded ones at
- *   their duration limit ({@link CircuitTracker}).
+ *   their duration limit ({@link CircuitTracker}). The server is handed stand-ins for the two streams
+ *   ({@link StreamStandIn}) and Warren joins the real ones itself ({@link spliceStreams}): the server's own pipe holds
+ *   every byte a circuit's source sends until the circuit closes, and never pauses a stream.
  * - only the data limit reaches libp2p: its server reads `limit.duration` as milliseconds but sends it to clients
  *   who read seconds (see docs/relay.md), so durations are Warren's own and told through `/warren/relay/1.0.0`.
  *
@@ -29,6 +31,8 @@ import { type CircuitSlot, CircuitTracker } from './circuits.ts'
 import { type CircuitLimit, ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
 import { reservationTimer } from './reservation-timer.ts'
 import { ReservedConnections } from './reserved-over.ts'
+import { type Splice, spliceStreams } from './splice.ts'
+import { StreamStandIn } from './stand-in.ts'
 
 /** Circuit relay v2 statuses, as js-libp2p's protobuf code names them. */
 const STATUS_OK = 'OK'
@@ -67,6 +71,12 @@ interface CircuitContext {
   slot?: CircuitSlot
   dst?: PeerId
   dstStream?: Stream
+  /** The hop stream of the node that asked, once the server let go of it. */
+  srcStream?: Stream
+  /** What carries the circuit's bytes ({@link spliceStreams}), once both streams exist. */
+  splice?: Splice
+  /** What the server got in place of {@link dstStream}. */
+  dstStandIn?: StreamStandIn
 }
 
 export interface ReservationInfo {
@@ -113,6 +123,10 @@ export class RelayHooks {
   readonly #expires = new Map<string, number>()
   /** The connection each node last reserved over: circuits to it go there, not to an older one that may be dead. */
   readonly #reservedOver = new ReservedConnections()
+  /** The per-IP group of each reservation's address ({@link #groupOf}); null when uncapped. */
+  readonly #groups = new WeakMap<Multiaddr, string | null>()
+  /** Leave the bytes to js-libp2p's own pipe: only for bench/relay.ts, which compares the two. */
+  readonly #libp2pPipe = process.env.WARREN_BENCH_LIBP2P_PIPE === '1'
   #server: ServerInternals | undefined
   #libp2p: WarrenLibp2p | undefined
 
@@ -213,6 +227,13 @@ export class RelayHooks {
       const result = reserve(peer, addr)
       const stored = store.get(peer)
       if (result.status === STATUS_OK && stored !== undefined) {
+        if (existing === undefined && ttlMs !== undefined) {
+          // libp2p's timer (retimeable-signal) holds an Error with its stack trace per reservation; this one does not
+          stored.signal?.clear?.()
+          stored.signal = reservationTimer(ttlMs, () => {
+            if (store.get(peer) === stored) store.removeReservation(peer)
+          })
+        }
         const limit = this.#policy.limitFor(id)
         // data only: libp2p would enforce a duration as milliseconds and send it as seconds
         if (limit === undefined) delete stored.limit
@@ -232,14 +253,19 @@ export class RelayHooks {
     const handleConnect = s.handleConnect.bind(s)
     s.handleConnect = (opts, options) => {
       const ctx: CircuitContext = { src: opts.connection.remotePeer.toString() }
+      // the server takes the source stream off the hop stream with unwrap() right before it relays
+      const hop = opts.stream
+      const stream = this.#libp2pPipe
+        ? hop
+        : (Object.create(hop, { unwrap: { value: () => this.#splice(ctx, hop.unwrap()) } }) as typeof hop)
       return this.#context.run(ctx, async () => {
         let relaying = false
         try {
-          await handleConnect(opts, options)
+          await handleConnect({ ...opts, stream }, options)
           relaying = true
         } finally {
           // the source stream is unwrapped only now: the server still writes protobuf on it until it relays
-          this.#settle(ctx, relaying ? opts.stream : undefined)
+          this.#settle(ctx, relaying, opts.stream)
         }
       })
     }
@@ -251,17 +277,46 @@ export class RelayHooks {
         stopHop({ ...opts, connection }, { ...options, ...(signal === undefined ? {} : { signal }) }),
       )
       const ctx = this.#context.getStore()
-      if (ctx !== undefined && stream !== undefined) {
-        ctx.dst = opts.connection.remotePeer
-        ctx.dstStream = stream
+      if (ctx === undefined || stream === undefined || this.#libp2pPipe) {
+        if (ctx !== undefined && stream !== undefined) {
+          ctx.dst = opts.connection.remotePeer
+          ctx.dstStream = stream
+        }
+        return stream
       }
-      return stream
+      ctx.dst = opts.connection.remotePeer
+      ctx.dstStream = stream
+      ctx.dstStandIn = new StreamStandIn((err) => (ctx.splice ?? stream).abort(err))
+      return ctx.dstStandIn as unknown as Stream
     }
   }
 
-  #settle(ctx: CircuitContext, hop: { unwrap(): Stream } | undefined): void {
+  /**
+   * Joins the source stream to the destination stream of the circuit being opened and returns the stand-in the
+   * server relays instead (the real stream when there is no destination stream to join it to).
+   */
+  #splice(ctx: CircuitContext, src: Stream): Stream {
+    ctx.srcStream = src
+    const dst = ctx.dstStream
+    if (dst === undefined) return src
+    const standIn = new StreamStandIn((err) => ctx.splice?.abort(err))
+    ctx.splice = spliceStreams(src, dst, {
+      ...(ctx.limit === undefined ? {} : { dataLimit: ctx.limit.dataBytes }),
+      onEnd: (err) => {
+        standIn.end(err)
+        ctx.dstStandIn?.end(err)
+      },
+    })
+    return standIn as unknown as Stream
+  }
+
+  #settle(ctx: CircuitContext, relaying: boolean, hop?: { unwrap(): Stream }): void {
+    const src = relaying ? (ctx.srcStream ?? hop?.unwrap()) : undefined
+    if (src === undefined && ctx.dstStream !== undefined && ctx.splice === undefined) {
+      // the circuit was not opened after all: its stream to the destination goes
+      ctx.dstStream.abort(new Error('the relayed connection was not established'))
+    }
     if (ctx.slot === undefined) return
-    const src = hop?.unwrap()
     if (src === undefined || ctx.dst === undefined || ctx.dstStream === undefined || src.status !== 'open') {
       ctx.slot.release()
       return
@@ -301,9 +356,16 @@ export class RelayHooks {
 
   /** The address a reservation from `addr` counts against per IP; undefined when uncapped or unknown. */
   #groupOf(addr: Multiaddr | undefined): string | undefined {
-    if (addr === undefined || this.#proxied(addr)) return undefined
-    const ip = addr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
-    return ip === undefined ? undefined : ipGroup(ip)
+    if (addr === undefined) return undefined
+    // asked for every held reservation at each new one: parsed once per address
+    const known = this.#groups.get(addr)
+    if (known !== undefined) return known ?? undefined
+    const ip = this.#proxied(addr)
+      ? undefined
+      : addr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
+    const group = ip === undefined ? undefined : ipGroup(ip)
+    this.#groups.set(addr, group ?? null)
+    return group
   }
 
   /** The remote address of an open connection of `peer`, if it has one. */
