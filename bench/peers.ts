@@ -12,13 +12,15 @@
  * - memory: each round, PSS of both forwarder ends (with child processes, such as sshd's per-connection ones) at
  *   idle after the workloads, and again after `--idle-wait` seconds (default 60) of idling; then a fresh instance of
  *   each tunnel is started, its idle PSS read, `--idle` idle forwarded connections opened through it and the PSS
- *   growth of both ends per connection computed.
+ *   growth of both ends per connection computed (`--workloads idle`: only this part). The idle connections are held by
+ *   child processes (bench/peers/idle-clients.ts), each echoing 8 random bytes; every end must be allowed
+ *   `--idle` + 100 open files (the hard `ulimit -n` the bench inherits), or the workload says so and stops.
  *
  * Prints medians with [min-max] and the 1-minute load average, Warren's ratio to each peer, the issue's targets, and
  * writes bench/results/<date>-peers.json.
  *
  *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--http-seconds 5] [--connections 64]
- *     [--idle 2000] [--idle-wait 60] [--peers tcp,socat,ssh,libp2p,warren] [--workloads bulk,setup,http,memory]
+ *     [--idle 2000] [--idle-wait 60] [--idle-peers warren,…] [--peers tcp,socat,ssh,libp2p,warren] [--workloads bulk,setup,http,memory,idle]
  *     [--loadgen wrk|autocannon] [--out file.json]
  *   node bench/peers.ts --report bench/results/<date>-peers.json   # prints the tables of a result file again
  */
@@ -51,6 +53,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '64' },
     idle: { type: 'string', default: '2000' },
     'idle-wait': { type: 'string', default: '60' },
+    'idle-peers': { type: 'string' },
     peers: { type: 'string', default: 'tcp,socat,ssh,libp2p,warren' },
     workloads: { type: 'string', default: 'bulk,setup,http,memory' },
     loadgen: { type: 'string' },
@@ -63,6 +66,8 @@ const bulkMiB = Number(args.bulk)
 const loadgen = (args.loadgen ?? defaultLoadgen()) as 'wrk' | 'autocannon'
 const wanted = new Set(args.peers.split(','))
 const workloads = new Set(args.workloads.split(','))
+/** Tunnels the fresh-ends memory phase runs on (default: all): ssh `-L` takes minutes for 20,000 channels. */
+const idlePeers = args['idle-peers'] === undefined ? undefined : new Set(args['idle-peers'].split(','))
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
@@ -175,16 +180,22 @@ try {
       }
     }
     // memory of fresh ends: started for this, idle, then with --idle idle connections through them
-    for (const t of workloads.has('memory') ? order : []) {
-      if (t.pids.length === 0) continue
+    for (const t of workloads.has('memory') || workloads.has('idle') ? order : []) {
+      if (t.pids.length === 0 || (idlePeers !== undefined && !idlePeers.has(t.key))) continue
       const fresh = (await starters[t.key]!(targets)) as Tunnel
       try {
         const m = await idlePss(fresh)
         add(t, 'startMiB', Math.max(...m.endsMiB), m.load)
         add(t, 'startBothMiB', m.bothMiB, m.load)
-        const c = await perConnection(fresh, Number(args.idle))
-        add(t, 'perConnKiB', c.value, c.load)
-        log(`  ${t.name} fresh: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')}), ${c.value} KiB per idle connection`)
+        // a tunnel that cannot hold --idle connections gets no figure for this round, and the reason is logged
+        const c = await perConnection(fresh, Number(args.idle)).catch((err: Error) => {
+          log(`  ${t.name}: no per-connection figure: ${err.message}`)
+          return undefined
+        })
+        if (c !== undefined) add(t, 'perConnKiB', c.value, c.load)
+        log(
+          `  ${t.name} fresh: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')})${c === undefined ? '' : `, ${c.value} KiB per idle connection (${c.open} open at once, all echoed, sha256 ${c.sha256.slice(0, 16)})`}`,
+        )
       } finally {
         await fresh.stop()
       }

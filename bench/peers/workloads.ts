@@ -3,10 +3,12 @@
  * bulk transfer both ways, connection set-up through the established tunnel, HTTP keep-alive load, and memory
  * (PSS of the idle forwarder ends, and its growth per idle forwarded connection).
  */
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
 import { loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { runAutocannon, runWrk } from '../http.ts'
+import { Child } from '../proc.ts'
 import { MiB, mibPerSec, quantile } from '../stats.ts'
 import { tcpDownload, tcpSetup, tcpUpload } from '../xfer.ts'
 import type { Tunnel } from './forwarders.ts'
@@ -89,26 +91,6 @@ async function settledPss(pids: number[]): Promise<number> {
   return last
 }
 
-/** Opens one connection to the echo port and waits for one echoed byte: the tunnel's stream is up end to end. */
-function openEchoed(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, noDelay: true })
-    const timer = setTimeout(() => {
-      s.destroy()
-      reject(new Error('idle connection: no echo within 30 s'))
-    }, 30_000)
-    s.once('connect', () => s.write('x'))
-    s.once('data', () => {
-      clearTimeout(timer)
-      resolve(s)
-    })
-    s.once('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-  })
-}
-
 export interface IdlePss {
   /** PSS of both forwarder ends (with their child processes), MiB. */
   bothMiB: number
@@ -125,22 +107,76 @@ export async function idlePss(t: Tunnel): Promise<IdlePss> {
   return { bothMiB: mib(both), endsMiB: t.pids.map((pid) => mib(treePssKiB([pid]))), load: load1() }
 }
 
-/** Opens `n` idle echo connections (64 at a time) and returns the PSS growth of both ends per connection, KiB. */
-export async function perConnection(t: Tunnel, n: number): Promise<Sample> {
-  const before = await settledPss(t.pids)
-  const sockets: Socket[] = []
-  try {
-    for (let i = 0; i < n; i += 64) {
-      const batch = await Promise.allSettled(
-        Array.from({ length: Math.min(64, n - i) }, () => openEchoed(t.ports.echo)),
-      )
-      for (const r of batch) if (r.status === 'fulfilled') sockets.push(r.value)
-      const failed = batch.find((r) => r.status === 'rejected')
-      if (failed !== undefined) throw new Error(`${t.name}: idle connection ${sockets.length + 1}: ${failed.reason}`)
-    }
-    const after = await settledPss(t.pids)
-    return { value: Math.round(((after - before) / n) * 10) / 10, load: load1() }
-  } finally {
-    for (const s of sockets) s.destroy()
+/** Connections one idle-clients child holds (each needs a file; one process may hold `ulimit -n`). */
+const PER_CLIENT = 8_000
+/** Files a daemon or the echo server needs besides one per connection. */
+const SPARE_FILES = 100
+
+/** The hard limit on open files of this process, which the daemons and servers it starts inherit. */
+export function openFilesLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'))
+  const hard = line?.trim().split(/\s+/)[4]
+  return hard === undefined || hard === 'unlimited' ? Number.POSITIVE_INFINITY : Number(hard)
+}
+
+/** What {@link perConnection} measured: PSS growth per connection and the echo check of every connection. */
+export interface PerConnection extends Sample {
+  /** Connections open at once, every one of which echoed its 8 bytes. */
+  open: number
+  /** sha256 of the bytes every connection sent, and of those that came back (equal). */
+  sha256: string
+}
+
+/**
+ * Opens `n` idle echo connections, spread over child processes of at most {@link PER_CLIENT} each, every one
+ * sending 8 random bytes and checking they came back; returns the PSS growth of both ends per connection, KiB.
+ * Fails when a connection fails, an echo differs, or `n` exceeds what one process may open (each forwarder end and
+ * the echo server hold `n` sockets).
+ */
+export async function perConnection(t: Tunnel, n: number): Promise<PerConnection> {
+  const limit = openFilesLimit()
+  if (n + SPARE_FILES > limit) {
+    throw new Error(
+      `${n} idle connections need ${n + SPARE_FILES} open files in each forwarder end and the echo server, but the hard limit here is ${limit} (ulimit -Hn): raise it, or run with --idle ${limit - SPARE_FILES}`,
+    )
   }
+  const before = await settledPss(t.pids)
+  const script = fileURLToPath(new URL('idle-clients.ts', import.meta.url))
+  const clients: Child[] = []
+  try {
+    const sent = createHash('sha256')
+    const got = createHash('sha256')
+    let open = 0
+    for (let left = n; left > 0; left -= PER_CLIENT) {
+      const c = new Child(`idle clients ${clients.length + 1}`, [script, String(t.ports.echo)])
+      clients.push(c)
+      await c.next(30_000)
+      const r = await c.request<IdleClientsAnswer>(`open ${Math.min(left, PER_CLIENT)}`, 30 * 60_000)
+      if (r.failed > 0 || r.echoed !== r.open) {
+        throw new Error(
+          `${t.name}: idle connection ${open + r.open + 1} of ${n}: ${r.firstError ?? `${r.open - r.echoed} echoes differ`}`,
+        )
+      }
+      open += r.open
+      sent.update(r.sentSha256)
+      got.update(r.gotSha256)
+    }
+    const sha256 = sent.digest('hex')
+    if (got.digest('hex') !== sha256) throw new Error(`${t.name}: the echoed bytes differ from those sent`)
+    const after = await settledPss(t.pids)
+    return { value: Math.round(((after - before) / n) * 10) / 10, load: load1(), open, sha256 }
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()))
+  }
+}
+
+interface IdleClientsAnswer {
+  open: number
+  echoed: number
+  failed: number
+  firstError?: string
+  sentSha256: string
+  gotSha256: string
 }

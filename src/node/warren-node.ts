@@ -29,7 +29,7 @@ import { HomeRelay } from '../relay/client/home-relay.ts'
 import { watchLimitedConnections } from '../relay/client/limited-connections.ts'
 import { type RelayLinks, watchRelayLinks } from '../relay/client/relay-links.ts'
 import type { RpcMethods } from '../rpc/methods.ts'
-import { type OpenServiceOptions, openServiceStream } from '../services/dial.ts'
+import { type OpenServiceOptions, startServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
 import { ServiceRegistry } from '../services/registry.ts'
 import { countStream, logStreams, StreamCounters } from '../services/stream-counters.ts'
@@ -302,6 +302,20 @@ export class WarrenNode implements WarrenNodeApi {
     service: string,
     opts: ConnectOptions & { port?: number } = {},
   ): Promise<Stream> {
+    const { stream, answer } = await this.#startService(node, service, opts)
+    await answer
+    return stream
+  }
+
+  /**
+   * Opens a service stream and sends its request without waiting for the host's answer; `answer` settles once
+   * the host answered, the stream counted from then on (a refusal counted as never opened, and rejected with it).
+   */
+  async #startService(
+    node: string | ResolvedNode,
+    service: string,
+    opts: ConnectOptions & { port?: number },
+  ): Promise<{ stream: Stream; answer: Promise<void> }> {
     const peerOf = (): string => (typeof node === 'string' ? node : node.id.toString())
     const dialStart = Date.now()
     let conn: Connection
@@ -320,39 +334,53 @@ export class WarrenNode implements WarrenNodeApi {
     }
     if (opts.signal !== undefined) streamOpts.signal = opts.signal
     if (opts.port !== undefined) streamOpts.port = opts.port
-    let stream: Stream
-    try {
-      stream = await openServiceStream(conn, service, streamOpts)
-    } catch (err) {
+    const refused = (err: unknown): never => {
       const e = err as Error & { code?: string }
       const cause =
         e.code === 'ERR_TARGET_UNREACHABLE' ? 'unreachable' : e.code === 'ERR_STREAM_ABORTED' ? 'failed' : 'refused'
       this.streamCounters.never({ direction: 'outgoing', service, peer }, cause, e.message)
       throw err
     }
-    countStream(
-      stream,
-      this.streamCounters,
-      { direction: 'outgoing', service, peer },
-      opts.port === undefined ? {} : { port: opts.port },
-    )
-    return stream
+    const pending = await startServiceStream(conn, service, streamOpts).catch(refused)
+    const answer = pending.answer.then(() => {
+      countStream(
+        pending.stream,
+        this.streamCounters,
+        { direction: 'outgoing', service, peer },
+        {
+          ...(opts.port === undefined ? {} : { port: opts.port }),
+          sentEarly: pending.sentEarly(),
+        },
+      )
+    }, refused)
+    answer.catch(() => {}) // the caller may stop before it reads the answer
+    return { stream: pending.stream, answer }
   }
 
+  /**
+   * Pipes `local` through a service stream. The client's first bytes go out with the request, before the host's
+   * answer (one round trip less per connection); the stream's bytes reach `local` only after an OK. A refusal
+   * rejects with the same error as {@link openService}, and `local` is reset.
+   */
   async pipeService(
     local: Duplex,
     node: string,
     service: string,
     opts: { addrs?: string[] } = {},
   ): Promise<PipeResult> {
-    let stream: Stream
+    let pending: { stream: Stream; answer: Promise<void> }
     try {
-      stream = await this.openService(node, service, opts)
+      pending = await this.#startService(node, service, opts)
     } catch (err) {
       abortLocal(local, err as Error)
       throw err
     }
-    const res = await pipeStream(stream, local)
+    let refusal: Error | undefined
+    pending.answer.catch((err: Error) => {
+      refusal = err
+    })
+    const res = await pipeStream(pending.stream, local, { ready: pending.answer })
+    if (refusal !== undefined && res.error === refusal) throw refusal
     this.#log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`forward to ${node}/${service}`, res))
     return res
   }

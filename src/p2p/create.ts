@@ -33,6 +33,7 @@ import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from './dht.ts'
 import { warrenMdns } from './mdns.ts'
 import { batching, coalescing } from './patches/coalesce.ts'
 import { honest } from './patches/honest-streams.ts'
+import { leanListeners } from './patches/lean-listeners.ts'
 import { noiseCrypto } from './patches/noise-crypto.ts'
 import { skipUnheardEvents } from './patches/unheard-events.ts'
 import { PRESETS, type PresetName } from './presets.ts'
@@ -67,7 +68,8 @@ export interface NodeOptions {
    */
   stock?: boolean
   /**
-   * Installs {@link skipUnheardEvents}: `main-event` emitters skip building events nobody listens to. It patches a
+   * Installs {@link skipUnheardEvents}: `main-event` emitters skip building events nobody listens to, and
+   * {@link leanListeners}: listeners added without options go straight to Node's EventTarget. Each patches a
    * prototype shared by the whole process (every libp2p node and any other `main-event` user in it), so it is off
    * unless asked for; the `warren up` and `warren-relay` daemons turn it on. Ignored with `stock`.
    */
@@ -109,6 +111,8 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   const wrap = <T>(f: (x: T) => T): ((x: T) => T) => (opts.stock === true ? (x) => x : f)
   // events with no listener are not dispatched (src/p2p/patches/unheard-events.ts); process-wide, so only when asked
   if (opts.stock !== true && opts.skipUnheardEvents === true) skipUnheardEvents()
+  // and listeners without options cost only what Node's EventTarget costs (src/p2p/patches/lean-listeners.ts)
+  if (opts.stock !== true && opts.skipUnheardEvents === true) leanListeners()
   try {
     return (await createLibp2p({
       // one silent logger for every stream unless DEBUG asks for libp2p's (src/p2p/quiet-logger.ts)

@@ -63,7 +63,15 @@ export function abortLocal(local: Duplex, error: Error): void {
   local.destroy(error)
 }
 
-export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
+export interface PipeOptions {
+  /**
+   * Bytes from the local side go out at once, bytes from the stream are read only once this resolves (the far
+   * side's status answer has been taken off the stream); a rejection ends the pipe with that error.
+   */
+  ready?: Promise<unknown>
+}
+
+export function pipeStream(stream: Stream, local: Duplex, opts: PipeOptions = {}): Promise<PipeResult> {
   stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER)
   const started = Date.now()
   const result: PipeResult = { bytesIn: 0, bytesOut: 0, durationMs: 0 }
@@ -162,16 +170,23 @@ export function pipeStream(stream: Stream, local: Duplex): Promise<PipeResult> {
       if (!localEnded || !inDone) finish(new Error('local connection closed before the stream ended'))
     }
 
-    stream.addEventListener('message', onMessage)
-    stream.addEventListener('end', onStreamEnd)
-    stream.addEventListener('close', onStreamClose)
+    const readStream = (): void => {
+      if (settled) return
+      stream.addEventListener('message', onMessage)
+      stream.addEventListener('end', onStreamEnd)
+      stream.addEventListener('close', onStreamClose)
+      if (stream.readStatus === 'paused') stream.resume()
+      if (stream.readableEnded) onStreamEnd()
+      // closed both ways while the answer was awaited: its 'close' came and went already
+      if (stream.status === 'closed') onStreamClose(new Event('close'))
+    }
     local.on('data', onData)
     local.on('end', onLocalEnd)
     local.on('drain', onLocalDrain)
     local.on('error', onLocalError)
     local.on('close', onLocalClose)
-    if (stream.readStatus === 'paused') stream.resume()
-    if (stream.readableEnded) onStreamEnd()
+    if (opts.ready === undefined) readStream()
+    else opts.ready.then(readStream, (err: Error) => finish(err))
     // a client that half-closed before the stream was open (`printf … | nc -N`): its 'end' came and went already
     if (local.readableEnded) onLocalEnd()
   })

@@ -55,12 +55,29 @@ function unsupported(peer: PeerId, cause: unknown): WarrenError {
   })
 }
 
-/** Opens a service stream on `conn`; resolves once the host answered OK. */
-export async function openServiceStream(
+/** A service stream whose request is on its way, and the host's answer to it. */
+export interface PendingServiceStream {
+  stream: Stream
+  /**
+   * Resolves once the host answered OK, leaving the bytes after the status on the stream; rejects with the
+   * WarrenError a refusal, a time-out or a bad answer means (the stream is aborted then).
+   */
+  answer: Promise<void>
+  /** Bytes the caller sent on the stream before the answer came (the request header not included). */
+  sentEarly: () => number
+}
+
+/**
+ * Opens a service stream on `conn` and sends the request without waiting for the host: with optimistic protocol
+ * selection the protocol id, the request header and whatever the caller sends next leave in the same writes. The
+ * host answers one status before any byte of the target (docs/protocol.md), so the caller may send at once but
+ * must read `answer` before it reads from the stream. Rejects when the stream cannot be opened at all.
+ */
+export async function startServiceStream(
   conn: Connection,
   service: string,
   opts: OpenServiceOptions = {},
-): Promise<Stream> {
+): Promise<PendingServiceStream> {
   const peer = conn.remotePeer
   const timeoutMs = opts.timeoutMs ?? 30_000
   let request: Uint8Array
@@ -100,14 +117,56 @@ export async function openServiceStream(
   }
   try {
     stream.send(request)
+  } catch (err) {
+    stream.abort(err as Error)
+    throw new WarrenError('ERR_DIAL_FAILED', `could not open a stream to node ${peer}: ${(err as Error).message}`, {
+      cause: err,
+    })
+  }
+  let early = 0
+  const send = stream.send
+  stream.send = (data) => {
+    early += data.byteLength
+    return send.call(stream, data)
+  }
+  const answer = readAnswer(stream, peer, service, timeoutMs, opts)
+  // the instance's own send again once answered; a caller that stops early (its client went away) must not leave
+  // an unhandled rejection behind
+  answer.then(
+    () => {
+      stream.send = send
+    },
+    () => {},
+  )
+  return { stream, answer, sentEarly: () => early }
+}
+
+async function readAnswer(
+  stream: Stream,
+  peer: PeerId,
+  service: string,
+  timeoutMs: number,
+  opts: OpenServiceOptions,
+): Promise<void> {
+  try {
     const res = decodeResponse(await readFrame(stream, timeoutMs, opts.signal))
-    if (res.status === Status.OK) return stream
+    if (res.status === Status.OK) return
     stream.abort(new Error(res.reason))
     throw statusError(peer, service, res.status, res.reason, opts.selfId)
   } catch (err) {
     if (err instanceof WarrenError) throw err
-    stream.abort(err as Error)
     const e = err as Error
+    if (stream.status === 'aborted') {
+      // this side gave up first (its client went away while the answer was on its way): not the host's doing
+      throw new WarrenError(
+        'ERR_STREAM_ABORTED',
+        `the stream for "${service}" ended before node ${peer} answered: ${e.message}`,
+        {
+          cause: err,
+        },
+      )
+    }
+    stream.abort(e)
     if (e.name === 'UnsupportedProtocolError') throw unsupported(peer, err)
     if (e.name === 'FrameTimeoutError') {
       throw new WarrenError(
@@ -122,4 +181,15 @@ export async function openServiceStream(
       cause: err,
     })
   }
+}
+
+/** Opens a service stream on `conn`; resolves once the host answered OK. */
+export async function openServiceStream(
+  conn: Connection,
+  service: string,
+  opts: OpenServiceOptions = {},
+): Promise<Stream> {
+  const { stream, answer } = await startServiceStream(conn, service, opts)
+  await answer
+  return stream
 }

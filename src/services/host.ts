@@ -113,6 +113,15 @@ function endCause(rec: OpenStream, error: Error | undefined): StreamEndCause {
   return error.name === 'StreamResetError' ? 'reset' : 'error'
 }
 
+/**
+ * Serves a stream without handing libp2p a promise that lasts as long as the stream: libp2p keeps its own
+ * negotiation state (async frames, the negotiation time-out signal, the middleware list) until the handler's promise
+ * settles, about 1.5 KiB per open stream. An error ends the stream as libp2p would end it.
+ */
+function detach(stream: Stream, serving: Promise<void>): void {
+  serving.catch((err: Error) => stream.abort(err))
+}
+
 export class ServiceHost {
   readonly #node: WarrenLibp2p
   readonly #registry: ServiceRegistry
@@ -135,7 +144,7 @@ export class ServiceHost {
   }
 
   async start(): Promise<void> {
-    await this.#node.handle(SERVICE_PROTOCOL, (stream, conn) => this.#onServiceStream(stream, conn), {
+    await this.#node.handle(SERVICE_PROTOCOL, (stream, conn) => detach(stream, this.#onServiceStream(stream, conn)), {
       maxInboundStreams: this.#ceiling + REFUSAL_MARGIN,
       // libp2p caps outbound streams per protocol at 64 unless the handler says otherwise; forwards need many
       maxOutboundStreams: this.#ceiling,
@@ -161,7 +170,7 @@ export class ServiceHost {
     for (const p of want) {
       if (this.#kubo.has(p)) continue
       const name = p.slice(KUBO_PREFIX.length)
-      await this.#node.handle(p, (stream, conn) => this.#onKuboStream(name, stream, conn), {
+      await this.#node.handle(p, (stream, conn) => detach(stream, this.#onKuboStream(name, stream, conn)), {
         maxInboundStreams: this.#ceiling + REFUSAL_MARGIN,
         runOnLimitedConnection: true, // relayed connections through a bounded relay
       })

@@ -237,10 +237,11 @@ export function countStream(
   stream: Stream,
   counters: StreamCounters,
   labels: StreamLabels,
-  info: { port?: number } = {},
+  info: { port?: number; sentEarly?: number } = {},
 ): CountedStream {
-  const bytes = { bytesIn: 0, bytesOut: 0 }
-  const counted = counters.start(labels, () => bytes, info)
+  // sentEarly: bytes sent before counting began (a dialer sends its client's first bytes before the host answers)
+  const bytes = { bytesIn: 0, bytesOut: info.sentEarly ?? 0 }
+  const counted = counters.start(labels, () => bytes, info.port === undefined ? {} : { port: info.port })
   const s = stream as Stream & { onData?: (data: Uint8Array | Uint8ArrayList) => void }
   const send = s.send.bind(s)
   s.send = (data) => {

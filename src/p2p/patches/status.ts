@@ -13,6 +13,7 @@
 
 /** Warren's workarounds, as named in UPSTREAM.md. */
 export type PatchName =
+  | 'leanListeners'
   | 'keepPauseOnResume'
   | 'honestMuxer'
   | 'holdWindowUpdates'
