@@ -29,12 +29,11 @@
 import type { Connection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { toWarrenError, WarrenError } from '../../errors.ts'
-import { parseNodeId } from '../../identity/node-id.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
-import type { CircuitLimit, RelayInfo } from '../info.ts'
+import type { CircuitLimit } from '../info.ts'
 import { queryRelayInfo } from '../info.ts'
-import { relayStatusOf, reservationRefused } from '../status.ts'
 import { type RelayClientParts, relayClientParts } from './client-store.ts'
+import { RelayAttempts } from './relay-attempts.ts'
 import { type Candidate, type HomeRelayOptions, type HomeRelayStatus, parseRelayAddr } from './relay-entries.ts'
 import { renewReservation, reservationHeld } from './reservation-renewal.ts'
 import { StandbyRelay } from './standby-relay.ts'
@@ -51,9 +50,8 @@ export class HomeRelay {
   readonly #log: NonNullable<HomeRelayOptions['log']>
   readonly #checkMs: number
   readonly #attemptMs: number
-  readonly #tokens = new Map<string, string>()
-  /** Relays with a circuit listener that received addresses once (re-reserving there needs no new listener). */
-  readonly #listening = new Set<string>()
+  /** Measures relays and asks them for reservations (relay-attempts.ts). */
+  readonly #attempts: RelayAttempts
   #home: Candidate | undefined
   /** This node's second reservation (standby-relay.ts). */
   readonly #standby: StandbyRelay
@@ -74,9 +72,13 @@ export class HomeRelay {
     this.#log = opts.log ?? (() => {})
     this.#checkMs = opts.checkIntervalMs ?? 10_000
     this.#attemptMs = opts.attemptTimeoutMs ?? 4_000
-    for (const [id, token] of Object.entries(opts.tokens ?? {})) {
-      this.#tokens.set(parseNodeId(id).toString(), token)
-    }
+    this.#attempts = new RelayAttempts({
+      libp2p,
+      parts: this.#parts,
+      log: this.#log,
+      attemptMs: this.#attemptMs,
+      tokens: opts.tokens,
+    })
     const seen = new Set<string>()
     this.#candidates = []
     for (const text of relays) {
@@ -92,8 +94,8 @@ export class HomeRelay {
       attemptMs: this.#attemptMs,
       home: () => this.#home,
       stopped: () => this.#stopped,
-      measure: (c) => this.#measure(c),
-      obtain: (c) => this.#obtain(c),
+      measure: (c) => this.#attempts.measure(c),
+      obtain: (c) => this.#attempts.obtain(c),
       storedExpiry: (id) => this.#parts.store.getReservation(id)?.expire,
       stored: (id) => this.#parts.store.hasReservation(id),
     })
@@ -145,7 +147,7 @@ export class HomeRelay {
     if (this.#stopped || this.#home !== undefined) return
     const started = Date.now()
     const measured = await Promise.all(
-      this.#candidates.map(async (c) => ({ c, rtt: c === lost ? undefined : await this.#measure(c) })),
+      this.#candidates.map(async (c) => ({ c, rtt: c === lost ? undefined : await this.#attempts.measure(c) })),
     )
     const order = measured
       .filter((m): m is { c: Candidate; rtt: number } => m.rtt !== undefined)
@@ -153,7 +155,7 @@ export class HomeRelay {
     // none of the others answers: the lost relay may be fine and only its connection gone (a NAT that forgot its
     // mappings resets every connection at once), so it is asked again at once rather than after the back-off
     if (order.length === 0 && lost !== undefined && !this.#stopped) {
-      const rtt = await this.#measure(lost)
+      const rtt = await this.#attempts.measure(lost)
       if (rtt !== undefined) order.push({ c: lost, rtt })
     }
     for (const { c } of order) {
@@ -190,31 +192,8 @@ export class HomeRelay {
     this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS)
   }
 
-  /** Dials and pings a relay; undefined (with the entry marked) when it does not answer in time. */
-  async #measure(c: Candidate): Promise<number | undefined> {
-    try {
-      const signal = AbortSignal.timeout(this.#attemptMs)
-      await this.#libp2p.dial(c.addr, { signal })
-      const rtt = await this.#libp2p.services.ping.ping(c.id, { signal })
-      c.entry.rttMs = rtt
-      if (c.entry.state !== 'home') c.entry.state = 'standby'
-      delete c.entry.error
-      return rtt
-    } catch (err) {
-      c.entry.state = 'unreachable'
-      c.entry.error = new WarrenError(
-        'ERR_RELAY_UNREACHABLE',
-        `relay ${c.id} at ${c.addr} did not answer: ${(err as Error).message}`,
-        {
-          hint: 'Check that the relay runs (`warren relay status` on its machine) and that this address reaches it.',
-        },
-      ).toJSON()
-      return undefined
-    }
-  }
-
   async #reserve(c: Candidate): Promise<void> {
-    const info = await this.#obtain(c)
+    const info = await this.#attempts.obtain(c)
     this.#standby.release(c)
     this.#home = c
     this.#since = Date.now()
@@ -222,45 +201,6 @@ export class HomeRelay {
     c.entry.state = 'home'
     delete c.entry.error
     this.#scheduleRenewal()
-  }
-
-  /** Asks `c` for a reservation (after its `/warren/relay/1.0.0` answer, when it is a Warren relay); throws why not. */
-  async #obtain(c: Candidate): Promise<RelayInfo | undefined> {
-    const signal = AbortSignal.timeout(this.#attemptMs)
-    // a Warren relay says up front whether it grants a reservation (and why not), so a refused attempt leaves no
-    // half-made circuit listener behind in libp2p; other relays are simply asked for one
-    const key = c.id.toString()
-    const token = this.#tokens.get(key)
-    const info = await queryRelayInfo(this.#libp2p, c.id, {
-      signal,
-      intent: 'reserve',
-      ...(token === undefined ? {} : { token }),
-    }).catch(() => undefined)
-    if (info?.token === 'refused') {
-      this.#log(
-        'warn',
-        `relay ${key} refused this node's token (relayTokens): ask the relay's operator for the current token`,
-      )
-    }
-    if (info?.wouldRefuse != null) throw reservationRefused(key, undefined, info.wouldRefuse)
-    try {
-      if (this.#listening.has(key)) await this.#parts.store.addRelay(c.id, 'configured')
-      else await this.#parts.listen([c.addr.encapsulate('/p2p-circuit')])
-    } catch (err) {
-      const status = relayStatusOf(err)
-      if (status === undefined) {
-        throw new WarrenError('ERR_RELAY_UNREACHABLE', `no reservation on relay ${c.id}: ${(err as Error).message}`, {
-          cause: err,
-        })
-      }
-      const why = await queryRelayInfo(this.#libp2p, c.id).catch(() => undefined)
-      throw reservationRefused(key, status, why?.refusal?.kind === 'reservation' ? why.refusal.reason : undefined)
-    }
-    if (!this.#parts.store.hasReservation(c.id)) {
-      throw new WarrenError('ERR_RELAY_UNREACHABLE', `relay ${c.id} granted no reservation`)
-    }
-    this.#listening.add(key)
-    return info
   }
 
   /**
@@ -273,7 +213,7 @@ export class HomeRelay {
     this.#log('warn', `${role} relay ${c.id} no longer holds this node's reservation; reserving again`)
     try {
       // a relay that forgot this node also forgot the token it was admitted by: presented again first
-      const token = this.#tokens.get(c.id.toString())
+      const token = this.#attempts.token(c.id.toString())
       if (token !== undefined) {
         await queryRelayInfo(this.#libp2p, c.id, {
           signal: AbortSignal.timeout(this.#attemptMs),

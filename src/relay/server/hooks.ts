@@ -8,10 +8,10 @@
  * - a node's reservation is released as soon as its last connection to the relay closes (libp2p would keep it for
  *   its whole TTL, although nobody can reach the node through it any more): a node that comes back reserves again.
  * - circuits: the gater's `denyOutboundRelayedConnection` applies the caps; `handleConnect` and `stopHop` are wrapped
- *   (with an AsyncLocalStorage context per circuit) to book each circuit, count its bytes and close bounded ones at
- *   their duration limit ({@link CircuitTracker}). The server is handed stand-ins for the two streams
- *   ({@link StreamStandIn}) and Warren joins the real ones itself ({@link spliceStreams}): the server's own pipe holds
- *   every byte a circuit's source sends until the circuit closes, and never pauses a stream.
+ *   (with an AsyncLocalStorage context per circuit, circuit-hooks.ts) to book each circuit, count its bytes and close
+ *   bounded ones at their duration limit ({@link CircuitTracker}). The server is handed stand-ins for the two streams
+ *   (stand-in.ts) and Warren joins the real ones itself (splice.ts): the server's own pipe holds every byte a
+ *   circuit's source sends until the circuit closes, and never pauses a stream.
  * - only the data limit reaches libp2p: its server reads `limit.duration` as milliseconds but sends it to clients
  *   who read seconds (see docs/relay.md), so durations are Warren's own and told through `/warren/relay/1.0.0`.
  *
@@ -20,19 +20,18 @@
  */
 
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { AbortOptions, Connection, ConnectionGater, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, ConnectionGater, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { WarrenError } from '../../errors.ts'
 import { LogThrottle } from '../../log-throttle.ts'
 import { openPingStream } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import type { Refusal } from '../info.ts'
-import { type CircuitSlot, CircuitTracker } from './circuits.ts'
-import { type CircuitLimit, ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
+import { type CircuitContext, hookCircuits } from './circuit-hooks.ts'
+import { CircuitTracker } from './circuits.ts'
+import { ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
 import { reservationTimer } from './reservation-timer.ts'
 import { ReservedConnections } from './reserved-over.ts'
-import { type Splice, spliceStreams } from './splice.ts'
-import { StreamStandIn } from './stand-in.ts'
+import { type ServerInternals, serverInternals } from './server-internals.ts'
 
 /** Circuit relay v2 statuses, as js-libp2p's protobuf code names them. */
 const STATUS_OK = 'OK'
@@ -40,44 +39,6 @@ const STATUS_PERMISSION_DENIED = 'PERMISSION_DENIED'
 const MAX_REMEMBERED_REFUSALS = 4_096
 /** An older connection of a node that reserved over a new one must answer a ping this soon, ms. */
 const STALE_PING_MS = 1_000
-
-interface StoredReservation {
-  /** The address the reservation was made from. */
-  addr: Multiaddr
-  expiry: Date
-  limit?: { data?: bigint; duration?: number }
-  /** Aborts at the TTL and then deletes the reservation; `reset` moves its timer, `clear` stops it. */
-  signal?: { clear?(): void; reset?(ms?: number): void }
-}
-
-/** The parts of @libp2p/circuit-relay-v2's server Warren hooks into (4.2.x). */
-interface ServerInternals {
-  reservationStore: {
-    reserve(peer: PeerId, addr: Multiaddr, limit?: unknown): { status: string; expire?: number }
-    get(peer: PeerId): StoredReservation | undefined
-    removeReservation(peer: PeerId): void
-    reservations: { entries(): IterableIterator<[PeerId, StoredReservation]> }
-  }
-  handleReserve(opts: { connection: Connection }, options: AbortOptions): Promise<void>
-  handleConnect(opts: { connection: Connection; stream: { unwrap(): Stream } }, options: AbortOptions): Promise<void>
-  stopHop(opts: { connection: Connection }, options: AbortOptions): Promise<Stream | undefined>
-}
-
-interface CircuitContext {
-  /** The node that asked for the circuit. */
-  src: string
-  /** The limits given to libp2p for it (read once, when the server looks the reservation up). */
-  limit?: CircuitLimit | undefined
-  slot?: CircuitSlot
-  dst?: PeerId
-  dstStream?: Stream
-  /** The hop stream of the node that asked, once the server let go of it. */
-  srcStream?: Stream
-  /** What carries the circuit's bytes ({@link spliceStreams}), once both streams exist. */
-  splice?: Splice
-  /** What the server got in place of {@link dstStream}. */
-  dstStandIn?: StreamStandIn
-}
 
 export interface ReservationInfo {
   node: string
@@ -172,22 +133,8 @@ export class RelayHooks {
 
   /** Hooks into the node's circuit relay server; call right after the node started, before it serves anyone. */
   install(libp2p: WarrenLibp2p): void {
-    const server = libp2p.services.relay as unknown as Partial<ServerInternals> | undefined
-    const store = server?.reservationStore
-    if (
-      server === undefined ||
-      typeof store?.reserve !== 'function' ||
-      typeof store.get !== 'function' ||
-      typeof store.removeReservation !== 'function' ||
-      typeof server.handleReserve !== 'function' ||
-      typeof server.handleConnect !== 'function' ||
-      typeof server.stopHop !== 'function'
-    ) {
-      throw new WarrenError('ERR_INTERNAL', 'the circuit relay server does not have the shape Warren hooks into', {
-        hint: 'Warren supports @libp2p/circuit-relay-v2 4.2.x; reinstall the dependencies from package-lock.json.',
-      })
-    }
-    const s = server as ServerInternals
+    const s = serverInternals(libp2p)
+    const store = s.reservationStore
     this.#server = s
     this.#libp2p = libp2p
     // a circuit's limits depend on who asks for it (policy.circuitLimit): the server reads the reservation once per
@@ -250,78 +197,7 @@ export class RelayHooks {
       return result
     }
     libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
-    const handleConnect = s.handleConnect.bind(s)
-    s.handleConnect = (opts, options) => {
-      const ctx: CircuitContext = { src: opts.connection.remotePeer.toString() }
-      // the server takes the source stream off the hop stream with unwrap() right before it relays
-      const hop = opts.stream
-      const stream = this.#libp2pPipe
-        ? hop
-        : (Object.create(hop, { unwrap: { value: () => this.#splice(ctx, hop.unwrap()) } }) as typeof hop)
-      return this.#context.run(ctx, async () => {
-        let relaying = false
-        try {
-          await handleConnect({ ...opts, stream }, options)
-          relaying = true
-        } finally {
-          // the source stream is unwrapped only now: the server still writes protobuf on it until it relays
-          this.#settle(ctx, relaying, opts.stream)
-        }
-      })
-    }
-    const stopHop = s.stopHop.bind(s)
-    s.stopHop = async (opts, options) => {
-      // libp2p takes the node's oldest connection; after a NAT rebinding that one is dead until #checkOthers closes it
-      const node = opts.connection.remotePeer.toString()
-      const stream = await this.#reservedOver.stopVia(node, opts.connection, options.signal, (connection, signal) =>
-        stopHop({ ...opts, connection }, { ...options, ...(signal === undefined ? {} : { signal }) }),
-      )
-      const ctx = this.#context.getStore()
-      if (ctx === undefined || stream === undefined || this.#libp2pPipe) {
-        if (ctx !== undefined && stream !== undefined) {
-          ctx.dst = opts.connection.remotePeer
-          ctx.dstStream = stream
-        }
-        return stream
-      }
-      ctx.dst = opts.connection.remotePeer
-      ctx.dstStream = stream
-      ctx.dstStandIn = new StreamStandIn((err) => (ctx.splice ?? stream).abort(err))
-      return ctx.dstStandIn as unknown as Stream
-    }
-  }
-
-  /**
-   * Joins the source stream to the destination stream of the circuit being opened and returns the stand-in the
-   * server relays instead (the real stream when there is no destination stream to join it to).
-   */
-  #splice(ctx: CircuitContext, src: Stream): Stream {
-    ctx.srcStream = src
-    const dst = ctx.dstStream
-    if (dst === undefined) return src
-    const standIn = new StreamStandIn((err) => ctx.splice?.abort(err))
-    ctx.splice = spliceStreams(src, dst, {
-      ...(ctx.limit === undefined ? {} : { dataLimit: ctx.limit.dataBytes }),
-      onEnd: (err) => {
-        standIn.end(err)
-        ctx.dstStandIn?.end(err)
-      },
-    })
-    return standIn as unknown as Stream
-  }
-
-  #settle(ctx: CircuitContext, relaying: boolean, hop?: { unwrap(): Stream }): void {
-    const src = relaying ? (ctx.srcStream ?? hop?.unwrap()) : undefined
-    if (src === undefined && ctx.dstStream !== undefined && ctx.splice === undefined) {
-      // the circuit was not opened after all: its stream to the destination goes
-      ctx.dstStream.abort(new Error('the relayed connection was not established'))
-    }
-    if (ctx.slot === undefined) return
-    if (src === undefined || ctx.dst === undefined || ctx.dstStream === undefined || src.status !== 'open') {
-      ctx.slot.release()
-      return
-    }
-    ctx.slot.commit(src, ctx.dstStream, ctx.limit)
+    hookCircuits(s, { context: this.#context, reservedOver: this.#reservedOver, libp2pPipe: this.#libp2pPipe })
   }
 
   /**
