@@ -111,8 +111,17 @@ export function tcpStunBinding(
     }
     socket.on('data', onData)
     socket.on('error', onError)
-    socket.once('connect', () => socket.write(encodeStun(request)))
+    socket.once('connect', () => {
+      // a port that nothing listens on can be handed out as our own: the kernel then connects the socket to itself
+      if (isSelfConnected(socket)) onError(new Error('connected to itself (nothing listens there)'))
+      else socket.write(encodeStun(request))
+    })
     if (opts.signal?.aborted === true) onAbort()
     else opts.signal?.addEventListener('abort', onAbort)
   })
+}
+
+/** Whether a TCP socket is connected to itself (TCP simultaneous open of a port with itself, on one host). */
+export function isSelfConnected(socket: Socket): boolean {
+  return socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress
 }

@@ -66,6 +66,16 @@ describe('STUN over TCP', () => {
     }
   })
 
+  it('refuses a socket the kernel connected to itself (its own free port as the server)', async () => {
+    const free = createServer()
+    const port = await listen(free)
+    await new Promise((r) => free.close(r))
+    await assert.rejects(tcpStunBinding({ host: '127.0.0.1', port }, { localPort: port }), {
+      code: 'ERR_NO_DIRECT_PATH',
+      message: `STUN over TCP to 127.0.0.1:${port} failed: connected to itself (nothing listens there)`,
+    })
+  })
+
   it('closes a connection that sends something other than STUN', async () => {
     const { connect } = await import('node:net')
     const s: Socket = connect(responder.address.port, '127.0.0.1')
@@ -77,14 +87,20 @@ describe('STUN over TCP', () => {
   })
 
   it('fails with ERR_NO_DIRECT_PATH when nothing listens, ERR_TIMEOUT when the server is silent', async () => {
+    // two ports bound at once, then freed: the binding comes from one to the other, so it cannot meet itself
     const closed = createServer()
+    const from = createServer()
     const port = await listen(closed)
-    await new Promise((r) => closed.close(r))
-    await assert.rejects(tcpStunBinding({ host: '127.0.0.1', port }), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'ERR_NO_DIRECT_PATH')
-      assert.match(err.message, new RegExp(`^STUN over TCP to 127\\.0\\.0\\.1:${port} failed: connect ECONNREFUSED`))
-      return true
-    })
+    const localPort = await listen(from)
+    await Promise.all([new Promise((r) => closed.close(r)), new Promise((r) => from.close(r))])
+    await assert.rejects(
+      tcpStunBinding({ host: '127.0.0.1', port }, { localPort }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ERR_NO_DIRECT_PATH')
+        assert.match(err.message, new RegExp(`^STUN over TCP to 127\\.0\\.0\\.1:${port} failed: connect ECONNREFUSED`))
+        return true
+      },
+    )
     const held: Socket[] = []
     const silent = createServer((s) => held.push(s.on('error', () => undefined)))
     const silentPort = await listen(silent)

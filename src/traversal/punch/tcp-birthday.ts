@@ -20,6 +20,7 @@
 import { randomInt } from 'node:crypto'
 import { connect, isIPv6, type Socket } from 'node:net'
 import type { Endpoint } from '../../p2p/udx/packet-socket.ts'
+import { isSelfConnected } from '../../stun/tcp-client.ts'
 import type { TcpPunch } from './tcp-punch.ts'
 
 /** A probe that has not connected after this long is given up (the round trip to the hard side must be shorter). */
@@ -80,6 +81,10 @@ class SocketRace implements TcpPunch {
     s.once('connect', () => {
       s.off('error', drop)
       s.on('error', () => undefined) // until the connection wrapper takes over
+      if (isSelfConnected(s)) {
+        drop() // its own port: no peer there
+        return
+      }
       this.#live.delete(s)
       this.#finish(s)
     })

@@ -22,7 +22,7 @@ import type { Connection, Libp2p, Upgrader } from '@libp2p/interface'
 import { ipPortToMultiaddr } from '@libp2p/utils'
 import { WarrenError } from '../../errors.ts'
 import type { Endpoint } from '../../p2p/udx/packet-socket.ts'
-import { tcpStunBinding } from '../../stun/tcp-client.ts'
+import { isSelfConnected, tcpStunBinding } from '../../stun/tcp-client.ts'
 import { type NatBehaviour, natBehaviour } from './punch.ts'
 import { TcpMultiaddrConnection } from './tcp-conn.ts'
 
@@ -136,6 +136,11 @@ export function tcpSimultaneousOpen(
     s.once('connect', () => {
       s.off('error', onError)
       s.on('error', () => undefined) // until the connection wrapper takes over
+      if (isSelfConnected(s)) {
+        s.destroy() // its own port: no peer there
+        if (!done) retry = setTimeout(attempt, RETRY_MS)
+        return
+      }
       finish(s)
     })
   }
