@@ -1,6 +1,6 @@
 /**
  * What a node reports about itself and its peers, computed from its parts: its identity and tickets, the peers it
- * knows or is connected to, a ping over a chosen connection, and `warren netcheck`.
+ * knows or is connected to, a ping over a chosen connection (dialled again once when lost), and `warren netcheck`.
  */
 import type { Connection, PeerId } from '@libp2p/interface'
 import { shareableAddrs } from '../discovery/host-local.ts'
@@ -81,6 +81,21 @@ export async function pingOver(conn: Connection): Promise<PingResult> {
     throw new WarrenError('ERR_TIMEOUT', `ping to ${conn.remotePeer} failed: ${(err as Error).message}`, {
       cause: err,
     })
+  }
+}
+
+/**
+ * One ping over the connection `connect` gives; a connection replaced or pruned under the ping (the ping never reached
+ * the node) is dialled again, once.
+ */
+export async function pingNode(connect: () => Promise<Connection>): Promise<PingResult> {
+  const conn = await connect()
+  try {
+    return await pingOver(conn)
+  } catch (err) {
+    const lost = (err as { cause?: { code?: unknown } }).cause?.code === 'ERR_CONNECTION_LOST'
+    if (!lost && conn.status === 'open') throw err
+    return pingOver(await connect())
   }
 }
 

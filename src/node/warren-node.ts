@@ -13,7 +13,6 @@ import type { Duplex } from 'node:stream'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type AddOptions, Forwarder, type ForwardSpec } from '../access/forward.ts'
-import { checkService } from '../access/forward-check.ts'
 import { LocalAccess } from '../access/local-access.ts'
 import { AddressTable } from '../access/service-addresses.ts'
 import type { Config, ServiceConfig } from '../config/schema.ts'
@@ -23,16 +22,14 @@ import { discoverySettings } from '../discovery/settings.ts'
 import { AddressBook, type ResolvedNode } from '../identity/address-book.ts'
 import { part, type Startable, type StartedParts, startInOrder } from '../lifecycle.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
-import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../p2p/pipe.ts'
+import type { PipeResult } from '../p2p/pipe.ts'
 import { RelayAdmits } from '../relay/client/admits.ts'
 import { HomeRelay } from '../relay/client/home-relay.ts'
-import { watchLimitedConnections } from '../relay/client/limited-connections.ts'
-import { type RelayLinks, watchRelayLinks } from '../relay/client/relay-links.ts'
+import type { RelayLinks } from '../relay/client/relay-links.ts'
 import type { RpcMethods } from '../rpc/methods.ts'
-import { type OpenServiceOptions, startServiceStream } from '../services/dial.ts'
 import { ServiceHost } from '../services/host.ts'
 import { ServiceRegistry } from '../services/registry.ts'
-import { countStream, logStreams, StreamCounters } from '../services/stream-counters.ts'
+import { logStreams, StreamCounters } from '../services/stream-counters.ts'
 import type { DirectPaths } from '../traversal/upgrade/direct-paths.ts'
 import { VERSION } from '../version.ts'
 import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
@@ -41,9 +38,11 @@ import { directPathsFor, punchAdmission } from './direct-paths-part.ts'
 import { type KnownPeers, knownIdsOf } from './known-peers.ts'
 import { createNodeLibp2p, type NodeLibp2p } from './node-libp2p.ts'
 import { NodeRpc } from './node-rpc.ts'
+import { OutgoingServices } from './outgoing-services.ts'
 import { PortMappingPart } from './port-mapping-part.ts'
+import { relayWatchPart } from './relay-watch-part.ts'
 import { applyConfig, type ReloadResult } from './reload.ts'
-import { identityOf, netcheckOf, peersOf, pingOver, streamsOf } from './reports.ts'
+import { identityOf, netcheckOf, peersOf, pingNode, streamsOf } from './reports.ts'
 import type { StrangerGate } from './stranger-gate.ts'
 import type {
   ForwardInfo,
@@ -79,6 +78,7 @@ export class WarrenNode implements WarrenNodeApi {
   #local: LocalAccess | undefined
   readonly #dialer: Dialer
   readonly #forwarder: Forwarder
+  readonly #outgoing: OutgoingServices
   /** The home relay (config `relays`); undefined when no relay is configured. */
   readonly homeRelay: HomeRelay | undefined
   /**
@@ -127,6 +127,13 @@ export class WarrenNode implements WarrenNodeApi {
     logStreams(this.streamCounters, this.#log)
     this.#rpc = new NodeRpc(libp2p, this.registry, opts.config, { startedAt: this.#started, log: this.#log })
     this.rpc = this.#rpc.methods
+    this.#outgoing = new OutgoingServices({
+      connect: (node, o) => this.connect(node, o),
+      counters: this.streamCounters,
+      selfId: this.peerId.toString(),
+      limits: () => this.#config.limits,
+      log: this.#log,
+    })
     this.#forwarder = new Forwarder(
       (socket, node, service, addrs) => this.pipeService(socket, node, service, addrs ? { addrs } : {}),
       (node, service, addrs) => this.checkService(node, service, addrs ? { addrs } : {}),
@@ -177,7 +184,6 @@ export class WarrenNode implements WarrenNodeApi {
   /** What this node starts, in this order; stopped in reverse, also when one fails to start (src/lifecycle.ts). */
   #lifecycle(opts: WarrenNodeStartOptions): Startable[] {
     const { homeRelay, directPaths, libp2p } = this
-    let unwatchLimits = (): void => {}
     const parts: Startable[] = [
       part({ start: () => libp2p.start(), stop: () => libp2p.stop() }), // started by createNode already
       part({
@@ -206,17 +212,8 @@ export class WarrenNode implements WarrenNodeApi {
         },
         stop: () => this.#local?.close(),
       }),
-      part({
-        start: () => {
-          const unwatchLimited = watchLimitedConnections(libp2p, this.#log)
-          const links = watchRelayLinks(libp2p, { relays: opts.config.relays, log: this.#log })
-          this.#relayLinks = links
-          unwatchLimits = () => {
-            unwatchLimited()
-            links.stop()
-          }
-        },
-        stop: () => unwatchLimits(),
+      relayWatchPart(libp2p, opts.config.relays, this.#log, (links) => {
+        this.#relayLinks = links
       }),
       this.discovery,
     ]
@@ -297,64 +294,12 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   /** `opts.port`: the port a local client connected to, sent in the request header (transparent mode). */
-  async openService(
+  openService(
     node: string | ResolvedNode,
     service: string,
     opts: ConnectOptions & { port?: number } = {},
   ): Promise<Stream> {
-    const { stream, answer } = await this.#startService(node, service, opts)
-    await answer
-    return stream
-  }
-
-  /**
-   * Opens a service stream and sends its request without waiting for the host's answer; `answer` settles once
-   * the host answered, the stream counted from then on (a refusal counted as never opened, and rejected with it).
-   */
-  async #startService(
-    node: string | ResolvedNode,
-    service: string,
-    opts: ConnectOptions & { port?: number },
-  ): Promise<{ stream: Stream; answer: Promise<void> }> {
-    const peerOf = (): string => (typeof node === 'string' ? node : node.id.toString())
-    const dialStart = Date.now()
-    let conn: Connection
-    try {
-      conn = await this.connect(node, opts)
-    } catch (err) {
-      this.streamCounters.dialed(peerOf(), Date.now() - dialStart, false)
-      this.streamCounters.never({ direction: 'outgoing', service, peer: peerOf() }, 'failed', (err as Error).message)
-      throw err
-    }
-    const peer = conn.remotePeer.toString()
-    this.streamCounters.dialed(peer, Date.now() - dialStart, true)
-    const streamOpts: OpenServiceOptions = {
-      selfId: this.peerId.toString(),
-      timeoutMs: this.#config.limits.connectTimeoutMs + 10_000,
-    }
-    if (opts.signal !== undefined) streamOpts.signal = opts.signal
-    if (opts.port !== undefined) streamOpts.port = opts.port
-    const refused = (err: unknown): never => {
-      const e = err as Error & { code?: string }
-      const cause =
-        e.code === 'ERR_TARGET_UNREACHABLE' ? 'unreachable' : e.code === 'ERR_STREAM_ABORTED' ? 'failed' : 'refused'
-      this.streamCounters.never({ direction: 'outgoing', service, peer }, cause, e.message)
-      throw err
-    }
-    const pending = await startServiceStream(conn, service, streamOpts).catch(refused)
-    const answer = pending.answer.then(() => {
-      countStream(
-        pending.stream,
-        this.streamCounters,
-        { direction: 'outgoing', service, peer },
-        {
-          ...(opts.port === undefined ? {} : { port: opts.port }),
-          sentEarly: pending.sentEarly(),
-        },
-      )
-    }, refused)
-    answer.catch(() => {}) // the caller may stop before it reads the answer
-    return { stream: pending.stream, answer }
+    return this.#outgoing.open(node, service, opts)
   }
 
   /**
@@ -362,27 +307,8 @@ export class WarrenNode implements WarrenNodeApi {
    * answer (one round trip less per connection); the stream's bytes reach `local` only after an OK. A refusal
    * rejects with the same error as {@link openService}, and `local` is reset.
    */
-  async pipeService(
-    local: Duplex,
-    node: string,
-    service: string,
-    opts: { addrs?: string[] } = {},
-  ): Promise<PipeResult> {
-    let pending: { stream: Stream; answer: Promise<void> }
-    try {
-      pending = await this.#startService(node, service, opts)
-    } catch (err) {
-      abortLocal(local, err as Error)
-      throw err
-    }
-    let refusal: Error | undefined
-    pending.answer.catch((err: Error) => {
-      refusal = err
-    })
-    const res = await pipeStream(pending.stream, local, { ready: pending.answer })
-    if (refusal !== undefined && res.error === refusal) throw refusal
-    this.#log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`forward to ${node}/${service}`, res))
-    return res
+  pipeService(local: Duplex, node: string, service: string, opts: { addrs?: string[] } = {}): Promise<PipeResult> {
+    return this.#outgoing.pipe(local, node, service, opts)
   }
 
   /**
@@ -391,11 +317,7 @@ export class WarrenNode implements WarrenNodeApi {
    * to its target): 25 s with the defaults.
    */
   checkService(node: string, service: string, opts: { addrs?: string[] } = {}): Promise<void> {
-    const { dialTimeoutMs, connectTimeoutMs } = this.#config.limits
-    return checkService((n, s, o) => this.openService(n, s, o), node, service, {
-      ...opts,
-      timeoutMs: 2 * dialTimeoutMs + connectTimeoutMs,
-    })
+    return this.#outgoing.check(node, service, opts)
   }
 
   addForward(spec: ForwardSpec, opts: AddOptions = {}): Promise<ForwardInfo> {
@@ -433,15 +355,8 @@ export class WarrenNode implements WarrenNodeApi {
   }
 
   /** A connection replaced or pruned under the ping (the ping never reached the node) is dialled again, once. */
-  async ping(node: string, opts: { addrs?: string[] } = {}): Promise<PingResult> {
-    const conn = await this.connect(node, opts)
-    try {
-      return await pingOver(conn)
-    } catch (err) {
-      const lost = (err as { cause?: { code?: unknown } }).cause?.code === 'ERR_CONNECTION_LOST'
-      if (!lost && conn.status === 'open') throw err
-      return pingOver(await this.connect(node, opts))
-    }
+  ping(node: string, opts: { addrs?: string[] } = {}): Promise<PingResult> {
+    return pingNode(() => this.connect(node, opts))
   }
 
   callNode(node: string, method: string, params?: unknown, opts: { addrs?: string[] } = {}): Promise<RemoteCallResult> {

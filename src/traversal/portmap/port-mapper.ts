@@ -25,11 +25,11 @@
  *
  * @packageDocumentation
  */
-import { WarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
+import { attemptMapping } from './attempt.ts'
 import { type DefaultGateway, findDefaultGateway } from './gateway.ts'
 import { NatPmpClient } from './nat-pmp.ts'
-import { bounded, outcomeOf, summary } from './outcome.ts'
+import { summary } from './outcome.ts'
 import { PcpClient } from './pcp.ts'
 import type {
   MapGrant,
@@ -39,7 +39,6 @@ import type {
   PortMapProtocol,
   PortMapping,
   PortMapStatus,
-  ProbeOutcome,
 } from './types.ts'
 import { UpnpClient } from './upnp.ts'
 
@@ -65,10 +64,6 @@ export interface PortMapperOptions {
   clients?: (gw: DefaultGateway) => MapperClient[]
   log?: Logger
 }
-
-const ORDER: readonly PortMapProtocol[] = ['pcp', 'nat-pmp', 'upnp']
-/** Kept off each attempt's budget: timers fire a few ms late, and the attempt must end within its budget. */
-const TIMER_SLACK_MS = 50
 
 interface Held {
   req: MapRequest
@@ -215,46 +210,19 @@ export class PortMapper extends EventTarget {
     const budgetMs = this.#opts.budgetMs ?? 2000
     const started = performance.now()
     const clients = this.#clientsFor(gw)
-    const probes: Partial<Record<PortMapProtocol, ProbeOutcome>> = {}
-    const { pcp, natPmp, upnp } = this.#opts.protocols
-    if (!pcp) probes.pcp = 'off'
-    if (!natPmp) probes['nat-pmp'] = 'off'
-    if (!upnp) probes.upnp = 'off'
-    const signal = this.#signal(Math.min(this.#opts.probeTimeoutMs ?? 1500, budgetMs))
-    await Promise.all(
-      clients.map((c) =>
-        bounded(c.protocol, c.probe(signal), signal).then(
-          () => {
-            probes[c.protocol] = 'ok'
-          },
-          (err: unknown) => {
-            probes[c.protocol] = outcomeOf(err)
-          },
-        ),
-      ),
-    )
-    let chosen: MapperClient | undefined
-    const answered = ORDER.flatMap((p) => {
-      const c = clients.find((x) => x.protocol === p)
-      return c !== undefined && probes[p] === 'ok' ? [c] : []
+    const { chosen, probes, attemptMs } = await attemptMapping({
+      clients,
+      requests,
+      protocols: this.#opts.protocols,
+      started,
+      budgetMs,
+      probeTimeoutMs: this.#opts.probeTimeoutMs ?? 1500,
+      requestTimeoutMs: this.#opts.requestTimeoutMs ?? 2000,
+      signal: (ms) => this.#signal(ms),
+      stopped: () => this.#stopped,
+      hold: (protocol, req, grant) => this.#hold(protocol, req, grant),
+      heldCount: () => this.#held.size,
     })
-    for (const [i, c] of answered.entries()) {
-      if (this.#stopped) break
-      // an equal share of what is left of the budget for this protocol and each one after it
-      const share = Math.floor((budgetMs - TIMER_SLACK_MS - (performance.now() - started)) / (answered.length - i))
-      if (share < 1) {
-        probes[c.protocol] = 'no answer'
-        continue
-      }
-      const granted = await this.#mapAll(c, requests, share)
-      if (granted.ok) {
-        chosen = c
-        for (const rest of answered.slice(i + 1)) probes[rest.protocol] = 'not needed'
-        break
-      }
-      probes[c.protocol] = granted.outcome
-    }
-    const attemptMs = Math.round(performance.now() - started)
     for (const c of clients) if (c !== chosen) await c.close()
     this.#client = chosen
     if (chosen === undefined) {
@@ -283,42 +251,6 @@ export class PortMapper extends EventTarget {
     )
     this.#emit()
     this.#schedule()
-  }
-
-  /** Maps every request with `c` within `boundMs` in all; ok when at least one was granted (those are held). */
-  async #mapAll(
-    c: MapperClient,
-    requests: MapRequest[],
-    boundMs: number,
-  ): Promise<{ ok: true } | { ok: false; outcome: ProbeOutcome }> {
-    let last: unknown
-    const bound = this.#signal(boundMs)
-    for (const req of requests) {
-      try {
-        const one = AbortSignal.any([bound, AbortSignal.timeout(this.#opts.requestTimeoutMs ?? 2000)])
-        const asked = c.map(req, one)
-        // a grant that arrives after the bound is deleted, not held (best effort)
-        asked.then(
-          (late) => {
-            if (one.aborted)
-              c.unmap({ ...req, externalPort: late.externalPort }, AbortSignal.timeout(2000)).catch(() => {})
-          },
-          () => {},
-        )
-        const grant = await bounded(c.protocol, asked, one)
-        this.#hold(c.protocol, req, grant)
-      } catch (err) {
-        last = err
-        // a gateway that answered the probe but not the MAP drops what it refuses (miniupnpd does): no second wait
-        if (outcomeOf(err) === 'no answer') {
-          last = new WarrenError('ERR_PORT_MAPPING', `the gateway answered ${c.protocol} but not the mapping request`, {
-            details: { protocol: c.protocol, reason: 'refused' },
-          })
-          break
-        }
-      }
-    }
-    return this.#held.size > 0 ? { ok: true } : { ok: false, outcome: outcomeOf(last) }
   }
 
   #hold(protocol: PortMapProtocol, req: MapRequest, grant: MapGrant): void {
