@@ -150,15 +150,17 @@ export class DirectPaths {
       this.#circuits.check(peer, 'its direct path went silent')
     }
     const open = this.#libp2p.getConnections(peer).filter((c) => c.status === 'open')
+    const why = `direct path lost (${silent ?? 'the connection closed'})`
     if (open.length === 0) {
-      // the peer is gone: nothing to upgrade or re-punch until it is reached again
+      // no connection to the peer is left (its relayed one was closed too): the next stream reaches it again, and a
+      // new upgrade starts from there
+      if (isPunched(conn)) this.#log('info', `${why} to ${peer}; no connection left, the next stream dials it again`)
       this.#peers.cancel(peer)
       this.#peers.forget(peer)
       return
     }
     if (!isPunched(conn) || open.some((c) => !isRelayed(c))) return
     const lost = (this.#peers.lost(peer) ?? 0) + 1
-    const why = `direct path lost (${silent ?? 'the connection closed'})`
     this.#peers.record(peer, { state: 'relayed', reason: `${why}; new streams use the relay`, lost })
     this.#log('info', `${why} to ${peer}; new streams use the relay`)
     if (open.some((c) => isRelayed(c) && c.direction === 'outbound')) this.#scheduleRepunch(peer, 1)
