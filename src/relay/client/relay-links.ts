@@ -39,6 +39,12 @@ export const CHECK_MS = 200
 export const SUSPECT_MS = 500
 /** A ping unanswered for this long means the relay is gone, ms. */
 export const PING_TIMEOUT_MS = 750
+/**
+ * A ping through a circuit (to the node at its far end) unanswered for this long means that node is gone, ms. Longer
+ * than {@link PING_TIMEOUT_MS}: the ping waits behind whatever the circuit already carries, and a relay that pauses a
+ * busy circuit's sender (back-pressure) can hold it there for most of a second on a loaded machine.
+ */
+export const CIRCUIT_PING_TIMEOUT_MS = 3000
 /** Retransmission time-outs in a row with unacknowledged data after which the relay counts as gone… */
 export const DEAD_RETRANSMITS = 2
 /** …once nothing was acknowledged for this long either, ms (a burst of loss or a starved machine lasts ~0.6 s). */
@@ -203,7 +209,8 @@ export function watchRelayLinks(
   /**
    * A relayed connection whose far side is gone while the relay stays up: the relay answers this node, but streams
    * opened on the circuit never get their protocol answered. An outbound stream still negotiating after
-   * {@link SUSPECT_MS} makes the watch ping the peer over that circuit; no answer aborts the circuit.
+   * {@link SUSPECT_MS} makes the watch ping the peer over that circuit; no answer within {@link CIRCUIT_PING_TIMEOUT_MS}
+   * aborts the circuit.
    */
   const negotiating = new WeakMap<object, number>()
   const circuitsPinged = new WeakSet<Connection>()
@@ -225,9 +232,9 @@ export function watchRelayLinks(
   const pingCircuit = async (conn: Connection): Promise<void> => {
     const started = performance.now()
     try {
-      const stream = await openPingStream(conn, PING_TIMEOUT_MS)
+      const stream = await openPingStream(conn, CIRCUIT_PING_TIMEOUT_MS)
       try {
-        await stream.once(Math.max(1, PING_TIMEOUT_MS - (performance.now() - started)))
+        await stream.once(Math.max(1, CIRCUIT_PING_TIMEOUT_MS - (performance.now() - started)))
       } finally {
         void stream.close().catch(() => {})
       }
