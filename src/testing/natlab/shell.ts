@@ -24,7 +24,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     const child = execFile(
       cmd,
       args,
-      { timeout: opts.timeoutMs ?? 15_000, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' },
+      { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' },
       (err, stdout, stderr) => {
         if (err === null) {
           resolve({ stdout, stderr })
