@@ -14,7 +14,7 @@ export interface RunResult {
 export interface RunOptions {
   /** Text written to the command's standard input. */
   input?: string
-  /** Kill the command after this long (default 15 s). */
+  /** Kill the command after this long (default 60 s). */
   timeoutMs?: number
 }
 
