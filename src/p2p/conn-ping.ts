@@ -52,6 +52,20 @@ export async function openPingStream(conn: Connection, timeoutMs = 10_000): Prom
 }
 
 /**
+ * One ping on a fresh stream of `conn`, answered within `timeoutMs` in all (opening included), else it rejects. The
+ * stream is closed without waiting: a far side that vanished right after its pong never closes its end.
+ */
+export async function pingOnce(conn: Connection, timeoutMs: number): Promise<void> {
+  const started = performance.now()
+  const stream = await openPingStream(conn, timeoutMs)
+  try {
+    await stream.once(Math.max(1, timeoutMs - (performance.now() - started)))
+  } finally {
+    void stream.close().catch(() => {})
+  }
+}
+
+/**
  * `count` round trips on each connection, taking turns (so load on the machine falls on both alike), after one
  * unrecorded warm-up each. Returns the samples in ms per connection, in the order given.
  */

@@ -27,7 +27,7 @@ import { Socket } from 'node:net'
 import type { Connection } from '@libp2p/interface'
 import { WarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
-import { openPingStream } from '../../p2p/conn-ping.ts'
+import { pingOnce } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import { isRelayed } from '../../p2p/path.ts'
 import { tcpInfo } from '../../p2p/tcp-info.ts'
@@ -136,13 +136,7 @@ export function watchRelayLinks(
     const started = performance.now()
     const silentMs = Date.now() - (state.since ?? Date.now())
     try {
-      const stream = await openPingStream(conn, PING_TIMEOUT_MS)
-      try {
-        await stream.once(Math.max(1, PING_TIMEOUT_MS - (performance.now() - started)))
-      } finally {
-        // not awaited: closing waits for the relay's side, which a relay that vanished right after its pong never sends
-        void stream.close().catch(() => {})
-      }
+      await pingOnce(conn, PING_TIMEOUT_MS)
     } catch (err) {
       if (conn.status !== 'open') return
       gone(
@@ -230,14 +224,8 @@ export function watchRelayLinks(
     }
   }
   const pingCircuit = async (conn: Connection): Promise<void> => {
-    const started = performance.now()
     try {
-      const stream = await openPingStream(conn, CIRCUIT_PING_TIMEOUT_MS)
-      try {
-        await stream.once(Math.max(1, CIRCUIT_PING_TIMEOUT_MS - (performance.now() - started)))
-      } finally {
-        void stream.close().catch(() => {})
-      }
+      await pingOnce(conn, CIRCUIT_PING_TIMEOUT_MS)
     } catch (err) {
       if (conn.status !== 'open') return
       const relay = relayIdOf(conn) ?? 'its relay'

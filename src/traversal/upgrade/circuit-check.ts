@@ -15,7 +15,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { WarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
-import { openPingStream } from '../../p2p/conn-ping.ts'
+import { pingOnce } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 import { isRelayed } from '../../p2p/path.ts'
 
@@ -41,14 +41,8 @@ export class CircuitCheck {
     this.#running.add(key)
     void Promise.all(
       circuits.map(async (conn) => {
-        const started = performance.now()
         try {
-          const stream = await openPingStream(conn, CIRCUIT_PING_TIMEOUT_MS)
-          try {
-            await stream.once(Math.max(1, CIRCUIT_PING_TIMEOUT_MS - (performance.now() - started)))
-          } finally {
-            void stream.close().catch(() => {})
-          }
+          await pingOnce(conn, CIRCUIT_PING_TIMEOUT_MS)
         } catch (err) {
           if (conn.status !== 'open') return
           const msg =
