@@ -7,6 +7,8 @@
  *   `--loads` loads;
  * - throughput browser → relay → node, both ways (`--mib` MiB each), against the same transfers from a Node-side
  *   Warren node through the same relay (the baseline, same run);
+ * - the same transfers over the direct WebRTC path (the relay carrying only the signalling), and the time from the
+ *   first relayed stream to the open WebRTC tunnel;
  * - the bundle's size, raw and gzipped.
  *
  * `npm run bench` runs it too (bench/run.ts, unless `--no-browser`). The results go to
@@ -38,7 +40,10 @@ const CHROMIUM = '/usr/bin/chromium'
 export interface BrowserBenchResult {
   bundle: { bytes: number; gzip: number }
   firstByteMs: LatencySummary
+  /** Through the relay (WebSocket, circuit). */
   browser: { downMiBps: number; upMiBps: number }
+  /** Over the direct WebRTC path; `setupMs`: from the first relayed stream to the open tunnel. */
+  webrtc: { downMiBps: number; upMiBps: number; setupMs: number }
   node: { downMiBps: number; upMiBps: number }
   mib: number
 }
@@ -152,6 +157,8 @@ export async function runBrowserBench(opts: { loads: number; mib: number }): Pro
   const host = await start({
     relays: [relay.addrs.find((a) => !a.includes('/ws'))!],
     services: { app: { target: `/tcp/${app.port}`, allow: ['*'] } },
+    // WebRTC for the browser's direct path (UDP on loopback; no STUN: host candidates)
+    traversal: { enabled: true, udpListen: ['/ip4/127.0.0.1/udp/0'] },
   })
   const ticket = host.identity().ticket
   const relayWs = relay.addrs.find((a) => a.includes('/ws/'))!
@@ -186,45 +193,53 @@ export async function runBrowserBench(opts: { loads: number; mib: number }): Pro
     }
     log(`first byte p50 ${summarize(first).p50} ms over ${opts.loads} loads`)
     const bytes = opts.mib * MiB
-    const page = await context.newPage()
-    await page.goto(web.url)
-    const browser = await page.evaluate(
-      async ({ relayWs, ticket, bytes }) => {
-        const bundle = '/warren.js'
-        const w = await import(bundle)
-        const node = await w.startBrowserNode({ relays: [relayWs] })
-        await (await node.fetch(ticket, 'app', '/warm')).text()
-        let t = performance.now()
-        const res: Response = await node.fetch(ticket, 'app', `/blob/${bytes}`)
-        const reader = res.body!.getReader()
-        let got = 0
-        for (let r = await reader.read(); !r.done; r = await reader.read()) got += r.value.byteLength
-        const downMs = performance.now() - t
-        if (got !== bytes) throw new Error(`downloaded ${got} of ${bytes} bytes`)
-        const chunk = new Uint8Array(256 * 1024)
-        let sent = 0
-        const body = new ReadableStream<Uint8Array>({
-          pull(ctl) {
-            if (sent >= bytes) return ctl.close()
-            ctl.enqueue(chunk.slice())
-            sent += chunk.byteLength
-          },
-        })
-        t = performance.now()
-        const up: Response = await node.fetch(ticket, 'app', '/upload', {
-          method: 'POST',
-          body,
-          duplex: 'half',
-        } as RequestInit)
-        const answer = await up.text()
-        const upMs = performance.now() - t
-        if (answer !== String(bytes)) throw new Error(`the service got ${answer} of ${bytes} bytes`)
-        await node.stop()
-        return { downMs, upMs }
-      },
-      { relayWs, ticket, bytes },
-    )
-    await page.close()
+    const transfer = async (webrtc: boolean) => {
+      const page = await context.newPage()
+      await page.goto(web.url)
+      const r = await page.evaluate(
+        async ({ relayWs, ticket, bytes, webrtc }) => {
+          const bundle = '/warren.js'
+          const w = await import(bundle)
+          const node = await w.startBrowserNode({ relays: [relayWs], ...(webrtc ? {} : { webrtc: false }) })
+          await (await node.fetch(ticket, 'app', '/warm')).text()
+          const path = await node.path(ticket)
+          if (path.path !== (webrtc ? 'webrtc' : 'relay')) throw new Error(`path ${path.path}: ${path.reason}`)
+          let t = performance.now()
+          const res: Response = await node.fetch(ticket, 'app', `/blob/${bytes}`)
+          const reader = res.body!.getReader()
+          let got = 0
+          for (let r = await reader.read(); !r.done; r = await reader.read()) got += r.value.byteLength
+          const downMs = performance.now() - t
+          if (got !== bytes) throw new Error(`downloaded ${got} of ${bytes} bytes`)
+          const chunk = new Uint8Array(256 * 1024)
+          let sent = 0
+          const body = new ReadableStream<Uint8Array>({
+            pull(ctl) {
+              if (sent >= bytes) return ctl.close()
+              ctl.enqueue(chunk.slice())
+              sent += chunk.byteLength
+            },
+          })
+          t = performance.now()
+          const up: Response = await node.fetch(ticket, 'app', '/upload', {
+            method: 'POST',
+            body,
+            duplex: 'half',
+          } as RequestInit)
+          const answer = await up.text()
+          const upMs = performance.now() - t
+          if (answer !== String(bytes)) throw new Error(`the service got ${answer} of ${bytes} bytes`)
+          await node.stop()
+          return { downMs, upMs, setupMs: (path.ms as number | undefined) ?? 0 }
+        },
+        { relayWs, ticket, bytes, webrtc },
+      )
+      await page.close()
+      return r
+    }
+    const browser = await transfer(false)
+    const direct = await transfer(true)
+    log(`webrtc: set-up ${direct.setupMs} ms, down ${mibPerSec(bytes, direct.downMs)} MiB/s`)
     let t = performance.now()
     const down = await nodeExchange(
       await client.openService(ticket, 'app'),
@@ -244,6 +259,11 @@ export async function runBrowserBench(opts: { loads: number; mib: number }): Pro
       bundle: { bytes: bundle.bytes, gzip: bundle.gzip },
       firstByteMs: summarize(first),
       browser: { downMiBps: mibPerSec(bytes, browser.downMs), upMiBps: mibPerSec(bytes, browser.upMs) },
+      webrtc: {
+        downMiBps: mibPerSec(bytes, direct.downMs),
+        upMiBps: mibPerSec(bytes, direct.upMs),
+        setupMs: direct.setupMs,
+      },
       node: { downMiBps: mibPerSec(bytes, nodeDownMs), upMiBps: mibPerSec(bytes, nodeUpMs) },
       mib: opts.mib,
     }
@@ -267,12 +287,21 @@ export function formatBrowserBench(r: BrowserBenchResult): string {
       `p50 ${f(r.firstByteMs.p50)} ms, p90 ${f(r.firstByteMs.p90)} ms (${r.firstByteMs.count} loads)`,
     ],
     [
-      `download ${r.mib} MiB`,
+      `download ${r.mib} MiB, relayed`,
       `${f(r.browser.downMiBps)} MiB/s (Node-side node: ${f(r.node.downMiBps)}, ratio ${(r.browser.downMiBps / r.node.downMiBps).toFixed(2)})`,
     ],
     [
-      `upload ${r.mib} MiB`,
+      `upload ${r.mib} MiB, relayed`,
       `${f(r.browser.upMiBps)} MiB/s (Node-side node: ${f(r.node.upMiBps)}, ratio ${(r.browser.upMiBps / r.node.upMiBps).toFixed(2)})`,
+    ],
+    ['WebRTC path set-up', `${f(r.webrtc.setupMs)} ms`],
+    [
+      `download ${r.mib} MiB, WebRTC`,
+      `${f(r.webrtc.downMiBps)} MiB/s (relayed: ${f(r.browser.downMiBps)}, ratio ${(r.webrtc.downMiBps / r.browser.downMiBps).toFixed(2)})`,
+    ],
+    [
+      `upload ${r.mib} MiB, WebRTC`,
+      `${f(r.webrtc.upMiBps)} MiB/s (relayed: ${f(r.browser.upMiBps)}, ratio ${(r.webrtc.upMiBps / r.browser.upMiBps).toFixed(2)})`,
     ],
   ])
 }

@@ -17,6 +17,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { type ErrorCode, isWarrenError, WarrenError } from '../errors.ts'
 import { encodeTicket } from '../identity/ticket.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
+import { bestConnection, isRelayed } from '../p2p/path.ts'
 import { callOn } from '../rpc/client.ts'
 import { type RegisterOptions, type RpcAllow, type RpcHandler, RpcMethods } from '../rpc/methods.ts'
 import { RpcServer } from '../rpc/server.ts'
@@ -26,6 +27,7 @@ import { fetchOver } from './http1-client.ts'
 import { loadOrCreateKey } from './key-store.ts'
 import { type BrowserLibp2p, createBrowserLibp2p } from './libp2p.ts'
 import { dialAddrs, lookupVia, parseRelays, parseTarget } from './target.ts'
+import { type PathState, type WebRtcPathOptions, WebRtcPaths } from './webrtc-path.ts'
 import { type ServiceWebSocket, upgradeWebSocket } from './websocket.ts'
 
 export interface BrowserNodeOptions {
@@ -41,6 +43,11 @@ export interface BrowserNodeOptions {
   startTimeoutMs?: number
   /** Time to reach another node, ms (default 15 s). */
   dialTimeoutMs?: number
+  /**
+   * Direct WebRTC paths to the nodes reached through a relay (default: on where the browser has RTCPeerConnection);
+   * `false` keeps every connection on the relays. ICE servers default to the relays' STUN responders.
+   */
+  webrtc?: false | WebRtcPathOptions
 }
 
 export interface HandlerContext {
@@ -72,9 +79,19 @@ export class BrowserNode {
   readonly #relays: Map<string, Multiaddr>
   readonly #routing: string[]
   readonly #dialTimeoutMs: number
+  readonly #opts: BrowserNodeOptions
   readonly #server: RpcServer
+  /** WebRTC paths; undefined when off. */
+  readonly #paths: WebRtcPaths | undefined
 
-  constructor(libp2p: BrowserLibp2p, relays: Map<string, Multiaddr>, opts: BrowserNodeOptions) {
+  constructor(
+    libp2p: BrowserLibp2p,
+    relays: Map<string, Multiaddr>,
+    opts: BrowserNodeOptions,
+    paths: WebRtcPaths | undefined,
+  ) {
+    this.#paths = paths
+    this.#opts = opts
     this.libp2p = libp2p
     this.peerId = libp2p.peerId
     this.#relays = relays
@@ -92,9 +109,14 @@ export class BrowserNode {
     this.#server = new RpcServer(libp2p as unknown as WarrenLibp2p, methods)
   }
 
-  /** Starts answering RPC. */
+  /** Starts answering RPC, and learns the relays' STUN ports for WebRTC (in the background). */
   async start(): Promise<void> {
     await this.#server.start()
+    void this.#paths?.learnStun(this.#relays, this.#iceGiven)
+  }
+
+  get #iceGiven(): boolean {
+    return this.#opts.webrtc !== false && this.#opts.webrtc?.iceServers !== undefined
   }
 
   /** The node id (base58). */
@@ -115,24 +137,46 @@ export class BrowserNode {
     return encodeTicket({ id: this.peerId, addrs: this.addrs })
   }
 
-  /** A connection to the node named by `target` (id or ticket), through a relay. */
+  /**
+   * A connection to the node named by `target` (id or ticket): its WebRTC tunnel when one is open, else through a
+   * relay (and a WebRTC path is tried in the background).
+   */
   async connect(target: string): Promise<Connection> {
     const { id, addrs } = parseTarget(target)
     if (id.equals(this.peerId)) {
       throw new WarrenError('ERR_BAD_TARGET', 'that is this browser node itself', { hint: 'Give another node.' })
     }
-    const open = this.libp2p.getConnections(id).find((c) => c.status === 'open')
-    if (open !== undefined) return open
+    const open = bestConnection(this.libp2p.getConnections(id))
+    if (open !== undefined) return this.#tryDirect(open)
     let candidates = dialAddrs(id, addrs, this.#relays)
     if (addrs.length === 0 && this.#routing.length > 0) {
       const found = await lookupVia(this.#routing, id).catch(() => [])
       candidates = dialAddrs(id, found, this.#relays)
     }
+    let conn: Connection
     try {
-      return await this.libp2p.dial(candidates, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
+      conn = await this.libp2p.dial(candidates, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
     } catch (err) {
       throw dialError(id, candidates, err)
     }
+    return this.#tryDirect(conn)
+  }
+
+  /** Starts a WebRTC attempt over a relayed connection (once at a time per node); returns the connection. */
+  #tryDirect(conn: Connection): Connection {
+    if (this.#paths !== undefined && isRelayed(conn)) void this.#paths.upgrade(conn)
+    return conn
+  }
+
+  /**
+   * The path to `target`, after its WebRTC attempt (connecting first if needed): `webrtc` when a direct tunnel is
+   * open, else `relay` with the reason.
+   */
+  async path(target: string): Promise<PathState> {
+    const conn = await this.connect(target)
+    if (this.#paths === undefined) return { path: 'relay', reason: 'WebRTC is off in this browser node' }
+    if (!isRelayed(conn)) return this.#paths.state(conn.remotePeer)
+    return this.#paths.upgrade(conn)
   }
 
   /** A byte stream to `service` on `target`; ERR_UNKNOWN_SERVICE, ERR_NOT_AUTHORIZED … when the node refuses it. */
@@ -262,12 +306,17 @@ function dialError(id: PeerId, tried: Multiaddr[], err: unknown): WarrenError {
 export async function startBrowserNode(opts: BrowserNodeOptions): Promise<BrowserNode> {
   const relays = parseRelays(opts.relays)
   const privateKey = opts.key ?? (await loadOrCreateKey())
+  const webrtc =
+    opts.webrtc !== false && typeof (globalThis as { RTCPeerConnection?: unknown }).RTCPeerConnection === 'function'
+  let paths: WebRtcPaths | undefined
   const libp2p = await createBrowserLibp2p({
     privateKey,
     listen: [...relays.values()].map((r) => `${r}/p2p-circuit`),
     dialTimeoutMs: opts.dialTimeoutMs ?? 15_000,
+    ...(webrtc ? { webrtc: { iceServers: () => paths?.iceServers() ?? [] } } : {}),
   })
-  const node = new BrowserNode(libp2p, relays, opts)
+  if (webrtc) paths = new WebRtcPaths(libp2p, opts.webrtc === false ? {} : (opts.webrtc ?? {}))
+  const node = new BrowserNode(libp2p, relays, opts, paths)
   const unreachable = (cause?: unknown): WarrenError =>
     new WarrenError(
       'ERR_RELAY_UNREACHABLE',

@@ -144,6 +144,11 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
   }
   if (st.discovery !== undefined) lines.push(...formatDiscovery(st.discovery, now))
   if (st.portMapping !== undefined) lines.push(...formatPortMapping(st.portMapping, now))
+  if (st.webrtc !== undefined) {
+    const w = st.webrtc
+    const stun = w.iceServers.length === 0 ? 'no STUN server yet' : `STUN ${w.iceServers.join(', ')}`
+    lines.push(`webrtc for browsers: ${w.enabled ? `on, ${stun}` : `off (${w.reason ?? 'unknown'})`}`)
+  }
   lines.push(`forwards (${st.forwards.length})`, ...formatForwards(st.forwards, '  ', now))
   lines.push(...formatTraffic(st.traffic))
   lines.push(`peers (${st.peers.length})`)

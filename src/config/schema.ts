@@ -382,6 +382,8 @@ export const configSchema = z.strictObject({
       punchRequestsPerMinute: z.number().int().min(0).max(100_000).default(60),
       /** Ask the router to map the TCP listen port and the UDP traversal port (PCP, NAT-PMP, UPnP IGD). */
       portMapping: portMappingSchema,
+      /** Let browsers that reach this node through a relay open a direct WebRTC path to it (docs/browser.md). */
+      webrtc: z.boolean().default(true),
     })
     .default({
       enabled: true,
@@ -390,6 +392,7 @@ export const configSchema = z.strictObject({
       punchRequestsPerPeer: 12,
       punchRequestsPerMinute: 60,
       portMapping: PORT_MAPPING_DEFAULTS,
+      webrtc: true,
     }),
 })
 

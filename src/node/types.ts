@@ -79,6 +79,8 @@ export interface NodeStatus extends NodeIdentity {
   discovery?: DiscoveryStatus
   /** What the router mapped (PCP, NAT-PMP, UPnP IGD), when config traversal.portMapping is on. */
   portMapping?: PortMapStatus
+  /** Direct WebRTC paths from browsers (config `traversal.webrtc`): on, or why not, and the STUN servers offered. */
+  webrtc: { enabled: boolean; reason?: string; iceServers: string[] }
 }
 
 /** What `node.call` answers: the remote method's result, the round trip and the path the call took. */

@@ -36,7 +36,7 @@ import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from '.
 import { type ConnectOptions, Dialer } from './dial/dialer.ts'
 import { directPathsFor, punchAdmission } from './direct-paths-part.ts'
 import { type KnownPeers, knownIdsOf } from './known-peers.ts'
-import { createNodeLibp2p, type NodeLibp2p } from './node-libp2p.ts'
+import { createNodeLibp2p, type NodeLibp2p, stunUrl, type WebRtcState } from './node-libp2p.ts'
 import { NodeRpc } from './node-rpc.ts'
 import { OutgoingServices } from './outgoing-services.ts'
 import { PortMappingPart } from './port-mapping-part.ts'
@@ -94,6 +94,8 @@ export class WarrenNode implements WarrenNodeApi {
   }
   /** The port-mapping part, also when off (`warren reload` may turn it on). */
   readonly #portMap: PortMappingPart
+  /** WebRTC paths from browsers (config `traversal.webrtc`): on or why not, and the STUN servers offered. */
+  readonly webrtc: WebRtcState
   /** Nodes named in `peers`, in an `allow` list or in `relays`: they always get a connection slot. */
   readonly known: KnownPeers
   /** The connection budget of all other nodes (config `limits.maxStrangerConnections…`). */
@@ -165,6 +167,9 @@ export class WarrenNode implements WarrenNodeApi {
         log: this.#log,
       })
     }
+    this.webrtc = gates.webrtc
+    const paths = this.directPaths
+    if (paths !== undefined && this.webrtc.enabled) this.webrtc.iceServers = () => paths.stunServers().map(stunUrl)
   }
 
   /** Starts a node: libp2p up, config services registered, service protocol handled. */
@@ -175,6 +180,7 @@ export class WarrenNode implements WarrenNodeApi {
       node = new WarrenNode(libp2p, opts, made)
     } catch (err) {
       await libp2p.stop()
+      made.webrtc.release()
       throw err
     }
     node.#parts = await startInOrder(node.#lifecycle(opts))
@@ -185,7 +191,14 @@ export class WarrenNode implements WarrenNodeApi {
   #lifecycle(opts: WarrenNodeStartOptions): Startable[] {
     const { homeRelay, directPaths, libp2p } = this
     const parts: Startable[] = [
-      part({ start: () => libp2p.start(), stop: () => libp2p.stop() }), // started by createNode already
+      // started by createNode already; WebRTC's threads are freed once libp2p has closed its peer connections
+      part({
+        start: () => libp2p.start(),
+        stop: async () => {
+          await libp2p.stop()
+          this.webrtc.release()
+        },
+      }),
       part({
         start: () => {
           for (const [name, svc] of Object.entries(opts.config.services)) this.registry.add(name, svc, 'config')
@@ -242,6 +255,11 @@ export class WarrenNode implements WarrenNodeApi {
       ...(this.homeRelay === undefined ? {} : { relay: this.homeRelay.status() }),
       discovery: this.discovery.status(),
       ...(this.portMapping === undefined ? {} : { portMapping: this.portMapping.status() }),
+      webrtc: {
+        enabled: this.webrtc.enabled,
+        ...(this.webrtc.reason === undefined ? {} : { reason: this.webrtc.reason }),
+        iceServers: this.webrtc.iceServers().flatMap((s) => s.urls),
+      },
     }
   }
 

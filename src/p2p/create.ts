@@ -40,6 +40,8 @@ import { PRESETS, type PresetName } from './presets.ts'
 import { quietLogger } from './quiet-logger.ts'
 import { RecordStore } from './record-store.ts'
 import { type UdxHub, udpEndpointOf, udx } from './udx/transport.ts'
+import type { TransportFactory } from './webrtc/load.ts'
+import { type WebRtcTunnels, webrtcTunnels } from './webrtc/tunnel.ts'
 
 export interface NodeOptions {
   privateKey: PrivateKey
@@ -77,6 +79,11 @@ export interface NodeOptions {
   /** Adds the UDX transport (direct paths through NATs); its sockets are shared with the punching code. */
   udxHub?: UdxHub
   /**
+   * Adds js-libp2p's WebRTC transport (from src/p2p/webrtc/load.ts) and the WebRTC tunnel (`services.webrtcTunnels`):
+   * browsers that reached this node through a relay open a direct path to it.
+   */
+  webrtc?: TransportFactory
+  /**
    * libp2p's connection limit instead of the preset's: a Warren node adds its strangers' budget to the preset's
    * `maxConnections`, so that strangers can never take the slots of known nodes (src/node/stranger-gate.ts).
    */
@@ -102,6 +109,8 @@ export type WarrenLibp2p = Libp2p<{
   dht?: WarrenKadDHT
   /** Present only on nodes started with `mdns`. */
   mdns?: PeerDiscovery
+  /** Present only on nodes started with `webrtc`. */
+  webrtcTunnels?: WebRtcTunnels
 }>
 
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
@@ -134,6 +143,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         wrap(coalescing)(webSockets(opts.webSockets)),
         ...(preset.relayClient ? [circuitRelayTransport()] : []),
         ...(opts.udxHub === undefined ? [] : [udx({ hub: opts.udxHub })]),
+        ...(opts.webrtc === undefined ? [] : [opts.webrtc]),
       ],
       // OpenSSL with the session key imported once (src/p2p/patches/noise-crypto.ts)
       connectionEncrypters: [opts.stock === true ? noise() : noise({ crypto: noiseCrypto })],
@@ -176,6 +186,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         ...(opts.relayServer === undefined ? {} : { relay: circuitRelayServer(opts.relayServer) }),
         ...(opts.dht === undefined ? {} : { dht: warrenDht(opts.dht) }),
         ...(opts.mdns === true ? { mdns: warrenMdns() } : {}),
+        ...(opts.webrtc === undefined ? {} : { webrtcTunnels: webrtcTunnels() }),
       },
     })) as unknown as WarrenLibp2p
   } catch (err) {

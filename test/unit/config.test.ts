@@ -52,6 +52,7 @@ const DEFAULTS = {
     punchRequestsPerPeer: 12,
     punchRequestsPerMinute: 60,
     portMapping: { enabled: true, pcp: true, natPmp: true, upnp: true, lifetimeS: 7200 },
+    webrtc: true,
   },
 }
 
