@@ -1,9 +1,9 @@
 /**
  * One port-mapping attempt against real routers in the NAT lab (Debian's miniupnpd, PCP/NAT-PMP/UPnP IGD): a router
- * that answers the probe but refuses or drops every mapping request (a `deny` rule for everyone) ends in one attempt with
- * each protocol's outcome in the status and nothing held; a router that maps does so by PCP and deletes on stop. The
- * attempt reports its duration against its budget (`attemptMs`, `budgetMs`); how long it takes is measured by
- * `npm run lab`, not asserted here (a loaded machine stretches it).
+ * that answers the probe but refuses every mapping request (a `deny` rule for everyone: each protocol answers with an
+ * error) ends in one attempt with each protocol's outcome in the status and nothing held; a router that maps does so
+ * by PCP and deletes on stop. The attempt reports its duration against its budget (`attemptMs`, `budgetMs`); how long
+ * it takes is measured by `npm run lab`, not asserted here (a loaded machine stretches it).
  */
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'

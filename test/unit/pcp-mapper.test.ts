@@ -58,6 +58,18 @@ describe('PortMapper with PCP', () => {
     assert.equal(server.mappings.size, 0, 'both mappings deleted at the gateway')
   })
 
+  it('renews at half the lifetime although the checks between renewals find nothing lost', async () => {
+    // lifetime 8 s: a check every 2 s (the server's epoch runs on), a renewal every 4 s
+    const { server, mapper } = await setup({ lifetimeS: 8 })
+    mapper.start()
+    await eventually('mapped', () => mapper.status().state === 'mapped')
+    const first = server.maps
+    const expires = mapper.status().mappings[0]!.expiresAt
+    await eventually('renewed', () => server.maps >= first + 2, 7000)
+    assert.ok(mapper.status().mappings[0]!.expiresAt > expires, 'the renewal moved the expiry')
+    await mapper.stop()
+  })
+
   it('renews at half the lifetime and maps again after a server restart', async () => {
     const { server, mapper } = await setup({ lifetimeS: 10 })
     server.maxLifetimeS = 2

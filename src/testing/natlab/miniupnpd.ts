@@ -15,13 +15,20 @@
  * packets through, before its final drop. Lab WAN addresses are reserved (198.18.0.0/15), on which miniupnpd
  * refuses to map unless STUN says the address is reachable: a tiny responder on the router's own WAN address
  * (miniupnpd-stun.ts) tells it so. `refuse: true` writes a `deny` rule for every client: the router answers every
- * request with an error. miniupnpd runs in the foreground (`-d`) as a child of the lab, killed by {@link Miniupnpd.stop}
- * or the lab's close; the temp dir is removed by `stop`.
+ * request with an error.
+ *
+ * miniupnpd runs as a router runs it: a daemon logging at `info` (`-v`), not in its debug mode (`-d`). In debug mode it
+ * logs every line at `debug` to stderr and to the console, and a refused PCP or NAT-PMP request makes it try every
+ * external port against its permission rules, one `debug` line each: 65535 lines per request, seconds of CPU and
+ * requests left unanswered meanwhile, which starves everything else on a small machine. The daemon runs inside its own
+ * PID and mount namespaces (`unshare`), under a small shell that is their first process: killing that shell (the lab's
+ * close, {@link Miniupnpd.stop}, a reboot) kills the daemon with it. There `/dev/console`, where syslog writes when no
+ * syslog daemon listens, is a FIFO in the temp dir whose lines the shell relays to the lab: {@link Miniupnpd.log}.
  *
  * @packageDocumentation
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -51,13 +58,14 @@ export interface Miniupnpd {
   /** The DNAT rules miniupnpd holds now, as `tcp 198.18.0.3:40001 -> 198.19.2.2:40001` lines. */
   mappings(): Promise<string[]>
   /**
-   * A router reboot: miniupnpd killed, its rules and the router's conntrack table flushed, then started again with an
-   * empty lease file. Resolves once it answers again.
+   * A router reboot: miniupnpd killed (SIGKILL, as by a power cut), its rules and the router's conntrack table
+   * flushed, then, after `downMs` (default 0: at once), started again with an empty lease file. Resolves once it
+   * answers again. While it is down, the router still routes and NATs; only its port mapper is gone.
    */
-  restart(): Promise<void>
+  restart(downMs?: number): Promise<void>
   /** Kills miniupnpd and the STUN responder, removes the table and the temp dir. Idempotent. */
   stop(): Promise<void>
-  /** miniupnpd's output so far (for diagnostics). */
+  /** What miniupnpd logged so far (level info and above), a line each, with the time it arrived (for diagnostics). */
   log(): string
 }
 
@@ -129,12 +137,41 @@ async function allowMapped(lab: Lab, router: RouterName): Promise<void> {
   await lab.exec(router, `nft insert rule inet ${LAB_TABLE} forward position ${last[1]} ${rule}`)
 }
 
+/**
+ * The first process of miniupnpd's PID and mount namespaces (`sh -c`, argument: the temp dir): makes `/dev/console` the
+ * FIFO `console` and relays its lines to stdout, starts the daemon, prints its pid, and returns when it exits (its
+ * exit status then is 1). `/dev/log` is made a dead end where it exists, so that syslog falls back to the console.
+ */
+const WRAPPER = `
+set -eu
+dir=$1
+rm -f "$dir/pid"
+[ -p "$dir/console" ] || mkfifo "$dir/console"
+mount --bind "$dir/console" /dev/console
+[ ! -e /dev/log ] || mount --bind /dev/null /dev/log
+cat <>"$dir/console" &
+/usr/sbin/miniupnpd -f "$dir/miniupnpd.conf" -v -P "$dir/pid"
+i=0
+while [ ! -s "$dir/pid" ]; do
+  i=$((i + 1))
+  if [ "$i" -gt 150 ]; then echo "miniupnpd wrote no pid file"; exit 1; fi
+  sleep 0.1
+done
+pid=$(cat "$dir/pid")
+echo "miniupnpd running, pid $pid"
+tail --pid="$pid" -f /dev/null
+echo "miniupnpd exited"
+exit 1
+`
+
+/** How long miniupnpd gets to check its address by STUN and enable port forwarding, ms (a loaded machine is slow). */
+const READY_MS = 30_000
+
 /** Starts miniupnpd on `router` and resolves once it listens for PCP/NAT-PMP and has its external address. */
 export async function startMiniupnpd(lab: Lab, router: RouterName, opts: MiniupnpdOptions = {}): Promise<Miniupnpd> {
   const plan = ROUTERS.find((r) => r.name === router)!
   const dir = await mkdtemp(join(tmpdir(), `warren-miniupnpd-${router}-`))
-  const conf = join(dir, 'miniupnpd.conf')
-  await writeFile(conf, miniupnpdConfig(router, dir, opts))
+  await writeFile(join(dir, 'miniupnpd.conf'), miniupnpdConfig(router, dir, opts))
   let out = ''
   let daemon: ChildProcess | undefined
   let stun: ChildProcess | undefined
@@ -144,12 +181,21 @@ export async function startMiniupnpd(lab: Lab, router: RouterName, opts: Miniupn
     await lab.exec(router, `nft delete table inet ${MINIUPNPD_TABLE} 2>/dev/null; true`)
     await run('ip', ['netns', 'exec', lab.hosts[router]!.ns, 'nft', '-f', '-'], { input: tableRuleset() })
     await writeFile(join(dir, 'leases'), '')
-    const child = lab.spawn(router, ['/usr/sbin/miniupnpd', '-f', conf, '-d', '-P', join(dir, 'pid')])
+    const child = lab.spawn(router, [
+      ...['unshare', '--pid', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private'],
+      ...['sh', '-c', WRAPPER, 'miniupnpd-router', dir],
+    ])
     daemon = child
-    const ready = new Promise<void>((resolve, reject) => {
+    const from = out.length
+    let partial = ''
+    await new Promise<void>((resolve, reject) => {
+      // every line gets the time it arrived (syslog's own stamp on the console has whole seconds)
       const onData = (d: Buffer): void => {
-        out += d.toString()
-        if (/Port forwarding is now enabled|firewall does not block incoming/.test(out)) resolve()
+        const lines = (partial + d.toString().replaceAll('\r', '')).split('\n')
+        partial = lines.pop() ?? ''
+        const at = new Date().toISOString()
+        for (const line of lines) out += `${at} ${line}\n`
+        if (/Port forwarding is now enabled|firewall does not block incoming/.test(out.slice(from))) resolve()
       }
       child.stdout!.on('data', onData)
       child.stderr!.on('data', onData)
@@ -158,19 +204,29 @@ export async function startMiniupnpd(lab: Lab, router: RouterName, opts: Miniupn
       )
       setTimeout(
         () => reject(new WarrenError('ERR_TIMEOUT', `miniupnpd on ${router} did not enable port forwarding: ${out}`)),
-        15_000,
+        READY_MS,
       ).unref()
     })
-    await ready
   }
 
+  /** Kills the namespaces' first process, so the kernel kills the daemon too, and waits until all of it is gone. */
   const kill = async (): Promise<void> => {
     const d = daemon
     daemon = undefined
-    if (d !== undefined && d.exitCode === null && d.signalCode === null) {
-      d.kill('SIGTERM')
-      await reap(d, 5_000)
+    if (d === undefined || d.exitCode !== null || d.signalCode !== null) return
+    // unshare's only child is the shell; once it is reaped, every process of its PID namespace is gone
+    const first = await readFile(`/proc/${d.pid}/task/${d.pid}/children`, 'utf8').catch(() => '')
+    const shell = Number(first.trim().split(/\s+/)[0])
+    if (Number.isInteger(shell) && shell > 0) {
+      try {
+        process.kill(shell, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    } else {
+      d.kill('SIGKILL')
     }
+    await reap(d, 5_000)
   }
 
   try {
@@ -207,9 +263,10 @@ export async function startMiniupnpd(lab: Lab, router: RouterName, opts: Miniupn
         (m) => `${m[1] === '0x6' ? 'tcp' : 'udp'} ${plan.wan}:${m[2]} -> ${m[3]}:${m[4]}`,
       )
     },
-    async restart() {
+    async restart(downMs = 0) {
       await kill()
       await lab.exec(router, `nft delete table inet ${MINIUPNPD_TABLE}; conntrack -F; true`)
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs))
       await launch()
     },
     async stop() {

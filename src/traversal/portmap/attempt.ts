@@ -110,7 +110,7 @@ async function mapAll(
       o.hold(c.protocol, req, grant)
     } catch (err) {
       last = err
-      // a gateway that answered the probe but not the MAP drops what it refuses (miniupnpd does): no second wait
+      // a gateway that answered the probe but not this MAP will not answer the next one sooner: no second wait
       if (outcomeOf(err) === 'no answer') {
         last = new WarrenError('ERR_PORT_MAPPING', `the gateway answered ${c.protocol} but not the mapping request`, {
           details: { protocol: c.protocol, reason: 'refused' },

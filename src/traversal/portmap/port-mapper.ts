@@ -11,11 +11,11 @@
  * Nothing waits for it: node start and dials go on meanwhile, and a router that never answers costs one probe.
  *
  * A mapping is renewed at half its lifetime. Between renewals, a cheap check (PCP: ANNOUNCE and its epoch; NAT-PMP and
- * UPnP: the external address) runs every quarter lifetime (2–60 s): a gateway that restarted (epoch went back),
- * changed its external address, or stopped answering gets every mapping asked for again at once; when that fails,
- * the mappings are dropped and the protocols probed again. {@link refresh} does the same on demand (a direct path
- * went silent). On stop, every mapping is deleted (bounded to 2 s). A `change` event fires whenever the list of
- * mappings changes.
+ * UPnP: the external address) runs every quarter lifetime (2–60 s) and leaves the renewal where it is: a gateway that
+ * restarted (epoch went back), changed its external address, or stopped answering gets every mapping asked for again
+ * at once, and so does a mapping an earlier renewal lost; when none is granted, the protocols are probed again.
+ * {@link refresh} does the same on demand (a direct path went silent). On stop, every mapping is deleted (bounded to
+ * 2 s). A `change` event fires whenever the list of mappings changes.
  *
  * ```ts
  * const mapper = new PortMapper({ ports: () => ({ tcp: 4781, udp: 50123 }), protocols: { pcp: true, natPmp: true, upnp: true } })
@@ -267,17 +267,34 @@ export class PortMapper extends EventTarget {
     })
   }
 
+  /** The shortest lifetime granted to what is held, s. */
+  #lifetimeHeldS(): number {
+    return Math.min(...[...this.#held.values()].map((h) => h.grant.lifetimeS))
+  }
+
+  /** After a grant: the renewal at half the shortest lifetime held, and the next check. */
   #schedule(): void {
     clearTimeout(this.#renewTimer)
-    clearTimeout(this.#checkTimer)
-    if (this.#stopped || this.#held.size === 0) return
-    const lifetimeS = Math.min(...[...this.#held.values()].map((h) => h.grant.lifetimeS))
+    if (this.#stopped || this.#held.size === 0) {
+      clearTimeout(this.#checkTimer)
+      return
+    }
     this.#renewTimer = setTimeout(
       () => this.#enqueue(() => this.#renew('half the lifetime passed')),
-      (lifetimeS * 1000) / 2,
+      (this.#lifetimeHeldS() * 1000) / 2,
     )
     this.#renewTimer.unref()
-    const checkMs = Math.min(60_000, Math.max(2_000, (lifetimeS * 1000) / 4))
+    this.#scheduleCheck()
+  }
+
+  /**
+   * The next check, a quarter of the shortest lifetime held from now (2–60 s). Only the check: a check that finds
+   * nothing lost leaves the renewal where it is, or checks more often than renewals would put the renewal off for good.
+   */
+  #scheduleCheck(): void {
+    clearTimeout(this.#checkTimer)
+    if (this.#stopped || this.#held.size === 0) return
+    const checkMs = Math.min(60_000, Math.max(2_000, (this.#lifetimeHeldS() * 1000) / 4))
     this.#checkTimer = setTimeout(() => this.#enqueue(() => this.#check()), checkMs)
     this.#checkTimer.unref()
   }
@@ -293,31 +310,46 @@ export class PortMapper extends EventTarget {
     } catch (err) {
       lost = (err as Error).message
     }
-    if (lost === false) {
-      this.#schedule()
+    // a mapping an earlier renewal lost is asked for again now, not at the next renewal
+    if (lost === false && this.#requests().every((r) => this.#held.has(r.transport))) {
+      this.#scheduleCheck()
       return
     }
-    const why = lost === true ? 'the gateway lost its mappings (restart or new address)' : (lost ?? 'check by renewal')
+    const why =
+      lost === true
+        ? 'the gateway lost its mappings (restart or new address)'
+        : lost === false
+          ? 'a mapping lost in a renewal'
+          : (lost ?? 'check by renewal')
     await this.#renew(why)
   }
 
-  /** Renews every mapping, keeping its external port; on failure drops them and probes again. */
+  /**
+   * Renews every mapping, keeping its external port, and asks again for one an earlier renewal lost (the gateway
+   * answered for one transport and not the other); when none is held afterwards, probes again.
+   */
   async #renew(why: string): Promise<void> {
     const c = this.#client
     if (c === undefined) return this.#probeAndMap(why)
     let changed = false
     let failed: unknown
-    for (const [transport, h] of [...this.#held]) {
+    // what is held, asked for with the external port it has; then what was lost, asked for as at the first try
+    const held = [...this.#held.values()].map((h) => ({
+      req: h.req,
+      ask: { ...h.req, externalPort: h.grant.externalPort },
+    }))
+    const lost = this.#requests()
+      .filter((r) => !this.#held.has(r.transport))
+      .map((r) => ({ req: r, ask: r }))
+    for (const { req, ask } of [...held, ...lost]) {
+      const before = this.#held.get(req.transport)?.mapping.external
       try {
-        const req = { ...h.req, externalPort: h.grant.externalPort }
-        const grant = await c.map(req, this.#signal(this.#opts.requestTimeoutMs ?? 2000))
-        const before = h.mapping.external
-        this.#hold(c.protocol, h.req, grant)
-        if (this.#held.get(transport)!.mapping.external !== before) changed = true
+        const grant = await c.map(ask, this.#signal(this.#opts.requestTimeoutMs ?? 2000))
+        this.#hold(c.protocol, req, grant)
+        if (this.#held.get(req.transport)!.mapping.external !== before) changed = true
       } catch (err) {
         failed = err
-        this.#held.delete(transport)
-        changed = true
+        if (this.#held.delete(req.transport)) changed = true
       }
     }
     if (this.#held.size === 0) {
@@ -326,6 +358,12 @@ export class PortMapper extends EventTarget {
       this.#client = undefined
       this.#emit()
       return this.#probeAndMap(why)
+    }
+    if (failed !== undefined) {
+      this.#log(
+        'info',
+        `port mapping: a renewal failed (${why}): ${(failed as Error).message}; asked again at the next check`,
+      )
     }
     this.#log('debug', `port mapping renewed (${why})`)
     if (changed) this.#emit()
