@@ -41,11 +41,9 @@ function proc(lab: Lab, host: string, script: string, args: string[]): Proc {
 }
 
 async function expect(p: Proc, type: string, timeoutMs: number): Promise<LineMessage> {
-  const got = await Promise.race([p.chan.next(type, timeoutMs), p.chan.next('error', timeoutMs + 1000)]).catch(
-    (err: Error) => {
-      throw new Error(`${err.message}\n${p.stderr.join('')}`)
-    },
-  )
+  const got = await p.chan.next([type, 'error'], timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}\n${p.stderr.join('')}`)
+  })
   if (got.type === 'error') throw new Error(`${String(got.message)}\n${p.stderr.join('')}`)
   return got
 }

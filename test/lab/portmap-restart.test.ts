@@ -54,15 +54,13 @@ function ending(p: Proc): string {
 }
 
 async function expect(p: Proc, type: string, timeoutMs: number): Promise<LineMessage> {
-  const got = await Promise.race([p.chan.next(type, timeoutMs), p.chan.next('error', timeoutMs + 1000)]).catch(
-    async (err: Error) => {
-      // when the process ended, what it wrote last to stderr may still be on its way
-      await Promise.race([p.closed, new Promise((r) => setTimeout(r, 3000).unref())])
-      // an error it reported may have gone to the error waiter of an earlier call, whose race was already over
-      const errors = p.chan.log.filter((m) => m.type === 'error').map((m) => `reported: ${String(m.message)}`)
-      throw new Error([`${err.message} (${ending(p)})`, ...errors, p.stderr.join('')].join('\n'))
-    },
-  )
+  const got = await p.chan.next([type, 'error'], timeoutMs).catch(async (err: Error) => {
+    // when the process ended, what it wrote last to stderr may still be on its way
+    await Promise.race([p.closed, new Promise((r) => setTimeout(r, 3000).unref())])
+    // an error it reported may have gone to the error waiter of an earlier call, whose race was already over
+    const errors = p.chan.log.filter((m) => m.type === 'error').map((m) => `reported: ${String(m.message)}`)
+    throw new Error([`${err.message} (${ending(p)})`, ...errors, p.stderr.join('')].join('\n'))
+  })
   if (got.type === 'error') throw new Error(`${String(got.message)}\n${p.stderr.join('')}`)
   return got
 }

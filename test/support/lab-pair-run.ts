@@ -78,11 +78,9 @@ function channel(child: ChildProcess, name: string, stderr: string[]): LineChann
 }
 
 async function expect(chan: LineChannel, type: string, timeoutMs: number, stderr: string[]): Promise<LineMessage> {
-  const got = await Promise.race([chan.next(type, timeoutMs), chan.next('error', timeoutMs + 1000)]).catch(
-    (err: Error) => {
-      throw new Error(`${err.message}\n${stderr.join('')}`)
-    },
-  )
+  const got = await chan.next([type, 'error'], timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}\n${stderr.join('')}`)
+  })
   if (got.type === 'error') throw new Error(`${String(got.message)}\n${stderr.join('')}`)
   return got
 }

@@ -13,8 +13,12 @@ export type LineMessage = { type: string } & Record<string, unknown>
 
 export interface LineChannel {
   send(msg: LineMessage): void
-  /** Resolves with the next message of this type (earlier ones of other types stay queued). */
-  next(type: string, timeoutMs: number): Promise<LineMessage>
+  /**
+   * Resolves with the next message of this type, or of any of these types (earlier ones of other types stay queued).
+   * One waiter for several types: waiting for `['leg', 'error']` leaves nothing behind that would swallow a later
+   * `error`, as two racing waits would.
+   */
+  next(type: string | readonly string[], timeoutMs: number): Promise<LineMessage>
   /** Messages received so far, for diagnostics. */
   readonly log: readonly LineMessage[]
 }
@@ -23,7 +27,7 @@ export interface LineChannel {
 export function lineChannel(input: Readable, output: Writable, name = 'peer'): LineChannel {
   const queue: LineMessage[] = []
   const log: LineMessage[] = []
-  const waiters: Array<{ type: string; resolve: (m: LineMessage) => void }> = []
+  const waiters: Array<{ types: readonly string[]; resolve: (m: LineMessage) => void }> = []
   let ended = false
   const failWaiters = new Set<(err: Error) => void>()
   // A child that already exited closes its stdin; a late message to it is dropped, not an unhandled EPIPE.
@@ -41,7 +45,7 @@ export function lineChannel(input: Readable, output: Writable, name = 'peer'): L
       msg = { type: 'text', text: line }
     }
     log.push(msg)
-    const i = waiters.findIndex((w) => w.type === msg.type)
+    const i = waiters.findIndex((w) => w.types.includes(msg.type))
     if (i >= 0) waiters.splice(i, 1)[0]!.resolve(msg)
     else queue.push(msg)
   })
@@ -54,12 +58,14 @@ export function lineChannel(input: Readable, output: Writable, name = 'peer'): L
     send: (msg) => {
       if (output.writable) output.write(`${JSON.stringify(msg)}\n`)
     },
-    next: (type, timeoutMs) => {
-      const i = queue.findIndex((m) => m.type === type)
+    next: (wanted, timeoutMs) => {
+      const types: readonly string[] = typeof wanted === 'string' ? [wanted] : wanted
+      const type = types.join("' or '")
+      const i = queue.findIndex((m) => types.includes(m.type))
       if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0]!)
       return new Promise((resolve, reject) => {
         const waiter = {
-          type,
+          types,
           resolve: (m: LineMessage) => {
             clearTimeout(t)
             failWaiters.delete(onEnd)

@@ -113,8 +113,7 @@ async function directRun(
     await hard.next('armed', 15_000)
     easy.send({ type: 'go' })
   }
-  const wait = (chan: LineChannel): Promise<LineMessage> =>
-    Promise.race([chan.next('direct', 30_000), chan.next('failed', 30_000), chan.next('error', 30_000)])
+  const wait = (chan: LineChannel): Promise<LineMessage> => chan.next(['direct', 'failed', 'error'], 30_000)
   const [da, db] = await Promise.all([wait(pa), wait(pb)])
   const result: SpikeResult = {
     natA: lab.natA,

@@ -106,7 +106,7 @@ async function upgradeRun(
       ? `${config.relayAddr}/p2p-circuit/p2p/${rb.peerId}`
       : `/ip4/${lab.address('rb')}/tcp/${SIGNAL_PORT}/p2p/${rb.peerId}`
   pa.send({ type: 'peer', addr })
-  const outcome = await Promise.race([pa.next('upgraded', 30_000), pa.next('failed', 30_000), pa.next('error', 30_000)])
+  const outcome = await pa.next(['upgraded', 'failed', 'error'], 30_000)
   const result: UpgradeSpikeResult = {
     natA: lab.natA,
     natB: lab.natB,
