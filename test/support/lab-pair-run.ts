@@ -77,11 +77,18 @@ function channel(child: ChildProcess, name: string, stderr: string[]): LineChann
   return lineChannel(child.stdout!, child.stdin!, name)
 }
 
-async function expect(chan: LineChannel, type: string, timeoutMs: number, stderr: string[]): Promise<LineMessage> {
+/** The next `type` message from `chan`; its `error` message or a time-out throws, with `stderr` as it is by then. */
+async function expect(
+  chan: LineChannel,
+  type: string,
+  timeoutMs: number,
+  stderr: string[] | (() => string[]),
+): Promise<LineMessage> {
+  const text = (): string => (typeof stderr === 'function' ? stderr() : stderr).join('')
   const got = await chan.next([type, 'error'], timeoutMs).catch((err: Error) => {
-    throw new Error(`${err.message}\n${stderr.join('')}`)
+    throw new Error(`${err.message}\n${text()}`)
   })
-  if (got.type === 'error') throw new Error(`${String(got.message)}\n${stderr.join('')}`)
+  if (got.type === 'error') throw new Error(`${String(got.message)}\n${text()}`)
   return got
 }
 
@@ -155,7 +162,9 @@ export async function runLabPair(opts: {
     pids.a = aChild.pid
     const a = channel(aChild, 'node a', logs.a)
     a.send({ type: 'send', ticket: String(ready.ticket), waitDirectMs: opts.waitDirectMs, pings: opts.pings ?? 20 })
-    const settled = await expect(a, 'settled', 60_000, logs.a)
+    // A's failures come with B's log too: the far end often knows why a path or a stream went
+    const both = (): string[] => [...(logs.a ?? []), '--- b ---\n', ...(logs.b ?? [])]
+    const settled = await expect(a, 'settled', 60_000, both)
     const snapshot = async (): Promise<Snapshot> => {
       const [ra, rb, cpu] = await Promise.all([lab.counters('ra'), lab.counters('rb'), cpuSecondsOf(pids)])
       return { ra, rb, cpu }
@@ -163,7 +172,7 @@ export async function runLabPair(opts: {
     const runLeg = async (over: LegPath, bytes: number): Promise<LabPairLeg> => {
       const before = await snapshot()
       a.send({ type: 'go', over, bytes })
-      const result = await expect(a, 'leg', 90_000, logs.a)
+      const result = await expect(a, 'leg', 90_000, both)
       const after = await snapshot()
       return legOf(over, bytes, result, before, after, relays)
     }
