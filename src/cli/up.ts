@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { TRANSPARENT_ENV } from '../access/transparent/settings.ts'
+import { batchLines } from '../daemon/log-batch.ts'
 import { logFilePath, openLogFile } from '../daemon/log-file.ts'
 import { WarrenError } from '../errors.ts'
 import { createLogger, type LogFormat, logFormatFromEnv, logLevelFromEnv } from '../log.ts'
@@ -70,16 +71,12 @@ export function register(program: Command): void {
         // a home that does not exist yet gets no log file: the daemon refuses to start on it anyway
         const file = existsSync(home.dir) ? openLogFile(logFilePath(home.dir)) : undefined
         const toStderr = process.env[DETACHED_ENV] !== '1'
-        const log = createLogger({
-          min: logLevelFromEnv(),
-          format,
-          out: {
-            write: (line: string) => {
-              if (toStderr) process.stderr.write(line)
-              file?.write(line)
-            },
-          },
+        // lines leave in batches of up to 10 ms, every one kept (src/daemon/log-batch.ts)
+        const out = batchLines((text) => {
+          if (toStderr) process.stderr.write(text)
+          file?.write(text)
         })
+        const log = createLogger({ min: logLevelFromEnv(), format, out })
         if (opts.transparent === true) process.env[TRANSPARENT_ENV] = '1'
         const { runDaemon } = await import('../daemon/daemon.ts') // libp2p loads only for `up`
         const daemon = await runDaemon({
@@ -91,6 +88,7 @@ export function register(program: Command): void {
         await runInForeground(daemon, (signal) =>
           log('warn', `${signal} again: exiting without finishing the clean stop`),
         )
+        out.flush()
         file?.close()
       },
     )

@@ -62,6 +62,9 @@ function bare(a: Multiaddr, id: PeerId): Multiaddr {
   return s.endsWith(suffix) ? multiaddr(s.slice(0, -suffix.length)) : a
 }
 
+/** Decoded tickets an address book keeps (each decode checks a SHA-256 checksum and parses every address). */
+const TICKETS_KEPT = 64
+
 export class AddressBook {
   #peers: Record<string, string>
   /** Addresses learned from tickets and --addr, by base58 id; in order of last use (Map order), oldest first. */
@@ -135,10 +138,18 @@ export class AddressBook {
       .map(([alias]) => alias)
   }
 
+  /** Tickets decoded before (a forward resolves its ticket for every connection), at most {@link TICKETS_KEPT}. */
+  readonly #tickets = new Map<string, { id: PeerId; addrs: readonly Multiaddr[] }>()
+
   #refToNode(ref: string): ResolvedNode {
     if (looksLikeTicket(ref)) {
-      const t = decodeTicket(ref)
-      return { id: t.id, addrs: t.addrs }
+      let t = this.#tickets.get(ref)
+      if (t === undefined) {
+        t = decodeTicket(ref)
+        if (this.#tickets.size >= TICKETS_KEPT) this.#tickets.clear()
+        this.#tickets.set(ref, t)
+      }
+      return { id: t.id, addrs: [...t.addrs] }
     }
     return { id: parseNodeId(ref), addrs: [] }
   }

@@ -33,8 +33,10 @@ import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from './dht.ts'
 import { warrenMdns } from './mdns.ts'
 import { batching, coalescing } from './patches/coalesce.ts'
 import { honest } from './patches/honest-streams.ts'
+import { skipKnownProtocolMerges } from './patches/known-protocols.ts'
 import { leanListeners } from './patches/lean-listeners.ts'
 import { noiseCrypto } from './patches/noise-crypto.ts'
+import { optimistic } from './patches/optimistic-select.ts'
 import { skipUnheardEvents } from './patches/unheard-events.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 import { quietLogger } from './quiet-logger.ts'
@@ -123,7 +125,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   // and listeners without options cost only what Node's EventTarget costs (src/p2p/patches/lean-listeners.ts)
   if (opts.stock !== true && opts.skipUnheardEvents === true) leanListeners()
   try {
-    return (await createLibp2p({
+    const node = (await createLibp2p({
       // one silent logger for every stream unless DEBUG asks for libp2p's (src/p2p/quiet-logger.ts)
       ...(opts.stock === true ? {} : quietLogger()),
       privateKey: opts.privateKey,
@@ -148,21 +150,25 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
       // OpenSSL with the session key imported once (src/p2p/patches/noise-crypto.ts)
       connectionEncrypters: [opts.stock === true ? noise() : noise({ crypto: noiseCrypto })],
       streamMuxers: [
-        // streams that keep their pause and are reset when their connection dies (src/p2p/patches/honest-streams.ts);
-        // the frames of one event-loop turn go out as one Noise message (src/p2p/patches/coalesce.ts)
-        wrap(honest)(
-          wrap(batching)(
-            yamux({
-              maxInboundStreams: streams + CONTROL_STREAMS,
-              maxOutboundStreams: streams + CONTROL_STREAMS,
-              // streams opened before the far side finished its upgrade are queued; past this many the whole
-              // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
-              maxEarlyStreams: streams,
-              // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
-              // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
-              maxMessageSize: 65_519 - 12,
-              streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
-            }),
+        // streams asked for with OPTIMISTIC_SELECT send their protocol with their first bytes
+        // (src/p2p/patches/optimistic-select.ts); streams that keep their pause and are reset when their connection
+        // dies (src/p2p/patches/honest-streams.ts); the frames of one event-loop turn go out as one Noise message
+        // (src/p2p/patches/coalesce.ts)
+        wrap(optimistic)(
+          wrap(honest)(
+            wrap(batching)(
+              yamux({
+                maxInboundStreams: streams + CONTROL_STREAMS,
+                maxOutboundStreams: streams + CONTROL_STREAMS,
+                // streams opened before the far side finished its upgrade are queued; past this many the whole
+                // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
+                maxEarlyStreams: streams,
+                // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
+                // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
+                maxMessageSize: 65_519 - 12,
+                streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
+              }),
+            ),
           ),
         ),
       ],
@@ -189,6 +195,10 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         ...(opts.webrtc === undefined ? {} : { webrtcTunnels: webrtcTunnels() }),
       },
     })) as unknown as WarrenLibp2p
+    // a stream of a protocol the peer's record already lists does not rewrite the record
+    // (src/p2p/patches/known-protocols.ts)
+    if (opts.stock !== true) skipKnownProtocolMerges(node.peerStore)
+    return node
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(e.message)) {

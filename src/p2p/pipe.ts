@@ -116,6 +116,8 @@ export function pipeStream(stream: Stream, local: Duplex, opts: PipeOptions = {}
       const buf = asBuffer(evt.data)
       result.bytesIn += buf.byteLength
       if (!local.write(buf)) stream.pause()
+      // bytes put back (unshift) after the stream's 'end' was dispatched: that end takes effect once they are out
+      if (stream.readableEnded && stream.readBufferLength === 0) onStreamEnd()
     }
     const onLocalDrain = (): void => {
       if (stream.readStatus === 'paused') stream.resume()
@@ -176,9 +178,19 @@ export function pipeStream(stream: Stream, local: Duplex, opts: PipeOptions = {}
       stream.addEventListener('end', onStreamEnd)
       stream.addEventListener('close', onStreamClose)
       if (stream.readStatus === 'paused') stream.resume()
-      if (stream.readableEnded) onStreamEnd()
+      // a stream can have dispatched 'end' while a reader before this one still held bytes it then put back (a
+      // header reader, multistream-select): those are delivered first, and onMessage ends the local side after them
+      if (stream.readableEnded && stream.readBufferLength === 0) onStreamEnd()
       // closed both ways while the answer was awaited: its 'close' came and went already
       if (stream.status === 'closed') onStreamClose(new Event('close'))
+    }
+    // bytes the local side already holds leave now, with whatever this turn sends before them (a dialer's request
+    // header): a 'data' listener alone would hand them over a tick later, after the turn's writes have gone
+    if (!local.readableFlowing) {
+      for (let chunk = local.read() as Buffer | null; chunk !== null; chunk = local.read() as Buffer | null) {
+        onData(chunk)
+        if (settled || local.isPaused()) break
+      }
     }
     local.on('data', onData)
     local.on('end', onLocalEnd)

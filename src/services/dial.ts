@@ -2,8 +2,9 @@
  * The dialing side of `/warren/service/1.0.0`: open a stream on a connection, send the request header, and
  * turn the host's status into a WarrenError the user can act on.
  */
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, NewStreamOptions, PeerId, Stream } from '@libp2p/interface'
 import { WarrenError } from '../errors.ts'
+import { OPTIMISTIC_SELECT } from '../p2p/patches/optimistic-select.ts'
 import { readFrame } from './frame-io.ts'
 import { decodeResponse, encodeRequest, SERVICE_PROTOCOL, Status } from './header.ts'
 
@@ -93,12 +94,15 @@ export async function startServiceStream(
   let stream: Stream
   try {
     // relayed connections through a bounded relay are "limited"; services run on them too
-    // optimistic protocol select: the protocol id travels with our header, saving one round trip per stream
+    // optimistic protocol select (src/p2p/patches/optimistic-select.ts): the protocol id leaves with the request
+    // header, without waiting a round trip for the host's answer; a host without the protocol aborts the stream
+    // with UnsupportedProtocolError, which readAnswer reports
     stream = await conn.newStream(SERVICE_PROTOCOL, {
       signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
       runOnLimitedConnection: true,
       negotiateFully: false,
-    })
+      [OPTIMISTIC_SELECT]: true,
+    } as NewStreamOptions)
   } catch (err) {
     const e = err as Error
     if (e.name === 'UnsupportedProtocolError') throw unsupported(peer, err)
@@ -156,6 +160,14 @@ async function readAnswer(
   } catch (err) {
     if (err instanceof WarrenError) throw err
     const e = err as Error
+    // the host's answer to the protocol: no such protocol, or not multistream-select at all
+    if (e.name === 'UnsupportedProtocolError') throw unsupported(peer, err)
+    if (e.name === 'NegotiationError') {
+      throw new WarrenError('ERR_PROTOCOL', `node ${peer} sent a bad answer for "${service}": ${e.message}`, {
+        hint: 'Is it a Warren node? Check the id or ticket.',
+        cause: err,
+      })
+    }
     if (stream.status === 'aborted') {
       // this side gave up first (its client went away while the answer was on its way): not the host's doing
       throw new WarrenError(
@@ -167,7 +179,6 @@ async function readAnswer(
       )
     }
     stream.abort(e)
-    if (e.name === 'UnsupportedProtocolError') throw unsupported(peer, err)
     if (e.name === 'FrameTimeoutError') {
       throw new WarrenError(
         'ERR_TIMEOUT',

@@ -8,7 +8,7 @@
 import { connect, type Socket } from 'node:net'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { formatTarget, type TcpTarget } from '../config/target.ts'
-import type { Logger } from '../log.ts'
+import type { Logger, LogLevel } from '../log.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { describePipeEnd, pipeStream, reasonOf } from '../p2p/pipe.ts'
 import { FrameTimeoutError, readFrame } from './frame-io.ts'
@@ -132,6 +132,8 @@ export class ServiceHost {
   readonly #open = new Map<Stream, OpenStream>()
   readonly #unsubscribe: () => void
   #total = 0
+  /** Lines held by {@link #logSoon}, in order. */
+  #soon: [LogLevel, string][] = []
 
   constructor(node: WarrenLibp2p, registry: ServiceRegistry, opts: HostOptions) {
     this.#node = node
@@ -179,6 +181,7 @@ export class ServiceHost {
   }
 
   async stop(): Promise<void> {
+    this.#flushSoon()
     await this.#node.unhandle([SERVICE_PROTOCOL, ...this.#kubo])
     this.#kubo.clear()
     this.#unsubscribe()
@@ -235,7 +238,26 @@ export class ServiceHost {
   }
 
   #log(level: 'debug' | 'info' | 'warn' | 'error', msg: string): void {
+    this.#flushSoon()
     this.#opts.log?.(level, msg)
+  }
+
+  /**
+   * Logs `msg` once the current event-loop turn's socket writes have left (they flush in `setImmediate`, queued
+   * before this), so that writing the line does not delay the bytes of a stream being set up. Every other line of
+   * the host, and a stream's end, writes the held lines first: the order of lines is kept.
+   */
+  #logSoon(level: LogLevel, msg: string): void {
+    if (this.#opts.log === undefined) return
+    this.#soon.push([level, msg])
+    if (this.#soon.length === 1) setImmediate(() => this.#flushSoon())
+  }
+
+  #flushSoon(): void {
+    if (this.#soon.length === 0) return
+    const lines = this.#soon
+    this.#soon = []
+    for (const [level, msg] of lines) this.#opts.log?.(level, msg)
   }
 
   async #refuse(stream: Stream, status: StatusCode, reason: string): Promise<void> {
@@ -332,7 +354,7 @@ export class ServiceHost {
       )
       if (counted !== undefined) rec.counted = counted
       const dialled = port === undefined ? '' : `, destination port ${port}`
-      this.#log(
+      this.#logSoon(
         'info',
         `incoming stream accepted: ${peer} → ${service} (${formatTarget(decision.entry.tcp)}${dialled})`,
       )
@@ -345,6 +367,7 @@ export class ServiceHost {
           targetName: formatTarget(tcp),
           connect: () => connectTarget(tcp, this.#opts.connectTimeoutMs),
         })
+        this.#flushSoon()
         rec.counted?.end(endCause(rec, undefined))
         return
       }
@@ -354,8 +377,10 @@ export class ServiceHost {
       // the rules may have changed while it ran (revoke() sets this)
       const revoked = (rec as OpenStream).revoked
       const reason = revoked?.message ?? (res.error === undefined ? undefined : reasonOf(res.error))
+      this.#flushSoon()
       rec.counted?.end(cause, { bytesIn: res.bytesIn, bytesOut: res.bytesOut }, reason)
     } catch (err) {
+      this.#flushSoon()
       rec.counted?.end('error', undefined, (err as Error).message)
       throw err
     } finally {

@@ -268,15 +268,27 @@ export function countStream(
 }
 
 /**
- * Logs every stream's life: an outgoing stream when it opens, and each end (`warn` when it ended abnormally). A
- * refusal is not logged again here: it was logged where it was decided (the host's "refused" line, the caller's error).
+ * Logs every stream's life: an outgoing stream when it opens (written after the current turn), and each end (`warn`
+ * when it ended abnormally). A refusal is not logged again here: it was logged where it was decided (the host's
+ * "refused" line, the caller's error).
  */
 export function logStreams(counters: StreamCounters, log: Logger): void {
+  // an opening is written once the turn's socket writes have left (they flush in setImmediate, queued before
+  // this), so that the line does not delay the stream's first bytes; an end writes the held lines first
+  let held: string[] = []
+  const flush = (): void => {
+    const lines = held
+    held = []
+    for (const line of lines) log('info', line)
+  }
   counters.listen({
     started: (s) => {
-      if (s.direction === 'outgoing') log('info', `outgoing stream opened: ${s.service} on ${s.peer}`)
+      if (s.direction !== 'outgoing') return
+      held.push(`outgoing stream opened: ${s.service} on ${s.peer}`)
+      if (held.length === 1) setImmediate(flush)
     },
     ended: (e) => {
+      if (held.length > 0) flush()
       if (e.cause === 'refused' || e.cause === 'unreachable' || e.cause === 'failed') return
       log(e.cause === 'ok' ? 'info' : 'warn', describeStreamEnd(e))
     },

@@ -65,6 +65,28 @@ describe('first bytes sent before the host answers', () => {
     assert.equal(createHash('sha256').update(data).digest('hex'), createHash('sha256').update(payload).digest('hex'))
   })
 
+  it('a request and its FIN that reach the host before its protocol answer, 50 at once: each echoed whole', async () => {
+    // 16 KiB and the FIN fit the first frames: the host's stream has ended before its header is read
+    const pairs = []
+    for (let i = 0; i < 50; i++) {
+      const { client, accepted } = await socketPair(local)
+      const payload = Buffer.concat([Buffer.from(`#${i}:`), randomBytes(16 * 1024)])
+      client.end(payload)
+      pairs.push({ payload, accepted, got: received(client) })
+    }
+    const results = await Promise.all(pairs.map((p) => net.nodes[0]!.pipeService(p.accepted, 'n1', 'web')))
+    for (const [i, p] of pairs.entries()) {
+      const { data, error } = await p.got
+      assert.equal(error, undefined, `connection ${i}`)
+      assert.equal(results[i]!.error, undefined, `connection ${i}`)
+      assert.equal(
+        createHash('sha256').update(data).digest('hex'),
+        createHash('sha256').update(p.payload).digest('hex'),
+        `connection ${i}`,
+      )
+    }
+  })
+
   it('a refused peer: its early bytes never reach the target, the client is reset, the error is exact', async () => {
     const { client, accepted } = await socketPair(local)
     client.write(randomBytes(4096))

@@ -36,6 +36,10 @@ async function startPair(port: number, aLimits: Limits, bLimits: Limits): Promis
   const c = await b.client()
   try {
     const info = await c.forwardAdd({ node: 'a', service: 'echo', listen: '127.0.0.1:0' })
+    // the forward's check stream counts against the limits until it has closed both ways: the tests start after
+    await eventually(async () => (await c.status()).streams.outgoing.active === 0, {
+      message: "the forward's check stream closed",
+    })
     const m = /^(.*):(\d+)$/.exec(info.listen)!
     return {
       a,

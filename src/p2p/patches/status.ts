@@ -21,6 +21,8 @@ export type PatchName =
   | 'batching'
   | 'quietNoiseDecoder'
   | 'skipUnheardEvents'
+  | 'optimisticSelect'
+  | 'knownProtocols'
 
 const missed = new Map<PatchName, string>()
 

@@ -1,0 +1,158 @@
+/**
+ * Optimistic protocol selection (src/p2p/patches/optimistic-select.ts, UPSTREAM.md row 15) and the peer store that
+ * skips rewriting a record for a protocol it already lists (src/p2p/patches/known-protocols.ts, row 16), on real
+ * libp2p nodes over TCP: stock nodes show the upstream behaviour (the guard), Warren's nodes the workaround.
+ */
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import type { NewStreamOptions, Stream } from '@libp2p/interface'
+import { generateNodeKey } from '../../src/identity/keys.ts'
+import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
+import { OPTIMISTIC_SELECT } from '../../src/p2p/patches/optimistic-select.ts'
+import { patchesMissed } from '../../src/p2p/patches/status.ts'
+import { readAll } from '../../src/p2p/read-all.ts'
+
+const ECHO = '/test/echo/1.0.0'
+const MISSING = '/test/missing/1.0.0'
+const optimistic = { negotiateFully: false, [OPTIMISTIC_SELECT]: true } as NewStreamOptions
+
+async function node(stock: boolean): Promise<WarrenLibp2p> {
+  const n = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'], stock })
+  // an echo that sends back everything, then closes its side after the dialer's FIN
+  await n.handle(ECHO, (stream: Stream) => {
+    stream.addEventListener('message', (evt) => {
+      stream.send(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
+    })
+    stream.addEventListener('remoteCloseWrite', () => {
+      void stream.close().catch(() => {})
+    })
+  })
+  return n
+}
+
+/** The error a stream closed with (undefined for a clean close). */
+function closed(stream: Stream): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    if (stream.status === 'aborted' || stream.status === 'reset' || stream.status === 'closed') resolve(undefined)
+    stream.addEventListener('close', (evt) => resolve((evt as Event & { error?: Error }).error), { once: true })
+  })
+}
+
+describe('optimistic protocol selection', () => {
+  let warren: WarrenLibp2p
+  let warren2: WarrenLibp2p
+  let stock: WarrenLibp2p
+  before(async () => {
+    warren = await node(false)
+    warren2 = await node(false)
+    stock = await node(true)
+  })
+  after(async () => {
+    await Promise.all([warren?.stop(), warren2?.stop(), stock?.stop()])
+  })
+
+  it('upstream: newStream with negotiateFully: false still waits for the answer (an unsupported protocol rejects)', async () => {
+    const conn = await stock.dial(warren.getMultiaddrs()[0]!)
+    await assert.rejects(conn.newStream(MISSING, { negotiateFully: false }), { name: 'UnsupportedProtocolError' })
+  })
+
+  it('Warren: the stream opens at once, and an unsupported protocol aborts it with UnsupportedProtocolError', async () => {
+    const conn = await warren.dial(stock.getMultiaddrs()[0]!)
+    const stream = await conn.newStream(MISSING, optimistic)
+    assert.equal(stream.protocol, MISSING)
+    const error = await closed(stream)
+    assert.equal(error?.name, 'UnsupportedProtocolError')
+    assert.equal(error?.message, `the far side does not support ${MISSING}`)
+  })
+
+  for (const [label, far] of [
+    ['a stock node', () => stock],
+    ['a Warren node', () => warren2],
+  ] as const) {
+    it(`carries 4 MiB sent before any answer to ${label} and back, whole (sha256) and in order`, async () => {
+      const conn = await warren.dial(far().getMultiaddrs()[0]!)
+      const stream = await conn.newStream(ECHO, optimistic)
+      const data = randomBytes(4 * 1024 * 1024)
+      const reading = readAll(stream, AbortSignal.timeout(30_000), 8 * 1024 * 1024)
+      for (let off = 0; off < data.length; off += 64 * 1024) {
+        if (!stream.send(data.subarray(off, off + 64 * 1024))) {
+          await new Promise((resolve) => stream.addEventListener('drain', resolve, { once: true }))
+        }
+      }
+      await stream.close()
+      const back = await reading
+      assert.equal(back.byteLength, data.byteLength)
+      assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(data).digest('hex'))
+    })
+  }
+
+  it('installed without a miss on Warren nodes', () => {
+    assert.equal(patchesMissed().has('optimisticSelect'), false)
+    assert.equal(patchesMissed().has('knownProtocols'), false)
+  })
+})
+
+/** Counts the writes of peer records to a node's datastore while `fn` runs. */
+async function peerWrites(n: WarrenLibp2p, fn: () => Promise<void>): Promise<number> {
+  const ds = (n as unknown as { components: { datastore: { put: (...a: unknown[]) => Promise<unknown> } } }).components
+    .datastore
+  const put = ds.put
+  let writes = 0
+  ds.put = (...args: unknown[]) => {
+    if (String(args[0]).startsWith('/peers/')) writes++
+    return put.apply(ds, args)
+  }
+  try {
+    await fn()
+  } finally {
+    ds.put = put
+  }
+  return writes
+}
+
+describe('peer records and new streams', () => {
+  let a: WarrenLibp2p
+  let b: WarrenLibp2p
+  let stockA: WarrenLibp2p
+  before(async () => {
+    a = await node(false)
+    b = await node(false)
+    stockA = await node(true)
+  })
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop(), stockA?.stop()])
+  })
+
+  const twentyStreams = async (from: WarrenLibp2p, to: WarrenLibp2p): Promise<void> => {
+    const conn = await from.dial(to.getMultiaddrs()[0]!)
+    for (let i = 0; i < 20; i++) {
+      const s = await conn.newStream(ECHO)
+      s.send(new Uint8Array([i]))
+      await s.close()
+      await readAll(s, AbortSignal.timeout(10_000), 16)
+    }
+  }
+
+  it('upstream: every new stream rewrites the peer record', async () => {
+    await twentyStreams(stockA, b) // first contact: identify and the first streams settle the record
+    const writes = await peerWrites(stockA, () => twentyStreams(stockA, b))
+    assert.ok(writes >= 20, `stock wrote the record ${writes} times for 20 streams`)
+  })
+
+  it('Warren: streams of a protocol the record lists leave it alone', async () => {
+    await twentyStreams(a, b)
+    const writes = await peerWrites(a, () => twentyStreams(a, b))
+    assert.ok(writes <= 1, `Warren wrote the record ${writes} times for 20 streams`)
+  })
+
+  it('Warren: a protocol dropped from the record by another write is merged in again by the next stream', async () => {
+    await twentyStreams(a, b)
+    await a.peerStore.patch(b.peerId, { protocols: [] })
+    assert.deepEqual((await a.peerStore.get(b.peerId)).protocols, [])
+    const conn = await a.dial(b.getMultiaddrs()[0]!)
+    const s = await conn.newStream(ECHO)
+    await s.close()
+    assert.ok((await a.peerStore.get(b.peerId)).protocols.includes(ECHO))
+  })
+})
