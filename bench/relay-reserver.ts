@@ -4,13 +4,17 @@
  * DHT, no relay client), so that thousands fit in a few processes; it opens `/libp2p/circuit/relay/0.2.0/hop`, sends
  * RESERVE and checks the STATUS answer is OK, as a Warren node does.
  *
- *   node bench/relay-reserver.ts <relay multiaddr with /p2p/>   → prints {"ready": true}
- *   then stdin commands: `reserve <n>` → {"held": total, "failed": k, "ms": …}
+ *   node bench/relay-reserver.ts <relay multiaddr with /p2p/> [identify]   → prints {"ready": true}
+ *   then stdin commands: `reserve <n>` → {"held": total, "open": keys still connected, "failed": k, "ms": …}
+ *
+ * WARREN_BENCH_RESERVER_PING_MS sets how often each key pings the relay (default 10000, as a Warren node).
  *
  * Exits on SIGTERM or when stdin closes (its connections close with it).
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -25,6 +29,10 @@ const STATUS_OK = 100
 const PARALLEL = 8
 
 const relay = multiaddr(process.argv[2] ?? '')
+/** `identify` as the second argument: each key also runs identify and ping, as a Warren node does. */
+const full = process.argv[3] === 'identify'
+/** How often each key pings the relay (libp2p's connection monitor; a Warren node: every 10 s). */
+const PING_MS = Number(process.env.WARREN_BENCH_RESERVER_PING_MS ?? 10_000)
 const nodes: Libp2p[] = []
 let failed = 0
 let lastError = ''
@@ -79,6 +87,10 @@ async function reserveNew(): Promise<Libp2p> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: 4 },
+    // each key pings the relay every 10 s as a node does, but a late pong (thousands of nodes share this process
+    // and a loaded machine) must not close the connection: the relay's count of held reservations is the measure
+    connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: PING_MS },
+    ...(full ? { services: { identify: identify(), ping: ping() } } : {}),
   })
   try {
     const stream = await node.dialProtocol(relay, HOP, { signal: AbortSignal.timeout(30_000) })
@@ -106,6 +118,7 @@ await answerCommands({
     )
     return {
       held: nodes.length,
+      open: nodes.filter((node) => node.getConnections().length > 0).length,
       failed,
       ms: Math.round(performance.now() - started),
       ...(lastError ? { lastError } : {}),

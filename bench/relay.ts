@@ -7,17 +7,18 @@
  *   before and after gives relay CPU-seconds per relayed Gbit (bytes counted once, as the application sees them).
  *   `--variants tuned,untuned,libp2p-pipe` runs it with the relay under the daemon's V8 settings (bin/warren.js, the
  *   default), without them (WARREN_NODE_TUNED=1 skips the re-exec), and with js-libp2p's own pipe carrying the
- *   circuits (WARREN_BENCH_LIBP2P_PIPE=1) instead of Warren's (src/relay/server/splice.ts), in one run.
+ *   circuits (WARREN_BENCH_LIBP2P_PIPE=1) instead of Warren's (src/relay/server/splice.ts), in one run;
+ *   `default-heap` runs the relay without its heap compaction.
  * - Idle reservations: light clients (bench/relay-reserver.ts: bare js-libp2p nodes, one generated key and one TCP
  *   connection per reservation, up to 1000 per process) reserve in steps of `--step` up to `--reservations`; the
- *   relay's PSS (/proc/<pid>/smaps_rollup) after each step gives the bytes per reservation as the least-squares
- *   slope, extrapolated to 10,000.
+ *   relay's PSS (/proc/<pid>/smaps_rollup) `--settle-ms` after each step gives the bytes per reservation as the
+ *   least-squares slope, extrapolated to 10,000.
  *
  * Targets (issue "faster than an OpenSSH tunnel"): <= 1 relay CPU-second per relayed Gbit; <= 10 KiB per idle
  * reservation. Writes bench/results/<YYYY-MM-DD>-relay.json.
  *
  *   node bench/relay.ts [--mib 256] [--reps 3] [--reservations 3000] [--step 500] [--variants tuned,untuned]
- *     [--no-throughput] [--no-reservations] [--profile dir] [--out file.json]
+ *     [--no-throughput] [--no-reservations] [--settle-ms 20000] [--identify] [--profile dir] [--out file.json]
  */
 import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -37,10 +38,11 @@ const PER_CLIENT = 1_000
 
 /**
  * `tuned`: the relay as `warren relay` runs; `untuned`: without the daemon's V8 settings; `libp2p-pipe`: tuned, with
- * js-libp2p's own pipe carrying the circuits instead of Warren's splice (src/relay/server/splice.ts).
+ * js-libp2p's own pipe carrying the circuits instead of Warren's splice (src/relay/server/splice.ts); `default-heap`:
+ * tuned but without the relay's heap compaction (WARREN_BENCH_RELAY_NO_COMPACT=1, src/relay/server/heap-compact.ts).
  */
-export type RelayVariant = 'tuned' | 'untuned' | 'libp2p-pipe'
-const VARIANTS: readonly RelayVariant[] = ['tuned', 'untuned', 'libp2p-pipe']
+export type RelayVariant = 'tuned' | 'untuned' | 'libp2p-pipe' | 'default-heap'
+const VARIANTS: readonly RelayVariant[] = ['tuned', 'untuned', 'libp2p-pipe', 'default-heap']
 
 export interface RelayBenchOptions {
   mib: number
@@ -55,6 +57,16 @@ export interface RelayBenchOptions {
   relayNodeOptions?: string
   /** Keep the relay and its reservations this long after the last step (to inspect it, e.g. a heap snapshot). */
   holdMs?: number
+  /** Node options for the relay process that NODE_OPTIONS does not take (V8 flags such as `--optimize-for-size`). */
+  relayExecArgv?: string[]
+  /** The light clients also run identify and ping (as Warren nodes do), so the relay stores what identify tells. */
+  reserverIdentify?: boolean
+  /** Wait after each step of the idle-reservation series before the relay's PSS is read, ms (default 20000). */
+  settleMs?: number
+  /** More environment for the relay process of the idle-reservation series (bench/relay-heap.ts's probe). */
+  relayEnv?: NodeJS.ProcessEnv
+  /** Called after each point of the idle-reservation series, with the reservations held and the relay's pid. */
+  onPoint?: (held: number, pid: number) => Promise<void>
   log?: (msg: string) => void
 }
 
@@ -71,12 +83,14 @@ export interface ThroughputResult {
 }
 
 export interface ReservationResult {
-  /** [reservations held, relay PSS in bytes]. */
+  /** [reservations held over open connections, relay PSS in bytes]. */
   points: [number, number][]
   bytesPerReservation: number
   /** PSS the relay would hold with 10,000 reservations, extrapolated along the slope, MiB. */
   pssAt10kMiB: number
   failed: number
+  /** Reservations whose connection closed by the end (the points count connected ones only). */
+  lost: number
   /** Why the series stopped short of what was asked for, if it did. */
   note?: string
 }
@@ -100,14 +114,22 @@ interface RelayProc {
   home: string
 }
 
-async function startRelayProc(dir: string, allow: string[], env: NodeJS.ProcessEnv): Promise<RelayProc> {
+async function startRelayProc(
+  dir: string,
+  allow: string[],
+  env: NodeJS.ProcessEnv,
+  execArgv: string[] = [],
+  reservations = 4_096,
+): Promise<RelayProc> {
   const home = join(dir, 'relay')
-  const limits = { maxReservations: 1_000_000, maxReservationsPerIp: 1_000_000 }
+  // every light client connects from 127.0.0.1: the per-IP cap is the total; the connection cap leaves room for them
+  const limits = { maxReservations: reservations, maxReservationsPerIp: reservations }
+  const maxConnections = Math.max(4_096, reservations + 256)
   await mkdir(home, { recursive: true })
-  await writeFile(join(home, 'relay.json'), JSON.stringify({ stun: false, allow, limits }))
+  await writeFile(join(home, 'relay.json'), JSON.stringify({ stun: false, allow, limits, maxConnections }))
   const child = new Child(
     'warren relay',
-    [WARREN, '--home', home, 'relay', '--json', '--listen', '/ip4/127.0.0.1/tcp/0'],
+    [...execArgv, WARREN, '--home', home, 'relay', '--json', '--listen', '/ip4/127.0.0.1/tcp/0'],
     { WARREN_LOG: 'warn', ...env },
   )
   const info = await child.next<{ id: string; addrs: string[] }>(60_000)
@@ -145,11 +167,17 @@ async function relayedThroughput(o: RelayBenchOptions, variant: RelayVariant): P
       ...(o.relayNodeOptions === undefined ? [] : [o.relayNodeOptions]),
     ]
     const profEnv = nodeOptions.length === 0 ? {} : { NODE_OPTIONS: nodeOptions.join(' ') }
-    const relay = await startRelayProc(dir, [aId, bId], {
-      ...profEnv,
-      ...(variant === 'untuned' ? { WARREN_NODE_TUNED: '1' } : {}),
-      ...(variant === 'libp2p-pipe' ? { WARREN_BENCH_LIBP2P_PIPE: '1' } : {}),
-    })
+    const relay = await startRelayProc(
+      dir,
+      [aId, bId],
+      {
+        ...profEnv,
+        ...(variant === 'untuned' ? { WARREN_NODE_TUNED: '1' } : {}),
+        ...(variant === 'libp2p-pipe' ? { WARREN_BENCH_LIBP2P_PIPE: '1' } : {}),
+        ...(variant === 'default-heap' ? { WARREN_BENCH_RELAY_NO_COMPACT: '1' } : {}),
+      },
+      [],
+    )
     children.push(relay.child)
     for (const [home, extra] of [
       [homes.a, { relays: [relay.addr] }],
@@ -243,7 +271,12 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
     const relay = await startRelayProc(
       dir,
       [],
-      o.relayNodeOptions === undefined ? {} : { NODE_OPTIONS: o.relayNodeOptions },
+      {
+        ...o.relayEnv,
+        ...(o.relayNodeOptions === undefined ? {} : { NODE_OPTIONS: o.relayNodeOptions }),
+      },
+      o.relayExecArgv,
+      o.reservations,
     )
     children.push(relay.child)
     const target = relay.addr.includes('/p2p/') ? relay.addr : `${relay.addr}/p2p/${relay.id}`
@@ -251,7 +284,9 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
     await new Promise((r) => setTimeout(r, 2_000)) // the relay's start-up settles (DHT, timers)
     const points: [number, number][] = [[0, pssOf(pid)]]
     log(`reservations 0: relay PSS ${(points[0]![1] / MiB).toFixed(1)} MiB`)
+    await o.onPoint?.(0, pid)
     let held = 0
+    let open = 0
     let note: string | undefined
     /** Per light-client process: reservations it holds and attempts that failed, as it last said. */
     const clients: { child: Child; held: number; failed: number }[] = []
@@ -261,7 +296,11 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
       while (want > 0) {
         let client = clients.at(-1)
         if (client === undefined || client.held + client.failed >= PER_CLIENT) {
-          const child = new Child(`reserver ${clients.length + 1}`, [here, target])
+          const child = new Child(`reserver ${clients.length + 1}`, [
+            here,
+            target,
+            ...(o.reserverIdentify === true ? ['identify'] : []),
+          ])
           children.push(child)
           await child.next(30_000)
           client = { child, held: 0, failed: 0 }
@@ -282,9 +321,14 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
           want = 0
         }
       }
-      await new Promise((r) => setTimeout(r, 3_000)) // handshakes' garbage collected, timers set
-      points.push([held, pssOf(pid)])
-      log(`reservations ${held}: relay PSS ${(points.at(-1)![1] / MiB).toFixed(1)} MiB`)
+      // idle: the relay compacts its heap and trims malloc once its connection count settles (at most every 15 s)
+      await new Promise((r) => setTimeout(r, o.settleMs ?? 20_000))
+      // a point counts the keys still connected: a connection lost since its reservation holds nothing on the relay
+      const answers = await Promise.all(clients.map((c) => c.child.request<{ open: number }>('reserve 0', 60_000)))
+      open = answers.reduce((sum, a) => sum + a.open, 0)
+      points.push([open, pssOf(pid)])
+      log(`reservations ${held}, ${open} still connected: relay PSS ${(points.at(-1)![1] / MiB).toFixed(1)} MiB`)
+      await o.onPoint?.(open, pid)
       if (note !== undefined) break
     }
     if (o.holdMs !== undefined) {
@@ -297,6 +341,7 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
       bytesPerReservation: Math.round(per),
       pssAt10kMiB: Number(((points[0]![1] + per * 10_000) / MiB).toFixed(1)),
       failed: failedNow(),
+      lost: held - open,
       ...(note === undefined ? {} : { note }),
     }
   } finally {
@@ -334,7 +379,8 @@ export function relayTable(r: RelayBenchResult): string {
       `\nidle reservations: ${last[0]} held, relay PSS ${(res.points[0]![1] / MiB).toFixed(1)} → ${(last[1] / MiB).toFixed(1)} MiB; ` +
       `slope ${(res.bytesPerReservation / 1024).toFixed(1)} KiB per reservation (target <= 10 KiB: ` +
       `${res.bytesPerReservation <= TARGETS.bytesPerReservation ? 'met' : 'MISSED'}); ` +
-      `10,000 extrapolated: ${res.pssAt10kMiB} MiB${res.note === undefined ? '' : `\n  ${res.note}`}\n`
+      `10,000 extrapolated: ${res.pssAt10kMiB} MiB${res.lost > 0 ? `; ${res.lost} lost their connection` : ''}` +
+      `${res.note === undefined ? '' : `\n  ${res.note}`}\n`
   }
   return out
 }
@@ -364,6 +410,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       profile: { type: 'string' },
       'relay-node-options': { type: 'string' },
       'hold-ms': { type: 'string' },
+      'settle-ms': { type: 'string', default: '20000' },
+      identify: { type: 'boolean', default: false },
       out: { type: 'string' },
     },
   })
@@ -379,6 +427,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       idle: !args['no-reservations'],
       ...(args.profile === undefined ? {} : { profile: args.profile }),
       ...(args['hold-ms'] === undefined ? {} : { holdMs: Number(args['hold-ms']) }),
+      settleMs: Number(args['settle-ms']),
+      reserverIdentify: args.identify,
       ...(args['relay-node-options'] === undefined ? {} : { relayNodeOptions: args['relay-node-options'] }),
       log: (m) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`),
     },

@@ -25,6 +25,12 @@ if (!(major >= MIN_MAJOR)) {
  * or flags of the user's own in NODE_OPTIONS or the command line, keep the process as it is.
  */
 const DAEMON_FLAGS = ['--max-semi-space-size=2']
+/**
+ * `gc` for the relay's heap compaction after bursts of connections (src/relay/server/heap-compact.ts): without it the
+ * committed heap of a relay with thousands of idle connections stayed ~3x its live heap. (`--optimize-for-size`
+ * compacts as well, but costs the relay ~3.7x the CPU per relayed byte: docs/performance.md.)
+ */
+const RELAY_FLAGS = ['--expose-gc']
 const TUNED = 'WARREN_NODE_TUNED'
 
 /** The words of argv that are not options (global options such as `--home <dir>` skipped). */
@@ -38,10 +44,16 @@ function wordsOf(argv) {
   return words
 }
 
-/** `up` or `relay` when this process is to be a daemon (`warren relay` itself, not its `status` or `reload`). */
+/** The subcommands of `warren relay` (src/cli/relay.ts) that talk to a running relay instead of being one. */
+const RELAY_CLIENT_COMMANDS = ['status', 'reload']
+
+/**
+ * `up` or `relay` when this process is to be a daemon (`warren relay` itself, not its `status` or `reload`). Option
+ * values count as words here (`--listen <addr>`), so only a known subcommand right after `relay` makes it a client.
+ */
 const daemonCommand = (() => {
   const [cmd, sub] = wordsOf(process.argv.slice(2))
-  return cmd === 'up' || (cmd === 'relay' && sub === undefined) ? cmd : undefined
+  return cmd === 'up' || (cmd === 'relay' && !RELAY_CLIENT_COMMANDS.includes(sub)) ? cmd : undefined
 })()
 
 function tuneDaemon() {
@@ -54,7 +66,13 @@ function tuneDaemon() {
   try {
     process.execve(
       process.execPath,
-      [process.execPath, ...DAEMON_FLAGS, ...process.execArgv, ...process.argv.slice(1)],
+      [
+        process.execPath,
+        ...DAEMON_FLAGS,
+        ...(daemonCommand === 'relay' ? RELAY_FLAGS : []),
+        ...process.execArgv,
+        ...process.argv.slice(1),
+      ],
       env,
     )
   } catch {

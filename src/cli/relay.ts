@@ -8,7 +8,8 @@
  */
 import type { Command } from 'commander'
 import { WarrenError } from '../errors.ts'
-import { HOSTNAME, type RelayConfigInput } from '../relay/server/config.ts'
+import { PRESETS } from '../p2p/presets.ts'
+import { HOSTNAME, MAX_CONNECTIONS, MIN_CONNECTIONS, type RelayConfigInput } from '../relay/server/config.ts'
 import type { RelayStatus } from '../relay/server/relay-node.ts'
 import { collect, say, sayJson, table } from './common.ts'
 import { runInForeground } from './foreground.ts'
@@ -36,6 +37,7 @@ interface RelayFlags {
   stun?: number | false
   private?: boolean
   allow?: string[]
+  maxConnections?: number
   maxReservations?: number
   maxCircuits?: number
   maxCircuitsPerNode?: number
@@ -99,6 +101,7 @@ export function flagsToConfig(f: RelayFlags): RelayConfigInput {
   if (f.private === true) out.private = true
   if (f.allow !== undefined) out.allow = f.allow
   const limits: NonNullable<RelayConfigInput['limits']> = {}
+  if (f.maxConnections !== undefined) out.maxConnections = f.maxConnections
   if (f.maxReservations !== undefined) limits.maxReservations = f.maxReservations
   if (f.maxCircuits !== undefined) limits.maxCircuits = f.maxCircuits
   if (f.maxCircuitsPerNode !== undefined) limits.maxCircuitsPerNode = f.maxCircuitsPerNode
@@ -233,6 +236,11 @@ export function register(program: Command): void {
       'reservations held by other nodes at once',
       wholeNumber('max-reservations', 0, 1_000_000),
     )
+    .option(
+      '--max-connections <n>',
+      `connections kept open at once (default ${PRESETS.relay.maxConnections}; needs ulimit -n above it)`,
+      wholeNumber('max-connections', MIN_CONNECTIONS, MAX_CONNECTIONS),
+    )
     .option('--max-circuits <n>', 'relayed connections at once, in total', wholeNumber('max-circuits', 1, 1_000_000))
     .option(
       '--max-circuits-per-node <n>',
@@ -281,6 +289,10 @@ export function register(program: Command): void {
       const { runRelayDaemon } = await import('../daemon/relay-daemon.ts')
       const log = createLogger({ min: logLevelFromEnv() })
       const d = await runRelayDaemon({ home: await relayHomeOf(cmd), overrides: flagsToConfig(flags), log })
+      // SIGINT/SIGTERM stop the relay cleanly from here on: installed before the relay says it is ready
+      const foreground = runInForeground(d, (signal) =>
+        log('warn', `${signal} again: exiting without finishing the clean stop`),
+      )
       const st = d.relay.status()
       if (flags.json === true) {
         process.stdout.write(
@@ -302,7 +314,7 @@ export function register(program: Command): void {
       }
       process.on('SIGHUP', onHup)
       try {
-        await runInForeground(d, (signal) => log('warn', `${signal} again: exiting without finishing the clean stop`))
+        await foreground
       } finally {
         process.off('SIGHUP', onHup)
       }

@@ -42,6 +42,11 @@ function trimFn(): MallocTrim | undefined {
   return mallocTrim ?? undefined
 }
 
+/** Hands the free memory of every glibc arena back to the system now: what `malloc_trim` returned, or undefined off glibc. */
+export function trimMalloc(): number | undefined {
+  return trimFn()?.(0)
+}
+
 /** Starts the trimmer (a no-op off Linux); `stop()` ends it. The timer never keeps the process alive. */
 export function startIdleTrim(opts: IdleTrimOptions = {}): { stop(): void } {
   if (process.platform !== 'linux') return { stop: () => {} }

@@ -19,10 +19,12 @@ import {
   readRelayConfigFile,
   validateRelayConfig,
 } from '../relay/server/config.ts'
+import { startHeapCompaction } from '../relay/server/heap-compact.ts'
 import { loadOrCreateRelayKey, type RelayHome, relaySocketPath, resolveRelayHome } from '../relay/server/home-dir.ts'
 import { createRelayMetrics, type RelayMetricsServer, startRelayMetricsServer } from '../relay/server/metrics.ts'
 import { type Relay, type RelayStatus, startRelay } from '../relay/server/relay-node.ts'
 import { ApiServer } from './api-server.ts'
+import { type IdleTrimOptions, startIdleTrim, trimMalloc } from './idle-trim.ts'
 import { acquirePidFile } from './pidfile.ts'
 import { type RelayWeb, startRelayWeb } from './relay-web.ts'
 import { stopSequence } from './stop-sequence.ts'
@@ -73,6 +75,12 @@ export interface RelayDaemon {
   stop(reason?: string): Promise<void>
   readonly stopped: Promise<void>
 }
+
+/**
+ * When the relay hands freed native memory back: in each of the 3 intervals of 5 s after one above 30% CPU (a burst of
+ * handshakes) that stays below 20%. Measured with bench/relay-heap.ts (docs/performance.md, relay section).
+ */
+const RELAY_TRIM: IdleTrimOptions = { intervalMs: 5_000, busyShare: 0.3, quietShare: 0.2, quietTicks: 3 }
 
 /** relay.json with the flags on top. */
 export function mergeRelayInput(file: RelayConfigInput, flags: RelayConfigInput = {}): RelayConfigInput {
@@ -199,6 +207,17 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
       ['removing the pid file', () => pid.release()],
     ])
     requestStop = () => void stop('asked over the API')
+    // native memory freed by bursts of handshakes goes back to the system (idle-trim.ts); thresholds for a relay, whose
+    // thousands of idle clients' pings keep it above the node daemon's "quiet" (1% CPU) for good
+    const trim = startIdleTrim(RELAY_TRIM)
+    void stopped.then(() => trim.stop())
+    // once connections came or went, the V8 heap they are scattered over is compacted (heap-compact.ts);
+    // WARREN_BENCH_RELAY_NO_COMPACT=1 leaves it as V8 keeps it, only for bench/relay.ts's `default-heap` variant
+    const compaction =
+      process.env.WARREN_BENCH_RELAY_NO_COMPACT === '1'
+        ? undefined
+        : startHeapCompaction(running.libp2p, { after: () => void trimMalloc() })
+    void stopped.then(() => compaction?.stop())
     return {
       home,
       socket,

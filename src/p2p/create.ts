@@ -97,6 +97,11 @@ export interface NodeOptions {
    * status instead of the muxer resetting the stream unexplained.
    */
   maxStreamsPerConnection?: number
+  /**
+   * js-libp2p's connection monitor (a ping on every connection every 10 s by default): a relay turns it off and
+   * keeps its own, lighter check (src/relay/server/conn-sweep.ts).
+   */
+  connectionMonitor?: { enabled?: boolean; pingInterval?: number }
 }
 
 /** Streams per connection and direction that Yamux allows beyond `maxStreamsPerConnection`. */
@@ -183,6 +188,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
           : { maxIncomingPendingConnections: preset.maxIncomingPendingConnections }),
       },
       ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
+      ...(opts.connectionMonitor === undefined ? {} : { connectionMonitor: opts.connectionMonitor }),
       ...(opts.dht === undefined ? {} : { datastore: opts.recordStore ?? new RecordStore() }),
       services: {
         identify: identify(),

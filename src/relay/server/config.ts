@@ -18,6 +18,7 @@ import { listenAddressProblem } from '../../config/listen-address.ts'
 import { multiaddrString, problemOf } from '../../config/schema.ts'
 import { WarrenError } from '../../errors.ts'
 import { parseNodeId } from '../../identity/node-id.ts'
+import { PRESETS } from '../../p2p/presets.ts'
 import { DEFAULT_MAX_RECORDS } from '../../p2p/record-store.ts'
 
 /** Node ids in either form; stored in base58 so that lookups compare one form. */
@@ -38,6 +39,10 @@ const nodeIdString = z
 const port = (min: number) => z.number().int().min(min).max(65_535)
 /** A DNS name (letters, digits and hyphens in dot-separated labels), as `behindProxy.host` and `web.domain` take. */
 export const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+/** The bounds of `maxConnections`. */
+export const MIN_CONNECTIONS = 16
+export const MAX_CONNECTIONS = 1_000_000
 
 export const DEFAULT_LIMITS = {
   maxReservations: 128,
@@ -113,6 +118,12 @@ export const relayConfigSchema = z
         durationSec: z.number().int().min(1).max(86_400).default(DEFAULT_LIMITS.durationSec),
       })
       .default({ ...DEFAULT_LIMITS }),
+    /**
+     * Connections the relay keeps open at once (every reservation holds one; nodes also connect for circuits, identify
+     * and the DHT); past it new connections are refused. Each needs a file descriptor: `ulimit -n` must exceed it.
+     * Takes a restart.
+     */
+    maxConnections: z.number().int().min(MIN_CONNECTIONS).max(MAX_CONNECTIONS).default(PRESETS.relay.maxConnections),
     api: z.strictObject({ socket: z.string().min(1).default('relay.sock') }).default({ socket: 'relay.sock' }),
     /** The relay as a DHT server (always on: relays are the bootstrap nodes of Warren's DHT); see docs/discovery.md. */
     discovery: z
@@ -168,6 +179,15 @@ export const relayConfigSchema = z
       .optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.limits.maxReservations > c.maxConnections) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'maxReservations'],
+        message:
+          `is ${c.limits.maxReservations}, more than maxConnections (${c.maxConnections}): each reservation holds ` +
+          `a connection to the relay; raise maxConnections (--max-connections) to at least ${c.limits.maxReservations}`,
+      })
+    }
     if (c.ws !== undefined && (c.ws.cert === undefined) !== (c.ws.key === undefined)) {
       ctx.addIssue({
         code: 'custom',

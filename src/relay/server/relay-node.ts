@@ -30,6 +30,9 @@ import { handleRelayAdmits } from '../admits.ts'
 import { handleRelayInfo, type RelayInfo, type RelayInfoRequest } from '../info.ts'
 import type { CircuitEndCause, CircuitInfo } from './circuits.ts'
 import type { RelayConfig, RelayLimits } from './config.ts'
+import { descriptorProblem, openFilesLimit, watchConnectionCap } from './conn-cap.ts'
+import { startConnSweep } from './conn-sweep.ts'
+import { forgetDisconnectedPeers } from './forget-peers.ts'
 import { RelayHooks, type ReservationInfo } from './hooks.ts'
 import { RelayPolicy } from './policy.ts'
 
@@ -147,6 +150,7 @@ function proxiedBy(config: RelayConfig): ((remoteAddr: Multiaddr) => boolean) | 
 /** Settings a running relay cannot take without a restart. */
 const RESTART_KEYS = [
   'listen',
+  'maxConnections',
   'announce',
   'ws',
   'behindProxy',
@@ -166,13 +170,18 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const ws = await webSocketSetup(config)
   const hooks = new RelayHooks(policy, log, { proxied: proxiedBy(config) })
   const records = new RecordStore({ maxRecords: config.discovery.maxRecords })
+  const libp2pMonitor = process.env.WARREN_BENCH_RELAY_MONITOR === '1'
   const nodeOpts: NodeOptions = {
     privateKey: opts.privateKey,
     listen: [...config.listen, ...(ws.listen === undefined ? [] : [ws.listen])],
     appendAnnounce: [...config.announce, ...ws.announce],
     preset: 'relay',
+    maxConnections: config.maxConnections,
     ...(opts.skipUnheardEvents === true ? { skipUnheardEvents: true } : {}),
     connectionGater: hooks.gater,
+    // js-libp2p's monitor pings every connection at once every 10 s; the relay sweeps them itself (conn-sweep.ts).
+    // WARREN_BENCH_RELAY_MONITOR=1 keeps libp2p's instead, only for bench/relay-heap.ts, which compares the two
+    ...(libp2pMonitor ? {} : { connectionMonitor: { enabled: false } }),
     // relays are the DHT's bootstrap nodes: always servers
     dht: { mode: 'server', privateAddresses: config.discovery.privateAddresses },
     recordStore: records,
@@ -236,6 +245,11 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   }
   const bootstrap = new Bootstrapper(libp2p, libp2p.services.dht!, config.discovery.bootstrap, log)
   bootstrap.start()
+  const sweep = libp2pMonitor ? undefined : startConnSweep(libp2p, { log: (m) => log('debug', m) })
+  const cap = watchConnectionCap(libp2p, config.maxConnections, log)
+  const forget = forgetDisconnectedPeers(libp2p)
+  const fdProblem = descriptorProblem(config.maxConnections, openFilesLimit())
+  if (fdProblem !== undefined) log('warn', fdProblem)
   const started = Date.now()
   const id = libp2p.peerId.toString()
   // anyone can send a wrong token at will: logged once per 10 s with a count of the others
@@ -337,6 +351,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     }),
     stop: () => {
       stopping ??= (async () => {
+        sweep?.stop()
+        cap.stop()
+        forget.stop()
         hooks.close()
         badTokens.close()
         bootstrap.stop()

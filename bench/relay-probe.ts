@@ -1,0 +1,117 @@
+/**
+ * Preloaded into a relay process by bench/relay-heap.ts (`NODE_OPTIONS="--expose-gc --import <this file>"`): on
+ * SIGUSR2 it collects garbage (twice, so that finalizers' garbage goes too; with `WARREN_BENCH_PROBE_COMPACT=1` one
+ * last-resort collection, which also compacts, as src/relay/server/heap-compact.ts does) and writes where the process's memory is
+ * to `$WARREN_BENCH_PROBE_DIR/probe-<k>.json`: `process.memoryUsage()` before and after the collection, V8's heap
+ * spaces, the process's PSS and anonymous RSS (/proc/self/smaps_rollup), the kernel's TCP socket memory
+ * (/proc/net/sockstat), glibc's `mallinfo2()` before and after a `malloc_trim(0)` (and the PSS after it) and, with `WARREN_BENCH_PROBE_SNAPSHOT=1`, a heap snapshot `probe-<k>.heapsnapshot` written
+ * before the JSON. The relay's stderr is copied to `relay.log` there. The JSON file appears last, whole (written then renamed), so a reader waits for it.
+ */
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8'
+
+const dir = process.env.WARREN_BENCH_PROBE_DIR
+const snapshot = process.env.WARREN_BENCH_PROBE_SNAPSHOT === '1'
+/** Collect as the relay's compaction does (a last-resort collection) instead of two ordinary ones. */
+const compact = process.env.WARREN_BENCH_PROBE_COMPACT === '1'
+let taken = 0
+
+/** Fields of smaps_rollup in bytes. */
+function rollup(): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const m of readFileSync('/proc/self/smaps_rollup', 'utf8').matchAll(/^(\w+):\s+(\d+) kB/gm)) {
+    out[m[1]!] = Number(m[2]) * 1024
+  }
+  return out
+}
+
+/** The `TCP:` line of /proc/net/sockstat: sockets in use and the kernel's socket memory in bytes (pages × 4 KiB). */
+function sockstat(): { inuse: number; memBytes: number } {
+  const m = /^TCP: inuse (\d+) orphan \d+ tw \d+ alloc \d+ mem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'))
+  return m === null ? { inuse: -1, memBytes: -1 } : { inuse: Number(m[1]), memBytes: Number(m[2]) * 4096 }
+}
+
+interface MallInfo {
+  /** Bytes glibc took from the system with brk/sbrk (all arenas). */
+  arena: number
+  /** Bytes in mmapped chunks. */
+  hblkhd: number
+  /** Bytes in use. */
+  uordblks: number
+  /** Bytes free inside the arenas. */
+  fordblks: number
+}
+
+/** glibc's `mallinfo2()` and `malloc_trim()` through koffi, or undefined off glibc. */
+const libc = ((): { info(): MallInfo; trim(): number } | undefined => {
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi')
+    const lib = koffi.load('libc.so.6')
+    const fields = ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks']
+    const struct = koffi.struct('mallinfo2', Object.fromEntries([...fields, 'keepcost'].map((f) => [f, 'size_t'])))
+    const info = lib.func('mallinfo2', struct, []) as () => Record<string, number | bigint>
+    const trim = lib.func('int malloc_trim(size_t pad)') as (pad: number) => number
+    return {
+      info: () => {
+        const m = info()
+        const n = (k: string): number => Number(m[k])
+        return { arena: n('arena'), hblkhd: n('hblkhd'), uordblks: n('uordblks'), fordblks: n('fordblks') }
+      },
+      trim: () => trim(0),
+    }
+  } catch {
+    return undefined
+  }
+})()
+
+if (dir !== undefined) {
+  // the relay's log, kept for bench/relay-heap.ts's --log
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    appendFileSync(join(dir, 'relay.log'), chunk)
+    return write(chunk, ...rest)
+  }) as typeof process.stderr.write
+  const gc = (globalThis as { gc?: (opts?: object) => void }).gc
+  process.on('SIGUSR2', () => {
+    const k = taken++
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
+    const before = process.memoryUsage()
+    const smapsBefore = rollup()
+    if (compact) gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+    else {
+      gc?.()
+      gc?.()
+    }
+    const after = process.memoryUsage()
+    const smapsAfter = rollup()
+    const malloc = libc?.info()
+    libc?.trim()
+    const mallocTrimmed = libc?.info()
+    const smapsTrimmed = rollup()
+    if (snapshot) writeHeapSnapshot(join(dir, `probe-${k}.heapsnapshot`))
+    const report = {
+      before,
+      after,
+      smapsBefore,
+      smapsAfter,
+      malloc,
+      mallocTrimmed,
+      smapsTrimmed,
+      spaces: getHeapSpaceStatistics().map((s) => ({
+        name: s.space_name,
+        size: s.space_size,
+        used: s.space_used_size,
+        physical: s.physical_space_size,
+      })),
+      heap: getHeapStatistics(),
+      sockstat: sockstat(),
+      handles: handles.length,
+      sockets: handles.filter((h) => (h as object).constructor?.name === 'Socket').length,
+    }
+    const file = join(dir, `probe-${k}.json`)
+    writeFileSync(`${file}.tmp`, JSON.stringify(report))
+    renameSync(`${file}.tmp`, file)
+  })
+}
