@@ -1,12 +1,14 @@
 /**
  * `npm run bench:peers`: Warren head to head with the tunnels people use instead, all real processes on loopback in
  * front of the same targets: plain TCP (no tunnel), socat (no crypto), OpenSSH `-L` (chacha20-poly1305), a stock
- * js-libp2p forwarder (bench/peers/libp2p-forward.ts) and Warren (two daemons, `warren forward`).
+ * js-libp2p forwarder (bench/peers/libp2p-forward.ts), holesail on a local hyperdht testnet (bench/peers/holesail.ts),
+ * iroh through its Node binding (bench/peers/iroh.ts) and Warren (two daemons, `warren forward`). A workload that
+ * fails on one tunnel becomes a note in the output and the result file, and the run goes on.
  *
  * Workloads, interleaved: every round runs each workload on every tunnel, in an order rotated from round to round.
  * - bulk: `--bulk` MiB up, then down, through one connection (MiB/s);
  * - set-up: `--setup` sequential new connections through the established tunnel, connect + 1-byte echo (p50, p99 ms),
- *   with the machine's TCP sockets (TIME_WAIT included) beside it;
+ *   after `--setup-warmup` unmeasured ones, with the machine's TCP sockets (TIME_WAIT included) beside it;
  * - HTTP: keep-alive GETs with `--connections` connections for `--http-seconds` (req/s; wrk when installed, else
  *   autocannon, the load generator of bench/http.ts);
  * - memory: each round, PSS of both forwarder ends (with child processes, such as sshd's per-connection ones) at
@@ -19,8 +21,8 @@
  * Prints medians with [min-max] and the 1-minute load average, Warren's ratio to each peer, the issue's targets, and
  * writes bench/results/<date>-peers.json.
  *
- *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--http-seconds 5] [--connections 64]
- *     [--idle 2000] [--idle-wait 60] [--idle-peers warren,…] [--peers tcp,socat,ssh,libp2p,warren] [--workloads bulk,setup,http,memory,idle]
+ *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--setup-warmup 20] [--http-seconds 5] [--connections 64]
+ *     [--idle 2000] [--idle-wait 60] [--idle-peers warren,…] [--peers tcp,socat,ssh,libp2p,holesail,iroh,warren] [--workloads bulk,setup,http,memory,idle]
  *     [--loadgen wrk|autocannon] [--out file.json]
  *   node bench/peers.ts --report bench/results/<date>-peers.json   # prints the tables of a result file again
  */
@@ -31,6 +33,8 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { defaultLoadgen } from './http.ts'
 import {
+  holesailTunnel,
+  irohTunnel,
   type NotMeasured,
   openssh,
   plainTcp,
@@ -49,18 +53,46 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     bulk: { type: 'string', default: '512' },
     setup: { type: 'string', default: '200' },
+    'setup-warmup': { type: 'string', default: '20' },
     'http-seconds': { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     idle: { type: 'string', default: '2000' },
     'idle-wait': { type: 'string', default: '60' },
     'idle-peers': { type: 'string' },
-    peers: { type: 'string', default: 'tcp,socat,ssh,libp2p,warren' },
+    peers: { type: 'string', default: 'tcp,socat,ssh,libp2p,holesail,iroh,warren' },
     workloads: { type: 'string', default: 'bulk,setup,http,memory' },
     loadgen: { type: 'string' },
     out: { type: 'string' },
     report: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   },
 })
+
+if (args.help === true) {
+  process.stdout.write(`Usage: npm run bench:peers -- [options]
+Warren head to head with other tunnels on loopback: bulk both ways, connection set-up, HTTP keep-alive, memory.
+
+  --peers <list>        tunnels to measure (default tcp,socat,ssh,libp2p,holesail,iroh,warren):
+                          tcp       no tunnel, the targets themselves
+                          socat     socat TCP-LISTEN,fork (no crypto)
+                          ssh       OpenSSH -L through a private sshd (chacha20-poly1305)
+                          libp2p    stock js-libp2p forwarder (TCP, Noise, Yamux)
+                          holesail  holesail-server/-client on a local hyperdht testnet (UDX, Noise)
+                          iroh      @number0/iroh Node binding, relays off, direct loopback address (QUIC)
+                          warren    two Warren daemons and warren forward
+  --workloads <list>    bulk,setup,http,memory,idle (default bulk,setup,http,memory)
+  --rounds <n>          interleaved rounds (default 3)
+  --bulk <MiB>          bytes per bulk direction (default 512; iroh is capped at 64)
+  --setup <n>           measured new connections (default 200), after --setup-warmup <n> (default 20)
+  --http-seconds <s>    HTTP load per round (default 5), with --connections <n> (default 64)
+  --loadgen <name>      wrk or autocannon (default: wrk when installed)
+  --idle <n>            idle connections per fresh tunnel (default 2000); --idle-peers <list> limits which tunnels
+  --idle-wait <s>       idling before the second memory reading (default 60; 0 skips it)
+  --out <file>          result file (default bench/results/<date>-peers.json)
+  --report <file>       print the tables of a result file again
+`)
+  process.exit(0)
+}
 const rounds = Number(args.rounds)
 const bulkMiB = Number(args.bulk)
 const loadgen = (args.loadgen ?? defaultLoadgen()) as 'wrk' | 'autocannon'
@@ -73,32 +105,29 @@ function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`)
 }
 
-/** Measured elsewhere or not installed here: recorded in the table with the reason. */
-const NOT_INSTALLED: NotMeasured[] = [
-  { name: 'holesail', reason: 'hyperdht/holesail are not installed (not in package.json; no npm install here)' },
-  {
-    name: 'iroh',
-    reason:
-      'not installed; its Node binding (@number0/iroh 1.1.0) passes bytes as JS number arrays (~10 MiB/s), no usable baseline',
-  },
-]
-
 const starters: Record<string, (t: Targets) => Promise<Tunnel | NotMeasured>> = {
   tcp: async (t) => plainTcp(t),
   socat,
   ssh: openssh,
   libp2p: stockLibp2p,
+  holesail: holesailTunnel,
+  iroh: irohTunnel,
   warren: warrenTunnel,
 }
 
 if (args.report !== undefined) {
-  const saved = JSON.parse(await readFile(args.report, 'utf8')) as { figures: Figures; notMeasured: NotMeasured[] }
-  printTables(saved.figures, Object.keys(saved.figures), saved.notMeasured)
+  const saved = JSON.parse(await readFile(args.report, 'utf8')) as {
+    figures: Figures
+    notMeasured: NotMeasured[]
+    notes?: string[]
+  }
+  printTables(saved.figures, Object.keys(saved.figures), saved.notMeasured, saved.notes ?? [])
   process.exit(0)
 }
 
-function printTables(figures: Figures, names: string[], notMeasured: NotMeasured[]): void {
-  process.stdout.write(`\n${resultTable(figures, names, notMeasured)}\n\n`)
+function printTables(figures: Figures, names: string[], notMeasured: NotMeasured[], notes: string[]): void {
+  process.stdout.write(`\n${resultTable(figures, names, notMeasured)}\n`)
+  process.stdout.write(`${notes.map((n) => `note: ${n}\n`).join('')}\n`)
   if (figures.warren === undefined) return
   process.stdout.write(`Warren ÷ peer (medians; for ms, MiB and KiB lower is better):\n`)
   process.stdout.write(`${ratioTable(figures, names)}\n\n`)
@@ -112,7 +141,9 @@ function printTables(figures: Figures, names: string[], notMeasured: NotMeasured
 const servers = new Child('xfer/echo servers', [fileURLToPath(new URL('servers.ts', import.meta.url))])
 const httpServer = new Child('http target', [fileURLToPath(new URL('http-target.ts', import.meta.url))])
 const tunnels: (Tunnel & { key: string })[] = []
-const notMeasured: NotMeasured[] = [...NOT_INSTALLED]
+const notMeasured: NotMeasured[] = []
+/** Workloads a tunnel could not run, or ran with other parameters, and why: printed and saved with the figures. */
+const notes: string[] = []
 const scratch = await mkdtemp(join(tmpdir(), 'warren-bench-peers-'))
 const figures: Figures = {}
 const started = new Date()
@@ -135,31 +166,50 @@ try {
     list.push(tcp === undefined ? { value, load } : { value, load, tcpSockets: tcp })
     figures[t.name]![m] = list
   }
+  /** Runs one workload on one tunnel; a failure is recorded as a note and the run goes on. */
+  const attempt = async (t: Tunnel, what: string, run: () => Promise<void>): Promise<void> => {
+    try {
+      await run()
+    } catch (err) {
+      const note = `${t.name}: ${what}: ${(err as Error).message.split('\n')[0]}`
+      log(`  ${note}`)
+      if (!notes.includes(note)) notes.push(note)
+    }
+  }
+  for (const t of workloads.has('bulk') ? tunnels : []) {
+    if (t.maxBulkMiB !== undefined && t.maxBulkMiB < bulkMiB) notes.push(`${t.name}: bulk: ${t.bulkNote}`)
+  }
   for (let r = 0; r < rounds; r++) {
     const order = tunnels.map((_, i) => tunnels[(i + r) % tunnels.length]!)
     log(`round ${r + 1}/${rounds}: ${order.map((t) => t.name).join(', ')}`)
     for (const t of workloads.has('bulk') ? order : []) {
       for (const dir of ['up', 'down'] as const) {
-        const s = await bulk(t, dir, bulkMiB)
-        add(t, dir === 'up' ? 'bulkUp' : 'bulkDown', s.value, s.load)
-        log(`  ${t.name} bulk ${dir}: ${s.value} MiB/s (load ${s.load})`)
+        await attempt(t, `bulk ${dir}`, async () => {
+          const s = await bulk(t, dir, Math.min(bulkMiB, t.maxBulkMiB ?? bulkMiB))
+          add(t, dir === 'up' ? 'bulkUp' : 'bulkDown', s.value, s.load)
+          log(`  ${t.name} bulk ${dir}: ${s.value} MiB/s (load ${s.load})`)
+        })
       }
     }
     for (const t of workloads.has('setup') ? order : []) {
-      const s = await setup(t, Number(args.setup))
-      add(t, 'setupP50', s.p50.value, s.p50.load, s.p50.tcpSockets)
-      add(t, 'setupP99', s.p99.value, s.p99.load, s.p99.tcpSockets)
-      log(`  ${t.name} set-up: p50 ${s.p50.value} ms, p99 ${s.p99.value} ms (${s.p50.tcpSockets} TCP sockets)`)
+      await attempt(t, 'set-up', async () => {
+        const s = await setup(t, Number(args.setup), Number(args['setup-warmup']))
+        add(t, 'setupP50', s.p50.value, s.p50.load, s.p50.tcpSockets)
+        add(t, 'setupP99', s.p99.value, s.p99.load, s.p99.tcpSockets)
+        log(`  ${t.name} set-up: p50 ${s.p50.value} ms, p99 ${s.p99.value} ms (${s.p50.tcpSockets} TCP sockets)`)
+      })
     }
     for (const t of workloads.has('http') ? order : []) {
-      const s = await http(t, {
-        seconds: Number(args['http-seconds']),
-        connections: Number(args.connections),
-        loadgen,
-        dir: scratch,
+      await attempt(t, 'HTTP', async () => {
+        const s = await http(t, {
+          seconds: Number(args['http-seconds']),
+          connections: Number(args.connections),
+          loadgen,
+          dir: scratch,
+        })
+        add(t, 'httpRps', s.value, s.load)
+        log(`  ${t.name} HTTP: ${s.value} req/s (${s.errors} errors, load ${s.load})`)
       })
-      add(t, 'httpRps', s.value, s.load)
-      log(`  ${t.name} HTTP: ${s.value} req/s (${s.errors} errors, load ${s.load})`)
     }
     for (const t of workloads.has('memory') ? order : []) {
       if (t.pids.length === 0) continue
@@ -189,7 +239,9 @@ try {
         add(t, 'startBothMiB', m.bothMiB, m.load)
         // a tunnel that cannot hold --idle connections gets no figure for this round, and the reason is logged
         const c = await perConnection(fresh, Number(args.idle)).catch((err: Error) => {
-          log(`  ${t.name}: no per-connection figure: ${err.message}`)
+          const note = `${t.name}: per idle connection: ${err.message.split('\n')[0]}`
+          log(`  ${note}`)
+          if (!notes.includes(note)) notes.push(note)
           return undefined
         })
         if (c !== undefined) add(t, 'perConnKiB', c.value, c.load)
@@ -211,6 +263,7 @@ printTables(
   figures,
   tunnels.map((t) => t.name),
   notMeasured,
+  notes,
 )
 const out =
   args.out ?? fileURLToPath(new URL(`results/${started.toISOString().slice(0, 10)}-peers.json`, import.meta.url))
@@ -225,6 +278,7 @@ await writeFile(
       metrics: METRICS,
       figures,
       notMeasured,
+      notes,
       targets: figures.warren === undefined ? [] : targetChecks(figures),
     },
     null,

@@ -1,7 +1,8 @@
 /**
  * The tunnels bench/peers.ts compares, each started on loopback in front of the same three targets (xfer, echo and
- * HTTP servers): plain TCP (no forwarder), socat, OpenSSH `-L`, a stock js-libp2p forwarder and Warren. Each gives
- * its three client-side ports and the pids of its two ends (their process trees are measured for memory).
+ * HTTP servers): plain TCP (no forwarder), socat, OpenSSH `-L`, a stock js-libp2p forwarder, holesail, iroh and
+ * Warren. Each gives its three client-side ports and the pids of its two ends (their process trees are measured for
+ * memory).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -25,6 +26,10 @@ export interface Tunnel {
   ports: Targets
   /** The forwarder's two ends (empty for plain TCP); PSS counts them and their descendants. */
   pids: number[]
+  /** Largest bulk transfer per direction this tunnel gets, when it is too slow for `--bulk` in bounded time. */
+  maxBulkMiB?: number
+  /** Why {@link maxBulkMiB} is set: printed with the results. */
+  bulkNote?: string
   stop(): Promise<void>
 }
 
@@ -242,5 +247,68 @@ export async function warrenTunnel(t: Targets): Promise<Tunnel> {
     ports: { xfer: f.xfer!.port, echo: f.echo!.port, http: f.web!.port },
     pids: pair.daemons.map((d) => d.proc.pid!),
     stop: () => pair.stop(),
+  }
+}
+
+/**
+ * iroh through its Node binding (bench/peers/iroh.ts): an endpoint on each side, one QUIC connection between them
+ * over loopback (relays off, minimal preset, direct address), a bi-stream per forwarded TCP connection.
+ */
+const IROH_BULK_MIB = 64
+
+export async function irohTunnel(t: Targets): Promise<Tunnel> {
+  const script = fileURLToPath(new URL('iroh.ts', import.meta.url))
+  const server = new Child('iroh forward serve', [script, 'serve', [t.xfer, t.echo, t.http].join(',')])
+  try {
+    const { id, addrs } = await server.next<{ id: string; addrs: string[] }>(30_000)
+    const client = new Child('iroh forward client', [script, 'client', id, addrs.join(','), '3'])
+    const { ports } = await client.next<{ ports: number[] }>(30_000).catch(async (err: unknown) => {
+      await client.stop()
+      throw err
+    })
+    return {
+      name: 'iroh',
+      ports: { xfer: ports[0]!, echo: ports[1]!, http: ports[2]! },
+      pids: [client.proc.pid!, server.proc.pid!],
+      maxBulkMiB: IROH_BULK_MIB,
+      bulkNote: `${IROH_BULK_MIB} MiB per direction: the Node binding moves bytes as JS number arrays (a few MiB/s)`,
+      stop: async () => {
+        await Promise.all([client.stop(), server.stop()])
+      },
+    }
+  } catch (err) {
+    await server.stop()
+    throw err
+  }
+}
+
+/**
+ * holesail server and client (bench/peers/holesail.ts) on a local HyperDHT testnet of 5 nodes in a third process,
+ * which is not counted in the tunnel's memory: one holesail instance per target port on each side, one hyperdht
+ * connection per forwarded TCP connection.
+ */
+export async function holesailTunnel(t: Targets): Promise<Tunnel> {
+  const script = fileURLToPath(new URL('holesail.ts', import.meta.url))
+  const dht = new Child('hyperdht testnet', [script, 'testnet', '5'])
+  const children: Child[] = [dht]
+  try {
+    const { bootstrap } = await dht.next<{ bootstrap: string }>(30_000)
+    const server = new Child('holesail server', [script, 'serve', bootstrap, [t.xfer, t.echo, t.http].join(',')])
+    children.push(server)
+    const { keys } = await server.next<{ keys: string[] }>(60_000)
+    const client = new Child('holesail client', [script, 'client', bootstrap, keys.join(',')])
+    children.push(client)
+    const { ports } = await client.next<{ ports: number[] }>(60_000)
+    return {
+      name: 'holesail',
+      ports: { xfer: ports[0]!, echo: ports[1]!, http: ports[2]! },
+      pids: [client.proc.pid!, server.proc.pid!],
+      stop: async () => {
+        await Promise.all(children.map((c) => c.stop()))
+      },
+    }
+  } catch (err) {
+    await Promise.all(children.map((c) => c.stop()))
+    throw err
   }
 }
