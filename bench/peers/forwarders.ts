@@ -4,9 +4,11 @@
  * Warren. Each gives its three client-side ports and the pids of its two ends (their process trees are measured for
  * memory).
  */
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -256,7 +258,16 @@ export async function warrenTunnel(t: Targets): Promise<Tunnel> {
  */
 const IROH_BULK_MIB = 64
 
-export async function irohTunnel(t: Targets): Promise<Tunnel> {
+export async function irohTunnel(t: Targets): Promise<Tunnel | NotMeasured> {
+  try {
+    createRequire(import.meta.url).resolve('@number0/iroh')
+  } catch {
+    return {
+      name: 'iroh',
+      reason:
+        'not installed: `npm install --no-save @number0/iroh@1.1.0` to measure it (not a dependency: its optional platform packages are not all published, so npm ci refuses a lock file with it)',
+    }
+  }
   const script = fileURLToPath(new URL('iroh.ts', import.meta.url))
   const server = new Child('iroh forward serve', [script, 'serve', [t.xfer, t.echo, t.http].join(',')])
   try {
