@@ -9,6 +9,9 @@
  * - bulk: `--bulk` MiB up, then down, through one connection (MiB/s);
  * - set-up: `--setup` sequential new connections through the established tunnel, connect + 1-byte echo (p50, p99 ms),
  *   after `--setup-warmup` unmeasured ones, with the machine's TCP sockets (TIME_WAIT included) beside it;
+ * - cold: `--cold` first connections to a peer never met, from the user's side asking to the first byte echoed (p50
+ *   and largest, ms; bench/peers/cold.ts says what each tunnel times: a new ssh process, a new libp2p node or iroh
+ *   endpoint, a new holesail client, a new serving Warren daemon per sample);
  * - HTTP: keep-alive GETs with `--connections` connections for `--http-seconds` (req/s; wrk when installed, else
  *   autocannon, the load generator of bench/http.ts);
  * - memory: each round, PSS of both forwarder ends (with child processes, such as sshd's per-connection ones) at
@@ -22,7 +25,8 @@
  * writes bench/results/<date>-peers.json.
  *
  *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--setup-warmup 20] [--http-seconds 5] [--connections 64]
- *     [--idle 2000] [--idle-wait 60] [--idle-peers warren,…] [--peers tcp,socat,ssh,libp2p,holesail,iroh,warren] [--workloads bulk,setup,http,memory,idle]
+ *     [--cold 10] [--idle 2000] [--idle-wait 60] [--idle-peers warren,…] [--peers tcp,socat,ssh,libp2p,holesail,iroh,warren]
+ *     [--workloads bulk,setup,cold,http,memory,idle]
  *     [--loadgen wrk|autocannon] [--out file.json]
  *   node bench/peers.ts --report bench/results/<date>-peers.json   # prints the tables of a result file again
  */
@@ -45,7 +49,7 @@ import {
   warrenTunnel,
 } from './peers/forwarders.ts'
 import { type Figures, METRICS, type Metric, ratioTable, resultTable, targetChecks } from './peers/report.ts'
-import { bulk, http, idlePss, perConnection, setup } from './peers/workloads.ts'
+import { bulk, cold, http, idlePss, perConnection, setup } from './peers/workloads.ts'
 import { Child } from './proc.ts'
 
 const { values: args } = parseArgs({
@@ -54,13 +58,14 @@ const { values: args } = parseArgs({
     bulk: { type: 'string', default: '512' },
     setup: { type: 'string', default: '200' },
     'setup-warmup': { type: 'string', default: '20' },
+    cold: { type: 'string', default: '10' },
     'http-seconds': { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     idle: { type: 'string', default: '2000' },
     'idle-wait': { type: 'string', default: '60' },
     'idle-peers': { type: 'string' },
     peers: { type: 'string', default: 'tcp,socat,ssh,libp2p,holesail,iroh,warren' },
-    workloads: { type: 'string', default: 'bulk,setup,http,memory' },
+    workloads: { type: 'string', default: 'bulk,setup,cold,http,memory' },
     loadgen: { type: 'string' },
     out: { type: 'string' },
     report: { type: 'string' },
@@ -80,10 +85,12 @@ Warren head to head with other tunnels on loopback: bulk both ways, connection s
                           holesail  holesail-server/-client on a local hyperdht testnet (UDX, Noise)
                           iroh      @number0/iroh Node binding, relays off, direct loopback address (QUIC)
                           warren    two Warren daemons and warren forward
-  --workloads <list>    bulk,setup,http,memory,idle (default bulk,setup,http,memory)
+  --workloads <list>    bulk,setup,cold,http,memory,idle (default bulk,setup,cold,http,memory)
   --rounds <n>          interleaved rounds (default 3)
   --bulk <MiB>          bytes per bulk direction (default 512; iroh is capped at 64)
   --setup <n>           measured new connections (default 200), after --setup-warmup <n> (default 20)
+  --cold <n>            first connections to a peer never met, per round (default 10): a new ssh process,
+                          libp2p node, iroh endpoint, holesail client or serving Warren daemon for each
   --http-seconds <s>    HTTP load per round (default 5), with --connections <n> (default 64)
   --loadgen <name>      wrk or autocannon (default: wrk when installed)
   --idle <n>            idle connections per fresh tunnel (default 2000); --idle-peers <list> limits which tunnels
@@ -197,6 +204,15 @@ try {
         add(t, 'setupP50', s.p50.value, s.p50.load, s.p50.tcpSockets)
         add(t, 'setupP99', s.p99.value, s.p99.load, s.p99.tcpSockets)
         log(`  ${t.name} set-up: p50 ${s.p50.value} ms, p99 ${s.p99.value} ms (${s.p50.tcpSockets} TCP sockets)`)
+      })
+    }
+    for (const t of workloads.has('cold') ? order : []) {
+      if (t.cold === undefined) continue
+      await attempt(t, 'cold connect', async () => {
+        const s = await cold(t, Number(args.cold))
+        add(t, 'coldP50', s.p50.value, s.p50.load)
+        add(t, 'coldMax', s.max.value, s.max.load)
+        log(`  ${t.name} cold connect: p50 ${s.p50.value} ms, largest ${s.max.value} ms`)
       })
     }
     for (const t of workloads.has('http') ? order : []) {

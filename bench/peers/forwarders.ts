@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Child } from '../proc.ts'
-import { startPair } from '../warren-pair.ts'
+import { startPair, warren } from '../warren-pair.ts'
+import { childCold, sshCold, tcpCold } from './cold.ts'
+import { warrenCold } from './warren-cold.ts'
 
 export interface Targets {
   xfer: number
@@ -32,6 +34,8 @@ export interface Tunnel {
   maxBulkMiB?: number
   /** Why {@link maxBulkMiB} is set: printed with the results. */
   bulkNote?: string
+  /** `n` first connections to a peer never met, ms each (bench/peers/cold.ts says what each tunnel times). */
+  cold?: (n: number) => Promise<number[]>
   stop(): Promise<void>
 }
 
@@ -96,7 +100,7 @@ function spawnLogged(cmd: string, args: string[]): { proc: ChildProcess; log: ()
 }
 
 export function plainTcp(t: Targets): Tunnel {
-  return { name: 'tcp', ports: { ...t }, pids: [], stop: async () => {} }
+  return { name: 'tcp', ports: { ...t }, pids: [], cold: (n) => tcpCold(t.echo, n), stop: async () => {} }
 }
 
 /** socat with one forked process per connection: no crypto, the cost of a forwarding process alone. */
@@ -167,8 +171,7 @@ export async function openssh(t: Targets): Promise<Tunnel | NotMeasured> {
       `127.0.0.1:${ports[k]}:127.0.0.1:${t[k]}`,
     ])
     const user = process.env.USER ?? 'root'
-    const ssh = spawnLogged(SSH, [
-      '-N',
+    const common = [
       '-F',
       '/dev/null',
       '-c',
@@ -189,9 +192,8 @@ export async function openssh(t: Targets): Promise<Tunnel | NotMeasured> {
       join(dir, 'user_key'),
       '-p',
       String(sshPort),
-      ...forwards,
-      `${user}@127.0.0.1`,
-    ])
+    ]
+    const ssh = spawnLogged(SSH, ['-N', ...common, ...forwards, `${user}@127.0.0.1`])
     try {
       for (const k of ['xfer', 'echo', 'http'] as const) await accepting(ports[k], 15_000, `ssh -L\n${ssh.log()}`)
     } catch (err) {
@@ -202,6 +204,7 @@ export async function openssh(t: Targets): Promise<Tunnel | NotMeasured> {
       name: 'ssh -L',
       ports,
       pids: [ssh.proc.pid!, sshd.proc.pid!],
+      cold: (n) => sshCold(SSH, [...common, `${user}@127.0.0.1`], t.echo, n),
       stop: async () => {
         await stopProc(ssh.proc)
         await cleanup()
@@ -228,6 +231,7 @@ export async function stockLibp2p(t: Targets): Promise<Tunnel> {
       name: 'libp2p (stock)',
       ports: { xfer: ports[0]!, echo: ports[1]!, http: ports[2]! },
       pids: [client.proc.pid!, server.proc.pid!],
+      cold: (n) => childCold('libp2p cold', [script, 'cold', addr, '1', String(n)], 60_000 + n * 10_000),
       stop: async () => {
         await Promise.all([client.stop(), server.stop()])
       },
@@ -244,10 +248,13 @@ export async function warrenTunnel(t: Targets): Promise<Tunnel> {
   const limits = { maxStreams: 20_000, maxStreamsPerPeer: 20_000 }
   const pair = await startPair({ xfer: t.xfer, echo: t.echo, web: t.http }, {}, { config: { limits } })
   const f = pair.forwards
+  const b = JSON.parse(await warren(pair.homes.b, ['id', '--json'])) as { id: string }
   return {
     name: 'warren',
     ports: { xfer: f.xfer!.port, echo: f.echo!.port, http: f.web!.port },
     pids: pair.daemons.map((d) => d.proc.pid!),
+    cold: (n) =>
+      warrenCold({ clientHome: pair.homes.b, clientId: b.id, warmHome: pair.homes.a, warmId: pair.aId }, t.echo, n),
     stop: () => pair.stop(),
   }
 }
@@ -281,6 +288,7 @@ export async function irohTunnel(t: Targets): Promise<Tunnel | NotMeasured> {
       name: 'iroh',
       ports: { xfer: ports[0]!, echo: ports[1]!, http: ports[2]! },
       pids: [client.proc.pid!, server.proc.pid!],
+      cold: (n) => childCold('iroh cold', [script, 'cold', id, addrs.join(','), '1', String(n)], 60_000 + n * 10_000),
       maxBulkMiB: IROH_BULK_MIB,
       bulkNote: `${IROH_BULK_MIB} MiB per direction: the Node binding moves bytes as JS number arrays (a few MiB/s)`,
       stop: async () => {
@@ -314,6 +322,7 @@ export async function holesailTunnel(t: Targets): Promise<Tunnel> {
       name: 'holesail',
       ports: { xfer: ports[0]!, echo: ports[1]!, http: ports[2]! },
       pids: [client.proc.pid!, server.proc.pid!],
+      cold: (n) => childCold('holesail cold', [script, 'cold', bootstrap, keys[1]!, String(n)], 60_000 + n * 10_000),
       stop: async () => {
         await Promise.all(children.map((c) => c.stop()))
       },

@@ -13,10 +13,15 @@
  * per instance, each with its own DHT node); prints `{"keys": […]}`.
  * `holesail.ts client <bootstrap> <key>[,<key>…]`: one holesail client per key, each listening on a free loopback
  * port; prints `{"ports": […]}`.
- * All exit on SIGTERM or when stdin closes.
+ * `holesail.ts cold <bootstrap> <key> <n>`: n times a new holesail client (a new DHT node, bootstrapped first), then,
+ * timed, its `connect` (record lookup, local proxy) and a 1-byte echo through its first forwarded connection (a DHT
+ * lookup of the server, a Noise handshake over UDX). Prints `{"samples": [ms, …]}` and exits.
+ * The others exit on SIGTERM or when stdin closes.
  */
+import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
 import Module, { createRequire } from 'node:module'
+import { connect } from 'node:net'
 
 const require = createRequire(import.meta.url)
 
@@ -107,11 +112,47 @@ async function client(bootstrap: string, keys: string[]): Promise<void> {
   })
 }
 
-const [role, a, b] = process.argv.slice(2)
+/** The first connection of a client never met: a new client per sample; its connect and a 1-byte echo, timed. */
+async function cold(bootstrap: string, key: string, n: number): Promise<void> {
+  useLocalDht(bootstrap)
+  const HolesailClient = require('holesail-client')
+  const samples: number[] = []
+  for (let i = 0; i < n; i++) {
+    const c = new HolesailClient({ key })
+    try {
+      await c.dht.fullyBootstrapped()
+      const byte = randomBytes(1)
+      const t0 = performance.now()
+      await new Promise<void>((resolve, reject) => {
+        c.connect({ port: 0, host: '127.0.0.1' }, resolve).catch(reject)
+      })
+      const echoed = await new Promise<number | undefined>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port: c.proxy.address().port, noDelay: true })
+        s.once('connect', () => s.write(byte))
+        s.once('data', (d: Buffer) => {
+          s.destroy()
+          resolve(d[0])
+        })
+        s.once('error', reject)
+      })
+      samples.push(performance.now() - t0)
+      if (echoed !== byte[0]) throw new Error(`sample ${i}: the echo returned another byte`)
+    } finally {
+      await c.destroy()
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ samples })}\n`)
+  process.exit(0)
+}
+
+const [role, a, b, c] = process.argv.slice(2)
 if (role === 'testnet') await testnet(Number(a ?? 5))
 else if (role === 'serve' && a !== undefined && b !== undefined) await serve(a, b.split(',').map(Number))
 else if (role === 'client' && a !== undefined && b !== undefined) await client(a, b.split(','))
+else if (role === 'cold' && a !== undefined && b !== undefined) await cold(a, b, Number(c ?? 10))
 else {
-  process.stderr.write('usage: holesail.ts testnet <size> | serve <host:port> <port,…> | client <host:port> <key,…>\n')
+  process.stderr.write(
+    'usage: holesail.ts testnet <size> | serve <host:port> <port,…> | client <host:port> <key,…> | cold <host:port> <key> <n>\n',
+  )
   process.exit(2)
 }

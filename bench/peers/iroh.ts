@@ -8,11 +8,14 @@
  * Prints `{"id": …, "addrs": […]}`.
  * `iroh.ts client <id> <addr,…> <n>`: one endpoint, one connection to the server, then n loopback TCP ports; every
  * TCP connection to port i becomes one bi-stream starting with the byte i. Prints `{"ports": […]}`.
- * Both exit on SIGTERM or when stdin closes.
+ * `iroh.ts cold <id> <addr,…> <i> <n>`: n times a new endpoint (a new key), then, timed, a connection to the server,
+ * a bi-stream to target i and a 1-byte echo through it. Prints `{"samples": [ms, …]}` and exits.
+ * The others exit on SIGTERM or when stdin closes.
  *
  * The binding passes every chunk between Rust and JavaScript as an array of numbers (`Array<number>`, one JS
  * value per byte, both ways), which bounds its throughput far below the QUIC stack's own.
  */
+import { randomBytes } from 'node:crypto'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 
 // @number0/iroh is not a dependency (its optional platform packages are not all published, so npm ci refuses a lock
@@ -183,11 +186,40 @@ async function client(id: string, addrs: string[], n: number): Promise<void> {
   })
 }
 
-const [role, arg, addrs, count] = process.argv.slice(2)
+/** The first connection of an endpoint never met: a new endpoint per sample; connect, bi-stream and echo, timed. */
+async function cold(id: string, addrs: string[], index: number, n: number): Promise<void> {
+  const samples: number[] = []
+  for (let i = 0; i < n; i++) {
+    const ep = await bindLoopback([])
+    try {
+      const byte = randomBytes(1)[0]!
+      const t0 = performance.now()
+      const conn = await ep.connect(new EndpointAddr(EndpointId.fromString(id), null, addrs), ALPN)
+      const bi = await conn.openBi()
+      await bi.send.writeAll([index, byte])
+      const chunk = await bi.recv.read(1)
+      samples.push(performance.now() - t0)
+      if (chunk[0] !== byte)
+        throw new Error(`sample ${i}: the echo returned ${chunk.length === 0 ? 'nothing' : 'another byte'}`)
+      await bi.send.finish().catch(() => {})
+      conn.close(0n, [])
+    } finally {
+      await ep.close()
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ samples })}\n`)
+  process.exit(0)
+}
+
+const [role, arg, addrs, count, n] = process.argv.slice(2)
 if (role === 'serve' && arg !== undefined) await serve(arg.split(',').map(Number))
 else if (role === 'client' && arg !== undefined && addrs !== undefined)
   await client(arg, addrs.split(','), Number(count ?? 1))
+else if (role === 'cold' && arg !== undefined && addrs !== undefined)
+  await cold(arg, addrs.split(','), Number(count ?? 0), Number(n ?? 10))
 else {
-  process.stderr.write('usage: iroh.ts serve <port,…> | client <endpoint-id> <ip:port,…> <n>\n')
+  process.stderr.write(
+    'usage: iroh.ts serve <port,…> | client <endpoint-id> <ip:port,…> <n> | cold <endpoint-id> <ip:port,…> <i> <n>\n',
+  )
   process.exit(2)
 }

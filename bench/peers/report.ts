@@ -8,6 +8,8 @@ export const METRICS = {
   bulkDown: { label: 'bulk down, MiB/s', higherBetter: true },
   setupP50: { label: 'new connection p50, ms', higherBetter: false },
   setupP99: { label: 'new connection p99, ms', higherBetter: false },
+  coldP50: { label: 'cold connect to a peer never met p50, ms', higherBetter: false },
+  coldMax: { label: 'cold connect to a peer never met, largest, ms', higherBetter: false },
   httpRps: { label: 'HTTP keep-alive, req/s', higherBetter: true },
   startMiB: { label: 'idle PSS just started, larger end, MiB', higherBetter: false },
   startBothMiB: { label: 'idle PSS just started, both ends, MiB', higherBetter: false },

@@ -1,6 +1,7 @@
 /**
  * The workloads of bench/peers.ts, each run against one tunnel's client-side ports and returning plain numbers:
- * bulk transfer both ways, connection set-up through the established tunnel, HTTP keep-alive load, and memory
+ * bulk transfer both ways, connection set-up through the established tunnel, the first connection to a peer never met,
+ * HTTP keep-alive load, and memory
  * (PSS of the idle forwarder ends, and its growth per idle forwarded connection).
  */
 import { createHash } from 'node:crypto'
@@ -63,6 +64,18 @@ export async function setup(t: Tunnel, count: number, warmup = 20): Promise<{ p5
     p50: { value: r(quantile(samples, 0.5)), load, tcpSockets: sockets },
     p99: { value: r(quantile(samples, 0.99)), load, tcpSockets: sockets },
   }
+}
+
+/**
+ * p50 and largest of `n` first connections to a peer never met (the tunnel's `cold`, bench/peers/cold.ts), ms; fails
+ * when the tunnel has no such measure.
+ */
+export async function cold(t: Tunnel, n: number): Promise<{ p50: Sample; max: Sample }> {
+  if (t.cold === undefined) throw new Error('no cold connect: this tunnel has no handshake with a peer')
+  const samples = await t.cold(n)
+  const load = load1()
+  const r = (x: number): number => Math.round(x * 100) / 100
+  return { p50: { value: r(quantile(samples, 0.5)), load }, max: { value: r(Math.max(...samples)), load } }
 }
 
 export interface HttpLoadOptions {
