@@ -33,6 +33,7 @@ import { WarrenNode } from '../src/node/warren-node.ts'
 import { waitForRoom } from '../src/p2p/stream-room.ts'
 import { validateRelayConfig } from '../src/relay/server/config.ts'
 import { startRelay } from '../src/relay/server/relay-node.ts'
+import { helpIfAsked } from './help.ts'
 import { formatTable, type LatencySummary, MiB, mibPerSec, summarize } from './stats.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -335,6 +336,7 @@ export async function runBrowserBenchReport(opts: { loads: number; mib: number; 
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  helpIfAsked(import.meta.url)
   const { values } = parseArgs({
     options: {
       loads: { type: 'string', default: '20' },

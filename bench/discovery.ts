@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createDhtTestnet } from '../src/testing/dht-testnet.ts'
+import { helpIfAsked } from './help.ts'
 import { formatTable, type LatencySummary, summarize } from './stats.ts'
 
 export interface DiscoveryBenchOptions {
@@ -163,6 +164,7 @@ export async function runDiscoveryBench(opts: DiscoveryBenchOptions): Promise<vo
 export const DISCOVERY_DEFAULTS: DiscoveryBenchOptions = { nodes: 50, servers: 10, cold: 200, cached: 1000, pings: 50 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  helpIfAsked(import.meta.url)
   const { values } = parseArgs({
     options: {
       nodes: { type: 'string', default: String(DISCOVERY_DEFAULTS.nodes) },

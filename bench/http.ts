@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import autocannon from 'autocannon'
 import { formatNodeIdBase36, parseNodeId } from '../src/identity/node-id.ts'
+import { helpIfAsked } from './help.ts'
 import { Child } from './proc.ts'
 import { formatTable, median } from './stats.ts'
 import { startPair, type WarrenPair, warren } from './warren-pair.ts'
@@ -330,6 +331,7 @@ export function defaultLoadgen(): 'wrk' | 'autocannon' {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  helpIfAsked(import.meta.url)
   const { values } = parseArgs({
     options: {
       duration: { type: 'string', default: '10' },

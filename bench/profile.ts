@@ -8,6 +8,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { helpIfAsked } from './help.ts'
 
 interface ProfileNode {
   id: number
@@ -58,6 +59,7 @@ function summarize(profile: Profile, top: number): string {
   return lines.join('\n')
 }
 
+helpIfAsked(import.meta.url)
 const { values, positionals } = parseArgs({
   options: { top: { type: 'string', default: '20' } },
   allowPositionals: true,

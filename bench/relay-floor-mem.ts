@@ -37,6 +37,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { helpIfAsked } from './help.ts'
 import { answerCommands, Child } from './proc.ts'
 import { formatTable } from './stats.ts'
 
@@ -198,6 +199,7 @@ const [role, modeArg, addrArg] = process.argv.slice(2)
 if (role === 'server') await server(modeArg as Mode)
 else if (role === 'client') await client(modeArg as Mode, addrArg ?? '')
 else if (import.meta.url === `file://${process.argv[1]}`) {
+  helpIfAsked(import.meta.url)
   const { values: args } = parseArgs({
     options: {
       connections: { type: 'string', default: '2000' },

@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { helpIfAsked } from './help.ts'
 import { runRelayBench } from './relay.ts'
 import { formatTable } from './stats.ts'
 
@@ -196,6 +197,7 @@ export function heapTable(r: HeapBreakdown, top: number): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  helpIfAsked(import.meta.url)
   const { values: args } = parseArgs({
     options: {
       reservations: { type: 'string', default: '1000' },

@@ -27,6 +27,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { hashServer, patternHash, transfer } from './hash-xfer.ts'
+import { helpIfAsked } from './help.ts'
 import { Child } from './proc.ts'
 import { formatTable, MiB, median } from './stats.ts'
 import { warren } from './warren-pair.ts'
@@ -398,6 +399,7 @@ export async function runRelayBenchReport(o: RelayBenchOptions, out?: string, se
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  helpIfAsked(import.meta.url)
   const { values: args } = parseArgs({
     options: {
       mib: { type: 'string', default: '256' },

@@ -36,6 +36,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { browserBenchSkip, runBrowserBenchReport } from './browser.ts'
 import { DISCOVERY_DEFAULTS, runDiscoveryBench } from './discovery.ts'
+import { helpIfAsked } from './help.ts'
 import { defaultLoadgen, runHttpBench } from './http.ts'
 import { Child } from './proc.ts'
 import { runRelayBenchReport } from './relay.ts'
@@ -44,6 +45,7 @@ import { runTransparentBench, transparentBenchSkip } from './transparent.ts'
 import { type Endpoint, startPair, type WarrenPair } from './warren-pair.ts'
 import { tcpDownload, tcpSetup, tcpUpload } from './xfer.ts'
 
+helpIfAsked(import.meta.url)
 const { values: args } = parseArgs({
   options: {
     mib: { type: 'string', default: '512' },

@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util'
 import { WarrenClient } from '../src/client/client.ts'
 import { resolveHome } from '../src/config/home.ts'
 import { generateNodeKey, saveNodeKey } from '../src/identity/keys.ts'
+import { helpIfAsked } from './help.ts'
 import { formatTable, type LatencySummary, MiB, median, mibPerSec, summarize } from './stats.ts'
 import { CHUNK, encodeRequest, PAYLOAD } from './xfer.ts'
 
@@ -310,6 +311,7 @@ async function upload(s: Socket, bytes: number): Promise<number> {
 }
 
 if (process.argv[1] === SELF) {
+  helpIfAsked(import.meta.url)
   const { values } = parseArgs({
     options: {
       mib: { type: 'string', default: '256' },

@@ -15,9 +15,11 @@
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { helpIfAsked } from './help.ts'
 import { Child } from './proc.ts'
 import { formatTable, MiB, median, mibPerSec } from './stats.ts'
 
+helpIfAsked(import.meta.url)
 const { values: args } = parseArgs({
   options: {
     mib: { type: 'string', default: '256' },
