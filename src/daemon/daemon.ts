@@ -214,8 +214,8 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const onHup = (): void => void reload().catch(() => {})
     process.on('SIGHUP', onHup)
     void stopped.then(() => process.off('SIGHUP', onHup))
-    // native memory freed by a burst of traffic goes back to the system once the daemon is quiet (idle-trim.ts)
-    const trim = startIdleTrim()
+    // dead Buffers and native memory a burst of traffic left go back to the system once the daemon is quiet (idle-trim.ts)
+    const trim = startIdleTrim({ compact: true })
     void stopped.then(() => trim.stop())
     log('info', 'ready')
     return { home, socket, node: started, stop, stopped }

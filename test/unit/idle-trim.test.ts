@@ -1,0 +1,101 @@
+/**
+ * The idle trim after a burst: a compacting major collection of the V8 heap, then `malloc_trim(0)`, on the quiet
+ * intervals after a busy one, whether or not anyone listens (`onTrim`). The memory checks are behaviour checks with
+ * wide margins (tens of MiB given back of 48 allocated), never timings.
+ */
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { describe, it } from 'node:test'
+import { runInNewContext } from 'node:vm'
+import { type Gc, startIdleTrim, v8Gc } from '../../src/daemon/idle-trim.ts'
+import { eventually } from '../support/eventually.ts'
+
+const MiB = 1024 * 1024
+
+/** Keeps the CPU busy for `ms`: the burst the trimmer waits for. */
+function spin(ms: number): void {
+  const end = performance.now() + ms
+  while (performance.now() < end) {}
+}
+
+/** Resident bytes of glibc's main heap (`[heap]` in /proc/self/smaps). */
+function heapRss(): number {
+  let inHeap = false
+  let total = 0
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (head !== null) inHeap = head[1]!.trim() === '[heap]'
+    else if (inHeap) {
+      const m = /^Rss:\s+(\d+) kB/.exec(line)
+      if (m !== null) total += Number(m[1]) * 1024
+    }
+  }
+  return total
+}
+
+/** Short intervals so that a test sees a busy tick and quiet ones within a second. */
+const FAST = { intervalMs: 100, busyShare: 0.3, quietShare: 0.2 }
+
+describe('startIdleTrim', { skip: process.platform === 'linux' ? false : 'glibc on Linux only' }, () => {
+  it('compacts the V8 heap (last-resort major collection) before each trim', async () => {
+    const events: string[] = []
+    const gc: Gc = (opts) => events.push(`gc ${opts?.type} ${opts?.execution} ${opts?.flavor}`)
+    const t = startIdleTrim({ ...FAST, quietTicks: 2, compact: gc, onTrim: () => events.push('trim') })
+    try {
+      spin(150)
+      await eventually(() => events.length === 4 || undefined, {
+        timeoutMs: 5_000,
+        message: 'two compactions and trims',
+      })
+      assert.deepEqual(events, ['gc major sync last-resort', 'trim', 'gc major sync last-resort', 'trim'])
+    } finally {
+      t.stop()
+    }
+  })
+
+  it('after a burst, dead Buffers of the old generation are collected and their memory leaves the process (no onTrim)', async () => {
+    const t = startIdleTrim({ ...FAST, quietTicks: 1_000_000, compact: true })
+    try {
+      // 48 MiB of 96 KiB backing stores (below glibc's mmap threshold: they come from its main heap), written so
+      // that they are resident, with a small live allocation after each 32 of them so that freeing them cannot
+      // shrink the heap from its top
+      let chunks: Buffer[] = []
+      const pins: Buffer[] = []
+      for (let i = 0; i < 512; i++) {
+        chunks.push(Buffer.allocUnsafeSlow(96 * 1024).fill(i & 0xff))
+        if (i % 32 === 31) pins.push(Buffer.allocUnsafeSlow(512).fill(1))
+      }
+      // two young-generation collections move the Buffers to the old generation, which only a major one clears
+      v8Gc()?.({ type: 'minor' })
+      v8Gc()?.({ type: 'minor' })
+      const before = heapRss()
+      assert.ok(before > 40 * MiB, `the buffers are resident in [heap]: ${(before / MiB).toFixed(1)} MiB`)
+      assert.ok(process.memoryUsage().arrayBuffers > 40 * MiB)
+      chunks = []
+      spin(150)
+      await eventually(
+        () => {
+          const now = heapRss()
+          return now < before - 32 * MiB || undefined
+        },
+        { timeoutMs: 10_000, message: `[heap] below ${((before - 32 * MiB) / MiB).toFixed(1)} MiB` },
+      )
+      // the compaction freed the dead Buffers, which no young-generation collection reaches
+      assert.ok(process.memoryUsage().arrayBuffers < 16 * MiB, `${process.memoryUsage().arrayBuffers} bytes left`)
+      assert.equal(pins.length, 16)
+    } finally {
+      t.stop()
+    }
+  })
+})
+
+describe('v8Gc', () => {
+  it('gives V8’s gc without --expose-gc and leaves no gc in this or new contexts', () => {
+    const gc = v8Gc()
+    assert.equal(typeof gc, 'function')
+    gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+    assert.equal(v8Gc(), gc, 'the same function each time')
+    assert.equal((globalThis as { gc?: unknown }).gc, undefined)
+    assert.equal(runInNewContext('typeof gc'), 'undefined')
+  })
+})
