@@ -48,11 +48,18 @@ function asBuffer(data: Uint8Array | Uint8ArrayList): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray()
 }
 
-/** An abortive close: a TCP socket gets an RST (so a reset travels on as a reset), anything else is destroyed. */
+/**
+ * An abortive close: a TCP socket gets an RST (so a reset travels on as a reset), anything else is destroyed.
+ *
+ * A socket whose shutdown is under way (`end()` called, `finish` not yet emitted) is destroyed instead: libuv refuses
+ * an RST there (`uv_tcp_close_reset` returns EINVAL while `uv_shutdown` is pending), and Node 24 then marks the
+ * handle closing without closing it, so its descriptor leaks and the process spins in its exit clean-up for ever
+ * (UPSTREAM.md). @libp2p/tcp's own reset does the same for the same reason.
+ */
 export function abortLocal(local: Duplex, error: Error): void {
   local.on('error', () => {}) // the reset itself may report EINVAL/EPIPE after we stopped listening
   const reset = (local as Duplex & { resetAndDestroy?: () => void }).resetAndDestroy
-  if (typeof reset === 'function' && !local.destroyed) {
+  if (typeof reset === 'function' && !local.destroyed && !(local.writableEnded && !local.writableFinished)) {
     try {
       reset.call(local)
       return

@@ -8,6 +8,7 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { toWarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
+import { abortLocal } from '../../p2p/pipe.ts'
 import { openTunnel, type TunnelContext } from '../tunnels.ts'
 import { originalDestination } from './original-dst.ts'
 
@@ -103,7 +104,7 @@ export class TransparentListener {
 
   async close(): Promise<void> {
     const closed = [...this.#servers.values()].map((s) => new Promise<void>((r) => s.close(() => r())))
-    for (const s of this.#sockets) s.resetAndDestroy()
+    for (const s of this.#sockets) abortLocal(s, new Error('transparent mode stopped'))
     await Promise.all(closed)
     this.#servers.clear()
   }
