@@ -10,8 +10,9 @@
  *
  * How, without touching node_modules: `coalescing(tcp())` wraps the transport so the upgrader it is handed sees each
  * new MultiaddrConnection first; for a TCP one the connection's `sendData` (the AbstractMultiaddrConnection hook
- * every send goes through) corks the net.Socket on its first write of the turn and uncorks it in `setImmediate`, so
- * Node writes everything queued meanwhile with one `writev`. Back-pressure is Node's own: a corked socket's
+ * every send goes through) corks the net.Socket on its first write of the turn and uncorks it in `setImmediate` (or,
+ * when that write is the muxer's batch below, right after the batch is written), so Node writes everything queued
+ * meanwhile with one `writev`. Back-pressure is Node's own: a corked socket's
  * `write()` still returns false past its high-water mark and 'drain' still follows, and once that much is queued the
  * socket is uncorked at once (bulk transfers write as before). `end()` uncorks by itself; a reset discards.
  * WebSocket connections get the same through their own buffer (one WebSocket message per turn), flushed before a
@@ -56,6 +57,20 @@ const FLUSH_BYTES = 64 * 1024
 const COPY_BELOW = 16 * 1024
 const WS_OPEN = 1
 
+/**
+ * Set while a muxer's batch of frames is being sent from its `setImmediate` ({@link batchFrames}): a transport
+ * connection that starts holding writes then puts its flush here, to run as that batch's send returns, instead of
+ * in a `setImmediate` of its own. One scheduled from within the check phase would run only in the next turn of
+ * the event loop, after its poll phase: every message would leave a turn late.
+ */
+let batchEnd: (() => void)[] | undefined
+
+/** Runs `flush` once the batch being sent has been handed over, or else at the end of this turn. */
+function flushAtEnd(flush: () => void): void {
+  if (batchEnd !== undefined) batchEnd.push(flush)
+  else setImmediate(flush)
+}
+
 /** Coalesces one TCP connection's writes per event-loop turn; false when `maConn` is not a TCP connection. */
 export function coalesceSocketWrites(maConn: MultiaddrConnection): boolean {
   const conn = maConn as MultiaddrConnection & HookableConnection
@@ -72,7 +87,7 @@ export function coalesceSocketWrites(maConn: MultiaddrConnection): boolean {
     if (!corked && !socket.destroyed && !socket.writableEnded) {
       socket.cork()
       corked = true
-      setImmediate(uncork)
+      flushAtEnd(uncork)
     }
     const result = sendData(data)
     if (socket.writableLength >= socket.writableHighWaterMark) uncork()
@@ -117,7 +132,7 @@ export function coalesceWebSocketWrites(maConn: MultiaddrConnection): boolean {
     }
     if (!scheduled) {
       scheduled = true
-      setImmediate(flushLater)
+      flushAtEnd(flushLater)
     }
     return { sentBytes: data.byteLength, canSendMore: true }
   }
@@ -181,7 +196,9 @@ interface BatchableConnection {
  * Batches the frames a muxer sends in one event-loop turn into one send on `conn`, so that Noise encrypts (and the
  * far side decrypts and dispatches) one message per turn instead of one per Yamux frame: a small request is a data
  * frame plus a window update each way. Past 64 KiB the batch goes at once, so bulk frames flow as before; the
- * batch is also sent before the transport connection under `conn` closes (the muxer's last frames, GoAway).
+ * batch is also sent before the transport connection under `conn` closes (the muxer's last frames, GoAway). A batch
+ * with a frame that opens or accepts a stream (SYN or ACK) is held one turn more, so that a new stream's request and
+ * its client's first bytes, or an accepted stream's protocol answer and its handler's status, leave as one message.
  */
 export function batchFrames(maConn: MessageStream): boolean {
   const conn = maConn as MessageStream & BatchableConnection
@@ -189,8 +206,13 @@ export function batchFrames(maConn: MessageStream): boolean {
   const send = conn.send.bind(conn)
   const pending = new Uint8ArrayList()
   let scheduled = false
+  /** The batch holds a frame that opens or accepts a stream; `waited`: it has been held one turn for that. */
+  let opens = false
+  let waited = false
   const flush = (): boolean => {
     scheduled = false
+    opens = false
+    waited = false
     if (pending.byteLength === 0) return !conn.writableNeedsDrain
     // small batches as one buffer (dozens of tiny pieces cost more to carry than to copy); large ones, made of
     // bulk frames, as they are, so their bytes are not copied once more
@@ -200,16 +222,37 @@ export function batchFrames(maConn: MessageStream): boolean {
     if (conn.writeStatus !== 'writable') return false
     return send(batch)
   }
-  const flushLater = (): void => {
+  const flushNow = (): void => {
+    // the transport flushes what this batch wrote as soon as it is written, not a turn later
+    const outer = batchEnd === undefined
+    if (outer) batchEnd = []
     try {
       flush()
     } catch (err) {
       conn.abort(err as Error)
+    } finally {
+      if (outer) {
+        const ends = batchEnd ?? []
+        batchEnd = undefined
+        for (const end of ends) end()
+      }
     }
+  }
+  const flushLater = (): void => {
+    if (opens && !waited) {
+      // a batch that opens a stream waits one more turn: what its opener writes next (a forward's client bytes,
+      // read in that turn's poll phase) and the accepting side's first answer (its handler's status, once its
+      // target connect completes) join it, one message instead of two
+      waited = true
+      setImmediate(flushLater)
+      return
+    }
+    flushNow()
   }
   conn.send = (data) => {
     if (conn.writeStatus !== 'writable') return send(data) // throws as usual
     pending.append(data)
+    if (!opens && opensStream(data)) opens = true
     if (pending.byteLength >= FLUSH_BYTES) return flush()
     if (!scheduled) {
       scheduled = true
@@ -221,11 +264,25 @@ export function batchFrames(maConn: MessageStream): boolean {
   if (under !== undefined && typeof under.close === 'function') {
     const close = under.close.bind(under)
     under.close = async (options) => {
-      flushLater()
+      flushNow()
       await close(options)
     }
   }
   return true
+}
+
+/** Yamux frame types and flags (`@chainsafe/libp2p-yamux` frame.ts). */
+const YAMUX_DATA = 0
+const YAMUX_SYN = 1
+const YAMUX_ACK = 2
+
+/** True for a Yamux data or window-update frame with SYN or ACK: the first frame of a stream on either side. */
+function opensStream(frame: Uint8Array | Uint8ArrayList): boolean {
+  if (frame.byteLength < 12) return false
+  const at = (i: number): number => (frame instanceof Uint8Array ? frame[i]! : frame.get(i))
+  const type = at(1)
+  if (type !== YAMUX_DATA && type !== YAMUX_WINDOW_UPDATE) return false
+  return (at(3) & (YAMUX_SYN | YAMUX_ACK)) !== 0
 }
 
 /** Wraps a stream muxer factory (`yamux()`) so each connection's muxer batches its frames per turn. */
@@ -263,6 +320,31 @@ const YAMUX_RST = 8
 export const HOLD_WINDOW_BELOW = 64 * 1024
 const PRUNE_ABOVE = 1024
 
+/** Yamux `StreamState.Established`: a stream past SYN/ACK, whose window updates carry no flag. */
+const YAMUX_ESTABLISHED = 3
+
+/**
+ * An established stream computes no window update before it has received {@link HOLD_WINDOW_BELOW} bytes since its
+ * last one. Yamux grows a stream's window (doubling it) on any update made within four round trips of the last, so
+ * the first data frames of every new stream each sent a growth of several hundred KiB on their own, a message the
+ * far side must decrypt and dispatch, for streams that then carry a few bytes. The sender keeps at least three
+ * quarters of the window it was given; a bulk stream grows as before, one update per 64 KiB received.
+ */
+function holdWindowGrowth(stream: unknown): void {
+  const s = stream as {
+    state?: number
+    recvWindow?: number
+    recvWindowCapacity?: number
+    sendWindowUpdate?: () => void
+  }
+  if (typeof s.sendWindowUpdate !== 'function' || typeof s.recvWindow !== 'number') return
+  const sendWindowUpdate = s.sendWindowUpdate.bind(s)
+  s.sendWindowUpdate = () => {
+    if (s.state === YAMUX_ESTABLISHED && s.recvWindow! - s.recvWindowCapacity! < HOLD_WINDOW_BELOW) return
+    sendWindowUpdate()
+  }
+}
+
 /**
  * Sends Yamux window updates only once a stream's credit reaches {@link HOLD_WINDOW_BELOW} bytes, instead of one
  * after every data frame received. @chainsafe/libp2p-yamux has no threshold setting (Go's yamux waits for half a
@@ -273,8 +355,20 @@ const PRUNE_ABOVE = 1024
  * left without window: bulk streams still get an update per 64 KiB read.
  */
 export function holdWindowUpdates(muxer: unknown): boolean {
-  const m = muxer as { sendFrame?: (header: YamuxHeader, data?: unknown) => boolean; streams?: unknown[] }
+  const m = muxer as {
+    sendFrame?: (header: YamuxHeader, data?: unknown) => boolean
+    streams?: unknown[]
+    _newStream?: (...args: unknown[]) => unknown
+  }
   if (typeof m.sendFrame !== 'function') return false
+  if (typeof m._newStream === 'function') {
+    const newStream = m._newStream.bind(m)
+    m._newStream = (...args) => {
+      const stream = newStream(...args)
+      holdWindowGrowth(stream)
+      return stream
+    }
+  }
   const sendFrame = m.sendFrame.bind(m)
   const held = new Map<number, number>()
   const prune = (): void => {
