@@ -4,6 +4,7 @@
  */
 import type { Connection, NewStreamOptions, PeerId, Stream } from '@libp2p/interface'
 import { WarrenError } from '../errors.ts'
+import { OPTIMISTIC_SELECT } from '../p2p/patches/optimistic-select.ts'
 import { readFrame } from './frame-io.ts'
 import { decodeResponse, encodeRequest, SERVICE_PROTOCOL, Status } from './header.ts'
 
@@ -93,13 +94,14 @@ export async function startServiceStream(
   let stream: Stream
   try {
     // relayed connections through a bounded relay are "limited"; services run on them too
-    // full protocol negotiation, one round trip: with the optimistic select of src/p2p/patches/optimistic-select.ts
-    // (the protocol id leaving with the request header), a client that half-closed right after connecting was
-    // sometimes reset on a loaded machine (test/ui/dashboard.test.ts); so service streams do not ask for it
+    // optimistic protocol select (src/p2p/patches/optimistic-select.ts): the protocol id leaves with the request
+    // header, without waiting a round trip for the host's answer (a close before that answer sends its FIN after
+    // it); a host without the protocol aborts the stream with UnsupportedProtocolError, which readAnswer reports
     stream = await conn.newStream(SERVICE_PROTOCOL, {
       signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
       runOnLimitedConnection: true,
       negotiateFully: false,
+      [OPTIMISTIC_SELECT]: true,
     } as NewStreamOptions)
   } catch (err) {
     const e = err as Error

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import type { NewStreamOptions, Stream } from '@libp2p/interface'
+import type { Connection, ConnectionGater, NewStreamOptions, Stream } from '@libp2p/interface'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { OPTIMISTIC_SELECT } from '../../src/p2p/patches/optimistic-select.ts'
@@ -17,19 +17,54 @@ const ECHO = '/test/echo/1.0.0'
 const MISSING = '/test/missing/1.0.0'
 const optimistic = { negotiateFully: false, [OPTIMISTIC_SELECT]: true } as NewStreamOptions
 
-async function node(stock: boolean): Promise<WarrenLibp2p> {
-  const n = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'], stock })
-  // an echo that sends back everything, then closes its side after the dialer's FIN
+async function node(stock: boolean, connectionGater?: ConnectionGater): Promise<WarrenLibp2p> {
+  const n = await createNode({
+    privateKey: await generateNodeKey(),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    stock,
+    ...(connectionGater === undefined ? {} : { connectionGater }),
+  })
+  // an echo that sends back everything, then closes its side once the dialer's FIN came after the last byte (a FIN
+  // that arrived while multistream-select read the stream was dispatched before this handler existed)
   await n.handle(ECHO, (stream: Stream) => {
+    const ended = (): void => {
+      if (stream.readableEnded && stream.readBufferLength === 0) void stream.close().catch(() => {})
+    }
     stream.addEventListener('message', (evt) => {
       stream.send(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
+      ended()
     })
-    stream.addEventListener('remoteCloseWrite', () => {
-      void stream.close().catch(() => {})
-    })
+    stream.addEventListener('end', ended)
+    ended()
   })
   return n
 }
+
+/**
+ * A node whose new inbound connections wait in libp2p's connection gater (after their muxer started, before the
+ * node takes up their streams) until `release()`: the streams a dialer opens meanwhile are queued with their bytes
+ * and their FIN, as on a loaded machine.
+ */
+async function heldNode(stock: boolean): Promise<{ node: WarrenLibp2p; release: () => void }> {
+  let release = (): void => {}
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const n = await node(stock, {
+    denyInboundUpgradedConnection: async () => {
+      await released
+      return false
+    },
+  })
+  return { node: n, release }
+}
+
+/** A Yamux ping on the connection: its answer comes after the far side has taken every frame sent before it. */
+async function roundTrip(conn: Connection): Promise<void> {
+  await (conn as unknown as { muxer: { ping(): Promise<number> } }).muxer.ping()
+}
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 /** The error a stream closed with (undefined for a clean close). */
 function closed(stream: Stream): Promise<Error | undefined> {
@@ -86,6 +121,62 @@ describe('optimistic protocol selection', () => {
       assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(data).digest('hex'))
     })
   }
+
+  it('upstream: a stock listener resets a stream whose bytes and FIN all arrived before it took the stream up', async () => {
+    const far = await heldNode(true)
+    try {
+      const conn = await warren.dial(far.node.getMultiaddrs()[0]!)
+      const stream = await conn.newStream(ECHO, optimistic)
+      const reading = readAll(stream, AbortSignal.timeout(30_000), 1024 * 1024)
+      stream.send(randomBytes(16 * 1024))
+      // the FIN at once, with the bytes (the stream class's own close, without the wait for the answer)
+      const closing = (Object.getPrototypeOf(stream) as Stream).close.call(stream)
+      await roundTrip(conn)
+      far.release()
+      await assert.rejects(reading, { name: 'StreamResetError' })
+      await closing.catch(() => {})
+    } finally {
+      far.release()
+      await far.node.stop()
+    }
+  })
+
+  for (const stockFar of [true, false]) {
+    it(`Warren: bytes and a close sent at once on a new connection reach ${stockFar ? 'a stock' : 'a Warren'} listener that takes the stream up late, and come back whole`, async () => {
+      const far = await heldNode(stockFar)
+      try {
+        const conn = await warren.dial(far.node.getMultiaddrs()[0]!)
+        const streams = await Promise.all(Array.from({ length: 8 }, () => conn.newStream(ECHO, optimistic)))
+        const sent = streams.map((_, i) => Buffer.concat([Buffer.from(`#${i}:`), randomBytes(16 * 1024)]))
+        const reading = streams.map((stream) => readAll(stream, AbortSignal.timeout(30_000), 1024 * 1024))
+        const closing = streams.map((stream, i) => {
+          stream.send(sent[i]!)
+          return stream.close()
+        })
+        await roundTrip(conn) // the far side holds every byte sent so far, and would hold a FIN sent with them
+        far.release()
+        const back = await Promise.all(reading)
+        await Promise.all(closing)
+        for (const [i, stream] of streams.entries()) {
+          assert.equal(sha256(back[i]!), sha256(sent[i]!), `stream ${i}`)
+          assert.equal(stream.status, 'closed', `stream ${i}`)
+        }
+      } finally {
+        far.release()
+        await far.node.stop()
+      }
+    })
+  }
+
+  it('Warren: a close while the answer is awaited ends when the stream is refused, with the refusal', async () => {
+    const conn = await warren.dial(stock.getMultiaddrs()[0]!)
+    const stream = await conn.newStream(MISSING, optimistic)
+    const error = closed(stream)
+    stream.send(randomBytes(100))
+    await stream.close()
+    assert.equal(stream.status, 'aborted')
+    assert.equal((await error)?.name, 'UnsupportedProtocolError')
+  })
 
   it('installed without a miss on Warren nodes', () => {
     assert.equal(patchesMissed().has('optimisticSelect'), false)

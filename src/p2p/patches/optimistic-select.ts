@@ -17,9 +17,17 @@
  * `newStream` throws after a full negotiation); anything else aborts it with a {@link NegotiationError}. The caller
  * therefore learns of an unsupported protocol when it reads, not from `newStream`.
  *
+ * The stream's FIN waits for the answer: `close()` called before both lines came back sends its FIN once they are in
+ * (or once the stream ended otherwise); bytes sent before it leave at once. A stock `handle()` loses a
+ * stream whose bytes and FIN all arrived before it started reading (@libp2p/utils 7.4.1: draining the read buffer
+ * after the far side's FIN closes the read side, and `handle()`'s `unwrap` then cannot put the bytes after the
+ * protocol line back, so it throws and the stream is reset). That happens to the first streams of a new connection,
+ * which the far side holds until it has finished setting the connection up; a full negotiation never sends a FIN
+ * that early, and with the FIN held back this does not either.
+ *
  * Only streams that carry the marker are selected this way: a caller opts in where it handles a refusal that arrives
  * on the stream (src/services/dial.ts). Every other stream, and `negotiateFully: false` without the marker, is
- * negotiated by libp2p as before.
+ * negotiated by libp2p itself.
  *
  * @example
  * ```ts
@@ -28,7 +36,7 @@
  * stream.send(request) // leaves with the protocol name
  * ```
  */
-import { type StreamMuxerFactory, UnsupportedProtocolError } from '@libp2p/interface'
+import { type AbortOptions, type StreamMuxerFactory, UnsupportedProtocolError } from '@libp2p/interface'
 import { varint } from 'multiformats'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { patchMissed } from './status.ts'
@@ -49,9 +57,13 @@ export class NegotiationError extends Error {
 /** The parts of a libp2p stream touched here. */
 interface PatchableStream {
   protocol: string
+  status: string
   send(data: Uint8Array): boolean
+  close(options?: AbortOptions): Promise<void>
   onData?: (data: Uint8Array | Uint8ArrayList) => void
   abort(err: Error): void
+  addEventListener(type: 'close', listener: () => void): void
+  removeEventListener(type: 'close', listener: () => void): void
 }
 
 /** The parts of a libp2p muxer touched here. */
@@ -89,18 +101,57 @@ function takeLine(buf: Uint8ArrayList): string | undefined {
   return new TextDecoder().decode(body.subarray(0, len - 1))
 }
 
+/** Resolves with `promise`, or rejects with the signal's reason once it aborts. */
+function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 /**
  * Sends the negotiation of `protocol` on a new stream and strips the far side's answers from its incoming data;
  * false when the stream lacks the hooks (it is then left to libp2p's own negotiation).
  */
 export function selectOptimistically(stream: unknown, protocol: string): boolean {
   const s = stream as PatchableStream
-  if (typeof s.onData !== 'function' || typeof s.send !== 'function' || s.protocol !== '') return false
+  if (
+    typeof s.onData !== 'function' ||
+    typeof s.send !== 'function' ||
+    typeof s.close !== 'function' ||
+    typeof s.addEventListener !== 'function' ||
+    s.protocol !== ''
+  ) {
+    return false
+  }
   const own = Object.hasOwn(s, 'onData') ? s.onData : undefined
   const onData = s.onData.bind(s)
   const answers = new Uint8ArrayList()
   let seen = 0 // lines of the answer taken so far
   let negotiated = false
+  // the FIN waits until the answer is in or the stream ended otherwise (a refusal aborts it, a reset closes it)
+  let answer = (): void => {}
+  const answered = new Promise<void>((resolve) => {
+    answer = resolve
+  })
+  const ownClose = Object.hasOwn(s, 'close') ? s.close : undefined
+  const close = s.close.bind(s)
+  const onClose = (): void => answer()
+  const heldClose = async (options?: AbortOptions): Promise<void> => {
+    if (!negotiated && s.status === 'open') await untilAborted(answered, options?.signal)
+    return close(options)
+  }
+  const release = (): void => {
+    s.removeEventListener('close', onClose)
+    if (s.close === heldClose) {
+      if (ownClose === undefined) delete (s as Partial<PatchableStream>).close
+      else s.close = ownClose
+    }
+    answer()
+  }
   const strip = (data: Uint8Array | Uint8ArrayList): void => {
     if (negotiated) {
       onData(data) // a wrapper added after this one still calls this one
@@ -121,15 +172,19 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
           if (own === undefined) delete s.onData
           else s.onData = own
         }
+        release()
         if (answers.byteLength > 0) onData(answers)
         return
       }
     } catch (err) {
       answers.consume(answers.byteLength)
       s.abort(err as Error)
+      release()
     }
   }
   s.onData = strip
+  s.close = heldClose
+  s.addEventListener('close', onClose)
   const header = lpLine(MSS_HEADER)
   const line = lpLine(protocol)
   const both = new Uint8Array(header.length + line.length)
@@ -153,7 +208,10 @@ export function optimisticMuxer(muxer: unknown): void {
     const protocol = options?.protocol
     if (options?.[OPTIMISTIC_SELECT] === true && typeof protocol === 'string') {
       if (!selectOptimistically(stream, protocol)) {
-        patchMissed('optimisticSelect', 'a new stream has no `onData`, `send` or empty `protocol`')
+        patchMissed(
+          'optimisticSelect',
+          'a new stream has no `onData`, `send`, `close`, `addEventListener` or empty `protocol`',
+        )
       }
     }
     return stream
