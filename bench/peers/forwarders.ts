@@ -34,6 +34,8 @@ export interface Tunnel {
   maxBulkMiB?: number
   /** Why {@link maxBulkMiB} is set: printed with the results. */
   bulkNote?: string
+  /** An HTTP URL that reaches the HTTP target another way through the same tunnel (Warren: its gateway). */
+  gatewayUrl?: string
   /** `n` first connections to a peer never met, ms each (bench/peers/cold.ts says what each tunnel times). */
   cold?: (n: number) => Promise<number[]>
   stop(): Promise<void>
@@ -242,17 +244,22 @@ export async function stockLibp2p(t: Targets): Promise<Tunnel> {
   }
 }
 
-/** Two Warren daemons started with the CLI (bench/warren-pair.ts), a `warren forward` per target, limits raised. */
+/**
+ * Two Warren daemons started with the CLI (bench/warren-pair.ts), a `warren forward` per target, limits raised; B's
+ * access port on, for the HTTP gateway (`/http/<A>/web/`).
+ */
 export async function warrenTunnel(t: Targets): Promise<Tunnel> {
   // limits raised so the idle-connection phase is not capped by the default 1,024 streams per node
   const limits = { maxStreams: 20_000, maxStreamsPerPeer: 20_000 }
-  const pair = await startPair({ xfer: t.xfer, echo: t.echo, web: t.http }, {}, { config: { limits } })
+  const accessPort = await freePort()
+  const pair = await startPair({ xfer: t.xfer, echo: t.echo, web: t.http }, {}, { config: { limits }, accessPort })
   const f = pair.forwards
   const b = JSON.parse(await warren(pair.homes.b, ['id', '--json'])) as { id: string }
   return {
     name: 'warren',
     ports: { xfer: f.xfer!.port, echo: f.echo!.port, http: f.web!.port },
     pids: pair.daemons.map((d) => d.proc.pid!),
+    gatewayUrl: `http://127.0.0.1:${accessPort}/http/${pair.aId}/web/`,
     cold: (n) =>
       warrenCold({ clientHome: pair.homes.b, clientId: b.id, warmHome: pair.homes.a, warmId: pair.aId }, t.echo, n),
     stop: () => pair.stop(),

@@ -11,6 +11,7 @@ export const METRICS = {
   coldP50: { label: 'cold connect to a peer never met p50, ms', higherBetter: false },
   coldMax: { label: 'cold connect to a peer never met, largest, ms', higherBetter: false },
   httpRps: { label: 'HTTP keep-alive, req/s', higherBetter: true },
+  gatewayRps: { label: 'HTTP keep-alive through the gateway, req/s', higherBetter: true },
   startMiB: { label: 'idle PSS just started, larger end, MiB', higherBetter: false },
   startBothMiB: { label: 'idle PSS just started, both ends, MiB', higherBetter: false },
   idleMiB: { label: 'idle PSS after use, both ends, MiB', higherBetter: false },
@@ -109,6 +110,7 @@ export function targetChecks(figures: Figures): TargetCheck[] {
   atLeast('bulk down ÷ stock libp2p', ratio('bulkDown', 'libp2p (stock)'), 1.2)
   atMost('new connection p50, ms', w('setupP50'), 1)
   atLeast('HTTP req/s ÷ ssh -L', ratio('httpRps', 'ssh -L'), 1.2)
+  atLeast('HTTP req/s through the gateway ÷ through the forward', w('gatewayRps') / w('httpRps'), 0.8)
   atMost('idle daemon just started (larger end), MiB PSS', w('startMiB'), 60)
   atMost('idle daemon after the workloads (larger end), MiB PSS', w('idleMaxEndMiB'), 60)
   atMost('idle daemon a minute after the workloads (larger end), MiB PSS', w('laterMaxEndMiB'), 60)

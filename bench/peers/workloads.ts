@@ -86,9 +86,15 @@ export interface HttpLoadOptions {
   dir: string
 }
 
-/** Requests/s of keep-alive GETs with `connections` connections, after a 1 s warm-up. */
-export async function http(t: Tunnel, o: HttpLoadOptions): Promise<Sample & { errors: number }> {
-  const target = { name: t.name.replace(/\W+/g, '-'), url: `http://127.0.0.1:${t.ports.http}/` }
+/**
+ * Requests/s of keep-alive GETs with `connections` connections, after a 1 s warm-up, to the tunnel's HTTP port or to
+ * `url` (Warren's gateway).
+ */
+export async function http(t: Tunnel, o: HttpLoadOptions, url?: string): Promise<Sample & { errors: number }> {
+  const target = {
+    name: `${t.name.replace(/\W+/g, '-')}${url === undefined ? '' : '-gateway'}`,
+    url: url ?? `http://127.0.0.1:${t.ports.http}/`,
+  }
   const run = (s: number) =>
     o.loadgen === 'wrk' ? runWrk(target, s, o.connections, o.dir) : runAutocannon(target, s, o.connections)
   await run(1)
