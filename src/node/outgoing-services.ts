@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream'
 import type { Connection, Stream } from '@libp2p/interface'
 import { checkService } from '../access/forward-check.ts'
 import type { Config } from '../config/schema.ts'
+import { isWarrenError } from '../errors.ts'
 import type { ResolvedNode } from '../identity/address-book.ts'
 import type { Logger } from '../log.ts'
 import { abortLocal, describePipeEnd, type PipeResult, pipeStream } from '../p2p/pipe.ts'
@@ -99,12 +100,16 @@ export class OutgoingServices {
       abortLocal(local, err as Error)
       throw err
     }
-    let refusal: Error | undefined
-    pending.answer.catch((err: Error) => {
-      refusal = err
-    })
     const res = await pipeStream(pending.stream, local, { ready: pending.answer })
-    if (refusal !== undefined && res.error === refusal) throw refusal
+    if (res.error !== undefined) {
+      // a refusal ends the pipe too, by the stream's abort (in a write waiting for room, before the answer's
+      // rejection got here): the refusal says why; the answer settles at once, its stream being closed by now
+      const refusal = await pending.answer.then(
+        () => undefined,
+        (err: Error) => err,
+      )
+      if (isWarrenError(refusal) && refusal.code !== 'ERR_STREAM_ABORTED') throw refusal
+    }
     this.#deps.log(res.error === undefined ? 'debug' : 'warn', describePipeEnd(`forward to ${node}/${service}`, res))
     return res
   }
