@@ -141,6 +141,29 @@ describe('optimistic protocol selection', () => {
     }
   })
 
+  it('Warren: a Warren listener serves a stream whose protocol, bytes and FIN all arrived before it took the stream up', async () => {
+    const far = await heldNode(false)
+    try {
+      const conn = await warren.dial(far.node.getMultiaddrs()[0]!)
+      const streams = await Promise.all(Array.from({ length: 4 }, () => conn.newStream(ECHO, optimistic)))
+      const sent = streams.map((_, i) => Buffer.concat([Buffer.from(`#${i}:`), randomBytes(16 * 1024)]))
+      const reading = streams.map((stream) => readAll(stream, AbortSignal.timeout(30_000), 1024 * 1024))
+      const closing = streams.map((stream, i) => {
+        stream.send(sent[i]!)
+        // the FIN at once, with the bytes, as a dialer that selects lazily sends it
+        return (Object.getPrototypeOf(stream) as Stream).close.call(stream)
+      })
+      await roundTrip(conn)
+      far.release()
+      const back = await Promise.all(reading)
+      await Promise.all(closing)
+      for (const [i] of streams.entries()) assert.equal(sha256(back[i]!), sha256(sent[i]!), `stream ${i}`)
+    } finally {
+      far.release()
+      await far.node.stop()
+    }
+  })
+
   for (const stockFar of [true, false]) {
     it(`Warren: bytes and a close sent at once on a new connection reach ${stockFar ? 'a stock' : 'a Warren'} listener that takes the stream up late, and come back whole`, async () => {
       const far = await heldNode(stockFar)

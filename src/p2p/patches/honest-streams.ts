@@ -25,6 +25,7 @@
  * ```
  */
 import type { StreamMuxerFactory } from '@libp2p/interface'
+import { takeBackAfterEnd } from './late-unshift.ts'
 import { patchMissed } from './status.ts'
 
 /** The error a stream is aborted with when its connection closed before the stream ended both ways. */
@@ -75,6 +76,8 @@ export function honestMuxer(muxer: unknown): void {
     m._newStream = (...args) => {
       const stream = newStream(...args)
       if (!keepPauseOnResume(stream)) patchMissed('keepPauseOnResume', 'a Yamux stream has no `sendResume`')
+      if (!takeBackAfterEnd(stream))
+        patchMissed('takeBackAfterEnd', 'a Yamux stream has no `unshift`/`dispatchReadBuffer`')
       return stream
     }
   } else {

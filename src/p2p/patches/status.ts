@@ -23,6 +23,7 @@ export type PatchName =
   | 'skipUnheardEvents'
   | 'optimisticSelect'
   | 'knownProtocols'
+  | 'takeBackAfterEnd'
 
 const missed = new Map<PatchName, string>()
 
