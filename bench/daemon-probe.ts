@@ -14,9 +14,9 @@
  * renamed).
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { getHeapSpaceStatistics } from 'node:v8'
+import { libc } from './glibc.ts'
 
 const dir = process.env.WARREN_BENCH_PROBE_DIR
 const isDaemon = process.argv.slice(2).includes('up') && process.env.WARREN_NODE_TUNED !== undefined
@@ -40,46 +40,6 @@ function pssByKind(): Record<string, number> {
   }
   return out
 }
-
-interface MallInfo {
-  /** Bytes glibc took with brk (main arena) plus the non-main arenas' heaps. */
-  arena: number
-  /** Bytes in mmapped chunks. */
-  hblkhd: number
-  /** Bytes in use. */
-  uordblks: number
-  /** Bytes free inside the arenas. */
-  fordblks: number
-  /** Bytes releasable at the top of the main heap. */
-  keepcost: number
-}
-
-const libc = ((): { info(): MallInfo; trim(): number } | undefined => {
-  try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi')
-    const lib = koffi.load('libc.so.6')
-    const fields = ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks']
-    const struct = koffi.struct('mallinfo2', Object.fromEntries([...fields, 'keepcost'].map((f) => [f, 'size_t'])))
-    const info = lib.func('mallinfo2', struct, []) as () => Record<string, number | bigint>
-    const trim = lib.func('int malloc_trim(size_t pad)') as (pad: number) => number
-    return {
-      info: () => {
-        const m = info()
-        const n = (k: string): number => Number(m[k])
-        return {
-          arena: n('arena'),
-          hblkhd: n('hblkhd'),
-          uordblks: n('uordblks'),
-          fordblks: n('fordblks'),
-          keepcost: n('keepcost'),
-        }
-      },
-      trim: () => trim(0),
-    }
-  } catch {
-    return undefined
-  }
-})()
 
 function reading(): Record<string, unknown> {
   const spaces = getHeapSpaceStatistics()

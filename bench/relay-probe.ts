@@ -8,9 +8,9 @@
  * before the JSON. The relay's stderr is copied to `relay.log` there. The JSON file appears last, whole (written then renamed), so a reader waits for it.
  */
 import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8'
+import { libc } from './glibc.ts'
 
 const dir = process.env.WARREN_BENCH_PROBE_DIR
 const snapshot = process.env.WARREN_BENCH_PROBE_SNAPSHOT === '1'
@@ -32,39 +32,6 @@ function sockstat(): { inuse: number; memBytes: number } {
   const m = /^TCP: inuse (\d+) orphan \d+ tw \d+ alloc \d+ mem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'))
   return m === null ? { inuse: -1, memBytes: -1 } : { inuse: Number(m[1]), memBytes: Number(m[2]) * 4096 }
 }
-
-interface MallInfo {
-  /** Bytes glibc took from the system with brk/sbrk (all arenas). */
-  arena: number
-  /** Bytes in mmapped chunks. */
-  hblkhd: number
-  /** Bytes in use. */
-  uordblks: number
-  /** Bytes free inside the arenas. */
-  fordblks: number
-}
-
-/** glibc's `mallinfo2()` and `malloc_trim()` through koffi, or undefined off glibc. */
-const libc = ((): { info(): MallInfo; trim(): number } | undefined => {
-  try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi')
-    const lib = koffi.load('libc.so.6')
-    const fields = ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks']
-    const struct = koffi.struct('mallinfo2', Object.fromEntries([...fields, 'keepcost'].map((f) => [f, 'size_t'])))
-    const info = lib.func('mallinfo2', struct, []) as () => Record<string, number | bigint>
-    const trim = lib.func('int malloc_trim(size_t pad)') as (pad: number) => number
-    return {
-      info: () => {
-        const m = info()
-        const n = (k: string): number => Number(m[k])
-        return { arena: n('arena'), hblkhd: n('hblkhd'), uordblks: n('uordblks'), fordblks: n('fordblks') }
-      },
-      trim: () => trim(0),
-    }
-  } catch {
-    return undefined
-  }
-})()
 
 if (dir !== undefined) {
   // the relay's log, kept for bench/relay-heap.ts's --log

@@ -22,20 +22,12 @@ import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
 import Module, { createRequire } from 'node:module'
 import { connect } from 'node:net'
+import { exitOnStop } from './child.ts'
 
 const require = createRequire(import.meta.url)
 
 interface Destroyable {
   destroy(): Promise<void>
-}
-
-function exitOnStop(stop: () => Promise<void>): void {
-  const done = (): void => {
-    void stop().finally(() => process.exit(0))
-  }
-  process.stdin.on('end', done)
-  process.stdin.resume()
-  process.on('SIGTERM', done)
 }
 
 /**

@@ -16,7 +16,8 @@
  * value per byte, both ways), which bounds its throughput far below the QUIC stack's own.
  */
 import { randomBytes } from 'node:crypto'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
+import { exitOnStop, tcpTo } from './child.ts'
 
 // @number0/iroh is not a dependency (its optional platform packages are not all published, so npm ci refuses a lock
 // file with it): this child runs only where it was installed by hand (`npm install --no-save @number0/iroh@1.1.0`).
@@ -35,15 +36,6 @@ const ALPN = Array.from(Buffer.from('warren-bench/forward/1'))
 const MAX_STREAMS = 20_000n
 /** Largest chunk one `read` returns. */
 const CHUNK = 64 * 1024
-
-function exitOnStop(stop: () => Promise<void>): void {
-  const done = (): void => {
-    void stop().finally(() => process.exit(0))
-  }
-  process.stdin.on('end', done)
-  process.stdin.resume()
-  process.on('SIGTERM', done)
-}
 
 async function bindLoopback(alpns: number[][]): Promise<IrohEndpoint> {
   const b = Endpoint.builder()
@@ -105,17 +97,6 @@ function pipe(bi: BiStream, socket: Socket): void {
   socket.setNoDelay(true)
   socketToStream(socket, bi)
   void streamToSocket(bi, socket)
-}
-
-function tcpTo(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true })
-    s.once('connect', () => {
-      s.off('error', reject)
-      resolve(s)
-    })
-    s.once('error', reject)
-  })
 }
 
 async function serveStream(bi: BiStream, ports: number[]): Promise<void> {

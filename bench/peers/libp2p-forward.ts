@@ -12,35 +12,16 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode } from '../../src/p2p/create.ts'
 import { abortLocal, pipeStream } from '../../src/p2p/pipe.ts'
+import { exitOnStop, tcpTo } from './child.ts'
 
 const STOCK = process.env.WARREN_BENCH_WARREN_STACK !== '1'
 const MAX_STREAMS = 8_192
 const protocol = (i: number): string => `/bench-forward/${i}`
-
-function exitOnStop(stop: () => Promise<void>): void {
-  const done = (): void => {
-    void stop().finally(() => process.exit(0))
-  }
-  process.stdin.on('end', done)
-  process.stdin.resume()
-  process.on('SIGTERM', done)
-}
-
-function tcpTo(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true })
-    s.once('connect', () => {
-      s.off('error', reject)
-      resolve(s)
-    })
-    s.once('error', reject)
-  })
-}
 
 async function serve(ports: number[]): Promise<void> {
   const node = await createNode({
