@@ -26,6 +26,14 @@ if (!(major >= MIN_MAJOR)) {
  */
 const DAEMON_FLAGS = ['--max-semi-space-size=2']
 /**
+ * `warren up` sets its old generation's limit at 3x the live heap after each major collection instead of V8's
+ * estimate (1.1-4x). The bytes of a transfer pass in Buffers whose backing stores V8 counts against that limit, and
+ * after a collection at idle (V8's memory reducer, or the idle trim's compaction) the estimate fell to 1.1-1.3 and
+ * stayed there: the next transfers ran a major collection every ~10 MiB, at 95-240 MiB/s and 5-7 CPU-s per GiB on
+ * each end instead of 400-500 at 1.2-2 (docs/performance.md, "Major collections in a transfer"; UPSTREAM.md).
+ */
+const UP_FLAGS = ['--heap-growing-percent=200']
+/**
  * `gc` for the relay's heap compaction after bursts of connections (src/relay/server/heap-compact.ts): without it the
  * committed heap of a relay with thousands of idle connections stayed ~3x its live heap. (`--optimize-for-size`
  * compacts as well, but costs the relay ~3.7x the CPU per relayed byte: docs/performance.md.)
@@ -69,7 +77,7 @@ function tuneDaemon() {
       [
         process.execPath,
         ...DAEMON_FLAGS,
-        ...(daemonCommand === 'relay' ? RELAY_FLAGS : []),
+        ...(daemonCommand === 'relay' ? RELAY_FLAGS : UP_FLAGS),
         ...process.execArgv,
         ...process.argv.slice(1),
       ],

@@ -214,10 +214,10 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const onHup = (): void => void reload().catch(() => {})
     process.on('SIGHUP', onHup)
     void stopped.then(() => process.off('SIGHUP', onHup))
-    // native memory a burst of traffic left goes back to the system once the daemon is quiet (idle-trim.ts); no
-    // forced V8 collection: after one at idle, V8 keeps its old generation's limit so low that the next transfers
-    // run under constant major marking, at a third of the speed (docs/performance.md)
-    const trim = startIdleTrim()
+    // the memory a burst of traffic left goes back to the system once the daemon is quiet (idle-trim.ts): V8's heap
+    // compacted first, then malloc_trim. The compaction only with a fixed heap growing factor (bin/warren.js): with
+    // V8's own estimate, the next transfers ran under constant major collections (docs/performance.md)
+    const trim = startIdleTrim({ compact: process.execArgv.some((f) => f.startsWith('--heap-growing-percent')) })
     void stopped.then(() => trim.stop())
     log('info', 'ready')
     return { home, socket, node: started, stop, stopped }

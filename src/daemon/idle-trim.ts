@@ -42,9 +42,10 @@ export interface IdleTrimOptions {
   quietTicks?: number
   /**
    * Compact the V8 heap before each trim: `true` with V8's own `gc` ({@link v8Gc}), or the collector to call (tests);
-   * default off. The daemon leaves it off: after a forced major collection at idle V8 sets its old generation's
-   * limit near the live heap, and bulk transfers after it ran under constant major marking (75-175 MiB/s through a
-   * forward against 300-540 before it, 5-6 CPU-s per GiB on each end against 1.2-1.8).
+   * default off. The daemon turns it on only when it runs with a fixed heap growing factor (`--heap-growing-percent`,
+   * bin/warren.js): with V8's own estimate, the old generation's limit stayed near the live heap after a collection
+   * at idle, and bulk transfers after it ran under constant major collections (75-175 MiB/s through a forward
+   * against 300-540 before it, 5-6 CPU-s per GiB on each end against 1.2-1.8).
    */
   compact?: boolean | Gc
   /** Called after each trim with what `malloc_trim` returned (1: memory was released), for logs and tests. */
