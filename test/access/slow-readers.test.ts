@@ -125,7 +125,7 @@ describe('slow and bursty readers through the access port', () => {
     if (row.noExpect === true) args.push('-H', 'Expect:')
     const r = await curlRun([...args, ...curlTarget(row.how, accessFor(row), row.service, '/upload')])
     assert.equal(r.code, 0, `${row.name}, upload read at ${p.name}: curl ${r.code}: ${r.stderr}${logs()}`)
-    assert.equal(r.text, `${p.up} ${digest(p.up)}`, `${row.name}, upload read at ${p.name}`)
+    assert.equal(r.text, `${p.up} ${digest(p.up)}`, `${row.name}, upload read at ${p.name}${logs()}`)
   }
 
   // The rows run side by side, each through its paces in its own order, so that the 40 MiB/s transfers of
