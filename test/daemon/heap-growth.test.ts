@@ -31,14 +31,25 @@ function run(flags: string[]): { majors: number; bytes: number; sha256: string; 
 
 describe('V8 heap growth after a collection at idle', () => {
   it('stock heap settings: a major collection every few MiB; the daemon’s fixed factor: a few in the whole transfer', () => {
-    const stock = run([])
     const fixed = run(['--heap-growing-percent=200'])
-    for (const r of [stock, fixed]) {
+    assert.equal(fixed.bytes, MIB * 1024 * 1024)
+    assert.equal(fixed.sha256, fixed.sent)
+    // seen: 4-5, alone and with three more transfers beside it on two CPUs
+    assert.ok(fixed.majors <= 8, `fixed factor: ${fixed.majors} major collections in ${MIB} MiB`)
+    // The stock count depends on V8's speed estimates: seen 17-56, but 5-7 in one run of four when other
+    // processes compete for the CPU. Up to three runs, until one shows the storm.
+    const stock: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const r = run([])
       assert.equal(r.bytes, MIB * 1024 * 1024)
       assert.equal(r.sha256, r.sent)
+      stock.push(r.majors)
+      if (r.majors >= 12 && r.majors >= 2 * fixed.majors) break
     }
-    // seen: stock 17-48, fixed 4-5 (with and without two CPU burners beside it)
-    assert.ok(stock.majors >= 12, `stock: ${stock.majors} major collections in ${MIB} MiB (the storm is gone?)`)
-    assert.ok(fixed.majors * 2 <= stock.majors, `fixed factor: ${fixed.majors}, stock: ${stock.majors}`)
+    const most = Math.max(...stock)
+    assert.ok(
+      most >= 12 && most >= 2 * fixed.majors,
+      `stock: ${stock.join(', ')} major collections in ${MIB} MiB against ${fixed.majors} with the fixed factor (the storm is gone?)`,
+    )
   })
 })
