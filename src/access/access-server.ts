@@ -178,7 +178,7 @@ export class AccessServer {
     this.#heads.start(socket)
     socket.once('close', () => {
       this.#sockets.delete(socket)
-      this.#heads.arrived(socket)
+      this.#heads.closed(socket)
     })
     socket.once('data', (chunk: Buffer) => {
       if (chunk[0] !== SOCKS_VERSION && this.#fast !== undefined) {

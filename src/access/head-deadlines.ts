@@ -16,10 +16,22 @@ export function headTimeout(timeoutMs: number): WarrenError {
   })
 }
 
+/** A connection's head deadline: one timer for the connection's life, re-armed for each head it waits for. */
+interface Waiter {
+  readonly socket: Socket
+  timer: NodeJS.Timeout
+  /** Not waiting (a head arrived); the timer may still fire once and then does nothing. */
+  off: boolean
+  /** The deadline runs from now: the first head of a connection, or bytes of a later one were seen. */
+  started: boolean
+  /** `bytesRead` when the wait for a later head began. */
+  seen: number
+}
+
 export class HeadDeadlines {
   readonly #timeoutMs: number
-  /** Connections waiting for a request head, with their timer. */
-  readonly #waiting = new Map<Duplex, NodeJS.Timeout>()
+  /** Connections with a deadline timer, until they close. */
+  readonly #waiters = new Map<Duplex, Waiter>()
 
   constructor(timeoutMs: number) {
     this.#timeoutMs = timeoutMs
@@ -27,19 +39,21 @@ export class HeadDeadlines {
 
   /** A new connection: its first bytes must make a whole head in time. */
   start(socket: Socket): void {
-    this.#waiting.set(
-      socket,
-      setTimeout(() => this.#timedOut(socket), this.#timeoutMs),
-    )
+    this.#arm(socket, true)
   }
 
-  /** The head arrived (or the connection closed, or speaks SOCKS5 with its own deadline). */
+  /** The head arrived (or the connection speaks SOCKS5, which has its own deadline). */
   arrived(socket: Duplex): void {
-    const timer = this.#waiting.get(socket)
-    if (timer !== undefined) {
-      clearTimeout(timer)
-      this.#waiting.delete(socket)
-    }
+    const w = this.#waiters.get(socket)
+    if (w !== undefined) w.off = true
+  }
+
+  /** The connection closed: its timer goes. */
+  closed(socket: Duplex): void {
+    const w = this.#waiters.get(socket)
+    if (w === undefined) return
+    clearTimeout(w.timer)
+    this.#waiters.delete(socket)
   }
 
   /**
@@ -49,24 +63,37 @@ export class HeadDeadlines {
    */
   awaitNext(socket: Duplex | null): void {
     if (socket === null || socket.destroyed) return
-    this.arrived(socket)
-    const s = socket as Socket
-    const seen = s.bytesRead
-    let started = false
-    const check = (): void => {
-      if (started) {
-        // a whole deadline after its first bytes were seen, the head is still not complete
-        this.#timedOut(s)
-        return
-      }
-      started = s.bytesRead !== seen
-      this.#waiting.set(socket, setTimeout(check, this.#timeoutMs))
+    this.#arm(socket as Socket, false)
+  }
+
+  #arm(socket: Socket, started: boolean): void {
+    const w = this.#waiters.get(socket)
+    if (w === undefined) {
+      const waiter: Waiter = { socket, timer: undefined as unknown as NodeJS.Timeout, off: false, started, seen: 0 }
+      waiter.seen = socket.bytesRead
+      waiter.timer = setTimeout(() => this.#check(waiter), this.#timeoutMs)
+      this.#waiters.set(socket, waiter)
+      return
     }
-    this.#waiting.set(socket, setTimeout(check, this.#timeoutMs))
+    w.off = false
+    w.started = started
+    w.seen = socket.bytesRead
+    w.timer.refresh() // re-arms a timer that fired too
+  }
+
+  #check(w: Waiter): void {
+    if (w.off) return
+    if (w.started) {
+      // a whole deadline after the connection opened, or after a later head's first bytes, the head is not complete
+      this.closed(w.socket)
+      this.#timedOut(w.socket)
+      return
+    }
+    w.started = w.socket.bytesRead !== w.seen
+    w.timer.refresh()
   }
 
   #timedOut(socket: Socket): void {
-    this.#waiting.delete(socket)
     if (socket.writable) writeRawHttpError(socket, headTimeout(this.#timeoutMs), { status: 408 })
     else socket.destroy()
     setTimeout(() => socket.destroy(), 1_000).unref()

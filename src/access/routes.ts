@@ -45,7 +45,7 @@ export interface AccessRequest {
   /** The request target: a path, an absolute URL, or (CONNECT) `host:port`. */
   target: string
   host: string | undefined
-  raw: RawHeaders
+  raw: Readonly<RawHeaders>
   headers: AuthHeaders
 }
 

@@ -131,7 +131,7 @@ export class HostPolicy {
 }
 
 /** Reads the Fetch Metadata and Origin headers of a request. */
-export function browserSignals(raw: RawHeaders): BrowserSignals {
+export function browserSignals(raw: Readonly<RawHeaders>): BrowserSignals {
   const out: BrowserSignals = { browser: false }
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!.toLowerCase()

@@ -11,6 +11,7 @@
  * ({@link BodyFramer}: Content-Length or chunked) only to find where one message ends and the next begins.
  */
 import type { RawHeaders } from './forward-headers.ts'
+import { HeadMemo } from './head-memo.ts'
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
 /**
@@ -26,18 +27,25 @@ const DIGITS = /^\d{1,15}$/
 /** How a message's body is delimited. */
 export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' }
 
+/** A parsed request head; shared between requests with the same head text (head-memo.ts), so frozen. */
 export interface RequestHead {
-  method: string
-  target: string
+  readonly method: string
+  readonly target: string
   /** `[name, value, …]`, values trimmed, as Node's `rawHeaders`. */
-  raw: RawHeaders
-  host: string
-  framing: Framing
+  readonly raw: Readonly<RawHeaders>
+  readonly host: string
+  readonly framing: Readonly<Framing>
   /** The client sent `Connection: close`. */
-  close: boolean
+  readonly close: boolean
   /** Bytes of the head, blank line included. */
-  size: number
+  readonly size: number
 }
+
+/** Heads parsed before, by their text: up to 64 of up to 2 KiB each, for requests and for responses. */
+const MEMO_ENTRIES = 64
+const MEMO_KEY_CHARS = 2048
+const requestHeads = new HeadMemo<RequestHead>(MEMO_ENTRIES, MEMO_KEY_CHARS)
+const responseHeads = new HeadMemo<ResponseHead>(MEMO_ENTRIES, MEMO_KEY_CHARS)
 
 /** Splits a head's header lines (already validated as a whole) into `[name, value, …]`, values trimmed. */
 function headerLines(lines: string[]): RawHeaders {
@@ -63,6 +71,8 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHead | '
   if (end < 0) return buf.length > maxBytes ? 'fallback' : 'more'
   if (end + 4 > maxBytes) return 'fallback'
   const text = buf.toString('latin1', 0, end)
+  const seen = requestHeads.get(text)
+  if (seen !== undefined) return seen
   const m = REQUEST_HEAD.exec(text)
   if (m === null) return 'fallback'
   const raw = headerLines(text.split('\r\n'))
@@ -115,18 +125,20 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHead | '
     : length !== undefined && Number(length) > 0
       ? { kind: 'length', length: Number(length) }
       : { kind: 'none' }
-  return { method: m[1]!, target: m[2]!, raw, host, framing, close, size: end + 4 }
+  const parsed = { method: m[1]!, target: m[2]!, raw: Object.freeze(raw), host, framing: Object.freeze(framing), close }
+  return requestHeads.put(text, Object.freeze({ ...parsed, size: end + 4 }))
 }
 
+/** A parsed response head; shared between responses with the same head text (head-memo.ts), so frozen. */
 export interface ResponseHead {
-  status: number
-  reason: string
-  raw: RawHeaders
+  readonly status: number
+  readonly reason: string
+  readonly raw: Readonly<RawHeaders>
   /** Framing of the body as sent by the service (before the request method is taken into account). */
-  framing: Framing
+  readonly framing: Readonly<Framing>
   /** The service will close the connection after this response (HTTP/1.0, `Connection: close`). */
-  close: boolean
-  size: number
+  readonly close: boolean
+  readonly size: number
 }
 
 export type ResponseHeadResult = ResponseHead | 'more' | { error: 'head-too-large' | 'not-http'; message: string }
@@ -142,6 +154,8 @@ export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadRe
   }
   if (end + 4 > maxBytes) return { error: 'head-too-large', message: 'response head too large' }
   const text = buf.toString('latin1', 0, end)
+  const seen = responseHeads.get(text)
+  if (seen !== undefined) return seen
   const m = RESPONSE_HEAD.exec(text)
   if (m === null) {
     const first = text.slice(0, text.indexOf('\r\n') >>> 0)
@@ -176,7 +190,8 @@ export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadRe
   else if (length !== undefined)
     framing = Number(length) > 0 ? { kind: 'length', length: Number(length) } : { kind: 'none' }
   else framing = { kind: 'close' }
-  return { status: Number(m[2]), reason: m[3] ?? '', raw, framing, close, size: end + 4 }
+  const parsed = { status: Number(m[2]), reason: m[3] ?? '', raw: Object.freeze(raw), framing: Object.freeze(framing) }
+  return responseHeads.put(text, Object.freeze({ ...parsed, close, size: end + 4 }))
 }
 
 function notHttp(message: string): { error: 'not-http'; message: string } {

@@ -80,10 +80,15 @@ class Reader {
   }
 }
 
-function open(access: string): Promise<Reader> {
+function open(access: string, localAddress?: string): Promise<Reader> {
   const i = access.lastIndexOf(':')
   return new Promise((resolve, reject) => {
-    const s = connect({ host: access.slice(0, i), port: Number(access.slice(i + 1)) }, () => resolve(new Reader(s)))
+    const to = {
+      host: access.slice(0, i),
+      port: Number(access.slice(i + 1)),
+      ...(localAddress ? { localAddress } : {}),
+    }
+    const s = connect(to, () => resolve(new Reader(s)))
     s.on('error', reject)
   })
 }
@@ -191,6 +196,35 @@ forEachEngine((engine, label) =>
         `/info?2 /http/n1/hweb ${peer}`,
         '/info?3 /p2p/n1/x/web/http -',
       ])
+      c.socket.destroy()
+    })
+
+    it('the same request head from two client addresses: each gets its own X-Forwarded-For', async () => {
+      // the fast path reuses a head it parsed and rewrote before (src/http/head-memo.ts): never across clients
+      const forwardedFor: string[] = []
+      for (const from of ['127.0.0.1', '127.0.0.2', '127.0.0.1']) {
+        const c = await open(p.access, from)
+        for (let k = 0; k < 2; k++) {
+          c.socket.write(get('/http/n1/web/info?same'))
+          const r = await c.next()
+          assert.equal(r.status, 200)
+          forwardedFor.push((JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-forwarded-for']!)
+        }
+        c.socket.destroy()
+      }
+      assert.deepEqual(forwardedFor, ['127.0.0.1', '127.0.0.1', '127.0.0.2', '127.0.0.2', '127.0.0.1', '127.0.0.1'])
+    })
+
+    it('the same response head under two gateway prefixes: each Location goes under its own', async () => {
+      const c = await open(p.access)
+      const seen: string[] = []
+      for (const path of ['/http/n1/exact/moved', '/p2p/n1/x/exact/http/moved', '/http/n1/exact/moved']) {
+        c.socket.write(get(path))
+        const r = await c.next()
+        assert.equal(r.status, 200)
+        seen.push(r.headers.location!)
+      }
+      assert.deepEqual(seen, ['/http/n1/exact/there', '/p2p/n1/x/exact/http/there', '/http/n1/exact/there'])
       c.socket.destroy()
     })
 

@@ -6,7 +6,7 @@
 import type { RawHeaders } from '../../http/forward-headers.ts'
 import { type BodyFramer, type Framing, KEEP_ALIVE_SEC, type RequestHead } from '../../http/http1.ts'
 import type { ExchangeEnd } from '../exchange-log.ts'
-import { clientResponseHead } from './heads.ts'
+import { type ClientHeadSpec, clientResponseHead } from './heads.ts'
 import type { Upstream } from './upstreams.ts'
 
 let dateCache = ''
@@ -62,17 +62,41 @@ export function wrapBody(ex: Exchange, body: Uint8Array): Uint8Array {
   return Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')])
 }
 
-/** The client's response head for the service's. */
-export function responseHead(ex: Exchange, status: number, reason: string, raw: RawHeaders, framing: Framing): string {
-  return clientResponseHead(raw, {
-    status,
-    reason,
-    prefix: ex.prefix,
-    date: httpDate(),
-    chunk: ex.wrapChunks && framing.kind === 'close',
-    close: ex.head.close,
-    keepAliveSec: KEEP_ALIVE_SEC,
-  })
+/** The last client head built for a service's response head, and what it was built with (Keep-Alive is fixed). */
+interface Built extends Omit<ClientHeadSpec, 'keepAliveSec'> {
+  bytes: Buffer
+}
+
+/** Response heads are shared between responses with the same text (http/head-memo.ts); their client heads too. */
+const built = new WeakMap<Readonly<RawHeaders>, Built>()
+
+/** The client's response head for the service's, as bytes; never written to by its users. */
+export function responseHead(
+  ex: Exchange,
+  status: number,
+  reason: string,
+  raw: Readonly<RawHeaders>,
+  framing: Readonly<Framing>,
+): Buffer {
+  const prefix = ex.prefix
+  const date = httpDate()
+  const chunk = ex.wrapChunks && framing.kind === 'close'
+  const close = ex.head.close
+  const b = built.get(raw)
+  if (
+    b !== undefined &&
+    b.status === status &&
+    b.reason === reason &&
+    b.prefix === prefix &&
+    b.date === date &&
+    b.chunk === chunk &&
+    b.close === close
+  )
+    return b.bytes
+  const text = clientResponseHead(raw, { status, reason, prefix, date, chunk, close, keepAliveSec: KEEP_ALIVE_SEC })
+  const bytes = Buffer.from(text, 'latin1')
+  built.set(raw, { status, reason, prefix, date, chunk, close, bytes })
+  return bytes
 }
 
 /** What the log says about an exchange that ended abnormally. */

@@ -11,7 +11,7 @@ const REPLACED = new Set(['x-forwarded-for', 'forwarded', 'x-forwarded-proto', '
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /** Header names listed in `Connection` values that are not hop-by-hop already (`upgrade` excepted). */
-function connectionNamed(raw: RawHeaders, lower: string[]): Set<string> | undefined {
+function connectionNamed(raw: Readonly<RawHeaders>, lower: string[]): Set<string> | undefined {
   let named: Set<string> | undefined
   for (let i = 0; i < raw.length; i += 2) {
     if (lower[i >> 1] !== 'connection') continue
@@ -25,7 +25,7 @@ function connectionNamed(raw: RawHeaders, lower: string[]): Set<string> | undefi
   return named
 }
 
-function lowerNames(raw: RawHeaders): string[] {
+function lowerNames(raw: Readonly<RawHeaders>): string[] {
   const lower = new Array<string>(raw.length >> 1)
   for (let i = 0; i < raw.length; i += 2) lower[i >> 1] = raw[i]!.toLowerCase()
   return lower
@@ -45,7 +45,7 @@ export interface UpstreamHeadSpec {
 }
 
 /** The request head sent to the service. */
-export function upstreamRequestHead(raw: RawHeaders, s: UpstreamHeadSpec): string {
+export function upstreamRequestHead(raw: Readonly<RawHeaders>, s: UpstreamHeadSpec): string {
   const lower = lowerNames(raw)
   const named = connectionNamed(raw, lower)
   let out = `${s.method} ${s.path} HTTP/1.1\r\n`
@@ -87,7 +87,7 @@ export interface ClientHeadSpec {
 }
 
 /** The response head sent to the client. */
-export function clientResponseHead(raw: RawHeaders, s: ClientHeadSpec): string {
+export function clientResponseHead(raw: Readonly<RawHeaders>, s: ClientHeadSpec): string {
   const lower = lowerNames(raw)
   const named = connectionNamed(raw, lower)
   let out = `HTTP/1.1 ${s.status} ${s.reason}\r\n`

@@ -11,6 +11,43 @@ import type { Exchange } from './exchange.ts'
 import { upstreamRequestHead } from './heads.ts'
 import type { FastPathOptions } from './types.ts'
 
+/** The last service head built for a request head: the same bytes while the route and the client are the same. */
+interface Built {
+  path: string
+  clientIp: string
+  host: string
+  prefix: string | undefined
+  bytes: Buffer
+}
+
+/** Request heads are shared between requests with the same text (http/head-memo.ts); their service heads too. */
+const built = new WeakMap<RequestHead, Built>()
+
+/** The request head sent to the service (heads.ts), as bytes; never written to by its users. */
+function upstreamHead(
+  head: RequestHead,
+  path: string,
+  clientIp: string,
+  host: string,
+  prefix: string | undefined,
+): Buffer {
+  const b = built.get(head)
+  if (b !== undefined && b.path === path && b.clientIp === clientIp && b.host === host && b.prefix === prefix)
+    return b.bytes
+  const text = upstreamRequestHead(head.raw, {
+    method: head.method,
+    path,
+    clientIp,
+    clientHost: head.host,
+    host,
+    prefix,
+    chunked: head.framing.kind === 'chunked',
+  })
+  const bytes = Buffer.from(text, 'latin1')
+  built.set(head, { path, clientIp, host, prefix, bytes })
+  return bytes
+}
+
 /** The exchange for `head` from a client at `clientIp`, or undefined when the full path should answer it. */
 export function startExchange(opts: FastPathOptions, head: RequestHead, clientIp: string): Exchange | undefined {
   const spec = opts.route(head)
@@ -23,20 +60,18 @@ export function startExchange(opts: FastPathOptions, head: RequestHead, clientIp
   } catch {
     return undefined // the full path answers with the exact page
   }
-  const upHead = upstreamRequestHead(head.raw, {
-    method: head.method,
-    path: spec.path,
+  const upHead = upstreamHead(
+    head,
+    spec.path,
     clientIp,
-    clientHost: head.host,
-    host: spec.host ?? `${spec.service}.${ids.base36}.${opts.tld}`,
-    prefix: spec.prefix,
-    chunked: head.framing.kind === 'chunked',
-  })
+    spec.host ?? `${spec.service}.${ids.base36}.${opts.tld}`,
+    spec.prefix,
+  )
   return {
     head,
     describe: `service "${spec.service}" on node ${ids.id}`,
     release,
-    upHead: Buffer.from(upHead, 'latin1'),
+    upHead,
     key: `${ids.id}/${spec.service}`,
     node: ids.id,
     service: spec.service,

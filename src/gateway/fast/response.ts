@@ -60,13 +60,16 @@ export function responseData(sink: ResponseSink, ex: Exchange, data: Uint8Array,
       const text = responseHead(ex, head.status, head.reason, head.raw, framing)
       ex.started = true
       const n = takeResponse(sink, ex, buf)
-      const body = n === 0 ? undefined : wrapBody(ex, buf.subarray(0, n))
+      if (n === 0) {
+        sink.write(text, 0)
+        break
+      }
+      const body = wrapBody(ex, buf.subarray(0, n))
       // head and the first body bytes in one buffer: one write, one syscall
-      const len = Buffer.byteLength(text, 'latin1')
-      const out = Buffer.allocUnsafe(len + (body?.length ?? 0))
-      out.write(text, 0, 'latin1')
-      if (body !== undefined) out.set(body, len)
-      sink.write(out, body?.length ?? 0)
+      const out = Buffer.allocUnsafe(text.length + body.length)
+      text.copy(out, 0)
+      out.set(body, text.length)
+      sink.write(out, body.length)
       break
     }
   } else {
