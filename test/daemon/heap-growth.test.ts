@@ -29,27 +29,35 @@ function run(flags: string[]): { majors: number; bytes: number; sha256: string; 
   }
 }
 
+/**
+ * Up to three runs with `flags`, until one gives what `enough` asks of its count of major collections; returns every
+ * count. Each transfer must arrive whole. Counts depend on V8's speed estimates, which other processes competing for
+ * the CPU (the rest of the suite) move: a single run is not a verdict either way.
+ */
+function runs(flags: string[], enough: (majors: number) => boolean): number[] {
+  const counts: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const r = run(flags)
+    assert.equal(r.bytes, MIB * 1024 * 1024)
+    assert.equal(r.sha256, r.sent)
+    counts.push(r.majors)
+    if (enough(r.majors)) break
+  }
+  return counts
+}
+
 describe('V8 heap growth after a collection at idle', () => {
   it('stock heap settings: a major collection every few MiB; the daemon’s fixed factor: a few in the whole transfer', () => {
-    const fixed = run(['--heap-growing-percent=200'])
-    assert.equal(fixed.bytes, MIB * 1024 * 1024)
-    assert.equal(fixed.sha256, fixed.sent)
-    // seen: 4-5, alone and with three more transfers beside it on two CPUs
-    assert.ok(fixed.majors <= 8, `fixed factor: ${fixed.majors} major collections in ${MIB} MiB`)
-    // The stock count depends on V8's speed estimates: seen 17-56, but 5-7 in one run of four when other
-    // processes compete for the CPU. Up to three runs, until one shows the storm.
-    const stock: number[] = []
-    for (let i = 0; i < 3; i++) {
-      const r = run([])
-      assert.equal(r.bytes, MIB * 1024 * 1024)
-      assert.equal(r.sha256, r.sent)
-      stock.push(r.majors)
-      if (r.majors >= 12 && r.majors >= 2 * fixed.majors) break
-    }
+    // seen alone: 4-5; in one CI run beside the suite, 16 once
+    const fixed = runs(['--heap-growing-percent=200'], (n) => n <= 8)
+    const least = Math.min(...fixed)
+    assert.ok(least <= 8, `fixed factor: ${fixed.join(', ')} major collections in ${MIB} MiB`)
+    // seen alone: 17-56; with other processes competing for the CPU, 5-7 in one run of four
+    const stock = runs([], (n) => n >= 12 && n >= 2 * least)
     const most = Math.max(...stock)
     assert.ok(
-      most >= 12 && most >= 2 * fixed.majors,
-      `stock: ${stock.join(', ')} major collections in ${MIB} MiB against ${fixed.majors} with the fixed factor (the storm is gone?)`,
+      most >= 12 && most >= 2 * least,
+      `stock: ${stock.join(', ')} major collections in ${MIB} MiB against ${least} with the fixed factor (the storm is gone?)`,
     )
   })
 })
