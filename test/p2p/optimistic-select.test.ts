@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { setFlagsFromString } from 'node:v8'
 import type { Connection, ConnectionGater, NewStreamOptions, Stream } from '@libp2p/interface'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
@@ -99,6 +100,20 @@ describe('optimistic protocol selection', () => {
     const error = await closed(stream)
     assert.equal(error?.name, 'UnsupportedProtocolError')
     assert.equal(error?.message, `the far side does not support ${MISSING}`)
+  })
+
+  it('an answered stream keeps fast properties (its methods are put back, not deleted: no dictionary mode)', async () => {
+    // V8's own check; the flag only allows the %-syntax in functions compiled after it
+    setFlagsFromString('--allow-natives-syntax')
+    const hasFastProperties = new Function('o', 'return %HasFastProperties(o)') as (o: object) => boolean
+    const conn = await warren.dial(warren2.getMultiaddrs()[0]!)
+    const stream = await conn.newStream(ECHO, optimistic)
+    assert.equal(hasFastProperties(stream), true, 'before the answer')
+    const reading = readAll(stream, AbortSignal.timeout(10_000), 1024)
+    stream.send(new Uint8Array([1, 2, 3]))
+    await stream.close()
+    assert.deepEqual([...(await reading)], [1, 2, 3])
+    assert.equal(hasFastProperties(stream), true, 'after the answer, with onData and close put back')
   })
 
   for (const [label, far] of [

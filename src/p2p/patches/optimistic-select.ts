@@ -127,7 +127,9 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
   ) {
     return false
   }
-  const own = Object.hasOwn(s, 'onData') ? s.onData : undefined
+  // put back by assignment, never by `delete`: deleting a property turns the stream into a dictionary-mode object
+  // (3 KiB more per open stream); an own property that is the inherited method behaves the same
+  const ownOnData = s.onData
   const onData = s.onData.bind(s)
   const answers = new Uint8ArrayList()
   let seen = 0 // lines of the answer taken so far
@@ -137,7 +139,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
   const answered = new Promise<void>((resolve) => {
     answer = resolve
   })
-  const ownClose = Object.hasOwn(s, 'close') ? s.close : undefined
+  const ownClose = s.close
   const close = s.close.bind(s)
   const onClose = (): void => answer()
   const heldClose = async (options?: AbortOptions): Promise<void> => {
@@ -146,10 +148,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
   }
   const release = (): void => {
     s.removeEventListener('close', onClose)
-    if (s.close === heldClose) {
-      if (ownClose === undefined) delete (s as Partial<PatchableStream>).close
-      else s.close = ownClose
-    }
+    if (s.close === heldClose) s.close = ownClose
     answer()
   }
   const strip = (data: Uint8Array | Uint8ArrayList): void => {
@@ -168,10 +167,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
         if (line === 'na') throw new UnsupportedProtocolError(`the far side does not support ${protocol}`)
         if (line !== protocol) throw new NegotiationError(`the far side answered "${line}" for ${protocol}`)
         negotiated = true
-        if (s.onData === strip) {
-          if (own === undefined) delete s.onData
-          else s.onData = own
-        }
+        if (s.onData === strip) s.onData = ownOnData
         release()
         if (answers.byteLength > 0) onData(answers)
         return
