@@ -10,7 +10,9 @@
  *   `--bulk-warmup` MiB each way unmeasured (a long-running forwarder has warmed up long before: Warren's daemons,
  *   fresh, moved their first 512 MiB at 0.6-0.7 of the speed of the third);
  * - set-up: `--setup` sequential new connections through the established tunnel, connect + 1-byte echo (p50, p99 ms),
- *   after `--setup-warmup` unmeasured ones, with the machine's TCP sockets (TIME_WAIT included) beside it;
+ *   after `--setup-warmup` unmeasured ones (a long-running forwarder's set-up code is compiled and optimized: with
+ *   20, Warren's and stock libp2p's first rounds took 1.2-1.8× their later ones), with the machine's TCP sockets
+ *   (TIME_WAIT included) beside it;
  * - cold: `--cold` first connections to a peer never met, from the user's side asking to the first byte echoed (p50
  *   and largest, ms; bench/peers/cold.ts says what each tunnel times: a new ssh process, a new libp2p node or iroh
  *   endpoint, a new holesail client, a new serving Warren daemon per sample);
@@ -27,7 +29,7 @@
  * Prints medians with [min-max] and the 1-minute load average, Warren's ratio to each peer, the issue's targets, and
  * writes bench/results/<date>-peers.json.
  *
- *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--setup-warmup 20] [--http-seconds 5] [--connections 64]
+ *   node bench/peers.ts [--rounds 3] [--bulk 512] [--setup 200] [--setup-warmup 500] [--http-seconds 5] [--connections 64]
  *     [--cold 10] [--idle 2000] [--idle-wait 60] [--idle-peers warren,…] [--peers tcp,socat,ssh,libp2p,holesail,iroh,warren]
  *     [--workloads bulk,setup,cold,http,memory,idle]
  *     [--loadgen wrk|autocannon] [--out file.json]
@@ -61,7 +63,7 @@ const { values: args } = parseArgs({
     bulk: { type: 'string', default: '512' },
     'bulk-warmup': { type: 'string', default: '512' },
     setup: { type: 'string', default: '200' },
-    'setup-warmup': { type: 'string', default: '20' },
+    'setup-warmup': { type: 'string', default: '500' },
     cold: { type: 'string', default: '10' },
     'http-seconds': { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
@@ -93,7 +95,7 @@ Warren head to head with other tunnels on loopback: bulk both ways, connection s
   --rounds <n>          interleaved rounds (default 3)
   --bulk <MiB>          bytes per bulk direction (default 512; iroh is capped at 64), after
                           --bulk-warmup <MiB> each way unmeasured per tunnel before the first round (default 512; 0: none)
-  --setup <n>           measured new connections (default 200), after --setup-warmup <n> (default 20)
+  --setup <n>           measured new connections (default 200), after --setup-warmup <n> (default 500)
   --cold <n>            first connections to a peer never met, per round (default 10): a new ssh process,
                           libp2p node, iroh endpoint, holesail client or serving Warren daemon for each
   --http-seconds <s>    HTTP load per round (default 5), with --connections <n> (default 64)
