@@ -69,9 +69,13 @@ export class HeadDeadlines {
   #arm(socket: Socket, started: boolean): void {
     const w = this.#waiters.get(socket)
     if (w === undefined) {
-      const waiter: Waiter = { socket, timer: undefined as unknown as NodeJS.Timeout, off: false, started, seen: 0 }
-      waiter.seen = socket.bytesRead
-      waiter.timer = setTimeout(() => this.#check(waiter), this.#timeoutMs)
+      const waiter: Waiter = {
+        socket,
+        timer: setTimeout(() => this.#check(waiter), this.#timeoutMs),
+        off: false,
+        started,
+        seen: socket.bytesRead,
+      }
       this.#waiters.set(socket, waiter)
       return
     }

@@ -125,8 +125,18 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHead | '
     : length !== undefined && Number(length) > 0
       ? { kind: 'length', length: Number(length) }
       : { kind: 'none' }
-  const parsed = { method: m[1]!, target: m[2]!, raw: Object.freeze(raw), host, framing: Object.freeze(framing), close }
-  return requestHeads.put(text, Object.freeze({ ...parsed, size: end + 4 }))
+  return requestHeads.put(
+    text,
+    Object.freeze({
+      method: m[1]!,
+      target: m[2]!,
+      raw: Object.freeze(raw),
+      host,
+      framing: Object.freeze(framing),
+      close,
+      size: end + 4,
+    }),
+  )
 }
 
 /** A parsed response head; shared between responses with the same head text (head-memo.ts), so frozen. */
@@ -190,8 +200,17 @@ export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadRe
   else if (length !== undefined)
     framing = Number(length) > 0 ? { kind: 'length', length: Number(length) } : { kind: 'none' }
   else framing = { kind: 'close' }
-  const parsed = { status: Number(m[2]), reason: m[3] ?? '', raw: Object.freeze(raw), framing: Object.freeze(framing) }
-  return responseHeads.put(text, Object.freeze({ ...parsed, close, size: end + 4 }))
+  return responseHeads.put(
+    text,
+    Object.freeze({
+      status: Number(m[2]),
+      reason: m[3] ?? '',
+      raw: Object.freeze(raw),
+      framing: Object.freeze(framing),
+      close,
+      size: end + 4,
+    }),
+  )
 }
 
 function notHttp(message: string): { error: 'not-http'; message: string } {

@@ -129,7 +129,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
   }
   // put back by assignment, never by `delete`: deleting a property turns the stream into a dictionary-mode object
   // (3 KiB more per open stream); an own property that is the inherited method behaves the same
-  const ownOnData = s.onData
+  const originalOnData = s.onData
   const onData = s.onData.bind(s)
   const answers = new Uint8ArrayList()
   let seen = 0 // lines of the answer taken so far
@@ -139,7 +139,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
   const answered = new Promise<void>((resolve) => {
     answer = resolve
   })
-  const ownClose = s.close
+  const originalClose = s.close
   const close = s.close.bind(s)
   const onClose = (): void => answer()
   const heldClose = async (options?: AbortOptions): Promise<void> => {
@@ -148,7 +148,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
   }
   const release = (): void => {
     s.removeEventListener('close', onClose)
-    if (s.close === heldClose) s.close = ownClose
+    if (s.close === heldClose) s.close = originalClose
     answer()
   }
   const strip = (data: Uint8Array | Uint8ArrayList): void => {
@@ -167,7 +167,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
         if (line === 'na') throw new UnsupportedProtocolError(`the far side does not support ${protocol}`)
         if (line !== protocol) throw new NegotiationError(`the far side answered "${line}" for ${protocol}`)
         negotiated = true
-        if (s.onData === strip) s.onData = ownOnData
+        if (s.onData === strip) s.onData = originalOnData
         release()
         if (answers.byteLength > 0) onData(answers)
         return
