@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { setFlagsFromString } from 'node:v8'
 import type { Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { WarrenNode } from '../../src/node/warren-node.ts'
 import { declareAdmits } from '../../src/relay/admits.ts'
 import { validateRelayConfig } from '../../src/relay/server/config.ts'
 import { RelayPolicy } from '../../src/relay/server/policy.ts'
+import { serverInternals } from '../../src/relay/server/server-internals.ts'
 import { eventually } from '../support/eventually.ts'
 import { nodeKey, startNode, startTestRelay, type TestRelay } from '../support/nodes.ts'
 import { hashServer, type TestServer } from '../support/servers.ts'
@@ -122,6 +124,16 @@ describe('relayed circuits to a member: admitted nodes unlimited, strangers boun
     await host?.stop()
     await relay?.stop()
     await hash?.close()
+  })
+
+  it("the allowed member's reservation holds no limit and keeps fast properties (the limit is not deleted)", () => {
+    // V8's own check; the flag only allows the %-syntax in functions compiled after it
+    setFlagsFromString('--allow-natives-syntax')
+    const hasFastProperties = new Function('o', 'return %HasFastProperties(o)') as (o: object) => boolean
+    const stored = serverInternals(relay.libp2p).reservationStore.get(host.peerId)
+    assert.ok(stored !== undefined, 'the member holds a reservation')
+    assert.equal(stored.limit, undefined)
+    assert.equal(hasFastProperties(stored), true)
   })
 
   it('a node the member admits moves 8 times the stranger data limit through the relay (sha256 equal)', async () => {

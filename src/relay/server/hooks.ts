@@ -28,10 +28,10 @@ import type { WarrenLibp2p } from '../../p2p/create.ts'
 import type { Refusal } from '../info.ts'
 import { type CircuitContext, hookCircuits } from './circuit-hooks.ts'
 import { CircuitTracker } from './circuits.ts'
-import { ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
+import { type CircuitLimit, ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
 import { reservationTimer } from './reservation-timer.ts'
 import { ReservedConnections } from './reserved-over.ts'
-import { type ServerInternals, serverInternals } from './server-internals.ts'
+import { type ServerInternals, type StoredReservation, serverInternals } from './server-internals.ts'
 
 /** Circuit relay v2 statuses, as js-libp2p's protobuf code names them. */
 const STATUS_OK = 'OK'
@@ -68,6 +68,14 @@ export interface RelayHooksOptions {
   proxied?: (remoteAddr: Multiaddr) => boolean
 }
 
+/**
+ * Gives a held reservation its limit for circuits: data only (libp2p would enforce a duration as milliseconds and
+ * send it as seconds), and none as `undefined` by assignment: a `delete` would turn the reservation into a
+ * dictionary-mode object in V8, larger for as long as it is held.
+ */
+function setLimit(stored: StoredReservation, limit: CircuitLimit | undefined): void {
+  stored.limit = limit === undefined ? undefined : { data: BigInt(limit.dataBytes) }
+}
 export class RelayHooks {
   readonly circuits: CircuitTracker
   readonly refused = { reservations: 0, circuits: 0 }
@@ -181,10 +189,7 @@ export class RelayHooks {
             if (store.get(peer) === stored) store.removeReservation(peer)
           })
         }
-        const limit = this.#policy.limitFor(id)
-        // data only: libp2p would enforce a duration as milliseconds and send it as seconds
-        if (limit === undefined) delete stored.limit
-        else stored.limit = { data: BigInt(limit.dataBytes) }
+        setLimit(stored, this.#policy.limitFor(id))
         if (result.expire !== undefined) this.#expires.set(id, result.expire * 1000)
         // the node may have gone while its request was handled: then 'peer:disconnect' has already passed
         const conn = this.#reserving.getStore()
@@ -339,9 +344,7 @@ export class RelayHooks {
   applyLimits(peer?: string): void {
     for (const [id, stored] of this.#server?.reservationStore.reservations.entries() ?? []) {
       if (peer !== undefined && id.toString() !== peer) continue
-      const limit = this.#policy.limitFor(id.toString())
-      if (limit === undefined) delete stored.limit
-      else stored.limit = { data: BigInt(limit.dataBytes) }
+      setLimit(stored, this.#policy.limitFor(id.toString()))
     }
   }
 

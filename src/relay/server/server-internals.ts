@@ -13,7 +13,8 @@ export interface StoredReservation {
   /** The address the reservation was made from. */
   addr: Multiaddr
   expiry: Date
-  limit?: { data?: bigint; duration?: number }
+  /** Circuits' limit; `undefined` (none) is assigned, never deleted (hooks.ts `setLimit`). */
+  limit?: { data?: bigint; duration?: number } | undefined
   /** Aborts at the TTL and then deletes the reservation; `reset` moves its timer, `clear` stops it. */
   signal?: { clear?(): void; reset?(ms?: number): void }
 }
