@@ -30,6 +30,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { WarrenError } from '../errors.ts'
 import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from './dht.ts'
+import { leanConnections } from './lean-connections.ts'
 import { warrenMdns } from './mdns.ts'
 import { batching, coalescing } from './patches/coalesce.ts'
 import { honest } from './patches/honest-streams.ts'
@@ -38,6 +39,7 @@ import { leanListeners } from './patches/lean-listeners.ts'
 import { noiseCrypto } from './patches/noise-crypto.ts'
 import { optimistic } from './patches/optimistic-select.ts'
 import { skipUnheardEvents } from './patches/unheard-events.ts'
+import { answerPings } from './ping-answer.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 import { quietLogger } from './quiet-logger.ts'
 import { RecordStore } from './record-store.ts'
@@ -103,6 +105,9 @@ export interface NodeOptions {
    */
   connectionMonitor?: { enabled?: boolean; pingInterval?: number }
 }
+
+/** Ping streams per connection and direction (the answering side: src/p2p/ping-answer.ts). */
+const PING_STREAMS = { maxInboundStreams: 8, maxOutboundStreams: 8 }
 
 /** Streams per connection and direction that Yamux allows beyond `maxStreamsPerConnection`. */
 export const CONTROL_STREAMS = 256
@@ -194,7 +199,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         identify: identify(),
         // kad-dht checks its routing table with pings too: with libp2p's default of one outbound ping stream per
         // connection, a DHT ping to a relay made the home relay's health-check ping fail and the node drop its relay
-        ping: ping({ maxInboundStreams: 8, maxOutboundStreams: 8 }),
+        ping: ping(PING_STREAMS),
         ...(opts.relayServer === undefined ? {} : { relay: circuitRelayServer(opts.relayServer) }),
         ...(opts.dht === undefined ? {} : { dht: warrenDht(opts.dht) }),
         ...(opts.mdns === true ? { mdns: warrenMdns() } : {}),
@@ -203,7 +208,14 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
     })) as unknown as WarrenLibp2p
     // a stream of a protocol the peer's record already lists does not rewrite the record
     // (src/p2p/patches/known-protocols.ts)
-    if (opts.stock !== true) skipKnownProtocolMerges(node.peerStore)
+    if (opts.stock !== true) {
+      skipKnownProtocolMerges(node.peerStore)
+      // answered ping streams are not held for 10 s each (src/p2p/ping-answer.ts)
+      await answerPings(node, PING_STREAMS)
+      // a connection's peer id holds no tree of concatenations and no slab of Node's buffer pool
+      // (src/p2p/lean-connections.ts)
+      leanConnections(node)
+    }
     return node
   } catch (err) {
     const e = err as NodeJS.ErrnoException

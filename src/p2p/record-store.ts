@@ -5,6 +5,9 @@
  * longest ago (a record that is stored again moves to the back); nodes republish theirs within `republishMs`, so an
  * evicted honest record comes back. Other keys (the peer store) are stored as in `MemoryDatastore`.
  *
+ * A value is kept in a buffer of its own size: the peer store's entries come encoded into slices of Node's shared buffer
+ * pool (64 KiB slabs in Node 24), and one entry kept as it came keeps its whole slab alive (UPSTREAM.md row 27).
+ *
  * @example
  * ```ts
  * const node = await createLibp2p({ datastore: new RecordStore({ maxRecords: 50_000 }), … })
@@ -47,7 +50,7 @@ export class RecordStore extends MemoryDatastore {
       }
       this.#order.add(k)
     }
-    return super.put(key, val, options)
+    return super.put(key, val.byteLength === val.buffer.byteLength ? val : new Uint8Array(val), options)
   }
 
   override delete(key: Key, options?: { signal?: AbortSignal }): ReturnType<MemoryDatastore['delete']> {

@@ -36,6 +36,19 @@ describe('record store', () => {
     assert.equal(new RecordStore().maxRecords, DEFAULT_MAX_RECORDS)
   })
 
+  it('keeps a value that is a slice of a larger buffer in a buffer of its own, bytes unchanged', async () => {
+    const store = new RecordStore()
+    const slab = Buffer.allocUnsafe(4096).fill(1)
+    const view = slab.subarray(100, 140).fill(7)
+    await store.put(new Key('/peers/P2'), view)
+    const kept = await store.get(new Key('/peers/P2'))
+    assert.equal(kept.buffer.byteLength, 40)
+    assert.deepEqual([...kept], [...view])
+    const own = Uint8Array.of(1, 2, 3)
+    await store.put(rec(7), own)
+    assert.equal(await store.get(rec(7)), own)
+  })
+
   it('relay.json discovery.maxRecords bounds what a relay keeps, and `relay status` shows it', async () => {
     const relay: Relay = await startRelay({
       privateKey: await generateNodeKey(),
