@@ -17,8 +17,8 @@
  *   and largest, ms; bench/peers/cold.ts says what each tunnel times: a new ssh process, a new libp2p node or iroh
  *   endpoint, a new holesail client, a new serving Warren daemon per sample);
  * - HTTP: keep-alive GETs with `--connections` connections for `--http-seconds` (req/s; wrk when installed, else
- *   autocannon, the load generator of bench/http.ts); for Warren also through its HTTP gateway (`/http/<node>/web/`
- *   on B's access port), right after the forward;
+ *   autocannon, the load generator of bench/http.ts), and the CPU time of both forwarder ends per request; for Warren
+ *   also through its HTTP gateway (`/http/<node>/web/` on B's access port), right after the forward;
  * - memory: each round, PSS of both forwarder ends (with child processes, such as sshd's per-connection ones) at
  *   idle after the workloads, and again after `--idle-wait` seconds (default 60) of idling; then a fresh instance of
  *   each tunnel is started, its idle PSS read, `--idle` idle forwarded connections opened through it and the PSS
@@ -239,7 +239,10 @@ try {
           dir: scratch,
         })
         add(t, 'httpRps', s.value, s.load)
-        log(`  ${t.name} HTTP: ${s.value} req/s (${s.errors} errors, load ${s.load})`)
+        if (s.cpuUsPerRequest !== undefined) add(t, 'httpCpuUs', s.cpuUsPerRequest, s.load)
+        log(
+          `  ${t.name} HTTP: ${s.value} req/s, ${s.cpuUsPerRequest ?? '-'} CPU µs/request (${s.errors} errors, load ${s.load})`,
+        )
       })
       if (t.gatewayUrl === undefined) continue
       const url = t.gatewayUrl
@@ -251,7 +254,10 @@ try {
         )
         if (s.errors > 0) throw new Error(`${s.errors} errors or non-2xx answers`)
         add(t, 'gatewayRps', s.value, s.load)
-        log(`  ${t.name} HTTP through the gateway: ${s.value} req/s (load ${s.load})`)
+        if (s.cpuUsPerRequest !== undefined) add(t, 'gatewayCpuUs', s.cpuUsPerRequest, s.load)
+        log(
+          `  ${t.name} HTTP through the gateway: ${s.value} req/s, ${s.cpuUsPerRequest ?? '-'} CPU µs/request (load ${s.load})`,
+        )
       })
     }
     for (const t of workloads.has('memory') ? order : []) {

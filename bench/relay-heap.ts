@@ -15,7 +15,7 @@
  *
  *   node bench/relay-heap.ts [--reservations 1000] [--step 500] [--settle-ms 20000] [--identify] [--snapshot] [--top 40]
  *     [--relay-env K=V,K=V] [--node-options '--max-old-space-size=512'] [--exec-argv '--optimize-for-size']
- *     [--log relay.log] [--out file.json]
+ *     [--log relay.log] [--keep-snapshots dir] [--out file.json]
  */
 import { existsSync } from 'node:fs'
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -102,6 +102,8 @@ export async function relayHeap(o: {
   execArgv?: string[]
   /** Where to copy the relay's log (its stderr) to. */
   logTo?: string
+  /** A directory to copy the first and last heap snapshot to (with `snapshot`). */
+  keepSnapshots?: string
   log: (m: string) => void
 }): Promise<HeapBreakdown> {
   const dir = await mkdtemp(join(tmpdir(), 'warren-relayheap-'))
@@ -174,6 +176,11 @@ export async function relayHeap(o: {
         return { kind, countPer: Number(((c1 - c0) / n).toFixed(2)), bytesPer: Math.round((s1 - s0) / n) }
       })
       result.kinds = kinds.sort((x, y) => y.bytesPer - x.bytesPer)
+      if (o.keepSnapshots !== undefined) {
+        for (const name of ['probe-0.heapsnapshot', `probe-${k - 1}.heapsnapshot`]) {
+          await copyFile(join(dir, name), join(o.keepSnapshots, name))
+        }
+      }
     }
     return result
   } finally {
@@ -210,6 +217,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       'node-options': { type: 'string' },
       'exec-argv': { type: 'string' },
       log: { type: 'string' },
+      'keep-snapshots': { type: 'string' },
       out: { type: 'string' },
     },
   })
@@ -228,6 +236,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     relayEnv,
     ...(args['node-options'] === undefined ? {} : { nodeOptions: args['node-options'] }),
     ...(args.log === undefined ? {} : { logTo: args.log }),
+    ...(args['keep-snapshots'] === undefined ? {} : { keepSnapshots: args['keep-snapshots'] }),
     ...(args['exec-argv'] === undefined ? {} : { execArgv: args['exec-argv'].split(' ').filter(Boolean) }),
     log: (m) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`),
   })

@@ -12,6 +12,8 @@ export const METRICS = {
   coldMax: { label: 'cold connect to a peer never met, largest, ms', higherBetter: false },
   httpRps: { label: 'HTTP keep-alive, req/s', higherBetter: true },
   gatewayRps: { label: 'HTTP keep-alive through the gateway, req/s', higherBetter: true },
+  httpCpuUs: { label: 'HTTP: CPU µs per request, both forwarder ends', higherBetter: false },
+  gatewayCpuUs: { label: 'HTTP through the gateway: CPU µs per request, both ends', higherBetter: false },
   startMiB: { label: 'idle PSS just started, larger end, MiB', higherBetter: false },
   startBothMiB: { label: 'idle PSS just started, both ends, MiB', higherBetter: false },
   idleMiB: { label: 'idle PSS after use, both ends, MiB', higherBetter: false },

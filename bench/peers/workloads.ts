@@ -12,6 +12,7 @@ import { runAutocannon, runWrk } from '../http.ts'
 import { Child } from '../proc.ts'
 import { MiB, mibPerSec, quantile } from '../stats.ts'
 import { tcpDownload, tcpSetup, tcpUpload } from '../xfer.ts'
+import { treeCpuSeconds } from './cpu.ts'
 import type { Tunnel } from './forwarders.ts'
 import { treePssKiB } from './pss.ts'
 
@@ -88,9 +89,13 @@ export interface HttpLoadOptions {
 
 /**
  * Requests/s of keep-alive GETs with `connections` connections, after a 1 s warm-up, to the tunnel's HTTP port or to
- * `url` (Warren's gateway).
+ * `url` (Warren's gateway), and the CPU time both forwarder ends (with their child processes) used per request.
  */
-export async function http(t: Tunnel, o: HttpLoadOptions, url?: string): Promise<Sample & { errors: number }> {
+export async function http(
+  t: Tunnel,
+  o: HttpLoadOptions,
+  url?: string,
+): Promise<Sample & { errors: number; cpuUsPerRequest?: number }> {
   const target = {
     name: `${t.name.replace(/\W+/g, '-')}${url === undefined ? '' : '-gateway'}`,
     url: url ?? `http://127.0.0.1:${t.ports.http}/`,
@@ -98,8 +103,16 @@ export async function http(t: Tunnel, o: HttpLoadOptions, url?: string): Promise
   const run = (s: number) =>
     o.loadgen === 'wrk' ? runWrk(target, s, o.connections, o.dir) : runAutocannon(target, s, o.connections)
   await run(1)
+  const cpuBefore = treeCpuSeconds(t.pids)
   const r = await run(o.seconds)
-  return { value: r.rps, load: load1(), errors: r.errors + r.non2xx }
+  const cpu = treeCpuSeconds(t.pids) - cpuBefore
+  const requests = r.rps * o.seconds
+  return {
+    value: r.rps,
+    load: load1(),
+    errors: r.errors + r.non2xx,
+    ...(t.pids.length === 0 || requests === 0 ? {} : { cpuUsPerRequest: Math.round((cpu * 1e7) / requests) / 10 }),
+  }
 }
 
 /** Waits until the PSS of `pids` stops moving (two reads 300 ms apart within 1%), at most 5 s; returns it. */
