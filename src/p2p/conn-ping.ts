@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Connection, Stream } from '@libp2p/interface'
+import { PING_PROTOCOL } from './ping-answer.ts'
 
-const PING_PROTOCOL = '/ipfs/ping/1.0.0'
 const PING_LENGTH = 32
 
 /** An open ping stream; `once()` times one 32-byte echo in ms (performance.now()). */

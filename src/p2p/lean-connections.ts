@@ -34,8 +34,8 @@ interface MutableDigest {
 }
 
 /**
- * Points the digest of `peer`'s multihash at the tail of the multihash's own bytes when it is a view into a larger
- * buffer of its own (same bytes, so the id does not change). True when it did; false when there was nothing to do.
+ * Points the digest of `peer`'s multihash at the tail of the multihash's own bytes when the digest is a view into
+ * some larger buffer (same bytes, so the id does not change). True when it did; false when there was nothing to do.
  */
 export function unpinPeerId(peer: PeerId): boolean {
   const mh = peer.toMultihash() as unknown as MutableDigest
