@@ -4,7 +4,7 @@
  * last-resort collection, which also compacts, as src/relay/server/heap-compact.ts does) and writes where the process's memory is
  * to `$WARREN_BENCH_PROBE_DIR/probe-<k>.json`: `process.memoryUsage()` before and after the collection, V8's heap
  * spaces, the process's PSS and anonymous RSS (/proc/self/smaps_rollup), the kernel's TCP socket memory
- * (/proc/net/sockstat), glibc's `mallinfo2()` before and after a `malloc_trim(0)` (and the PSS after it) and, with `WARREN_BENCH_PROBE_SNAPSHOT=1`, a heap snapshot `probe-<k>.heapsnapshot` written
+ * (/proc/net/sockstat), the largest anonymous mappings (/proc/self/smaps), glibc's `mallinfo2()` before and after a `malloc_trim(0)` (and the PSS after it) and, with `WARREN_BENCH_PROBE_SNAPSHOT=1`, a heap snapshot `probe-<k>.heapsnapshot` written
  * before the JSON. The relay's stderr is copied to `relay.log` there. The JSON file appears last, whole (written then renamed), so a reader waits for it.
  */
 import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
@@ -25,6 +25,25 @@ function rollup(): Record<string, number> {
     out[m[1]!] = Number(m[2]) * 1024
   }
   return out
+}
+
+/** The largest anonymous mappings by resident size (/proc/self/smaps): range, size and Rss in KiB, first 16. */
+function largestAnonMaps(): { range: string; sizeKiB: number; rssKiB: number }[] {
+  const out: { range: string; sizeKiB: number; rssKiB: number }[] = []
+  let cur: { range: string; sizeKiB: number; rssKiB: number; anon: boolean } | undefined
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+-[0-9a-f]+) \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line)
+    if (head !== null) {
+      if (cur?.anon === true) out.push({ range: cur.range, sizeKiB: cur.sizeKiB, rssKiB: cur.rssKiB })
+      const [a, b] = head[1]!.split('-').map((x) => Number.parseInt(x, 16))
+      cur = { range: head[1]!, sizeKiB: (b! - a!) / 1024, rssKiB: 0, anon: head[2] === '0' && head[3] === '' }
+      continue
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    if (rss !== null && cur !== undefined) cur.rssKiB = Number(rss[1])
+  }
+  if (cur?.anon === true) out.push({ range: cur.range, sizeKiB: cur.sizeKiB, rssKiB: cur.rssKiB })
+  return out.sort((x, y) => y.rssKiB - x.rssKiB).slice(0, 16)
 }
 
 /** The `TCP:` line of /proc/net/sockstat: sockets in use and the kernel's socket memory in bytes (pages × 4 KiB). */
@@ -74,6 +93,7 @@ if (dir !== undefined) {
       })),
       heap: getHeapStatistics(),
       sockstat: sockstat(),
+      anonMaps: largestAnonMaps(),
       handles: handles.length,
       sockets: handles.filter((h) => (h as object).constructor?.name === 'Socket').length,
     }
