@@ -90,7 +90,7 @@ describe('peer ids of connections', () => {
       assert.ok(c.remotePeer.equals(id))
       assert.deepEqual([...mh.digest], [...id.toMultihash().digest])
     }
-    // the remote address's peer id is flat: a second flattening frees nothing, and the text is unchanged
+    // the remote address keeps its text, and unpinning again finds nothing left to do
     assert.equal(conn.remoteAddr.getComponents().at(-1)!.value, b.peerId.toString())
     assert.equal(unpinPeerId(conn.remotePeer), false)
   })
