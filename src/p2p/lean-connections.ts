@@ -11,6 +11,13 @@
  *   served a handshake stays alive for as long as one of its connections does, 2.8 KiB per connection on a relay
  *   with 1,000. The digest's own multihash already holds the same bytes in a buffer of their size
  *   ({@link unpinPeerId} points the digest there).
+ * - **The remote address's bytes.** A multiaddr encodes its bytes when first asked for them (identify sends each
+ *   node the address it was seen at) with `Buffer.concat`, a slice of the same pool, and keeps them: 4-5 KiB per
+ *   connection on a relay whose clients run identify. {@link ownAddrBytes} has them encoded into a buffer of their
+ *   own size first.
+ * - **The Noise handshake's payload.** The encrypted stream keeps its handshake for the ciphers, and with it what
+ *   the remote sent in the handshake (its public key, signature and extensions, ~0.6 KiB), read once when the
+ *   connection was made ({@link dropHandshakePayload}).
  *
  * @packageDocumentation
  */
@@ -48,7 +55,41 @@ export function unpinPeerId(peer: PeerId): boolean {
   return true
 }
 
-/** Applies both to every connection `node` opens. */
+/**
+ * Has `addr` encode and cache its bytes now, into a buffer of their own: `Buffer.allocUnsafe` takes a slice of the
+ * pool only for sizes under half of `Buffer.poolSize`, so the encoding runs with that at 0 (synchronously: nothing
+ * else allocates meanwhile). True when the cached bytes are their own buffer; false when they were encoded before.
+ */
+export function ownAddrBytes(addr: Multiaddr): boolean {
+  const poolSize = Buffer.poolSize
+  Buffer.poolSize = 0
+  let bytes: Uint8Array
+  try {
+    bytes = addr.bytes
+  } finally {
+    Buffer.poolSize = poolSize
+  }
+  return bytes.byteLength === bytes.buffer.byteLength
+}
+
+/** The shape of `@chainsafe/libp2p-noise`'s encrypted stream, as a connection's muxer holds it. */
+interface NoiseHolder {
+  muxer?: { maConn?: { handshake?: { payload?: unknown; encrypt?: unknown } } }
+}
+
+/**
+ * Lets go of the payload the remote sent in the Noise handshake, which the encrypted stream keeps with its ciphers:
+ * libp2p reads it (the key, the extensions) before the connection opens and never again. True when there was one.
+ */
+export function dropHandshakePayload(conn: object): boolean {
+  const handshake = (conn as NoiseHolder).muxer?.maConn?.handshake
+  if (handshake === undefined || handshake.payload === undefined || typeof handshake.encrypt !== 'function')
+    return false
+  handshake.payload = undefined
+  return true
+}
+
+/** Applies all four to every connection `node` opens. */
 export function leanConnections(node: {
   addEventListener(
     type: 'connection:open',
@@ -57,6 +98,8 @@ export function leanConnections(node: {
 }): void {
   node.addEventListener('connection:open', (evt) => {
     flattenAddr(evt.detail.remoteAddr)
+    ownAddrBytes(evt.detail.remoteAddr)
+    dropHandshakePayload(evt.detail)
     unpinPeerId(evt.detail.remotePeer)
   })
 }

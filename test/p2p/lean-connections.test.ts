@@ -12,7 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { openPingStream, pingOnce } from '../../src/p2p/conn-ping.ts'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
-import { flattenAddr, unpinPeerId } from '../../src/p2p/lean-connections.ts'
+import { dropHandshakePayload, flattenAddr, ownAddrBytes, unpinPeerId } from '../../src/p2p/lean-connections.ts'
 import { answerPing, PING_PROTOCOL } from '../../src/p2p/ping-answer.ts'
 
 setFlagsFromString('--expose-gc')
@@ -93,6 +93,76 @@ describe('peer ids of connections', () => {
     // the remote address keeps its text, and unpinning again finds nothing left to do
     assert.equal(conn.remoteAddr.getComponents().at(-1)!.value, b.peerId.toString())
     assert.equal(unpinPeerId(conn.remotePeer), false)
+  })
+})
+
+describe('remote addresses of connections', () => {
+  const nodes: WarrenLibp2p[] = []
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()))
+  })
+
+  /** `a` dials `b`; once identify has run both ways, the bytes of `b`'s remote address of `a` (what identify sent). */
+  async function observedBytes(stock: boolean): Promise<Uint8Array> {
+    const [a, b] = [await node(stock), await node(stock)]
+    nodes.push(a, b)
+    const identified = new Promise((r) => a.addEventListener('peer:identify', r, { once: true }))
+    await connect(a, b)
+    await identified
+    const back = b.getConnections(a.peerId)[0]!
+    return back.remoteAddr.bytes
+  }
+
+  it("a stock connection's remote address keeps a slab of Node's buffer pool once identify has sent it (guard)", async () => {
+    const bytes = await observedBytes(true)
+    assert.ok(bytes.buffer.byteLength > bytes.byteLength * 64, `its buffer: ${bytes.buffer.byteLength} bytes`)
+  })
+
+  it("a Warren connection's remote address keeps only its own bytes", async () => {
+    const bytes = await observedBytes(false)
+    assert.equal(bytes.buffer.byteLength, bytes.byteLength)
+  })
+
+  it('encodes the same bytes as multiaddr does, and leaves the pool as it was', () => {
+    const text = '/ip4/198.18.0.7/tcp/4001/p2p/12D3KooWLRPJAA5o6Z6ekCkiFrbPuD1c4rKxd9dCwvvDPK6Nxvqa'
+    const addr = multiaddr(text)
+    assert.equal(ownAddrBytes(addr), true)
+    assert.deepEqual([...addr.bytes], [...multiaddr(text).bytes])
+    assert.equal(Buffer.poolSize, 65536)
+    assert.equal(Buffer.allocUnsafe(8).buffer.byteLength, 65536)
+    // already encoded: nothing left to do
+    assert.equal(ownAddrBytes(addr), true)
+    const pooled = multiaddr(text)
+    void pooled.bytes
+    assert.equal(ownAddrBytes(pooled), false)
+  })
+})
+
+describe("the Noise handshake's payload", () => {
+  const nodes: WarrenLibp2p[] = []
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()))
+  })
+
+  type Held = { muxer: { maConn: { handshake: { payload?: { identityKey?: Uint8Array } } } } }
+
+  it("a stock connection's encrypted stream keeps the remote's handshake payload (guard)", async () => {
+    const [a, b] = [await node(true), await node(true)]
+    nodes.push(a, b)
+    const conn = (await connect(a, b)) as unknown as Held
+    assert.ok(conn.muxer.maConn.handshake.payload?.identityKey instanceof Uint8Array)
+  })
+
+  it('a Warren connection lets go of it on both ends, and its streams still carry data', async () => {
+    const [a, b] = [await node(false), await node(false)]
+    nodes.push(a, b)
+    const conn = await connect(a, b)
+    await new Promise((r) => setTimeout(r, 50))
+    for (const c of [conn, b.getConnections(a.peerId)[0]!]) {
+      assert.equal((c as unknown as Held).muxer.maConn.handshake.payload, undefined)
+      assert.equal(dropHandshakePayload(c), false)
+    }
+    await assert.doesNotReject(pingOnce(conn, 5_000))
   })
 })
 
