@@ -4,6 +4,7 @@
  * first reset's deadline (when this stops being true upstream, the workaround in src/relay/server/hooks.ts can go).
  */
 import assert from 'node:assert/strict'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { describe, it } from 'node:test'
 import { retimeableSignal } from 'retimeable-signal'
 import { reservationTimer } from '../../src/relay/server/reservation-timer.ts'
@@ -45,5 +46,14 @@ describe('a reservation timer moved twice', () => {
     timer.clear()
     await sleep(150) // longer than the timer: a stopped timer is checked by waiting past its deadline
     assert.equal(fired, 0)
+  })
+
+  it('does not keep the async context it was armed or moved in', async () => {
+    const als = new AsyncLocalStorage<string>()
+    const seen: (string | undefined)[] = []
+    const timer = als.run('reserving', () => reservationTimer(30, () => seen.push(als.getStore())))
+    als.run('refreshing', () => timer.reset(40))
+    await eventually(() => seen.length > 0, { timeoutMs: 2_000, intervalMs: 10, message: 'the timer fires' })
+    assert.deepEqual(seen, [undefined])
   })
 })

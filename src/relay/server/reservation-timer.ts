@@ -8,6 +8,15 @@
  * been moved or cleared never fires, and the expiry deletes the reservation only if it is still this one.
  */
 
+import { AsyncLocalStorage } from 'node:async_hooks'
+
+/**
+ * Runs a function in the async context this module was loaded in. A timer keeps the context it was created in for as
+ * long as it is pending, and reservations are made inside a per-request context (hooks.ts): armed there, every
+ * reservation's timer would keep a context of its own (a Map, ~180 bytes) for as long as the reservation lives.
+ */
+const outside = AsyncLocalStorage.snapshot()
+
 export interface ReservationTimer extends EventTarget {
   readonly aborted: boolean
   reset(ms?: number): void
@@ -20,12 +29,13 @@ export function reservationTimer(ms: number, expire: () => void): ReservationTim
   let timer: NodeJS.Timeout | undefined
   const arm = (after: number): void => {
     clearTimeout(timer)
-    timer = setTimeout(() => {
-      target.aborted = true
-      expire()
-      target.dispatchEvent(new Event('abort'))
-    }, after)
-    timer.unref()
+    timer = outside(() =>
+      setTimeout(() => {
+        target.aborted = true
+        expire()
+        target.dispatchEvent(new Event('abort'))
+      }, after).unref(),
+    )
   }
   target.aborted = false
   target.reset = (newMs?: number) => arm(newMs ?? ms)
