@@ -7,7 +7,8 @@
  *
  * {@link leanListeners} patches the shared prototype so that a listener added without options (or with
  * `{ capture: false }`-free defaults, i.e. `undefined`/`false`) is registered with Node's EventTarget as it is and
- * only remembered in a per-emitter map by type; listeners with `once`, `signal`, `capture` or `passive` take the
+ * only remembered in a per-emitter list of (type, listener) pairs, an array of exactly their size (a Map costs 150
+ * bytes before its first entry, and a list grown by `push` keeps room for 16 more: a connection is four emitters); listeners with `once`, `signal`, `capture` or `passive` take the
  * package's own path. `listenerCount` counts both, `removeEventListener` finds either, and dispatching is Node's in
  * both cases, so nothing else changes: a listener function is called with the event, an object's `handleEvent` too.
  * Process-wide like src/p2p/patches/unheard-events.ts, so installed only when asked (the `warren up` and
@@ -26,7 +27,8 @@ interface Patchable {
   addEventListener(type: string, listener: Listener | null, opts?: Options): void
   removeEventListener(type: string, listener: Listener | null, opts?: Options): void
   listenerCount(type: string): number
-  [LEAN]?: Map<string, Listener[]>
+  /** `type, listener, type, listener, …`; replaced, never grown, so that it stays the size of its contents. */
+  [LEAN]?: (string | Listener)[] | undefined
   [PATCHED]?: true
 }
 
@@ -36,6 +38,13 @@ function plain(opts: Options): boolean {
   if (opts === true || typeof opts !== 'object' || opts === null) return false
   const o = opts as AddEventListenerOptions
   return o.capture !== true && o.once !== true && o.signal == null && o.passive == null
+}
+
+/** The index of the pair (`type`, `listener`) in `pairs`, or -1. */
+function pairAt(pairs: readonly (string | Listener)[] | undefined, type: string, listener: Listener | null): number {
+  if (pairs === undefined || listener == null) return -1
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === type && pairs[i + 1] === listener) return i
+  return -1
 }
 
 const nativeAdd = EventTarget.prototype.addEventListener
@@ -55,30 +64,26 @@ export function leanListeners(): boolean {
   }
   proto.addEventListener = function (this: Patchable, type, listener, opts) {
     if (listener == null || !plain(opts)) return add.call(this, type, listener, opts)
-    let byType = this[LEAN]
-    if (byType === undefined) {
-      byType = new Map()
-      this[LEAN] = byType
-    }
-    const list = byType.get(type)
-    if (list === undefined) byType.set(type, [listener])
-    else if (list.includes(listener)) return
-    else list.push(listener)
+    const pairs = this[LEAN]
+    if (pairAt(pairs, type, listener) >= 0) return
+    this[LEAN] = pairs === undefined ? [type, listener] : pairs.concat(type, listener)
     nativeAdd.call(this as unknown as EventTarget, type, listener)
   }
   proto.removeEventListener = function (this: Patchable, type, listener, opts) {
-    const list = this[LEAN]?.get(type)
-    const i = list === undefined || listener == null ? -1 : list.indexOf(listener)
+    const pairs = this[LEAN]
+    const i = pairAt(pairs, type, listener)
     if (i >= 0 && (opts === undefined || opts === false || (typeof opts === 'object' && opts.capture !== true))) {
-      if (list!.length === 1) this[LEAN]!.delete(type)
-      else list!.splice(i, 1)
+      this[LEAN] = pairs!.length === 2 ? undefined : pairs!.toSpliced(i, 2)
       nativeRemove.call(this as unknown as EventTarget, type, listener as Listener)
       return
     }
     remove.call(this, type, listener, opts)
   }
   proto.listenerCount = function (this: Patchable, type) {
-    return count.call(this, type) + (this[LEAN]?.get(type)?.length ?? 0)
+    const pairs = this[LEAN]
+    let lean = 0
+    if (pairs !== undefined) for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === type) lean++
+    return count.call(this, type) + lean
   }
   proto[PATCHED] = true
   return true
