@@ -176,6 +176,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
                 // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
                 // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
                 maxMessageSize: 65_519 - 12,
+                enableKeepAlive: preset.muxerKeepAlive,
                 streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
               }),
             ),

@@ -27,6 +27,13 @@ export interface Preset {
   dialTimeoutMs: number
   /** Dial through relays (`/p2p-circuit` addresses) and keep reservations on them; off for a relay itself. */
   relayClient: boolean
+  /**
+   * Yamux's own keep-alive: a ping every 30 s per connection, on a repeating task (a timer, an abort controller and
+   * their closures, ~0.7 KiB per connection). A node checks its connections with its own pings anyway
+   * (src/p2p/conn-ping.ts); a relay checks each connection once a minute (src/relay/server/conn-sweep.ts), and its
+   * clients ping it every 10 s, so it goes without.
+   */
+  muxerKeepAlive: boolean
   /** New inbound connections accepted per second from one host (libp2p's default is 5). */
   inboundConnectionThreshold?: number
   /** Inbound connections still in their handshake at once (libp2p's default is 10). */
@@ -40,6 +47,7 @@ export const PRESETS: Record<PresetName, Preset> = {
     maxConnections: 300,
     dialTimeoutMs: 10_000,
     relayClient: true,
+    muxerKeepAlive: true,
     // libp2p rate-limits new inbound connections per remote IP (default 5/s); every relayed connection to a node
     // comes from its relay's IP, so the default would refuse the sixth peer reaching it through the relay in a second
     inboundConnectionThreshold: 100,
@@ -52,6 +60,7 @@ export const PRESETS: Record<PresetName, Preset> = {
     maxConnections: 300,
     dialTimeoutMs: 3_000,
     relayClient: true,
+    muxerKeepAlive: true,
     // every node of an in-process testnet connects from 127.0.0.1, directly or through a loopback relay
     inboundConnectionThreshold: 1_000,
   },
@@ -62,6 +71,7 @@ export const PRESETS: Record<PresetName, Preset> = {
     maxConnections: 4_096,
     dialTimeoutMs: 10_000,
     relayClient: false,
+    muxerKeepAlive: false,
     inboundConnectionThreshold: 200,
     maxIncomingPendingConnections: 256,
   },
