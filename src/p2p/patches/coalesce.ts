@@ -370,27 +370,29 @@ export function holdWindowUpdates(muxer: unknown): boolean {
     }
   }
   const sendFrame = m.sendFrame.bind(m)
-  const held = new Map<number, number>()
+  // made with the first credit held: an idle connection (a relay holds thousands) never needs one
+  let held: Map<number, number> | undefined
   const prune = (): void => {
     const open = new Set((m.streams ?? []).map((s) => (s as { streamId?: number }).streamId))
-    for (const id of held.keys()) if (!open.has(id)) held.delete(id)
+    for (const id of held!.keys()) if (!open.has(id)) held!.delete(id)
   }
   // streams bind `this.sendFrame` when they are created, so they all go through this one
   m.sendFrame = (header, data) => {
     if (header.type !== YAMUX_WINDOW_UPDATE || header.streamID === 0) return sendFrame(header, data)
-    const prev = held.get(header.streamID)
+    const prev = held?.get(header.streamID)
     if (header.flag === 0) {
       const total = (prev ?? 0) + header.length
       if (total < HOLD_WINDOW_BELOW) {
+        held ??= new Map()
         held.set(header.streamID, total)
         if (prev === undefined && held.size > PRUNE_ABOVE) prune()
         return true
       }
-      if (prev !== undefined) held.delete(header.streamID)
+      if (prev !== undefined) held!.delete(header.streamID)
       return sendFrame(total === header.length ? header : { ...header, length: total }, data)
     }
     if (prev === undefined) return sendFrame(header, data)
-    held.delete(header.streamID)
+    held!.delete(header.streamID)
     if ((header.flag & YAMUX_RST) !== 0) return sendFrame(header, data)
     return sendFrame({ ...header, length: header.length + prev }, data)
   }
