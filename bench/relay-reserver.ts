@@ -7,7 +7,7 @@
  *   node bench/relay-reserver.ts <relay multiaddr with /p2p/> [identify]   → prints {"ready": true}
  *   then stdin commands: `reserve <n>` → {"held": total, "open": keys still connected, "failed": k, "ms": …}
  *
- * WARREN_BENCH_RESERVER_PING_MS sets how often each key pings the relay (default 10000, as a Warren node).
+ * WARREN_BENCH_RESERVER_PING_MS sets how often each key checks its connection as a Warren node does (default 10000).
  *
  * Exits on SIGTERM or when stdin closes (its connections close with it).
  */
@@ -19,6 +19,7 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { connMonitor } from '../src/p2p/conn-monitor.ts'
 import { answerCommands } from './proc.ts'
 
 const HOP = '/libp2p/circuit/relay/0.2.0/hop'
@@ -31,7 +32,7 @@ const PARALLEL = 8
 const relay = multiaddr(process.argv[2] ?? '')
 /** `identify` as the second argument: each key also runs identify and ping, as a Warren node does. */
 const full = process.argv[3] === 'identify'
-/** How often each key pings the relay (libp2p's connection monitor; a Warren node: every 10 s). */
+/** How often each key checks its connection to the relay (a Warren node: a Yamux PING frame every 10 s). */
 const PING_MS = Number(process.env.WARREN_BENCH_RESERVER_PING_MS ?? 10_000)
 const nodes: Libp2p[] = []
 let failed = 0
@@ -87,10 +88,14 @@ async function reserveNew(): Promise<Libp2p> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: 4 },
-    // each key pings the relay every 10 s as a node does, but a late pong (thousands of nodes share this process
-    // and a loaded machine) must not close the connection: the relay's count of held reservations is the measure
-    connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: PING_MS },
-    ...(full ? { services: { identify: identify(), ping: ping() } } : {}),
+    // each key checks its connection every 10 s as a Warren node does (src/p2p/conn-monitor.ts), but a late answer
+    // (thousands of nodes share this process and a loaded machine) must not close the connection: the relay's count
+    // of held reservations is the measure
+    connectionMonitor: { enabled: false },
+    services: {
+      monitor: connMonitor({ intervalMs: PING_MS, abortOnFailure: false }),
+      ...(full ? { identify: identify(), ping: ping() } : {}),
+    },
   })
   try {
     const stream = await node.dialProtocol(relay, HOP, { signal: AbortSignal.timeout(30_000) })

@@ -65,6 +65,32 @@ export async function pingOnce(conn: Connection, timeoutMs: number): Promise<voi
   }
 }
 
+/** A muxer with a ping of its own (Yamux: a PING frame, answered by the far side's muxer without a stream). */
+interface PingingMuxer {
+  ping(options?: { signal?: AbortSignal }): Promise<number>
+}
+
+/**
+ * One round trip over `conn`, in ms, aborted by `signal`: the muxer's own ping where it has one, else a ping stream
+ * (`fallbackTimeoutMs` in all). A muxer ping costs the far side one 12-byte frame back; a ping stream costs it a new
+ * stream, a protocol negotiation and a handler.
+ */
+export async function checkConnection(
+  conn: Connection,
+  signal: AbortSignal,
+  fallbackTimeoutMs: number,
+): Promise<number> {
+  const muxer = (conn as { muxer?: Partial<PingingMuxer> }).muxer
+  const started = performance.now()
+  if (typeof muxer?.ping === 'function') {
+    signal.throwIfAborted()
+    await muxer.ping({ signal })
+  } else {
+    await pingOnce(conn, fallbackTimeoutMs)
+  }
+  return performance.now() - started
+}
+
 /**
  * `count` round trips on each connection, taking turns (so load on the machine falls on both alike), after one
  * unrecorded warm-up each. Returns the samples in ms per connection, in the order given.

@@ -29,6 +29,7 @@ import { type WebSocketsInit, webSockets } from '@libp2p/websockets'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { WarrenError } from '../errors.ts'
+import { connMonitor } from './conn-monitor.ts'
 import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from './dht.ts'
 import { leanConnections } from './lean-connections.ts'
 import { warrenMdns } from './mdns.ts'
@@ -100,10 +101,11 @@ export interface NodeOptions {
    */
   maxStreamsPerConnection?: number
   /**
-   * js-libp2p's connection monitor (a ping on every connection every 10 s by default): a relay turns it off and
-   * keeps its own, lighter check (src/relay/server/conn-sweep.ts).
+   * What checks every 10 s that each connection is alive: Warren's monitor (src/p2p/conn-monitor.ts, Yamux PING
+   * frames; the default), js-libp2p's (a ping stream each time; the default of stock nodes), or nothing here (a
+   * relay, which sweeps its connections once a minute itself: src/relay/server/conn-sweep.ts).
    */
-  connectionMonitor?: { enabled?: boolean; pingInterval?: number }
+  monitor?: 'warren' | 'libp2p' | 'off'
 }
 
 /** Ping streams per connection and direction (the answering side: src/p2p/ping-answer.ts). */
@@ -128,6 +130,7 @@ export type WarrenLibp2p = Libp2p<{
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
 export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   const preset = PRESETS[opts.preset ?? 'default']
+  const monitor = opts.monitor ?? (opts.stock === true ? 'libp2p' : 'warren')
   const streams = opts.maxStreamsPerConnection ?? preset.defaultStreamsPerConnection
   const wrap = <T>(f: (x: T) => T): ((x: T) => T) => (opts.stock === true ? (x) => x : f)
   // events with no listener are not dispatched (src/p2p/patches/unheard-events.ts); process-wide, so only when asked
@@ -194,13 +197,14 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
           : { maxIncomingPendingConnections: preset.maxIncomingPendingConnections }),
       },
       ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
-      ...(opts.connectionMonitor === undefined ? {} : { connectionMonitor: opts.connectionMonitor }),
+      ...(monitor === 'libp2p' ? {} : { connectionMonitor: { enabled: false } }),
       ...(opts.dht === undefined ? {} : { datastore: opts.recordStore ?? new RecordStore() }),
       services: {
         identify: identify(),
         // kad-dht checks its routing table with pings too: with libp2p's default of one outbound ping stream per
         // connection, a DHT ping to a relay made the home relay's health-check ping fail and the node drop its relay
         ping: ping(PING_STREAMS),
+        ...(monitor === 'warren' ? { monitor: connMonitor() } : {}),
         ...(opts.relayServer === undefined ? {} : { relay: circuitRelayServer(opts.relayServer) }),
         ...(opts.dht === undefined ? {} : { dht: warrenDht(opts.dht) }),
         ...(opts.mdns === true ? { mdns: warrenMdns() } : {}),

@@ -2,8 +2,9 @@
  * What the dashboard polls at `/status.json`: the node's status (`warren status --json`) with what the page shows
  * besides it:
  *
- * - `rttMs` on each connected peer: the round trip of the connection its path names, as libp2p's connection monitor
- *   last measured it (a ping every 10 s on every connection); absent until the first one;
+ * - `rttMs` on each connected peer: the round trip of the connection its path names, as the node's connection
+ *   monitor last measured it (a Yamux PING every 10 s on every connection, src/p2p/conn-monitor.ts); absent until
+ *   the first one;
  * - `netcheck`: the NAT as the relays' STUN responders see it (`warren netcheck`), run when the page first asks and
  *   again every {@link NETCHECK_EVERY_MS} while it keeps asking; `{ error }` when it cannot run (traversal off, no
  *   relay answered), `{ pending: true }` until the first one finished;

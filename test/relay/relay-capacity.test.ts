@@ -155,7 +155,7 @@ describe('relay capacity: the connection sweep', () => {
       privateKey: await generateNodeKey(),
       listen: ['/ip4/127.0.0.1/tcp/0'],
       preset: 'relay',
-      connectionMonitor: { enabled: false },
+      monitor: 'off',
     })
     cleanups.push(async () => hub.stop())
     const addr = hub.getMultiaddrs()[0]!
@@ -247,7 +247,7 @@ describe('relay capacity: heap compaction', () => {
       privateKey: await generateNodeKey(),
       listen: ['/ip4/127.0.0.1/tcp/0'],
       preset: 'relay',
-      connectionMonitor: { enabled: false },
+      monitor: 'off',
     })
     cleanups.push(async () => hub.stop())
     const calls: unknown[] = []

@@ -4,8 +4,9 @@
  * idle reservations that is a burst of thousands of streams every 10 s, whose garbage made V8 size the relay's heap
  * for the peak, and whose time-outs under load aborted live connections (25 of 2,000 in bench/relay-heap.ts).
  *
- * The sweep pings each connection once per `periodMs` (default 60 s), spread evenly over the period (one slice per
- * second), at most `maxInFlight` at once. A connection whose ping fails and that is still open is aborted; a peer
+ * The sweep checks each connection once per `periodMs` (default 60 s), spread evenly over the period (one slice per
+ * second), at most `maxInFlight` at once: a Yamux PING frame, which the node's muxer answers by itself (a ping
+ * stream on other muxers; `checkConnection`). A connection whose ping fails and that is still open is aborted; a peer
  * that does not speak the ping protocol has answered, so it counts as alive. TCP connections also close after
  * 2 minutes without traffic either way (@libp2p/tcp's inactivity time-out); the sweep is what finds a silent
  * WebSocket client, and a TCP client that stays connected but stopped answering.
@@ -18,7 +19,7 @@
  * ```
  */
 import type { Connection } from '@libp2p/interface'
-import { pingOnce } from '../../p2p/conn-ping.ts'
+import { checkConnection } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 
 export interface ConnSweepOptions {
@@ -55,8 +56,10 @@ export function startConnSweep(libp2p: Pick<WarrenLibp2p, 'getConnections'>, opt
 
   const check = async (conn: Connection): Promise<void> => {
     inFlight++
+    const timeout = new AbortController()
+    const timer = setTimeout(() => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
     try {
-      await pingOnce(conn, timeoutMs)
+      await checkConnection(conn, timeout.signal, timeoutMs)
     } catch (err) {
       const e = err as Error
       if (stopped || conn.status !== 'open' || e.name === 'UnsupportedProtocolError') return
@@ -64,6 +67,7 @@ export function startConnSweep(libp2p: Pick<WarrenLibp2p, 'getConnections'>, opt
       log(`closing the connection of ${conn.remotePeer} (${conn.remoteAddr}): its ping failed (${e.message})`)
       conn.abort(new Error(`the relay's liveness ping failed: ${e.message}`))
     } finally {
+      clearTimeout(timer)
       inFlight--
     }
   }

@@ -181,7 +181,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     connectionGater: hooks.gater,
     // js-libp2p's monitor pings every connection at once every 10 s; the relay sweeps them itself (conn-sweep.ts).
     // WARREN_BENCH_RELAY_MONITOR=1 keeps libp2p's instead, only for bench/relay-heap.ts, which compares the two
-    ...(libp2pMonitor ? {} : { connectionMonitor: { enabled: false } }),
+    monitor: libp2pMonitor ? 'libp2p' : 'off',
     // relays are the DHT's bootstrap nodes: always servers
     dht: { mode: 'server', privateAddresses: config.discovery.privateAddresses },
     recordStore: records,
