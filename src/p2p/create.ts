@@ -34,6 +34,7 @@ import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from './dht.ts'
 import { leanConnections } from './lean-connections.ts'
 import { warrenMdns } from './mdns.ts'
 import { batching, coalescing } from './patches/coalesce.ts'
+import { linearConnectionList } from './patches/connection-list.ts'
 import { honest } from './patches/honest-streams.ts'
 import { skipKnownProtocolMerges } from './patches/known-protocols.ts'
 import { leanListeners } from './patches/lean-listeners.ts'
@@ -220,6 +221,10 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
       // a connection's peer id holds no tree of concatenations and no slab of Node's buffer pool
       // (src/p2p/lean-connections.ts)
       leanConnections(node)
+      // the list of all connections costs O(n), not O(n²) (src/p2p/patches/connection-list.ts)
+      linearConnectionList(
+        (node as unknown as { components: { connectionManager: unknown } }).components.connectionManager,
+      )
     }
     return node
   } catch (err) {

@@ -24,6 +24,7 @@ export type PatchName =
   | 'optimisticSelect'
   | 'knownProtocols'
   | 'takeBackAfterEnd'
+  | 'linearConnectionList'
 
 const missed = new Map<PatchName, string>()
 
