@@ -138,20 +138,49 @@ export class AddressBook {
       .map(([alias]) => alias)
   }
 
-  /** Tickets decoded before (a forward resolves its ticket for every connection), at most {@link TICKETS_KEPT}. */
-  readonly #tickets = new Map<string, { id: PeerId; addrs: readonly Multiaddr[] }>()
+  /**
+   * Tickets and node ids decoded before (a forward resolves its node for every connection), at most
+   * {@link TICKETS_KEPT}.
+   */
+  readonly #decoded = new Map<string, { id: PeerId; addrs: readonly Multiaddr[] }>()
+
+  #decode(ref: string): { id: PeerId; addrs: readonly Multiaddr[] } {
+    let t = this.#decoded.get(ref)
+    if (t === undefined) {
+      t = looksLikeTicket(ref) ? decodeTicket(ref) : { id: parseNodeId(ref), addrs: [] }
+      if (this.#decoded.size >= TICKETS_KEPT) this.#decoded.clear()
+      this.#decoded.set(ref, t)
+    }
+    return t
+  }
 
   #refToNode(ref: string): ResolvedNode {
-    if (looksLikeTicket(ref)) {
-      let t = this.#tickets.get(ref)
-      if (t === undefined) {
-        t = decodeTicket(ref)
-        if (this.#tickets.size >= TICKETS_KEPT) this.#tickets.clear()
-        this.#tickets.set(ref, t)
-      }
-      return { id: t.id, addrs: [...t.addrs] }
+    const t = this.#decode(ref)
+    return { id: t.id, addrs: [...t.addrs] }
+  }
+
+  /**
+   * The node id `name` (an alias, a node id or a ticket) stands for, without resolving its addresses, and marks the
+   * node as used (its learned addresses are the last to be dropped); undefined when `name` is none of these. For a
+   * caller that needs no address: one with an open connection to the node.
+   */
+  idOf(name: string): PeerId | undefined {
+    const text = name.trim()
+    const ref = this.#peers[text] ?? text
+    if (ref === text && !looksLikeTicket(text) && !looksLikeNodeId(text)) return undefined
+    let id: PeerId
+    try {
+      id = this.#decode(ref).id
+    } catch {
+      return undefined
     }
-    return { id: parseNodeId(ref), addrs: [] }
+    const key = id.toString()
+    const known = this.#learned.get(key)
+    if (known !== undefined) {
+      this.#learned.delete(key)
+      this.#learned.set(key, known)
+    }
+    return id
   }
 
   /** Resolves a name; throws ERR_UNKNOWN_PEER, ERR_BAD_NODE_ID, ERR_BAD_TICKET or ERR_UNKNOWN_ADDRESSES. */

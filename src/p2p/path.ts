@@ -11,8 +11,16 @@ export interface PathInfo {
   relay?: string
 }
 
+/** Whether each connection seen is relayed: its remote address never changes, and its string costs microseconds. */
+const relayed = new WeakMap<Connection, boolean>()
+
 export function isRelayed(conn: Connection): boolean {
-  return conn.remoteAddr.toString().includes('/p2p-circuit')
+  let r = relayed.get(conn)
+  if (r === undefined) {
+    r = conn.remoteAddr.toString().includes('/p2p-circuit')
+    relayed.set(conn, r)
+  }
+  return r
 }
 
 export function describePath(conn: Connection): PathInfo {

@@ -92,6 +92,35 @@ describe('address book bounds', () => {
   })
 })
 
+describe('idOf: the node a name stands for, without its addresses', () => {
+  it('gives the id of an alias, a node id and a ticket, and undefined for anything else', async () => {
+    const home = await ticketOf(['/ip4/192.0.2.1/tcp/4781'])
+    const other = await ticketOf(['/ip4/192.0.2.2/tcp/4781'])
+    const book = new AddressBook({ home: home.ticket, byId: other.id })
+    assert.equal(book.idOf('home')?.toString(), home.id)
+    assert.equal(book.idOf(' home ')?.toString(), home.id)
+    assert.equal(book.idOf('byId')?.toString(), other.id)
+    assert.equal(book.idOf(other.id)?.toString(), other.id)
+    assert.equal(book.idOf(other.ticket)?.toString(), other.id)
+    for (const bad of ['laptop', '', '12D3KooWnotanid', `${other.ticket.slice(0, -4)}AAAA`]) {
+      assert.equal(book.idOf(bad), undefined, JSON.stringify(bad))
+    }
+    // and learns nothing: the addresses of a name are learned where it is resolved
+    assert.deepEqual(book.learned(), {})
+  })
+
+  it('marks the node as used: its learned addresses are the last to be forgotten', async () => {
+    const evicted: string[] = []
+    const book = new AddressBook({}, {}, { maxLearned: 2, onEvict: (id) => evicted.push(id) })
+    const t = await Promise.all([1, 2, 3].map((i) => ticketOf([`/ip4/192.0.2.${10 + i}/tcp/4781`])))
+    book.resolve(t[0]!.ticket)
+    book.resolve(t[1]!.ticket)
+    assert.equal(book.idOf(t[0]!.ticket)?.toString(), t[0]!.id) // used again: t[1] is now the oldest
+    book.resolve(t[2]!.ticket)
+    assert.deepEqual(evicted, [t[1]!.id])
+  })
+})
+
 describe('a node fed thousands of distinct tickets with dead addresses', () => {
   const N = MAX_LEARNED_PEERS + 476
   let net: Testnet

@@ -57,6 +57,14 @@ export class Dialer {
    * ({@link AddressBook.resolve}'s result, used as it is). Reuses an open connection (direct preferred).
    */
   async connect(node: string | ResolvedNode, opts: ConnectOptions = {}): Promise<Connection> {
+    if (typeof node === 'string' && (opts.addrs ?? []).length === 0 && opts.allowNewAddresses !== false) {
+      // a node this node is connected to needs no addresses: its name is not resolved again (a forward asks for
+      // every client connection); the first use resolved it and learned the addresses its ticket carries
+      const id = this.#book.idOf(node)
+      const open = id === undefined || id.equals(this.#libp2p.peerId) ? undefined : this.#libp2p.getConnections(id)
+      const existing = open === undefined || open.length === 0 ? undefined : bestConnection(open)
+      if (existing !== undefined) return existing
+    }
     const target =
       typeof node === 'string'
         ? this.#book.resolve(node, opts.addrs, opts.allowNewAddresses === false ? { allowNewAddresses: false } : {})
