@@ -39,6 +39,7 @@ import { honest } from './patches/honest-streams.ts'
 import { skipKnownProtocolMerges } from './patches/known-protocols.ts'
 import { leanListeners } from './patches/lean-listeners.ts'
 import { noiseCrypto } from './patches/noise-crypto.ts'
+import { answering } from './patches/optimistic-handle.ts'
 import { optimistic } from './patches/optimistic-select.ts'
 import { skipUnheardEvents } from './patches/unheard-events.ts'
 import { answerPings } from './ping-answer.ts'
@@ -168,21 +169,25 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         // (src/p2p/patches/optimistic-select.ts); streams that keep their pause and are reset when their connection
         // dies (src/p2p/patches/honest-streams.ts); the frames of one event-loop turn go out as one Noise message
         // (src/p2p/patches/coalesce.ts)
-        wrap(optimistic)(
-          wrap(honest)(
-            wrap(batching)(
-              yamux({
-                maxInboundStreams: streams + CONTROL_STREAMS,
-                maxOutboundStreams: streams + CONTROL_STREAMS,
-                // streams opened before the far side finished its upgrade are queued; past this many the whole
-                // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
-                maxEarlyStreams: streams,
-                // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
-                // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
-                maxMessageSize: 65_519 - 12,
-                enableKeepAlive: preset.muxerKeepAlive,
-                streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
-              }),
+        // and incoming streams whose first bytes name their protocol are answered without multistream-select's
+        // reader (src/p2p/patches/optimistic-handle.ts)
+        wrap(answering)(
+          wrap(optimistic)(
+            wrap(honest)(
+              wrap(batching)(
+                yamux({
+                  maxInboundStreams: streams + CONTROL_STREAMS,
+                  maxOutboundStreams: streams + CONTROL_STREAMS,
+                  // streams opened before the far side finished its upgrade are queued; past this many the whole
+                  // connection is aborted (default 10), which a burst of forwarded connections easily exceeds
+                  maxEarlyStreams: streams,
+                  // one Yamux frame (12-byte header + data) per Noise message: Noise carries at most 65519 bytes of
+                  // plaintext, so the default 64 KiB frames were split in two messages each (+15% CPU per byte)
+                  maxMessageSize: 65_519 - 12,
+                  enableKeepAlive: preset.muxerKeepAlive,
+                  streamOptions: { maxStreamWindowSize: preset.maxStreamWindowSize },
+                }),
+              ),
             ),
           ),
         ),

@@ -13,6 +13,7 @@ import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { OPTIMISTIC_SELECT } from '../../src/p2p/patches/optimistic-select.ts'
 import { patchesMissed } from '../../src/p2p/patches/status.ts'
 import { readAll } from '../../src/p2p/read-all.ts'
+import { echoed, echoStream } from '../support/stream-echo.ts'
 
 const ECHO = '/test/echo/1.0.0'
 const MISSING = '/test/missing/1.0.0'
@@ -25,19 +26,7 @@ async function node(stock: boolean, connectionGater?: ConnectionGater): Promise<
     stock,
     ...(connectionGater === undefined ? {} : { connectionGater }),
   })
-  // an echo that sends back everything, then closes its side once the dialer's FIN came after the last byte (a FIN
-  // that arrived while multistream-select read the stream was dispatched before this handler existed)
-  await n.handle(ECHO, (stream: Stream) => {
-    const ended = (): void => {
-      if (stream.readableEnded && stream.readBufferLength === 0) void stream.close().catch(() => {})
-    }
-    stream.addEventListener('message', (evt) => {
-      stream.send(evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())
-      ended()
-    })
-    stream.addEventListener('end', ended)
-    ended()
-  })
+  await n.handle(ECHO, echoStream)
   return n
 }
 
@@ -124,14 +113,7 @@ describe('optimistic protocol selection', () => {
       const conn = await warren.dial(far().getMultiaddrs()[0]!)
       const stream = await conn.newStream(ECHO, optimistic)
       const data = randomBytes(4 * 1024 * 1024)
-      const reading = readAll(stream, AbortSignal.timeout(30_000), 8 * 1024 * 1024)
-      for (let off = 0; off < data.length; off += 64 * 1024) {
-        if (!stream.send(data.subarray(off, off + 64 * 1024))) {
-          await new Promise((resolve) => stream.addEventListener('drain', resolve, { once: true }))
-        }
-      }
-      await stream.close()
-      const back = await reading
+      const back = await echoed(stream, data)
       assert.equal(back.byteLength, data.byteLength)
       assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(data).digest('hex'))
     })

@@ -45,9 +45,9 @@ import { patchMissed } from './status.ts'
 export const OPTIMISTIC_SELECT = Symbol.for('warren.optimisticSelect')
 
 /** multistream-select's protocol id, the first line each side sends. */
-const MSS_HEADER = '/multistream/1.0.0'
+export const MSS_HEADER = '/multistream/1.0.0'
 /** multistream-select's longest line (@libp2p/multistream-select MAX_PROTOCOL_LENGTH). */
-const MAX_LINE = 1024
+export const MAX_LINE = 1024
 
 /** The far side answered neither the protocol nor `na`. */
 export class NegotiationError extends Error {
@@ -72,7 +72,7 @@ interface PatchableMuxer {
 }
 
 /** `line\n` with its uvarint length in front, as multistream-select frames each line. */
-function lpLine(line: string): Uint8Array {
+export function lpLine(line: string): Uint8Array {
   const body = new TextEncoder().encode(`${line}\n`)
   const n = varint.encodingLength(body.length)
   const out = new Uint8Array(n + body.length)

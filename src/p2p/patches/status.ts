@@ -22,6 +22,7 @@ export type PatchName =
   | 'quietNoiseDecoder'
   | 'skipUnheardEvents'
   | 'optimisticSelect'
+  | 'optimisticHandle'
   | 'knownProtocols'
   | 'takeBackAfterEnd'
   | 'linearConnectionList'

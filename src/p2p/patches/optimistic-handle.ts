@@ -1,0 +1,150 @@
+/**
+ * The listening side of multistream-select without its reader, for a new stream whose dialer named its protocol in
+ * its first bytes: the two lines are answered from the stream's buffered data before libp2p sees the stream, and
+ * libp2p takes its protocol as negotiated.
+ *
+ * Why: libp2p 3.3.11 hands every incoming stream to @libp2p/multistream-select 7.0.28's `handle()`, which wraps the
+ * stream in a length-prefixed reader, reads the two lines one promise at a time, writes each answer with its own
+ * `send`, and unwraps the reader again. On a new forwarded connection that is 60-70 µs of the serving end's time
+ * between the frame that opens the stream and the service handler, on the path the client waits for; the dialer
+ * already sent both lines with its first data (src/p2p/patches/optimistic-select.ts, and stock `select()` writes
+ * them together too).
+ *
+ * How, without touching node_modules: `answering(yamux())` wraps each muxer's `safeDispatchEvent` so that its
+ * `stream` event (a new incoming stream) is dispatched in a microtask, after the frames of the same read (the stream's
+ * first data) were handled. If the stream's buffered data then starts with the complete header line and a line naming
+ * a protocol this node handles (`registrar.getProtocols()`, the list `handle()` is given), both lines are taken off
+ * the buffer, answered in one `send` with the bytes `handle()` would send, and the stream's `protocol` is set: libp2p's
+ * `onIncomingStream` then skips `handle()` ("pre-negotiated") and goes on as after a negotiation (stream limits,
+ * peer store, handler, middleware). Anything else is left to `handle()` untouched: data not yet there or incomplete,
+ * another first line, `ls`, an unknown protocol (answered `na` there), a stream already closed or reset, and a stream
+ * whose dialer's FIN came with the lines and nothing after them (the handler could not see that end otherwise).
+ *
+ * @example
+ * ```ts
+ * createLibp2p({ streamMuxers: [answering(yamux())] })
+ * ```
+ */
+import type { StreamMuxerFactory } from '@libp2p/interface'
+import { varint } from 'multiformats'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { lpLine, MAX_LINE, MSS_HEADER } from './optimistic-select.ts'
+import { patchMissed } from './status.ts'
+
+/** The parts of a libp2p stream (@libp2p/utils AbstractMessageStream) read and written here. */
+interface AnswerableStream {
+  protocol: string
+  status: string
+  readStatus: string
+  remoteWriteStatus: string
+  readBuffer: unknown
+  send(data: Uint8Array): boolean
+}
+
+/** What the wrapper needs of libp2p's components. */
+interface RegistrarComponents {
+  registrar?: { getProtocols(): string[] }
+}
+
+/** One length-prefixed line of `buf` from byte `at`: its text and where the next starts; undefined if not whole. */
+function peekLine(buf: Uint8ArrayList, at: number): { line: string; next: number } | undefined {
+  if (buf.byteLength <= at) return undefined
+  const head = buf.subarray(at, Math.min(buf.byteLength, at + 2))
+  let len: number
+  let n: number
+  try {
+    ;[len, n] = varint.decode(head)
+  } catch {
+    return undefined
+  }
+  if (len < 1 || len > MAX_LINE || buf.byteLength < at + n + len) return undefined
+  if (buf.get(at + n + len - 1) !== 0x0a) return undefined
+  return { line: new TextDecoder().decode(buf.subarray(at + n, at + n + len - 1)), next: at + n + len }
+}
+
+/** The answer to the header and `protocol`, both lines in one buffer, by protocol. */
+const answers = new Map<string, Uint8Array>()
+
+function answerFor(protocol: string): Uint8Array {
+  let a = answers.get(protocol)
+  if (a === undefined) {
+    const header = lpLine(MSS_HEADER)
+    const line = lpLine(protocol)
+    a = new Uint8Array(header.length + line.length)
+    a.set(header)
+    a.set(line, header.length)
+    if (answers.size < 256) answers.set(protocol, a)
+  }
+  return a
+}
+
+let answeredHere = 0
+
+/** How many incoming streams this process answered with {@link answerOptimistically} (for tests and profiles). */
+export function optimisticallyAnswered(): number {
+  return answeredHere
+}
+
+/**
+ * Answers the negotiation of a new incoming stream from its buffered first bytes, as `handle()` would; true when it
+ * did (the stream's `protocol` is then set), false when the stream is left to `handle()`.
+ */
+export function answerOptimistically(stream: unknown, protocols: () => readonly string[]): boolean {
+  const s = stream as AnswerableStream
+  const buf = s.readBuffer
+  if (!(buf instanceof Uint8ArrayList) || s.protocol !== '' || s.status !== 'open') return false
+  if (s.readStatus !== 'readable' || typeof s.send !== 'function') return false
+  const header = peekLine(buf, 0)
+  if (header?.line !== MSS_HEADER) return false
+  const named = peekLine(buf, header.next)
+  if (named === undefined || !protocols().includes(named.line)) return false
+  if (s.remoteWriteStatus !== 'writable' && buf.byteLength === named.next) return false
+  buf.consume(named.next)
+  s.send(answerFor(named.line))
+  s.protocol = named.line
+  answeredHere++
+  return true
+}
+
+/** The parts of a libp2p muxer (@libp2p/utils AbstractStreamMuxer) touched here. */
+interface DispatchingMuxer {
+  safeDispatchEvent?: (type: string, detail?: { detail?: unknown }) => boolean
+}
+
+/** Makes one muxer answer its new incoming streams' negotiation itself where it can; false without the hook. */
+export function answeringMuxer(muxer: unknown, protocols: () => readonly string[]): boolean {
+  const m = muxer as DispatchingMuxer
+  if (typeof m.safeDispatchEvent !== 'function') return false
+  const dispatch = m.safeDispatchEvent.bind(m)
+  m.safeDispatchEvent = (type, init) => {
+    if (type !== 'stream') return dispatch(type, init)
+    queueMicrotask(() => {
+      try {
+        answerOptimistically(init?.detail, protocols)
+      } catch {
+        // left to handle(), which reports what is wrong with the stream
+      }
+      dispatch(type, init)
+    })
+    return true
+  }
+  return true
+}
+
+/** Wraps a stream muxer factory (`yamux()`) so that each of its muxers gets {@link answeringMuxer}. */
+export function answering<C>(factory: (components: C) => StreamMuxerFactory): (components: C) => StreamMuxerFactory {
+  return (components) => {
+    const muxers = factory(components)
+    const registrar = (): RegistrarComponents['registrar'] => (components as RegistrarComponents).registrar
+    const protocols = (): readonly string[] => registrar()?.getProtocols() ?? []
+    const create = muxers.createStreamMuxer.bind(muxers)
+    muxers.createStreamMuxer = (maConn) => {
+      const muxer = create(maConn)
+      if (typeof registrar()?.getProtocols !== 'function' || !answeringMuxer(muxer, protocols)) {
+        patchMissed('optimisticHandle', 'the muxer has no `safeDispatchEvent` or libp2p passed no registrar')
+      }
+      return muxer
+    }
+    return muxers
+  }
+}
