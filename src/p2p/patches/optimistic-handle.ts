@@ -28,7 +28,7 @@
 import type { StreamMuxerFactory } from '@libp2p/interface'
 import { varint } from 'multiformats'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { lpLine, MAX_LINE, MSS_HEADER } from './optimistic-select.ts'
+import { bothLines, MAX_LINE, MSS_HEADER } from './optimistic-select.ts'
 import { patchMissed } from './status.ts'
 
 /** The parts of a libp2p stream (@libp2p/utils AbstractMessageStream) read and written here. */
@@ -62,22 +62,6 @@ function peekLine(buf: Uint8ArrayList, at: number): { line: string; next: number
   return { line: new TextDecoder().decode(buf.subarray(at + n, at + n + len - 1)), next: at + n + len }
 }
 
-/** The answer to the header and `protocol`, both lines in one buffer, by protocol. */
-const answers = new Map<string, Uint8Array>()
-
-function answerFor(protocol: string): Uint8Array {
-  let a = answers.get(protocol)
-  if (a === undefined) {
-    const header = lpLine(MSS_HEADER)
-    const line = lpLine(protocol)
-    a = new Uint8Array(header.length + line.length)
-    a.set(header)
-    a.set(line, header.length)
-    if (answers.size < 256) answers.set(protocol, a)
-  }
-  return a
-}
-
 let answeredHere = 0
 
 /** How many incoming streams this process answered with {@link answerOptimistically} (for tests and profiles). */
@@ -100,7 +84,7 @@ export function answerOptimistically(stream: unknown, protocols: () => readonly 
   if (named === undefined || !protocols().includes(named.line)) return false
   if (s.remoteWriteStatus !== 'writable' && buf.byteLength === named.next) return false
   buf.consume(named.next)
-  s.send(answerFor(named.line))
+  s.send(bothLines(named.line))
   s.protocol = named.line
   answeredHere++
   return true

@@ -72,13 +72,30 @@ interface PatchableMuxer {
 }
 
 /** `line\n` with its uvarint length in front, as multistream-select frames each line. */
-export function lpLine(line: string): Uint8Array {
+function lpLine(line: string): Uint8Array {
   const body = new TextEncoder().encode(`${line}\n`)
   const n = varint.encodingLength(body.length)
   const out = new Uint8Array(n + body.length)
   varint.encodeTo(body.length, out, 0)
   out.set(body, n)
   return out
+}
+
+/** The header line and `protocol`'s line in one buffer, by protocol: what a dialer sends and a listener echoes. */
+const bothByProtocol = new Map<string, Uint8Array>()
+
+/** The two lines of a negotiation of `protocol` (the same bytes each time: never written into). */
+export function bothLines(protocol: string): Uint8Array {
+  let both = bothByProtocol.get(protocol)
+  if (both === undefined) {
+    const header = lpLine(MSS_HEADER)
+    const line = lpLine(protocol)
+    both = new Uint8Array(header.length + line.length)
+    both.set(header)
+    both.set(line, header.length)
+    if (bothByProtocol.size < 256) bothByProtocol.set(protocol, both)
+  }
+  return both
 }
 
 /** Takes one length-prefixed line off `buf`: its text without the newline, or undefined while incomplete. */
@@ -181,12 +198,7 @@ export function selectOptimistically(stream: unknown, protocol: string): boolean
   s.onData = strip
   s.close = heldClose
   s.addEventListener('close', onClose)
-  const header = lpLine(MSS_HEADER)
-  const line = lpLine(protocol)
-  const both = new Uint8Array(header.length + line.length)
-  both.set(header)
-  both.set(line, header.length)
-  s.send(both)
+  s.send(bothLines(protocol))
   s.protocol = protocol
   return true
 }
