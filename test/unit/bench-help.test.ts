@@ -22,6 +22,7 @@ const SCRIPTS = [
   'transparent',
   'udx',
   'profile',
+  'setup-path',
 ]
 
 test('the benchmark scripts listed here exist', () => {
