@@ -10,7 +10,7 @@
  * already sent both lines with its first data (src/p2p/patches/optimistic-select.ts, and stock `select()` writes
  * them together too).
  *
- * How, without touching node_modules: `answering(yamux())` wraps each muxer's `safeDispatchEvent` so that its
+ * How, without touching node_modules: `answering(yamux())` wraps the muxers' `safeDispatchEvent` so that a muxer's
  * `stream` event (a new incoming stream) is dispatched in a microtask, after the frames of the same read (the stream's
  * first data) were handled. If the stream's buffered data then starts with the complete header line and a line naming
  * a protocol this node handles (`registrar.getProtocols()`, the list `handle()` is given), both lines are taken off
@@ -90,28 +90,56 @@ export function answerOptimistically(stream: unknown, protocols: () => readonly 
   return true
 }
 
+/** An event emitter's `safeDispatchEvent` (main-event's TypedEventEmitter). */
+type Dispatch = (this: unknown, type: string, init?: { detail?: unknown }) => boolean
+
 /** The parts of a libp2p muxer (@libp2p/utils AbstractStreamMuxer) touched here. */
 interface DispatchingMuxer {
-  safeDispatchEvent?: (type: string, detail?: { detail?: unknown }) => boolean
+  safeDispatchEvent?: Dispatch
 }
 
-/** Makes one muxer answer its new incoming streams' negotiation itself where it can; false without the hook. */
+/** Where a muxer keeps its node's protocol list: set on the muxers {@link answeringMuxer} was given. */
+const PROTOCOLS = Symbol('warren.answeringProtocols')
+
+/** Muxer classes whose `safeDispatchEvent` was wrapped (once per class, for every muxer of the process). */
+const wrappedClasses = new WeakSet<object>()
+
+/**
+ * Makes one muxer answer its new incoming streams' negotiation itself where it can; false without the hook. The
+ * dispatch is wrapped once on the muxer's class, so a connection costs one property (its node's protocol list), not
+ * closures of its own: a relay holds thousands. Muxers without the property, a stock node's, dispatch as before.
+ */
 export function answeringMuxer(muxer: unknown, protocols: () => readonly string[]): boolean {
-  const m = muxer as DispatchingMuxer
+  const m = muxer as DispatchingMuxer & { [PROTOCOLS]?: () => readonly string[] }
   if (typeof m.safeDispatchEvent !== 'function') return false
-  const dispatch = m.safeDispatchEvent.bind(m)
-  m.safeDispatchEvent = (type, init) => {
-    if (type !== 'stream') return dispatch(type, init)
-    queueMicrotask(() => {
-      try {
-        answerOptimistically(init?.detail, protocols)
-      } catch {
-        // left to handle(), which reports what is wrong with the stream
+  const cls = Object.getPrototypeOf(m) as DispatchingMuxer | null
+  if (cls === null) return false
+  if (!wrappedClasses.has(cls)) {
+    // the class's own method if it has one, else the inherited one as it is at each call (a later patch of the
+    // shared event-emitter prototype, src/p2p/patches/unheard-events.ts, still applies)
+    const own = (Object.hasOwn(cls, 'safeDispatchEvent') ? cls.safeDispatchEvent : undefined) as Dispatch | undefined
+    const parent = Object.getPrototypeOf(cls) as { safeDispatchEvent: Dispatch }
+    const dispatch: Dispatch =
+      own ??
+      function (this: unknown, type, init) {
+        return parent.safeDispatchEvent.call(this, type, init)
       }
-      dispatch(type, init)
-    })
-    return true
+    cls.safeDispatchEvent = function (this: unknown, type, init) {
+      const ours = (this as typeof m)[PROTOCOLS]
+      if (type !== 'stream' || ours === undefined) return dispatch.call(this, type, init)
+      queueMicrotask(() => {
+        try {
+          answerOptimistically(init?.detail, ours)
+        } catch {
+          // left to handle(), which reports what is wrong with the stream
+        }
+        dispatch.call(this, type, init)
+      })
+      return true
+    }
+    wrappedClasses.add(cls)
   }
+  m[PROTOCOLS] = protocols
   return true
 }
 
