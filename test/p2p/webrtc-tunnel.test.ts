@@ -9,13 +9,13 @@ import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Connection, Stream } from '@libp2p/interface'
-import { multiaddr } from '@multiformats/multiaddr'
 import { createNode, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { bestConnection } from '../../src/p2p/path.ts'
 import { type LoadedWebRtc, loadWebRtc } from '../../src/p2p/webrtc/load.ts'
 import { isRawWebRtc, isWebRtcTunnel } from '../../src/p2p/webrtc/tunnel.ts'
 import { eventually } from '../support/eventually.ts'
 import { ByteSource, MiB } from '../support/transfer.ts'
+import { dialWebRtcTunnel } from '../support/webrtc-dial.ts'
 
 const BULK = '/warren-test/bulk/1.0.0'
 const SIZE = 16 * MiB
@@ -100,11 +100,10 @@ describe('the WebRTC tunnel on js-libp2p WebRTC connections', { timeout: 120_000
         runOnLimitedConnection: false,
       })
     }
-    // the test preset gives up a dial after 3 s; ICE on a loaded machine may take longer
-    const signal = AbortSignal.timeout(30_000)
-    await b.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${a.peerId}`), { signal })
-    raw = await b.dial(multiaddr(`${relayAddr}/p2p-circuit/webrtc/p2p/${a.peerId}`), { force: true, signal })
-    tunnel = await b.services.webrtcTunnels!.open(raw, { signal })
+    ;({ raw, tunnel } = await dialWebRtcTunnel(b, a, relayAddr, {
+      onRetry: (attempt, err) =>
+        process.stderr.write(`webrtc-tunnel: attempt ${attempt}: ${err.message}; trying again\n`),
+    }))
   })
 
   after(async () => {
