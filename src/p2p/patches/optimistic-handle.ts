@@ -83,8 +83,9 @@ export function answerOptimistically(stream: unknown, protocols: () => readonly 
   const named = peekLine(buf, header.next)
   if (named === undefined || !protocols().includes(named.line)) return false
   if (s.remoteWriteStatus !== 'writable' && buf.byteLength === named.next) return false
-  buf.consume(named.next)
+  // the answer first: a stream that cannot take it (it throws) keeps its lines for handle()
   s.send(bothLines(named.line))
+  buf.consume(named.next)
   s.protocol = named.line
   answeredHere++
   return true
