@@ -16,7 +16,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { HOLD_WINDOW_BELOW } from '../../src/p2p/patches/coalesce.ts'
-import { importedSessionKeys, quietUint16BE } from '../../src/p2p/patches/noise-crypto.ts'
+import { importedSessionKeys, quietDecode, quietUint16BE } from '../../src/p2p/patches/noise-crypto.ts'
 import { patchesMissed, patchMissed } from '../../src/p2p/patches/status.ts'
 import { unheardEventsSkipped } from '../../src/p2p/patches/unheard-events.ts'
 import { PRESETS } from '../../src/p2p/presets.ts'
@@ -153,9 +153,13 @@ function countWebSocketMessages(conn: Connection): { count: number } {
   return counter
 }
 
-function noiseLengthDecoder(conn: Connection): (data: never) => number {
-  return (conn as unknown as { muxer: { maConn: { decoder: { lengthDecoder: (data: never) => number } } } }).muxer
-    .maConn.decoder.lengthDecoder
+interface NoiseReader {
+  lengthDecoder: (data: never) => number
+  decode: unknown
+}
+
+function noiseReader(conn: Connection): NoiseReader {
+  return (conn as unknown as { muxer: { maConn: { decoder: NoiseReader } } }).muxer.maConn.decoder
 }
 
 describe('skipUnheardEvents is opt-in', () => {
@@ -218,10 +222,16 @@ for (const stock of [false, true]) {
       await p.stop()
     })
 
-    it(stock ? 'Noise reads with uint16BEDecode' : "Noise reads with Warren's quiet length decoder", () => {
+    it(stock ? 'Noise reads with uint16BEDecode' : "Noise reads with Warren's reader, which throws nothing", () => {
       for (const conn of [p.out, p.inb]) {
-        if (stock) assert.equal(noiseLengthDecoder(conn).name, 'uint16BEDecode')
-        else assert.equal(noiseLengthDecoder(conn), quietUint16BE)
+        const reader = noiseReader(conn)
+        if (stock) {
+          assert.equal(reader.lengthDecoder.name, 'uint16BEDecode')
+          assert.notEqual(reader.decode, quietDecode)
+        } else {
+          assert.equal(reader.lengthDecoder, quietUint16BE)
+          assert.equal(reader.decode, quietDecode)
+        }
       }
     })
 

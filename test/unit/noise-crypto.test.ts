@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { noiseCrypto, quietNoiseDecoder } from '../../src/p2p/patches/noise-crypto.ts'
+import { noiseCrypto, quietDecode, quietNoiseDecoder } from '../../src/p2p/patches/noise-crypto.ts'
 
 const bytes = (x: Uint8Array | { subarray(): Uint8Array }): Buffer =>
   Buffer.from(x instanceof Uint8Array ? x : x.subarray())
@@ -50,23 +50,45 @@ describe('noise crypto', () => {
     }
   })
 
-  it("Noise's message reader decodes the same with the quiet length decoder, across chunk boundaries", () => {
+  it("Noise's message reader decodes the same with Warren's reader, split at any point, and refuses the same", () => {
     // what Noise's encrypted stream holds: a LengthPrefixedDecoder over 2-byte big-endian lengths
     function uint16BEDecode(data: Uint8Array | Uint8ArrayList): number {
       if (data.length < 2) throw new RangeError('Could not decode int16BE')
       return data instanceof Uint8Array ? (data[0]! << 8) + data[1]! : data.getUint16(0)
     }
-    const messages = [0, 1, 300, 65_535].map((n) => randomBytes(n)).filter((m) => m.byteLength > 0)
-    const wire = Buffer.concat(messages.flatMap((m) => [Buffer.from([m.byteLength >> 8, m.byteLength & 255]), m]))
-    for (const quiet of [false, true]) {
-      const conn = { decoder: new LengthPrefixedDecoder({ lengthDecoder: uint16BEDecode, encodingLength: () => 2 }) }
-      if (quiet) quietNoiseDecoder(conn)
-      assert.equal((conn.decoder as unknown as { lengthDecoder: unknown }).lengthDecoder === uint16BEDecode, !quiet)
-      const out: Buffer[] = []
-      for (let off = 0; off < wire.length; off += 7777) {
-        for (const m of conn.decoder.decode(wire.subarray(off, off + 7777))) out.push(Buffer.from(m.subarray()))
+    const reader = (quiet: boolean, maxBufferSize?: number): LengthPrefixedDecoder => {
+      const conn = {
+        decoder: new LengthPrefixedDecoder({ lengthDecoder: uint16BEDecode, encodingLength: () => 2, maxBufferSize }),
       }
-      assert.deepEqual(out, messages)
+      if (quiet) assert.ok(quietNoiseDecoder(conn))
+      return conn.decoder
     }
+    const messages = [0, 1, 300, 65_535, 2].map((n) => randomBytes(n))
+    const wire = Buffer.concat(messages.flatMap((m) => [Buffer.from([m.byteLength >> 8, m.byteLength & 255]), m]))
+    const sent = messages.filter((m) => m.byteLength > 0)
+    for (const step of [1, 2, 3, 7777, wire.length]) {
+      for (const quiet of [false, true]) {
+        const decoder = reader(quiet)
+        assert.equal((decoder as unknown as { decode: unknown }).decode === quietDecode, quiet)
+        const out: Buffer[] = []
+        for (let off = 0; off < wire.length; off += step) {
+          for (const m of decoder.decode(wire.subarray(off, off + step))) out.push(Buffer.from(m.subarray()))
+        }
+        assert.deepEqual(out, sent, `chunks of ${step}, ${quiet ? "Warren's" : 'stock'} reader`)
+        assert.equal((decoder as unknown as { buffer: Uint8ArrayList }).buffer.byteLength, 0)
+      }
+    }
+    const refusals = [false, true].map((quiet) => {
+      try {
+        for (const _ of reader(quiet, 100).decode(randomBytes(101))) {
+          // nothing: the chunk alone is over the limit
+        }
+        return 'no error'
+      } catch (err) {
+        return `${(err as Error).name}: ${(err as Error).message}`
+      }
+    })
+    assert.equal(refusals[0], 'InvalidParametersError: Buffer length limit exceeded - 101/100')
+    assert.equal(refusals[1], refusals[0])
   })
 })
