@@ -1,17 +1,19 @@
 /**
  * Listeners without options go straight to Node's EventTarget (src/p2p/patches/lean-listeners.ts): they get every
- * event, are counted by `listenerCount`, are removed (and only once), duplicates are ignored, `once`/`signal`
- * listeners still work through the package's own path, `handleEvent` objects are called, the patch is installed
+ * event, are counted by `listenerCount` (Node's own count, the same as `getEventListeners`), are removed (and only
+ * once, also beside the package's entries of the same type), duplicates are ignored, nothing is kept on the emitter,
+ * `once`/`signal` listeners still work through the package's own path, `handleEvent` objects are called, the patch is installed
  * once, and a libp2p stream between two nodes still delivers, drains and closes (sha256 of the whole transfer).
  */
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import { describe, it } from 'node:test'
 import type { Stream } from '@libp2p/interface'
 import { TypedEventEmitter } from 'main-event'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode } from '../../src/p2p/create.ts'
-import { leanListeners } from '../../src/p2p/patches/lean-listeners.ts'
+import { leanListeners, nativeCount } from '../../src/p2p/patches/lean-listeners.ts'
 
 interface Events {
   ping: CustomEvent<number>
@@ -56,6 +58,34 @@ describe('leanListeners', () => {
     e.dispatchEvent(new Event('idle'))
     assert.equal(n, 0)
     assert.equal(e.listenerCount('ping'), 0)
+  })
+
+  it("keeps nothing per emitter beyond Node's own, and counts as getEventListeners does", () => {
+    const e = new TypedEventEmitter<Events>()
+    const keys = Reflect.ownKeys(e)
+    const seen: string[] = []
+    const plain = (): void => void seen.push('plain')
+    const once = (): void => void seen.push('once')
+    e.addEventListener('ping', plain)
+    e.addEventListener('ping', once, { once: true })
+    e.addEventListener('idle', plain)
+    assert.deepEqual(Reflect.ownKeys(e), keys, 'no property added to the emitter')
+    const counts = (): number[] => [
+      e.listenerCount('ping'),
+      nativeCount(e, 'ping'),
+      getEventListeners(e, 'ping').length,
+      e.listenerCount('idle'),
+      getEventListeners(e, 'idle').length,
+    ]
+    assert.deepEqual(counts(), [2, 2, 2, 1, 1])
+    // the package holds an entry for 'ping': removing the plain listener must still reach Node's list
+    e.removeEventListener('ping', plain)
+    assert.deepEqual(counts(), [1, 1, 1, 1, 1])
+    e.safeDispatchEvent('ping', { detail: 1 })
+    assert.deepEqual(seen, ['once'])
+    assert.deepEqual(counts(), [0, 0, 0, 1, 1])
+    e.removeEventListener('idle', plain)
+    assert.deepEqual(counts(), [0, 0, 0, 0, 0])
   })
 
   it('patches the prototype once', () => {

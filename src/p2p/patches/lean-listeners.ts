@@ -5,20 +5,21 @@
  * and keeps that entry in a map of its own besides the one Node's EventTarget keeps: about 200 bytes more per
  * listener, and an open service stream holds nine of them on each end.
  *
- * {@link leanListeners} patches the shared prototype so that a listener added without options (or with
- * `{ capture: false }`-free defaults, i.e. `undefined`/`false`) is registered with Node's EventTarget as it is and
- * only remembered in a per-emitter list of (type, listener) pairs, an array of exactly their size (a Map costs 150
- * bytes before its first entry, and a list grown by `push` keeps room for 16 more: a connection is four emitters); listeners with `once`, `signal`, `capture` or `passive` take the
- * package's own path. `listenerCount` counts both, `removeEventListener` finds either, and dispatching is Node's in
- * both cases, so nothing else changes: a listener function is called with the event, an object's `handleEvent` too.
+ * {@link leanListeners} patches the shared prototype so that a listener added without options (or with an options
+ * object that sets none of `capture`, `once`, `signal` and `passive`) is registered with Node's EventTarget as it is,
+ * and nothing else is kept: Node's EventTarget already ignores a second registration of the same listener, removes
+ * it, and counts it ({@link nativeCount}). Listeners with options take the package's own path, whose wrappers Node's
+ * EventTarget holds too, so `listenerCount` is Node's count of both kinds; `removeEventListener` removes a plain
+ * listener from Node's EventTarget and hands the package its own. Dispatching is Node's in both cases, so nothing
+ * else changes: a listener function is called with the event, an object's `handleEvent` too.
  * Process-wide like src/p2p/patches/unheard-events.ts, so installed only when asked (the `warren up` and
  * `warren-relay` daemons ask).
  */
+import { getEventListeners } from 'node:events'
 import { TypedEventEmitter } from 'main-event'
 import { patchMissed } from './status.ts'
 
 const PATCHED = Symbol.for('warren.leanListeners')
-const LEAN = Symbol('warren.leanListeners.byType')
 
 type Listener = ((evt: Event) => void) | { handleEvent(evt: Event): void }
 type Options = boolean | AddEventListenerOptions | EventListenerOptions | undefined
@@ -27,8 +28,6 @@ interface Patchable {
   addEventListener(type: string, listener: Listener | null, opts?: Options): void
   removeEventListener(type: string, listener: Listener | null, opts?: Options): void
   listenerCount(type: string): number
-  /** `type, listener, type, listener, …`; replaced, never grown, so that it stays the size of its contents. */
-  [LEAN]?: (string | Listener)[] | undefined
   [PATCHED]?: true
 }
 
@@ -40,12 +39,49 @@ function plain(opts: Options): boolean {
   return o.capture !== true && o.once !== true && o.signal == null && o.passive == null
 }
 
-/** The index of the pair (`type`, `listener`) in `pairs`, or -1. */
-function pairAt(pairs: readonly (string | Listener)[] | undefined, type: string, listener: Listener | null): number {
-  if (pairs === undefined || listener == null) return -1
-  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === type && pairs[i + 1] === listener) return i
-  return -1
+/**
+ * The key under which Node's EventTarget keeps its listeners: a Map of type → list head, whose `size` Node keeps as
+ * listeners come and go. `getEventListeners` reads the same list and copies it into a new array on every call, and
+ * libp2p's streams ask for the count of `message` listeners on every message (0.04 µs a call against 0.005, in a
+ * loop). Internal to Node, so it is used only when a probe at load shows it counting as `getEventListeners` does.
+ */
+const kEvents = Object.getOwnPropertySymbols(new EventTarget()).find((s) => s.description === 'kEvents')
+
+interface ListHead {
+  size?: unknown
 }
+
+/** Node's count of the listeners of `type` on `target` from its own list head; undefined when that is not there. */
+function countedByNode(target: EventTarget, type: string): number | undefined {
+  const lists = kEvents === undefined ? undefined : (target as unknown as Record<symbol, unknown>)[kEvents]
+  if (!(lists instanceof Map)) return undefined
+  const head = lists.get(type) as ListHead | undefined
+  if (head === undefined) return 0
+  return typeof head.size === 'number' ? head.size : undefined
+}
+
+/** True when {@link countedByNode} agrees with `getEventListeners` as listeners are added and removed. */
+function headsCount(): boolean {
+  const t = new EventTarget()
+  const same = (): boolean => countedByNode(t, 'x') === getEventListeners(t, 'x').length
+  const a = (): void => {}
+  const b = (): void => {}
+  const checks = [same()]
+  t.addEventListener('x', a)
+  t.addEventListener('x', b)
+  t.addEventListener('x', a)
+  checks.push(same(), countedByNode(t, 'x') === 2)
+  t.removeEventListener('x', a)
+  checks.push(same())
+  t.removeEventListener('x', b)
+  checks.push(same())
+  return checks.every(Boolean)
+}
+
+/** The number of listeners of `type` Node's EventTarget holds on `target`. */
+export const nativeCount: (target: EventTarget, type: string) => number = headsCount()
+  ? (target, type) => countedByNode(target, type) ?? getEventListeners(target, type).length
+  : (target, type) => getEventListeners(target, type).length
 
 const nativeAdd = EventTarget.prototype.addEventListener
 const nativeRemove = EventTarget.prototype.removeEventListener
@@ -64,26 +100,15 @@ export function leanListeners(): boolean {
   }
   proto.addEventListener = function (this: Patchable, type, listener, opts) {
     if (listener == null || !plain(opts)) return add.call(this, type, listener, opts)
-    const pairs = this[LEAN]
-    if (pairAt(pairs, type, listener) >= 0) return
-    this[LEAN] = pairs === undefined ? [type, listener] : pairs.concat(type, listener)
     nativeAdd.call(this as unknown as EventTarget, type, listener)
   }
   proto.removeEventListener = function (this: Patchable, type, listener, opts) {
-    const pairs = this[LEAN]
-    const i = pairAt(pairs, type, listener)
-    if (i >= 0 && (opts === undefined || opts === false || (typeof opts === 'object' && opts.capture !== true))) {
-      this[LEAN] = pairs!.length === 2 ? undefined : pairs!.toSpliced(i, 2)
-      nativeRemove.call(this as unknown as EventTarget, type, listener as Listener)
-      return
-    }
-    remove.call(this, type, listener, opts)
+    // a plain listener is registered as itself; the package registers wrappers, which this leaves alone
+    if (listener != null) nativeRemove.call(this as unknown as EventTarget, type, listener, opts)
+    if (count.call(this, type) > 0) remove.call(this, type, listener, opts)
   }
   proto.listenerCount = function (this: Patchable, type) {
-    const pairs = this[LEAN]
-    let lean = 0
-    if (pairs !== undefined) for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === type) lean++
-    return count.call(this, type) + lean
+    return nativeCount(this as unknown as EventTarget, type)
   }
   proto[PATCHED] = true
   return true
