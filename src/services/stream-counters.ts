@@ -91,6 +91,8 @@ interface Live {
   counted: StreamBytes
   sample: (() => StreamBytes) | undefined
   started: number
+  /** Its three tallies (total, service, peer), looked up once: tallies are never dropped. */
+  tallies: readonly StreamTally[]
 }
 
 export class StreamCounters {
@@ -118,19 +120,20 @@ export class StreamCounters {
     return { direction: labels.direction, service: keep('service', labels.service), peer: keep('peer', labels.peer) }
   }
 
-  #each(labels: StreamLabels, fn: (t: StreamTally) => void): void {
-    for (const key of [
+  /** The tallies of `labels` (total, service, peer), made when missing. */
+  #talliesOf(labels: StreamLabels): StreamTally[] {
+    return [
       `${labels.direction}\0total\0`,
       `${labels.direction}\0service\0${labels.service}`,
       `${labels.direction}\0peer\0${labels.peer}`,
-    ]) {
+    ].map((key) => {
       let t = this.#tallies.get(key)
       if (t === undefined) {
         t = emptyTally()
         this.#tallies.set(key, t)
       }
-      fn(t)
-    }
+      return t
+    })
   }
 
   #add(live: Live, now: StreamBytes): void {
@@ -139,11 +142,11 @@ export class StreamCounters {
     if (dIn === 0 && dOut === 0) return
     live.counted = { bytesIn: live.counted.bytesIn + dIn, bytesOut: live.counted.bytesOut + dOut }
     const at = Date.now()
-    this.#each(live.kept, (t) => {
+    for (const t of live.tallies) {
       t.bytesIn += dIn
       t.bytesOut += dOut
       t.lastUse = at
-    })
+    }
     for (const l of this.#listeners) l.bytes?.(live.kept, { bytesIn: dIn, bytesOut: dOut })
   }
 
@@ -153,12 +156,13 @@ export class StreamCounters {
    */
   start(labels: StreamLabels, sample?: () => StreamBytes, info: { port?: number } = {}): CountedStream {
     const kept = this.#bounded(labels)
-    const live: Live = { labels, kept, counted: { bytesIn: 0, bytesOut: 0 }, sample, started: Date.now() }
+    const tallies = this.#talliesOf(kept)
+    const live: Live = { labels, kept, counted: { bytesIn: 0, bytesOut: 0 }, sample, started: Date.now(), tallies }
     this.#live.add(live)
-    this.#each(kept, (t) => {
+    for (const t of tallies) {
       t.open++
       t.lastUse = live.started
-    })
+    }
     for (const l of this.#listeners) l.started?.(labels)
     let ended = false
     return {
@@ -173,11 +177,11 @@ export class StreamCounters {
         this.#add(live, final)
         this.#live.delete(live)
         const now = Date.now()
-        this.#each(kept, (t) => {
+        for (const t of tallies) {
           t.open--
           t.ends[cause] = (t.ends[cause] ?? 0) + 1
           t.lastUse = now
-        })
+        }
         const end: StreamEnd = { ...labels, ...live.counted, cause, durationMs: now - live.started, counted: kept }
         if (reason !== undefined) end.reason = reason
         if (info.port !== undefined) end.port = info.port
