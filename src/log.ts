@@ -17,10 +17,15 @@ const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 }
 /** C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings, overrides and isolates. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+/** The same characters, for a test that finds the first one (no `g`: `test` keeps no state). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const ANY_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/
 const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
 
 /** `text` with every character that could break or disguise a log line written as an escape. */
 export function escapeControl(text: string): string {
+  // most lines have nothing to escape: a test is far cheaper than a replace with a function
+  if (!ANY_UNSAFE.test(text)) return text
   return text.replace(UNSAFE, (c) => {
     const code = c.charCodeAt(0)
     return SHORT[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`)
@@ -28,19 +33,35 @@ export function escapeControl(text: string): string {
 }
 
 /** One formatted line, without the newline; the message is escaped (escapeControl). */
-export function formatLogLine(level: LogLevel, message: string, now: Date = new Date()): string {
-  return `${now.toISOString()} ${level.padEnd(5)} ${escapeControl(String(message))}`
+export function formatLogLine(level: LogLevel, message: string, now?: Date): string {
+  return `${now === undefined ? isoNow() : now.toISOString()} ${PADDED[level]} ${escapeControl(String(message))}`
+}
+
+const PADDED: Record<LogLevel, string> = { debug: 'debug', info: 'info ', warn: 'warn ', error: 'error' }
+
+let isoAt = -1
+let iso = ''
+
+/** The time now as `toISOString()` writes it, made once per millisecond (a busy daemon logs many lines in one). */
+function isoNow(): string {
+  const ms = Date.now()
+  if (ms !== isoAt) {
+    isoAt = ms
+    iso = new Date(ms).toISOString()
+  }
+  return iso
 }
 
 /**
  * One JSON object per line, for log collectors: `{"time":"…","level":"info","msg":"…"}`. JSON escapes every control
  * character; the line and paragraph separators and bidi controls are escaped as in {@link escapeControl}.
  */
-export function formatJsonLogLine(level: LogLevel, message: string, now: Date = new Date()): string {
-  return JSON.stringify({ time: now.toISOString(), level, msg: String(message) }).replace(
-    /[\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16)}`,
-  )
+export function formatJsonLogLine(level: LogLevel, message: string, now?: Date): string {
+  return JSON.stringify({
+    time: now === undefined ? isoNow() : now.toISOString(),
+    level,
+    msg: String(message),
+  }).replace(/[\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`)
 }
 
 /** `pretty`: readable lines (the default); `json`: one JSON object per line. */

@@ -1,7 +1,7 @@
 /** `warren up --log-format json`: one JSON object per line, control characters escaped; a bad format is refused. */
 import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
-import { formatJsonLogLine } from '../../src/log.ts'
+import { escapeControl, formatJsonLogLine, formatLogLine } from '../../src/log.ts'
 import { runCli } from '../support/cli.ts'
 import { makeHome, removeHome, TestDaemon } from '../support/daemon.ts'
 
@@ -20,6 +20,24 @@ it('a JSON line escapes control characters, line separators and bidi overrides',
     '{"time":"1970-01-01T00:00:00.000Z","level":"info","msg":"web\\n\\u001b[31mred\\u2028\\u202eevil"}',
   )
   assert.equal(JSON.parse(line).msg, 'web\n\x1b[31mred\u2028\u202eevil')
+})
+
+it('a line without a given time carries the time it was made, and text with nothing to escape comes out as it is', () => {
+  for (const format of [formatLogLine, formatJsonLogLine]) {
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now()
+      const line = format('warn', 'plain text → ünïcode', undefined)
+      const after = Date.now()
+      const time = format === formatLogLine ? line.slice(0, 24) : (JSON.parse(line) as { time: string }).time
+      assert.match(time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+      const at = Date.parse(time)
+      assert.ok(at >= before && at <= after, `${time} is between ${before} and ${after}`)
+      if (format === formatLogLine) assert.equal(line.slice(24), ' warn  plain text → ünïcode')
+      else assert.equal((JSON.parse(line) as { msg: string }).msg, 'plain text → ünïcode')
+    }
+  }
+  assert.equal(escapeControl('nothing to escape'), 'nothing to escape')
+  assert.equal(escapeControl('a\tb\u0085c'), 'a\\tb\\x85c')
 })
 
 it('the daemon logs JSON lines to stderr and to daemon.log', async () => {
