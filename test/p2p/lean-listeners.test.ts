@@ -13,7 +13,7 @@ import type { Stream } from '@libp2p/interface'
 import { TypedEventEmitter } from 'main-event'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode } from '../../src/p2p/create.ts'
-import { leanListeners, nativeCount } from '../../src/p2p/patches/lean-listeners.ts'
+import { countsFromHeads, leanListeners, nativeCount } from '../../src/p2p/patches/lean-listeners.ts'
 
 interface Events {
   ping: CustomEvent<number>
@@ -78,6 +78,7 @@ describe('leanListeners', () => {
       getEventListeners(e, 'idle').length,
     ]
     assert.deepEqual(counts(), [2, 2, 2, 1, 1])
+    assert.equal(countsFromHeads, true, 'this Node keeps its listener lists where the count is read from')
     // the package holds an entry for 'ping': removing the plain listener must still reach Node's list
     e.removeEventListener('ping', plain)
     assert.deepEqual(counts(), [1, 1, 1, 1, 1])

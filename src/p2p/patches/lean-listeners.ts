@@ -51,11 +51,18 @@ interface ListHead {
   size?: unknown
 }
 
+interface ListHeads {
+  get?(type: string): ListHead | undefined
+}
+
 /** Node's count of the listeners of `type` on `target` from its own list head; undefined when that is not there. */
 function countedByNode(target: EventTarget, type: string): number | undefined {
-  const lists = kEvents === undefined ? undefined : (target as unknown as Record<symbol, unknown>)[kEvents]
-  if (!(lists instanceof Map)) return undefined
-  const head = lists.get(type) as ListHead | undefined
+  if (kEvents === undefined) return undefined
+  const lists = (target as unknown as Record<symbol, ListHeads | undefined>)[kEvents]
+  // Node makes the map at the first listener; it is Node's own Map class, not an instance of the Map programs see
+  if (lists === undefined) return 0
+  if (typeof lists.get !== 'function') return undefined
+  const head = lists.get(type)
   if (head === undefined) return 0
   return typeof head.size === 'number' ? head.size : undefined
 }
@@ -78,8 +85,11 @@ function headsCount(): boolean {
   return checks.every(Boolean)
 }
 
+/** True when {@link nativeCount} reads Node's list heads (false: it asks `getEventListeners`). */
+export const countsFromHeads = headsCount()
+
 /** The number of listeners of `type` Node's EventTarget holds on `target`. */
-export const nativeCount: (target: EventTarget, type: string) => number = headsCount()
+export const nativeCount: (target: EventTarget, type: string) => number = countsFromHeads
   ? (target, type) => countedByNode(target, type) ?? getEventListeners(target, type).length
   : (target, type) => getEventListeners(target, type).length
 
