@@ -5,6 +5,7 @@
 import type { Connection, NewStreamOptions, PeerId, Stream } from '@libp2p/interface'
 import { WarrenError } from '../errors.ts'
 import { OPTIMISTIC_SELECT } from '../p2p/patches/optimistic-select.ts'
+import { sharedTimeout } from '../p2p/shared-timeout.ts'
 import { readFrame } from './frame-io.ts'
 import { decodeResponse, encodeRequest, SERVICE_PROTOCOL, Status } from './header.ts'
 
@@ -98,7 +99,7 @@ export async function startServiceStream(
     // header, without waiting a round trip for the host's answer (a close before that answer sends its FIN after
     // it); a host without the protocol aborts the stream with UnsupportedProtocolError, which readAnswer reports
     stream = await conn.newStream(SERVICE_PROTOCOL, {
-      signal: opts.signal ?? AbortSignal.timeout(timeoutMs),
+      signal: opts.signal ?? sharedTimeout(timeoutMs),
       runOnLimitedConnection: true,
       negotiateFully: false,
       [OPTIMISTIC_SELECT]: true,
