@@ -61,7 +61,7 @@ export class OutgoingServices {
       throw err
     }
     const peer = conn.remotePeer.toString()
-    counters.dialed(peer, Date.now() - dialStart, true)
+    const dialMs = Date.now() - dialStart
     const streamOpts: OpenServiceOptions = {
       selfId: this.#deps.selfId,
       timeoutMs: this.#deps.limits().connectTimeoutMs + 10_000,
@@ -76,6 +76,8 @@ export class OutgoingServices {
       throw err
     }
     const pending = await startServiceStream(conn, service, streamOpts).catch(refused)
+    // after this turn's writes, which carry the new stream (they leave in a setImmediate queued before this one)
+    setImmediate(() => counters.dialed(peer, dialMs, true))
     const answer = pending.answer.then(() => {
       countStream(
         pending.stream,

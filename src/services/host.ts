@@ -346,6 +346,9 @@ export class ServiceHost {
         return
       }
       if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
+      const { tcp, type } = decision.entry
+      // the bytes the peer sent with its request go to the target now; the bookkeeping below comes after them
+      const piped = type === 'http' ? undefined : pipeStream(stream, socket)
       // bytes in came from the peer and went to the target; bytes out came from the target
       const counted = this.#opts.counters?.start(
         labels,
@@ -358,8 +361,7 @@ export class ServiceHost {
         'info',
         `incoming stream accepted: ${peer} → ${service} (${formatTarget(decision.entry.tcp)}${dialled})`,
       )
-      const { tcp, type } = decision.entry
-      if (type === 'http') {
+      if (piped === undefined) {
         // "type": "http": a reverse proxy that tells the app who is calling (X-Warren-Peer)
         await serveHttpStream(stream, socket, {
           peer: peer.toString(),
@@ -371,7 +373,7 @@ export class ServiceHost {
         rec.counted?.end(endCause(rec, undefined))
         return
       }
-      const res = await pipeStream(stream, socket)
+      const res = await piped
       if (res.error !== undefined) this.#log('debug', describePipeEnd(`service ${service} for ${peer}`, res))
       const cause = endCause(rec, res.error)
       // the rules may have changed while it ran (revoke() sets this)
