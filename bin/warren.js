@@ -31,8 +31,13 @@ const DAEMON_FLAGS = ['--max-semi-space-size=2']
  * after a collection at idle (V8's memory reducer, or the idle trim's compaction) the estimate fell to 1.1-1.3 and
  * stayed there: the next transfers ran a major collection every ~10 MiB, at 95-240 MiB/s and 5-7 CPU-s per GiB on
  * each end instead of 400-500 at 1.2-2 (docs/performance.md, "Major collections in a transfer"; UPSTREAM.md).
+ *
+ * It also optimizes a function with TurboFan after 1,000 calls instead of V8's 3,000: much of a forwarded
+ * connection's code runs once per connection, so with the default it ran unoptimized or Maglev-compiled for the
+ * first few thousand connections. New connections through a pair of daemons, p50 per 500 in a row: 0.84-0.92 ms from the 2,500th on with the default,
+ * 0.72-0.79 with 1,000 (docs/performance.md, "A new forwarded connection").
  */
-const UP_FLAGS = ['--heap-growing-percent=200']
+const UP_FLAGS = ['--heap-growing-percent=200', '--invocation-count-for-turbofan=1000']
 /**
  * `gc` for the relay's heap compaction after bursts of connections (src/relay/server/heap-compact.ts): without it the
  * committed heap of a relay with thousands of idle connections stayed ~3x its live heap. (`--optimize-for-size`

@@ -1,8 +1,9 @@
 /**
- * The `warren` launcher (bin/warren.js) starts a daemon with its memory settings: `warren up` (and `--home <dir> up`)
- * replaces itself once with a Node started with `--max-semi-space-size=2`, `--heap-growing-percent=200` and
- * MALLOC_ARENA_MAX=2 (same pid), runs from the bundled daemon (dist/daemon.mjs, built when missing), answers
- * `warren status` and stops cleanly on SIGTERM; a user's own `--max-semi-space-size` in NODE_OPTIONS is kept as it is.
+ * The `warren` launcher (bin/warren.js) starts a daemon with its memory and compiler settings: `warren up` (and
+ * `--home <dir> up`) replaces itself once with a Node started with `--max-semi-space-size=2`,
+ * `--heap-growing-percent=200`, `--invocation-count-for-turbofan=1000` and MALLOC_ARENA_MAX=2 (same pid), runs from
+ * the bundled daemon (dist/daemon.mjs, built when missing), answers `warren status` and stops cleanly on SIGTERM; a
+ * user's own `--max-semi-space-size` in NODE_OPTIONS is kept as it is.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -74,6 +75,7 @@ describe('bin/warren.js: the daemon’s start', { skip: linux ? false : 'the re-
     const pid = child.pid as number
     assert.ok(cmdline(pid).includes('--max-semi-space-size=2'), cmdline(pid).join(' '))
     assert.ok(cmdline(pid).includes('--heap-growing-percent=200'), cmdline(pid).join(' '))
+    assert.ok(cmdline(pid).includes('--invocation-count-for-turbofan=1000'), cmdline(pid).join(' '))
     assert.ok(environ(pid).includes('MALLOC_ARENA_MAX=2'))
     assert.ok(environ(pid).includes('WARREN_NODE_TUNED=1'))
     assert.ok(existsSync(resolve('dist/daemon.mjs')), 'the bundle was built')
