@@ -1,6 +1,7 @@
 /**
  * Reading one header frame off a libp2p Stream without losing the bytes that follow it: anything read past
- * the frame is pushed back with `unshift`, so the pipe sees the stream exactly as the peer sent it.
+ * the frame is pushed back with `unshift` (or, for a frame the stream already held, never taken off it), so the pipe
+ * sees the stream exactly as the peer sent it.
  */
 import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -10,7 +11,25 @@ export class FrameTimeoutError extends Error {
   override name = 'FrameTimeoutError'
 }
 
+/**
+ * A frame whole in the bytes `stream` holds unread (libp2p's streams keep what arrived before anyone listened in
+ * their `readBuffer`), taken off it; undefined when there is none yet, or when those bytes are no frame (the
+ * listening path below then reports why).
+ */
+function bufferedFrame(stream: Stream): Uint8Array | undefined {
+  const held = (stream as Stream & { readBuffer?: unknown }).readBuffer
+  if (!(held instanceof Uint8ArrayList) || held.byteLength === 0) return undefined
+  try {
+    return takeFrame(held)
+  } catch {
+    return undefined
+  }
+}
+
 export function readFrame(stream: Stream, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
+  // a host's request usually came with the stream's first frame: no listeners, timer or copy for it then
+  const early = signal?.aborted === true ? undefined : bufferedFrame(stream)
+  if (early !== undefined) return Promise.resolve(early)
   return new Promise<Uint8Array>((resolve, reject) => {
     const buf = new Uint8ArrayList()
     const done = (err: Error | undefined, frame?: Uint8Array): void => {
