@@ -6,9 +6,10 @@
  * connection the first event of each step after the forwarding end (B) accepts it gives the step's offset; the
  * table is the median offset of each step, in µs, and the time between a step and the one before:
  *
- *   B accept → B writev (the stream, its request and the client's byte, to A) → A read → A connect (the target) →
- *   its return → A write (the byte to the target) → A writev (the answer) → A read (the target's echo) → A writev →
- *   B read → B write (the echo to the client)
+ *   B accept → B recvfrom (the local-user check's netlink answer) → B writev (the stream, its request and the
+ *   client's byte, to A) → A read → A socket (for the target) → A connect → its return → A write (the byte to the
+ *   target) → A writev (the answer) → A read (the target's echo) → A writev → B read → B write (the echo to the
+ *   client)
  *
  * It needs Linux `perf` with access to the syscalls tracepoints (root, or perf_event_paranoid ≤ -1). The tracepoints
  * cost a few µs per connection, so the p50 printed here runs a little above bench:peers'.
@@ -38,8 +39,10 @@ type Step = [label: string, end: 'A' | 'B', event: string, test?: (args: string)
 
 const ONE_BYTE = (a: string): boolean => /count: 0x0+1$/.test(a)
 const STEPS: Step[] = [
+  ["B has the local-user check's answer", 'B', 'sys_exit_recvfrom'],
   ['B writev', 'B', 'sys_enter_writev'],
   ['A read', 'A', 'sys_exit_read'],
+  ["A makes the target's socket", 'A', 'sys_enter_socket'],
   ['A connect', 'A', 'sys_enter_connect'],
   ['A connect returns', 'A', 'sys_exit_connect'],
   ['A write (to the target)', 'A', 'sys_enter_write', ONE_BYTE],
@@ -51,6 +54,8 @@ const STEPS: Step[] = [
 ]
 const TRACEPOINTS = [
   'sys_enter_accept4',
+  'sys_exit_recvfrom',
+  'sys_enter_socket',
   'sys_exit_read',
   'sys_enter_write',
   'sys_enter_writev',
