@@ -13,12 +13,13 @@
  * How, without touching node_modules: `answering(yamux())` wraps the muxers' `safeDispatchEvent` so that a muxer's
  * `stream` event (a new incoming stream) is dispatched in a microtask, after the frames of the same read (the stream's
  * first data) were handled. If the stream's buffered data then starts with the complete header line and a line naming
- * a protocol this node handles (`registrar.getProtocols()`, the list `handle()` is given), both lines are taken off
- * the buffer, answered in one `send` with the bytes `handle()` would send, and the stream's `protocol` is set: libp2p's
- * `onIncomingStream` then skips `handle()` ("pre-negotiated") and goes on as after a negotiation (stream limits,
- * peer store, handler, middleware). Anything else is left to `handle()` untouched: data not yet there or incomplete,
- * another first line, `ls`, an unknown protocol (answered `na` there), a stream already closed or reset, and a stream
- * whose dialer's FIN came with the lines and nothing after them (the handler could not see that end otherwise).
+ * a protocol this node handles (one with a handler in libp2p's registrar, the list `handle()` is given), both lines
+ * are taken off the buffer, answered in one `send` with the bytes `handle()` would send, and the stream's `protocol`
+ * is set: libp2p's `onIncomingStream` then skips `handle()` ("pre-negotiated") and goes on as after a negotiation
+ * (stream limits, peer store, handler, middleware). Anything else is left to `handle()` untouched: data not yet there
+ * or incomplete, another first line, `ls`, an unknown protocol (answered `na` there), a stream already closed or
+ * reset, and a stream whose dialer's FIN came with the lines and nothing after them (the handler could not see that
+ * end otherwise).
  *
  * @example
  * ```ts
@@ -43,8 +44,19 @@ interface AnswerableStream {
 
 /** What the wrapper needs of libp2p's components. */
 interface RegistrarComponents {
-  registrar?: { getProtocols(): string[] }
+  registrar?: { getHandler(protocol: string): unknown }
 }
+
+/** True when `protocol` has a handler in `registrar` (`getHandler` throws for one that has none). */
+function handledBy(registrar: RegistrarComponents['registrar'], protocol: string): boolean {
+  try {
+    return registrar?.getHandler(protocol) != null
+  } catch {
+    return false
+  }
+}
+
+const utf8 = new TextDecoder()
 
 /** One length-prefixed line of `buf` from byte `at`: its text and where the next starts; undefined if not whole. */
 function peekLine(buf: Uint8ArrayList, at: number): { line: string; next: number } | undefined {
@@ -59,7 +71,7 @@ function peekLine(buf: Uint8ArrayList, at: number): { line: string; next: number
   }
   if (len < 1 || len > MAX_LINE || buf.byteLength < at + n + len) return undefined
   if (buf.get(at + n + len - 1) !== 0x0a) return undefined
-  return { line: new TextDecoder().decode(buf.subarray(at + n, at + n + len - 1)), next: at + n + len }
+  return { line: utf8.decode(buf.subarray(at + n, at + n + len - 1)), next: at + n + len }
 }
 
 let answeredHere = 0
@@ -73,7 +85,7 @@ export function optimisticallyAnswered(): number {
  * Answers the negotiation of a new incoming stream from its buffered first bytes, as `handle()` would; true when it
  * did (the stream's `protocol` is then set), false when the stream is left to `handle()`.
  */
-export function answerOptimistically(stream: unknown, protocols: () => readonly string[]): boolean {
+export function answerOptimistically(stream: unknown, handles: (protocol: string) => boolean): boolean {
   const s = stream as AnswerableStream
   const buf = s.readBuffer
   if (!(buf instanceof Uint8ArrayList) || s.protocol !== '' || s.status !== 'open') return false
@@ -81,7 +93,7 @@ export function answerOptimistically(stream: unknown, protocols: () => readonly 
   const header = peekLine(buf, 0)
   if (header?.line !== MSS_HEADER) return false
   const named = peekLine(buf, header.next)
-  if (named === undefined || !protocols().includes(named.line)) return false
+  if (named === undefined || !handles(named.line)) return false
   if (s.remoteWriteStatus !== 'writable' && buf.byteLength === named.next) return false
   // the answer first: a stream that cannot take it (it throws) keeps its lines for handle()
   s.send(bothLines(named.line))
@@ -99,7 +111,7 @@ interface DispatchingMuxer {
   safeDispatchEvent?: Dispatch
 }
 
-/** Where a muxer keeps its node's protocol list: set on the muxers {@link answeringMuxer} was given. */
+/** Where a muxer keeps its node's protocol test: set on the muxers {@link answeringMuxer} was given. */
 const PROTOCOLS = Symbol('warren.answeringProtocols')
 
 /** Muxer classes whose `safeDispatchEvent` was wrapped (once per class, for every muxer of the process). */
@@ -110,8 +122,8 @@ const wrappedClasses = new WeakSet<object>()
  * dispatch is wrapped once on the muxer's class, so a connection costs one property (its node's protocol list), not
  * closures of its own: a relay holds thousands. Muxers without the property, a stock node's, dispatch as before.
  */
-export function answeringMuxer(muxer: unknown, protocols: () => readonly string[]): boolean {
-  const m = muxer as DispatchingMuxer & { [PROTOCOLS]?: () => readonly string[] }
+export function answeringMuxer(muxer: unknown, handles: (protocol: string) => boolean): boolean {
+  const m = muxer as DispatchingMuxer & { [PROTOCOLS]?: (protocol: string) => boolean }
   if (typeof m.safeDispatchEvent !== 'function') return false
   const cls = Object.getPrototypeOf(m) as DispatchingMuxer | null
   if (cls === null) return false
@@ -140,7 +152,7 @@ export function answeringMuxer(muxer: unknown, protocols: () => readonly string[
     }
     wrappedClasses.add(cls)
   }
-  m[PROTOCOLS] = protocols
+  m[PROTOCOLS] = handles
   return true
 }
 
@@ -149,11 +161,12 @@ export function answering<C>(factory: (components: C) => StreamMuxerFactory): (c
   return (components) => {
     const muxers = factory(components)
     const registrar = (): RegistrarComponents['registrar'] => (components as RegistrarComponents).registrar
-    const protocols = (): readonly string[] => registrar()?.getProtocols() ?? []
+    // a membership test, not registrar.getProtocols(): that builds and sorts the list of every protocol per call
+    const handles = (protocol: string): boolean => handledBy(registrar(), protocol)
     const create = muxers.createStreamMuxer.bind(muxers)
     muxers.createStreamMuxer = (maConn) => {
       const muxer = create(maConn)
-      if (typeof registrar()?.getProtocols !== 'function' || !answeringMuxer(muxer, protocols)) {
+      if (typeof registrar()?.getHandler !== 'function' || !answeringMuxer(muxer, handles)) {
         patchMissed('optimisticHandle', 'the muxer has no `safeDispatchEvent` or libp2p passed no registrar')
       }
       return muxer
