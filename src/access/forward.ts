@@ -15,7 +15,7 @@
  * ```
  */
 
-import { createServer, type Server, type Socket } from 'node:net'
+import { createServer, isIP, type Server, type Socket } from 'node:net'
 import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
 import { type ErrorCode, toWarrenError, WarrenError } from '../errors.ts'
 import type { Logger } from '../log.ts'
@@ -102,6 +102,9 @@ export function pipeEndError(res: PipeResult & { error: Error }): WarrenError {
   return new WarrenError(e instanceof WarrenError ? e.code : 'ERR_STREAM_ABORTED', message, { cause: e })
 }
 
+/** Listen hosts that take connections on every address. */
+const WILDCARD = new Set(['0.0.0.0', '::'])
+
 function forwardError(err: WarrenError): ForwardError {
   return { at: Date.now(), code: err.code, message: err.message }
 }
@@ -172,11 +175,16 @@ export class Forwarder {
       check: { state: spec.check === false ? 'skipped' : 'running' },
     }
     const entry: Entry = { info, addrs: spec.addrs, server, sockets: new Set() }
+    // bound to one address: every accepted socket's own end is known without asking the socket
+    const local =
+      typeof addr === 'object' && addr !== null && isIP(addr.address) !== 0 && !WILDCARD.has(addr.address)
+        ? { address: addr.address, port: addr.port }
+        : undefined
     server.on('connection', (socket: Socket) => {
       if (!this.#users.active) return this.#onConnection(entry, socket)
       // no 'data' listener yet: the socket buffers what the client sends until the pipe reads it
       socket.on('error', () => {})
-      void this.#users.admit(socket).then((ok) => {
+      void this.#users.admit(socket, local).then((ok) => {
         if (ok === false) return
         if (entry.closed === true) socket.destroy()
         else this.#onConnection(entry, socket)

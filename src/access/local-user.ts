@@ -243,14 +243,23 @@ const tcp6 = new TableReader('/proc/net/tcp6')
 /** Set when the netlink lookup cannot answer in this process: every later lookup reads `/proc/net`. */
 let netlinkOff = false
 
+/** This end of accepted sockets, when the listener is bound to one address: no system call needed to learn it. */
+export interface ListenEnd {
+  address: string
+  port: number
+}
+
 /**
  * The uid of the local process at the other end of `socket`, or undefined (another machine, or unknown): asked of
  * the kernel over netlink by the client socket's exact 4-tuple ({@link sockOwner}, microseconds whatever the number
- * of sockets), else read from `/proc/net/tcp{,6}`.
+ * of sockets), else read from `/proc/net/tcp{,6}`. `local`: this end's address, when the listener is bound to one
+ * (else it is asked of the socket).
  */
-export async function peerUid(socket: Socket): Promise<number | undefined> {
+export async function peerUid(socket: Socket, local?: ListenEnd): Promise<number | undefined> {
   const since = performance.now()
-  const { remoteAddress, remotePort, localAddress, localPort } = socket
+  const { remoteAddress, remotePort } = socket
+  const localAddress = local?.address ?? socket.localAddress
+  const localPort = local?.port ?? socket.localPort
   if (remoteAddress === undefined || remotePort === undefined) return undefined
   if (localAddress === undefined || localPort === undefined) return undefined
   if (!netlinkOff) {
@@ -318,13 +327,13 @@ export class LocalUserGate {
 
   /**
    * Resolves with the client's uid (undefined: not known, another machine) when it may be served, or false after
-   * destroying the socket. Never rejects.
+   * destroying the socket. Never rejects. `local`: the listener's address when it is bound to one ({@link peerUid}).
    */
-  async admit(socket: Socket): Promise<number | undefined | false> {
+  async admit(socket: Socket, local?: ListenEnd): Promise<number | undefined | false> {
     if (!this.active) return undefined
     let uid: number | undefined
     try {
-      uid = await peerUid(socket)
+      uid = await peerUid(socket, local)
     } catch {
       uid = undefined
     }

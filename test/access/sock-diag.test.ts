@@ -1,7 +1,8 @@
 /**
  * The netlink lookup of a local client's uid (NETLINK_SOCK_DIAG by the exact 4-tuple): a real client held open by
  * another user (nobody, via setpriv) and one of the daemon's own user, over IPv4, IPv6 and IPv4 on a dual-stack
- * listener; the answer matches the `/proc/net` reading, and a socket that does not exist has no owner.
+ * listener; the answer matches the `/proc/net` reading, also with the listener's own address given instead of asked
+ * of the socket, and a socket that does not exist has no owner.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
@@ -90,6 +91,11 @@ describe('netlink sock_diag: the uid of a local client', { skip }, () => {
       const owner = sockOwner(tupleOf(s))
       assert.deepEqual(owner, { uid: NOBODY, state: 1 })
       assert.equal(await peerUid(s), NOBODY)
+      if (listen !== '::') {
+        // the listener's own address, given instead of asked of the socket (a forward bound to one address)
+        assert.equal(await peerUid(s, { address: listen, port: s.localPort as number }), NOBODY)
+        assert.equal(await peerUid(s, { address: listen, port: 1 }), undefined, 'the given end is the one looked up')
+      }
       const t = tupleOf(s)
       assert.equal(await procPeerUid(t.local, t.localPort, t.remote, t.remotePort), NOBODY)
     })
