@@ -2,7 +2,8 @@
  * Time-out signals shared by the operations that start within the same {@link SHARE_MS}: each new service stream
  * needs one (it bounds the protocol negotiation, which with optimistic selection never waits), and a signal of its
  * own per stream (`AbortSignal.timeout`: an AbortSignal, a weak reference and a timer that fires tens of seconds
- * later, also for a stream long gone) cost ~5 µs of each new forwarded connection. A shared signal aborts between
+ * later, also for a stream long gone) was 6% of the time the forwarding end took to open a service stream, in a V8
+ * profile of new forwarded connections. A shared signal aborts between
  * `ms` and `ms` + {@link SHARE_MS} after the call, with the same `TimeoutError` as `AbortSignal.timeout`.
  *
  * @example

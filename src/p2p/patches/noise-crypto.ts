@@ -12,10 +12,10 @@
  *
  * 2. The reader of Noise messages (@libp2p/utils' LengthPrefixedDecoder with Noise's `uint16BEDecode`) learns that a
  *    chunk holds no further message from a RangeError, built with a stack trace for every chunk read off the socket:
- *    5% of the service host's CPU under load. A preallocated error still costs a throw per chunk (V8 unwinds to the
- *    decoder's `catch` and builds a message object for it: 0.36 µs a chunk in a loop against 0.03 without, 2.7-3% of
- *    each daemon's CPU on new connections). {@link quietNoiseDecoder} gives the reader a `decode` that reads the
- *    2-byte lengths itself and stops when fewer bytes are buffered, with the same checks, errors and messages.
+ *    5% of the service host's CPU under load. A preallocated error still costs a throw per chunk, unwound to the
+ *    decoder's `catch`: 0.36 µs a chunk in a loop against 0.03 without, 2.7-3% of each daemon's CPU on new
+ *    connections. {@link quietNoiseDecoder} gives the reader a `decode` that reads the 2-byte lengths itself and stops
+ *    when fewer bytes are buffered, with the same checks, errors and messages.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
