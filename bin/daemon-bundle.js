@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 /** Loaded from node_modules at run time: native addons, and a package that reads its own package.json. */
-const EXTERNAL = ['koffi', 'udx-native', '@achingbrain/ssdp', 'node-datachannel']
+const EXTERNAL = ['koffi', 'udx-native', '@achingbrain/ssdp', 'node-datachannel', 'sodium-native']
 
 /** The newest modification time of the files under `dir` (recursive), ms. */
 function newestUnder(dir) {

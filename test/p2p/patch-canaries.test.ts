@@ -16,7 +16,12 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { HOLD_WINDOW_BELOW } from '../../src/p2p/patches/coalesce.ts'
-import { importedSessionKeys, quietDecode, quietUint16BE } from '../../src/p2p/patches/noise-crypto.ts'
+import {
+  importedSessionKeys,
+  libsodiumMessages,
+  quietDecode,
+  quietUint16BE,
+} from '../../src/p2p/patches/noise-crypto.ts'
 import { patchesMissed, patchMissed } from '../../src/p2p/patches/status.ts'
 import { unheardEventsSkipped } from '../../src/p2p/patches/unheard-events.ts'
 import { PRESETS } from '../../src/p2p/presets.ts'
@@ -283,15 +288,27 @@ for (const stock of [false, true]) {
     )
 
     it(
-      stock ? "Noise uses the package's own crypto" : 'noiseCrypto: session keys are imported into OpenSSL once',
+      stock
+        ? "Noise uses the package's own crypto"
+        : 'noiseCrypto: small messages go to libsodium, large ones to OpenSSL with keys imported once',
       async () => {
-        const r = await exchange(p, 50, 4096)
-        assert.equal(r.echoed, r.sent)
+        const sodiumBefore = libsodiumMessages()
+        const small = await exchange(p, 50, 400)
+        assert.equal(small.echoed, small.sent)
+        const sealed = libsodiumMessages() - sodiumBefore
+        // large writes: Noise messages of up to 64 KiB, above SODIUM_BELOW
+        const large = await exchange(p, 8, 60_000)
+        assert.equal(large.echoed, large.sent)
         // both nodes live in this process: each side's sending and receiving key, each imported once for the session
-        // (identify's messages may have imported them already)
         const imported = importedSessionKeys() - keysAtStart
-        if (stock) assert.equal(imported, 0)
-        else assert.equal(imported, 4, `${imported} keys imported for one connection`)
+        if (stock) {
+          assert.equal(imported, 0)
+          assert.equal(sealed, 0)
+        } else {
+          assert.equal(imported, 4, `${imported} keys imported for one connection`)
+          // 50 rounds of a message each way, sealed on one side and opened on the other
+          assert.ok(sealed >= 4 * 50, `${sealed} messages through libsodium`)
+        }
       },
     )
 

@@ -1,11 +1,22 @@
-/** Noise's cipher with a cached OpenSSL key (src/p2p/patches/noise-crypto.ts) against the package's own implementation. */
+/**
+ * Noise's cipher (src/p2p/patches/noise-crypto.ts: libsodium for small messages, OpenSSL with a cached key for large
+ * ones, WebAssembly for the smallest without libsodium) against the package's own implementation.
+ */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { noiseCrypto, quietDecode, quietNoiseDecoder } from '../../src/p2p/patches/noise-crypto.ts'
+import {
+  noiseCipher,
+  noiseCipherKind,
+  noiseCrypto,
+  quietDecode,
+  quietNoiseDecoder,
+  SODIUM_BELOW,
+} from '../../src/p2p/patches/noise-crypto.ts'
+import { sodiumAead } from '../../src/p2p/patches/sodium.ts'
 
 const bytes = (x: Uint8Array | { subarray(): Uint8Array }): Buffer =>
   Buffer.from(x instanceof Uint8Array ? x : x.subarray())
@@ -26,29 +37,76 @@ describe('noise crypto', () => {
   nonce.writeUInt32LE(7, 4)
   const ad = new Uint8Array(0)
 
-  for (const size of [0, 1, 100, 255, 256, 1200, 4000, 65_519]) {
-    it(`${size} bytes: same ciphertext as the default, each decrypts the other's, as bytes and as lists`, () => {
-      const plain = randomBytes(size)
-      const ours = bytes(noiseCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k))
-      const theirs = bytes(defaultCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k))
-      assert.deepEqual(ours, theirs)
-      assert.deepEqual(bytes(noiseCrypto.chaCha20Poly1305Encrypt(asList(plain), nonce, ad, k)), theirs)
-      assert.deepEqual(bytes(noiseCrypto.chaCha20Poly1305Decrypt(Buffer.from(theirs), nonce, ad, k)), plain)
-      assert.deepEqual(bytes(noiseCrypto.chaCha20Poly1305Decrypt(asList(Buffer.from(theirs)), nonce, ad, k)), plain)
-      assert.deepEqual(bytes(defaultCrypto.chaCha20Poly1305Decrypt(Buffer.from(ours), nonce, ad, k)), plain)
+  it('libsodium loads here (a prebuilt sodium-native for this platform)', () => {
+    assert.ok(sodiumAead() !== undefined)
+    assert.equal(noiseCipherKind, 'libsodium')
+  })
+
+  const ciphers = [
+    ['noiseCrypto', noiseCrypto],
+    ['without libsodium', noiseCipher(undefined)],
+  ] as const
+  const sizes = [0, 1, 100, 255, 256, 1200, 4000, SODIUM_BELOW - 17, SODIUM_BELOW - 16, SODIUM_BELOW, 65_519]
+  for (const [name, cipher] of ciphers) {
+    for (const size of sizes) {
+      it(`${name}, ${size} bytes: same ciphertext as the default, each decrypts the other's, as bytes and as lists`, () => {
+        const plain = randomBytes(size)
+        const ours = bytes(cipher.chaCha20Poly1305Encrypt(plain, nonce, ad, k))
+        const theirs = bytes(defaultCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k))
+        assert.deepEqual(ours, theirs)
+        assert.deepEqual(bytes(cipher.chaCha20Poly1305Encrypt(asList(plain), nonce, ad, k)), theirs)
+        assert.deepEqual(bytes(cipher.chaCha20Poly1305Decrypt(Buffer.from(theirs), nonce, ad, k)), plain)
+        assert.deepEqual(bytes(cipher.chaCha20Poly1305Decrypt(asList(Buffer.from(theirs)), nonce, ad, k)), plain)
+        assert.deepEqual(bytes(defaultCrypto.chaCha20Poly1305Decrypt(Buffer.from(ours), nonce, ad, k)), plain)
+      })
+    }
+
+    it(`${name}: opens a message in place when Noise gives its first bytes as the destination`, () => {
+      for (const size of [0, 1, 63, 64, 65, 100, 1500, 4000, SODIUM_BELOW - 17]) {
+        const plain = randomBytes(size)
+        const sealed = Buffer.from(bytes(defaultCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k)))
+        const dst = sealed.subarray(0, size)
+        const opened = cipher.chaCha20Poly1305Decrypt(sealed, nonce, ad, k, dst)
+        assert.deepEqual(bytes(opened), plain, `${size} bytes`)
+        // a separate destination gets the plaintext too, and the ciphertext stays as it was
+        const again = Buffer.from(bytes(defaultCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k)))
+        const copy = Buffer.from(again)
+        const out = new Uint8Array(size)
+        assert.deepEqual(bytes(cipher.chaCha20Poly1305Decrypt(again, nonce, ad, k, out)), plain)
+        assert.deepEqual(again, copy)
+      }
+    })
+
+    it(`${name}: refuses a tampered message, a wrong key, a wrong nonce and a message shorter than its tag`, () => {
+      const sodium = name === 'noiseCrypto'
+      // what each implementation says: libsodium, OpenSSL, the package's WebAssembly
+      const refusal = (size: number): RegExp =>
+        sodium && size < SODIUM_BELOW
+          ? /^could not verify data$/
+          : !sodium && size < 256
+            ? /^Invalid chacha20poly1305 decryption$/
+            : /^Unsupported state or unable to authenticate data$/
+      for (const size of [100, 4000, SODIUM_BELOW + 100]) {
+        const sealed = bytes(cipher.chaCha20Poly1305Encrypt(randomBytes(size), nonce, ad, k))
+        const tampered = Buffer.from(sealed)
+        tampered[size >> 1]! ^= 1
+        const error = { message: refusal(size) }
+        assert.throws(() => cipher.chaCha20Poly1305Decrypt(tampered, nonce, ad, k), error)
+        const inPlace = Buffer.from(tampered)
+        assert.throws(() => cipher.chaCha20Poly1305Decrypt(inPlace, nonce, ad, k, inPlace.subarray(0, size)), error)
+        assert.throws(() => cipher.chaCha20Poly1305Decrypt(Buffer.from(sealed), nonce, ad, randomBytes(32)), error)
+        assert.throws(() => cipher.chaCha20Poly1305Decrypt(Buffer.from(sealed), Buffer.alloc(12), ad, k), error)
+      }
+      for (const size of [0, 15]) {
+        assert.throws(
+          () => cipher.chaCha20Poly1305Decrypt(randomBytes(size), nonce, ad, k),
+          sodium
+            ? { name: 'InvalidParametersError', message: `a Noise message of ${size} bytes is shorter than its tag` }
+            : { message: refusal(size) },
+        )
+      }
     })
   }
-
-  it('refuses a tampered message, a wrong key and a wrong nonce', () => {
-    for (const size of [100, 4000]) {
-      const sealed = bytes(noiseCrypto.chaCha20Poly1305Encrypt(randomBytes(size), nonce, ad, k))
-      const tampered = Buffer.from(sealed)
-      tampered[size >> 1]! ^= 1
-      assert.throws(() => noiseCrypto.chaCha20Poly1305Decrypt(tampered, nonce, ad, k))
-      assert.throws(() => noiseCrypto.chaCha20Poly1305Decrypt(Buffer.from(sealed), nonce, ad, randomBytes(32)))
-      assert.throws(() => noiseCrypto.chaCha20Poly1305Decrypt(Buffer.from(sealed), Buffer.alloc(12), ad, k))
-    }
-  })
 
   it("Noise's message reader decodes the same with Warren's reader, split at any point, and refuses the same", () => {
     // what Noise's encrypted stream holds: a LengthPrefixedDecoder over 2-byte big-endian lengths
