@@ -16,6 +16,7 @@ import {
   quietNoiseDecoder,
   SODIUM_BELOW,
 } from '../../src/p2p/patches/noise-crypto.ts'
+import { opensslAead } from '../../src/p2p/patches/openssl-aead.ts'
 import { sodiumAead } from '../../src/p2p/patches/sodium.ts'
 
 const bytes = (x: Uint8Array | { subarray(): Uint8Array }): Buffer =>
@@ -37,14 +38,17 @@ describe('noise crypto', () => {
   nonce.writeUInt32LE(7, 4)
   const ad = new Uint8Array(0)
 
-  it('libsodium loads here (a prebuilt sodium-native for this platform)', () => {
+  it("libsodium and Node's own OpenSSL load here (a prebuilt sodium-native, Node's exported EVP functions)", () => {
     assert.ok(sodiumAead() !== undefined)
     assert.equal(noiseCipherKind, 'libsodium')
+    assert.ok(opensslAead() !== undefined)
   })
 
+  const none = () => undefined
   const ciphers = [
     ['noiseCrypto', noiseCrypto],
-    ['without libsodium', noiseCipher(undefined)],
+    ['libsodium and node:crypto', noiseCipher(sodiumAead(), none)],
+    ['without libsodium or direct OpenSSL', noiseCipher(undefined, none)],
   ] as const
   const sizes = [0, 1, 100, 255, 256, 1200, 4000, SODIUM_BELOW - 17, SODIUM_BELOW - 16, SODIUM_BELOW, 65_519]
   for (const [name, cipher] of ciphers) {
@@ -62,7 +66,7 @@ describe('noise crypto', () => {
     }
 
     it(`${name}: opens a message in place when Noise gives its first bytes as the destination`, () => {
-      for (const size of [0, 1, 63, 64, 65, 100, 1500, 4000, SODIUM_BELOW - 17]) {
+      for (const size of [0, 1, 63, 64, 65, 100, 1500, 4000, SODIUM_BELOW - 17, SODIUM_BELOW, 65_519]) {
         const plain = randomBytes(size)
         const sealed = Buffer.from(bytes(defaultCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k)))
         const dst = sealed.subarray(0, size)
@@ -74,11 +78,15 @@ describe('noise crypto', () => {
         const out = new Uint8Array(size)
         assert.deepEqual(bytes(cipher.chaCha20Poly1305Decrypt(again, nonce, ad, k, out)), plain)
         assert.deepEqual(again, copy)
+        // a message that came in pieces, with Noise's destination a copy of its first bytes
+        const apart = new Uint8Array(size)
+        assert.deepEqual(bytes(cipher.chaCha20Poly1305Decrypt(asList(again), nonce, ad, k, apart)), plain)
+        assert.deepEqual(again, copy)
       }
     })
 
     it(`${name}: refuses a tampered message, a wrong key, a wrong nonce and a message shorter than its tag`, () => {
-      const sodium = name === 'noiseCrypto'
+      const sodium = name !== 'without libsodium or direct OpenSSL'
       // what each implementation says: libsodium, OpenSSL, the package's WebAssembly
       const refusal = (size: number): RegExp =>
         sodium && size < SODIUM_BELOW

@@ -14,10 +14,11 @@
  *    | 16 KiB | | 17.1 µs | 15.8 µs |
  *    | 64 KiB | | 38.7 µs | 57.6 µs |
  *
- *    So messages under {@link SODIUM_BELOW} go to libsodium, larger ones to OpenSSL with the session key imported
- *    once (a `KeyObject` cached per key array, which Noise keeps for the life of the connection), whose AVX-512
- *    ChaCha20 is the faster on bulk data. Without sodium-native (a platform it has no prebuilt binding for), the
- *    smallest messages go to WebAssembly and the rest to OpenSSL. A message of a new connection or an HTTP request
+ *    So messages under {@link SODIUM_BELOW} go to libsodium, larger ones to OpenSSL, whose AVX-512 ChaCha20 is the
+ *    faster on bulk data: called directly (src/p2p/patches/openssl-aead.ts), which saves `node:crypto`'s extra copy
+ *    of every byte and ~8% of a bulk transfer's throughput, or else through `node:crypto` with the session key
+ *    imported once (a `KeyObject` cached per key array, which Noise keeps for the life of the connection). Without
+ *    sodium-native (a platform it has no prebuilt binding for), the smallest messages go to WebAssembly. A message of a new connection or an HTTP request
  *    is a few hundred bytes: with libsodium each daemon used 30-50 µs less CPU per new forwarded connection and the
  *    two daemons 13-15% less per proxied HTTP request. Hashing and key exchange stay the package's default.
  *
@@ -38,6 +39,7 @@ import { asCrypto, defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { InvalidParametersError } from '@libp2p/interface'
 import { InvalidMessageLengthError } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { type OpensslAead, opensslAead } from './openssl-aead.ts'
 import { type SodiumAead, sodiumAead } from './sodium.ts'
 
 /** Without libsodium: below this many bytes the WebAssembly cipher is faster than a call into OpenSSL. */
@@ -117,15 +119,25 @@ function opensslDecrypt(ciphertext: Uint8Array | NoiseList, nonce: Uint8Array, a
 }
 
 let sodiumMessages = 0
+let directMessages = 0
 
 /** How many Noise messages this process has sealed or opened with libsodium. */
 export function libsodiumMessages(): number {
   return sodiumMessages
 }
 
-/** Noise's cipher calls with `sodium` for the smaller messages, or without it (WebAssembly for the smallest). */
+/** How many Noise messages this process has sealed or opened with OpenSSL called directly (openssl-aead.ts). */
+export function directOpensslMessages(): number {
+  return directMessages
+}
+
+/**
+ * Noise's cipher calls: `sodium` for the smaller messages (WebAssembly for the smallest without it), `openssl()` for
+ * the larger ones with no associated data (`node:crypto` without it, and for the handshake's).
+ */
 export function noiseCipher(
   sodium: SodiumAead | undefined,
+  openssl: () => OpensslAead | undefined,
 ): Pick<ICryptoInterface, 'chaCha20Poly1305Encrypt' | 'chaCha20Poly1305Decrypt'> {
   const encrypt: Encrypt = (plaintext, nonce, ad, k) => {
     const size = plaintext.byteLength
@@ -137,6 +149,11 @@ export function noiseCipher(
       return out
     }
     if (sodium === undefined && size < WASM_BELOW) return asCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+    const direct = ad.byteLength === 0 ? openssl() : undefined
+    if (direct !== undefined) {
+      directMessages++
+      return direct.seal(pieces(plaintext), size, nonce, k)
+    }
     return opensslEncrypt(plaintext, nonce, ad, k)
   }
   const decrypt: Decrypt = (ciphertext, nonce, ad, k, dst) => {
@@ -154,6 +171,15 @@ export function noiseCipher(
     }
     if (sodium === undefined && size < WASM_BELOW)
       return asCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
+    const direct = ad.byteLength === 0 && size >= TAG ? openssl() : undefined
+    if (direct !== undefined) {
+      const end = size - TAG
+      // into Noise's `dst` (the message's own bytes, or a copy of them) as with libsodium
+      const out = dst !== undefined && dst.byteLength === end ? dst : Buffer.allocUnsafeSlow(end)
+      const text = ciphertext instanceof Uint8Array ? ciphertext.subarray(0, end) : ciphertext.sublist(0, end)
+      directMessages++
+      return direct.open(pieces(text), ciphertext.subarray(end), nonce, k, out)
+    }
     return opensslDecrypt(ciphertext, nonce, ad, k)
   }
   return { chaCha20Poly1305Encrypt: encrypt, chaCha20Poly1305Decrypt: decrypt }
@@ -165,7 +191,7 @@ const sodium = sodiumAead()
 export const noiseCipherKind: 'libsodium' | 'webassembly' = sodium === undefined ? 'webassembly' : 'libsodium'
 
 /** The crypto for `noise({ crypto })`. */
-export const noiseCrypto: ICryptoInterface = { ...defaultCrypto, ...noiseCipher(sodium) }
+export const noiseCrypto: ICryptoInterface = { ...defaultCrypto, ...noiseCipher(sodium, opensslAead) }
 
 /** Thrown, never constructed again, when fewer than 2 bytes are buffered: the stock reader only checks its class. */
 const NEED_MORE = new RangeError('Could not decode int16BE')
