@@ -56,6 +56,8 @@ function load(): OpensslAead | undefined {
   const ctrl = lib.func('int EVP_CIPHER_CTX_ctrl(void *ctx, int type, int arg, uint8_t *ptr)') as Fn<
     [unknown, number, number, Uint8Array]
   >
+  // a failed call leaves its reasons on the thread's OpenSSL error queue, where node:crypto would find them later
+  const clearErrors = lib.func('void ERR_clear_error(void)') as () => void
   const ctx = ctxNew()
   const cipher = chacha()
   if (ctx === null || cipher === null) return undefined
@@ -81,10 +83,13 @@ function load(): OpensslAead | undefined {
       const out = Buffer.allocUnsafeSlow(size + TAG)
       const text = out.subarray(0, size)
       const tag = out.subarray(size)
-      if (init(ctx, cipher, key, nonce, 1, null) !== 1 || !run(pieces, text)) {
-        throw new Error(`OpenSSL could not seal a message of ${size} bytes`)
-      }
-      if (final(ctx, spare, written) !== 1 || ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, tag) !== 1) {
+      const sealed =
+        init(ctx, cipher, key, nonce, 1, null) === 1 &&
+        run(pieces, text) &&
+        final(ctx, spare, written) === 1 &&
+        ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, tag) === 1
+      if (!sealed) {
+        clearErrors()
         throw new Error(`OpenSSL could not seal a message of ${size} bytes`)
       }
       return out
@@ -93,11 +98,18 @@ function load(): OpensslAead | undefined {
       if (tag.byteLength !== TAG) throw new AeadAuthError()
       // the tag is copied first: `out` may overlap the bytes it came with
       const expected = Uint8Array.from(tag)
-      if (init(ctx, cipher, key, nonce, 0, null) !== 1 || ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, expected) !== 1) {
+      const ready =
+        init(ctx, cipher, key, nonce, 0, null) === 1 &&
+        ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, expected) === 1 &&
+        run(pieces, out)
+      if (!ready) {
+        clearErrors()
         throw new Error(`OpenSSL could not open a message of ${out.byteLength} bytes`)
       }
-      if (!run(pieces, out)) throw new Error(`OpenSSL could not open a message of ${out.byteLength} bytes`)
-      if (final(ctx, spare, written) !== 1) throw new AeadAuthError()
+      if (final(ctx, spare, written) !== 1) {
+        clearErrors()
+        throw new AeadAuthError()
+      }
       return out
     },
   }
