@@ -96,6 +96,21 @@ describe('OpenSSL AEAD called directly', () => {
     assert.deepEqual(Buffer.from(aead.seal([plain], plain.byteLength, nonce, key)), sealed)
   })
 
+  it('refuses a key or a nonce of the wrong size before OpenSSL reads it', () => {
+    const sealed = nodeSeal(randomBytes(100), nonce, key)
+    assert.throws(() => aead.seal([randomBytes(10)], 10, nonce, randomBytes(16)), {
+      name: 'RangeError',
+      message: 'a ChaCha20-Poly1305 key is 32 bytes and its nonce 12 (16 and 12)',
+    })
+    assert.throws(
+      () => aead.open([sealed.subarray(0, 100)], sealed.subarray(100), randomBytes(8), key, new Uint8Array(100)),
+      {
+        name: 'RangeError',
+        message: 'a ChaCha20-Poly1305 key is 32 bytes and its nonce 12 (32 and 8)',
+      },
+    )
+  })
+
   it('refuses pieces that do not add up to the destination', () => {
     const sealed = nodeSeal(randomBytes(1000), nonce, key)
     const tag = sealed.subarray(1000)

@@ -65,6 +65,15 @@ function load(): OpensslAead | undefined {
   /** Where a final call may write (ChaCha20-Poly1305 writes nothing there). */
   const spare = new Uint8Array(TAG)
 
+  /** OpenSSL reads 32 bytes of key and 12 of nonce whatever it is given: anything else is refused before the call. */
+  const check = (key: Uint8Array, nonce: Uint8Array): void => {
+    if (key.byteLength !== 32 || nonce.byteLength !== 12) {
+      throw new RangeError(
+        `a ChaCha20-Poly1305 key is 32 bytes and its nonce 12 (${key.byteLength} and ${nonce.byteLength})`,
+      )
+    }
+  }
+
   /** Runs `pieces` through the initialised context into `out` from its start; false when a piece does not fit. */
   const run = (pieces: Iterable<Uint8Array>, out: Uint8Array): boolean => {
     let at = 0
@@ -80,6 +89,7 @@ function load(): OpensslAead | undefined {
 
   return {
     seal(pieces, size, nonce, key) {
+      check(key, nonce)
       const out = Buffer.allocUnsafeSlow(size + TAG)
       const text = out.subarray(0, size)
       const tag = out.subarray(size)
@@ -95,6 +105,7 @@ function load(): OpensslAead | undefined {
       return out
     },
     open(pieces, tag, nonce, key, out) {
+      check(key, nonce)
       if (tag.byteLength !== TAG) throw new AeadAuthError()
       // the tag is copied first: `out` may overlap the bytes it came with
       const expected = Uint8Array.from(tag)
