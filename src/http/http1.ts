@@ -39,6 +39,27 @@ export interface RequestHead {
   readonly close: boolean
   /** Bytes of the head, blank line included. */
   readonly size: number
+  /** The head's bytes, blank line included (a buffer of its own, never written to). */
+  readonly bytes: Buffer
+}
+
+/**
+ * `buf` starts with exactly the bytes of `last`, a head parsed before: then it parses to `last` again (a head ends
+ * at its first blank line, and `last`'s bytes hold no other). One comparison of bytes, where a memo lookup first
+ * turns them into a string and hashes it: a keep-alive client sends the same head again and again, and a service
+ * answers it with the same head until its Date moves on.
+ */
+function startsWithHead(buf: Buffer, last: { readonly bytes: Buffer } | undefined, maxBytes: number): boolean {
+  if (last === undefined) return false
+  const n = last.bytes.length
+  return n <= maxBytes && buf.length >= n && buf.compare(last.bytes, 0, n, 0, n) === 0
+}
+
+/** A copy of the head's bytes in a buffer of their own size (not a slice of Node's shared pool). */
+function headBytes(buf: Buffer, size: number): Buffer {
+  const out = Buffer.alloc(size)
+  buf.copy(out, 0, 0, size)
+  return out
 }
 
 /** Heads parsed before, by their text: up to 64 of up to 2 KiB each, for requests and for responses. */
@@ -65,8 +86,10 @@ function headerLines(lines: string[]): RawHeaders {
 /**
  * The request head at the start of `buf`: `'more'` when it is not complete yet, `'fallback'` when it is over
  * `maxBytes` or anything the fast path does not carry itself (Upgrade, Expect, HTTP/1.0, odd framing, …).
+ * `last`: the head this connection sent before, returned again when `buf` starts with the same bytes.
  */
-export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHead | 'more' | 'fallback' {
+export function parseRequestHead(buf: Buffer, maxBytes: number, last?: RequestHead): RequestHead | 'more' | 'fallback' {
+  if (startsWithHead(buf, last, maxBytes)) return last!
   const end = buf.indexOf(CRLFCRLF)
   if (end < 0) return buf.length > maxBytes ? 'fallback' : 'more'
   if (end + 4 > maxBytes) return 'fallback'
@@ -135,6 +158,7 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHead | '
       framing: Object.freeze(framing),
       close,
       size: end + 4,
+      bytes: headBytes(buf, end + 4),
     }),
   )
 }
@@ -149,12 +173,18 @@ export interface ResponseHead {
   /** The service will close the connection after this response (HTTP/1.0, `Connection: close`). */
   readonly close: boolean
   readonly size: number
+  /** The head's bytes, blank line included (a buffer of its own, never written to). */
+  readonly bytes: Buffer
 }
 
 export type ResponseHeadResult = ResponseHead | 'more' | { error: 'head-too-large' | 'not-http'; message: string }
 
-/** The response head at the start of `buf` (a status line, headers, a blank line). */
-export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadResult {
+/**
+ * The response head at the start of `buf` (a status line, headers, a blank line). `last`: the head the same
+ * service stream sent before, returned again when `buf` starts with the same bytes.
+ */
+export function parseResponseHead(buf: Buffer, maxBytes: number, last?: ResponseHead): ResponseHeadResult {
+  if (startsWithHead(buf, last, maxBytes)) return last!
   const end = buf.indexOf(CRLFCRLF)
   if (end < 0) {
     if (buf.length > maxBytes) return { error: 'head-too-large', message: 'response head too large' }
@@ -209,6 +239,7 @@ export function parseResponseHead(buf: Buffer, maxBytes: number): ResponseHeadRe
       framing: Object.freeze(framing),
       close,
       size: end + 4,
+      bytes: headBytes(buf, end + 4),
     }),
   )
 }

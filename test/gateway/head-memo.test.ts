@@ -1,6 +1,7 @@
 /**
  * The memo of parsed heads (src/http/head-memo.ts) and its use by the fast path's parser (src/http/http1.ts): a head
- * seen before comes back as the same frozen object, bounded in entries and in key length.
+ * seen before comes back as the same frozen object, bounded in entries and in key length; and the head a connection
+ * or a stream sent last comes back when the next one has the same bytes.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -43,6 +44,7 @@ describe('parsed heads are shared by their text', () => {
       framing: { kind: 'length', length: 3 },
       close: false,
       size: request.length - 3,
+      bytes: request.subarray(0, request.length - 3),
     })
     assert.ok(Object.isFrozen(a) && Object.isFrozen(a.raw) && Object.isFrozen(a.framing))
     assert.throws(() => {
@@ -69,5 +71,57 @@ describe('parsed heads are shared by their text', () => {
     const b = parseRequestHead(Buffer.from(long), 16384)
     assert.notEqual(a, b)
     assert.deepEqual(a, b)
+  })
+})
+
+describe('the last head of a connection or a stream', () => {
+  const request = Buffer.from('GET /last HTTP/1.1\r\nHost: gw\r\nX-Last: 1\r\n\r\n')
+  const response = Buffer.from('HTTP/1.1 200 OK\r\nDate: Sun, 06 Dec 2026 07:00:00 GMT\r\nContent-Length: 2\r\n\r\n')
+
+  it('comes back when the next bytes start with the same head, whatever follows it', () => {
+    const last = parseRequestHead(Buffer.from(request), 8192)
+    assert.ok(typeof last === 'object')
+    const next = Buffer.concat([request, Buffer.from('GET /other HTTP/1.1\r\n')])
+    assert.equal(parseRequestHead(next, 8192, last), last)
+    const res = parseResponseHead(Buffer.from(response), 8192)
+    assert.ok(typeof res === 'object' && 'status' in res)
+    assert.equal(parseResponseHead(Buffer.concat([response, Buffer.from('ok')]), 8192, res), res)
+  })
+
+  it('is not taken for a head that differs in one byte, or is not complete yet', () => {
+    const last = parseRequestHead(Buffer.from(request), 8192)
+    assert.ok(typeof last === 'object')
+    const other = parseRequestHead(Buffer.from(request.toString().replace('X-Last: 1', 'X-Last: 2')), 8192, last)
+    assert.ok(typeof other === 'object')
+    assert.notEqual(other, last)
+    assert.deepEqual(other.raw, ['Host', 'gw', 'X-Last', '2'])
+    assert.equal(parseRequestHead(request.subarray(0, request.length - 1), 8192, last), 'more')
+    const res = parseResponseHead(Buffer.from(response), 8192)
+    assert.ok(typeof res === 'object' && 'status' in res)
+    const later = parseResponseHead(Buffer.from(response.toString().replace('07:00:00', '07:00:01')), 8192, res)
+    assert.ok(typeof later === 'object' && 'status' in later)
+    assert.notEqual(later, res)
+    assert.deepEqual(later.raw, ['Date', 'Sun, 06 Dec 2026 07:00:01 GMT', 'Content-Length', '2'])
+  })
+
+  it('is not taken past a smaller size limit', () => {
+    const last = parseRequestHead(Buffer.from(request), 8192)
+    assert.ok(typeof last === 'object')
+    assert.equal(parseRequestHead(Buffer.from(request), request.length - 1, last), 'fallback')
+    const res = parseResponseHead(Buffer.from(response), 8192)
+    assert.ok(typeof res === 'object' && 'status' in res)
+    assert.deepEqual(parseResponseHead(Buffer.from(response), response.length - 1, res), {
+      error: 'head-too-large',
+      message: 'response head too large',
+    })
+  })
+
+  it('keeps its bytes in a buffer of their own size, also for a head too long for the memo', () => {
+    const long = Buffer.from(`GET /x HTTP/1.1\r\nHost: gw\r\nX-Long: ${'v'.repeat(3000)}\r\n\r\n`)
+    const a = parseRequestHead(Buffer.from(long), 16384)
+    assert.ok(typeof a === 'object')
+    assert.equal(a.bytes.buffer.byteLength, long.length)
+    assert.deepEqual(a.bytes, long)
+    assert.equal(parseRequestHead(Buffer.from(long), 16384, a), a)
   })
 })

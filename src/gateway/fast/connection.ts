@@ -5,7 +5,7 @@
  * Anything the fast path does not carry is handed over to the full path at a request boundary.
  */
 import type { Socket } from 'node:net'
-import { FramingError, KEEP_ALIVE_SEC, parseRequestHead } from '../../http/http1.ts'
+import { FramingError, KEEP_ALIVE_SEC, parseRequestHead, type RequestHead } from '../../http/http1.ts'
 import type { UpstreamFailure } from '../../http/reverse-proxy.ts'
 import { describeExchangeEnd } from '../exchange-log.ts'
 import { concat, type Exchange, exchangeEnd } from './exchange.ts'
@@ -28,6 +28,8 @@ export class FastConnection implements UpstreamUser {
   #timing = false
   /** The client sent its FIN. */
   #clientEnded = false
+  /** The last request head the client sent: the next one is most often the same bytes. */
+  #lastHead: RequestHead | undefined
 
   /** The response side's hold on this connection (response.ts). */
   readonly #sink: ResponseSink = {
@@ -100,8 +102,9 @@ export class FastConnection implements UpstreamUser {
     const buf = this.#buf
     if (buf === undefined || buf.length === 0) return
     const fp = this.#fp.opts
-    const head = parseRequestHead(buf, fp.maxHeaderBytes)
+    const head = parseRequestHead(buf, fp.maxHeaderBytes, this.#lastHead)
     if (head === 'more') return
+    if (head !== 'fallback') this.#lastHead = head
     const ex = head === 'fallback' ? undefined : startExchange(fp, head, this.#socket.remoteAddress ?? '127.0.0.1')
     if (ex === undefined) {
       this.#handOver()

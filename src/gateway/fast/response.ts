@@ -32,7 +32,7 @@ export function responseData(sink: ResponseSink, ex: Exchange, data: Uint8Array,
   if (ex.res === undefined) {
     let buf = concat(ex.resBuf, data)
     for (;;) {
-      const head = parseResponseHead(buf, maxHeaderBytes)
+      const head = parseResponseHead(buf, maxHeaderBytes, ex.upstream?.lastHead)
       if (head === 'more') {
         ex.resBuf = buf
         return
@@ -47,6 +47,7 @@ export function responseData(sink: ResponseSink, ex: Exchange, data: Uint8Array,
       }
       buf = buf.subarray(head.size)
       if (head.status < 200) continue // 100 Continue, 103 Early Hints …: the final response follows
+      if (ex.upstream !== undefined) ex.upstream.lastHead = head
       sink.started()
       ex.resBuf = undefined
       const bodyless = ex.head.method === 'HEAD' || head.status === 204 || head.status === 304

@@ -6,6 +6,7 @@
  */
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import type { ResponseHead } from '../../http/http1.ts'
 import { STREAM_READ_BUFFER } from '../../p2p/pipe.ts'
 
 /** The exchange a stream currently serves. */
@@ -22,6 +23,8 @@ export class Upstream {
   /** Ended, reset or closed: never to be used again. */
   dead = false
   idleSince = 0
+  /** The last response head the service sent on this stream: the next one is most often the same bytes. */
+  lastHead: ResponseHead | undefined
   readonly #pool: UpstreamPool
 
   constructor(stream: Stream, key: string, pool: UpstreamPool) {
