@@ -7,52 +7,89 @@
 import type { Socket } from 'node:net'
 import { BodyFramer, type RequestHead } from '../../http/http1.ts'
 import { waitForRoom } from '../../p2p/stream-room.ts'
+import type { NodeIds } from '../backend.ts'
+import type { ForwardSpec } from '../gateway.ts'
 import type { Exchange } from './exchange.ts'
 import { upstreamRequestHead } from './heads.ts'
 import type { FastPathOptions } from './types.ts'
 
-/** The last service head built for a request head: the same bytes while the route and the client are the same. */
+/**
+ * What the last exchange for a request head was built with and into: the service head, the pool key and the
+ * description, the same strings while the route, the node and the client are the same (a string made anew would
+ * be hashed anew by each Map it is looked up in).
+ */
 interface Built {
   path: string
   clientIp: string
-  host: string
+  /** The Host the route asked for, if any (else `<service>.<base36>.<tld>`). */
+  specHost: string | undefined
+  base36: string
+  tld: string
   prefix: string | undefined
+  id: string
+  service: string
   bytes: Buffer
+  key: string
+  describe: string
 }
 
-/** Request heads are shared between requests with the same text (http/head-memo.ts); their service heads too. */
+/** Request heads are shared between requests with the same text (http/head-memo.ts); what they were built into too. */
 const built = new WeakMap<RequestHead, Built>()
 
-/** The request head sent to the service (heads.ts), as bytes; never written to by its users. */
-function upstreamHead(
-  head: RequestHead,
-  path: string,
-  clientIp: string,
-  host: string,
-  prefix: string | undefined,
-): Buffer {
+/** The service head (heads.ts) as bytes, the pool key and the description for `head` routed to `spec` on `ids`. */
+function buildFor(head: RequestHead, spec: ForwardSpec, ids: NodeIds, tld: string, clientIp: string): Built {
   const b = built.get(head)
-  if (b !== undefined && b.path === path && b.clientIp === clientIp && b.host === host && b.prefix === prefix)
-    return b.bytes
+  if (
+    b !== undefined &&
+    b.path === spec.path &&
+    b.clientIp === clientIp &&
+    b.specHost === spec.host &&
+    b.base36 === ids.base36 &&
+    b.tld === tld &&
+    b.prefix === spec.prefix &&
+    b.id === ids.id &&
+    b.service === spec.service
+  )
+    return b
+  const id = ids.id
+  const host = spec.host ?? `${spec.service}.${ids.base36}.${tld}`
   const text = upstreamRequestHead(head.raw, {
     method: head.method,
-    path,
+    path: spec.path,
     clientIp,
     clientHost: head.host,
     host,
-    prefix,
+    prefix: spec.prefix,
     chunked: head.framing.kind === 'chunked',
   })
-  const bytes = Buffer.from(text, 'latin1')
-  built.set(head, { path, clientIp, host, prefix, bytes })
-  return bytes
+  const made: Built = {
+    path: spec.path,
+    clientIp,
+    specHost: spec.host,
+    base36: ids.base36,
+    tld,
+    prefix: spec.prefix,
+    id,
+    service: spec.service,
+    bytes: Buffer.from(text, 'latin1'),
+    key: flat(`${id}/${spec.service}`),
+    describe: `service "${spec.service}" on node ${id}`,
+  }
+  built.set(head, made)
+  return made
+}
+
+/** `s` as one flat string: V8 keeps a string built by concatenation as a tree until it is first hashed or read. */
+function flat(s: string): string {
+  s.charCodeAt(0)
+  return s
 }
 
 /** The exchange for `head` from a client at `clientIp`, or undefined when the full path should answer it. */
 export function startExchange(opts: FastPathOptions, head: RequestHead, clientIp: string): Exchange | undefined {
   const spec = opts.route(head)
   if (spec === undefined) return undefined
-  let ids: { id: string; base36: string }
+  let ids: NodeIds
   let release: () => void
   try {
     ids = opts.gateway.resolveNode(spec.node, spec.browser === true ? { learn: false } : undefined)
@@ -60,19 +97,13 @@ export function startExchange(opts: FastPathOptions, head: RequestHead, clientIp
   } catch {
     return undefined // the full path answers with the exact page
   }
-  const upHead = upstreamHead(
-    head,
-    spec.path,
-    clientIp,
-    spec.host ?? `${spec.service}.${ids.base36}.${opts.tld}`,
-    spec.prefix,
-  )
+  const b = buildFor(head, spec, ids, opts.tld, clientIp)
   return {
     head,
-    describe: `service "${spec.service}" on node ${ids.id}`,
+    describe: b.describe,
     release,
-    upHead,
-    key: `${ids.id}/${spec.service}`,
+    upHead: b.bytes,
+    key: b.key,
     node: ids.id,
     service: spec.service,
     prefix: spec.prefix,
