@@ -77,11 +77,19 @@ function hostRefused(host: string | undefined, why: string): WarrenError {
   )
 }
 
+/** Host values {@link HostPolicy.classify} remembers at most (all are forgotten at once past it). */
+const SEEN_HOSTS = 256
+
 /** Host names the access port answers to, and how. */
 export class HostPolicy {
   readonly #port: () => number
   /** Configured names: name → port (undefined: any port). */
   readonly #configured = new Map<string, number | undefined>()
+  /**
+   * Host values classified before, with the access port they were classified for: a client sends the same Host on
+   * every request of a connection, and the fast path's request heads (and so their Host strings) are shared.
+   */
+  readonly #seen = new Map<string, { port: number; hc: HostClass }>()
 
   /** `port` is read when needed (the port is known once the listener is open); `hosts` is `proxy.hosts`. */
   constructor(port: () => number, hosts: readonly string[] = []) {
@@ -92,13 +100,25 @@ export class HostPolicy {
     }
   }
 
-  /** Classifies `Host`; throws ERR_HOST_NOT_SERVED (421) for names it does not own, ERR_BAD_NAME for a bad subdomain. */
+  /**
+   * Classifies `Host`; throws ERR_HOST_NOT_SERVED (421) for names it does not own, ERR_BAD_NAME for a bad subdomain.
+   * The result is shared between calls with the same Host: never written to.
+   */
   classify(host: string | undefined): HostClass {
     if (host === undefined || host === '') throw hostRefused(host, 'the request has no Host header')
+    const want = this.#port()
+    const hit = this.#seen.get(host)
+    if (hit !== undefined && hit.port === want) return hit.hc
+    const hc = Object.freeze(this.#classify(host, want))
+    if (this.#seen.size >= SEEN_HOSTS) this.#seen.clear()
+    this.#seen.set(host, { port: want, hc })
+    return hc
+  }
+
+  #classify(host: string, want: number): HostClass {
     const s = splitHost(host)
     if (s === undefined) throw hostRefused(host, 'it is not a valid host[:port]')
     const { name, port } = s
-    const want = this.#port()
     const portOk = (port ?? 80) === want
     if (isIP(name) !== 0) {
       if (!portOk) throw hostRefused(host, `the access port is ${want}`)

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type AccessRequest, AccessRouter, type RouterOptions } from '../../src/access/routes.ts'
 import { AddressTable } from '../../src/access/service-addresses.ts'
+import type { WarrenError } from '../../src/errors.ts'
 import { HostPolicy } from '../../src/gateway/origins.ts'
 import type { RequestHead } from '../../src/http/http1.ts'
 import { AddressBook } from '../../src/identity/address-book.ts'
@@ -127,10 +128,37 @@ describe('access port router', () => {
       framing: { kind: 'none' },
       close: false,
       size: 0,
+      bytes: Buffer.alloc(0),
     })
     const full = r.request(request('/http/laptop/web/a'))
     assert.deepEqual(r.fastRoute(head('/http/laptop/web/a')), full.kind === 'forward' ? full.spec : 'no route')
     assert.equal(r.fastRoute(head('/proxy.pac')), undefined)
     assert.equal(r.fastRoute(head('/http/laptop/web/a', 'rebind.example')), undefined)
+  })
+})
+
+describe('host policy', () => {
+  it('gives the same Host the same frozen class, again when the access port moved, and refuses every time', () => {
+    let port = PORT
+    const policy = new HostPolicy(() => port, [])
+    const a = policy.classify(`web.laptop.localhost:${PORT}`)
+    assert.deepEqual(a, { kind: 'service', service: 'web', node: 'laptop', domain: 'localhost', port: PORT })
+    assert.equal(policy.classify(`web.laptop.localhost:${PORT}`), a)
+    assert.ok(Object.isFrozen(a))
+    port = PORT + 1
+    assert.throws(
+      () => policy.classify(`web.laptop.localhost:${PORT}`),
+      (e: WarrenError) => e.code === 'ERR_HOST_NOT_SERVED' && e.message.endsWith(`the access port is ${PORT + 1}`),
+    )
+    assert.deepEqual(policy.classify(`127.0.0.1:${PORT + 1}`), { kind: 'local', name: '127.0.0.1', port: PORT + 1 })
+    for (let i = 0; i < 2; i++) {
+      assert.throws(
+        () => policy.classify('evil.example'),
+        (e: WarrenError) =>
+          e.code === 'ERR_HOST_NOT_SERVED' &&
+          e.message ===
+            'the access port does not serve the host name "evil.example": it is not an address, localhost, *.localhost or a name in proxy.hosts',
+      )
+    }
   })
 })
