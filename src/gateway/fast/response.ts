@@ -45,8 +45,10 @@ export function responseData(sink: ResponseSink, ex: Exchange, data: Uint8Array,
         sink.fail(ex, 'not-http', 'unexpected 101 Switching Protocols')
         return
       }
-      buf = buf.subarray(head.size)
-      if (head.status < 200) continue // 100 Continue, 103 Early Hints …: the final response follows
+      if (head.status < 200) {
+        buf = buf.subarray(head.size)
+        continue // 100 Continue, 103 Early Hints …: the final response follows
+      }
       if (ex.upstream !== undefined) ex.upstream.lastHead = head
       sink.started()
       ex.resBuf = undefined
@@ -60,37 +62,45 @@ export function responseData(sink: ResponseSink, ex: Exchange, data: Uint8Array,
       ex.res = new BodyFramer(framing)
       const text = responseHead(ex, head.status, head.reason, head.raw, framing)
       ex.started = true
-      const n = takeResponse(sink, ex, buf)
+      const off = head.size
+      const n = takeResponse(sink, ex, buf, off)
       if (n === 0) {
         sink.write(text, 0)
         break
       }
-      const body = wrapBody(ex, buf.subarray(0, n))
       // head and the first body bytes in one buffer: one write, one syscall
-      const out = Buffer.allocUnsafe(text.length + body.length)
-      text.copy(out, 0)
-      out.set(body, text.length)
-      sink.write(out, body.length)
+      if (ex.wrapChunks) {
+        const body = wrapBody(ex, buf.subarray(off, off + n))
+        const out = Buffer.allocUnsafe(text.length + body.length)
+        text.copy(out, 0)
+        out.set(body, text.length)
+        sink.write(out, body.length)
+      } else {
+        const out = Buffer.allocUnsafe(text.length + n)
+        text.copy(out, 0)
+        buf.copy(out, text.length, off, off + n)
+        sink.write(out, n)
+      }
       break
     }
   } else {
-    const n = takeResponse(sink, ex, data)
+    const n = takeResponse(sink, ex, data, 0)
     if (n > 0) sink.write(wrapBody(ex, n === data.length ? data : data.subarray(0, n)))
   }
   if (ex.res?.done === true) sink.done(ex)
 }
 
-/** Response body bytes at the start of `data`: how many; the stream is not reused when more came. */
-function takeResponse(sink: ResponseSink, ex: Exchange, data: Uint8Array): number {
+/** Response body bytes of `data` from `off` on: how many; the stream is not reused when more came. */
+function takeResponse(sink: ResponseSink, ex: Exchange, data: Uint8Array, off: number): number {
   let n: number
   try {
-    n = ex.res!.take(data, 0)
+    n = ex.res!.take(data, off)
   } catch (err) {
     // the head is out: all the client can learn is that the response was cut
     sink.cut(ex, `the service sent a malformed response body (${(err as Error).message})`)
     return 0
   }
-  if (n < data.length) ex.reusable = false // bytes past the response: the stream cannot be trusted
+  if (n < data.length - off) ex.reusable = false // bytes past the response: the stream cannot be trusted
   return n
 }
 
