@@ -32,6 +32,7 @@ import type { MessageStream, MultiaddrConnection, StreamMuxerFactory, Transport,
 import { Uint8ArrayList } from 'uint8arraylist'
 import { quietNoiseDecoder } from './noise-crypto.ts'
 import { patchMissed } from './status.ts'
+import { indexStreams } from './stream-index.ts'
 
 interface SendResult {
   sentBytes: number
@@ -297,6 +298,7 @@ export function batching<C>(factory: (components: C) => StreamMuxerFactory): (co
       }
       const muxer = create(maConn)
       if (!holdWindowUpdates(muxer)) patchMissed('holdWindowUpdates', 'the muxer has no `sendFrame`')
+      if (!indexStreams(muxer)) patchMissed('indexStreams', 'the muxer has no `streams`/`handleStreamMessage`')
       return muxer
     }
     return muxers

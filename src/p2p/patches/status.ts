@@ -17,6 +17,7 @@ export type PatchName =
   | 'keepPauseOnResume'
   | 'honestMuxer'
   | 'holdWindowUpdates'
+  | 'indexStreams'
   | 'coalescing'
   | 'batching'
   | 'quietNoiseDecoder'
