@@ -12,7 +12,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../../src/p2p/create.ts'
-import { indexedStreamIds } from '../../src/p2p/patches/stream-index.ts'
+import { indexedStreamIds, indexStreams } from '../../src/p2p/patches/stream-index.ts'
 
 const ECHO = '/warren-test/index-echo/1.0.0'
 
@@ -144,6 +144,67 @@ describe('Yamux streams indexed by id', () => {
       assert.equal(again.got, again.sent)
     } finally {
       await stop()
+    }
+  })
+})
+
+describe('the stream index on its own', () => {
+  interface Fake {
+    streamId: number
+    got: string[]
+    handleWindowUpdate(): void
+    handleData(): void
+  }
+  const fake = (streamId: number): Fake => {
+    const f: Fake = {
+      streamId,
+      got: [],
+      handleWindowUpdate: () => void f.got.push('window'),
+      handleData: () => void f.got.push('data'),
+    }
+    return f
+  }
+
+  it('answers as the scan would: the first of two streams with one id, then the second once the first is gone', () => {
+    const opened: number[] = []
+    const muxer = {
+      streams: [] as Fake[],
+      handleStreamMessage: (_frame: unknown): void => assert.fail('the package method ran'),
+      incomingStream: (id: number) => void opened.push(id),
+      log: { trace: () => {} },
+    }
+    assert.equal(indexStreams(muxer), true)
+    assert.equal(indexStreams(muxer), true, 'idempotent')
+    const [a, b, c, d] = [fake(1), fake(1), fake(3), fake(5)]
+    muxer.streams.push(a, b, c)
+    assert.deepEqual(indexedStreamIds(muxer), [1, 3])
+    muxer.handleStreamMessage({ header: { type: 0, flag: 1, streamID: 1, length: 3 } })
+    muxer.handleStreamMessage({ header: { type: 1, flag: 0, streamID: 3, length: 0 } })
+    assert.deepEqual([opened, a.got, b.got, c.got], [[1], ['data'], [], ['window']])
+    assert.deepEqual(muxer.streams.splice(0, 1, d), [a])
+    muxer.handleStreamMessage({ header: { type: 0, flag: 0, streamID: 1, length: 3 } })
+    assert.deepEqual([a.got, b.got], [['data'], ['data']])
+    assert.deepEqual(indexedStreamIds(muxer)!.sort(), [1, 3, 5])
+    muxer.streams.splice(0, 3)
+    assert.deepEqual(indexedStreamIds(muxer), [])
+    // a frame for a stream that is gone reaches no stream; an unknown type on a known one is the package's error
+    muxer.handleStreamMessage({ header: { type: 0, flag: 0, streamID: 1, length: 3 } })
+    muxer.streams.push(c)
+    assert.throws(() => muxer.handleStreamMessage({ header: { type: 2, flag: 0, streamID: 3, length: 0 } }), {
+      message: 'unreachable',
+    })
+    assert.deepEqual([a.got, b.got, c.got], [['data'], ['data'], ['window']])
+  })
+
+  it('leaves a muxer without the hooks it relies on alone', () => {
+    for (const m of [
+      undefined,
+      {},
+      { streams: [], handleStreamMessage: () => {} },
+      { streams: {}, incomingStream() {} },
+    ]) {
+      assert.equal(indexStreams(m), false)
+      assert.equal(indexedStreamIds(m), undefined)
     }
   })
 })

@@ -63,9 +63,12 @@ export function indexStreams(muxer: unknown): boolean {
   const original = m.handleStreamMessage
   if (!Array.isArray(streams) || typeof original !== 'function' || typeof m.incomingStream !== 'function') return false
   const index = new Map<number, IndexedStream>()
+  /** Ids pushed more than once (never, unless the package changes): only their removal looks for another. */
+  const twice = new Set<number>()
   const add = (s: IndexedStream): void => {
     // the package's scan finds the first stream with an id: a later one with the same id never shadows it
     if (!index.has(s.streamId)) index.set(s.streamId, s)
+    else twice.add(s.streamId)
   }
   for (const s of streams) add(s)
   const push = streams.push
@@ -86,6 +89,7 @@ export function indexStreams(muxer: unknown): boolean {
       for (const s of removed) {
         if (index.get(s.streamId) !== s) continue
         index.delete(s.streamId)
+        if (!twice.has(s.streamId)) continue
         const next = this.find((x) => x.streamId === s.streamId)
         if (next !== undefined) index.set(next.streamId, next)
       }
