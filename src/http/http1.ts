@@ -65,6 +65,14 @@ function headBytes(buf: Buffer, size: number): Buffer {
 /** Heads parsed before, by their text: up to 64 of up to 2 KiB each, for requests and for responses. */
 const MEMO_ENTRIES = 64
 const MEMO_KEY_CHARS = 2048
+
+/**
+ * Whether a connection or a stream should keep `head` to pass it as `last` next time: heads up to the memo's size,
+ * so that an idle keep-alive connection holds no more than that of its last request.
+ */
+export function keepAsLast(head: { readonly size: number }): boolean {
+  return head.size <= MEMO_KEY_CHARS + 4
+}
 const requestHeads = new HeadMemo<RequestHead>(MEMO_ENTRIES, MEMO_KEY_CHARS)
 const responseHeads = new HeadMemo<ResponseHead>(MEMO_ENTRIES, MEMO_KEY_CHARS)
 

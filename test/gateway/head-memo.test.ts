@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { HeadMemo } from '../../src/http/head-memo.ts'
-import { parseRequestHead, parseResponseHead } from '../../src/http/http1.ts'
+import { keepAsLast, parseRequestHead, parseResponseHead } from '../../src/http/http1.ts'
 
 describe('HeadMemo', () => {
   it('keeps at most maxEntries, dropping the oldest first', () => {
@@ -123,5 +123,21 @@ describe('the last head of a connection or a stream', () => {
     assert.equal(a.bytes.buffer.byteLength, long.length)
     assert.deepEqual(a.bytes, long)
     assert.equal(parseRequestHead(Buffer.from(long), 16384, a), a)
+  })
+
+  it('is kept by a connection only up to the size of the memo, so an idle connection holds no long head', () => {
+    const at = (n: number): Buffer => {
+      const start = 'GET /x HTTP/1.1\r\nHost: gw\r\nX-Pad: '
+      return Buffer.from(`${start}${'v'.repeat(n - start.length - 4)}\r\n\r\n`)
+    }
+    for (const [size, kept] of [
+      [2052, true],
+      [2053, false],
+    ] as const) {
+      const head = parseRequestHead(at(size), 16384)
+      assert.ok(typeof head === 'object')
+      assert.equal(head.size, size)
+      assert.equal(keepAsLast(head), kept)
+    }
   })
 })

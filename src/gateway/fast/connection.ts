@@ -5,7 +5,7 @@
  * Anything the fast path does not carry is handed over to the full path at a request boundary.
  */
 import type { Socket } from 'node:net'
-import { FramingError, KEEP_ALIVE_SEC, parseRequestHead, type RequestHead } from '../../http/http1.ts'
+import { FramingError, KEEP_ALIVE_SEC, keepAsLast, parseRequestHead, type RequestHead } from '../../http/http1.ts'
 import type { UpstreamFailure } from '../../http/reverse-proxy.ts'
 import { describeExchangeEnd } from '../exchange-log.ts'
 import { concat, type Exchange, exchangeEnd } from './exchange.ts'
@@ -104,7 +104,7 @@ export class FastConnection implements UpstreamUser {
     const fp = this.#fp.opts
     const head = parseRequestHead(buf, fp.maxHeaderBytes, this.#lastHead)
     if (head === 'more') return
-    if (head !== 'fallback') this.#lastHead = head
+    if (head !== 'fallback') this.#lastHead = keepAsLast(head) ? head : undefined
     const ex = head === 'fallback' ? undefined : startExchange(fp, head, this.#socket.remoteAddress ?? '127.0.0.1')
     if (ex === undefined) {
       this.#handOver()

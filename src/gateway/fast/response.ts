@@ -4,7 +4,7 @@
  * came, framed only to find its end; a close-delimited body goes to the client chunked. The stream's end decides
  * how the exchange ends: a retry on a fresh stream, an error page, a cut response, or a clean finish.
  */
-import { BodyFramer, type Framing, parseResponseHead } from '../../http/http1.ts'
+import { BodyFramer, type Framing, keepAsLast, parseResponseHead } from '../../http/http1.ts'
 import { IDEMPOTENT, type UpstreamFailure } from '../../http/reverse-proxy.ts'
 import { reasonOf } from '../../p2p/pipe.ts'
 import { concat, type Exchange, responseHead, wrapBody } from './exchange.ts'
@@ -49,7 +49,7 @@ export function responseData(sink: ResponseSink, ex: Exchange, data: Uint8Array,
         buf = buf.subarray(head.size)
         continue // 100 Continue, 103 Early Hints …: the final response follows
       }
-      if (ex.upstream !== undefined) ex.upstream.lastHead = head
+      if (ex.upstream !== undefined) ex.upstream.lastHead = keepAsLast(head) ? head : undefined
       sink.started()
       ex.resBuf = undefined
       const bodyless = ex.head.method === 'HEAD' || head.status === 204 || head.status === 304
