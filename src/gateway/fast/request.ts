@@ -72,17 +72,11 @@ function buildFor(head: RequestHead, spec: ForwardSpec, ids: NodeIds, tld: strin
     id,
     service: spec.service,
     bytes: Buffer.from(text, 'latin1'),
-    key: flat(`${id}/${spec.service}`),
+    key: `${id}/${spec.service}`,
     describe: `service "${spec.service}" on node ${id}`,
   }
   built.set(head, made)
   return made
-}
-
-/** `s` as one flat string: V8 keeps a string built by concatenation as a tree until it is first hashed or read. */
-function flat(s: string): string {
-  s.charCodeAt(0)
-  return s
 }
 
 /** The exchange for `head` from a client at `clientIp`, or undefined when the full path should answer it. */
