@@ -1,6 +1,7 @@
 /**
  * Yamux frames find their stream by id (src/p2p/patches/stream-index.ts, UPSTREAM.md): on real nodes and a real TCP
- * connection, the stock muxer scans its streams for every frame and Warren's looks none up by scanning; and under
+ * connection, the stock muxer scans its streams for every frame and for every stream opened and closed, and Warren's
+ * looks none up by scanning; its own versions of the package's methods take the package's steps (fakes); and under
  * churn (hundreds of streams opened, echoed, closed and reset at once, in random sizes) every byte comes back
  * (SHA-256 per stream), the index always lists exactly the open streams, and a frame for a stream that is gone is
  * dropped as the package drops it.
@@ -21,7 +22,9 @@ interface Muxer {
   handleFrame(frame: unknown): void
 }
 
-async function connected(opts: Partial<NodeOptions>): Promise<{ conn: Connection; stop(): Promise<void> }> {
+async function connected(
+  opts: Partial<NodeOptions>,
+): Promise<{ conn: Connection; far: () => Connection; stop(): Promise<void> }> {
   const a: WarrenLibp2p = await createNode({
     privateKey: await generateNodeKey(),
     listen: ['/ip4/127.0.0.1/tcp/0'],
@@ -41,7 +44,11 @@ async function connected(opts: Partial<NodeOptions>): Promise<{ conn: Connection
     { maxInboundStreams: 1024 },
   )
   const conn = await b.dial(a.getMultiaddrs()[0]!)
-  return { conn, stop: async () => void (await Promise.all([a.stop(), b.stop()])) }
+  return {
+    conn,
+    far: () => a.getConnections().find((c) => c.remotePeer.equals(b.peerId))!,
+    stop: async () => void (await Promise.all([a.stop(), b.stop()])),
+  }
 }
 
 const muxerOf = (conn: Connection): Muxer => (conn as unknown as { muxer: Muxer }).muxer
@@ -62,27 +69,32 @@ async function echo(conn: Connection, data: Uint8Array): Promise<{ sent: string;
   return { sent: sha(data), got: sha(got.subarray()) }
 }
 
-/** Counts the calls of the predicate of `streams.find` on `muxer` (each a stream looked at). */
+/** Counts the calls of the predicates of `streams.find` and `streams.findIndex` on `muxer` (each a stream looked at). */
 function countScans(muxer: Muxer): { looked: number } {
   const counter = { looked: 0 }
-  const find = Array.prototype.find
-  Object.defineProperty(muxer.streams, 'find', {
-    configurable: true,
-    writable: true,
-    value(this: unknown[], pred: (s: unknown, i: number, a: unknown[]) => boolean) {
-      return find.call(this, (s: unknown, i: number, a: unknown[]) => {
-        counter.looked++
-        return pred(s, i, a)
-      })
-    },
-  })
+  for (const name of ['find', 'findIndex'] as const) {
+    const scan = Array.prototype[name] as (
+      this: unknown[],
+      pred: (s: unknown, i: number, a: unknown[]) => boolean,
+    ) => unknown
+    Object.defineProperty(muxer.streams, name, {
+      configurable: true,
+      writable: true,
+      value(this: unknown[], pred: (s: unknown, i: number, a: unknown[]) => boolean) {
+        return scan.call(this, (s: unknown, i: number, a: unknown[]) => {
+          counter.looked++
+          return pred(s, i, a)
+        })
+      },
+    })
+  }
   return counter
 }
 
 describe('Yamux streams indexed by id', () => {
   for (const stock of [true, false]) {
-    it(`${stock ? 'stock: every frame scans' : 'Warren: no frame scans'} the open streams`, async () => {
-      const { conn, stop } = await connected({ stock })
+    it(`${stock ? 'stock: every frame and stream scans' : 'Warren: no frame or stream scans'} the open streams`, async () => {
+      const { conn, far, stop } = await connected({ stock })
       try {
         // 40 streams held open, then 20 echoed exchanges on one more
         const held: Stream[] = []
@@ -107,6 +119,18 @@ describe('Yamux streams indexed by id', () => {
         else assert.equal(scans.looked, 0)
         await stream.close()
         assert.equal((await it.next()).done, true)
+        // 10 streams opened, echoed and closed on both ends, with the 40 held open
+        const farScans = countScans(muxerOf(far()))
+        scans.looked = 0
+        for (let i = 0; i < 10; i++) {
+          const r = await echo(conn, randomBytes(1000 + i))
+          assert.equal(r.got, r.sent)
+        }
+        for (let i = 0; i < 50 && muxer.streams.length > 40; i++) await new Promise((r) => setTimeout(r, 20))
+        assert.equal(muxer.streams.length, 40)
+        const looked = scans.looked + farScans.looked
+        if (stock) assert.ok(looked >= 10 * 4 * 40, `stock looked at ${looked} streams`)
+        else assert.equal(looked, 0)
         for (const s of held) await s.close()
       } finally {
         await stop()
@@ -151,58 +175,124 @@ describe('Yamux streams indexed by id', () => {
 describe('the stream index on its own', () => {
   interface Fake {
     streamId: number
+    direction: string
     got: string[]
+    listeners: ((evt: { error?: unknown; local?: boolean }) => void)[]
     handleWindowUpdate(): void
     handleData(): void
+    addEventListener(type: 'close', l: (evt: { error?: unknown; local?: boolean }) => void): void
   }
-  const fake = (streamId: number): Fake => {
+  const fake = (streamId: number, direction = 'outbound'): Fake => {
     const f: Fake = {
       streamId,
+      direction,
       got: [],
+      listeners: [],
       handleWindowUpdate: () => void f.got.push('window'),
       handleData: () => void f.got.push('data'),
+      addEventListener: (_type, l) => void f.listeners.push(l),
     }
     return f
   }
+  const close = (s: Fake, evt: { error?: unknown; local?: boolean } = {}): void => {
+    for (const l of s.listeners) l(evt)
+  }
 
-  it('answers as the scan would: the first of two streams with one id, then the second once the first is gone', () => {
-    const opened: number[] = []
-    const muxer = {
+  /** A stand-in for the package's muxer: its own methods record that they ran and what `streams` held then. */
+  function fakeMuxer(client = false) {
+    const ran: string[] = []
+    const counted: string[] = []
+    const sent: { type: number; flag: number; streamID: number; length: number }[] = []
+    const m = {
       streams: [] as Fake[],
-      handleStreamMessage: (_frame: unknown): void => assert.fail('the package method ran'),
-      incomingStream: (id: number) => void opened.push(id),
-      log: { trace: () => {} },
+      client,
+      localGoAway: undefined as unknown,
+      numInboundStreams: 0,
+      maxInboundStreams: 3,
+      metrics: { increment: (c: Record<string, boolean>) => void counted.push(...Object.keys(c)) },
+      handleStreamMessage(_frame: unknown): void {
+        ran.push('package handleStreamMessage')
+      },
+      incomingStream(id: number): void {
+        ran.push(`package incomingStream ${id}`)
+        if (this.client !== (id % 2 === 0)) throw new Error('Both endpoints are clients')
+      },
+      _newStream(id: number, state: number, direction: string): Fake {
+        ran.push(`package _newStream ${id} ${state} ${direction} saw ${this.streams.length}`)
+        return fake(id, direction)
+      },
+      cleanUpStream(_s: Fake): void {
+        ran.push('package cleanUpStream')
+      },
+      onRemoteStream(s: Fake): void {
+        this.streams.push(s)
+        this.cleanUpStream(s)
+      },
+      sendFrame(h: { type: number; flag: number; streamID: number; length: number }): void {
+        sent.push(h)
+      },
+      log: Object.assign((msg: string) => void ran.push(`log ${msg}`), { trace: () => {} }),
     }
-    assert.equal(indexStreams(muxer), true)
-    assert.equal(indexStreams(muxer), true, 'idempotent')
-    const [a, b, c, d] = [fake(1), fake(1), fake(3), fake(5)]
-    muxer.streams.push(a, b, c)
-    assert.deepEqual(indexedStreamIds(muxer), [1, 3])
-    muxer.handleStreamMessage({ header: { type: 0, flag: 1, streamID: 1, length: 3 } })
-    muxer.handleStreamMessage({ header: { type: 1, flag: 0, streamID: 3, length: 0 } })
-    assert.deepEqual([opened, a.got, b.got, c.got], [[1], ['data'], [], ['window']])
-    assert.deepEqual(muxer.streams.splice(0, 1, d), [a])
-    muxer.handleStreamMessage({ header: { type: 0, flag: 0, streamID: 1, length: 3 } })
-    assert.deepEqual([a.got, b.got], [['data'], ['data']])
-    assert.deepEqual(indexedStreamIds(muxer)!.sort(), [1, 3, 5])
-    muxer.streams.splice(0, 3)
-    assert.deepEqual(indexedStreamIds(muxer), [])
+    return { m, ran, counted, sent }
+  }
+
+  it('routes frames by id, makes and removes streams without scanning, and counts them as the package does', () => {
+    const { m, ran, counted } = fakeMuxer()
+    assert.equal(indexStreams(m), true)
+    assert.equal(indexStreams(m), true, 'idempotent')
+    m.handleStreamMessage({ header: { type: 0, flag: 1, streamID: 1, length: 3 } })
+    m.handleStreamMessage({ header: { type: 1, flag: 1, streamID: 3, length: 0 } })
+    assert.deepEqual(ran, ['package _newStream 1 2 inbound saw 0', 'package _newStream 3 2 inbound saw 0'])
+    const [a, c] = m.streams
+    assert.deepEqual([a!.got, c!.got, m.numInboundStreams], [['data'], ['window'], 2])
+    assert.deepEqual(indexedStreamIds(m), [1, 3])
+    // a known id goes to the package's methods, which answer from the list
+    m.incomingStream(1)
+    m._newStream(3, 0, 'outbound')
+    assert.deepEqual(ran.slice(2), ['package incomingStream 1', 'package _newStream 3 0 outbound saw 2'])
+    close(a!)
+    close(c!, { error: new Error('x'), local: true })
+    assert.deepEqual([m.streams, indexedStreamIds(m)], [[], []])
+    assert.deepEqual(counted, ['inbound_stream', 'inbound_stream', 'inbound_stream_end', 'inbound_stream_reset'])
     // a frame for a stream that is gone reaches no stream; an unknown type on a known one is the package's error
-    muxer.handleStreamMessage({ header: { type: 0, flag: 0, streamID: 1, length: 3 } })
-    muxer.streams.push(c)
-    assert.throws(() => muxer.handleStreamMessage({ header: { type: 2, flag: 0, streamID: 3, length: 0 } }), {
+    m.handleStreamMessage({ header: { type: 0, flag: 0, streamID: 1, length: 3 } })
+    assert.deepEqual(a!.got, ['data'])
+    m.handleStreamMessage({ header: { type: 0, flag: 1, streamID: 5, length: 3 } })
+    assert.throws(() => m.handleStreamMessage({ header: { type: 2, flag: 0, streamID: 5, length: 0 } }), {
       message: 'unreachable',
     })
-    assert.deepEqual([a.got, b.got, c.got], [['data'], ['data'], ['window']])
   })
 
-  it('leaves a muxer without the hooks it relies on alone', () => {
-    for (const m of [
-      undefined,
-      {},
-      { streams: [], handleStreamMessage: () => {} },
-      { streams: {}, incomingStream() {} },
-    ]) {
+  it('resets a stream past maxInboundStreams or while going away, and leaves a wrong parity to the package', () => {
+    const { m, ran, sent } = fakeMuxer()
+    indexStreams(m)
+    for (const id of [1, 3, 5, 7]) m.incomingStream(id)
+    assert.equal(m.streams.length, 3)
+    assert.deepEqual(sent, [{ type: 1, flag: 8, streamID: 7, length: 0 }])
+    assert.ok(ran.includes('log maxIncomingStreams exceeded, forcing stream reset'))
+    m.localGoAway = 0
+    m.numInboundStreams = 0
+    m.incomingStream(9)
+    assert.deepEqual(sent[1], { type: 1, flag: 8, streamID: 9, length: 0 })
+    assert.throws(() => m.incomingStream(2), { message: 'Both endpoints are clients' })
+  })
+
+  it('takes the package path for a list the package replaced', () => {
+    const { m, ran } = fakeMuxer()
+    indexStreams(m)
+    m.streams = []
+    m.handleStreamMessage({ header: { type: 0, flag: 0, streamID: 1, length: 0 } })
+    m.incomingStream(1)
+    m.cleanUpStream(fake(1))
+    assert.deepEqual(ran, ['package handleStreamMessage', 'package incomingStream 1', 'package cleanUpStream'])
+  })
+
+  it('leaves a muxer without the hooks it relies on, or with streams already, alone', () => {
+    const busy = fakeMuxer().m
+    busy.streams.push(fake(1))
+    const { m: noNew } = fakeMuxer()
+    const partial: Record<string, unknown> = { ...noNew, _newStream: undefined }
+    for (const m of [undefined, {}, { streams: [], handleStreamMessage: () => {} }, busy, partial]) {
       assert.equal(indexStreams(m), false)
       assert.equal(indexedStreamIds(m), undefined)
     }
