@@ -144,9 +144,9 @@ export async function idlePss(t: Tunnel): Promise<IdlePss> {
 }
 
 /** Connections one idle-clients child holds (each needs a file; one process may hold `ulimit -n`). */
-const PER_CLIENT = 8_000
+export const PER_CLIENT = 8_000
 /** Files a daemon or the echo server needs besides one per connection. */
-const SPARE_FILES = 100
+export const SPARE_FILES = 100
 
 /** The hard limit on open files of this process, which the daemons and servers it starts inherit. */
 export function openFilesLimit(): number {
@@ -208,7 +208,8 @@ export async function perConnection(t: Tunnel, n: number): Promise<PerConnection
   }
 }
 
-interface IdleClientsAnswer {
+/** What a bench/peers/idle-clients.ts child answers to `open <n>`. */
+export interface IdleClientsAnswer {
   open: number
   echoed: number
   failed: number

@@ -23,6 +23,7 @@ const SCRIPTS = [
   'udx',
   'profile',
   'setup-path',
+  'setup-held',
 ]
 
 test('the benchmark scripts listed here exist', () => {
