@@ -172,6 +172,38 @@ describe('Yamux streams indexed by id', () => {
   })
 })
 
+describe('a closing connection', () => {
+  it('takes every held stream out of the list and the index, each with an error', async () => {
+    const { conn, far, stop } = await connected({})
+    try {
+      const held: Stream[] = []
+      for (let i = 0; i < 200; i++) held.push(await conn.newStream(ECHO, { maxOutboundStreams: 1024 }))
+      const ends = held.map(
+        (s) => new Promise<unknown>((resolve) => s.addEventListener('close', (e) => resolve(e.error), { once: true })),
+      )
+      const muxers = [muxerOf(conn), muxerOf(far())]
+      for (let i = 0; i < 50 && muxers[1]!.streams.length < 200; i++) await new Promise((r) => setTimeout(r, 20))
+      assert.deepEqual(
+        muxers.map((m) => m.streams.length),
+        [200, 200],
+      )
+      await conn.close()
+      const errors = await Promise.all(ends)
+      assert.ok(
+        errors.every((e) => e !== undefined),
+        'every stream cut by the closing connection ends with an error',
+      )
+      for (let i = 0; i < 50 && muxers[1]!.streams.length > 0; i++) await new Promise((r) => setTimeout(r, 20))
+      for (const m of muxers) {
+        assert.equal(m.streams.length, 0)
+        assert.deepEqual(indexedStreamIds(m), [])
+      }
+    } finally {
+      await stop()
+    }
+  })
+})
+
 describe('the stream index on its own', () => {
   interface Fake {
     streamId: number

@@ -19,8 +19,9 @@
  *   `_newStream`, count, `onRemoteStream`);
  * - `_newStream`: a known id goes to the package's method (its error); a new one is made by the package's method
  *   while `streams` reads as an empty list, so that its scan has nothing to look at (the map has answered);
- * - `cleanUpStream`: the package's listener, with the stream's place found by `lastIndexOf` (a native scan without
- *   a predicate call per stream, from the end, where short-lived streams are) and its metrics counted the same way.
+ * - `cleanUpStream`: the package's listener, with the stream's place found at the front of the list (where a closing
+ *   transport's streams are, one after another) or by `lastIndexOf` (a native scan without a predicate call per
+ *   stream, from the end, where short-lived streams are), and its metrics counted the same way.
  *
  * A muxer whose `streams` was replaced by another array falls back to the package's methods. Installed on a new
  * muxer only (its list empty), so every stream it tracks has gone through `cleanUpStream`.
@@ -161,9 +162,11 @@ export function indexStreams(muxer: unknown): boolean {
     // the package never tracks two streams with one id (`_newStream` refuses a known one): keep the first anyway
     if (!index.has(stream.streamId)) index.set(stream.streamId, stream)
     stream.addEventListener('close', (evt) => {
-      // each stream is pushed once, after it is made: the last place it is at is its only one
-      const at = this.streams.lastIndexOf(stream)
-      if (at !== -1) this.streams.splice(at, 1)
+      // each stream is pushed once, after it is made: the place found is its only one. The first place is looked
+      // at first: a closing transport closes every stream in the list's order (the front one each time)
+      const list = this.streams
+      const at = list[0] === stream ? 0 : list.lastIndexOf(stream)
+      if (at !== -1) list.splice(at, 1)
       if (index.get(stream.streamId) === stream) index.delete(stream.streamId)
       const end = evt.error == null ? 'stream_end' : evt.local === true ? 'stream_reset' : 'stream_abort'
       this.metrics?.increment({ [`${stream.direction}_${end}`]: true })
