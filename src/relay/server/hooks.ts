@@ -29,6 +29,7 @@ import type { Refusal } from '../info.ts'
 import { type CircuitContext, hookCircuits } from './circuit-hooks.ts'
 import { CircuitTracker } from './circuits.ts'
 import { type CircuitLimit, ipGroup, type RelayPolicy, type ReservationLoad } from './policy.ts'
+import { ReservationTally } from './reservation-tally.ts'
 import { reservationTimer } from './reservation-timer.ts'
 import { ReservedConnections } from './reserved-over.ts'
 import { type ServerInternals, type StoredReservation, serverInternals } from './server-internals.ts'
@@ -94,6 +95,12 @@ export class RelayHooks {
   readonly #reservedOver = new ReservedConnections()
   /** The per-IP group of each reservation's address ({@link #groupOf}); null when uncapped. */
   readonly #groups = new WeakMap<Multiaddr, string | null>()
+  /** The counts the caps are checked against, kept as the store's reservations come and go. */
+  readonly #tally = new ReservationTally({
+    isAllowed: (node) => this.#policy.isAllowed(node),
+    epoch: () => this.#policy.epoch,
+    groupOf: (addr) => this.#groupOf(addr),
+  })
   /** Leave the bytes to js-libp2p's own pipe: only for bench/relay.ts, which compares the two. */
   readonly #libp2pPipe = process.env.WARREN_BENCH_LIBP2P_PIPE === '1'
   #server: ServerInternals | undefined
@@ -145,6 +152,7 @@ export class RelayHooks {
     const store = s.reservationStore
     this.#server = s
     this.#libp2p = libp2p
+    this.#tallyStore(store.reservations)
     // a circuit's limits depend on who asks for it (policy.circuitLimit): the server reads the reservation once per
     // circuit, from within handleConnect, and relays with the limit of what it gets
     const get = store.get.bind(store)
@@ -256,16 +264,31 @@ export class RelayHooks {
 
   /** Reservations of non-allowed nodes other than `except`: in total, and from the same address as `from`. */
   #load(except: string, from: Multiaddr | undefined): ReservationLoad {
-    const ip = this.#groupOf(from)
-    let boundedHeld = 0
-    let sameIp = 0
-    for (const [id, r] of this.#server?.reservationStore.reservations.entries() ?? []) {
-      const s = id.toString()
-      if (s === except || this.#policy.isAllowed(s)) continue
-      boundedHeld++
-      if (ip !== undefined && this.#groupOf(r.addr) === ip) sameIp++
+    return this.#tally.load(except, this.#groupOf(from))
+  }
+
+  /** Keeps {@link #tally} in step with the store's map of reservations: every way the server adds or drops one. */
+  #tallyStore(reservations: ServerInternals['reservationStore']['reservations']): void {
+    for (const [peer, r] of reservations.entries()) this.#tally.set(peer.toString(), r.addr)
+    const set = reservations.set.bind(reservations)
+    const del = reservations.delete.bind(reservations)
+    const clear = reservations.clear.bind(reservations)
+    reservations.set = (peer, r) => {
+      const out = set(peer, r)
+      this.#tally.set(peer.toString(), r.addr)
+      return out
     }
-    return ip === undefined ? { boundedHeld } : { boundedHeld, sameIp: { ip, held: sameIp } }
+    reservations.delete = (peer) => {
+      const out = del(peer)
+      this.#tally.delete(peer.toString())
+      this.#expires.delete(peer.toString())
+      return out
+    }
+    reservations.clear = () => {
+      clear()
+      this.#tally.clear()
+      this.#expires.clear()
+    }
   }
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
@@ -319,37 +342,47 @@ export class RelayHooks {
   reservations(): ReservationInfo[] {
     const out: ReservationInfo[] = []
     for (const [id, r] of this.#server?.reservationStore.reservations.entries() ?? []) {
-      const node = id.toString()
-      const allowed = this.#policy.isAllowed(node)
-      const limit = r.limit === undefined ? undefined : this.#policy.limitFor(node)
-      out.push({
-        node,
-        allowed,
-        admission: this.#policy.admission(node),
-        ip: allowed ? null : (this.#groupOf(r.addr) ?? null),
-        expiresAt: this.#expires.get(node) ?? r.expiry.getTime(),
-        limits: limit ?? null,
-        admits: this.#policy.declarationOf(node) ?? null,
-      })
+      out.push(this.#infoOf(id.toString(), r))
     }
-    const held = new Set(out.map((r) => r.node))
-    for (const node of this.#expires.keys()) if (!held.has(node)) this.#expires.delete(node)
     return out
+  }
+
+  #infoOf(node: string, r: StoredReservation): ReservationInfo {
+    const allowed = this.#policy.isAllowed(node)
+    const limit = r.limit === undefined ? undefined : this.#policy.limitFor(node)
+    return {
+      node,
+      allowed,
+      admission: this.#policy.admission(node),
+      ip: allowed ? null : (this.#groupOf(r.addr) ?? null),
+      expiresAt: this.#expires.get(node) ?? r.expiry.getTime(),
+      limits: limit ?? null,
+      admits: this.#policy.declarationOf(node) ?? null,
+    }
   }
 
   /**
    * Gives held reservations the limits the policy sets now (after a reload, or a node admitted by a token): circuits
    * opened from now on take them; circuits already open keep theirs. `peer` limits it to one node's reservation.
    */
-  applyLimits(peer?: string): void {
+  applyLimits(peer?: PeerId): void {
+    if (peer !== undefined) {
+      const node = peer.toString()
+      // a node admitted by a token: its reservation stops counting against the caps
+      this.#tally.refresh(node)
+      const stored = this.#server?.reservationStore.reservations.get(peer)
+      if (stored !== undefined) setLimit(stored, this.#policy.limitFor(node))
+      return
+    }
     for (const [id, stored] of this.#server?.reservationStore.reservations.entries() ?? []) {
-      if (peer !== undefined && id.toString() !== peer) continue
       setLimit(stored, this.#policy.limitFor(id.toString()))
     }
   }
 
-  reservationOf(peer: string): ReservationInfo | undefined {
-    return this.reservations().find((r) => r.node === peer)
+  /** The reservation `peer` holds now, if any. */
+  reservationOf(peer: PeerId): ReservationInfo | undefined {
+    const stored = this.#server?.reservationStore.reservations.get(peer)
+    return stored === undefined ? undefined : this.#infoOf(peer.toString(), stored)
   }
 
   close(): void {

@@ -58,6 +58,7 @@ export class RelayPolicy {
   readonly #admitted = new Map<string, Buffer>()
   /** Members → the nodes they declared they admit (`any`: all of them). */
   readonly #admits = new Map<string, { any: boolean; ids: ReadonlySet<string> }>()
+  #epoch = 0
 
   constructor(config: PolicySettings) {
     this.private = config.private
@@ -71,6 +72,7 @@ export class RelayPolicy {
    * is no longer configured lose their admission; the others keep it.
    */
   update(config: PolicySettings): void {
+    this.#epoch++
     this.private = config.private
     this.limits = config.limits
     this.#allow = new Set(config.allow)
@@ -148,8 +150,17 @@ export class RelayPolicy {
     if (this.#admitted.size > MAX_TOKEN_ADMISSIONS) {
       const oldest = this.#admitted.keys().next().value
       if (oldest !== undefined) this.#admitted.delete(oldest)
+      this.#epoch++
     }
     return true
+  }
+
+  /**
+   * Moves on whenever {@link isAllowed} may have changed for nodes the caller did not name: a reload, or a token
+   * admission that made the policy forget an older one. (A node admitted by {@link admitByToken} is the caller's.)
+   */
+  get epoch(): number {
+    return this.#epoch
   }
 
   /** On the allow list, or admitted by a token. */

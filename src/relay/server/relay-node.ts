@@ -260,11 +260,11 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     let token: RelayInfo['token']
     if (request.token !== undefined) {
       token = policy.admitByToken(node, request.token) ? 'accepted' : 'refused'
-      if (token === 'accepted') hooks.applyLimits(node)
+      if (token === 'accepted') hooks.applyLimits(peer)
       else
         badTokens.log('token', `node ${node} presented a token that is not one of this relay's tokens`, 'wrong tokens')
     }
-    const reservation = hooks.reservationOf(node)
+    const reservation = hooks.reservationOf(peer)
     return {
       ...(token === undefined ? {} : { token }),
       admission: policy.admission(node),

@@ -25,7 +25,13 @@ export interface ServerInternals {
     reserve(peer: PeerId, addr: Multiaddr, limit?: unknown): { status: string; expire?: number }
     get(peer: PeerId): StoredReservation | undefined
     removeReservation(peer: PeerId): void
-    reservations: { entries(): IterableIterator<[PeerId, StoredReservation]> }
+    reservations: {
+      entries(): IterableIterator<[PeerId, StoredReservation]>
+      get(peer: PeerId): StoredReservation | undefined
+      set(peer: PeerId, reservation: StoredReservation): unknown
+      delete(peer: PeerId): boolean
+      clear(): void
+    }
   }
   handleReserve(opts: { connection: Connection }, options: AbortOptions): Promise<void>
   handleConnect(opts: { connection: Connection; stream: { unwrap(): Stream } }, options: AbortOptions): Promise<void>
@@ -41,6 +47,9 @@ export function serverInternals(libp2p: WarrenLibp2p): ServerInternals {
     typeof store?.reserve !== 'function' ||
     typeof store.get !== 'function' ||
     typeof store.removeReservation !== 'function' ||
+    ['entries', 'get', 'set', 'delete', 'clear'].some(
+      (m) => typeof (store.reservations as Record<string, unknown> | undefined)?.[m] !== 'function',
+    ) ||
     typeof server.handleReserve !== 'function' ||
     typeof server.handleConnect !== 'function' ||
     typeof server.stopHop !== 'function'
