@@ -6,13 +6,18 @@
  * Warren's UDX transport on 127.0.0.1 instead of TCP: Noise + Yamux over one UDX stream, as on a direct path).
  * `libp2p-peer.ts dial <addr>`: dials once, prints `{"ready": true}`, then answers one JSON line per command
  * line on stdin: `up <bytes>` → `{"ms": …}`, `down <bytes>` → `{"ms": …}`, `setup <count>` and `setup-lazy <count>`
- * (optimistic protocol select) → `{"samples": […]}`.
+ * (optimistic protocol select) → `{"samples": […]}`, `rr <n>` (64 echo streams at once, each `n` round trips of 100 bytes
+ * one after another) → `{"ms": …, "exchanges": …}`, `connect <count>` (that many new connections one after another,
+ * each dialled, checked with one echoed byte and closed) → `{"samples": […]}`.
+ *
+ * `WARREN_BENCH_STOCK=1` runs stock js-libp2p (no Warren wrappers); `WARREN_BENCH_ENCRYPTER=tls` offers TLS 1.3
+ * (`@libp2p/tls`, installed with `npm install --no-save @libp2p/tls`) instead of Noise (bench/encrypters.ts).
  */
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../src/identity/keys.ts'
-import { createNode } from '../src/p2p/create.ts'
+import { createNode, type NodeOptions } from '../src/p2p/create.ts'
 import { UdxHub, udpMultiaddr } from '../src/p2p/udx/transport.ts'
 import { answerCommands } from './proc.ts'
 import { CHUNK, encodeCount, encodeRequest, PAYLOAD, xferServer } from './xfer.ts'
@@ -85,12 +90,35 @@ function firstBytes(stream: Stream, n: number, timeoutMs: number): Promise<Uint8
 /** `WARREN_BENCH_STOCK=1`: stock js-libp2p (no Warren wrappers, see `NodeOptions.stock`), the baseline of bench/run.ts. */
 const STOCK = process.env.WARREN_BENCH_STOCK === '1'
 
+/** The encrypters `WARREN_BENCH_ENCRYPTER` asks for instead of Noise (`tls`: `@libp2p/tls`, not a dependency of Warren). */
+async function encrypters(): Promise<Pick<NodeOptions, 'connectionEncrypters'>> {
+  const asked = process.env.WARREN_BENCH_ENCRYPTER ?? 'noise'
+  if (asked === 'noise') return {}
+  if (asked !== 'tls') throw new Error(`WARREN_BENCH_ENCRYPTER=${asked}: noise or tls`)
+  const name = '@libp2p/tls'
+  const { tls } = (await import(name)) as { tls: () => NonNullable<NodeOptions['connectionEncrypters']>[number] }
+  // Warren's Noise length decoder has no Noise decoder to replace on a TLS connection, and says so once per process
+  process.removeAllListeners('warning')
+  process.on('warning', (w) => {
+    if (!w.message.includes('quietNoiseDecoder')) process.stderr.write(`${w.name}: ${w.message}\n`)
+  })
+  return { connectionEncrypters: [tls()] }
+}
+
 async function listen(transport: string): Promise<void> {
   const privateKey = await generateNodeKey()
   const udxHub = transport === 'udx' ? new UdxHub() : undefined
   const node =
     udxHub === undefined
-      ? await createNode({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], stock: STOCK, skipUnheardEvents: !STOCK })
+      ? await createNode({
+          privateKey,
+          listen: ['/ip4/127.0.0.1/tcp/0'],
+          // the test preset takes 1,000 new connections a second from one address (`connect` makes ~100)
+          preset: 'test',
+          stock: STOCK,
+          skipUnheardEvents: !STOCK,
+          ...(await encrypters()),
+        })
       : await createNode({ privateKey, listen: ['/ip4/127.0.0.1/udp/0'], udxHub, skipUnheardEvents: true })
   await node.handle(XFER, (stream) => serveXfer(stream), { maxInboundStreams: 64 })
   await node.handle(ECHO, (stream) => serveEcho(stream), { maxInboundStreams: 4096 })
@@ -116,6 +144,7 @@ async function dial(addr: string): Promise<void> {
     stock: STOCK,
     skipUnheardEvents: !STOCK,
     ...(udxHub ? { udxHub } : {}),
+    ...(await encrypters()),
   })
   const conn = await node.dial(multiaddr(addr))
   const TIMEOUT = 300_000
@@ -131,6 +160,58 @@ async function dial(addr: string): Promise<void> {
       await echoed
       samples.push(performance.now() - t0)
       void stream.close().catch(() => {})
+    }
+    return { samples }
+  }
+
+  /** 64 echo streams at once, each `n` round trips of 100 bytes one after another. */
+  const rr = async (n: number) => {
+    const streams = await Promise.all(Array.from({ length: 64 }, () => conn.newStream(ECHO)))
+    const message = new Uint8Array(100).fill(7)
+    const t0 = performance.now()
+    await Promise.all(
+      streams.map(
+        (stream) =>
+          new Promise<void>((resolve, reject) => {
+            let left = n
+            let got = 0
+            const timer = setTimeout(() => reject(new Error(`${left} round trips left after ${TIMEOUT} ms`)), TIMEOUT)
+            stream.addEventListener('message', (evt) => {
+              got += evt.data.byteLength
+              if (got < message.byteLength) return
+              if (got > message.byteLength) reject(new Error(`${got} bytes echoed for ${message.byteLength}`))
+              got = 0
+              if (--left > 0) stream.send(message)
+              else {
+                clearTimeout(timer)
+                resolve()
+              }
+            })
+            stream.addEventListener('close', (evt) => {
+              if (left > 0) reject((evt as Event & { error?: Error }).error ?? new Error('stream closed'))
+            })
+            stream.send(message)
+          }),
+      ),
+    )
+    const ms = performance.now() - t0
+    await Promise.all(streams.map((s) => s.close().catch(() => {})))
+    return { ms, exchanges: 64 * n }
+  }
+
+  /** `count` new connections one after another: dialled, one byte echoed, closed. */
+  const connect = async (count: number) => {
+    const samples: number[] = []
+    const one = Uint8Array.of(120)
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now()
+      const c = await node.dial(multiaddr(addr), { force: true, signal: AbortSignal.timeout(10_000) })
+      const stream = await c.newStream(ECHO, { signal: AbortSignal.timeout(10_000) })
+      const echoed = firstBytes(stream, 1, 10_000)
+      stream.send(one)
+      await echoed
+      samples.push(performance.now() - t0)
+      await c.close()
     }
     return { samples }
   }
@@ -174,6 +255,8 @@ async function dial(addr: string): Promise<void> {
     setup: (count) => setup(count, true),
     // optimistic protocol select: the protocol name goes out with the first data, saving one round trip
     'setup-lazy': (count) => setup(count, false),
+    rr,
+    connect,
   }
 
   await answerCommands(commands)

@@ -27,7 +27,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { type WebSocketsInit, webSockets } from '@libp2p/websockets'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
+import { createLibp2p, type Libp2pInit } from 'libp2p'
 import { WarrenError } from '../errors.ts'
 import { connMonitor } from './conn-monitor.ts'
 import { type WarrenDhtOptions, type WarrenKadDHT, warrenDht } from './dht.ts'
@@ -108,6 +108,11 @@ export interface NodeOptions {
    * relay, which sweeps its connections once a minute itself: src/relay/server/conn-sweep.ts).
    */
   monitor?: 'warren' | 'libp2p' | 'off'
+  /**
+   * Connection encrypters offered instead of Noise (bench/encrypters.ts measures `@libp2p/tls` this way). Warren's
+   * Noise cipher (src/p2p/patches/noise-crypto.ts) applies to Noise only; the other patches stay.
+   */
+  connectionEncrypters?: NonNullable<Libp2pInit['connectionEncrypters']>
 }
 
 /** Ping streams per connection and direction (the answering side: src/p2p/ping-answer.ts). */
@@ -163,7 +168,9 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         ...(opts.webrtc === undefined ? [] : [opts.webrtc]),
       ],
       // OpenSSL with the session key imported once (src/p2p/patches/noise-crypto.ts)
-      connectionEncrypters: [opts.stock === true ? noise() : noise({ crypto: noiseCrypto })],
+      connectionEncrypters: opts.connectionEncrypters ?? [
+        opts.stock === true ? noise() : noise({ crypto: noiseCrypto }),
+      ],
       streamMuxers: [
         // streams asked for with OPTIMISTIC_SELECT send their protocol with their first bytes
         // (src/p2p/patches/optimistic-select.ts); streams that keep their pause and are reset when their connection

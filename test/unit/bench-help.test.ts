@@ -24,6 +24,7 @@ const SCRIPTS = [
   'profile',
   'setup-path',
   'setup-held',
+  'encrypters',
 ]
 
 test('the benchmark scripts listed here exist', () => {
