@@ -35,12 +35,15 @@ import { leanConnections } from './lean-connections.ts'
 import { warrenMdns } from './mdns.ts'
 import { batching, coalescing } from './patches/coalesce.ts'
 import { linearConnectionList } from './patches/connection-list.ts'
+import { sodiumEd25519 } from './patches/handshake-crypto.ts'
 import { honest } from './patches/honest-streams.ts'
 import { skipKnownProtocolMerges } from './patches/known-protocols.ts'
 import { leanListeners } from './patches/lean-listeners.ts'
 import { noiseCrypto } from './patches/noise-crypto.ts'
 import { answering } from './patches/optimistic-handle.ts'
 import { optimistic } from './patches/optimistic-select.ts'
+import { sodiumPublicKey } from './patches/sodium.ts'
+import { patchMissed } from './patches/status.ts'
 import { skipUnheardEvents } from './patches/unheard-events.ts'
 import { answerPings } from './ping-answer.ts'
 import { PRESETS, type PresetName } from './presets.ts'
@@ -77,8 +80,9 @@ export interface NodeOptions {
    */
   stock?: boolean
   /**
-   * Installs {@link skipUnheardEvents}: `main-event` emitters skip building events nobody listens to, and
-   * {@link leanListeners}: listeners added without options go straight to Node's EventTarget. Each patches a
+   * Installs {@link skipUnheardEvents}: `main-event` emitters skip building events nobody listens to,
+   * {@link leanListeners}: listeners added without options go straight to Node's EventTarget, and
+   * {@link sodiumEd25519}: `@libp2p/crypto`'s Ed25519 keys sign and check with libsodium. Each patches a
    * prototype shared by the whole process (every libp2p node and any other `main-event` user in it), so it is off
    * unless asked for; the `warren up` and `warren-relay` daemons turn it on. Ignored with `stock`.
    */
@@ -134,6 +138,14 @@ export type WarrenLibp2p = Libp2p<{
   webrtcTunnels?: WebRtcTunnels
 }>
 
+/** Ed25519 by libsodium where sodium-native loads (its absence is not a missed patch: the stock path works). */
+function fastSignatures(): void {
+  const sodium = sodiumPublicKey()
+  if (sodium !== undefined && !sodiumEd25519(sodium)) {
+    patchMissed('sodiumEd25519', "@libp2p/crypto's Ed25519 key classes are not the ones expected")
+  }
+}
+
 /** Creates and starts a libp2p node. Listen failures become ERR_LISTEN_FAILED. */
 export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   const preset = PRESETS[opts.preset ?? 'default']
@@ -144,6 +156,8 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
   if (opts.stock !== true && opts.skipUnheardEvents === true) skipUnheardEvents()
   // and listeners without options cost only what Node's EventTarget costs (src/p2p/patches/lean-listeners.ts)
   if (opts.stock !== true && opts.skipUnheardEvents === true) leanListeners()
+  // and Ed25519 keys sign and check with libsodium (src/p2p/patches/handshake-crypto.ts)
+  if (opts.stock !== true && opts.skipUnheardEvents === true) fastSignatures()
   try {
     const node = (await createLibp2p({
       // one silent logger for every stream unless DEBUG asks for libp2p's (src/p2p/quiet-logger.ts)

@@ -3,8 +3,8 @@
  * connections, that the workaround is in effect on a Warren node and absent on a stock one, so that a dependency
  * update that silently disables an installer (a hook renamed, a field moved) fails here. Covered: holdWindowUpdates
  * (Yamux window updates counted as sent), coalescing and batching (socket writes and WebSocket messages per turn),
- * quietNoiseDecoder (Noise's message reader), noiseCrypto (session keys imported once), skipUnheardEvents (opt-in,
- * process-wide), and the installers' own reports (src/p2p/patches/status.ts). Every exchange is checked by SHA-256 and
+ * quietNoiseDecoder (Noise's message reader), noiseCrypto (session keys imported once), the handshake's X25519 and
+ * Ed25519 by libsodium, skipUnheardEvents (opt-in, process-wide), and the installers' own reports (src/p2p/patches/status.ts). Every exchange is checked by SHA-256 and
  * ends cleanly on both sides.
  */
 import assert from 'node:assert/strict'
@@ -16,6 +16,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { generateNodeKey } from '../../src/identity/keys.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../../src/p2p/create.ts'
 import { HOLD_WINDOW_BELOW } from '../../src/p2p/patches/coalesce.ts'
+import { sodiumKeyOperations } from '../../src/p2p/patches/handshake-crypto.ts'
 import {
   directOpensslMessages,
   importedSessionKeys,
@@ -212,6 +213,41 @@ describe('skipUnheardEvents is opt-in', () => {
     } finally {
       await warren.stop()
     }
+  })
+})
+
+describe('handshake crypto', () => {
+  it("a Warren connection's X25519 goes to libsodium, a stock one's to the package", async () => {
+    for (const stock of [false, true]) {
+      const before = sodiumKeyOperations().exchanges
+      const p = await pair({ stock })
+      try {
+        const r = await exchange(p, 3, 100)
+        assert.equal(r.echoed, r.sent)
+      } finally {
+        await p.stop()
+      }
+      const made = sodiumKeyOperations().exchanges - before
+      // Noise XX: three exchanges on each end
+      if (stock) assert.equal(made, 0)
+      else assert.ok(made >= 6, `${made} exchanges through libsodium`)
+    }
+  })
+
+  it('with the process-wide patches asked for, the connection signs and checks with libsodium', async () => {
+    const before = sodiumKeyOperations()
+    const p = await pair({ skipUnheardEvents: true })
+    try {
+      const r = await exchange(p, 3, 100)
+      assert.equal(r.echoed, r.sent)
+    } finally {
+      await p.stop()
+    }
+    const after = sodiumKeyOperations()
+    // each end signs its Noise handshake payload and checks the other's
+    assert.ok(after.signatures - before.signatures >= 2, `${after.signatures - before.signatures} signatures`)
+    assert.ok(after.checks - before.checks >= 2, `${after.checks - before.checks} checks`)
+    assert.deepEqual([...patchesMissed()], [])
   })
 })
 

@@ -20,7 +20,8 @@
  *    imported once (a `KeyObject` cached per key array, which Noise keeps for the life of the connection). Without
  *    sodium-native (a platform it has no prebuilt binding for), the smallest messages go to WebAssembly. A message of a new connection or an HTTP request
  *    is a few hundred bytes: with libsodium each daemon used 30-50 µs less CPU per new forwarded connection and the
- *    two daemons 13-15% less per proxied HTTP request. Hashing and key exchange stay the package's default.
+ *    two daemons 13-15% less per proxied HTTP request. The handshake's key exchange, hashes and HKDF go to libsodium
+ *    too (src/p2p/patches/handshake-crypto.ts).
  *
  * 2. An incoming message is opened where it lies when Noise asks for it (its `dst`, the message's first bytes), as
  *    the package's WebAssembly does: no buffer per message, and the plaintext keeps alive only the bytes read off
@@ -39,8 +40,9 @@ import { asCrypto, defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { InvalidParametersError } from '@libp2p/interface'
 import { InvalidMessageLengthError } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { handshakeCrypto } from './handshake-crypto.ts'
 import { type OpensslAead, opensslAead } from './openssl-aead.ts'
-import { type SodiumAead, sodiumAead } from './sodium.ts'
+import { type SodiumAead, sodiumAead, sodiumPublicKey } from './sodium.ts'
 
 /** Without libsodium: below this many bytes the WebAssembly cipher is faster than a call into OpenSSL. */
 const WASM_BELOW = 256
@@ -190,8 +192,14 @@ const sodium = sodiumAead()
 /** Which implementation seals this process's smaller Noise messages. */
 export const noiseCipherKind: 'libsodium' | 'webassembly' = sodium === undefined ? 'webassembly' : 'libsodium'
 
-/** The crypto for `noise({ crypto })`. */
-export const noiseCrypto: ICryptoInterface = { ...defaultCrypto, ...noiseCipher(sodium, opensslAead) }
+const publicKeyMath = sodiumPublicKey()
+
+/** The crypto for `noise({ crypto })`: the cipher above; X25519, SHA-256 and HKDF by libsodium where it loads. */
+export const noiseCrypto: ICryptoInterface = {
+  ...defaultCrypto,
+  ...(publicKeyMath === undefined ? {} : handshakeCrypto(publicKeyMath)),
+  ...noiseCipher(sodium, opensslAead),
+}
 
 /** Thrown, never constructed again, when fewer than 2 bytes are buffered: the stock reader only checks its class. */
 const NEED_MORE = new RangeError('Could not decode int16BE')

@@ -27,6 +27,7 @@ export type PatchName =
   | 'knownProtocols'
   | 'takeBackAfterEnd'
   | 'linearConnectionList'
+  | 'sodiumEd25519'
 
 const missed = new Map<PatchName, string>()
 
