@@ -234,6 +234,40 @@ describe('handshake crypto', () => {
     }
   })
 
+  it("a Warren node and a stock one connect either way, each end with its own node's crypto", async () => {
+    for (const [dialer, listener] of [
+      [{ skipUnheardEvents: true }, { stock: true }],
+      [{ stock: true }, { skipUnheardEvents: true }],
+    ] as const) {
+      const before = sodiumKeyOperations().exchanges
+      const a = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'], ...listener })
+      const b = await createNode({ privateKey: await generateNodeKey(), listen: [], ...dialer })
+      try {
+        await a.handle(ECHO, async (stream: Stream) => {
+          for await (const chunk of stream) if (!stream.send(chunk)) await stream.onDrain()
+          await stream.close()
+        })
+        const stream = await b.dialProtocol(a.getMultiaddrs()[0]!, ECHO)
+        const it = stream[Symbol.asyncIterator]()
+        const sent = createHash('sha256')
+        const echoed = createHash('sha256')
+        for (let r = 0; r < 5; r++) {
+          const chunk = bytes(300, r)
+          sent.update(chunk)
+          assert.equal(stream.send(chunk), true)
+          echoed.update(await readN(it, 300))
+        }
+        await stream.close()
+        assert.equal((await it.next()).done, true)
+        assert.equal(echoed.digest('hex'), sent.digest('hex'))
+      } finally {
+        await Promise.all([a.stop(), b.stop()])
+      }
+      // Noise XX: the Warren end's three exchanges, the stock end's none
+      assert.equal(sodiumKeyOperations().exchanges - before, 3)
+    }
+  })
+
   it('with the process-wide patches asked for, the connection signs and checks with libsodium', async () => {
     const before = sodiumKeyOperations()
     const p = await pair({ skipUnheardEvents: true })
