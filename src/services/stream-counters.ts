@@ -95,10 +95,28 @@ interface Live {
   tallies: readonly StreamTally[]
 }
 
+/** The labels a stream's tallies are kept under and those tallies, per direction, service and peer. */
+interface Entry {
+  kept: StreamLabels
+  tallies: readonly StreamTally[]
+}
+
+/** Entries remembered at most (a cache: past this many the map is emptied and refilled as streams come). */
+const MAX_ENTRIES = 4 * MAX_TALLIES
+
 export class StreamCounters {
   readonly #tallies = new Map<string, StreamTally>()
   /** Tallies per `direction\0kind`, to bound them. */
   readonly #kinds = new Map<string, number>()
+  /**
+   * Direction → service → peer → the entry of a stream with those labels: a new stream finds its tallies without
+   * building their keys, and gets the same `kept` labels object as the streams before it (listeners may key on it).
+   */
+  readonly #entries: Record<StreamDirection, Map<string, Map<string, Entry>>> = {
+    incoming: new Map(),
+    outgoing: new Map(),
+  }
+  #entryCount = 0
   readonly #live = new Set<Live>()
   readonly #listeners = new Set<StreamCounterListener>()
 
@@ -136,6 +154,27 @@ export class StreamCounters {
     })
   }
 
+  #entryOf(labels: StreamLabels): Entry {
+    let entry = this.#entries[labels.direction].get(labels.service)?.get(labels.peer)
+    if (entry !== undefined) return entry
+    if (this.#entryCount >= MAX_ENTRIES) {
+      this.#entries.incoming.clear()
+      this.#entries.outgoing.clear()
+      this.#entryCount = 0
+    }
+    const byService = this.#entries[labels.direction]
+    let byPeer = byService.get(labels.service)
+    if (byPeer === undefined) {
+      byPeer = new Map()
+      byService.set(labels.service, byPeer)
+    }
+    const kept = this.#bounded(labels)
+    entry = { kept, tallies: this.#talliesOf(kept) }
+    byPeer.set(labels.peer, entry)
+    this.#entryCount++
+    return entry
+  }
+
   #add(live: Live, now: StreamBytes): void {
     const dIn = Math.max(0, now.bytesIn - live.counted.bytesIn)
     const dOut = Math.max(0, now.bytesOut - live.counted.bytesOut)
@@ -155,8 +194,7 @@ export class StreamCounters {
    * port the client connected to) is reported with its end.
    */
   start(labels: StreamLabels, sample?: () => StreamBytes, info: { port?: number } = {}): CountedStream {
-    const kept = this.#bounded(labels)
-    const tallies = this.#talliesOf(kept)
+    const { kept, tallies } = this.#entryOf(labels)
     const live: Live = { labels, kept, counted: { bytesIn: 0, bytesOut: 0 }, sample, started: Date.now(), tallies }
     this.#live.add(live)
     for (const t of tallies) {

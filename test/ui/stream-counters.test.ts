@@ -40,3 +40,29 @@ it(`keeps at most ${MAX_TALLIES} peers apart per direction; the rest are counted
   c.never({ direction: 'incoming', service: 'web', peer: 'peer-0' }, 'refused', 'not allowed')
   assert.deepEqual(c.snapshot().incoming.peers['peer-0']?.ends, { refused: 2 })
 })
+
+it('gives streams of the same labels the same kept labels, and counts right past its cache of labels', () => {
+  const c = new StreamCounters()
+  const ends: StreamEnd[] = []
+  c.listen({ ended: (e) => ends.push(e) })
+  const open = (peer: string, service = 'web') => c.start({ direction: 'incoming', service, peer })
+  open('a').end('ok')
+  open('a').end('reset')
+  open('a', 'ssh').end('ok')
+  assert.equal(ends[0]!.counted, ends[1]!.counted, 'the same labels, the same object')
+  assert.notEqual(ends[0]!.counted, ends[2]!.counted)
+  // more distinct peers than the cache holds (4 × MAX_TALLIES): it is emptied and refilled, the tallies stay
+  const distinct = 4 * MAX_TALLIES + 100
+  for (let i = 0; i < distinct; i++) open(`peer-${i}`).end('ok')
+  open('a').end('ok')
+  open('peer-1').end('ok')
+  open(`peer-${distinct - 1}`).end('ok')
+  const snap = c.snapshot()
+  assert.deepEqual(snap.incoming.peers.a?.ends, { ok: 3, reset: 1 }) // its web and ssh streams
+  assert.deepEqual(snap.incoming.peers['peer-1']?.ends, { ok: 2 })
+  // 'a' and peer-0 … peer-1022 are counted apart; every later peer as "other"
+  assert.equal(Object.keys(snap.incoming.peers).length, MAX_TALLIES + 1)
+  assert.deepEqual(snap.incoming.peers[OTHER]?.ends, { ok: distinct - (MAX_TALLIES - 1) + 1 })
+  assert.deepEqual(snap.incoming.services.web?.ends, { ok: distinct + 4, reset: 1 })
+  assert.equal(snap.incoming.total.open, 0)
+})
