@@ -23,8 +23,7 @@ import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
-import { helpIfAsked } from './help.ts'
+import { argsOrExit, helpIfAsked } from './help.ts'
 import { Child } from './proc.ts'
 import { MiB, median, quantile } from './stats.ts'
 
@@ -139,23 +138,16 @@ export function summary(rounds: EncrypterRound[]): Record<string, Record<string,
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   helpIfAsked(import.meta.url)
-  const parsed = (() => {
-    try {
-      return parseArgs({
-        options: {
-          rounds: { type: 'string', default: '3' },
-          bulk: { type: 'string', default: '256' },
-          exchanges: { type: 'string', default: '2000' },
-          connections: { type: 'string', default: '200' },
-          variants: { type: 'string', default: VARIANTS.join(',') },
-          out: { type: 'string' },
-        },
-      })
-    } catch (err) {
-      process.stderr.write(`encrypters: ${(err as Error).message}\n`)
-      process.exit(2)
-    }
-  })()
+  const parsed = argsOrExit('encrypters', {
+    options: {
+      rounds: { type: 'string', default: '3' },
+      bulk: { type: 'string', default: '256' },
+      exchanges: { type: 'string', default: '2000' },
+      connections: { type: 'string', default: '200' },
+      variants: { type: 'string', default: VARIANTS.join(',') },
+      out: { type: 'string' },
+    },
+  })
   const args = parsed.values
   const counts = [args.rounds, args.bulk, args.exchanges, args.connections].map(Number)
   if (counts.some((n) => !Number.isInteger(n) || n < 1)) {

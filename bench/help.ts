@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { type ParseArgsConfig, parseArgs } from 'node:util'
 
 /** The leading doc comment of the file at `url`, without its comment markers. */
 export function headerText(url: string): string {
@@ -21,4 +22,14 @@ export function helpIfAsked(url: string, argv: readonly string[] = process.argv.
   if (!argv.includes('--help') && !argv.includes('-h')) return
   process.stdout.write(`${headerText(url)}\n`)
   process.exit(0)
+}
+
+/** `parseArgs(config)`, or the parser's complaint as `<name>: <message>` on stderr and exit status 2. */
+export function argsOrExit<T extends ParseArgsConfig>(name: string, config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config)
+  } catch (err) {
+    process.stderr.write(`${name}: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
 }

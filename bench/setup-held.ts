@@ -21,8 +21,7 @@ import { connect } from 'node:net'
 import { loadavg } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
-import { helpIfAsked } from './help.ts'
+import { argsOrExit, helpIfAsked } from './help.ts'
 import { cpuSeconds } from './peers/cpu.ts'
 import { type IdleClientsAnswer, openFilesLimit, PER_CLIENT, SPARE_FILES } from './peers/workloads.ts'
 import { Child } from './proc.ts'
@@ -156,23 +155,16 @@ export async function setupHeld(opts: {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   helpIfAsked(import.meta.url)
-  const parsed = (() => {
-    try {
-      return parseArgs({
-        options: {
-          held: { type: 'string', default: '0,8000' },
-          connections: { type: 'string', default: '500' },
-          warmup: { type: 'string', default: '1500' },
-          rounds: { type: 'string', default: '2' },
-          'node-options': { type: 'string' },
-          out: { type: 'string' },
-        },
-      })
-    } catch (err) {
-      process.stderr.write(`setup-held: ${(err as Error).message}\n`)
-      process.exit(2)
-    }
-  })()
+  const parsed = argsOrExit('setup-held', {
+    options: {
+      held: { type: 'string', default: '0,8000' },
+      connections: { type: 'string', default: '500' },
+      warmup: { type: 'string', default: '1500' },
+      rounds: { type: 'string', default: '2' },
+      'node-options': { type: 'string' },
+      out: { type: 'string' },
+    },
+  })
   const args = parsed.values
   const held = args.held.split(',').map(Number)
   const counts = [Number(args.connections), Number(args.warmup), Number(args.rounds)]
