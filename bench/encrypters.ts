@@ -1,25 +1,29 @@
 /**
- * `node bench/encrypters.ts`: Noise against TLS 1.3 as the connection encrypter between two nodes, in Warren's
- * libp2p stack and in stock js-libp2p. Each variant is a listener and a dialer (bench/libp2p-peer.ts, real processes
- * on loopback: TCP, the encrypter, Yamux); in interleaved rounds each runs:
+ * `node bench/encrypters.ts`: the secure channel between two nodes — Noise against TLS 1.3 as the connection
+ * encrypter, in Warren's libp2p stack and in stock js-libp2p, and QUIC in place of TCP, the encrypter and Yamux. Each
+ * variant is a listener and a dialer (bench/libp2p-peer.ts, real processes on loopback); in interleaved rounds each
+ * runs:
  *
  * - bulk: `--bulk` MiB through one stream each way (the listener counts the bytes it got), MiB/s and CPU seconds per
  *   GiB of each end;
  * - requests: 64 streams at once, each `--exchanges` round trips of 100 bytes one after another (every echo checked
  *   for its length), round trips per second and CPU µs per round trip of each end;
  * - connections: `--connections` new connections one after another (dial, the encrypter's handshake, Yamux, one
- *   byte echoed on a new stream, close), p50 ms and CPU µs per connection of each end.
+ *   byte echoed on a new stream, close), p50 ms and CPU µs per connection of each end;
+ * - a paused reader: a 64 MiB download whose reader pauses for its first 2 s (its read buffer is libp2p's default,
+ *   4 MiB): the bytes it got and how the stream ended. Where flow control holds the sender back, every byte arrives.
  *
  * Variants (`--variants`, default all): `noise` (Warren's stack: its Noise cipher, write coalescing and Yamux
- * batching), `tls` (Warren's stack with `@libp2p/tls` instead of Noise), `stock-noise`, `stock-tls` (stock js-libp2p).
- * TLS needs `@libp2p/tls`, which Warren does not depend on: `npm install --no-save @libp2p/tls@3.1.10`; without it
- * the TLS variants are reported as not measured. Results go to `bench/results/<date>-encrypters.json`.
+ * batching), `tls` (Warren's stack with `@libp2p/tls` instead of Noise), `stock-noise`, `stock-tls` (stock js-libp2p),
+ * `quic` (Warren's stack over `@chainsafe/libp2p-quic`: QUIC's TLS 1.3 and streams, in Rust, instead of TCP, Noise
+ * and Yamux). Neither package is a dependency of Warren: `npm install --no-save @libp2p/tls@3.1.10
+ * @chainsafe/libp2p-quic@2.1.1`; a variant whose package is missing is reported as not measured. Results go to
+ * `bench/results/<date>-encrypters.json`.
  *
  *   node bench/encrypters.ts [--rounds 3] [--bulk 256] [--exchanges 2000] [--connections 200]
- *     [--variants noise,tls,stock-noise,stock-tls] [--out bench/results/<date>-encrypters.json]
+ *     [--variants noise,tls,stock-noise,stock-tls,quic] [--out bench/results/<date>-encrypters.json]
  */
 import { mkdir, writeFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,7 +31,7 @@ import { argsOrExit, helpIfAsked } from './help.ts'
 import { Child } from './proc.ts'
 import { MiB, median, quantile } from './stats.ts'
 
-export const VARIANTS = ['noise', 'tls', 'stock-noise', 'stock-tls'] as const
+export const VARIANTS = ['noise', 'tls', 'stock-noise', 'stock-tls', 'quic'] as const
 export type Variant = (typeof VARIANTS)[number]
 
 export interface EncrypterRound {
@@ -42,19 +46,34 @@ export interface EncrypterRound {
   connectP50Ms: number
   connectP99Ms: number
   cpuUsPerConnection: { dialer: number; listener: number }
+  /** The paused reader's download: MiB it got of 64, and how it ended ("every byte" or the stream's error). */
+  pausedReader: { gotMiB: number; ended: string }
   loadAverage: number
 }
+
+/** The paused reader's download, MiB. */
+const PAUSED_MIB = 64
 
 const PEER = fileURLToPath(new URL('libp2p-peer.ts', import.meta.url))
 const round2 = (x: number): number => Math.round(x * 100) / 100
 
-/** Why the TLS variants cannot run here, or undefined when `@libp2p/tls` resolves. */
-export function tlsMissing(): string | undefined {
+/** The package each variant needs beyond Warren's dependencies, at the version measured. */
+const EXTRA: Partial<Record<Variant, string>> = {
+  tls: '@libp2p/tls@3.1.10',
+  'stock-tls': '@libp2p/tls@3.1.10',
+  quic: '@chainsafe/libp2p-quic@2.1.1',
+}
+
+/** Why a variant cannot run here (its package does not resolve), or undefined when it can. */
+export function variantMissing(variant: Variant): string | undefined {
+  const pkg = EXTRA[variant]
+  if (pkg === undefined) return undefined
+  const name = pkg.slice(0, pkg.lastIndexOf('@'))
   try {
-    createRequire(import.meta.url).resolve('@libp2p/tls')
+    import.meta.resolve(name)
     return undefined
   } catch {
-    return '@libp2p/tls is not installed (npm install --no-save @libp2p/tls@3.1.10)'
+    return `${name} is not installed (npm install --no-save ${pkg})`
   }
 }
 
@@ -67,7 +86,7 @@ async function runVariant(
     WARREN_BENCH_STOCK: variant.startsWith('stock') ? '1' : '0',
     WARREN_BENCH_ENCRYPTER: variant.endsWith('tls') ? 'tls' : 'noise',
   }
-  const listener = new Child(`${variant} listener`, [PEER, 'listen'], env)
+  const listener = new Child(`${variant} listener`, [PEER, 'listen', variant === 'quic' ? 'quic' : 'tcp'], env)
   let dialer: Child | undefined
   try {
     const { addr } = await listener.next<{ addr: string }>(30_000)
@@ -86,6 +105,7 @@ async function runVariant(
     const gib = (2 * bytes) / 1024 ** 3
     const rr = await measured<{ ms: number; exchanges: number }>(`rr ${opts.exchanges}`)
     const conns = await measured<{ samples: number[] }>(`connect ${opts.connections}`)
+    const paused = await d.request<{ got: number; ended: string }>(`pause ${PAUSED_MIB * MiB}`, 600_000)
     return {
       variant,
       round,
@@ -106,6 +126,7 @@ async function runVariant(
         dialer: Math.round((conns.dialer * 1e6) / opts.connections),
         listener: Math.round((conns.listener * 1e6) / opts.connections),
       },
+      pausedReader: { gotMiB: round2(paused.got / MiB), ended: paused.ended },
       loadAverage: round2(loadavg()[0]!),
     }
   } finally {
@@ -131,6 +152,9 @@ export function summary(rounds: EncrypterRound[]): Record<string, Record<string,
       'new connection p50 ms': fig(rs.map((r) => r.connectP50Ms)),
       'CPU µs/connection dialer': fig(rs.map((r) => r.cpuUsPerConnection.dialer)),
       'CPU µs/connection listener': fig(rs.map((r) => r.cpuUsPerConnection.listener)),
+      [`paused reader, ${PAUSED_MIB} MiB`]: [
+        ...new Set(rs.map((r) => `${r.pausedReader.gotMiB} MiB, ${r.pausedReader.ended}`)),
+      ].join('; '),
     }
   }
   return out
@@ -160,10 +184,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write(`encrypters: unknown variant ${unknown.join(', ')}; the variants are ${VARIANTS.join(', ')}\n`)
     process.exit(2)
   }
-  const missing = tlsMissing()
   const notMeasured: Record<string, string> = {}
   const variants = (asked as Variant[]).filter((v) => {
-    if (!v.endsWith('tls') || missing === undefined) return true
+    const missing = variantMissing(v)
+    if (missing === undefined) return true
     notMeasured[v] = missing
     process.stdout.write(`${v}: not measured: ${missing}\n`)
     return false
@@ -180,7 +204,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
           `round ${round} ${v}: bulk ${r.upMiBps} / ${r.downMiBps} MiB/s (CPU s/GiB ${r.bulkCpuSPerGiB.dialer} / ` +
             `${r.bulkCpuSPerGiB.listener}), ${r.exchangesPerS} round trips/s (CPU µs ${r.cpuUsPerExchange.dialer} / ` +
             `${r.cpuUsPerExchange.listener}), new connection p50 ${r.connectP50Ms} ms (CPU µs ` +
-            `${r.cpuUsPerConnection.dialer} / ${r.cpuUsPerConnection.listener}) (load ${r.loadAverage})\n`,
+            `${r.cpuUsPerConnection.dialer} / ${r.cpuUsPerConnection.listener}), paused reader ` +
+            `${r.pausedReader.gotMiB} of ${PAUSED_MIB} MiB: ${r.pausedReader.ended} (load ${r.loadAverage})\n`,
         )
       }
     }

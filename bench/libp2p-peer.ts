@@ -2,13 +2,16 @@
  * Benchmark child process: a raw js-libp2p peer assembled with Warren's own `createNode` (TCP, Noise, Yamux),
  * so the "raw libp2p stream" figures use exactly the stack a forward uses, without Warren's service layer.
  *
- * `libp2p-peer.ts listen [udx]`: serves the xfer and echo protocols; prints `{"addr": …}` (with `udx`, the address of
- * Warren's UDX transport on 127.0.0.1 instead of TCP: Noise + Yamux over one UDX stream, as on a direct path).
+ * `libp2p-peer.ts listen [udx|quic]`: serves the xfer and echo protocols; prints `{"addr": …}` (with `udx`, the address
+ * of Warren's UDX transport on 127.0.0.1 instead of TCP: Noise + Yamux over one UDX stream, as on a direct path; with
+ * `quic`, a QUIC address of `@chainsafe/libp2p-quic`, installed with `npm install --no-save @chainsafe/libp2p-quic`:
+ * QUIC's TLS 1.3 and streams instead of Noise and Yamux). A dialer given a QUIC address dials it over QUIC.
  * `libp2p-peer.ts dial <addr>`: dials once, prints `{"ready": true}`, then answers one JSON line per command
  * line on stdin: `up <bytes>` → `{"ms": …}`, `down <bytes>` → `{"ms": …}`, `setup <count>` and `setup-lazy <count>`
  * (optimistic protocol select) → `{"samples": […]}`, `rr <n>` (64 echo streams at once, each `n` round trips of 100 bytes
  * one after another) → `{"ms": …, "exchanges": …}`, `connect <count>` (that many new connections one after another,
- * each dialled, checked with one echoed byte and closed) → `{"samples": […]}`.
+ * each dialled, checked with one echoed byte and closed) → `{"samples": […]}`, `pause <bytes>` (a download whose reader
+ * pauses for its first 2 s) → `{"got": …, "ended": …}`.
  *
  * `WARREN_BENCH_STOCK=1` runs stock js-libp2p (no Warren wrappers); `WARREN_BENCH_ENCRYPTER=tls` offers TLS 1.3
  * (`@libp2p/tls`, installed with `npm install --no-save @libp2p/tls`) instead of Noise (bench/encrypters.ts).
@@ -105,14 +108,23 @@ async function encrypters(): Promise<Pick<NodeOptions, 'connectionEncrypters'>> 
   return { connectionEncrypters: [tls()] }
 }
 
+/** QUIC from `@chainsafe/libp2p-quic` (not a dependency of Warren): the transport for `createNode`. */
+async function quicTransport(): Promise<Pick<NodeOptions, 'transports'>> {
+  const name = '@chainsafe/libp2p-quic'
+  const { quic } = (await import(name)) as { quic: () => NonNullable<NodeOptions['transports']>[number] }
+  return { transports: [quic()] }
+}
+
 async function listen(transport: string): Promise<void> {
   const privateKey = await generateNodeKey()
   const udxHub = transport === 'udx' ? new UdxHub() : undefined
+  const quic = transport === 'quic'
   const node =
     udxHub === undefined
       ? await createNode({
           privateKey,
-          listen: ['/ip4/127.0.0.1/tcp/0'],
+          listen: [quic ? '/ip4/127.0.0.1/udp/0/quic-v1' : '/ip4/127.0.0.1/tcp/0'],
+          ...(quic ? await quicTransport() : {}),
           // the test preset takes 1,000 new connections a second from one address (`connect` makes ~100)
           preset: 'test',
           stock: STOCK,
@@ -144,6 +156,7 @@ async function dial(addr: string): Promise<void> {
     stock: STOCK,
     skipUnheardEvents: !STOCK,
     ...(udxHub ? { udxHub } : {}),
+    ...(addr.includes('/quic-v1') ? await quicTransport() : {}),
     ...(await encrypters()),
   })
   const conn = await node.dial(multiaddr(addr))
@@ -252,6 +265,32 @@ async function dial(addr: string): Promise<void> {
       await stream.close()
       return { ms }
     },
+    /** A download whose reader pauses for its first 2 s: the bytes it got and how it ended. */
+    pause: async (bytes) => {
+      const stream = await conn.newStream(XFER)
+      const outcome = await new Promise<{ got: number; ended: string }>((resolve) => {
+        let got = 0
+        const timer = setTimeout(() => resolve({ got, ended: `no end within ${TIMEOUT} ms` }), TIMEOUT)
+        const done = (ended: string): void => {
+          clearTimeout(timer)
+          resolve({ got, ended })
+        }
+        stream.addEventListener('message', (evt) => {
+          got += evt.data.byteLength
+          if (got === bytes) done('every byte')
+        })
+        stream.addEventListener('close', (evt) => {
+          if (got !== bytes) done((evt as Event & { error?: Error }).error?.message ?? 'closed early')
+        })
+        stream.send(encodeRequest('D', bytes))
+        stream.pause()
+        setTimeout(() => {
+          if (stream.status === 'open') stream.resume()
+        }, 2000)
+      })
+      await stream.close().catch(() => {})
+      return outcome
+    },
     setup: (count) => setup(count, true),
     // optimistic protocol select: the protocol name goes out with the first data, saving one round trip
     'setup-lazy': (count) => setup(count, false),
@@ -268,6 +307,6 @@ const [role, addr] = process.argv.slice(2)
 if (role === 'listen') await listen(addr ?? 'tcp')
 else if (role === 'dial' && addr !== undefined) await dial(addr)
 else {
-  process.stderr.write('usage: libp2p-peer.ts listen [tcp|udx] | dial <multiaddr>\n')
+  process.stderr.write('usage: libp2p-peer.ts listen [tcp|udx|quic] | dial <multiaddr>\n')
   process.exit(2)
 }

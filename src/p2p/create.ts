@@ -117,6 +117,11 @@ export interface NodeOptions {
    * Noise cipher (src/p2p/patches/noise-crypto.ts) applies to Noise only; the other patches stay.
    */
   connectionEncrypters?: NonNullable<Libp2pInit['connectionEncrypters']>
+  /**
+   * Transports added to Warren's (bench/encrypters.ts measures QUIC from `@chainsafe/libp2p-quic` this way: a QUIC
+   * connection brings its own encryption and streams, so neither Noise nor Yamux runs on it).
+   */
+  transports?: TransportFactory[]
 }
 
 /** Ping streams per connection and direction (the answering side: src/p2p/ping-answer.ts). */
@@ -180,6 +185,7 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
         ...(preset.relayClient ? [circuitRelayTransport()] : []),
         ...(opts.udxHub === undefined ? [] : [udx({ hub: opts.udxHub })]),
         ...(opts.webrtc === undefined ? [] : [opts.webrtc]),
+        ...(opts.transports ?? []),
       ],
       // OpenSSL with the session key imported once (src/p2p/patches/noise-crypto.ts)
       connectionEncrypters: opts.connectionEncrypters ?? [

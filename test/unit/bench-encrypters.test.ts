@@ -27,9 +27,12 @@ test('a count that is not a whole number from 1 is refused with exit status 2', 
 })
 
 test('an unknown variant is refused with exit status 2 and the list of variants', async () => {
-  const r = await refused(['--variants', 'noise,quic'])
+  const r = await refused(['--variants', 'noise,wireguard'])
   assert.equal(r.code, 2)
-  assert.equal(r.stderr, 'encrypters: unknown variant quic; the variants are noise, tls, stock-noise, stock-tls\n')
+  assert.equal(
+    r.stderr,
+    'encrypters: unknown variant wireguard; the variants are noise, tls, stock-noise, stock-tls, quic\n',
+  )
 })
 
 test('an unknown option is refused with exit status 2', async () => {
@@ -50,6 +53,7 @@ test('the summary gives each figure as the median of the rounds with their range
     connectP50Ms: 8,
     connectP99Ms: 9,
     cpuUsPerConnection: { dialer: 6000, listener: 5000 },
+    pausedReader: n === 2 ? { gotMiB: 4, ended: 'reset' } : { gotMiB: 64, ended: 'every byte' },
     loadAverage: 1,
   })
   const s = summary([round(1, 320), round(2, 300), round(3, 340)])
@@ -57,4 +61,5 @@ test('the summary gives each figure as the median of the rounds with their range
   assert.equal(s.noise!['bulk up MiB/s'], '320 [300-340]')
   assert.equal(s.noise!['round trips/s'], '2000 [1000-3000]')
   assert.equal(s.noise!['CPU µs/connection listener'], '5000 [5000-5000]')
+  assert.equal(s.noise!['paused reader, 64 MiB'], '64 MiB, every byte; 4 MiB, reset')
 })
