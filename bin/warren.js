@@ -3,6 +3,7 @@
 // (src/ present and a Node that strips types) it runs the TypeScript sources directly, so no build is needed.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { enableWarrenCompileCache } from './compile-cache.js'
 import { daemonBundle } from './daemon-bundle.js'
 
 const MIN_MAJOR = 22
@@ -93,6 +94,8 @@ function tuneDaemon() {
   }
 }
 tuneDaemon()
+// compiled code for Warren's modules from the last run, in the user's own cache directory (bin/compile-cache.js)
+enableWarrenCompileCache()
 
 const source = new URL('../src/cli/main.ts', import.meta.url)
 const compiled = new URL('../dist/cli/main.js', import.meta.url)
