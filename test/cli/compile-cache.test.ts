@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,6 +57,17 @@ test('a command fills the cache in a 0700 directory of its own, and runs the sam
   assert.ok(filesUnder(dir).length > 0, 'no compiled code was written')
   assert.equal(await version(cacheHome), first)
   assert.match(first, /^\d+\.\d+\.\d+/)
+})
+
+test('damaged cache files are compiled anew: the command runs the same and rewrites them', async () => {
+  const cacheHome = base('damaged')
+  const first = await version(cacheHome)
+  const files = filesUnder(join(cacheHome, 'warren', 'compile-cache'))
+  assert.ok(files.length > 0)
+  for (const f of files) writeFileSync(f, randomBytes(100))
+  assert.equal(await version(cacheHome), first)
+  const rewritten = files.filter((f) => statSync(f).size !== 100)
+  assert.ok(rewritten.length > 0, 'no damaged file was rewritten')
 })
 
 test('a cache directory other users can write to is not used, and the command still runs', async () => {
