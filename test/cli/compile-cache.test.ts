@@ -17,6 +17,8 @@ const run = promisify(execFile)
 const WARREN = fileURLToPath(new URL('../../bin/warren.js', import.meta.url))
 const scratch = mkdtempSync(join(tmpdir(), 'warren-compile-cache-'))
 after(() => rmSync(scratch, { recursive: true, force: true }))
+/** Tests that hand a directory to another user. */
+const asRoot = { skip: process.getuid?.() !== 0 }
 
 /** A fresh cache base under the scratch dir, 0700 as a user's ~/.cache is. */
 function base(name: string): string {
@@ -80,7 +82,7 @@ test('a cache directory other users can write to is not used, and the command st
   assert.deepEqual(filesUnder(dir), [])
 })
 
-test('a directory on the path that belongs to another user is refused', { skip: process.getuid?.() !== 0 }, () => {
+test('a directory on the path that belongs to another user is refused', asRoot, () => {
   const cacheHome = base('owner')
   const dir = join(cacheHome, 'warren', 'compile-cache')
   mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -94,12 +96,29 @@ test('a file where the directory should be turns the cache off with the reason',
   const cacheHome = base('file')
   mkdirSync(join(cacheHome, 'warren'), { mode: 0o700 })
   writeFileSync(join(cacheHome, 'warren', 'compile-cache'), 'not a directory')
-  const got = enableWarrenCompileCache({ XDG_CACHE_HOME: cacheHome }) as { off: string }
-  assert.match(got.off, /^EEXIST: file already exists, mkdir /)
-  assert.equal(
-    unsafeBecause(join(cacheHome, 'warren', 'compile-cache')),
-    `${join(cacheHome, 'warren', 'compile-cache')} is not a directory`,
-  )
+  const file = join(cacheHome, 'warren', 'compile-cache')
+  assert.deepEqual(enableWarrenCompileCache({ XDG_CACHE_HOME: cacheHome }), { off: `${file} is not a directory` })
+  assert.equal(unsafeBecause(file), `${file} is not a directory`)
+})
+
+test('nothing is made in a cache directory of another user (sudo keeping HOME)', asRoot, async () => {
+  const cacheHome = base('sudo')
+  chownSync(cacheHome, 65534, 65534)
+  assert.deepEqual(enableWarrenCompileCache({ XDG_CACHE_HOME: cacheHome }), {
+    off: `${cacheHome} belongs to user 65534, not 0`,
+  })
+  assert.match(await version(cacheHome), /^\d+\.\d+\.\d+/)
+  assert.deepEqual(readdirSync(cacheHome), [])
+})
+
+test('a missing cache directory is made only inside a directory of this user', asRoot, () => {
+  const home = base('foreign-home')
+  chownSync(home, 65534, 65534)
+  const cacheHome = join(home, 'cache')
+  assert.deepEqual(enableWarrenCompileCache({ XDG_CACHE_HOME: cacheHome }), {
+    off: `${home} belongs to user 65534, not 0`,
+  })
+  assert.deepEqual(readdirSync(home), [])
 })
 
 test('NODE_DISABLE_COMPILE_CACHE turns it off: nothing is made', async () => {
