@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { enableWarrenCompileCache } from './compile-cache.js'
 import { daemonBundle } from './daemon-bundle.js'
+import { loadDaemonBundle } from './daemon-load.js'
 
 const MIN_MAJOR = 22
 const major = Number(process.versions.node.split('.')[0])
@@ -95,7 +96,7 @@ function tuneDaemon() {
 }
 tuneDaemon()
 // compiled code for Warren's modules from the last run, in the user's own cache directory (bin/compile-cache.js)
-enableWarrenCompileCache()
+const compileCache = enableWarrenCompileCache()
 
 const source = new URL('../src/cli/main.ts', import.meta.url)
 const compiled = new URL('../dist/cli/main.js', import.meta.url)
@@ -103,10 +104,17 @@ const useSource = Boolean(process.features.typescript) && existsSync(source)
 
 let cli
 try {
-  // the daemon runs from one bundled module when there is one (bin/daemon-bundle.js)
+  // the daemon runs from one bundled script when there is one (bin/daemon-bundle.js)
   const bundle =
     daemonCommand === 'up' ? await daemonBundle(fileURLToPath(new URL('..', import.meta.url)), useSource) : undefined
-  if (bundle !== undefined) cli = await import(bundle.href).catch(() => undefined)
+  // with the code it compiled the last time it ran (bin/daemon-load.js); a bundle that fails to load leaves the modules
+  if (bundle !== undefined) {
+    try {
+      cli = loadDaemonBundle(bundle, compileCache.directory).exports
+    } catch {
+      cli = undefined
+    }
+  }
   cli ??= await import(useSource ? source.href : compiled.href)
 } catch (err) {
   if (!useSource && err?.code === 'ERR_MODULE_NOT_FOUND' && !existsSync(compiled)) {

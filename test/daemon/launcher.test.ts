@@ -2,7 +2,7 @@
  * The `warren` launcher (bin/warren.js) starts a daemon with its memory and compiler settings: `warren up` (and
  * `--home <dir> up`) replaces itself once with a Node started with `--max-semi-space-size=2`,
  * `--heap-growing-percent=200`, `--invocation-count-for-turbofan=1000` and MALLOC_ARENA_MAX=2 (same pid), runs from
- * the bundled daemon (dist/daemon.mjs, built when missing), answers `warren status` and stops cleanly on SIGTERM; a
+ * the bundled daemon (dist/daemon.cjs, built when missing), answers `warren status` and stops cleanly on SIGTERM; a
  * user's own `--max-semi-space-size` in NODE_OPTIONS is kept as it is.
  */
 import assert from 'node:assert/strict'
@@ -78,7 +78,7 @@ describe('bin/warren.js: the daemon’s start', { skip: linux ? false : 'the re-
     assert.ok(cmdline(pid).includes('--invocation-count-for-turbofan=1000'), cmdline(pid).join(' '))
     assert.ok(environ(pid).includes('MALLOC_ARENA_MAX=2'))
     assert.ok(environ(pid).includes('WARREN_NODE_TUNED=1'))
-    assert.ok(existsSync(resolve('dist/daemon.mjs')), 'the bundle was built')
+    assert.ok(existsSync(resolve('dist/daemon.cjs')), 'the bundle was built')
     const status = await run(['--home', home, 'status', '--json'])
     assert.equal(status.code, 0)
     assert.match((JSON.parse(status.stdout) as { id: string }).id, /^12D3KooW/)

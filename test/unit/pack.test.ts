@@ -74,7 +74,7 @@ describe('npm package', { timeout: 6 * MINUTE }, () => {
       'README.md',
       'bin/warren.js',
       'dist/cli/main.js',
-      'dist/daemon.mjs',
+      'dist/daemon.cjs',
       'dist/errors.js',
       'docs/errors.md',
     ]) {
