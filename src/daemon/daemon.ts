@@ -26,7 +26,7 @@ import { startUiServer, type UiServer, uiHandler } from '../ui/ui-server.ts'
 import { type ServiceUsage, serviceUsage } from '../ui/usage.ts'
 import { startAdmission } from './admission.ts'
 import { ApiServer } from './api-server.ts'
-import { startIdleTrim } from './idle-trim.ts'
+import { describeTrim, startIdleTrim } from './idle-trim.ts'
 import { createApiHandler } from './methods.ts'
 import { acquirePidFile } from './pidfile.ts'
 import { StateStore } from './state.ts'
@@ -217,7 +217,10 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     // the memory a burst of traffic left goes back to the system once the daemon is quiet (idle-trim.ts): V8's heap
     // compacted first, then malloc_trim. The compaction only with a fixed heap growing factor (bin/warren.js): with
     // V8's own estimate, the next transfers ran under constant major collections (docs/performance.md)
-    const trim = startIdleTrim({ compact: process.execArgv.some((f) => f.startsWith('--heap-growing-percent')) })
+    const trim = startIdleTrim({
+      compact: process.execArgv.some((f) => f.startsWith('--heap-growing-percent')),
+      onTrim: (_released, report) => log('debug', describeTrim(report)),
+    })
     void stopped.then(() => trim.stop())
     log('info', 'ready')
     return { home, socket, node: started, stop, stopped }

@@ -49,7 +49,25 @@ export interface IdleTrimOptions {
    */
   compact?: boolean | Gc
   /** Called after each trim with what `malloc_trim` returned (1: memory was released), for logs and tests. */
-  onTrim?: (released: number) => void
+  onTrim?: (released: number, report: TrimReport) => void
+}
+
+/** What one trim did, for the daemon's log. */
+export interface TrimReport {
+  /** The process's resident memory before the collection and after the trim, bytes. */
+  rssBefore: number
+  rssAfter: number
+  /** Whether the V8 heap was compacted first. */
+  compacted: boolean
+  /** Time the collection and the trim took, ms. */
+  ms: number
+}
+
+/** A log line for a {@link TrimReport}. */
+export function describeTrim(r: TrimReport): string {
+  const mib = (b: number): string => (b / 1048576).toFixed(1)
+  const what = r.compacted ? 'heap compacted and free memory handed back' : 'free memory handed back'
+  return `idle: ${what} in ${r.ms.toFixed(0)} ms, resident ${mib(r.rssBefore)} → ${mib(r.rssAfter)} MiB`
 }
 
 type MallocTrim = (pad: number) => number
@@ -115,12 +133,20 @@ export function startIdleTrim(opts: IdleTrimOptions = {}): { stop(): void } {
     if (used > busy) owed = quietTicks
     else if (used < quiet && owed > 0) {
       owed--
+      const t0 = performance.now()
+      const rssBefore = process.memoryUsage.rss()
       if (gc !== undefined) compactV8Heap(gc)
       const trim = trimFn()
       if (trim !== undefined) {
         // called on its own: inside `onTrim?.(…)` the argument is not evaluated when there is no onTrim
         const released = trim(0)
-        opts.onTrim?.(released)
+        const report = {
+          rssBefore,
+          rssAfter: process.memoryUsage.rss(),
+          compacted: gc !== undefined,
+          ms: performance.now() - t0,
+        }
+        opts.onTrim?.(released, report)
       }
       // the collection and the trim themselves are not activity
       last = process.cpuUsage()

@@ -24,7 +24,7 @@ import { loadOrCreateRelayKey, type RelayHome, relaySocketPath, resolveRelayHome
 import { createRelayMetrics, type RelayMetricsServer, startRelayMetricsServer } from '../relay/server/metrics.ts'
 import { type Relay, type RelayStatus, startRelay } from '../relay/server/relay-node.ts'
 import { ApiServer } from './api-server.ts'
-import { type IdleTrimOptions, startIdleTrim, trimMalloc } from './idle-trim.ts'
+import { describeTrim, type IdleTrimOptions, startIdleTrim, trimMalloc } from './idle-trim.ts'
 import { acquirePidFile } from './pidfile.ts'
 import { type RelayWeb, startRelayWeb } from './relay-web.ts'
 import { stopSequence } from './stop-sequence.ts'
@@ -209,7 +209,7 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
     requestStop = () => void stop('asked over the API')
     // native memory freed by bursts of handshakes goes back to the system (idle-trim.ts); thresholds for a relay, whose
     // thousands of idle clients' pings keep it above the node daemon's "quiet" (1% CPU) for good
-    const trim = startIdleTrim(RELAY_TRIM)
+    const trim = startIdleTrim({ ...RELAY_TRIM, onTrim: (_released, report) => log('debug', describeTrim(report)) })
     void stopped.then(() => trim.stop())
     // once connections came or went, the V8 heap they are scattered over is compacted (heap-compact.ts);
     // WARREN_BENCH_RELAY_NO_COMPACT=1 leaves it as V8 keeps it, only for bench/relay.ts's `default-heap` variant

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { runInNewContext } from 'node:vm'
-import { type Gc, startIdleTrim, v8Gc } from '../../src/daemon/idle-trim.ts'
+import { describeTrim, type Gc, startIdleTrim, type TrimReport, v8Gc } from '../../src/daemon/idle-trim.ts'
 import { eventually } from '../support/eventually.ts'
 
 const MiB = 1024 * 1024
@@ -51,6 +51,32 @@ describe('startIdleTrim', { skip: process.platform === 'linux' ? false : 'glibc 
     } finally {
       t.stop()
     }
+  })
+
+  it('reports each trim: resident memory before and after, whether the heap was compacted, the time taken', async () => {
+    const reports: TrimReport[] = []
+    const t = startIdleTrim({ ...FAST, quietTicks: 1, compact: () => {}, onTrim: (_r, report) => reports.push(report) })
+    try {
+      spin(150)
+      await eventually(() => reports.length === 1 || undefined, { timeoutMs: 5_000, message: 'one trim' })
+      const [r] = reports
+      assert.equal(r!.compacted, true)
+      for (const v of [r!.rssBefore, r!.rssAfter]) assert.ok(Number.isInteger(v) && v > 10 * MiB, `rss ${v}`)
+      assert.ok(r!.ms >= 0 && r!.ms < 5_000, `ms ${r!.ms}`)
+    } finally {
+      t.stop()
+    }
+  })
+
+  it('describes a trim for the log', () => {
+    assert.equal(
+      describeTrim({ rssBefore: 110.25 * MiB, rssAfter: 58 * MiB, compacted: true, ms: 212.4 }),
+      'idle: heap compacted and free memory handed back in 212 ms, resident 110.3 → 58.0 MiB',
+    )
+    assert.equal(
+      describeTrim({ rssBefore: 80 * MiB, rssAfter: 80 * MiB, compacted: false, ms: 3 }),
+      'idle: free memory handed back in 3 ms, resident 80.0 → 80.0 MiB',
+    )
   })
 
   it('after a burst, dead Buffers of the old generation are collected and their memory leaves the process (no onTrim)', async () => {
