@@ -214,10 +214,12 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const onHup = (): void => void reload().catch(() => {})
     process.on('SIGHUP', onHup)
     void stopped.then(() => process.off('SIGHUP', onHup))
-    // the memory a burst of traffic left goes back to the system once the daemon is quiet (idle-trim.ts): V8's heap
+    // the memory a burst of traffic (and the start-up) left goes back to the system once the daemon is quiet
+    // (idle-trim.ts): V8's heap
     // compacted first, then malloc_trim. The compaction only with a fixed heap growing factor (bin/warren.js): with
     // V8's own estimate, the next transfers ran under constant major collections (docs/performance.md)
     const trim = startIdleTrim({
+      afterStart: true,
       compact: process.execArgv.some((f) => f.startsWith('--heap-growing-percent')),
       onTrim: (_released, report) => log('debug', describeTrim(report)),
     })

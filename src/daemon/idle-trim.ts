@@ -37,7 +37,13 @@ export type Gc = (opts?: {
 
 export interface IdleTrimOptions {
   intervalMs?: number
+  /** An interval with more CPU time than this share of it is busy (default 0.08). */
   busyShare?: number
+  /**
+   * One with less is quiet (default 0.03). An idle daemon's own timers (path watches, mDNS, the DHT) took 1.1-1.7%
+   * of a CPU over 20-30 s windows on the 2-vCPU machine of docs/performance.md: with 1%, most idle intervals were not
+   * quiet, and the memory of a burst could stay for minutes.
+   */
   quietShare?: number
   quietTicks?: number
   /**
@@ -48,6 +54,14 @@ export interface IdleTrimOptions {
    * against 300-540 before it, 5-6 CPU-s per GiB on each end against 1.2-1.8).
    */
   compact?: boolean | Gc
+  /**
+   * Count the start-up before the call as a burst and trim `firstMs` after the call unless that interval was busy
+   * (then look every `intervalMs`, as after any burst): the daemon hands back what loading and starting left within
+   * seconds of being ready, instead of whenever its idle intervals count as quiet. Default off.
+   */
+  afterStart?: boolean
+  /** With `afterStart`: when the first interval ends, ms (default 1,000). */
+  firstMs?: number
   /** Called after each trim with what `malloc_trim` returned (1: memory was released), for logs and tests. */
   onTrim?: (released: number, report: TrimReport) => void
 }
@@ -120,18 +134,19 @@ export function compactV8Heap(gc: Gc): void {
 export function startIdleTrim(opts: IdleTrimOptions = {}): { stop(): void } {
   if (process.platform !== 'linux') return { stop: () => {} }
   const intervalMs = opts.intervalMs ?? 15_000
-  const busy = (opts.busyShare ?? 0.05) * intervalMs * 1000
-  const quiet = (opts.quietShare ?? 0.01) * intervalMs * 1000
+  const busy = (opts.busyShare ?? 0.08) * intervalMs * 1000
+  const quiet = (opts.quietShare ?? 0.03) * intervalMs * 1000
   const quietTicks = opts.quietTicks ?? 3
   const gc = typeof opts.compact === 'function' ? opts.compact : opts.compact === true ? v8Gc() : undefined
   let last = process.cpuUsage()
-  let owed = 0
-  const timer = setInterval(() => {
+  let owed = opts.afterStart === true ? quietTicks : 0
+  /** `first`: the interval right after start-up, which counts as quiet unless it was busy. */
+  const tick = (ms: number, first = false): void => {
     const now = process.cpuUsage()
     const used = now.user - last.user + (now.system - last.system)
     last = now
-    if (used > busy) owed = quietTicks
-    else if (used < quiet && owed > 0) {
+    if (used > busy * (ms / intervalMs)) owed = quietTicks
+    else if ((first || used < quiet * (ms / intervalMs)) && owed > 0) {
       owed--
       const t0 = performance.now()
       const rssBefore = process.memoryUsage.rss()
@@ -151,7 +166,19 @@ export function startIdleTrim(opts: IdleTrimOptions = {}): { stop(): void } {
       // the collection and the trim themselves are not activity
       last = process.cpuUsage()
     }
-  }, intervalMs)
-  timer.unref()
-  return { stop: () => clearInterval(timer) }
+  }
+  let timer: NodeJS.Timeout
+  const every = (): void => {
+    timer = setInterval(() => tick(intervalMs), intervalMs)
+    timer.unref()
+  }
+  if (opts.afterStart === true) {
+    const firstMs = Math.min(opts.firstMs ?? 1_000, intervalMs)
+    timer = setTimeout(() => {
+      tick(firstMs, true)
+      every()
+    }, firstMs)
+    timer.unref()
+  } else every()
+  return { stop: () => clearTimeout(timer) }
 }

@@ -209,7 +209,11 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
     requestStop = () => void stop('asked over the API')
     // native memory freed by bursts of handshakes goes back to the system (idle-trim.ts); thresholds for a relay, whose
     // thousands of idle clients' pings keep it above the node daemon's "quiet" (1% CPU) for good
-    const trim = startIdleTrim({ ...RELAY_TRIM, onTrim: (_released, report) => log('debug', describeTrim(report)) })
+    const trim = startIdleTrim({
+      ...RELAY_TRIM,
+      afterStart: true,
+      onTrim: (_released, report) => log('debug', describeTrim(report)),
+    })
     void stopped.then(() => trim.stop())
     // once connections came or went, the V8 heap they are scattered over is compacted (heap-compact.ts);
     // WARREN_BENCH_RELAY_NO_COMPACT=1 leaves it as V8 keeps it, only for bench/relay.ts's `default-heap` variant

@@ -68,6 +68,40 @@ describe('startIdleTrim', { skip: process.platform === 'linux' ? false : 'glibc 
     }
   })
 
+  it('afterStart: trims once the first interval is over, without a burst first; stop() before it leaves nothing to run', async () => {
+    const events: string[] = []
+    const gc: Gc = () => events.push('gc')
+    const t = startIdleTrim({
+      ...FAST,
+      afterStart: true,
+      firstMs: 30,
+      quietTicks: 1,
+      compact: gc,
+      onTrim: () => events.push('trim'),
+    })
+    try {
+      await eventually(() => events.length === 2 || undefined, { timeoutMs: 5_000, message: 'the trim after start-up' })
+      assert.deepEqual(events, ['gc', 'trim'])
+      // quietTicks: 1 — nothing more until a burst
+      await new Promise((r) => setTimeout(r, 350))
+      assert.deepEqual(events, ['gc', 'trim'])
+    } finally {
+      t.stop()
+    }
+    const stopped: string[] = []
+    startIdleTrim({ ...FAST, afterStart: true, firstMs: 30, compact: () => stopped.push('gc') }).stop()
+    await new Promise((r) => setTimeout(r, 150))
+    assert.deepEqual(stopped, [])
+  })
+
+  it('without afterStart, an idle process is never trimmed', async () => {
+    const events: string[] = []
+    const t = startIdleTrim({ ...FAST, compact: () => events.push('gc') })
+    await new Promise((r) => setTimeout(r, 350))
+    t.stop()
+    assert.deepEqual(events, [])
+  })
+
   it('describes a trim for the log', () => {
     assert.equal(
       describeTrim({ rssBefore: 110.25 * MiB, rssAfter: 58 * MiB, compacted: true, ms: 212.4 }),
