@@ -8,7 +8,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import { describe, it } from 'node:test'
 import type { UDXStream } from 'udx-native'
 import { isWarrenError } from '../../src/errors.ts'
-import { UdxEndpoint } from '../../src/p2p/udx/endpoint.ts'
+import { onAnyUdxStream, UdxEndpoint } from '../../src/p2p/udx/endpoint.ts'
 import { KEEPALIVE_MS, PathWatch } from '../../src/p2p/udx/path-watch.ts'
 import { eventually } from '../support/eventually.ts'
 
@@ -130,6 +130,34 @@ describe('PathWatch (loopback, real UDX streams)', () => {
       assert.equal(p.stream.destroying, true, '2 s of silence in on-time checks: destroyed')
     } finally {
       await p.close()
+    }
+  })
+
+  it('sleeps with no stream to watch, wakes when an endpoint opens one, and sleeps again once it closed', async () => {
+    const endpoints: UdxEndpoint[] = []
+    const watch = new PathWatch(() => endpoints.flatMap((e) => [...e.streams()]), { silentMs: 2000, checkMs: 20 })
+    const unwatch = onAnyUdxStream(() => watch.wake())
+    try {
+      watch.start()
+      assert.equal(watch.sleeping, false, 'the first round is due')
+      await eventually(() => watch.sleeping || undefined, { timeoutMs: 5_000, message: 'asleep with no stream' })
+      const p = await pair()
+      endpoints.push(p.a)
+      try {
+        assert.equal(watch.sleeping, false, 'opening a stream woke the watch')
+        // a fixed wait on purpose: the watch must keep sampling while the stream is there
+        await new Promise((r) => setTimeout(r, 200))
+        assert.equal(watch.sleeping, false, 'awake while a stream is open')
+      } finally {
+        await p.close()
+      }
+      await eventually(() => watch.sleeping || undefined, {
+        timeoutMs: 5_000,
+        message: 'asleep once the stream closed',
+      })
+    } finally {
+      unwatch()
+      watch.stop()
     }
   })
 

@@ -21,6 +21,16 @@ const MAX_STREAMS = 1024
 
 let shared: UDX | undefined
 const usedIds = new Set<number>()
+/** Told of every UDX stream any endpoint of this process opens or accepts ({@link onAnyUdxStream}). */
+const streamWatchers = new Set<() => void>()
+
+/** Calls `fn` whenever an endpoint of this process opens or accepts a stream (path-watch.ts wakes on it); returns the unsubscribe. */
+export function onAnyUdxStream(fn: () => void): () => void {
+  streamWatchers.add(fn)
+  return () => {
+    streamWatchers.delete(fn)
+  }
+}
 
 /** The process-wide UDX instance (stream ids are unique per instance). */
 export function udxInstance(): UDX {
@@ -112,6 +122,7 @@ export class UdxEndpoint {
       usedIds.delete(stream.id)
       for (const [k, s] of this.#accepted) if (s === stream) this.#accepted.delete(k)
     })
+    for (const fn of streamWatchers) fn()
     return stream
   }
 

@@ -13,12 +13,14 @@
  * libp2p connection; new streams take the relayed connection, and `DirectPaths` punches again.
  *
  * A check that runs late because this process's event loop was blocked restarts every stream's clock instead of
- * judging it: the packets that arrived meanwhile are still waiting in the socket buffer.
+ * judging it: the packets that arrived meanwhile are still waiting in the socket buffer. With no stream to watch the
+ * timer sleeps until {@link PathWatch.wake} (a new stream, see `onAnyUdxStream` in endpoint.ts).
  *
  * @packageDocumentation
  */
 import type { UDXStream } from 'udx-native'
 import { WarrenError } from '../../errors.ts'
+import { LazyTicker } from '../lazy-ticker.ts'
 
 /** Heartbeat interval of direct-path UDX streams, ms (both sides; UDX acks each heartbeat). */
 export const KEEPALIVE_MS = 1000
@@ -45,7 +47,7 @@ export class PathWatch {
   readonly #checkMs: number
   readonly #onSilent: PathWatchOptions['onSilent']
   readonly #samples = new WeakMap<UDXStream, Sample>()
-  #timer: NodeJS.Timeout | undefined
+  readonly #ticker: LazyTicker
   #lastCheck = 0
 
   /** `streams` lists the streams to watch (read at every check). */
@@ -57,25 +59,41 @@ export class PathWatch {
     if (this.#silentMs < 2 * KEEPALIVE_MS) {
       throw new RangeError(`silentMs must be at least two keepalive intervals (${2 * KEEPALIVE_MS} ms)`)
     }
+    this.#ticker = new LazyTicker(
+      this.#checkMs,
+      () => this.check() > 0,
+      () => {
+        this.#lastCheck = performance.now()
+      },
+    )
   }
 
   start(): void {
-    if (this.#timer !== undefined) return
-    this.#lastCheck = performance.now()
-    this.#timer = setInterval(() => this.check(), this.#checkMs)
-    this.#timer.unref()
+    this.#ticker.start()
+  }
+
+  /** A stream may have been opened: sampling starts again if it slept for want of streams. */
+  wake(): void {
+    this.#ticker.wake()
   }
 
   stop(): void {
-    clearInterval(this.#timer)
-    this.#timer = undefined
+    this.#ticker.stop()
   }
 
-  /** One sampling round (the timer calls it; tests may too). */
-  check(now = performance.now()): void {
+  /** Whether the timer is off for want of streams (or stopped). */
+  get sleeping(): boolean {
+    return this.#ticker.sleeping
+  }
+
+  /** One sampling round (the timer calls it; tests may too): how many streams it looked at. */
+  check(now = performance.now()): number {
     const stalled = now - this.#lastCheck > 2 * this.#checkMs + 250
     this.#lastCheck = now
+    // a stream still opening counts too: it may connect before the next round
+    let watched = 0
     for (const stream of this.#streams()) {
+      watched++
       if (!stream.connected || stream.destroying) continue
       const packets = stream.packetsReceived
       const s = this.#samples.get(stream)
@@ -97,5 +115,6 @@ export class PathWatch {
         ),
       )
     }
+    return watched
   }
 }

@@ -14,7 +14,8 @@
  * new connections go through the other relays.
  *
  * An idle connection is never pinged (nothing was sent, so nothing is owed), and a busy one needs no ping (bytes keep
- * coming back). At most one ping per connection is in flight.
+ * coming back). At most one ping per connection is in flight. With no connection to a relay and no relayed connection,
+ * the watch's timer sleeps until a connection opens.
  *
  * @example
  * ```ts
@@ -29,6 +30,7 @@ import { WarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import { pingOnce } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
+import { LazyTicker } from '../../p2p/lazy-ticker.ts'
 import { isRelayed } from '../../p2p/path.ts'
 import { tcpInfo } from '../../p2p/tcp-info.ts'
 import { parseRelayAddr } from './home-relay.ts'
@@ -101,6 +103,8 @@ export interface RelayLinks {
    * reservations come back alongside the direct path rather than at the next health check.
    */
   checkNow(why: string): void
+  /** Whether the watch's timer is off: no connection to a relay and no relayed connection (or stopped). */
+  readonly sleeping: boolean
   stop(): void
 }
 
@@ -151,12 +155,14 @@ export function watchRelayLinks(
     }
   }
 
-  const check = (): void => {
-    const conns = libp2p.getConnections()
+  /** One round over the connections to relays: how many relayed connections and relay TCP connections it saw. */
+  const check = (conns: readonly Connection[]): number => {
+    let watched = 0
     const relays = new Set(configured)
     const through = new Map<string, Connection[]>()
     for (const c of conns) {
       if (c.status !== 'open' || !isRelayed(c)) continue
+      watched++
       const id = relayIdOf(c)
       if (id === undefined) continue
       relays.add(id)
@@ -167,6 +173,7 @@ export function watchRelayLinks(
       if (conn.status !== 'open' || !relays.has(conn.remotePeer.toString())) continue
       const socket = tcpSocket(conn)
       if (socket === undefined) continue
+      watched++
       const info = tcpInfo(socket)
       if (
         info !== undefined &&
@@ -199,6 +206,7 @@ export function watchRelayLinks(
       state.since ??= now
       if (now - state.since >= SUSPECT_MS) void ping(conn, state, relay)
     }
+    return watched
   }
   /**
    * A relayed connection whose far side is gone while the relay stays up: the relay answers this node, but streams
@@ -242,11 +250,16 @@ export function watchRelayLinks(
     }
   }
 
-  const timer = setInterval(() => {
-    check()
-    checkCircuits(libp2p.getConnections(), Date.now())
-  }, opts.checkMs ?? CHECK_MS)
-  timer.unref()
+  // with no connection to a relay and no relayed connection the timer sleeps until a connection opens
+  const ticker = new LazyTicker(opts.checkMs ?? CHECK_MS, () => {
+    const conns = libp2p.getConnections()
+    const watched = check(conns)
+    checkCircuits(conns, Date.now())
+    return watched > 0
+  })
+  const wake = (): void => ticker.wake()
+  libp2p.addEventListener('connection:open', wake)
+  ticker.start()
   const checkNow = (why: string): void => {
     const relays = new Set(configured)
     for (const c of libp2p.getConnections()) {
@@ -263,5 +276,14 @@ export function watchRelayLinks(
       void ping(conn, state, conn.remotePeer.toString())
     }
   }
-  return { checkNow, stop: () => clearInterval(timer) }
+  return {
+    checkNow,
+    get sleeping() {
+      return ticker.sleeping
+    },
+    stop: () => {
+      libp2p.removeEventListener('connection:open', wake)
+      ticker.stop()
+    },
+  }
 }

@@ -7,6 +7,7 @@
  */
 import type { Connection } from '@libp2p/interface'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
+import { onAnyUdxStream } from '../../p2p/udx/endpoint.ts'
 import { PathWatch } from '../../p2p/udx/path-watch.ts'
 import { type UdxHub, udpEndpointOf } from '../../p2p/udx/transport.ts'
 import { punchedSocket } from '../punch/tcp-punch.ts'
@@ -32,6 +33,13 @@ export class Liveness {
   readonly #reasons = new Map<string, { why: string; at: number }>()
   readonly #udx: PathWatch
   readonly #tcp: TcpPathWatch
+  readonly #libp2p: WarrenLibp2p
+  /** Wakes both watches when a connection or a UDX stream is opened: each sleeps while it has nothing to watch. */
+  readonly #wake = (): void => {
+    this.#udx.wake()
+    this.#tcp.wake()
+  }
+  #unwatchUdx: (() => void) | undefined
 
   /**
    * `silentMs`: silence after which a UDX path counts as lost (default 3000, see path-watch.ts). `onSuspect`: a TCP
@@ -44,6 +52,7 @@ export class Liveness {
     silentMs?: number,
     onSuspect?: (conn: Connection, why: string) => void,
   ) {
+    this.#libp2p = libp2p
     this.#udx = new PathWatch(() => hub.all().flatMap((ep) => [...ep.streams()]), {
       silentMs,
       onSilent: (stream, ms) => {
@@ -69,11 +78,21 @@ export class Liveness {
   start(): void {
     this.#udx.start()
     this.#tcp.start()
+    this.#libp2p.addEventListener('connection:open', this.#wake)
+    this.#unwatchUdx ??= onAnyUdxStream(this.#wake)
   }
 
   stop(): void {
+    this.#libp2p.removeEventListener('connection:open', this.#wake)
+    this.#unwatchUdx?.()
+    this.#unwatchUdx = undefined
     this.#udx.stop()
     this.#tcp.stop()
+  }
+
+  /** Whether both watches sleep (nothing to watch, or stopped). */
+  get sleeping(): boolean {
+    return this.#udx.sleeping && this.#tcp.sleeping
   }
 
   /** Why a watch closed `conn`, or undefined when none did; the reason is forgotten. */

@@ -13,7 +13,8 @@
  * whose window updates should come back), it sends one ping (`/ipfs/ping/1.0.0` on a fresh stream). A connection whose
  * ping is not answered within {@link TCP_PING_TIMEOUT_MS} is aborted; new streams then take the relay and `DirectPaths` punches
  * again. A loaded connection is never pinged (bytes keep arriving), and an idle one is pinged once a second, which
- * also keeps both NATs' mappings in use.
+ * also keeps both NATs' mappings in use. With no punched connection the timer sleeps until {@link TcpPathWatch.wake}
+ * (a new connection).
  *
  * @packageDocumentation
  */
@@ -21,6 +22,7 @@ import type { Socket } from 'node:net'
 import type { Connection } from '@libp2p/interface'
 import { WarrenError } from '../../errors.ts'
 import { openPingStream } from '../../p2p/conn-ping.ts'
+import { LazyTicker } from '../../p2p/lazy-ticker.ts'
 import { tcpInfo } from '../../p2p/tcp-info.ts'
 import { punchedSocket } from '../punch/tcp-punch.ts'
 
@@ -54,7 +56,7 @@ export class TcpPathWatch {
   /** Connections already reported suspect, until an acknowledgement comes again. */
   readonly #suspected = new WeakSet<Connection>()
   readonly #onSuspect: ((conn: Connection, why: string) => void) | undefined
-  #timer: NodeJS.Timeout | undefined
+  readonly #ticker = new LazyTicker(LOOK_MS, () => this.check() > 0)
 
   /**
    * `connections` lists the node's connections (read at every check); only punched TCP ones are watched. `onDead`
@@ -72,22 +74,31 @@ export class TcpPathWatch {
   }
 
   start(): void {
-    if (this.#timer !== undefined) return
-    this.#timer = setInterval(() => this.check(), LOOK_MS)
-    this.#timer.unref()
+    this.#ticker.start()
+  }
+
+  /** A connection may have been opened: the checks start again if they slept for want of punched connections. */
+  wake(): void {
+    this.#ticker.wake()
   }
 
   stop(): void {
-    clearInterval(this.#timer)
-    this.#timer = undefined
+    this.#ticker.stop()
   }
 
-  /** One round (the timer calls it). */
-  check(): void {
+  /** Whether the timer is off for want of punched connections (or stopped). */
+  get sleeping(): boolean {
+    return this.#ticker.sleeping
+  }
+
+  /** One round (the timer calls it): how many punched connections it looked at. */
+  check(): number {
     const now = Date.now()
+    let watched = 0
     for (const conn of this.#connections()) {
       const socket = punchedSocket(conn)
       if (socket === undefined || conn.status !== 'open') continue
+      watched++
       if (this.#kernelSaysDead(conn, socket)) continue
       if (this.#pinging.has(conn)) continue
       const last = this.#last.get(conn)
@@ -104,6 +115,7 @@ export class TcpPathWatch {
         this.#last.set(conn, { read: socket.bytesRead, written: socket.bytesWritten, at: Date.now() })
       })
     }
+    return watched
   }
 
   /**
