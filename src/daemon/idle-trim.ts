@@ -55,12 +55,13 @@ export interface IdleTrimOptions {
    */
   compact?: boolean | Gc
   /**
-   * Count the start-up before the call as a burst and trim `firstMs` after the call unless that interval was busy
-   * (then look every `intervalMs`, as after any burst): the daemon hands back what loading and starting left within
-   * seconds of being ready, instead of whenever its idle intervals count as quiet. Default off.
+   * Count the start-up before the call as a burst: for the first `intervalMs` the CPU is read every `firstMs`, and
+   * the first of those steps that is quiet trims once. The daemon hands back what loading and starting left within
+   * seconds of being ready, instead of never (a daemon that was never busy never had a quiet interval after a busy
+   * one). Default off.
    */
   afterStart?: boolean
-  /** With `afterStart`: when the first interval ends, ms (default 1,000). */
+  /** With `afterStart`: the step of the start-up phase, ms (default 1,000). */
   firstMs?: number
   /** Called after each trim with what `malloc_trim` returned (1: memory was released), for logs and tests. */
   onTrim?: (released: number, report: TrimReport) => void
@@ -139,14 +140,17 @@ export function startIdleTrim(opts: IdleTrimOptions = {}): { stop(): void } {
   const quietTicks = opts.quietTicks ?? 3
   const gc = typeof opts.compact === 'function' ? opts.compact : opts.compact === true ? v8Gc() : undefined
   let last = process.cpuUsage()
-  let owed = opts.afterStart === true ? quietTicks : 0
-  /** `first`: the interval right after start-up, which counts as quiet unless it was busy. */
-  const tick = (ms: number, first = false): void => {
+  // the start-up counts as a burst: one trim at its first quiet step
+  let owed = opts.afterStart === true ? 1 : 0
+  const started = performance.now()
+  const firstMs = Math.min(opts.firstMs ?? 1_000, intervalMs)
+  /** One interval of `ms`; `early`: a short step of the start-up phase, after which one trim is enough. */
+  const tick = (ms: number, early: boolean): void => {
     const now = process.cpuUsage()
     const used = now.user - last.user + (now.system - last.system)
     last = now
-    if (used > busy * (ms / intervalMs)) owed = quietTicks
-    else if ((first || used < quiet * (ms / intervalMs)) && owed > 0) {
+    if (used > busy * (ms / intervalMs)) owed = early ? Math.max(owed, 1) : quietTicks
+    else if (used < quiet * (ms / intervalMs) && owed > 0) {
       owed--
       const t0 = performance.now()
       const rssBefore = process.memoryUsage.rss()
@@ -167,18 +171,22 @@ export function startIdleTrim(opts: IdleTrimOptions = {}): { stop(): void } {
       last = process.cpuUsage()
     }
   }
-  let timer: NodeJS.Timeout
-  const every = (): void => {
-    timer = setInterval(() => tick(intervalMs), intervalMs)
+  let timer: NodeJS.Timeout | undefined
+  let stopped = false
+  const schedule = (): void => {
+    const early = opts.afterStart === true && performance.now() - started < intervalMs
+    const ms = early ? firstMs : intervalMs
+    timer = setTimeout(() => {
+      tick(ms, early)
+      if (!stopped) schedule()
+    }, ms)
     timer.unref()
   }
-  if (opts.afterStart === true) {
-    const firstMs = Math.min(opts.firstMs ?? 1_000, intervalMs)
-    timer = setTimeout(() => {
-      tick(firstMs, true)
-      every()
-    }, firstMs)
-    timer.unref()
-  } else every()
-  return { stop: () => clearTimeout(timer) }
+  schedule()
+  return {
+    stop: () => {
+      stopped = true
+      clearTimeout(timer)
+    },
+  }
 }
