@@ -22,7 +22,8 @@
  * - memory: each round, PSS of both forwarder ends (with child processes, such as sshd's per-connection ones) at
  *   idle after the workloads, and again after `--idle-wait` seconds (default 60) of idling; then a fresh instance of
  *   each tunnel is started, its idle PSS read, `--idle` idle forwarded connections opened through it and the PSS
- *   growth of both ends per connection computed (`--workloads idle`: only this part). The idle connections are held by
+ *   growth of both ends per connection computed, right after they opened and again once they stayed idle for
+ *   `--idle-settle` seconds (default 35; `--workloads idle`: only this part). The idle connections are held by
  *   child processes (bench/peers/idle-clients.ts), each echoing 8 random bytes; every end must be allowed
  *   `--idle` + 100 open files (the hard `ulimit -n` the bench inherits), or the workload says so and stops.
  *
@@ -70,6 +71,7 @@ const { values: args } = parseArgs({
     idle: { type: 'string', default: '2000' },
     'idle-wait': { type: 'string', default: '60' },
     'idle-peers': { type: 'string' },
+    'idle-settle': { type: 'string', default: '35' },
     peers: { type: 'string', default: 'tcp,socat,ssh,libp2p,holesail,iroh,warren' },
     workloads: { type: 'string', default: 'bulk,setup,cold,http,memory' },
     loadgen: { type: 'string' },
@@ -102,6 +104,7 @@ Warren head to head with other tunnels on loopback: bulk both ways, connection s
   --loadgen <name>      wrk or autocannon (default: wrk when installed)
   --idle <n>            idle connections per fresh tunnel (default 2000); --idle-peers <list> limits which tunnels
   --idle-wait <s>       idling before the second memory reading (default 60; 0 skips it)
+  --idle-settle <s>     how long the idle connections stay before their second reading (default 35; 0 skips it)
   --out <file>          result file (default bench/results/<date>-peers.json)
   --report <file>       print the tables of a result file again
 `)
@@ -287,15 +290,17 @@ try {
         add(t, 'startMiB', Math.max(...m.endsMiB), m.load)
         add(t, 'startBothMiB', m.bothMiB, m.load)
         // a tunnel that cannot hold --idle connections gets no figure for this round, and the reason is logged
-        const c = await perConnection(fresh, Number(args.idle)).catch((err: Error) => {
+        const c = await perConnection(fresh, Number(args.idle), Number(args['idle-settle'])).catch((err: Error) => {
           const note = `${t.name}: per idle connection: ${err.message.split('\n')[0]}`
           log(`  ${note}`)
           if (!notes.includes(note)) notes.push(note)
           return undefined
         })
         if (c !== undefined) add(t, 'perConnKiB', c.value, c.load)
+        if (c?.later !== undefined) add(t, 'perConnLaterKiB', c.later.value, c.later.load)
+        const later = c?.later === undefined ? '' : `, ${c.later.value} after ${args['idle-settle']} s`
         log(
-          `  ${t.name} fresh: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')})${c === undefined ? '' : `, ${c.value} KiB per idle connection (${c.open} open at once, all echoed, sha256 ${c.sha256.slice(0, 16)})`}`,
+          `  ${t.name} fresh: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')})${c === undefined ? '' : `, ${c.value} KiB per idle connection${later} (${c.open} open at once, all echoed, sha256 ${c.sha256.slice(0, 16)})`}`,
         )
       } finally {
         await fresh.stop()

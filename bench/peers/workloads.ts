@@ -159,6 +159,11 @@ export function openFilesLimit(): number {
 
 /** What {@link perConnection} measured: PSS growth per connection and the echo check of every connection. */
 export interface PerConnection extends Sample {
+  /**
+   * The same growth once the connections have been idle for `settleS` seconds (undefined when 0): garbage from
+   * setting them up, which a Node process collects and hands back only later, is out of it.
+   */
+  later?: Sample
   /** Connections open at once, every one of which echoed its 8 bytes. */
   open: number
   /** sha256 of the bytes every connection sent, and of those that came back (equal). */
@@ -171,7 +176,7 @@ export interface PerConnection extends Sample {
  * Fails when a connection fails, an echo differs, or `n` exceeds what one process may open (each forwarder end and
  * the echo server hold `n` sockets).
  */
-export async function perConnection(t: Tunnel, n: number): Promise<PerConnection> {
+export async function perConnection(t: Tunnel, n: number, settleS = 0): Promise<PerConnection> {
   const limit = openFilesLimit()
   if (n + SPARE_FILES > limit) {
     throw new Error(
@@ -202,7 +207,13 @@ export async function perConnection(t: Tunnel, n: number): Promise<PerConnection
     const sha256 = sent.digest('hex')
     if (got.digest('hex') !== sha256) throw new Error(`${t.name}: the echoed bytes differ from those sent`)
     const after = await settledPss(t.pids)
-    return { value: Math.round(((after - before) / n) * 10) / 10, load: load1(), open, sha256 }
+    const perConn = (pss: number): number => Math.round(((pss - before) / n) * 10) / 10
+    const result: PerConnection = { value: perConn(after), load: load1(), open, sha256 }
+    if (settleS > 0) {
+      await new Promise((r) => setTimeout(r, settleS * 1000))
+      result.later = { value: perConn(await settledPss(t.pids)), load: load1() }
+    }
+    return result
   } finally {
     await Promise.all(clients.map((c) => c.stop()))
   }
