@@ -2,7 +2,7 @@
  * A repeating check that runs only while it has something to look at. Each round returns whether it found anything
  * to watch; after a round that found nothing the timer stops, and {@link LazyTicker.wake} (a new connection, a new
  * stream) starts it again. The watches of direct paths and relay links look every 100-500 ms: with nothing to watch
- * they woke an idle daemon 17 times a second, 0.8-1 s of CPU a minute on the 2-vCPU machine of docs/performance.md.
+ * they woke an idle daemon 17 times a second, 0.6-1 s of CPU a minute on the 2-vCPU machine of docs/performance.md.
  *
  * @example
  * ```ts
