@@ -23,8 +23,9 @@ import { LogThrottle } from '../../log-throttle.ts'
 import { createNode, type NodeOptions, type WarrenLibp2p } from '../../p2p/create.ts'
 import { routingTableSize } from '../../p2p/dht.ts'
 import { RecordStore } from '../../p2p/record-store.ts'
-import { type StunResponder, startStunResponder } from '../../stun/codec.ts'
-import { type StunTcpResponder, startStunTcpResponder } from '../../stun/tcp-server.ts'
+import type { StunResponder } from '../../stun/codec.ts'
+import { startStunPair } from '../../stun/pair.ts'
+import type { StunTcpResponder } from '../../stun/tcp-server.ts'
 import { VERSION } from '../../version.ts'
 import { handleRelayAdmits } from '../admits.ts'
 import { handleRelayInfo, type RelayInfo, type RelayInfoRequest } from '../info.ts'
@@ -210,19 +211,16 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   try {
     hooks.install(libp2p)
     if (config.stun !== false) {
-      stun = await startStunResponder({ host: config.stun.host, port: config.stun.port }).catch((err: unknown) => {
+      const pair = await startStunPair({ host: config.stun.host, port: config.stun.port }).catch((err: unknown) => {
         throw relayListenError(
           err,
           'Pass another UDP port with --stun <port> (or --no-stun), or stop the process that holds it.',
         )
       })
+      stun = pair.udp
       // the same port over TCP tells nodes their TCP mapping (TCP direct paths); without it they punch over UDP only
-      stunTcp = await startStunTcpResponder({ host: stun.address.host, port: stun.address.port }).catch(
-        (err: unknown) => {
-          log('warn', `${(err as Error).message}; nodes will punch UDP direct paths only`)
-          return undefined
-        },
-      )
+      stunTcp = pair.tcp
+      if (pair.tcpError !== undefined) log('warn', `${pair.tcpError.message}; nodes will punch UDP direct paths only`)
     }
     if (config.routing !== undefined) {
       routing = await startRoutingHttp({
