@@ -39,6 +39,8 @@ export async function startPair(
     accessPort?: number
     /** Config sections merged over both daemons' config.json (e.g. `limits`), last. */
     config?: Record<string, unknown>
+    /** Node options for both daemons ahead of the script (V8 flags that NODE_OPTIONS refuses, e.g. `--trace-deopt`). */
+    nodeArgs?: string[]
   } = {},
 ): Promise<WarrenPair> {
   const dir = await mkdtemp(join(tmpdir(), 'warren-bench-'))
@@ -59,10 +61,10 @@ export async function startPair(
           ? { listen: `127.0.0.1:${opts.accessPort}` }
           : { enabled: false }
       await writeFile(configPath, `${JSON.stringify({ ...config, proxy, ...opts.config }, null, 2)}\n`)
-      const d = new Child(`warren up (${home})`, [WARREN, 'up'], {
+      const d = new Child(`warren up (${home})`, [...(opts.nodeArgs ?? []), WARREN, 'up'], {
         ...daemonEnv,
         WARREN_HOME: home,
-        WARREN_LOG: 'info',
+        WARREN_LOG: daemonEnv.WARREN_LOG ?? 'info',
       })
       daemons.push(d)
     }

@@ -24,6 +24,7 @@ const SCRIPTS = [
   'profile',
   'setup-path',
   'setup-held',
+  'setup-pause',
   'encrypters',
 ]
 
