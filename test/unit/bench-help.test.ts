@@ -25,6 +25,7 @@ const SCRIPTS = [
   'setup-path',
   'setup-held',
   'setup-pause',
+  'heap-retained',
   'encrypters',
 ]
 
