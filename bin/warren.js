@@ -36,8 +36,8 @@ const DAEMON_FLAGS = ['--max-semi-space-size=2']
  *
  * It also optimizes a function with TurboFan after 1,000 calls instead of V8's 3,000: much of a forwarded
  * connection's code runs once per connection, so with the default it ran unoptimized or Maglev-compiled for the
- * first few thousand connections. New connections through a pair of daemons, p50 per 500 in a row: 0.84-0.96 ms
- * from the 2,500th on with the default, 0.72-0.81 with 1,000 (docs/performance.md, "A new forwarded connection").
+ * first few thousand connections. Once started, the daemon lowers its thresholds further (src/daemon/tiering.ts);
+ * this flag also tells it that it was started here.
  */
 const UP_FLAGS = ['--heap-growing-percent=200', '--invocation-count-for-turbofan=1000']
 /**

@@ -30,6 +30,7 @@ import { describeTrim, startIdleTrim } from './idle-trim.ts'
 import { createApiHandler } from './methods.ts'
 import { acquirePidFile } from './pidfile.ts'
 import { StateStore } from './state.ts'
+import { optimizeSoonerAfter, SOONER_TIERING, TIERING_AFTER_START_MS } from './tiering.ts'
 
 export interface DaemonOptions {
   /** Home directory or resolved paths; default `$WARREN_HOME` or `~/.warren`. */
@@ -224,6 +225,11 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       onTrim: (_released, report) => log('debug', describeTrim(report)),
     })
     void stopped.then(() => trim.stop())
+    // V8 optimizes sooner once the start is over (tiering.ts): not before, where compiling competes with the start
+    const tiering = optimizeSoonerAfter(TIERING_AFTER_START_MS, process.execArgv, () =>
+      log('debug', `V8 optimizes sooner from now on (${SOONER_TIERING.join(' ')})`),
+    )
+    void stopped.then(() => tiering.stop())
     log('info', 'ready')
     return { home, socket, node: started, stop, stopped }
   } catch (err) {
