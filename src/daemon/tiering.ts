@@ -6,12 +6,13 @@
  * shapes the optimized code was made for, V8 throws that code away, and each call site then meets its shapes anew,
  * which pushes the 500-call wait on with every connection. Once the daemon has started it optimizes after 150
  * calls, and 50 after a new shape. A new connection right after a 45-s pause: p50 1.27-1.34 ms with V8's wait and
- * TurboFan after 1,000 calls, 0.91-0.93 ms with these (docs/performance.md, "A new connection after a pause").
+ * TurboFan after 1,000 calls, 0.93-1.00 ms with these (docs/performance.md, "A new connection after a pause").
  *
  * Not from the start: a starting daemon runs much code a few hundred times (loading, configuration, its first
  * handshakes), and compiling all of it competes with the start for the CPU. The first connection to a daemon
- * started just before took 38-45 ms with these thresholds from the start, 26-31 with them set once it has started
- * (bench:peers' cold connect, two runs of each).
+ * started a few seconds before took 38.6-40.0 ms with these thresholds from the start, 30.7-33.6 with them set once
+ * it has started, 27.4-31.3 with TurboFan after 1,000 calls throughout (bench:peers' cold connect, medians of two
+ * runs of each).
  *
  * V8 reads these thresholds whenever it sets a function's next check, so setting them in a running process takes
  * effect (test/daemon/tiering.test.ts checks it against the V8 in use).
