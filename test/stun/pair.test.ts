@@ -36,7 +36,8 @@ describe('the STUN responder pair (UDP and TCP on one port)', () => {
     const udp = (o: StunResponderOptions) => startStunResponder({ ...o, port: udpStarts++ === 0 ? taken : o.port })
     const pair = await startStunPair({ host: '127.0.0.1', port: 0 }, { udp })
     try {
-      assert.equal(udpStarts, 2)
+      // at least one start more; a port the system gives next may itself be held over TCP by another test's process
+      assert.ok(udpStarts >= 2 && udpStarts <= STUN_PAIR_TRIES, `${udpStarts} UDP starts`)
       assert.notEqual(pair.udp.address.port, taken)
       assert.equal(pair.tcpError, undefined)
       assert.equal(pair.tcp?.address.port, pair.udp.address.port)
