@@ -26,6 +26,9 @@ export const SOONER_TIERING = [
   '--minimum-invocations-after-ic-update=50',
 ] as const
 
+/** The threshold bin/warren.js starts `warren up` with; in `execArgv`, it says the daemon was started there. */
+export const LAUNCHER_TIERING = '--invocation-count-for-turbofan=1000'
+
 /** How long after it is ready the daemon sets {@link SOONER_TIERING}, ms: the length of idle-trim.ts's start-up phase. */
 export const TIERING_AFTER_START_MS = 15_000
 
@@ -46,7 +49,7 @@ export function optimizeSoonerAfter(
 ): { stop: () => void } {
   const tiering = execArgv.filter((f) => /^--(invocation-count-for-|minimum-invocations-)/.test(f))
   // bin/warren.js's flag and nothing else: any other tiering flag is the user's, and theirs is kept
-  if (tiering.length !== 1 || tiering[0] !== '--invocation-count-for-turbofan=1000') return { stop: () => {} }
+  if (tiering.length !== 1 || tiering[0] !== LAUNCHER_TIERING) return { stop: () => {} }
   const timer = setTimeout(() => {
     optimizeSooner()
     onSet?.()

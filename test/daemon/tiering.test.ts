@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { optimizeSoonerAfter, SOONER_TIERING } from '../../src/daemon/tiering.ts'
+import { LAUNCHER_TIERING, optimizeSoonerAfter, SOONER_TIERING } from '../../src/daemon/tiering.ts'
 
 const TIERING = fileURLToPath(new URL('../../src/daemon/tiering.ts', import.meta.url))
 
@@ -45,6 +46,12 @@ describe('V8 tiering of a running daemon', () => {
     assert.equal(probe('default'), 0, 'with TurboFan after 1,000 calls a function was optimized within 900')
     const at = probe('sooner')
     assert.ok(at > 0 && at <= 900, `with ${SOONER_TIERING.join(' ')} set, not optimized by TurboFan within 900 calls`)
+  })
+
+  it('bin/warren.js starts `warren up` with the threshold the daemon takes for its mark', () => {
+    const launcher = readFileSync(fileURLToPath(new URL('../../bin/warren.js', import.meta.url)), 'utf8')
+    const upFlags = /const UP_FLAGS = \[([^\]]*)\]/.exec(launcher)?.[1] ?? ''
+    assert.ok(upFlags.includes(`'${LAUNCHER_TIERING}'`), `UP_FLAGS in bin/warren.js: ${upFlags}`)
   })
 
   it('sets them after the delay when started by bin/warren.js, and not after stop()', async () => {
