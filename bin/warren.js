@@ -124,6 +124,9 @@ try {
   throw err
 }
 
-// exit explicitly: stdin (warren connect) or a lingering handle must not keep a finished command alive
+// exit explicitly: stdin (warren connect) or a lingering handle must not keep a finished command alive; once what
+// stdout and stderr queue is written (a pipe's slow reader must get the whole answer)
 const status = await cli.main(process.argv.slice(2))
-process.exit(typeof status === 'number' ? status : 0)
+const code = typeof status === 'number' ? status : 0
+if (typeof cli.flushThenExit === 'function') await cli.flushThenExit(code)
+process.exit(code)

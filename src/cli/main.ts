@@ -18,6 +18,7 @@ import { register as call } from './call.ts'
 import { printError } from './common.ts'
 import { register as connect } from './connect.ts'
 import { register as down } from './down.ts'
+import { flushThenExit } from './exit.ts'
 import { register as expose } from './expose.ts'
 import { register as forward } from './forward.ts'
 import { register as id } from './id.ts'
@@ -116,12 +117,15 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   }
 }
 
+/** For bin/warren.js, which exits the same way. */
+export { flushThenExit }
+
 const ERROR_EXIT_USAGE = new WarrenError('ERR_USAGE', '').exitCode
 
 /** Runs `main` on `process.argv` and exits with its status. */
 export async function run(): Promise<never> {
   const code = await main()
-  process.exit(code)
+  return await flushThenExit(code)
 }
 
 function executedDirectly(): boolean {
