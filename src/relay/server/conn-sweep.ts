@@ -21,6 +21,7 @@
 import type { Connection } from '@libp2p/interface'
 import { checkConnection } from '../../p2p/conn-ping.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
+import { connectionRounds } from './rounds.ts'
 
 export interface ConnSweepOptions {
   /** Each connection is pinged once per this many ms. */
@@ -46,10 +47,6 @@ export function startConnSweep(libp2p: Pick<WarrenLibp2p, 'getConnections'>, opt
   const maxInFlight = opts.maxInFlight ?? 64
   const tickMs = opts.tickMs ?? 1_000
   const log = opts.log ?? (() => {})
-  const ticksPerPeriod = Math.max(1, Math.round(periodMs / tickMs))
-  let queue: Connection[] = []
-  let at = 0
-  let tick = 0
   let inFlight = 0
   let aborted = 0
   let stopped = false
@@ -72,23 +69,9 @@ export function startConnSweep(libp2p: Pick<WarrenLibp2p, 'getConnections'>, opt
     }
   }
 
-  const timer = setInterval(() => {
-    if (tick % ticksPerPeriod === 0) {
-      // a new period: this round pings the connections open now
-      queue = libp2p.getConnections()
-      at = 0
-    }
-    tick++
-    const slice = Math.ceil(queue.length / ticksPerPeriod)
-    const end = Math.min(queue.length, at + slice)
-    for (; at < end && inFlight < maxInFlight; at++) {
-      const conn = queue[at]!
-      if (conn.status === 'open') void check(conn)
-    }
-    // drop this round's references as it goes: closed connections must not stay reachable from here
-    if (at >= queue.length) queue = []
-  }, tickMs)
-  timer.unref()
+  const rounds = connectionRounds(libp2p, { periodMs, tickMs, canVisit: () => inFlight < maxInFlight }, (conn) => {
+    void check(conn)
+  })
 
   return {
     get aborted() {
@@ -96,8 +79,7 @@ export function startConnSweep(libp2p: Pick<WarrenLibp2p, 'getConnections'>, opt
     },
     stop: () => {
       stopped = true
-      clearInterval(timer)
-      queue = []
+      rounds.stop()
     },
   }
 }
