@@ -167,7 +167,10 @@ export function formatRelayStatus(st: RelayStatus): string {
       ],
       ['relayed', `${bytes(st.totals.bytesRelayed)} in ${st.totals.circuitsOpened} circuits since start`],
       ['refused', `${st.totals.refusedReservations} reservations, ${st.totals.refusedCircuits} circuits`],
-      ['connections', String(st.totals.connections)],
+      [
+        'connections',
+        `${st.totals.connections}` + (st.totals.parked.now > 0 ? ` (${st.totals.parked.now} idle ones parked)` : ''),
+      ],
       [
         'dht',
         `server, ${st.dht.routingTable} peer(s) in the routing table, ${st.dht.records}/${st.dht.maxRecords} records${st.dht.evicted > 0 ? ` (${st.dht.evicted} evicted)` : ''}`,

@@ -22,6 +22,7 @@ import {
 import { startHeapCompaction } from '../relay/server/heap-compact.ts'
 import { loadOrCreateRelayKey, type RelayHome, relaySocketPath, resolveRelayHome } from '../relay/server/home-dir.ts'
 import { createRelayMetrics, type RelayMetricsServer, startRelayMetricsServer } from '../relay/server/metrics.ts'
+import { parkingCounts } from '../relay/server/parked-link.ts'
 import { type Relay, type RelayStatus, startRelay } from '../relay/server/relay-node.ts'
 import { ApiServer } from './api-server.ts'
 import { describeTrim, type IdleTrimOptions, startIdleTrim, trimMalloc } from './idle-trim.ts'
@@ -220,7 +221,11 @@ export async function runRelayDaemon(opts: RelayDaemonOptions = {}): Promise<Rel
     const compaction =
       process.env.WARREN_BENCH_RELAY_NO_COMPACT === '1'
         ? undefined
-        : startHeapCompaction(running.libp2p, { after: () => void trimMalloc() })
+        : startHeapCompaction(running.libp2p, {
+            after: () => void trimMalloc(),
+            // parking lets go of a connection's objects: that moves the heap as much as a connection closing
+            count: () => running.libp2p.getConnections().length + parkingCounts().parked,
+          })
     void stopped.then(() => compaction?.stop())
     return {
       home,

@@ -3,30 +3,17 @@
  * Nodes listen nowhere, so they can only be reached through their relay.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import type { Connection } from '@libp2p/interface'
 import { isWarrenError } from '../../src/errors.ts'
 import type { WarrenNode } from '../../src/node/warren-node.ts'
+import { cleanup } from '../support/cleanup.ts'
 import { eventually } from '../support/eventually.ts'
 import { nodeKey, startNode, startTestRelay } from '../support/nodes.ts'
-import { hashServer, type TestServer } from '../support/servers.ts'
+import { hashServer, hashServiceForSuite } from '../support/servers.ts'
 import { transfer } from '../support/stream-transfer.ts'
 
 const MiB = 1024 * 1024
-
-/** Stops everything started in a test, whatever happened. */
-function cleanup(): { add<T extends { stop(): unknown }>(x: T): T; run(): Promise<void> } {
-  const items: Array<{ stop(): unknown }> = []
-  return {
-    add: (x) => {
-      items.push(x)
-      return x
-    },
-    run: async () => {
-      await Promise.allSettled(items.reverse().map(async (x) => x.stop()))
-    },
-  }
-}
 
 function hashAnswer(r: { sent: number; sha256: string }): string {
   return `${r.sent} ${r.sha256}`
@@ -59,14 +46,7 @@ describe('many peers through one relay (default preset)', () => {
 })
 
 describe('relay policy and relayed service streams (loopback)', () => {
-  let hash: TestServer
-  before(async () => {
-    hash = await hashServer()
-  })
-  after(async () => {
-    await hash.close()
-  })
-  const services = () => ({ hash: { target: `/tcp/${hash.port}`, allow: ['*'] } })
+  const { services } = hashServiceForSuite()
 
   it('an allowed node gets an unlimited reservation; 16 MiB cross the relay with checksum and the path says relay', async () => {
     const c = cleanup()

@@ -1,6 +1,7 @@
 /** Real TCP servers for tests: echo, hash-after-FIN, and a server that never reads. */
 import { createHash } from 'node:crypto'
 import { createServer, type Server, type Socket } from 'node:net'
+import { after, before } from 'node:test'
 
 export interface TestServer {
   server: Server
@@ -70,4 +71,19 @@ export async function freePort(): Promise<number> {
   const s = await start(() => {})
   await s.close()
   return s.port
+}
+
+/**
+ * A hash server for the tests of the enclosing `describe`: started before them, closed after. `services()` is the
+ * `services` config that exposes it to everyone as `hash`.
+ */
+export function hashServiceForSuite(): { services(): Record<string, { target: string; allow: string[] }> } {
+  let hash: TestServer | undefined
+  before(async () => {
+    hash = await hashServer()
+  })
+  after(async () => {
+    await hash?.close()
+  })
+  return { services: () => ({ hash: { target: `/tcp/${hash!.port}`, allow: ['*'] } }) }
 }

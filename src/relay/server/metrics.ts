@@ -117,6 +117,20 @@ export function createRelayMetrics(status: () => RelayStatus): RelayMetrics {
       this.set(st().totals.connections)
     },
   })
+  new Gauge({
+    name: 'warren_relay_parked_connections',
+    help: 'Idle client connections parked now: socket and session keys kept, the muxer and its streams let go.',
+    registers: [registry],
+    collect() {
+      this.set(st().totals.parked.now)
+    },
+  })
+  readCounter(
+    registry,
+    'warren_relay_connection_wakes_total',
+    'Parked connections woken since start, by a stream, a circuit or a close.',
+    () => [[{}, st().totals.parked.wakes]],
+  )
   readCounter(
     registry,
     'warren_relay_stun_answered_total',

@@ -35,6 +35,7 @@ import { descriptorProblem, openFilesLimit, watchConnectionCap } from './conn-ca
 import { startConnSweep } from './conn-sweep.ts'
 import { forgetDisconnectedPeers } from './forget-peers.ts'
 import { RelayHooks, type ReservationInfo } from './hooks.ts'
+import { type IdleParking, startIdleParking } from './idle-park.ts'
 import { RelayPolicy } from './policy.ts'
 
 export interface RelayOptions {
@@ -76,6 +77,11 @@ export interface RelayStatus {
     refusedCircuits: number
     /** Circuits that ended since start, by cause: `limit` (data or duration limit), `closed`, `error`. */
     circuitsEnded: Record<CircuitEndCause, number>
+    /**
+     * Idle client connections parked now (their socket and keys kept, js-libp2p's objects let go), parked since
+     * start, and woken since start (by a stream, a circuit or a close); all 0 with parking off.
+     */
+    parked: { now: number; parks: number; wakes: number }
   }
 }
 
@@ -244,6 +250,12 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const bootstrap = new Bootstrapper(libp2p, libp2p.services.dht!, config.discovery.bootstrap, log)
   bootstrap.start()
   const sweep = libp2pMonitor ? undefined : startConnSweep(libp2p, { log: (m) => log('debug', m) })
+  // idle client connections shed js-libp2p's objects until they are used (parked-link.ts);
+  // WARREN_BENCH_RELAY_NO_PARK=1 keeps them whole, only for bench/relay.ts's `no-park` variant
+  const parking =
+    process.env.WARREN_BENCH_RELAY_NO_PARK === '1'
+      ? undefined
+      : startIdleParking(libp2p, { log: (m) => log('debug', m) })
   const cap = watchConnectionCap(libp2p, config.maxConnections, log)
   const forget = forgetDisconnectedPeers(libp2p)
   const fdProblem = descriptorProblem(config.maxConnections, openFilesLimit())
@@ -345,11 +357,13 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         releasedReservations: hooks.released,
         refusedCircuits: hooks.refused.circuits,
         circuitsEnded: { ...hooks.circuits.ended },
+        parked: parkedTotals(parking),
       },
     }),
     stop: () => {
       stopping ??= (async () => {
         sweep?.stop()
+        parking?.stop()
         cap.stop()
         forget.stop()
         hooks.close()
@@ -363,4 +377,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       return stopping
     },
   }
+}
+
+function parkedTotals(parking: IdleParking | undefined): { now: number; parks: number; wakes: number } {
+  if (parking === undefined) return { now: 0, parks: 0, wakes: 0 }
+  const c = parking.counts()
+  return { now: c.parked, parks: c.parks, wakes: c.wakes }
 }
