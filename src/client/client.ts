@@ -32,6 +32,7 @@ import {
   type ApiMethod,
   type ApiMethods,
   LineSplitter,
+  MAX_ANSWER_BYTES,
   type ParamsOf,
   type ResultOf,
   type RpcError,
@@ -130,7 +131,7 @@ export class WarrenClient {
     this.home = home
     this.socketPath = path
     this.#socket = socket
-    const lines = new LineSplitter()
+    const lines = new LineSplitter(MAX_ANSWER_BYTES)
     socket.on('data', (chunk: Buffer) => {
       try {
         lines.push(chunk)

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
-import { LineSplitter, type RpcError } from '../daemon/api-protocol.ts'
+import { LineSplitter, MAX_ANSWER_BYTES, type RpcError } from '../daemon/api-protocol.ts'
 import type { RelayApiMethods } from '../daemon/relay-daemon.ts'
 import { WarrenError } from '../errors.ts'
 import { type RelayHome, relaySocketPath } from '../relay/server/home-dir.ts'
@@ -43,7 +43,7 @@ export function relayCall<M extends keyof RelayApiMethods>(
   const path = opts.socket ?? relayApiSocket(home)
   return new Promise((resolve, reject) => {
     const socket = createConnection({ path })
-    const lines = new LineSplitter()
+    const lines = new LineSplitter(MAX_ANSWER_BYTES)
     const timer = setTimeout(() => {
       socket.destroy()
       reject(new WarrenError('ERR_TIMEOUT', `the relay did not answer ${method} within ${opts.timeoutMs ?? 10_000} ms`))
@@ -60,7 +60,12 @@ export function relayCall<M extends keyof RelayApiMethods>(
       else finish(new WarrenError('ERR_API', `cannot use the relay API socket ${path}: ${err.message}`, { cause: err }))
     })
     socket.on('data', (chunk: Buffer) => {
-      lines.push(chunk)
+      try {
+        lines.push(chunk)
+      } catch (err) {
+        finish(new WarrenError('ERR_API', `the relay's answer to ${method}: ${(err as Error).message}`))
+        return
+      }
       const line = lines.shift()
       if (line === undefined) return
       let msg: { result?: unknown; error?: RpcError }

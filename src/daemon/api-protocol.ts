@@ -27,8 +27,14 @@ import type {
 } from '../node/types.ts'
 import type { AllowChange, InviteResult } from './admission.ts'
 
-/** Longest line either side accepts; a longer one closes the connection. */
+/** Longest request line the API servers accept; a longer one closes the connection. */
 export const MAX_LINE_BYTES = 1024 * 1024
+
+/**
+ * Longest answer line a client accepts from its own daemon or relay: `warren relay status --json` lists every
+ * reservation (~250 bytes each, 2.5 MB at 10,000).
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 /** JSON-RPC error codes used on the local API. */
 export const RPC_ERRORS = {
@@ -120,12 +126,18 @@ export function serviceConfigOf(p: ApiMethods['services.add']['params']): Servic
  */
 export class LineSplitter {
   #buf: Buffer = Buffer.alloc(0)
+  readonly #max: number
 
-  /** Adds bytes; throws when an unfinished line grows past {@link MAX_LINE_BYTES}. */
+  /** `maxLineBytes`: {@link MAX_LINE_BYTES} for requests, {@link MAX_ANSWER_BYTES} for answers. */
+  constructor(maxLineBytes = MAX_LINE_BYTES) {
+    this.#max = maxLineBytes
+  }
+
+  /** Adds bytes; throws when an unfinished line grows past the longest allowed. */
   push(chunk: Buffer): void {
     this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
-    if (this.#buf.length > MAX_LINE_BYTES && this.#buf.indexOf(10) === -1) {
-      throw new Error(`a line is longer than ${MAX_LINE_BYTES} bytes`)
+    if (this.#buf.length > this.#max && this.#buf.indexOf(10) === -1) {
+      throw new Error(`a line is longer than ${this.#max} bytes`)
     }
   }
 
