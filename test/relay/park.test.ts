@@ -12,7 +12,12 @@ import { runInNewContext } from 'node:vm'
 import type { Connection } from '@libp2p/interface'
 import { openPingStream } from '../../src/p2p/conn-ping.ts'
 import { startConnSweep } from '../../src/relay/server/conn-sweep.ts'
-import { muxerFactories, startIdleParking, transportListeners } from '../../src/relay/server/idle-park.ts'
+import {
+  muxerFactories,
+  sealsWithOwnCipher,
+  startIdleParking,
+  transportListeners,
+} from '../../src/relay/server/idle-park.ts'
 import { parkableParts, WRAPPER_EVENTS } from '../../src/relay/server/parkable.ts'
 import { ParkedLink, parkConnection, parkedLink, parkingCounts } from '../../src/relay/server/parked-link.ts'
 import type { Relay } from '../../src/relay/server/relay-node.ts'
@@ -38,7 +43,10 @@ async function parkedConnTo(relay: Relay, peer: string): Promise<Connection> {
     () => {
       const conn = relay.libp2p.getConnections().find((c) => c.remotePeer.toString() === peer)
       if (conn === undefined) return undefined
-      return parkedLink(conn) !== undefined || parkConnection(conn, muxers, listeners()) ? conn : undefined
+      return parkedLink(conn) !== undefined ||
+        parkConnection(conn, muxers, listeners(), sealsWithOwnCipher(relay.libp2p))
+        ? conn
+        : undefined
     },
     { message: `the relay parks its connection to ${peer}`, timeoutMs: 15_000 },
   )
@@ -81,9 +89,12 @@ describe('parked idle connections on the relay (loopback)', () => {
       assert.equal(conn, found, 'the same Connection object stays in the connection manager')
       const link = parkedLink(conn)
       assert.ok(link instanceof ParkedLink)
+      assert.equal(link.session, 'keys', 'only the Noise keys and counters are kept')
       assert.equal(conn.status, 'open')
       assert.deepEqual(conn.streams, [])
       assert.equal(parkingCounts().parked, before.parked + 1)
+      const inactivity = parts.wrapper.inactivityTimeout
+      assert.equal(parts.socket.timeout, 0, 'no inactivity timer while parked: the sweep checks it')
       for (const event of WRAPPER_EVENTS) {
         assert.ok(
           !parts.socket.rawListeners(event).some((fn) => parts.wrapperListeners.some(([, w]) => w === fn)),
@@ -104,6 +115,7 @@ describe('parked idle connections on the relay (loopback)', () => {
       const nodeA = c.add(await startNode())
       const stream = await nodeA.openService(nodeB.identity().ticket, 'hash')
       assert.equal(parkedLink(conn), undefined, 'woken')
+      assert.equal(parts.socket.timeout, inactivity, 'the rebuilt wrapper sets the inactivity timer again')
       assert.equal(relay.libp2p.getConnections().includes(conn), true)
       const r = await transfer(stream, 4 * MiB)
       assert.equal(r.answer, `${r.sent} ${r.sha256}`)
@@ -120,7 +132,7 @@ describe('parked idle connections on the relay (loopback)', () => {
     }
   })
 
-  it('a parked connection lets go of its muxer, Noise stream and socket wrapper; its TCP listener forgets its socket on close', async () => {
+  it('a parked connection lets go of its muxer, Noise stream and session objects and socket wrapper; its TCP listener forgets its socket on close', async () => {
     const c = cleanup()
     try {
       const b = await nodeKey()
@@ -135,9 +147,14 @@ describe('parked idle connections on the relay (loopback)', () => {
           const found = relay.libp2p.getConnections().find((x) => x.remotePeer.equals(nodeB.peerId))
           const parts = found === undefined ? undefined : parkableParts(found, listeners())
           if (found === undefined || parts === undefined) return undefined
-          refs = [new WeakRef(parts.muxer), new WeakRef(parts.encrypted), new WeakRef(parts.wrapper)]
+          refs = [
+            new WeakRef(parts.muxer),
+            new WeakRef(parts.encrypted),
+            new WeakRef(parts.wrapper),
+            new WeakRef(parts.encrypted.handshake),
+          ]
           socket = parts.socket
-          return parkConnection(found, muxers, listeners()) ? found : undefined
+          return parkConnection(found, muxers, listeners(), true) ? found : undefined
         },
         { message: 'the relay parks its connection to B', timeoutMs: 15_000 },
       )
@@ -150,7 +167,10 @@ describe('parked idle connections on the relay (loopback)', () => {
           gc()
           return refs.every((r) => r.deref() === undefined)
         },
-        { message: "the muxer, Noise's stream and the socket wrapper are collected", timeoutMs: 5_000 },
+        {
+          message: "the muxer, Noise's stream and session objects and the socket wrapper are collected",
+          timeoutMs: 5_000,
+        },
       )
       const tcp = [...listeners()].find((l) => (l as { sockets?: unknown }).sockets instanceof Set) as {
         sockets: Set<unknown>

@@ -142,6 +142,7 @@ export function noiseCipher(
   openssl: () => OpensslAead | undefined,
 ): Pick<ICryptoInterface, 'chaCha20Poly1305Encrypt' | 'chaCha20Poly1305Decrypt'> {
   const encrypt: Encrypt = (plaintext, nonce, ad, k) => {
+    if (keySpy !== undefined) return keySpy(k, nonce)
     const size = plaintext.byteLength
     if (sodium !== undefined && size < SODIUM_BELOW) {
       const out = Buffer.allocUnsafe(size + TAG)
@@ -159,6 +160,7 @@ export function noiseCipher(
     return opensslEncrypt(plaintext, nonce, ad, k)
   }
   const decrypt: Decrypt = (ciphertext, nonce, ad, k, dst) => {
+    if (keySpy !== undefined) return keySpy(k, nonce)
     const size = ciphertext.byteLength
     if (sodium !== undefined && size < SODIUM_BELOW) {
       if (size < TAG) throw new InvalidParametersError(`a Noise message of ${size} bytes is shorter than its tag`)
@@ -185,6 +187,30 @@ export function noiseCipher(
     return opensslDecrypt(ciphertext, nonce, ad, k)
   }
   return { chaCha20Poly1305Encrypt: encrypt, chaCha20Poly1305Decrypt: decrypt }
+}
+
+/** While set, the cipher seals and opens nothing: it hands the spy the key and nonce it was called with. */
+let keySpy: ((k: Uint8Array, nonce: Uint8Array) => Uint8Array) | undefined
+
+/**
+ * Runs `call` (a Noise cipher state's encrypt or decrypt) with the cipher of {@link noiseCrypto} telling `seen` the
+ * key and nonce instead of sealing or opening anything: how src/p2p/patches/session-cipher.ts reads a session's keys,
+ * which Noise keeps in closures. The cipher state counts the call as a message. False when the cipher was not called
+ * (a session on another crypto).
+ */
+export function spyOnKeys(call: () => unknown, seen: (k: Uint8Array, nonce: Uint8Array) => void): boolean {
+  let called = false
+  keySpy = (k, nonce) => {
+    called = true
+    seen(k, nonce)
+    return new Uint8Array(0)
+  }
+  try {
+    call()
+  } finally {
+    keySpy = undefined
+  }
+  return called
 }
 
 const sodium = sodiumAead()

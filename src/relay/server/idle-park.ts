@@ -12,6 +12,7 @@
  */
 import { WarrenError } from '../../errors.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
+import { noiseCrypto } from '../../p2p/patches/noise-crypto.ts'
 import type { MuxerFactory } from './parkable.ts'
 import { parkConnection, parkedLink, parkingCounts } from './parked-link.ts'
 import { connectionRounds } from './rounds.ts'
@@ -52,6 +53,18 @@ export function transportListeners(libp2p: object): () => Iterable<unknown> {
   return () => manager.getListeners!()
 }
 
+/**
+ * Whether the node's Noise seals with Warren's cipher (`noise({ crypto: noiseCrypto })`), whose keys a parked
+ * connection can keep alone (src/p2p/patches/session-cipher.ts).
+ */
+export function sealsWithOwnCipher(libp2p: object): boolean {
+  const encrypters = (libp2p as { components?: { upgrader?: { connectionEncrypters?: unknown } } }).components?.upgrader
+    ?.connectionEncrypters
+  if (!(encrypters instanceof Map)) return false
+  const noise = encrypters.get('/noise') as { crypto?: { encrypt?: unknown } } | undefined
+  return noise?.crypto?.encrypt === noiseCrypto.chaCha20Poly1305Encrypt
+}
+
 export function startIdleParking(
   libp2p: Pick<WarrenLibp2p, 'getConnections'>,
   opts: IdleParkingOptions = {},
@@ -62,13 +75,14 @@ export function startIdleParking(
   const log = opts.log ?? (() => {})
   const muxers = muxerFactories(libp2p)
   const listeners = transportListeners(libp2p)
+  const ownCipher = sealsWithOwnCipher(libp2p)
   let failed = false
   const rounds = connectionRounds(libp2p, { periodMs, tickMs }, (conn) => {
     if (conn.direction !== 'inbound' || Date.now() - conn.timeline.open < minAgeMs || parkedLink(conn) !== undefined) {
       return
     }
     try {
-      parkConnection(conn, muxers, listeners())
+      parkConnection(conn, muxers, listeners(), ownCipher)
     } catch (err) {
       if (!failed) log(`could not park an idle connection: ${(err as Error).message}`)
       failed = true

@@ -17,16 +17,11 @@
  * connection as it is when one is missing (test/relay/park.test.ts guards them against the installed packages).
  */
 import type { Socket } from 'node:net'
-import {
-  type AbortOptions,
-  type Connection,
-  ConnectionClosedError,
-  StreamCloseEvent,
-  TimeoutError,
-} from '@libp2p/interface'
+import { type AbortOptions, type Connection, ConnectionClosedError, StreamCloseEvent } from '@libp2p/interface'
 import { raceSignal } from 'race-signal'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { coalesceSocketWrites } from '../../p2p/patches/coalesce.ts'
+import { openWith, SessionCipher, type SessionKeys, sealWith, sessionKeys } from '../../p2p/patches/session-cipher.ts'
 import {
   ACCEPTED,
   type EncryptedStream,
@@ -80,7 +75,12 @@ export class ParkedLink {
   readonly protocol: string
   #conn: Connection
   #socket: ParkedSocket
-  #handshake: EncryptedStream['handshake']
+  /** Noise's own session objects, when the keys could not be read out of them ({@link SessionKeys}). */
+  #handshake: EncryptedStream['handshake'] | undefined
+  /** The session's two keys, sending first, and its next counters: what is kept of Noise's objects when it can be. */
+  #keys: Uint8Array | undefined
+  #sent = 0
+  #received = 0
   #kinds: Kinds
   #nextStreamID: number
   #inactivityTimeout: number
@@ -90,16 +90,26 @@ export class ParkedLink {
   #ping: PendingPing | undefined
   #woken: { muxer: YamuxLike; maConn: TcpWrapper } | undefined
 
-  constructor(conn: Connection, parts: ParkableParts, kinds: Kinds) {
+  constructor(conn: Connection, parts: ParkableParts, kinds: Kinds, session: SessionKeys | undefined) {
     this.#conn = conn
     this.#socket = parts.socket
-    this.#handshake = parts.encrypted.handshake
+    if (session === undefined) this.#handshake = parts.encrypted.handshake
+    else {
+      this.#keys = session.keys
+      this.#sent = session.sent
+      this.#received = session.received
+    }
     this.#kinds = kinds
     this.protocol = parts.muxer.protocol
     this.#nextStreamID = parts.muxer.nextStreamID
     this.#inactivityTimeout = parts.wrapper.inactivityTimeout
     this.#metrics = parts.wrapper.metrics
     this.#metricPrefix = parts.wrapper.metricPrefix
+  }
+
+  /** What the link keeps of the Noise session: its two keys and counters, or Noise's own objects. */
+  get session(): 'keys' | 'noise' {
+    return this.#keys !== undefined ? 'keys' : 'noise'
   }
 
   /** `muxer.createStream`: wakes the connection and opens the stream on its muxer. */
@@ -181,7 +191,9 @@ export class ParkedLink {
       })
       maConn.timeline = conn.timeline
       coalesceSocketWrites(maConn as never)
-      const encrypted = new Encrypted(maConn, this.#handshake)
+      const session =
+        this.#handshake ?? new SessionCipher({ keys: this.#keys!, sent: this.#sent, received: this.#received })
+      const encrypted = new Encrypted(maConn, session as EncryptedStream['handshake'])
       const muxer = muxers.createStreamMuxer(encrypted)
       muxer.nextStreamID = this.#nextStreamID
       muxer.addEventListener('stream', conn.onIncomingStream)
@@ -213,7 +225,9 @@ export class ParkedLink {
     socket.on('data', onParkedData)
     socket.on('error', onParkedError)
     socket.on('close', onParkedClose)
-    socket.once('timeout', onParkedTimeout)
+    // no inactivity timer while parked (a Timeout per socket): the sweep's pings find a client that went silent;
+    // the wrapper rebuilt on waking sets the timer again
+    socket.setTimeout(0)
     parkedNow++
     parks++
   }
@@ -223,7 +237,6 @@ export class ParkedLink {
     socket.removeListener('data', onParkedData)
     socket.removeListener('error', onParkedError)
     socket.removeListener('close', onParkedClose)
-    socket.removeListener('timeout', onParkedTimeout)
     delete socket[LINK]
   }
 
@@ -238,8 +251,14 @@ export class ParkedLink {
 
   /** Seals `plaintext` as one Noise message and writes it. */
   #send(plaintext: Uint8Array): void {
-    const sealed = this.#handshake.encrypt(plaintext)
-    const body = sealed instanceof Uint8Array ? sealed : sealed.subarray()
+    let body: Uint8Array
+    if (this.#keys !== undefined) {
+      body = sealWith(this.#keys.subarray(0, 32), this.#sent, plaintext)
+      this.#sent++
+    } else {
+      const sealed = this.#handshake!.encrypt(plaintext)
+      body = sealed instanceof Uint8Array ? sealed : sealed.subarray()
+    }
     const out = Buffer.allocUnsafe(2 + body.byteLength)
     out.writeUInt16BE(body.byteLength, 0)
     out.set(body, 2)
@@ -264,8 +283,14 @@ export class ParkedLink {
       }
       let plaintext: Uint8Array
       try {
-        const opened = this.#handshake.decrypt(message, message.subarray(0, length - TAG))
-        plaintext = opened instanceof Uint8Array ? opened : opened.subarray()
+        const dst = message.subarray(0, length - TAG)
+        if (this.#keys !== undefined) {
+          plaintext = openWith(this.#keys.subarray(32, 64), this.#received, message, dst)
+          this.#received++
+        } else {
+          const opened = this.#handshake!.decrypt(message, dst)
+          plaintext = opened instanceof Uint8Array ? opened : opened.subarray()
+        }
       } catch (err) {
         this.abort(err as Error)
         return
@@ -312,12 +337,6 @@ export class ParkedLink {
   onClose(hadError: boolean): void {
     this.#closed(false, hadError ? new Error('TCP transmission error') : undefined)
   }
-
-  onTimeout(): void {
-    const err = new TimeoutError('the parked connection was silent for too long')
-    this.#socket.destroy()
-    this.#closed(true, err)
-  }
 }
 
 /** What the TCP listener's own `close` listener did: forget the socket. It stays through a wake. */
@@ -335,9 +354,6 @@ function onParkedError(this: ParkedSocket, err: Error): void {
 function onParkedClose(this: ParkedSocket, hadError: boolean): void {
   this[LINK]?.onClose(hadError)
 }
-function onParkedTimeout(this: ParkedSocket): void {
-  this[LINK]?.onTimeout()
-}
 
 /**
  * Parks `conn` when it is an idle client connection the relay can park: TCP, Noise and Yamux as pinned, no stream,
@@ -347,6 +363,8 @@ export function parkConnection(
   conn: Connection,
   muxers: (protocol: string) => MuxerFactory | undefined,
   tcpListeners: Iterable<unknown>,
+  /** The node's Noise seals with Warren's cipher (src/p2p/patches/noise-crypto.ts): keep only the session's keys. */
+  ownCipher = false,
 ): boolean {
   const parts = parkableParts(conn, tcpListeners)
   if (parts === undefined) return false
@@ -362,9 +380,16 @@ export function parkConnection(
   if (parts.accepted.onClose !== undefined) {
     socket.removeListener('close', parts.accepted.onClose)
     socket[ACCEPTED] = parts.accepted.listener
-    socket.once('close', onAcceptedClose)
+    socket.on('close', onAcceptedClose)
   }
-  const link = new ParkedLink(conn, parts, kinds)
+  // reading the keys counts a message each way on Noise's objects: from here on only the keys are used
+  const session = ownCipher ? sessionKeys(parts.encrypted.handshake) : undefined
+  if (ownCipher && session === undefined) {
+    // the cipher was not Warren's after all and sealed a message nobody sent: the session is out of step
+    conn.abort(new Error('could not read the Noise session keys of an idle connection'))
+    return false
+  }
+  const link = new ParkedLink(conn, parts, kinds, session)
   link.attach()
   const c = conn as unknown as { maConn: unknown; muxer: unknown }
   c.maConn = link
