@@ -8,27 +8,31 @@
  *   `--variants tuned,untuned,libp2p-pipe` runs it with the relay under the daemon's V8 settings (bin/warren.js, the
  *   default), without them (WARREN_NODE_TUNED=1 skips the re-exec), and with js-libp2p's own pipe carrying the
  *   circuits (WARREN_BENCH_LIBP2P_PIPE=1) instead of Warren's (src/relay/server/splice.ts), in one run;
- *   `default-heap` runs the relay without its heap compaction.
+ *   `default-heap` runs the relay without its heap compaction; `parked` waits until the relay has parked node A's
+ *   idle connection, so that the circuit wakes it and every byte crosses a connection rebuilt from its kept keys.
  * - Idle reservations: light clients (bench/relay-reserver.ts: bare js-libp2p nodes, one generated key and one TCP
  *   connection per reservation, up to 1000 per process) reserve in steps of `--step` up to `--reservations`; the
  *   relay's PSS (/proc/<pid>/smaps_rollup) `--settle-ms` after each step gives the bytes per reservation as the
  *   least-squares slope over the points with reservations, extrapolated to 10,000 along it. The point before the
  *   first step is not on that line: the relay has not compacted its heap yet (it does once its connection count
  *   has moved and settled), so it holds its start-up garbage, and a slope through it comes out flatter than the
- *   cost of a reservation; it is reported apart (`slopeFromStartBytes`).
+ *   cost of a reservation; it is reported apart (`slopeFromStartBytes`). Each point also says how many connections
+ *   the relay had parked (src/relay/server/parked-link.ts); `--no-park` runs the relay without parking.
  *
  * Targets (issue "faster than an OpenSSH tunnel"): <= 1 relay CPU-second per relayed Gbit; <= 10 KiB per idle
  * reservation. Writes bench/results/<YYYY-MM-DD>-relay.json.
  *
  *   node bench/relay.ts [--mib 256] [--reps 3] [--reservations 3000] [--step 500] [--variants tuned,untuned]
- *     [--no-throughput] [--no-reservations] [--settle-ms 20000] [--identify] [--profile dir] [--out file.json]
+ *     [--no-throughput] [--no-reservations] [--settle-ms 20000] [--identify] [--no-park] [--profile dir]
+ *     [--out file.json]
  */
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { hashServer, patternHash, transfer } from './hash-xfer.ts'
 import { helpIfAsked } from './help.ts'
 import { Child } from './proc.ts'
@@ -36,6 +40,7 @@ import { formatTable, MiB, median } from './stats.ts'
 import { warren } from './warren-pair.ts'
 
 const WARREN = fileURLToPath(new URL('../bin/warren.js', import.meta.url))
+const execFileAsync = promisify(execFile)
 const TARGETS = { cpuSecPerGbit: 1, bytesPerReservation: 10 * 1024 }
 /** Keys one light-client process holds at most. */
 const PER_CLIENT = 1_000
@@ -45,8 +50,8 @@ const PER_CLIENT = 1_000
  * js-libp2p's own pipe carrying the circuits instead of Warren's splice (src/relay/server/splice.ts); `default-heap`:
  * tuned but without the relay's heap compaction (WARREN_BENCH_RELAY_NO_COMPACT=1, src/relay/server/heap-compact.ts).
  */
-export type RelayVariant = 'tuned' | 'untuned' | 'libp2p-pipe' | 'default-heap'
-const VARIANTS: readonly RelayVariant[] = ['tuned', 'untuned', 'libp2p-pipe', 'default-heap']
+export type RelayVariant = 'tuned' | 'untuned' | 'libp2p-pipe' | 'default-heap' | 'parked'
+const VARIANTS: readonly RelayVariant[] = ['tuned', 'untuned', 'libp2p-pipe', 'default-heap', 'parked']
 
 export interface RelayBenchOptions {
   mib: number
@@ -100,6 +105,10 @@ export interface ReservationResult {
   lost: number
   /** Why the series stopped short of what was asked for, if it did. */
   note?: string
+  /** Connections the relay had parked at each point (`totals.parked.now` of `warren relay status`). */
+  parked: (number | null)[]
+  /** Whether the relay parked idle connections (`--no-park` turns it off). */
+  parking: boolean
 }
 
 export interface RelayBenchResult {
@@ -152,6 +161,22 @@ async function initHome(home: string, config: Record<string, unknown>): Promise<
   return (JSON.parse(await warren(home, ['id', '--json'])) as { id: string }).id
 }
 
+/** The connections the relay has parked now, from `warren relay status --json`; null when it does not answer. */
+async function relayParked(home: string): Promise<number | null> {
+  try {
+    // the answer lists every reservation (~250 bytes each): more than execFile's default 1 MiB past ~4,000
+    const { stdout } = await execFileAsync(process.execPath, [WARREN, '--home', home, 'relay', 'status', '--json'], {
+      env: { ...process.env, WARREN_LOG: 'warn' },
+      maxBuffer: 256 * 1024 * 1024,
+      timeout: 60_000,
+    })
+    const st = JSON.parse(stdout) as { totals?: { parked?: { now?: number } } }
+    return st.totals?.parked?.now ?? null
+  } catch {
+    return null
+  }
+}
+
 async function eventuallyTrue(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check().catch(() => false))) {
@@ -201,6 +226,15 @@ async function relayedThroughput(o: RelayBenchOptions, variant: RelayVariant): P
       const st = JSON.parse(await warren(homes.a, ['status', '--json'])) as { relay?: { home?: string | null } }
       return st.relay?.home === relay.id
     })
+    if (variant === 'parked') {
+      // A's connection to the relay idle and parked first: the circuit wakes it, so every byte goes through a
+      // connection rebuilt from its kept Noise keys (src/relay/server/parked-link.ts)
+      await eventuallyTrue(
+        "the relay parks node A's connection",
+        async () => ((await relayParked(relay.home)) ?? 0) >= 1,
+        60_000,
+      )
+    }
     const ticket = (JSON.parse(await warren(homes.a, ['id', '--json'])) as { ticket: string }).ticket
     const port = (server.address() as { port: number }).port
     await warren(homes.a, ['expose', 'hash', `/tcp/${port}`, '--allow', bId])
@@ -216,11 +250,12 @@ async function relayedThroughput(o: RelayBenchOptions, variant: RelayVariant): P
     await transfer(fwd, 'U', warm, patternHash(warm))
     await transfer(fwd, 'D', warm, patternHash(warm))
     const st = JSON.parse(await warren(relay.home, ['--home', relay.home, 'relay', 'status', '--json'])) as {
-      totals: { bytesRelayed: number }
+      totals: { bytesRelayed: number; parked: { wakes: number } }
     }
     if (!(st.totals.bytesRelayed >= 2 * warm)) {
       throw new Error(`the relay carried ${st.totals.bytesRelayed} bytes of ${2 * warm}: the path is not relayed`)
     }
+    if (variant === 'parked' && st.totals.parked.wakes < 1) throw new Error("node A's parked connection did not wake")
     log(`relay ${variant}: PSS ${(pssOf(relay.child.proc.pid!) / MiB).toFixed(0)} MiB after the warm-up`)
     const nodes = children.slice(1)
     const r: ThroughputResult = {
@@ -291,6 +326,7 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
     const pid = relay.child.proc.pid!
     await new Promise((r) => setTimeout(r, 2_000)) // the relay's start-up settles (DHT, timers)
     const points: [number, number][] = [[0, pssOf(pid)]]
+    const parked: (number | null)[] = [await relayParked(relay.home)]
     log(`reservations 0: relay PSS ${(points[0]![1] / MiB).toFixed(1)} MiB`)
     await o.onPoint?.(0, pid)
     let held = 0
@@ -335,7 +371,10 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
       const answers = await Promise.all(clients.map((c) => c.child.request<{ open: number }>('reserve 0', 60_000)))
       open = answers.reduce((sum, a) => sum + a.open, 0)
       points.push([open, pssOf(pid)])
-      log(`reservations ${held}, ${open} still connected: relay PSS ${(points.at(-1)![1] / MiB).toFixed(1)} MiB`)
+      parked.push(await relayParked(relay.home))
+      log(
+        `reservations ${held}, ${open} still connected, ${parked.at(-1) ?? '?'} parked: relay PSS ${(points.at(-1)![1] / MiB).toFixed(1)} MiB`,
+      )
       await o.onPoint?.(open, pid)
       if (note !== undefined) break
     }
@@ -353,6 +392,8 @@ async function idleReservations(o: RelayBenchOptions): Promise<ReservationResult
       failed: failedNow(),
       lost: held - open,
       ...(note === undefined ? {} : { note }),
+      parked,
+      parking: o.relayEnv?.WARREN_BENCH_RELAY_NO_PARK !== '1',
     }
   } finally {
     for (const c of children.reverse()) await c.stop()
@@ -423,6 +464,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       'relay-node-options': { type: 'string' },
       'hold-ms': { type: 'string' },
       'settle-ms': { type: 'string', default: '20000' },
+      'no-park': { type: 'boolean', default: false },
       identify: { type: 'boolean', default: false },
       out: { type: 'string' },
     },
@@ -441,6 +483,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       ...(args['hold-ms'] === undefined ? {} : { holdMs: Number(args['hold-ms']) }),
       settleMs: Number(args['settle-ms']),
       reserverIdentify: args.identify,
+      ...(args['no-park'] ? { relayEnv: { WARREN_BENCH_RELAY_NO_PARK: '1' } } : {}),
       ...(args['relay-node-options'] === undefined ? {} : { relayNodeOptions: args['relay-node-options'] }),
       log: (m) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`),
     },
