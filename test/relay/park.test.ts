@@ -11,6 +11,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { Connection } from '@libp2p/interface'
 import { openPingStream } from '../../src/p2p/conn-ping.ts'
+import { PING_PROTOCOL } from '../../src/p2p/ping-answer.ts'
 import { startConnSweep } from '../../src/relay/server/conn-sweep.ts'
 import {
   muxerFactories,
@@ -178,6 +179,27 @@ describe('parked idle connections on the relay (loopback)', () => {
       assert.equal(tcp.sockets.has(socket), true)
       await nodeB.stop()
       await eventually(() => !tcp.sockets.has(socket), { message: 'the TCP listener forgets the closed socket' })
+    } finally {
+      await c.run()
+    }
+  })
+
+  it('a connection that wakes while its ping is out: the rebuilt muxer takes the answer, and pings afresh after', async () => {
+    const c = cleanup()
+    try {
+      const { conn, bConn } = await parkedB(c)
+      const link = parkedLink(conn)!
+      const pinging = link.ping({ signal: AbortSignal.timeout(5_000) })
+      // wakes it at once, before the node's answer can arrive
+      const stream = conn.newStream(PING_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+      assert.equal(parkedLink(conn), undefined, 'woken')
+      assert.ok((await pinging) >= 0)
+      const muxer = (conn as unknown as { muxer: { ping(): Promise<number>; activePing?: unknown } }).muxer
+      assert.equal(muxer.activePing, undefined, 'the muxer let go of the handed-over ping')
+      assert.ok((await muxer.ping()) >= 0, 'a new ping of its own')
+      await (await stream).close()
+      assert.equal(conn.status, 'open')
+      assert.equal(bConn.status, 'open')
     } finally {
       await c.run()
     }

@@ -204,10 +204,7 @@ export class ParkedLink {
       conn.maConn = maConn
       conn.muxer = muxer
       this.#woken = { muxer, maConn }
-      if (this.#ping !== undefined) {
-        // the rebuilt muxer does not know this ping: its answer would be taken for an unrequested one
-        this.#ping.reject(new Error('the connection woke up before its ping was answered'))
-      }
+      if (this.#ping !== undefined) handOver(this.#ping, muxer)
       if (plaintext !== undefined && plaintext.byteLength > 0) encrypted.onData(plaintext)
       if (rest !== undefined && rest.byteLength > 0) maConn.onData(rest)
       return this.#woken
@@ -337,6 +334,36 @@ export class ParkedLink {
   onClose(hadError: boolean): void {
     this.#closed(false, hadError ? new Error('TCP transmission error') : undefined)
   }
+}
+
+/**
+ * A ping of the parked link still unanswered when the connection wakes: the rebuilt muxer takes it as its own active
+ * ping (Yamux's shape: a promise with its resolvers, the id and the start), so that the node's answer settles it
+ * there instead of being an unrequested ping, which Yamux answers by aborting the connection. The muxer lets go of
+ * it once it is settled, as after a ping of its own.
+ */
+function handOver(ping: PendingPing, muxer: YamuxLike): void {
+  let resolve!: (rtt: number) => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<number>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  const active = { promise, resolve, reject, id: ping.id, start: Date.now() - (performance.now() - ping.start) }
+  muxer.activePing = active
+  const done = (): void => {
+    if (muxer.activePing === active) muxer.activePing = undefined
+  }
+  promise.then(
+    (rtt) => {
+      done()
+      ping.resolve(rtt)
+    },
+    (err: Error) => {
+      done()
+      ping.reject(err)
+    },
+  )
 }
 
 /** What the TCP listener's own `close` listener did: forget the socket. It stays through a wake. */
