@@ -33,7 +33,7 @@ import {
   type TcpWrapper,
   type YamuxLike,
 } from './parkable.ts'
-import { PING, pingAck, pingFrame, scanFrames } from './yamux-frames.ts'
+import { handOver, type PendingPing, PING, pingAck, pingFrame, scanFrames } from './yamux-frames.ts'
 
 const TAG = 16
 /** The parked link of a socket, for the module's shared socket listeners (no closures per connection). */
@@ -49,14 +49,6 @@ let wakes = 0
 /** Connections parked now, parked since the start, and woken (rebuilt) since the start. */
 export function parkingCounts(): { parked: number; parks: number; wakes: number } {
   return { parked: parkedNow, parks, wakes }
-}
-
-interface PendingPing {
-  id: number
-  start: number
-  resolve: (rtt: number) => void
-  reject: (err: Error) => void
-  promise: Promise<number>
 }
 
 let nextPingId = 0x7000_0000
@@ -334,36 +326,6 @@ export class ParkedLink {
   onClose(hadError: boolean): void {
     this.#closed(false, hadError ? new Error('TCP transmission error') : undefined)
   }
-}
-
-/**
- * A ping of the parked link still unanswered when the connection wakes: the rebuilt muxer takes it as its own active
- * ping (Yamux's shape: a promise with its resolvers, the id and the start), so that the node's answer settles it
- * there instead of being an unrequested ping, which Yamux answers by aborting the connection. The muxer lets go of
- * it once it is settled, as after a ping of its own.
- */
-function handOver(ping: PendingPing, muxer: YamuxLike): void {
-  let resolve!: (rtt: number) => void
-  let reject!: (err: Error) => void
-  const promise = new Promise<number>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  const active = { promise, resolve, reject, id: ping.id, start: Date.now() - (performance.now() - ping.start) }
-  muxer.activePing = active
-  const done = (): void => {
-    if (muxer.activePing === active) muxer.activePing = undefined
-  }
-  promise.then(
-    (rtt) => {
-      done()
-      ping.resolve(rtt)
-    },
-    (err: Error) => {
-      done()
-      ping.reject(err)
-    },
-  )
 }
 
 /** What the TCP listener's own `close` listener did: forget the socket. It stays through a wake. */

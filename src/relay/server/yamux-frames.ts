@@ -1,8 +1,10 @@
 /**
  * The few Yamux frames a parked connection (parked-link.ts) reads and writes itself: PINGs and their ACKs. A frame
  * is a 12-byte header (version 0, type, 16-bit flags, 32-bit stream id, 32-bit length) and, for data frames only,
- * `length` bytes; a PING's `length` is its opaque value (Yamux spec, hashicorp/yamux).
+ * `length` bytes; a PING's `length` is its opaque value (Yamux spec, hashicorp/yamux). And a ping still out when the
+ * connection wakes, handed to the rebuilt muxer.
  */
+import type { YamuxLike } from './parkable.ts'
 
 export const DATA = 0
 export const WINDOW_UPDATE = 1
@@ -60,4 +62,43 @@ export function pingFrame(value: number): Uint8Array {
 /** The answer (ACK) to a PING with `value`. */
 export function pingAck(value: number): Uint8Array {
   return pingWith(ACK, value)
+}
+
+/** A ping the parked link sent and waits for: its id, its start (`performance.now()`) and its settlers. */
+export interface PendingPing {
+  id: number
+  start: number
+  resolve: (rtt: number) => void
+  reject: (err: Error) => void
+  promise: Promise<number>
+}
+
+/**
+ * A ping of the parked link still unanswered when the connection wakes: the rebuilt muxer takes it as its own active
+ * ping (Yamux's shape: a promise with its resolvers, the id and the start), so that the node's answer settles it
+ * there instead of being an unrequested ping, which Yamux answers by aborting the connection. The muxer lets go of
+ * it once it is settled, as after a ping of its own.
+ */
+export function handOver(ping: PendingPing, muxer: YamuxLike): void {
+  let resolve!: (rtt: number) => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<number>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  const active = { promise, resolve, reject, id: ping.id, start: Date.now() - (performance.now() - ping.start) }
+  muxer.activePing = active
+  const done = (): void => {
+    if (muxer.activePing === active) muxer.activePing = undefined
+  }
+  promise.then(
+    (rtt) => {
+      done()
+      ping.resolve(rtt)
+    },
+    (err: Error) => {
+      done()
+      ping.reject(err)
+    },
+  )
 }
