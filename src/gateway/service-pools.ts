@@ -19,6 +19,13 @@ let PoolClass: typeof Pool | undefined
 const poolClass = (): typeof Pool =>
   (PoolClass ??= (createRequire(import.meta.url)('undici') as typeof import('undici')).Pool)
 
+/**
+ * undici letting an idle pooled connection go (an InformationalError, `socket idle timeout`): no failure, so the
+ * service stream ends with a FIN instead of a reset, and no error is logged for it.
+ */
+export const isIdleClose = (err: Error): boolean =>
+  (err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout'
+
 export type OpenStream = (node: string, service: string, opts: { signal: AbortSignal }) => Promise<Stream>
 
 export interface ServicePoolsOptions {
@@ -61,7 +68,7 @@ export class ServicePools {
         bodyTimeout: 0,
         connect: (_opts, callback) => {
           open(node, service, { signal: AbortSignal.timeout(openTimeoutMs) }).then(
-            (stream) => callback(null, new StreamSocket(stream) as Duplex as never),
+            (stream) => callback(null, new StreamSocket(stream, { closesCleanly: isIdleClose }) as Duplex as never),
             (err: Error) => callback(err, null),
           )
         },

@@ -180,6 +180,8 @@ export interface ResponseHead {
   readonly framing: Readonly<Framing>
   /** The service will close the connection after this response (HTTP/1.0, `Connection: close`). */
   readonly close: boolean
+  /** How long the service keeps the connection open while idle, from its `Keep-Alive: timeout=` hint, s. */
+  readonly keepAliveSec: number | undefined
   readonly size: number
   /** The head's bytes, blank line included (a buffer of its own, never written to). */
   readonly bytes: Buffer
@@ -217,6 +219,7 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, last?: Response
   let length: string | undefined
   let te: string | undefined
   let close = m[1] === '0'
+  let keepAliveSec: number | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!.length
     if (n !== 14 && n !== 17 && n !== 10) continue // most headers are none of the three below
@@ -230,6 +233,9 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, last?: Response
       const v = value.toLowerCase()
       if (v.includes('close') && /(^|,)\s*close\s*(,|$)/.test(v)) close = true
       else if (m[1] === '0' && /(^|,)\s*keep-alive\s*(,|$)/.test(v)) close = false
+    } else if (name === 'keep-alive') {
+      const t = KEEP_ALIVE_TIMEOUT.exec(value)
+      if (t !== null) keepAliveSec = Number(t[1])
     }
   }
   if (te !== undefined && length !== undefined) return notHttp("Content-Length can't be present with Transfer-Encoding")
@@ -246,11 +252,15 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, last?: Response
       raw: Object.freeze(raw),
       framing: Object.freeze(framing),
       close,
+      keepAliveSec,
       size: end + 4,
       bytes: headBytes(buf, end + 4),
     }),
   )
 }
+
+/** `timeout=<seconds>` in a `Keep-Alive` header (RFC 2068 §19.7.1.1, as Node, Apache and others send it). */
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})(?:$|[,;\s])/i
 
 function notHttp(message: string): { error: 'not-http'; message: string } {
   return { error: 'not-http', message }

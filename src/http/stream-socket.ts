@@ -5,7 +5,9 @@
  * - Back-pressure both ways: a full readable buffer pauses the stream (Yamux stops granting window); a full
  *   stream makes `_write` wait for its drain.
  * - Half-close: `end()` closes only our write side (`stream.close()`); the remote's FIN ends the readable side.
- * - `destroy()` without an error after both sides finished is quiet; otherwise the stream is reset.
+ * - `destroy()` without an error after both sides finished is quiet; otherwise the stream is reset, unless the
+ *   error is one the owner calls a normal close (`closesCleanly`: a pool letting an idle connection go), which ends
+ *   the stream with a FIN like `end()` would.
  * - `setTimeout` works like a socket's idle timer, so Node's keep-alive handling can time out idle sockets.
  */
 import { Duplex } from 'node:stream'
@@ -29,11 +31,13 @@ export class StreamSocket extends Duplex {
   #timeoutMs = 0
   #timer: NodeJS.Timeout | undefined
   #ended = false
+  readonly #closesCleanly: ((err: Error) => boolean) | undefined
 
-  constructor(stream: Stream, opts: { remoteAddress?: string } = {}) {
+  constructor(stream: Stream, opts: { remoteAddress?: string; closesCleanly?: (err: Error) => boolean } = {}) {
     super({ allowHalfOpen: true })
     this.stream = stream
     this.remoteAddress = opts.remoteAddress
+    this.#closesCleanly = opts.closesCleanly
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER)
     stream.addEventListener('message', this.#onMessage)
     stream.addEventListener('end', this.#onEnd)
@@ -99,18 +103,24 @@ export class StreamSocket extends Duplex {
     this.stream.removeEventListener('end', this.#onEnd)
     this.stream.removeEventListener('close', this.#onClose)
     const s = this.stream.status
+    const stream = this.stream
+    const letGo = err !== null && this.#closesCleanly?.(err) === true
+    const clean = err === null || letGo
     if (s === 'open' || s === 'closing') {
-      const wroteAll = this.stream.writeStatus === 'closed' || this.stream.writeStatus === 'closing'
-      if (err === null && wroteAll) {
+      if (letGo && stream.writeStatus === 'writable' && this.writableLength === 0) {
+        // an idle connection let go: close our side with a FIN, so the far side sees a clean close
+        stream.close().catch((e: Error) => stream.abort(e))
+      }
+      const wroteAll = stream.writeStatus === 'closed' || stream.writeStatus === 'closing'
+      if (clean && wroteAll) {
         // like a TCP close after our FIN: let the remote read what we sent and close its side; reset it only
         // if it lingers
         if (!this.#ended) {
-          const stream = this.stream
           setTimeout(() => {
             if (stream.status === 'open' || stream.status === 'closing') stream.abort(new Error('closed by this side'))
           }, LINGER_MS).unref()
         }
-      } else this.stream.abort(err ?? new Error('connection closed by this side'))
+      } else stream.abort(err ?? new Error('connection closed by this side'))
     }
     cb(err)
   }

@@ -267,6 +267,37 @@ forEachEngine((engine, label) =>
       }
     })
 
+    it("an idle pooled stream is let go before the service's Keep-Alive hint runs out, with a clean close", async () => {
+      // answers every request with a 3-s hint: the gateway keeps the stream 1 s, then closes it with a FIN
+      const ends: string[] = []
+      let connections = 0
+      const hinted = createServer((s) => {
+        connections++
+        s.on('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=3\r\n\r\nok'))
+        s.on('end', () => {
+          ends.push('fin')
+          s.end()
+        })
+        s.on('error', (err: Error & { code?: string }) => ends.push(err.code ?? err.message))
+      })
+      await new Promise<void>((resolve) => hinted.listen(0, '127.0.0.1', resolve))
+      p.host.expose('hinted', `/tcp/${(hinted.address() as { port: number }).port}`)
+      try {
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+        assert.equal((await send(p.access, '/http/n1/hinted/a', { agent })).status, 200)
+        const second = await send(p.access, '/http/n1/hinted/b', { agent })
+        assert.equal(second.status, 200)
+        assert.equal(connections, 1, 'the second request reused the pooled stream')
+        await eventually(() => ends.length > 0, { timeoutMs: 4_000 })
+        assert.deepEqual(ends, ['fin'], 'a FIN, not a reset')
+        assert.equal((await send(p.access, '/http/n1/hinted/c', { agent })).status, 200)
+        assert.equal(connections, 2, 'a fresh stream after the pooled one was let go')
+        agent.destroy()
+      } finally {
+        hinted.close()
+      }
+    })
+
     it('a Location starting with / is rewritten under the gateway prefix', async () => {
       const r = await send(p.access, '/http/n1/web/redirect')
       assert.equal(r.status, 302)

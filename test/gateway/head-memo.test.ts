@@ -141,3 +141,27 @@ describe('the last head of a connection or a stream', () => {
     }
   })
 })
+
+describe("a response head's Keep-Alive hint", () => {
+  const hint = (value: string | undefined): number | undefined => {
+    const extra = value === undefined ? '' : `Keep-Alive: ${value}\r\n`
+    const head = parseResponseHead(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 0\r\n${extra}\r\n`), 8192)
+    assert.ok(typeof head === 'object' && 'status' in head)
+    return head.keepAliveSec
+  }
+
+  it('is the timeout in seconds, in the forms servers send', () => {
+    assert.equal(hint('timeout=5'), 5) // Node
+    assert.equal(hint('timeout=5, max=100'), 5) // Apache
+    assert.equal(hint('max=100, timeout=15'), 15)
+    assert.equal(hint('TIMEOUT = 60'), 60)
+  })
+
+  it('is absent without a header, without a timeout, or with one that is no number', () => {
+    assert.equal(hint(undefined), undefined)
+    assert.equal(hint('max=100'), undefined)
+    assert.equal(hint('timeout=abc'), undefined)
+    assert.equal(hint('xtimeout=5'), undefined)
+    assert.equal(hint('timeout=-1'), undefined)
+  })
+})

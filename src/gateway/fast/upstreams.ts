@@ -16,13 +16,23 @@ export interface UpstreamUser {
   onUpstreamEnd(error?: Error): void
 }
 
+/**
+ * An idle stream is let go this long before the service's `Keep-Alive: timeout=` hint runs out (undici's default
+ * margin, which the full path uses), ms.
+ */
+const HINT_MARGIN_MS = 2_000
+
+/** How long a stream let go may stay half-open before it is reset, ms. */
+const LINGER_MS = 10_000
+
 export class Upstream {
   readonly stream: Stream
   readonly key: string
   user: UpstreamUser | undefined
   /** Ended, reset or closed: never to be used again. */
   dead = false
-  idleSince = 0
+  /** When an idle stream is let go, ms since the epoch. */
+  idleUntil = 0
   /** The last response head the service sent on this stream: the next one is most often the same bytes. */
   lastHead: ResponseHead | undefined
   readonly #pool: UpstreamPool
@@ -59,6 +69,22 @@ export class Upstream {
     const user = this.user
     this.user = undefined
     user?.onUpstreamEnd(error)
+  }
+
+  /**
+   * Lets an idle stream go: a FIN, so the service sees a clean close, and a reset if the stream is still open
+   * `lingerMs` later. No more events reach a user.
+   */
+  letGo(lingerMs = LINGER_MS): void {
+    this.user = undefined
+    this.dead = true
+    this.#pool.forget(this)
+    const stream = this.stream
+    if (stream.status !== 'open') return
+    stream.close().catch((err: Error) => stream.abort(err))
+    setTimeout(() => {
+      if (stream.status === 'open' || stream.status === 'closing') stream.abort(new Error('closed by the gateway'))
+    }, lingerMs).unref()
   }
 
   /** Resets the stream; no more events reach the user. */
@@ -102,15 +128,22 @@ export class UpstreamPool {
       list = []
       this.#idle.set(u.key, list)
     }
-    if (list.length >= this.#maxIdlePerKey) {
-      u.abort(new Error('too many idle streams'))
+    // the service's own idle timer started when it wrote the last response: leave it a margin
+    const hint = u.lastHead?.keepAliveSec
+    const keepMs =
+      hint === undefined ? this.#idleTimeoutMs : Math.min(this.#idleTimeoutMs, hint * 1000 - HINT_MARGIN_MS)
+    if (list.length >= this.#maxIdlePerKey || keepMs <= 0) {
+      u.letGo()
       return
     }
-    u.idleSince = Date.now()
+    u.idleUntil = Date.now() + keepMs
     list.push(u)
     this.#count++
     if (this.#sweeper === undefined) {
-      this.#sweeper = setInterval(() => this.#sweep(), Math.max(100, Math.floor(this.#idleTimeoutMs / 4)))
+      this.#sweeper = setInterval(
+        () => this.#sweep(),
+        Math.max(100, Math.min(1000, Math.floor(this.#idleTimeoutMs / 4))),
+      )
       this.#sweeper.unref()
     }
   }
@@ -127,9 +160,9 @@ export class UpstreamPool {
   }
 
   #sweep(): void {
-    const old = Date.now() - this.#idleTimeoutMs
+    const now = Date.now()
     for (const list of [...this.#idle.values()]) {
-      for (const u of list.filter((x) => x.idleSince <= old)) u.abort(new Error('idle for too long'))
+      for (const u of list.filter((x) => x.idleUntil <= now)) u.letGo()
     }
     if (this.#count === 0 && this.#sweeper !== undefined) {
       clearInterval(this.#sweeper)
