@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
-import { curl } from '../support/access-clients.ts'
+import { curl, hashedGet } from '../support/access-clients.ts'
 import { runCli } from '../support/cli.ts'
 import { type DaemonPair, startDaemonPair as startDaemons } from '../support/daemon-pair.ts'
 import { patternBytes, startWebApp } from '../support/web-app.ts'
@@ -61,20 +61,7 @@ describe('access port of a real daemon', () => {
     }, 100)
     const port = Number(access.slice(access.lastIndexOf(':') + 1))
     try {
-      const down = await new Promise<{ bytes: number; sha: string }>((resolve, reject) => {
-        request({ host: '127.0.0.1', port, path: `/http/a/web/bytes?n=${total}` }, (res) => {
-          const h = createHash('sha256')
-          let n = 0
-          res.on('data', (c: Buffer) => {
-            h.update(c)
-            n += c.length
-          })
-          res.on('end', () => resolve({ bytes: n, sha: h.digest('hex') }))
-          res.on('error', reject)
-        })
-          .on('error', reject)
-          .end()
-      })
+      const down = await hashedGet(access, `/http/a/web/bytes?n=${total}`)
       const want = createHash('sha256')
       for (let off = 0; off < total; off += 4 * MIB) want.update(patternBytes(off, 4 * MIB))
       const wantSha = want.digest('hex')

@@ -240,3 +240,35 @@ export async function rssOf(pid: number): Promise<number> {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(status)
   return m === null ? 0 : Number(m[1]) * 1024
 }
+
+/**
+ * GET `path` from the access port `access` (host:port) and hash the body as it streams; `pauseMs` holds the
+ * response unread for that long first (a slow client).
+ */
+export function hashedGet(
+  access: string,
+  path: string,
+  opts: { agent?: RequestOptions['agent']; pauseMs?: number } = {},
+): Promise<{ bytes: number; sha: string }> {
+  const port = Number(access.slice(access.lastIndexOf(':') + 1))
+  return new Promise((resolve, reject) => {
+    const ro: RequestOptions = { host: '127.0.0.1', port, path }
+    if (opts.agent !== undefined) ro.agent = opts.agent
+    request(ro, (res) => {
+      const h = createHash('sha256')
+      let n = 0
+      if (opts.pauseMs !== undefined) {
+        res.pause()
+        setTimeout(() => res.resume(), opts.pauseMs)
+      }
+      res.on('data', (c: Buffer) => {
+        h.update(c)
+        n += c.length
+      })
+      res.on('end', () => resolve({ bytes: n, sha: h.digest('hex') }))
+      res.on('error', reject)
+    })
+      .on('error', reject)
+      .end()
+  })
+}

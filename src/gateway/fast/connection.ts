@@ -174,7 +174,10 @@ export class FastConnection implements UpstreamUser {
   #write(data: Uint8Array, body = data.byteLength): void {
     const ex = this.#ex
     if (ex !== undefined) ex.bytesDown += body
-    if (!this.#socket.write(data)) ex?.upstream?.stream.pause()
+    if (!this.#socket.write(data) && ex?.upstream !== undefined) {
+      ex.upstream.stream.pause()
+      ex.heldBack = true
+    }
   }
 
   readonly #onDrain = (): void => {
@@ -193,7 +196,8 @@ export class FastConnection implements UpstreamUser {
     const up = ex.upstream
     if (up !== undefined) {
       up.user = undefined
-      if (ex.reusable) this.#fp.pool.put(up)
+      // held back, the service's idle timer may have run since its head came: count it from then
+      if (ex.reusable) this.#fp.pool.put(up, ex.heldBack ? Date.now() - ex.since : 0)
       else up.abort(new Error('not reusable'))
     }
     if (ex.head.close || this.#clientEnded) {

@@ -54,6 +54,11 @@ export interface Exchange {
   bytesDown: number
   /** When the request head arrived, ms since the epoch. */
   since: number
+  /**
+   * The response was held back by a slow client (its stream paused): the service may have written its last byte
+   * long before the client read it, and its idle timer started then.
+   */
+  heldBack: boolean
 }
 
 /** A close-delimited body goes to the client chunked: one chunk per piece. */

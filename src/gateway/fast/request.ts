@@ -113,6 +113,7 @@ export function startExchange(opts: FastPathOptions, head: RequestHead, clientIp
     bytesUp: 0,
     bytesDown: 0,
     since: Date.now(),
+    heldBack: false,
   }
 }
 

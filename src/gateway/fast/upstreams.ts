@@ -120,8 +120,11 @@ export class UpstreamPool {
     return u
   }
 
-  /** Keeps a stream whose exchange finished cleanly for the next request to the same service. */
-  put(u: Upstream): void {
+  /**
+   * Keeps a stream whose exchange finished cleanly for the next request to the same service. `idleMs`: how long the
+   * service may have been idle on it already (its last response written while a slow client still read it).
+   */
+  put(u: Upstream, idleMs = 0): void {
     if (u.dead) return
     let list = this.#idle.get(u.key)
     if (list === undefined) {
@@ -131,7 +134,7 @@ export class UpstreamPool {
     // the service's own idle timer started when it wrote the last response: leave it a margin
     const hint = u.lastHead?.keepAliveSec
     const keepMs =
-      hint === undefined ? this.#idleTimeoutMs : Math.min(this.#idleTimeoutMs, hint * 1000 - HINT_MARGIN_MS)
+      (hint === undefined ? this.#idleTimeoutMs : Math.min(this.#idleTimeoutMs, hint * 1000 - HINT_MARGIN_MS)) - idleMs
     if (list.length >= this.#maxIdlePerKey || keepMs <= 0) {
       u.letGo()
       return
