@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import type { Dispatcher, Pool } from 'undici'
 import { StreamSocket } from '../http/stream-socket.ts'
+import { isLetGo, watchHeldBackResponses } from './held-back.ts'
 
 /** undici's Pool, loaded with the first pool: a daemon whose gateway serves nothing never loads undici. */
 let PoolClass: typeof Pool | undefined
@@ -24,7 +25,10 @@ const poolClass = (): typeof Pool =>
  * service stream ends with a FIN instead of a reset, and no error is logged for it.
  */
 export const isIdleClose = (err: Error): boolean =>
-  (err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout'
+  ((err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout') || isLetGo(err)
+
+/** undici keeps a pooled connection until this long before the service's `Keep-Alive: timeout=` hint, ms. */
+const HINT_MARGIN_MS = 2_000
 
 export type OpenStream = (node: string, service: string, opts: { signal: AbortSignal }) => Promise<Stream>
 
@@ -54,6 +58,7 @@ export class ServicePools {
     const key = `${node}/${service}`
     let pool = this.#pools.get(key)
     if (pool === undefined) {
+      watchHeldBackResponses(this.#opts.idleTimeoutMs, HINT_MARGIN_MS)
       const open = this.#open
       const openTimeoutMs = this.#opts.openTimeoutMs
       pool = new (poolClass())(`http://${service}.warren`, {
@@ -61,6 +66,7 @@ export class ServicePools {
         pipelining: 1,
         keepAliveTimeout: this.#opts.idleTimeoutMs,
         keepAliveMaxTimeout: this.#opts.idleTimeoutMs,
+        keepAliveTimeoutThreshold: HINT_MARGIN_MS,
         maxHeaderSize: this.#opts.maxHeaderBytes,
         // the gateway times the response head itself (from the request's arrival, stream opening included); a
         // streamed body may pause for as long as the service likes, as with a direct connection

@@ -233,10 +233,7 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, last?: Response
       const v = value.toLowerCase()
       if (v.includes('close') && /(^|,)\s*close\s*(,|$)/.test(v)) close = true
       else if (m[1] === '0' && /(^|,)\s*keep-alive\s*(,|$)/.test(v)) close = false
-    } else if (name === 'keep-alive') {
-      const t = KEEP_ALIVE_TIMEOUT.exec(value)
-      if (t !== null) keepAliveSec = Number(t[1])
-    }
+    } else if (name === 'keep-alive') keepAliveSec = keepAliveTimeoutOf(value) ?? keepAliveSec
   }
   if (te !== undefined && length !== undefined) return notHttp("Content-Length can't be present with Transfer-Encoding")
   let framing: Framing
@@ -261,6 +258,12 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, last?: Response
 
 /** `timeout=<seconds>` in a `Keep-Alive` header (RFC 2068 §19.7.1.1, as Node, Apache and others send it). */
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})(?:$|[,;\s])/i
+
+/** The seconds of a `Keep-Alive` header value's `timeout=`, if it has one. */
+export function keepAliveTimeoutOf(value: string): number | undefined {
+  const t = KEEP_ALIVE_TIMEOUT.exec(value)
+  return t === null ? undefined : Number(t[1])
+}
 
 function notHttp(message: string): { error: 'not-http'; message: string } {
   return { error: 'not-http', message }

@@ -31,6 +31,10 @@ export class StreamSocket extends Duplex {
   #timeoutMs = 0
   #timer: NodeJS.Timeout | undefined
   #ended = false
+  /** The stream was paused because the reader fell behind, since the owner last cleared this. */
+  heldBack = false
+  /** Exchanges the owner has started on this socket (an HTTP client's requests). */
+  exchanges = 0
   readonly #closesCleanly: ((err: Error) => boolean) | undefined
 
   constructor(stream: Stream, opts: { remoteAddress?: string; closesCleanly?: (err: Error) => boolean } = {}) {
@@ -48,7 +52,10 @@ export class StreamSocket extends Duplex {
   readonly #onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
     this.#touch()
     const buf = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
-    if (!this.push(buf)) this.stream.pause()
+    if (!this.push(buf)) {
+      this.stream.pause()
+      this.heldBack = true
+    }
   }
 
   readonly #onEnd = (): void => {
