@@ -12,6 +12,7 @@ import { createRequire } from 'node:module'
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import type { Dispatcher, Pool } from 'undici'
+import { KEEP_ALIVE_HINT_MARGIN_MS } from '../http/http1.ts'
 import { StreamSocket } from '../http/stream-socket.ts'
 import { isLetGo, watchHeldBackResponses } from './held-back.ts'
 
@@ -26,9 +27,6 @@ const poolClass = (): typeof Pool =>
  */
 export const isIdleClose = (err: Error): boolean =>
   ((err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout') || isLetGo(err)
-
-/** undici keeps a pooled connection until this long before the service's `Keep-Alive: timeout=` hint, ms. */
-const HINT_MARGIN_MS = 2_000
 
 export type OpenStream = (node: string, service: string, opts: { signal: AbortSignal }) => Promise<Stream>
 
@@ -58,7 +56,7 @@ export class ServicePools {
     const key = `${node}/${service}`
     let pool = this.#pools.get(key)
     if (pool === undefined) {
-      watchHeldBackResponses(this.#opts.idleTimeoutMs, HINT_MARGIN_MS)
+      watchHeldBackResponses(this.#opts.idleTimeoutMs, KEEP_ALIVE_HINT_MARGIN_MS)
       const open = this.#open
       const openTimeoutMs = this.#opts.openTimeoutMs
       pool = new (poolClass())(`http://${service}.warren`, {
@@ -66,7 +64,7 @@ export class ServicePools {
         pipelining: 1,
         keepAliveTimeout: this.#opts.idleTimeoutMs,
         keepAliveMaxTimeout: this.#opts.idleTimeoutMs,
-        keepAliveTimeoutThreshold: HINT_MARGIN_MS,
+        keepAliveTimeoutThreshold: KEEP_ALIVE_HINT_MARGIN_MS,
         maxHeaderSize: this.#opts.maxHeaderBytes,
         // the gateway times the response head itself (from the request's arrival, stream opening included); a
         // streamed body may pause for as long as the service likes, as with a direct connection

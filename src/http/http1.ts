@@ -259,6 +259,12 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, last?: Response
 /** `timeout=<seconds>` in a `Keep-Alive` header (RFC 2068 §19.7.1.1, as Node, Apache and others send it). */
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})(?:$|[,;\s])/i
 
+/**
+ * A pooled connection is let go this long before its server's `Keep-Alive: timeout=` hint runs out (undici's default,
+ * which both gateway paths use), ms.
+ */
+export const KEEP_ALIVE_HINT_MARGIN_MS = 2_000
+
 /** The seconds of a `Keep-Alive` header value's `timeout=`, if it has one. */
 export function keepAliveTimeoutOf(value: string): number | undefined {
   const t = KEEP_ALIVE_TIMEOUT.exec(value)

@@ -6,7 +6,7 @@
  */
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import type { ResponseHead } from '../../http/http1.ts'
+import { KEEP_ALIVE_HINT_MARGIN_MS, type ResponseHead } from '../../http/http1.ts'
 import { STREAM_READ_BUFFER } from '../../p2p/pipe.ts'
 
 /** The exchange a stream currently serves. */
@@ -15,12 +15,6 @@ export interface UpstreamUser {
   /** The service closed its side (FIN), or the stream closed or was reset (`error`). */
   onUpstreamEnd(error?: Error): void
 }
-
-/**
- * An idle stream is let go this long before the service's `Keep-Alive: timeout=` hint runs out (undici's default
- * margin, which the full path uses), ms.
- */
-const HINT_MARGIN_MS = 2_000
 
 /** How long a stream let go may stay half-open before it is reset, ms. */
 const LINGER_MS = 10_000
@@ -134,7 +128,9 @@ export class UpstreamPool {
     // the service's own idle timer started when it wrote the last response: leave it a margin
     const hint = u.lastHead?.keepAliveSec
     const keepMs =
-      (hint === undefined ? this.#idleTimeoutMs : Math.min(this.#idleTimeoutMs, hint * 1000 - HINT_MARGIN_MS)) - idleMs
+      (hint === undefined
+        ? this.#idleTimeoutMs
+        : Math.min(this.#idleTimeoutMs, hint * 1000 - KEEP_ALIVE_HINT_MARGIN_MS)) - idleMs
     if (list.length >= this.#maxIdlePerKey || keepMs <= 0) {
       u.letGo()
       return
