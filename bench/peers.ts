@@ -46,6 +46,7 @@ import {
   holesailTunnel,
   irohTunnel,
   type NotMeasured,
+  nodeFloor,
   openssh,
   plainTcp,
   socat,
@@ -93,6 +94,8 @@ Warren head to head with other tunnels on loopback: bulk both ways, connection s
                           holesail  holesail-server/-client on a local hyperdht testnet (UDX, Noise)
                           iroh      @number0/iroh Node binding, relays off, direct loopback address (QUIC)
                           warren    two Warren daemons and warren forward
+                          floor     not by default: the smallest relay two Node processes can be, no crypto,
+                                    no flow control (bench/relay-floor.ts); HTTP only
   --workloads <list>    bulk,setup,cold,http,memory,idle (default bulk,setup,cold,http,memory)
   --rounds <n>          interleaved rounds (default 3)
   --bulk <MiB>          bytes per bulk direction (default 512; iroh is capped at 64), after
@@ -130,6 +133,19 @@ const starters: Record<string, (t: Targets) => Promise<Tunnel | NotMeasured>> = 
   holesail: holesailTunnel,
   iroh: irohTunnel,
   warren: warrenTunnel,
+  floor: nodeFloor,
+}
+
+const WORKLOADS = ['bulk', 'setup', 'cold', 'http', 'memory', 'idle']
+for (const [what, given, known] of [
+  ['--peers', wanted, Object.keys(starters)],
+  ['--workloads', workloads, WORKLOADS],
+] as const) {
+  const unknown = [...given].filter((x) => !known.includes(x))
+  if (unknown.length > 0) {
+    process.stderr.write(`${what}: unknown ${unknown.join(', ')} (known: ${known.join(', ')})\n`)
+    process.exit(2)
+  }
 }
 
 if (args.report !== undefined) {
@@ -178,6 +194,12 @@ try {
     } else tunnels.push({ ...t, key })
   }
   for (const t of tunnels) figures[t.name] = {}
+  /** Whether `t` runs workload `w` (a tunnel may run only some). */
+  const runs = (t: Tunnel, w: string): boolean => workloads.has(w) && (t.only === undefined || t.only.includes(w))
+  for (const t of tunnels) {
+    if (t.only !== undefined && t.onlyNote !== undefined && [...workloads].some((w) => !runs(t, w)))
+      notes.push(`${t.name}: ${t.onlyNote}`)
+  }
   const add = (t: Tunnel, m: Metric, value: number, load: number, tcp?: number): void => {
     const list = figures[t.name]![m] ?? []
     list.push(tcp === undefined ? { value, load } : { value, load, tcpSockets: tcp })
@@ -193,11 +215,11 @@ try {
       if (!notes.includes(note)) notes.push(note)
     }
   }
-  for (const t of workloads.has('bulk') ? tunnels : []) {
+  for (const t of tunnels.filter((x) => runs(x, 'bulk'))) {
     if (t.maxBulkMiB !== undefined && t.maxBulkMiB < bulkMiB) notes.push(`${t.name}: bulk: ${t.bulkNote}`)
   }
   const warmMiB = Number(args['bulk-warmup'])
-  for (const t of workloads.has('bulk') && warmMiB > 0 ? tunnels : []) {
+  for (const t of warmMiB > 0 ? tunnels.filter((x) => runs(x, 'bulk')) : []) {
     for (const dir of ['up', 'down'] as const) {
       await attempt(t, `bulk warm-up ${dir}`, async () => {
         await bulk(t, dir, Math.min(warmMiB, t.maxBulkMiB ?? warmMiB))
@@ -207,7 +229,7 @@ try {
   for (let r = 0; r < rounds; r++) {
     const order = tunnels.map((_, i) => tunnels[(i + r) % tunnels.length]!)
     log(`round ${r + 1}/${rounds}: ${order.map((t) => t.name).join(', ')}`)
-    for (const t of workloads.has('bulk') ? order : []) {
+    for (const t of order.filter((x) => runs(x, 'bulk'))) {
       for (const dir of ['up', 'down'] as const) {
         await attempt(t, `bulk ${dir}`, async () => {
           const s = await bulk(t, dir, Math.min(bulkMiB, t.maxBulkMiB ?? bulkMiB))
@@ -216,7 +238,7 @@ try {
         })
       }
     }
-    for (const t of workloads.has('setup') ? order : []) {
+    for (const t of order.filter((x) => runs(x, 'setup'))) {
       await attempt(t, 'set-up', async () => {
         const s = await setup(t, Number(args.setup), Number(args['setup-warmup']))
         add(t, 'setupP50', s.p50.value, s.p50.load, s.p50.tcpSockets)
@@ -224,7 +246,7 @@ try {
         log(`  ${t.name} set-up: p50 ${s.p50.value} ms, p99 ${s.p99.value} ms (${s.p50.tcpSockets} TCP sockets)`)
       })
     }
-    for (const t of workloads.has('cold') ? order : []) {
+    for (const t of order.filter((x) => runs(x, 'cold'))) {
       if (t.cold === undefined) continue
       await attempt(t, 'cold connect', async () => {
         const s = await cold(t, Number(args.cold))
@@ -233,7 +255,7 @@ try {
         log(`  ${t.name} cold connect: p50 ${s.p50.value} ms, largest ${s.max.value} ms`)
       })
     }
-    for (const t of workloads.has('http') ? order : []) {
+    for (const t of order.filter((x) => runs(x, 'http'))) {
       await attempt(t, 'HTTP', async () => {
         const s = await http(t, {
           seconds: Number(args['http-seconds']),
@@ -263,7 +285,7 @@ try {
         )
       })
     }
-    for (const t of workloads.has('memory') ? order : []) {
+    for (const t of order.filter((x) => runs(x, 'memory'))) {
       if (t.pids.length === 0) continue
       const m = await idlePss(t)
       add(t, 'idleMiB', m.bothMiB, m.load)
@@ -273,7 +295,7 @@ try {
     // the same ends once they have been idle for a while (a daemon gives memory back when it has been quiet)
     if (workloads.has('memory') && Number(args['idle-wait']) > 0) {
       await new Promise((r) => setTimeout(r, Number(args['idle-wait']) * 1000))
-      for (const t of order) {
+      for (const t of order.filter((x) => runs(x, 'memory'))) {
         if (t.pids.length === 0) continue
         const m = await idlePss(t)
         add(t, 'laterMiB', m.bothMiB, m.load)
@@ -282,7 +304,7 @@ try {
       }
     }
     // memory of fresh ends: started for this, idle, then with --idle idle connections through them
-    for (const t of workloads.has('memory') || workloads.has('idle') ? order : []) {
+    for (const t of order.filter((x) => runs(x, 'memory') || runs(x, 'idle'))) {
       if (t.pids.length === 0 || (idlePeers !== undefined && !idlePeers.has(t.key))) continue
       const fresh = (await starters[t.key]!(targets)) as Tunnel
       try {

@@ -38,6 +38,9 @@ export interface Tunnel {
   gatewayUrl?: string
   /** `n` first connections to a peer never met, ms each (bench/peers/cold.ts says what each tunnel times). */
   cold?: (n: number) => Promise<number[]>
+  /** The only workloads this tunnel runs, when it cannot run all of them, and why ({@link onlyNote}). */
+  only?: readonly string[]
+  onlyNote?: string
   stop(): Promise<void>
 }
 
@@ -240,6 +243,38 @@ export async function stockLibp2p(t: Targets): Promise<Tunnel> {
     }
   } catch (err) {
     await server.stop()
+    throw err
+  }
+}
+
+/**
+ * The smallest two-hop relay two Node processes can be (bench/relay-floor.ts): one TCP connection between its ends,
+ * an 8-byte frame header, the frames of one event-loop turn in one write, no encryption, no stream library, no flow
+ * control. What any forwarder written in Node reaches here; HTTP only (it has no flow control or half-close for the
+ * other workloads).
+ */
+export async function nodeFloor(t: Targets): Promise<Tunnel> {
+  const script = fileURLToPath(new URL('../relay-floor.ts', import.meta.url))
+  const back = new Child('node floor back', [script, 'back', String(t.http)])
+  try {
+    const { port: backPort } = await back.next<{ port: number }>(30_000)
+    const front = new Child('node floor front', [script, 'front', String(backPort)])
+    const { port } = await front.next<{ port: number }>(30_000).catch(async (err: unknown) => {
+      await front.stop()
+      throw err
+    })
+    return {
+      name: 'node floor',
+      ports: { ...t, http: port },
+      pids: [front.proc.pid!, back.proc.pid!],
+      only: ['http'],
+      onlyNote: 'HTTP only: no flow control or half-close, so no bulk, set-up or memory workloads',
+      stop: async () => {
+        await Promise.all([front.stop(), back.stop()])
+      },
+    }
+  } catch (err) {
+    await back.stop()
     throw err
   }
 }
