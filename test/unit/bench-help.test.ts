@@ -48,3 +48,18 @@ test('headerText is the leading doc comment without its markers', () => {
   assert.ok(text.startsWith('`--help` for the benchmark scripts'), text)
   assert.doesNotMatch(text, /^ \*/m)
 })
+
+test('bench/peers.ts refuses a peer or workload it does not know, naming the known ones, exit 2', async () => {
+  const peers = 'tcp, socat, ssh, libp2p, holesail, iroh, warren, floor'
+  for (const [args, message] of [
+    [['--peers', 'ssh,flor'], `--peers: unknown flor (known: ${peers})\n`],
+    [['--workloads', 'http,htp'], '--workloads: unknown htp (known: bulk, setup, cold, http, memory, idle)\n'],
+  ] as const) {
+    const r = await run(process.execPath, [`${BENCH}peers.ts`, ...args], { timeout: 60_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    )
+    assert.equal(r.code, 2)
+    assert.equal(r.stderr, message)
+  }
+})
