@@ -293,7 +293,7 @@ try {
       log(`  ${t.name} idle after use: ${m.bothMiB} MiB (ends ${m.endsMiB.join(' / ')})`)
     }
     // the same ends once they have been idle for a while (a daemon gives memory back when it has been quiet)
-    if (workloads.has('memory') && Number(args['idle-wait']) > 0) {
+    if (order.some((x) => runs(x, 'memory') && x.pids.length > 0) && Number(args['idle-wait']) > 0) {
       await new Promise((r) => setTimeout(r, Number(args['idle-wait']) * 1000))
       for (const t of order.filter((x) => runs(x, 'memory'))) {
         if (t.pids.length === 0) continue
