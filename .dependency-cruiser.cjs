@@ -4,7 +4,7 @@
  * docs/architecture.md draws the same stack.
  */
 const LAYERS = [
-  ['errors.ts', 'version.ts', 'log.ts', 'log-throttle.ts', 'lifecycle.ts'],
+  ['errors.ts', 'version.ts', 'log.ts', 'log-throttle.ts', 'lifecycle.ts', 'open-files.ts'],
   ['identity'],
   ['config'],
   ['p2p'],

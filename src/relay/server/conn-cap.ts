@@ -4,24 +4,12 @@
  * closed; the relay logs a warning while it is at the cap (at most once a minute), and checks at start that the
  * process may open that many file descriptors, each connection's socket needing one.
  */
-import { readFileSync } from 'node:fs'
 import type { Logger } from '../../log.ts'
 import type { WarrenLibp2p } from '../../p2p/create.ts'
 
 /** Descriptors the relay needs besides its connections' sockets (listeners, the API, the DHT, files). */
 const SPARE_DESCRIPTORS = 256
 const WARN_INTERVAL_MS = 60_000
-
-/** The soft limit on open files of this process (/proc/self/limits), or undefined where it cannot be read. */
-export function openFilesLimit(limits = '/proc/self/limits'): number | undefined {
-  try {
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(limits, 'utf8'))
-    if (m === null) return undefined
-    return m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1])
-  } catch {
-    return undefined
-  }
-}
 
 /** Why `maxConnections` cannot be reached under the open-files limit `nofile`, or undefined when it can. */
 export function descriptorProblem(maxConnections: number, nofile: number | undefined): string | undefined {
