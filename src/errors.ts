@@ -84,6 +84,10 @@ export const ERROR_CODES = {
     exit: 5,
     summary: 'This node already has its limit of streams open to that node (access port, or per connection).',
   },
+  ERR_FILE_LIMIT: {
+    exit: 6,
+    summary: 'This process is at its open-file limit (ulimit -n): a new local connection was refused at once.',
+  },
   ERR_RPC_UNKNOWN_METHOD: { exit: 5, summary: 'The remote node has no RPC method of that name (JSON-RPC -32601).' },
   ERR_RPC_REFUSED: {
     exit: 5,

@@ -1,12 +1,14 @@
 /**
  * Who may hold a connection to the access port: local users other than the daemon's own are refused (Linux,
  * unless `proxy.allowOtherUsers`), and connections are capped in all (`proxy.maxConnections`) and per client
- * (`proxy.maxConnectionsPerClient`: one local user on Linux, else one remote address). A refused connection is
- * closed at once, and logged at `warn` at most once a minute per cause.
+ * (`proxy.maxConnectionsPerClient`: one local user on Linux, else one remote address), and by the process's
+ * open-file limit (src/open-files.ts). A refused connection is closed at once, and logged at `warn` at most once a
+ * minute per cause.
  */
 
 import type { Socket } from 'node:net'
 import type { Logger } from '../log.ts'
+import { type DescriptorBudget, processDescriptors } from '../open-files.ts'
 import { CAN_CHECK_LOCAL_USERS, LocalUserGate, peerUid } from './local-user.ts'
 
 export interface AccessGuardOptions {
@@ -14,6 +16,8 @@ export interface AccessGuardOptions {
   maxConnections: number
   maxConnectionsPerClient: number
   log?: Logger
+  /** One descriptor per connection, under the open-file limit (default: the process's). */
+  descriptors?: DescriptorBudget
 }
 
 const WARN_EVERY_MS = 60_000
@@ -23,10 +27,12 @@ export class AccessGuard {
   readonly #users: LocalUserGate
   readonly #perClient = new Map<string, number>()
   readonly #warned = new Map<string, number>()
+  readonly #fds: DescriptorBudget
   #total = 0
 
   constructor(opts: AccessGuardOptions) {
     this.#opts = opts
+    this.#fds = opts.descriptors ?? processDescriptors()
     this.#users = new LocalUserGate({
       allowOtherUsers: opts.allowOtherUsers,
       what: 'the access port',
@@ -49,6 +55,12 @@ export class AccessGuard {
       this.#refuse(socket, 'total', `${this.#opts.maxConnections} connections are open (proxy.maxConnections)`)
       return
     }
+    const release = this.#fds.take()
+    if (release === undefined) {
+      this.#refuse(socket, 'files', `ERR_FILE_LIMIT: ${this.#fds.describe()}`)
+      return
+    }
+    socket.once('close', release)
     this.#total++
     let client: string | undefined
     socket.once('close', () => {

@@ -19,6 +19,8 @@ import { createServer, isIP, type Server, type Socket } from 'node:net'
 import { formatListenAddress, parseListenAddress } from '../config/listen-address.ts'
 import { type ErrorCode, toWarrenError, WarrenError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { LogThrottle } from '../log-throttle.ts'
+import { type DescriptorBudget, processDescriptors } from '../open-files.ts'
 import { abortLocal, type PipeResult, reasonOf } from '../p2p/pipe.ts'
 import { isRefusal } from './forward-check.ts'
 import { LocalUserGate } from './local-user.ts'
@@ -136,12 +138,23 @@ export class Forwarder {
   readonly #pending = new Set<Entry>()
   /** Refuses local users other than the daemon's own (unless `proxy.allowOtherUsers`). */
   readonly #users: LocalUserGate
+  /** One descriptor per client connection, under the process's open-file limit. */
+  readonly #fds: DescriptorBudget
+  /** Failed client connections, per forward and error code: one line, then a count once a minute. */
+  readonly #refusals: LogThrottle
 
-  constructor(pipe: PipeFn, check: CheckFn, log: Logger = () => {}, opts: { allowOtherUsers?: boolean } = {}) {
+  constructor(
+    pipe: PipeFn,
+    check: CheckFn,
+    log: Logger = () => {},
+    opts: { allowOtherUsers?: boolean; descriptors?: DescriptorBudget } = {},
+  ) {
     this.#pipe = pipe
     this.#check = check
     this.#log = log
     this.#users = new LocalUserGate({ allowOtherUsers: opts.allowOtherUsers === true, what: 'a forward', log })
+    this.#fds = opts.descriptors ?? processDescriptors()
+    this.#refusals = new LogThrottle({ intervalMs: 60_000, emit: (line) => log('warn', line) })
   }
 
   /**
@@ -181,6 +194,9 @@ export class Forwarder {
         ? { address: addr.address, port: addr.port }
         : undefined
     server.on('connection', (socket: Socket) => {
+      const release = this.#fds.take()
+      if (release === undefined) return this.#refuseAtFileLimit(entry, socket)
+      socket.once('close', release)
       if (!this.#users.active) return this.#onConnection(entry, socket)
       // no 'data' listener yet: the socket buffers what the client sends until the pipe reads it
       socket.on('error', () => {})
@@ -250,7 +266,12 @@ export class Forwarder {
         (err: unknown) => {
           const e = toWarrenError(err)
           this.#failed(entry, e)
-          this.#log('warn', `forward ${info.listen} → ${info.node}/${info.service}: ${e.code}: ${e.message}`)
+          // a service that is down fails every connection: one line per forward and code, then a count a minute
+          this.#refusals.log(
+            `${info.listen} ${e.code}`,
+            `forward ${info.listen} → ${info.node}/${info.service}: ${e.code}: ${e.message}`,
+            `client connections of forward ${info.listen} failed with ${e.code}`,
+          )
           // a reset, not a FIN: the client sees at once that no stream was opened (a limit, a refusal, no route)
           abortLocal(socket, e)
         },
@@ -259,6 +280,21 @@ export class Forwarder {
         entry.sockets.delete(socket)
         info.active--
       })
+  }
+
+  /** A client past the open-file limit: reset at once, counted as failed, logged (throttled). */
+  #refuseAtFileLimit(entry: Entry, socket: Socket): void {
+    const { info } = entry
+    const e = new WarrenError('ERR_FILE_LIMIT', `refused a client connection: ${this.#fds.describe()}`)
+    info.total++
+    this.#failed(entry, e)
+    this.#refusals.log(
+      `${info.listen} ${e.code}`,
+      `forward ${info.listen} → ${info.node}/${info.service}: ${e.code}: ${e.message}`,
+      `client connections of forward ${info.listen} failed with ${e.code}`,
+    )
+    socket.on('error', () => {})
+    abortLocal(socket, e)
   }
 
   #failed(entry: Entry, err: WarrenError): void {
@@ -291,6 +327,7 @@ export class Forwarder {
   }
 
   async closeAll(): Promise<void> {
+    this.#refusals.close()
     const all = [...this.#entries.values(), ...this.#pending]
     this.#entries.clear()
     this.#pending.clear()

@@ -23,6 +23,8 @@ export interface NodeLibp2p {
   udxHub: UdxHub | undefined
   /** WebRTC for browsers: on, with the ICE servers it uses (set once the relays' STUN ports are known), or why not. */
   webrtc: WebRtcState
+  /** The most peer connections libp2p holds at once, pending inbound ones included: a descriptor each. */
+  maxPeerConnections: number
 }
 
 /** Whether browsers can open WebRTC paths to this node, and the STUN servers it offers them. */
@@ -62,13 +64,16 @@ export async function createNodeLibp2p(opts: WarrenNodeStartOptions): Promise<No
   const known = new KnownPeers(knownIdsOf(opts.config))
   const strangers = new StrangerGate(opts.config.limits, opts.log)
   strangers.setKnown((id) => known.has(id))
+  const preset = PRESETS[opts.preset ?? 'default']
+  const maxConnections = preset.maxConnections + opts.config.limits.maxStrangerConnections
+  const maxPeerConnections = maxConnections + (preset.maxIncomingPendingConnections ?? 0)
   const libp2p = await createNode({
     privateKey: opts.privateKey,
     listen: [...(opts.listen ?? opts.config.listen), ...(traversal ? udpListen : [])],
     announce: opts.config.announce,
     preset: opts.preset ?? 'default',
     connectionGater: strangers.gater(),
-    maxConnections: PRESETS[opts.preset ?? 'default'].maxConnections + opts.config.limits.maxStrangerConnections,
+    maxConnections,
     // the per-connection stream ceiling follows the limits: raising them raises it
     maxStreamsPerConnection: streamsPerConnection(opts.config.limits),
     ...(udxHub === undefined ? {} : { udxHub }),
@@ -79,5 +84,5 @@ export async function createNodeLibp2p(opts: WarrenNodeStartOptions): Promise<No
     webrtc.release()
     throw err
   })
-  return { libp2p, known, strangers, udxHub, webrtc }
+  return { libp2p, known, strangers, udxHub, webrtc, maxPeerConnections }
 }

@@ -33,6 +33,7 @@ import { logStreams, StreamCounters } from '../services/stream-counters.ts'
 import type { DirectPaths } from '../traversal/upgrade/direct-paths.ts'
 import { VERSION } from '../version.ts'
 import type { WarrenNodeApi, WarrenNodeOptions, WarrenNodeStartOptions } from './api.ts'
+import { descriptorsPart } from './descriptors-part.ts'
 import { type ConnectOptions, Dialer } from './dial/dialer.ts'
 import { directPathsFor, punchAdmission } from './direct-paths-part.ts'
 import { type KnownPeers, knownIdsOf } from './known-peers.ts'
@@ -105,11 +106,13 @@ export class WarrenNode implements WarrenNodeApi {
   #config: Config
   readonly #log: NonNullable<WarrenNodeOptions['log']>
   readonly #started = Date.now()
+  readonly #maxPeerConnections: number
 
   private constructor(libp2p: WarrenLibp2p, opts: WarrenNodeStartOptions, gates: Omit<NodeLibp2p, 'libp2p'>) {
     this.libp2p = libp2p
     this.known = gates.known
     this.strangers = gates.strangers
+    this.#maxPeerConnections = gates.maxPeerConnections
     this.peerId = libp2p.peerId
     this.#config = opts.config
     this.#log = opts.log ?? (() => {})
@@ -199,6 +202,7 @@ export class WarrenNode implements WarrenNodeApi {
           this.webrtc.release()
         },
       }),
+      descriptorsPart(libp2p, this.#maxPeerConnections, opts.config.limits, this.#log),
       part({
         start: () => {
           for (const [name, svc] of Object.entries(opts.config.services)) this.registry.add(name, svc, 'config')

@@ -9,6 +9,8 @@ import { connect, type Socket } from 'node:net'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { formatTarget, type TcpTarget } from '../config/target.ts'
 import type { Logger, LogLevel } from '../log.ts'
+import { LogThrottle } from '../log-throttle.ts'
+import { type DescriptorBudget, processDescriptors } from '../open-files.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import { describePipeEnd, pipeStream, reasonOf } from '../p2p/pipe.ts'
 import { FrameTimeoutError, readFrame } from './frame-io.ts'
@@ -49,6 +51,8 @@ export interface HostOptions {
   log?: Logger
   /** Where accepted, refused and ended streams are counted (`incoming`). */
   counters?: StreamCounters
+  /** One descriptor per target connection, under the open-file limit (default: the process's). */
+  descriptors?: DescriptorBudget
 }
 
 /** Inbound service streams per connection beyond the ceiling that libp2p still hands over, to be refused. */
@@ -132,6 +136,9 @@ export class ServiceHost {
   readonly #open = new Map<Stream, OpenStream>()
   readonly #unsubscribe: () => void
   #total = 0
+  readonly #fds: DescriptorBudget
+  /** Refusals at the open-file limit, logged at warn: one line, then a count once a minute. */
+  readonly #fileLimit: LogThrottle
   /** Lines held by {@link #logSoon}, in order. */
   #soon: [LogLevel, string][] = []
 
@@ -141,6 +148,8 @@ export class ServiceHost {
     this.#opts = opts
     this.#ceiling = opts.maxStreamsPerConnection ?? streamsPerConnection(opts)
     this.#budgets = new StreamBudgets(opts)
+    this.#fds = opts.descriptors ?? processDescriptors()
+    this.#fileLimit = new LogThrottle({ intervalMs: 60_000, emit: (line) => this.#log('warn', line) })
     // a removed service, a peer dropped from an allow list: their open streams are reset at once
     this.#unsubscribe = registry.onChange(() => this.revoke())
   }
@@ -182,6 +191,7 @@ export class ServiceHost {
 
   async stop(): Promise<void> {
     this.#flushSoon()
+    this.#fileLimit.close()
     await this.#node.unhandle([SERVICE_PROTOCOL, ...this.#kubo])
     this.#kubo.clear()
     this.#unsubscribe()
@@ -333,13 +343,29 @@ export class ServiceHost {
     this.#open.set(stream, rec)
     this.#total++
     try {
+      const giveBack = this.#fds.take()
+      if (giveBack === undefined) {
+        // logged at warn, but once a minute with a count: a burst of streams would otherwise log a line each
+        const why = `this node is at its open-file limit: ${this.#fds.describe()}`
+        this.#fileLimit.log(
+          'file-limit',
+          `incoming stream refused: ${peer} → ${service}: ${why}`,
+          'incoming streams refused at the open-file limit',
+        )
+        this.#opts.counters?.never(labels, 'refused', why)
+        if (withStatus) return await this.#refuse(stream, Status.OVERLOADED, why)
+        stream.abort(new Error(why))
+        return
+      }
       let socket: Socket
       try {
         socket = await connectTarget(decision.entry.tcp, this.#opts.connectTimeoutMs)
       } catch (err) {
+        giveBack()
         if (rec.revoked !== undefined) return
         return await refuse(Status.TARGET_UNREACHABLE, (err as Error).message)
       }
+      socket.once('close', giveBack)
       if (rec.revoked !== undefined) {
         // revoked while the target connect was under way: the stream is reset, the target gets an RST
         socket.resetAndDestroy()

@@ -3,7 +3,8 @@
  * `--home <dir> up`) replaces itself once with a Node started with `--max-semi-space-size=2`,
  * `--heap-growing-percent=200`, `--invocation-count-for-turbofan=1000` and MALLOC_ARENA_MAX=2 (same pid), runs from
  * the bundled daemon (dist/daemon.cjs, built when missing), answers `warren status` and stops cleanly on SIGTERM; a
- * user's own `--max-semi-space-size` in NODE_OPTIONS is kept as it is.
+ * user's own `--max-semi-space-size` in NODE_OPTIONS is kept as it is. Under a soft open-file limit below the hard
+ * one the daemon runs at the hard one, and warns when `limits.maxStreams` cannot be held under it.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -49,8 +50,13 @@ async function newHome(): Promise<string> {
 }
 
 /** Starts `warren --home <home> up`, waits for "ready" on stderr. */
-async function up(home: string, extra: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; stderr: () => string }> {
-  const child = spawn(NODE, [WARREN, '--home', home, 'up'], { env: env(extra), stdio: ['ignore', 'ignore', 'pipe'] })
+async function up(
+  home: string,
+  extra: NodeJS.ProcessEnv = {},
+  prefix: string[] = [],
+): Promise<{ child: ChildProcess; stderr: () => string }> {
+  const [cmd, ...args] = [...prefix, NODE, WARREN, '--home', home, 'up']
+  const child = spawn(cmd!, args, { env: env(extra), stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString()
@@ -91,6 +97,21 @@ describe('bin/warren.js: the daemon’s start', { skip: linux ? false : 'the re-
     const pid = child.pid as number
     assert.ok(!cmdline(pid).includes('--max-semi-space-size=2'), cmdline(pid).join(' '))
     assert.ok(!environ(pid).includes('WARREN_NODE_TUNED=1'))
+    assert.equal(await stop(child), 0)
+  })
+
+  it('runs at its hard open-file limit, and warns when limits.maxStreams cannot fit under it', async () => {
+    const home = await newHome()
+    // prlimit execs the command (same pid); Node raises its soft limit to the hard one as it starts
+    const { child, stderr } = await up(home, {}, ['prlimit', '--nofile=1024:4096'])
+    const pid = child.pid as number
+    const limits = /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))
+    assert.deepEqual(limits?.slice(1), ['4096', '4096'])
+    assert.ok(cmdline(pid).includes('--max-semi-space-size=2'), cmdline(pid).join(' '))
+    assert.match(
+      stderr(),
+      / warn {2}limits\.maxStreams is 4096 but this process may open only 4096 files \(ulimit -n\): local connections past about 3968 will be refused; raise the limit to at least 4224 \(ulimit -n, or LimitNOFILE= in a systemd unit\)\n/,
+    )
     assert.equal(await stop(child), 0)
   })
 

@@ -22,14 +22,17 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv
   /** Kill the child after this long (it then fails the caller's assertions with code null). */
   timeoutMs?: number
+  /** A command that runs the CLI (`['prlimit', '--nofile=260:260']`): spawned with the node command after it. */
+  prefix?: string[]
 }
 
 /** Spawns `node src/cli/main.ts …args` with a clean environment (no inherited WARREN_HOME). */
-export function spawnCli(args: string[], opts: Pick<CliOptions, 'home' | 'env'> = {}): ChildProcess {
+export function spawnCli(args: string[], opts: Pick<CliOptions, 'home' | 'env' | 'prefix'> = {}): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
   delete env.WARREN_HOME
   if (opts.home !== undefined) env.WARREN_HOME = opts.home
-  return spawn(NODE, [MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] })
+  const [cmd, ...rest] = [...(opts.prefix ?? []), NODE, MAIN, ...args]
+  return spawn(cmd!, rest, { env, stdio: ['pipe', 'pipe', 'pipe'] })
 }
 
 /** Runs one command to its end and collects its output. */

@@ -66,15 +66,15 @@ export class TestDaemon {
   }
 
   /** Runs `warren up` on `home` and waits for its `ready` line (rejects with its log if it exits first). */
-  static async start(home: HomePaths, args: string[] = [], timeoutMs = 20_000): Promise<TestDaemon> {
-    const d = TestDaemon.spawn(home, args)
+  static async start(home: HomePaths, args: string[] = [], timeoutMs = 20_000, prefix?: string[]): Promise<TestDaemon> {
+    const d = TestDaemon.spawn(home, args, prefix)
     await d.waitForLog(/ info {2}ready$/m, timeoutMs)
     return d
   }
 
-  /** Spawns `warren up` without waiting. */
-  static spawn(home: HomePaths, args: string[] = []): TestDaemon {
-    const child = spawnCli(['up', ...args], { home: home.dir })
+  /** Spawns `warren up` without waiting; `prefix` runs it under a command (`prlimit --nofile=…`). */
+  static spawn(home: HomePaths, args: string[] = [], prefix?: string[]): TestDaemon {
+    const child = spawnCli(['up', ...args], { home: home.dir, ...(prefix === undefined ? {} : { prefix }) })
     child.stdin!.end()
     return new TestDaemon(home, child)
   }

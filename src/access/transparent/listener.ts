@@ -8,6 +8,8 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { toWarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
+import { LogThrottle } from '../../log-throttle.ts'
+import { processDescriptors } from '../../open-files.ts'
 import { abortLocal } from '../../p2p/pipe.ts'
 import { openTunnel, type TunnelContext } from '../tunnels.ts'
 import { originalDestination } from './original-dst.ts'
@@ -28,9 +30,13 @@ export class TransparentListener {
   readonly #servers = new Map<4 | 6, Server>()
   readonly #sockets = new Set<Socket>()
   readonly counters: CaptureCounters = { accepted: 0, tunneled: 0, refused: 0, active: 0 }
+  readonly #fds = processDescriptors()
+  /** Refusals at the open-file limit, at warn: one line, then a count once a minute. */
+  readonly #fileLimit: LogThrottle
 
   private constructor(ctx: TunnelContext) {
     this.#ctx = ctx
+    this.#fileLimit = new LogThrottle({ intervalMs: 60_000, emit: (line) => ctx.log('warn', line) })
   }
 
   /** Listens on 127.0.0.1 and, where the host has it, on ::1 (without ::1, IPv6 is not captured). */
@@ -68,6 +74,20 @@ export class TransparentListener {
   }
 
   #onConnection(socket: Socket, family: 4 | 6): void {
+    const release = this.#fds.take()
+    if (release === undefined) {
+      this.counters.accepted++
+      this.counters.refused++
+      this.#fileLimit.log(
+        'file-limit',
+        `transparent: a connection reset: ERR_FILE_LIMIT: ${this.#fds.describe()}`,
+        'connections reset at the open-file limit',
+      )
+      socket.on('error', () => {})
+      socket.resetAndDestroy()
+      return
+    }
+    socket.once('close', release)
     this.counters.accepted++
     this.counters.active++
     this.#sockets.add(socket)
@@ -103,6 +123,7 @@ export class TransparentListener {
   }
 
   async close(): Promise<void> {
+    this.#fileLimit.close()
     const closed = [...this.#servers.values()].map((s) => new Promise<void>((r) => s.close(() => r())))
     for (const s of this.#sockets) abortLocal(s, new Error('transparent mode stopped'))
     await Promise.all(closed)

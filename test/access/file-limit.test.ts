@@ -1,0 +1,205 @@
+/**
+ * A daemon at its open-file limit (started under `prlimit --nofile=260:260`, real processes): 400 client
+ * connections at once through a forward. Those that fit under the limit (less the 128 descriptors a daemon keeps
+ * for itself and its peer connections) echo every byte; every other one is reset at once, none hangs or ends
+ * cleanly, the refusal is logged once with ERR_FILE_LIMIT (forwarding end) or answered OVERLOADED (serving end),
+ * and the daemon stays up and serves new connections once the others closed. Before the budget, the forwarding end
+ * accepted and closed the connections past the limit without a word, and died when libp2p then listed the network
+ * interfaces (EMFILE in a timer).
+ */
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { connect, type Socket } from 'node:net'
+import { after, describe, it } from 'node:test'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { loadNodeKey } from '../../src/identity/keys.ts'
+import { DESCRIPTOR_RESERVE } from '../../src/open-files.ts'
+import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../support/daemon.ts'
+import { eventually } from '../support/eventually.ts'
+import { echoServer, type TestServer } from '../support/servers.ts'
+
+const LIMIT = 260
+const CLIENTS = 400
+const UNDER_LIMIT = ['prlimit', `--nofile=${LIMIT}:${LIMIT}`]
+
+interface Outcome {
+  socket: Socket
+  /** 'echoed', or the error code / 'closed' / 'hung' with the bytes that came back before it. */
+  end: string
+  sent: Buffer
+  got: Buffer
+}
+
+/** One client: 8 random bytes, then the echo, a reset, a close or 15 s of nothing. */
+function client(port: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const sent = randomBytes(8)
+    const socket = connect({ host: '127.0.0.1', port })
+    let got = Buffer.alloc(0)
+    const done = (end: string): void => {
+      clearTimeout(timer)
+      socket.removeAllListeners('data')
+      resolve({ socket, end, sent, got })
+    }
+    const timer = setTimeout(() => done('hung'), 15_000)
+    socket.on('connect', () => socket.write(sent))
+    socket.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d])
+      if (got.length >= sent.length) done('echoed')
+    })
+    socket.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message))
+    socket.on('close', () => done('closed'))
+  })
+}
+
+const sha = (bufs: Buffer[]): string => createHash('sha256').update(Buffer.concat(bufs)).digest('hex')
+
+/** The tally of ends, and every echo checked byte for byte (sha256 of all sent against all received). */
+function tally(outcomes: Outcome[]): { echoed: number; reset: number; other: string[] } {
+  const echoed = outcomes.filter((o) => o.end === 'echoed')
+  assert.equal(
+    sha(echoed.map((o) => o.got)),
+    sha(echoed.map((o) => o.sent)),
+    'every echoed connection got its own bytes back',
+  )
+  const reset = outcomes.filter((o) => o.end === 'ECONNRESET')
+  for (const o of reset) assert.equal(o.got.length, 0, 'a reset connection carried nothing')
+  const other = outcomes.filter((o) => o.end !== 'echoed' && o.end !== 'ECONNRESET').map((o) => o.end)
+  return { echoed: echoed.length, reset: reset.length, other }
+}
+
+/** Closes the burst's connections; the descriptors come back, and a new burst under the limit echoes whole. */
+async function closeAndRetry(outcomes: Outcome[], p: Pair): Promise<void> {
+  for (const o of outcomes) o.socket.destroy()
+  const streams = async (d: TestDaemon): Promise<number> => {
+    const c = await d.client()
+    try {
+      return (await c.status()).streams.active
+    } finally {
+      c.close()
+    }
+  }
+  await eventually(async () => (await streams(p.a)) + (await streams(p.b)) === 0, {
+    message: 'every stream of the burst ended on both ends',
+  })
+  const again = tally(await Promise.all(Array.from({ length: 50 }, () => client(p.port))))
+  assert.deepEqual(again, { echoed: 50, reset: 0, other: [] })
+}
+
+interface Pair {
+  a: TestDaemon
+  b: TestDaemon
+  port: number
+  close(): Promise<void>
+}
+
+/** A serves `echo` to B, B forwards it; `limited` runs under the open-file limit. */
+async function pair(echo: TestServer, limited: 'a' | 'b'): Promise<Pair> {
+  const bHome = await makeHome()
+  const bId = peerIdFromPrivateKey(await loadNodeKey(bHome.key)).toString()
+  const aHome = await makeHome(testConfig({ services: { echo: `/tcp/${echo.port}` }, peers: { b: bId } }))
+  const a = await TestDaemon.start(aHome, [], 20_000, limited === 'a' ? UNDER_LIMIT : undefined)
+  const aIdent = await a.identity()
+  await writeConfig(bHome, testConfig({ peers: { a: aIdent.ticket } }))
+  const b = await TestDaemon.start(bHome, [], 20_000, limited === 'b' ? UNDER_LIMIT : undefined)
+  const c = await b.client()
+  try {
+    const fwd = await c.forwardAdd({ node: 'a', service: 'echo', listen: '127.0.0.1:0' })
+    const port = Number(fwd.listen.split(':').pop())
+    return {
+      a,
+      b,
+      port,
+      close: async () => {
+        await Promise.all([a.stop(), b.stop()])
+        await Promise.all([removeHome(aHome), removeHome(bHome)])
+      },
+    }
+  } finally {
+    c.close()
+  }
+}
+
+async function forwardInfo(b: TestDaemon): Promise<{ failed: number; lastError?: { code: string; message: string } }> {
+  const c = await b.client()
+  try {
+    return (await c.forwards())[0]!
+  } finally {
+    c.close()
+  }
+}
+
+describe('a daemon at its open-file limit', { skip: process.platform !== 'linux' }, () => {
+  const servers: TestServer[] = []
+  after(async () => {
+    for (const s of servers) await s.close()
+  })
+
+  it('forwarding end: connections past the limit are reset at once with ERR_FILE_LIMIT, and it stays up', async () => {
+    const echo = await echoServer()
+    servers.push(echo)
+    const p = await pair(echo, 'b')
+    try {
+      assert.match(
+        p.b.stderr,
+        new RegExp(
+          `warn {2}limits\\.maxStreams is 4096 but this process may open only ${LIMIT} files \\(ulimit -n\\): ` +
+            `local connections past about ${LIMIT - DESCRIPTOR_RESERVE} will be refused; raise the limit to at least ` +
+            `${4096 + DESCRIPTOR_RESERVE} \\(ulimit -n, or LimitNOFILE= in a systemd unit\\)`,
+        ),
+      )
+      const outcomes = await Promise.all(Array.from({ length: CLIENTS }, () => client(p.port)))
+      const t = tally(outcomes)
+      assert.deepEqual(t.other, [], 'every connection either echoed or was reset')
+      assert.equal(t.echoed + t.reset, CLIENTS)
+      // the budget: the limit less the reserve less B's peer connection(s)
+      assert.ok(t.echoed <= LIMIT - DESCRIPTOR_RESERVE && t.echoed >= LIMIT - DESCRIPTOR_RESERVE - 4, `${t.echoed}`)
+      assert.ok(t.reset > 0)
+      const info = await forwardInfo(p.b)
+      assert.equal(info.failed, t.reset)
+      assert.equal(info.lastError?.code, 'ERR_FILE_LIMIT')
+      assert.match(
+        info.lastError!.message,
+        new RegExp(
+          `^refused a client connection: ${t.echoed} local connections are open, the most this process's open-file ` +
+            `limit allows \\(ulimit -n ${LIMIT}, ${DESCRIPTOR_RESERVE} kept for the node itself and its peer ` +
+            'connections besides\\); raise the limit \\(ulimit -n, LimitNOFILE= in a systemd unit\\) or close connections$',
+        ),
+      )
+      const lines = p.b.stderr.split('\n').filter((l) => l.includes('ERR_FILE_LIMIT'))
+      assert.equal(lines.length, 1, 'one line, the rest counted')
+      assert.match(
+        lines[0]!,
+        / warn {2}forward 127\.0\.0\.1:\d+ → a\/echo: ERR_FILE_LIMIT: refused a client connection/,
+      )
+      await closeAndRetry(outcomes, p)
+      assert.equal(p.b.child.exitCode, null, 'B is still running')
+    } finally {
+      await p.close()
+    }
+  })
+
+  it('serving end: streams past its limit are answered OVERLOADED, the client reset, and it stays up', async () => {
+    const echo = await echoServer()
+    servers.push(echo)
+    const p = await pair(echo, 'a')
+    try {
+      const outcomes = await Promise.all(Array.from({ length: CLIENTS }, () => client(p.port)))
+      const t = tally(outcomes)
+      assert.deepEqual(t.other, [])
+      assert.equal(t.echoed + t.reset, CLIENTS)
+      assert.ok(t.echoed <= LIMIT - DESCRIPTOR_RESERVE && t.echoed >= LIMIT - DESCRIPTOR_RESERVE - 4, `${t.echoed}`)
+      const info = await forwardInfo(p.b)
+      assert.equal(info.failed, t.reset)
+      assert.equal(info.lastError?.code, 'ERR_OVERLOADED')
+      assert.match(info.lastError!.message, /this node is at its open-file limit: \d+ local connections are open/)
+      const lines = p.a.stderr.split('\n').filter((l) => l.includes('open-file limit'))
+      assert.equal(lines.length, 1, `one line on A, the rest counted:\n${lines.join('\n')}`)
+      assert.match(lines[0]!, / warn {2}incoming stream refused: \S+ → echo: this node is at its open-file limit: /)
+      await closeAndRetry(outcomes, p)
+      assert.equal(p.a.child.exitCode, null, 'A is still running')
+    } finally {
+      await p.close()
+    }
+  })
+})
