@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { DESCRIPTOR_RESERVE } from '../../src/open-files.ts'
 import { runAutocannon, runWrk } from '../http.ts'
 import { Child } from '../proc.ts'
 import { MiB, mibPerSec, quantile } from '../stats.ts'
@@ -145,8 +146,8 @@ export async function idlePss(t: Tunnel): Promise<IdlePss> {
 
 /** Connections one idle-clients child holds (each needs a file; one process may hold `ulimit -n`). */
 export const PER_CLIENT = 8_000
-/** Files a daemon or the echo server needs besides one per connection. */
-export const SPARE_FILES = 100
+/** Files a daemon or the echo server needs besides one per connection: a Warren daemon keeps DESCRIPTOR_RESERVE free. */
+export const SPARE_FILES = DESCRIPTOR_RESERVE + 32
 
 /** The hard limit on open files of this process, which the daemons and servers it starts inherit. */
 export function openFilesLimit(): number {
