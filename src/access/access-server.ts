@@ -180,7 +180,14 @@ export class AccessServer {
       this.#sockets.delete(socket)
       this.#heads.closed(socket)
     })
+    // a client that half-closes before its first byte can send nothing more: let it go now, not at the head
+    // deadline (the server allows half-open connections for tunnels, so Node would keep it)
+    const endedSilent = (): void => {
+      socket.destroy()
+    }
+    socket.once('end', endedSilent)
     socket.once('data', (chunk: Buffer) => {
+      socket.off('end', endedSilent)
       if (chunk[0] !== SOCKS_VERSION && this.#fast !== undefined) {
         this.#fast.accept(socket, chunk)
         return

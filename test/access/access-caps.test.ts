@@ -170,6 +170,18 @@ describe('connection caps on the access port', () => {
     return out
   }
 
+  it('a client that half-closes before its first byte is let go at once, and holds no slot', async () => {
+    const { port } = perClient
+    const silent = Array.from({ length: 3 }, () => new Conn(port))
+    for (const c of silent) c.socket.end()
+    const started = Date.now()
+    await Promise.all(silent.map((c) => c.closed()))
+    assert.ok(Date.now() - started < 5_000, 'closed well before the 30-s head deadline')
+    for (const c of silent) assert.equal(c.error, undefined)
+    const [served] = await hold(port, 1)
+    served!.socket.destroy()
+  })
+
   const get = (port: number) =>
     Buffer.from(`GET /http/n1/blob/blob/${BLOB} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`)
 
