@@ -86,6 +86,30 @@ async function closeAndRetry(outcomes: Outcome[], p: Pair): Promise<void> {
   assert.deepEqual(again, { echoed: 50, reset: 0, other: [] })
 }
 
+/** A connection to `addr` that sends nothing: closed by the far end within 1 s, or held open. */
+function heldOpen(addr: { host: string; port: number }): Promise<{ socket: Socket; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(addr)
+    const timer = setTimeout(() => resolve({ socket, closed: false }), 1_000)
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve({ socket, closed: true })
+    })
+  })
+}
+
+async function accessPort(d: TestDaemon): Promise<{ host: string; port: number }> {
+  const c = await d.client()
+  try {
+    const listen = (await c.status()).access!.listen
+    const i = listen.lastIndexOf(':')
+    return { host: listen.slice(0, i), port: Number(listen.slice(i + 1)) }
+  } finally {
+    c.close()
+  }
+}
+
 interface Pair {
   a: TestDaemon
   b: TestDaemon
@@ -173,6 +197,27 @@ describe('a daemon at its open-file limit', { skip: process.platform !== 'linux'
         / warn {2}forward 127\.0\.0\.1:\d+ → a\/echo: ERR_FILE_LIMIT: refused a client connection/,
       )
       await closeAndRetry(outcomes, p)
+
+      // the access port draws on the same budget: past it a connection is closed at once, before anything is read
+      const access = await accessPort(p.b)
+      const held = await Promise.all(Array.from({ length: CLIENTS }, () => heldOpen(access)))
+      const closed = held.filter((h) => h.closed).length
+      assert.ok(closed > 0 && CLIENTS - closed <= LIMIT - DESCRIPTOR_RESERVE, `${closed} closed`)
+      const refusals = p.b.stderr.split('\n').filter((l) => l.includes('the access port refused'))
+      assert.equal(refusals.length, 1, refusals.join('\n'))
+      assert.match(
+        refusals[0]!,
+        / warn {2}the access port refused a connection: ERR_FILE_LIMIT: \d+ local connections are open, the most /,
+      )
+      for (const h of held) h.socket.destroy()
+      await eventually(
+        async () =>
+          (await Promise.all(Array.from({ length: 20 }, () => heldOpen(access)))).every((h) => {
+            h.socket.destroy()
+            return !h.closed
+          }),
+        { message: 'the access port admits connections again' },
+      )
       assert.equal(p.b.child.exitCode, null, 'B is still running')
     } finally {
       await p.close()
