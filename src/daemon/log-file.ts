@@ -21,27 +21,43 @@ export interface LogFile {
   close(): void
 }
 
-/** Opens (appends to) the log file; its directory must exist. */
+/**
+ * Opens (appends to) the log file; its directory must exist. A descriptor is given up the moment it is closed: after
+ * a rotation that failed half-way (the home removed, no space, no descriptor left) the file is opened again at the
+ * next line, and a closed descriptor's number, which the process may have handed to a socket since, is never written
+ * to or closed again.
+ */
 export function openLogFile(path: string, maxBytes = LOG_FILE_MAX_BYTES): LogFile {
   let fd = openSync(path, 'a', 0o600)
   let size = fstatSync(fd).size
+  let closed = false
   let failed = false
   const fail = (err: Error): void => {
     if (failed) return
     failed = true
     process.stderr.write(`warren: cannot write the log file ${path}: ${err.message}\n`)
   }
+  const rotate = (): void => {
+    const old = fd
+    fd = -1
+    closeSync(old)
+    try {
+      renameSync(path, `${path}.1`)
+    } catch (err) {
+      fail(err as Error) // the file goes on growing, to twice the size, before the next try
+    }
+    size = 0
+  }
   return {
     path,
     write(text) {
-      if (fd < 0) return
+      if (closed) return
       try {
         const bytes = Buffer.from(text, 'utf8')
-        if (size > 0 && size + bytes.length > maxBytes) {
-          closeSync(fd)
-          renameSync(path, `${path}.1`)
+        if (fd >= 0 && size > 0 && size + bytes.length > maxBytes) rotate()
+        if (fd < 0) {
           fd = openSync(path, 'a', 0o600)
-          size = 0
+          failed = false
         }
         writeSync(fd, bytes)
         size += bytes.length
@@ -50,6 +66,7 @@ export function openLogFile(path: string, maxBytes = LOG_FILE_MAX_BYTES): LogFil
       }
     },
     close() {
+      closed = true
       if (fd >= 0) closeSync(fd)
       fd = -1
     },
