@@ -52,6 +52,16 @@ export interface DescriptorBudgetOptions {
   reread?: () => number | undefined
 }
 
+/** What `warren status --json` and the metrics show of a process's budget. */
+export interface OpenFilesStatus {
+  /** The open-file limit (`ulimit -n`); null when it cannot be read. */
+  limit: number | null
+  /** Local connections holding a descriptor now. */
+  localConnections: number
+  /** Local connections and service streams refused at the limit since start. */
+  refused: number
+}
+
 export class DescriptorBudget {
   #limit: number
   readonly reserve: number
@@ -59,6 +69,7 @@ export class DescriptorBudget {
   readonly #others = new Set<OtherHolder>()
   #othersMax = 0
   #held = 0
+  #refused = 0
   #readAt = Date.now()
 
   constructor(opts: DescriptorBudgetOptions) {
@@ -92,7 +103,10 @@ export class DescriptorBudget {
 
   /** One descriptor for a new local connection: the function that gives it back, or undefined at the limit. */
   take(): (() => void) | undefined {
-    if (this.#held + this.reserve + this.#othersMax >= this.#limit && !this.#roomNearLimit()) return undefined
+    if (this.#held + this.reserve + this.#othersMax >= this.#limit && !this.#roomNearLimit()) {
+      this.#refused++
+      return undefined
+    }
     this.#held++
     let given = false
     return () => {
@@ -112,6 +126,19 @@ export class DescriptorBudget {
     let others = 0
     for (const o of this.#others) others += Math.min(o.count(), o.max)
     return this.#held + this.reserve + others < this.#limit
+  }
+
+  /** Refused since start. */
+  get refused(): number {
+    return this.#refused
+  }
+
+  status(): OpenFilesStatus {
+    return {
+      limit: Number.isFinite(this.#limit) ? this.#limit : null,
+      localConnections: this.#held,
+      refused: this.#refused,
+    }
   }
 
   /** Local connections that fit under the limit with `others` descriptors held by the other parts. */

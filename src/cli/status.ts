@@ -95,6 +95,16 @@ export function formatForwards(list: ForwardInfo[], indent = '', now = Date.now(
   return lines
 }
 
+/** Local connections against the open-file limit, and those refused at it (absent from an older daemon's status). */
+function openFilesRow(st: NodeStatus): [string, string][] {
+  const f = st.openFiles as NodeStatus['openFiles'] | undefined
+  if (f === undefined) return []
+  const refused = f.refused > 0 ? `, ${f.refused} refused at the limit (ERR_FILE_LIMIT)` : ''
+  return [
+    ['open files', `${f.localConnections} local connections, limit ${f.limit ?? 'unknown'} (ulimit -n)${refused}`],
+  ]
+}
+
 export function formatStatus(st: NodeStatus, now = Date.now()): string {
   const lines: string[] = [
     table([
@@ -106,6 +116,7 @@ export function formatStatus(st: NodeStatus, now = Date.now()): string {
         'streams',
         `${st.streams.active} open, ${st.streams.total} since start (in: ${st.streams.incoming.active} open, ${st.streams.incoming.total} since start; out: ${st.streams.outgoing.active} open, ${st.streams.outgoing.total} since start)`,
       ],
+      ...openFilesRow(st),
       ['ticket', st.ticket],
       ...(st.access ? [['access port', `${st.access.listen} (SOCKS5, HTTP proxy, gateway)`] as [string, string]] : []),
       ...dashboardRow(st),

@@ -19,6 +19,7 @@ import { loadNodeKey } from '../identity/keys.ts'
 import { createLogger, type Logger } from '../log.ts'
 import type { ReloadResult } from '../node/reload.ts'
 import { WarrenNode } from '../node/warren-node.ts'
+import { processDescriptors } from '../open-files.ts'
 import type { PresetName } from '../p2p/presets.ts'
 import { dashboardStatus } from '../ui/dashboard-status.ts'
 import { createNodeMetrics, type NodeMetrics } from '../ui/metrics.ts'
@@ -163,6 +164,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     metrics = createNodeMetrics({
       counters: started.streamCounters,
       pathKinds: () => started.peers().flatMap((p) => (p.connected && p.path ? [p.path.kind] : [])),
+      openFiles: () => processDescriptors().status(),
     })
     usage = serviceUsage(started.streamCounters)
     const uiSource = { metrics, status: dashboardStatus(started, usage) }

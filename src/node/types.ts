@@ -5,6 +5,7 @@
 
 import type { ForwardInfo } from '../access/forward.ts'
 import type { DiscoveryStatus } from '../discovery/discovery.ts'
+import type { OpenFilesStatus } from '../open-files.ts'
 import type { PathInfo } from '../p2p/path.ts'
 import type { HomeRelayStatus } from '../relay/client/home-relay.ts'
 import type { ServiceInfo } from '../services/registry.ts'
@@ -81,6 +82,8 @@ export interface NodeStatus extends NodeIdentity {
   portMapping?: PortMapStatus
   /** Direct WebRTC paths from browsers (config `traversal.webrtc`): on, or why not, and the STUN servers offered. */
   webrtc: { enabled: boolean; reason?: string; iceServers: string[] }
+  /** The process's open-file limit, the local connections holding a descriptor and those refused at the limit. */
+  openFiles: OpenFilesStatus
 }
 
 /** What `node.call` answers: the remote method's result, the round trip and the path the call took. */

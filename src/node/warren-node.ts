@@ -21,6 +21,7 @@ import type { LookupResult } from '../discovery/resolver.ts'
 import { discoverySettings } from '../discovery/settings.ts'
 import { AddressBook, type ResolvedNode } from '../identity/address-book.ts'
 import { part, type Startable, type StartedParts, startInOrder } from '../lifecycle.ts'
+import { processDescriptors } from '../open-files.ts'
 import type { WarrenLibp2p } from '../p2p/create.ts'
 import type { PipeResult } from '../p2p/pipe.ts'
 import { RelayAdmits } from '../relay/client/admits.ts'
@@ -264,6 +265,7 @@ export class WarrenNode implements WarrenNodeApi {
         ...(this.webrtc.reason === undefined ? {} : { reason: this.webrtc.reason }),
         iceServers: this.webrtc.iceServers().flatMap((s) => s.urls),
       },
+      openFiles: processDescriptors().status(),
     }
   }
 

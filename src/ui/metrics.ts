@@ -7,14 +7,20 @@
  * - `warren_stream_ends_total{direction,service,cause}`       streams ended, by cause (ok, reset, error, refused, …)
  * - `warren_dial_seconds{result}`                             time to get a connection for an outgoing stream
  * - `warren_paths{kind}`                                      connected peers by path kind (direct, relay)
+ * - `warren_local_connections`                                local connections holding a file descriptor now
+ * - `warren_open_files_limit`                                 the process's open-file limit (when it can be read)
+ * - `warren_file_limit_refusals_total`                        connections and streams refused at that limit
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { OpenFilesStatus } from '../open-files.ts'
 import type { StreamCounters } from '../services/stream-counters.ts'
 
 export interface MetricsSource {
   counters: StreamCounters
   /** The kinds of path to each connected peer now (`direct`, `relay`). */
   pathKinds(): string[]
+  /** The process's descriptor budget (src/open-files.ts). */
+  openFiles(): OpenFilesStatus
 }
 
 export interface NodeMetrics {
@@ -70,6 +76,33 @@ export function createNodeMetrics(src: MetricsSource): NodeMetrics {
       this.set({ kind: 'direct' }, 0)
       this.set({ kind: 'relay' }, 0)
       for (const kind of src.pathKinds()) this.inc({ kind })
+    },
+  })
+  new Gauge({
+    name: 'warren_local_connections',
+    help: 'Local connections (clients of forwards, the access port and the transparent listener; service targets) holding a file descriptor now.',
+    registers: [registry],
+    collect() {
+      this.set(src.openFiles().localConnections)
+    },
+  })
+  new Gauge({
+    name: 'warren_open_files_limit',
+    help: "The process's open-file limit (ulimit -n); absent when it cannot be read.",
+    registers: [registry],
+    collect() {
+      const { limit } = src.openFiles()
+      if (limit === null) this.reset()
+      else this.set(limit)
+    },
+  })
+  new Counter({
+    name: 'warren_file_limit_refusals_total',
+    help: 'Local connections and service streams refused because the process was at its open-file limit.',
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(src.openFiles().refused)
     },
   })
   const unlisten = src.counters.listen({

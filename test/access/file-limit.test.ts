@@ -13,7 +13,9 @@ import { connect, type Socket } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { loadNodeKey } from '../../src/identity/keys.ts'
+import type { NodeStatus } from '../../src/node/types.ts'
 import { DESCRIPTOR_RESERVE } from '../../src/open-files.ts'
+import { runCli } from '../support/cli.ts'
 import { makeHome, removeHome, TestDaemon, testConfig, writeConfig } from '../support/daemon.ts'
 import { eventually } from '../support/eventually.ts'
 import { echoServer, type TestServer } from '../support/servers.ts'
@@ -144,6 +146,15 @@ async function pair(echo: TestServer, limited: 'a' | 'b'): Promise<Pair> {
   }
 }
 
+async function statusOf(d: TestDaemon): Promise<NodeStatus> {
+  const c = await d.client()
+  try {
+    return await c.status()
+  } finally {
+    c.close()
+  }
+}
+
 async function forwardInfo(b: TestDaemon): Promise<{ failed: number; lastError?: { code: string; message: string } }> {
   const c = await b.client()
   try {
@@ -182,6 +193,16 @@ describe('a daemon at its open-file limit', { skip: process.platform !== 'linux'
       const info = await forwardInfo(p.b)
       assert.equal(info.failed, t.reset)
       assert.equal(info.lastError?.code, 'ERR_FILE_LIMIT')
+      assert.deepEqual((await statusOf(p.b)).openFiles, { limit: LIMIT, localConnections: t.echoed, refused: t.reset })
+      const text = await runCli(['status'], { home: p.b.home.dir })
+      assert.equal(text.code, 0, text.stderr)
+      assert.match(
+        text.stdout,
+        new RegExp(
+          `^open files +${t.echoed} local connections, limit ${LIMIT} \\(ulimit -n\\), ${t.reset} refused at the limit \\(ERR_FILE_LIMIT\\)$`,
+          'm',
+        ),
+      )
       assert.match(
         info.lastError!.message,
         new RegExp(
@@ -237,6 +258,7 @@ describe('a daemon at its open-file limit', { skip: process.platform !== 'linux'
       const info = await forwardInfo(p.b)
       assert.equal(info.failed, t.reset)
       assert.equal(info.lastError?.code, 'ERR_OVERLOADED')
+      assert.deepEqual((await statusOf(p.a)).openFiles, { limit: LIMIT, localConnections: t.echoed, refused: t.reset })
       assert.match(info.lastError!.message, /this node is at its open-file limit: \d+ local connections are open/)
       const lines = p.a.stderr.split('\n').filter((l) => l.includes('open-file limit'))
       assert.equal(lines.length, 1, `one line on A, the rest counted:\n${lines.join('\n')}`)

@@ -1,9 +1,10 @@
 /**
  * Prometheus metrics at /metrics on the node's own origin: bytes per service, peer and direction, streams open,
- * stream ends by cause, dial time, paths by kind; other Hosts and cross-site requests are refused.
+ * stream ends by cause, dial time, paths by kind, the open-file budget; other Hosts and cross-site requests are refused.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { runCli } from '../support/cli.ts'
@@ -48,6 +49,12 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return undefined
 }
 
+/** The value of a sample without labels, or undefined. */
+function plain(text: string, name: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
+  return line === undefined ? undefined : Number(line.slice(name.length + 1))
+}
+
 describe('metrics', () => {
   let pair: UiPair
   let server: TestServer
@@ -78,6 +85,12 @@ describe('metrics', () => {
     assert.equal(sample(a, 'warren_stream_bytes_total', { ...inLabels, way: 'out' }), answer.length)
     assert.equal(sample(a, 'warren_streams_open', { direction: 'incoming', service: 'hash' }), 0)
     assert.equal(sample(a, 'warren_paths', { kind: 'direct' }), 1)
+    // the descriptor budget: the limit of A's own process, the stream's target connection given back, no refusal
+    const limit = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pair.a.d.child.pid}/limits`, 'utf8'))
+    if (limit !== null) assert.equal(plain(a, 'warren_open_files_limit'), Number(limit[1]))
+    assert.equal(plain(a, 'warren_local_connections'), 0)
+    assert.equal(plain(a, 'warren_file_limit_refusals_total'), 0)
+    assert.match(a, /^# TYPE warren_file_limit_refusals_total counter$/m)
 
     let b = ''
     await eventually(async () => {

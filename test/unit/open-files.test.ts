@@ -87,12 +87,15 @@ describe('DescriptorBudget', () => {
     const b = new DescriptorBudget({ limit: undefined })
     for (let i = 0; i < 10_000; i++) assert.ok(b.take())
     assert.equal(b.limit, Number.POSITIVE_INFINITY)
+    assert.deepEqual(b.status(), { limit: null, localConnections: 10_000, refused: 0 })
   })
 
   it('says why it refused', () => {
     const b = new DescriptorBudget({ limit: 1024 })
     for (let i = 0; i < 1024 - DESCRIPTOR_RESERVE; i++) b.take()
     assert.equal(b.take(), undefined)
+    assert.equal(b.take(), undefined)
+    assert.deepEqual(b.status(), { limit: 1024, localConnections: 896, refused: 2 })
     assert.equal(
       b.describe(),
       "896 local connections are open, the most this process's open-file limit allows (ulimit -n 1024, 128 kept " +
