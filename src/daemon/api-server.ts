@@ -10,6 +10,8 @@ import { chmod, unlink } from 'node:fs/promises'
 import type { Server as HttpServer } from 'node:http'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { toWarrenError, WarrenError } from '../errors.ts'
+import { LogThrottle } from '../log-throttle.ts'
+import { processDescriptors } from '../open-files.ts'
 import { createApiHttpServer, looksLikeHttp } from './api-http.ts'
 import { LineSplitter, MAX_LINE_BYTES, RPC_ERRORS, type RpcError, type RpcResponse } from './api-protocol.ts'
 
@@ -70,12 +72,15 @@ export class ApiServer {
   #log: (message: string) => void
   #closed: Promise<void> | undefined
   #http: HttpServer | undefined
+  /** Streams (`warren connect`) refused at the open-file limit: one line, then a count once a minute. */
+  readonly #fileLimit: LogThrottle
 
   private constructor(path: string, server: Server, handler: ApiHandler, log: (message: string) => void) {
     this.path = path
     this.#server = server
     this.#handler = handler
     this.#log = log
+    this.#fileLimit = new LogThrottle({ intervalMs: 60_000, emit: log })
   }
 
   /**
@@ -209,6 +214,18 @@ export class ApiServer {
   }
 
   #upgrade(socket: Socket, id: Id, params: unknown): void {
+    // a stream is a local connection like a forward's client (calls are short and come out of the reserve, so that
+    // `warren status` still answers at the limit)
+    const fds = processDescriptors()
+    const release = fds.take()
+    if (release === undefined) {
+      const err = new WarrenError('ERR_FILE_LIMIT', `the daemon refused a stream: ${fds.describe()}`)
+      this.#fileLimit.log('file-limit', `${err.code}: ${err.message}`, 'API streams refused at the open-file limit')
+      socket.write(line(warrenError(id, err)))
+      socket.destroySoon()
+      return
+    }
+    socket.once('close', release)
     let accepted = false
     const accept = (result: unknown): void => {
       accepted = true
@@ -246,6 +263,7 @@ export class ApiServer {
    * destroys the rest, and removes the socket file.
    */
   async close(graceMs = 1000): Promise<void> {
+    this.#fileLimit.close()
     this.stopAccepting()
     for (const s of this.#sockets) s.end()
     const deadline = Date.now() + graceMs

@@ -80,7 +80,7 @@ export function createNodeMetrics(src: MetricsSource): NodeMetrics {
   })
   new Gauge({
     name: 'warren_local_connections',
-    help: 'Local connections (clients of forwards, the access port and the transparent listener; service targets) holding a file descriptor now.',
+    help: 'Local connections (clients of forwards, the access port and the transparent listener, warren connect streams; service targets) holding a file descriptor now.',
     registers: [registry],
     collect() {
       this.set(src.openFiles().localConnections)

@@ -211,7 +211,17 @@ describe('a daemon at its open-file limit', { skip: process.platform !== 'linux'
             'connections besides\\); raise the limit \\(ulimit -n, LimitNOFILE= in a systemd unit\\) or close connections$',
         ),
       )
-      const lines = p.b.stderr.split('\n').filter((l) => l.includes('ERR_FILE_LIMIT'))
+      // `warren connect` is a local connection too: refused with the code, while `warren status` above still answered
+      const connected = await runCli(['connect', 'a/echo'], { home: p.b.home.dir, input: 'hello' })
+      assert.equal(connected.code, 6, connected.stderr)
+      assert.equal(connected.stdout, '')
+      assert.equal(
+        connected.stderr,
+        `warren: the daemon refused a stream: ${t.echoed} local connections are open, the most this process's ` +
+          `open-file limit allows (ulimit -n ${LIMIT}, ${DESCRIPTOR_RESERVE} kept for the node itself and its peer ` +
+          'connections besides); raise the limit (ulimit -n, LimitNOFILE= in a systemd unit) or close connections\n',
+      )
+      const lines = p.b.stderr.split('\n').filter((l) => l.includes('forward') && l.includes('ERR_FILE_LIMIT'))
       assert.equal(lines.length, 1, 'one line, the rest counted')
       assert.match(
         lines[0]!,
