@@ -128,11 +128,6 @@ export class DescriptorBudget {
     return this.#held + this.reserve + others < this.#limit
   }
 
-  /** Refused since start. */
-  get refused(): number {
-    return this.#refused
-  }
-
   status(): OpenFilesStatus {
     return {
       limit: Number.isFinite(this.#limit) ? this.#limit : null,
@@ -141,16 +136,11 @@ export class DescriptorBudget {
     }
   }
 
-  /** Local connections that fit under the limit with `others` descriptors held by the other parts. */
-  capacity(others = 0): number {
-    return Math.max(0, this.#limit - this.reserve - others)
-  }
-
   /** Why a connection was refused, in words a user can act on. */
   describe(): string {
     return (
       `${this.#held} local connections are open, the most this process's open-file limit allows ` +
-      `(ulimit -n ${this.#limit}, ${this.reserve} kept for the node itself and its peer connections besides); ` +
+      `(ulimit -n ${this.#limit}, less ${this.reserve} kept for the node's own use and those of its peer connections); ` +
       'raise the limit (ulimit -n, LimitNOFILE= in a systemd unit) or close connections'
     )
   }

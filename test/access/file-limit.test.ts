@@ -207,8 +207,8 @@ describe('a daemon at its open-file limit', { skip: process.platform !== 'linux'
         info.lastError!.message,
         new RegExp(
           `^refused a client connection: ${t.echoed} local connections are open, the most this process's open-file ` +
-            `limit allows \\(ulimit -n ${LIMIT}, ${DESCRIPTOR_RESERVE} kept for the node itself and its peer ` +
-            'connections besides\\); raise the limit \\(ulimit -n, LimitNOFILE= in a systemd unit\\) or close connections$',
+            `limit allows \\(ulimit -n ${LIMIT}, less ${DESCRIPTOR_RESERVE} kept for the node's own use and those of ` +
+            'its peer connections\\); raise the limit \\(ulimit -n, LimitNOFILE= in a systemd unit\\) or close connections$',
         ),
       )
       // `warren connect` is a local connection too: refused with the code, while `warren status` above still answered
@@ -218,8 +218,9 @@ describe('a daemon at its open-file limit', { skip: process.platform !== 'linux'
       assert.equal(
         connected.stderr,
         `warren: the daemon refused a stream: ${t.echoed} local connections are open, the most this process's ` +
-          `open-file limit allows (ulimit -n ${LIMIT}, ${DESCRIPTOR_RESERVE} kept for the node itself and its peer ` +
-          'connections besides); raise the limit (ulimit -n, LimitNOFILE= in a systemd unit) or close connections\n',
+          `open-file limit allows (ulimit -n ${LIMIT}, less ${DESCRIPTOR_RESERVE} kept for the node's own use and ` +
+          'those of its peer connections); raise the limit (ulimit -n, LimitNOFILE= in a systemd unit) or close ' +
+          'connections\n',
       )
       const lines = p.b.stderr.split('\n').filter((l) => l.includes('forward') && l.includes('ERR_FILE_LIMIT'))
       assert.equal(lines.length, 1, 'one line, the rest counted')

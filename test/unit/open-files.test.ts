@@ -48,7 +48,7 @@ describe('DescriptorBudget', () => {
     const stop = b.countOthers(() => 0, 0)
     stop()
     stop()
-    assert.equal(b.capacity(), 90)
+    assert.equal(b.held, 89)
   })
 
   it('stops counting a part that is removed', () => {
@@ -98,9 +98,9 @@ describe('DescriptorBudget', () => {
     assert.deepEqual(b.status(), { limit: 1024, localConnections: 896, refused: 2 })
     assert.equal(
       b.describe(),
-      "896 local connections are open, the most this process's open-file limit allows (ulimit -n 1024, 128 kept " +
-        'for the node itself and its peer connections besides); raise the limit (ulimit -n, LimitNOFILE= in a ' +
-        'systemd unit) or close connections',
+      "896 local connections are open, the most this process's open-file limit allows (ulimit -n 1024, less 128 " +
+        "kept for the node's own use and those of its peer connections); raise the limit (ulimit -n, LimitNOFILE= " +
+        'in a systemd unit) or close connections',
     )
   })
 })
