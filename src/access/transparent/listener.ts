@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { toWarrenError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import { LogThrottle } from '../../log-throttle.ts'
-import { processDescriptors } from '../../open-files.ts'
+import { type DescriptorBudget, processDescriptors } from '../../open-files.ts'
 import { abortLocal } from '../../p2p/pipe.ts'
 import { openTunnel, type TunnelContext } from '../tunnels.ts'
 import { originalDestination } from './original-dst.ts'
@@ -30,18 +30,23 @@ export class TransparentListener {
   readonly #servers = new Map<4 | 6, Server>()
   readonly #sockets = new Set<Socket>()
   readonly counters: CaptureCounters = { accepted: 0, tunneled: 0, refused: 0, active: 0 }
-  readonly #fds = processDescriptors()
+  readonly #fds: DescriptorBudget
   /** Refusals at the open-file limit, at warn: one line, then a count once a minute. */
   readonly #fileLimit: LogThrottle
 
-  private constructor(ctx: TunnelContext) {
+  private constructor(ctx: TunnelContext, fds: DescriptorBudget) {
     this.#ctx = ctx
+    this.#fds = fds
     this.#fileLimit = new LogThrottle({ intervalMs: 60_000, emit: (line) => ctx.log('warn', line) })
   }
 
   /** Listens on 127.0.0.1 and, where the host has it, on ::1 (without ::1, IPv6 is not captured). */
-  static async start(ctx: TunnelContext & { log: Logger }): Promise<TransparentListener> {
-    const l = new TransparentListener(ctx)
+  static async start(
+    ctx: TunnelContext & { log: Logger },
+    /** One descriptor per connection, under the open-file limit (default: the process's). */
+    fds: DescriptorBudget = processDescriptors(),
+  ): Promise<TransparentListener> {
+    const l = new TransparentListener(ctx, fds)
     await l.#listen(4, '127.0.0.1')
     await l
       .#listen(6, '::1')
