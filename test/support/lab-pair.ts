@@ -16,7 +16,8 @@ import { type Counter, createLab, type Lab } from '../../src/testing/natlab/inde
 import { type LineChannel, type LineMessage, lineChannel, reap } from '../../src/testing/natlab/lines.ts'
 
 const NODE = resolve('test/lab/fixtures/path-node.ts')
-const MAIN = resolve('src/cli/main.ts')
+/** The `warren` command as users run it: a relay started with it gets the daemon's V8 and malloc settings. */
+const WARREN = resolve('bin/warren.js')
 export const MiB = 1024 * 1024
 export const BYTES = 16 * MiB
 const RB = '198.18.0.3'
@@ -105,7 +106,7 @@ export function useLabPair(
       '--allow',
       bId,
     ]
-    const relay = lab.spawnNode('relay', MAIN, relayArgs)
+    const relay = lab.spawnNode('relay', WARREN, relayArgs)
     const relayOut: string[] = []
     relay.stderr!.on('data', (d: Buffer) => relayOut.push(d.toString()))
     const text = await lineChannel(relay.stdout!, relay.stdin!, 'relay')
