@@ -44,8 +44,12 @@ const UP_FLAGS = ['--heap-growing-percent=200', '--invocation-count-for-turbofan
  * `gc` for the relay's heap compaction after bursts of connections (src/relay/server/heap-compact.ts): without it the
  * committed heap of a relay with thousands of idle connections stayed ~3x its live heap. (`--optimize-for-size`
  * compacts as well, but costs the relay ~3.7x the CPU per relayed byte: docs/performance.md.)
+ *
+ * The fixed heap growing factor, as for `warren up`: after a compaction V8 kept the old generation's limit close to
+ * the live heap, and the relayed bytes' Buffers made it collect every few MiB (major marking and sweeping were about
+ * half of a relay's CPU in the NAT lab, at 1.0-1.2 CPU-s per relayed Gbit; 0.56-0.58 with the factor).
  */
-const RELAY_FLAGS = ['--expose-gc']
+const RELAY_FLAGS = ['--expose-gc', '--heap-growing-percent=200']
 const TUNED = 'WARREN_NODE_TUNED'
 
 /** The words of argv that are not options (global options such as `--home <dir>` skipped). */
