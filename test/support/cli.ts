@@ -4,6 +4,8 @@ import { resolve } from 'node:path'
 
 export const NODE = resolve('node_modules/.bin/node')
 export const MAIN = resolve('src/cli/main.ts')
+/** The `warren` command as users run it: a daemon or relay started with it gets the V8 and malloc settings of bin/warren.js. */
+export const WARREN_BIN = resolve('bin/warren.js')
 
 export interface CliResult {
   code: number | null

@@ -17,9 +17,8 @@ import { generateNodeKey, saveNodeKey } from '../../src/identity/keys.ts'
 import { type Counter, createLab, type Lab, type NatKind } from '../../src/testing/natlab/index.ts'
 import { type LineChannel, type LineMessage, lineChannel } from '../../src/testing/natlab/lines.ts'
 import { cpuSecondsOf } from '../../src/testing/natlab/proc-cpu.ts'
+import { WARREN_BIN } from './cli.ts'
 
-/** The `warren` command as users run it: a relay started with it gets the daemon's V8 and malloc settings. */
-const WARREN = resolve('bin/warren.js')
 const NODE_SCRIPT = resolve('test/relay/fixtures/lab-node.ts')
 export const RELAY_HOSTS = ['relay', 'relay2'] as const
 
@@ -140,7 +139,7 @@ export async function runLabPair(opts: {
         homes.push(home)
         logs[host] = []
         const args = ['--home', home, 'relay', '--json', '--listen', '/ip4/0.0.0.0/tcp/4001', '--allow', bId]
-        const child = lab.spawnNode(host, WARREN, args)
+        const child = lab.spawnNode(host, WARREN_BIN, args)
         pids[host] = child.pid // `ip netns exec` execs node: the same process
         const chan = channel(child, `relay on ${host}`, logs[host])
         const ready = await expect(chan, 'text', 45_000, logs[host])

@@ -14,10 +14,9 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateNodeKey, saveNodeKey } from '../../src/identity/keys.ts'
 import { type Counter, createLab, type Lab } from '../../src/testing/natlab/index.ts'
 import { type LineChannel, type LineMessage, lineChannel, reap } from '../../src/testing/natlab/lines.ts'
+import { WARREN_BIN } from './cli.ts'
 
 const NODE = resolve('test/lab/fixtures/path-node.ts')
-/** The `warren` command as users run it: a relay started with it gets the daemon's V8 and malloc settings. */
-const WARREN = resolve('bin/warren.js')
 export const MiB = 1024 * 1024
 export const BYTES = 16 * MiB
 const RB = '198.18.0.3'
@@ -106,7 +105,7 @@ export function useLabPair(
       '--allow',
       bId,
     ]
-    const relay = lab.spawnNode('relay', WARREN, relayArgs)
+    const relay = lab.spawnNode('relay', WARREN_BIN, relayArgs)
     const relayOut: string[] = []
     relay.stderr!.on('data', (d: Buffer) => relayOut.push(d.toString()))
     const text = await lineChannel(relay.stdout!, relay.stdin!, 'relay')
