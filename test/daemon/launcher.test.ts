@@ -13,10 +13,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { NODE, WARREN_BIN } from '../support/cli.ts'
 import { eventually } from '../support/eventually.ts'
 
-const NODE = resolve('node_modules/.bin/node')
-const WARREN = resolve('bin/warren.js')
 const linux = process.platform === 'linux'
 
 const homes: string[] = []
@@ -33,7 +32,7 @@ function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 function run(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string }> {
-  const child = spawn(NODE, [WARREN, ...args], { env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(NODE, [WARREN_BIN, ...args], { env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   child.stdout.on('data', (d: Buffer) => {
     stdout += d.toString()
@@ -55,7 +54,7 @@ async function up(
   extra: NodeJS.ProcessEnv = {},
   prefix: string[] = [],
 ): Promise<{ child: ChildProcess; stderr: () => string }> {
-  const [cmd, ...args] = [...prefix, NODE, WARREN, '--home', home, 'up']
+  const [cmd, ...args] = [...prefix, NODE, WARREN_BIN, '--home', home, 'up']
   const child = spawn(cmd!, args, { env: env(extra), stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => {

@@ -29,11 +29,10 @@ import { validateRelayConfig } from '../../src/relay/server/config.ts'
 import { descriptorProblem } from '../../src/relay/server/conn-cap.ts'
 import { startConnSweep } from '../../src/relay/server/conn-sweep.ts'
 import { startHeapCompaction } from '../../src/relay/server/heap-compact.ts'
+import { NODE, WARREN_BIN } from '../support/cli.ts'
 import { eventually } from '../support/eventually.ts'
 import { startTestRelay } from '../support/nodes.ts'
 
-const NODE = resolve('node_modules/.bin/node')
-const WARREN = resolve('bin/warren.js')
 const BARE_PEER = resolve('test/relay/fixtures/bare-peer.ts')
 
 const cleanups: (() => Promise<unknown>)[] = []
@@ -286,7 +285,7 @@ describe('relay capacity: the relay process', { skip: process.platform === 'linu
     for (const k of ['WARREN_NODE_TUNED', 'NODE_OPTIONS', 'WARREN_RELAY_HOME']) delete env[k]
     const child = spawn(
       NODE,
-      [WARREN, '--home', home, 'relay', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-stun', '--json'],
+      [WARREN_BIN, '--home', home, 'relay', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-stun', '--json'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     )
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
