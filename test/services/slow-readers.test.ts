@@ -5,11 +5,11 @@
  * ones). The daemons are separate processes so that the sender runs at full speed while the reader lags.
  */
 import assert from 'node:assert/strict'
-import { connect, createServer, type Socket } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { pipeStream } from '../../src/p2p/pipe.ts'
 import { createTestnet, type Testnet } from '../../src/testing/testnet.ts'
-import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
+import { type DaemonPair, dialForward, forwardEach, startDaemonPair } from '../support/daemon-pair.ts'
 import {
   ByteSource,
   MiB,
@@ -31,15 +31,10 @@ const CASES: { name: string; pace: ReadPace; bytes: number }[] = [
   { name: 'bursts', pace: pace.bursts(40, 160), bytes: 48 * MiB },
 ]
 
-function dial(listen: string): Socket {
-  const i = listen.lastIndexOf(':')
-  return connect({ host: listen.slice(0, i), port: Number(listen.slice(i + 1)), allowHalfOpen: true })
-}
-
 describe('slow readers and writers through a forward between two daemons', () => {
   let pair: DaemonPair
   const servers: Closer[] = []
-  const fwd = new Map<string, string>()
+  let fwd = new Map<string, string>()
 
   before(async () => {
     const services: Record<string, string> = {}
@@ -51,15 +46,7 @@ describe('slow readers and writers through a forward between two daemons', () =>
       services[`sink${i}`] = `/tcp/${sink.port}`
     }
     pair = await startDaemonPair(services)
-    const client = await pair.b.client()
-    try {
-      for (const name of Object.keys(services)) {
-        const f = await client.forwardAdd({ node: 'a', service: name, listen: '127.0.0.1:0' })
-        fwd.set(name, f.listen)
-      }
-    } finally {
-      client.close()
-    }
+    fwd = await forwardEach(pair, Object.keys(services))
   })
 
   after(async () => {
@@ -69,14 +56,14 @@ describe('slow readers and writers through a forward between two daemons', () =>
 
   for (const [i, c] of CASES.entries()) {
     it(`downloads ${c.bytes / MiB} MiB whole to a reader at ${c.name} through a forward`, async () => {
-      const s = dial(fwd.get(`src${i}`)!)
+      const s = dialForward(fwd.get(`src${i}`)!)
       s.end() // the client half-closes at once, as `printf … | nc` does
       const r = await readPaced(s, c.pace)
       assert.deepEqual(r, { bytes: c.bytes, sha256: ByteSource.digest(c.bytes, i + 1), ending: 'end' })
     })
 
     it(`uploads ${c.bytes / MiB} MiB whole to a service reading at ${c.name} through a forward`, async () => {
-      const s = dial(fwd.get(`sink${i}`)!)
+      const s = dialForward(fwd.get(`sink${i}`)!)
       const answer = readPaced(s, pace.fast)
       const chunks: Buffer[] = []
       s.on('data', (d: Buffer) => chunks.push(d))

@@ -5,6 +5,7 @@
  * `a` keeps the TCP port it got at the first start, so a restarted `a` is reachable at the same address.
  */
 import { readFile } from 'node:fs/promises'
+import { connect, type Socket } from 'node:net'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { HomePaths } from '../../src/config/home.ts'
 import type { ConfigInput } from '../../src/config/schema.ts'
@@ -99,4 +100,25 @@ export async function startDaemonPair(services: ConfigInput['services'], fullPat
     },
   }
   return pair
+}
+
+/** A forward on `b` to each of `a`'s `services` (loopback, a free port): service name → the forward's host:port. */
+export async function forwardEach(pair: DaemonPair, services: string[]): Promise<Map<string, string>> {
+  const fwd = new Map<string, string>()
+  const client = await pair.b.client()
+  try {
+    for (const name of services) {
+      const f = await client.forwardAdd({ node: 'a', service: name, listen: '127.0.0.1:0' })
+      fwd.set(name, f.listen)
+    }
+  } finally {
+    client.close()
+  }
+  return fwd
+}
+
+/** A client connection to a forward's `host:port`, half-open allowed (it may end its side and still read). */
+export function dialForward(listen: string): Socket {
+  const i = listen.lastIndexOf(':')
+  return connect({ host: listen.slice(0, i), port: Number(listen.slice(i + 1)), allowHalfOpen: true })
 }
