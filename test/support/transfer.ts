@@ -55,6 +55,42 @@ export function pump(src: ByteSource, out: Writable, end = true): Promise<void> 
   })
 }
 
+/**
+ * Writes a {@link ByteSource} to `out` at `bytesPerSec` (64 KiB at a time, on schedule, with back-pressure), then
+ * ends it: a producer slower than the network, so the path between it and a fast reader holds few bytes at a time.
+ */
+export function pumpAt(src: ByteSource, out: Writable, bytesPerSec: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now()
+    let sent = 0
+    let failed = false
+    const go = (): void => {
+      while (!failed && !out.destroyed) {
+        const due = (sent / bytesPerSec) * 1000 - (Date.now() - start)
+        if (due > 5) {
+          setTimeout(go, due)
+          return
+        }
+        const c = src.next(64 * 1024)
+        if (c === null) {
+          out.end(resolve)
+          return
+        }
+        sent += c.length
+        if (!out.write(c)) {
+          out.once('drain', go)
+          return
+        }
+      }
+    }
+    out.once('error', (err) => {
+      failed = true
+      reject(err)
+    })
+    go()
+  })
+}
+
 /** How a reader reads: as fast as it can, at a rate in bytes/s, or in bursts (read `onMs`, then stop `offMs`). */
 export type ReadPace =
   | { kind: 'fast' }
@@ -131,6 +167,21 @@ export async function sourceServer(size: number, seed = 1): Promise<{ port: numb
       s.on('error', () => {})
       s.resume() // ignore what the client sends
       void pump(new ByteSource(size, seed), s).catch(() => {})
+    }),
+  )
+}
+
+/** A TCP server that sends `size` bytes of `ByteSource(size, seed)` to each connection at `bytesPerSec`, then a FIN. */
+export async function pacedSourceServer(
+  size: number,
+  seed: number,
+  bytesPerSec: number,
+): Promise<{ port: number; close(): Promise<void> }> {
+  return listen(
+    createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {})
+      s.resume() // ignore what the client sends
+      void pumpAt(new ByteSource(size, seed), s, bytesPerSec).catch(() => {})
     }),
   )
 }
