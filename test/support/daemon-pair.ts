@@ -102,13 +102,20 @@ export async function startDaemonPair(services: ConfigInput['services'], fullPat
   return pair
 }
 
-/** A forward on `b` to each of `a`'s `services` (loopback, a free port): service name → the forward's host:port. */
-export async function forwardEach(pair: DaemonPair, services: string[]): Promise<Map<string, string>> {
+/**
+ * A forward on `b` to each of `a`'s `services` (loopback, a free port): service name → the forward's host:port.
+ * `check: false` adds them without the service check, whose stream makes a connection to each service.
+ */
+export async function forwardEach(
+  pair: DaemonPair,
+  services: string[],
+  opts: { check?: boolean } = {},
+): Promise<Map<string, string>> {
   const fwd = new Map<string, string>()
   const client = await pair.b.client()
   try {
     for (const name of services) {
-      const f = await client.forwardAdd({ node: 'a', service: name, listen: '127.0.0.1:0' })
+      const f = await client.forwardAdd({ node: 'a', service: name, listen: '127.0.0.1:0', check: opts.check ?? true })
       fwd.set(name, f.listen)
     }
   } finally {
