@@ -371,7 +371,21 @@ export class ServiceHost {
         socket.resetAndDestroy()
         return
       }
-      if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
+      if (stream.status !== 'open') {
+        // reset, or its connection lost, while the target connect was under way: nothing can reach the target
+        // through it any more, so the target gets an RST rather than a connection that nobody ever ends
+        socket.resetAndDestroy()
+        const why = `the stream was ${stream.status} before the connect to the target completed`
+        this.#log('info', `incoming stream ended: ${peer} → ${service}: ${why}`)
+        this.#opts.counters?.never(labels, 'failed', why)
+        return
+      }
+      try {
+        if (withStatus) stream.send(encodeResponse({ status: Status.OK, reason: '' }))
+      } catch (err) {
+        socket.resetAndDestroy()
+        throw err
+      }
       const { tcp, type } = decision.entry
       // the bytes the peer sent with its request go to the target now; the bookkeeping below comes after them
       const piped = type === 'http' ? undefined : pipeStream(stream, socket)
