@@ -18,11 +18,11 @@ import {
   MiB,
   pace,
   pacedHashServer,
-  pacedSourceServer,
   pump,
   pumpAt,
   type ReadResult,
   readPaced,
+  sourceServer,
 } from '../support/transfer.ts'
 
 /** 48 MiB at 8 MiB/s: 6 s, of which the daemon is frozen from 0.5 s to 3.5 s. */
@@ -88,7 +88,7 @@ function usePair(): {
   let fwd = new Map<string, string>()
 
   before(async () => {
-    const src = await pacedSourceServer(BYTES, 5, RATE)
+    const src = await sourceServer(BYTES, 5, RATE)
     servers.push(src)
     const services: Record<string, string> = { src: `/tcp/${src.port}` }
     const waiting: ((r: ReadResult) => void)[] = []

@@ -160,28 +160,21 @@ export function readPaced(input: Readable, p: ReadPace): Promise<ReadResult> {
   })
 }
 
-/** A TCP server that sends `size` bytes of `ByteSource(size, seed)` to each connection, then a FIN. */
-export async function sourceServer(size: number, seed = 1): Promise<{ port: number; close(): Promise<void> }> {
-  return listen(
-    createServer({ allowHalfOpen: true }, (s) => {
-      s.on('error', () => {})
-      s.resume() // ignore what the client sends
-      void pump(new ByteSource(size, seed), s).catch(() => {})
-    }),
-  )
-}
-
-/** A TCP server that sends `size` bytes of `ByteSource(size, seed)` to each connection at `bytesPerSec`, then a FIN. */
-export async function pacedSourceServer(
+/**
+ * A TCP server that sends `size` bytes of `ByteSource(size, seed)` to each connection, then a FIN: as fast as the
+ * connection takes them, or at `bytesPerSec`.
+ */
+export async function sourceServer(
   size: number,
-  seed: number,
-  bytesPerSec: number,
+  seed = 1,
+  bytesPerSec?: number,
 ): Promise<{ port: number; close(): Promise<void> }> {
   return listen(
     createServer({ allowHalfOpen: true }, (s) => {
       s.on('error', () => {})
       s.resume() // ignore what the client sends
-      void pumpAt(new ByteSource(size, seed), s, bytesPerSec).catch(() => {})
+      const src = new ByteSource(size, seed)
+      void (bytesPerSec === undefined ? pump(src, s) : pumpAt(src, s, bytesPerSec)).catch(() => {})
     }),
   )
 }
