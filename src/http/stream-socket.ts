@@ -14,6 +14,7 @@ import { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { STREAM_READ_BUFFER } from '../p2p/pipe.ts'
+import { endedAlready } from '../p2p/stream-ended.ts'
 import { waitForRoom } from '../p2p/stream-room.ts'
 
 /** How long a stream may stay half-open after this side finished and was destroyed, ms. */
@@ -47,6 +48,9 @@ export class StreamSocket extends Duplex {
     stream.addEventListener('end', this.#onEnd)
     stream.addEventListener('close', this.#onClose)
     if (stream.readableEnded) queueMicrotask(this.#onEnd)
+    // ended before this socket was made around it (reset while the host's answer was read): no 'close' comes again
+    const ended = endedAlready(stream)
+    if (ended !== undefined) queueMicrotask(() => this.#onClose(Object.assign(new Event('close'), ended)))
   }
 
   readonly #onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {

@@ -15,6 +15,7 @@
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { endedAlready } from './stream-ended.ts'
 import { waitForRoom } from './stream-room.ts'
 
 export interface PipeResult {
@@ -188,8 +189,11 @@ export function pipeStream(stream: Stream, local: Duplex, opts: PipeOptions = {}
       // a stream can have dispatched 'end' while a reader before this one still held bytes it then put back (a
       // header reader, multistream-select): those are delivered first, and onMessage ends the local side after them
       if (stream.readableEnded && stream.readBufferLength === 0) onStreamEnd()
-      // closed both ways while the answer was awaited: its 'close' came and went already
-      if (stream.status === 'closed') onStreamClose(new Event('close'))
+      // closed both ways, reset or aborted while the answer was awaited (a service that resets its connection at
+      // once): its 'close' came and went already, and nothing else will come
+      const ended = endedAlready(stream)
+      if (ended?.error !== undefined) finish(ended.error)
+      else if (ended !== undefined) onStreamClose(new Event('close'))
     }
     // bytes the local side already holds leave now, with whatever this turn sends before them (a dialer's request
     // header): a 'data' listener alone would hand them over a tick later, after the turn's writes have gone

@@ -5,6 +5,7 @@
  */
 import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { endedAlready } from '../p2p/stream-ended.ts'
 import { FrameError, takeFrame } from './header.ts'
 
 export class FrameTimeoutError extends Error {
@@ -30,6 +31,10 @@ export function readFrame(stream: Stream, timeoutMs: number, signal?: AbortSigna
   // a host's request usually came with the stream's first frame: no listeners, timer or copy for it then
   const early = signal?.aborted === true ? undefined : bufferedFrame(stream)
   if (early !== undefined) return Promise.resolve(early)
+  // ended before this reader came (reset while it was being handed over): its 'close' will not come again
+  const ended = endedAlready(stream)
+  if (ended !== undefined)
+    return Promise.reject(ended.error ?? new FrameError('stream closed before a complete header arrived'))
   return new Promise<Uint8Array>((resolve, reject) => {
     const buf = new Uint8ArrayList()
     const done = (err: Error | undefined, frame?: Uint8Array): void => {

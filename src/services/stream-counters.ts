@@ -10,6 +10,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import type { Logger } from '../log.ts'
+import { endedAlready } from '../p2p/stream-ended.ts'
 
 export type StreamDirection = 'incoming' | 'outgoing'
 
@@ -270,6 +271,9 @@ export function describeStreamEnd(e: StreamEnd): string {
   return e.reason === undefined ? base : `${base} (${e.reason})`
 }
 
+const causeOf = (error: Error | undefined): StreamEndCause =>
+  error === undefined ? 'ok' : error.name === 'StreamResetError' ? 'reset' : 'error'
+
 /**
  * Counts an outgoing service stream until it closes: bytes out as they are handed to `send`, bytes in as the muxer
  * delivers them (`onData`). Both wrap the instance's own methods and pass every call through unchanged; no
@@ -297,15 +301,20 @@ export function countStream(
       onData(data)
     }
   }
-  s.addEventListener(
-    'close',
-    (evt) => {
-      const error = (evt as Event & { error?: Error }).error
-      const cause: StreamEndCause = error === undefined ? 'ok' : error.name === 'StreamResetError' ? 'reset' : 'error'
-      counted.end(cause, bytes, error?.message)
-    },
-    { once: true },
-  )
+  // a stream that ended before counting began (the host answered, then reset it at once, or the client went away
+  // while the answer was on its way) dispatched its 'close' already: it ends here, or it would count as open for ever
+  const ended = endedAlready(stream)
+  if (ended !== undefined) counted.end(causeOf(ended.error), bytes, ended.error?.message)
+  else {
+    s.addEventListener(
+      'close',
+      (evt) => {
+        const error = (evt as Event & { error?: Error }).error
+        counted.end(causeOf(error), bytes, error?.message)
+      },
+      { once: true },
+    )
+  }
   return counted
 }
 

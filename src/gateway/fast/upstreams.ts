@@ -8,6 +8,7 @@ import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { KEEP_ALIVE_HINT_MARGIN_MS, type ResponseHead } from '../../http/http1.ts'
 import { STREAM_READ_BUFFER } from '../../p2p/pipe.ts'
+import { endedAlready } from '../../p2p/stream-ended.ts'
 
 /** The exchange a stream currently serves. */
 export interface UpstreamUser {
@@ -39,6 +40,9 @@ export class Upstream {
     stream.addEventListener('message', this.#onMessage)
     stream.addEventListener('end', this.#onEnd)
     stream.addEventListener('close', this.#onClose)
+    // ended while the host's answer was read (a service that resets at once): its 'close' will not come again,
+    // and the pool must not hand it out
+    if (endedAlready(stream) !== undefined) this.dead = true
   }
 
   readonly #onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
