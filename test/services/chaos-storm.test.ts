@@ -1,0 +1,314 @@
+/**
+ * A storm of connections through two real daemons that end in every way real clients and services end them, many
+ * at once on one peer connection: clean exchanges both ways, clients that reset at once, during the service's
+ * connect, mid-transfer or while the service is silent, services that reset at once or mid-transfer, downloads
+ * abandoned half-way, clients that end before saying anything. The mix comes from a seeded generator
+ * (WARREN_CHAOS_SEED repeats a run, and a failure names its seed; WARREN_CHAOS_ONLY=echo,download runs only the
+ * scenarios named).
+ *
+ * Every clean exchange must arrive whole (SHA-256) and end cleanly; every connection the service resets must end
+ * with an error at the client, never a clean end. Afterwards nothing may be left behind: no service stream, no
+ * forwarded connection, no connection to the service, no file descriptor in either daemon beyond those it held
+ * before, and a 16 MiB exchange through the same forward is whole.
+ */
+import assert from 'node:assert/strict'
+import { readdirSync, readlinkSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { socks5Connect } from '../support/access-clients.ts'
+import { type ChaosTarget, chaosPreamble, chaosTarget } from '../support/chaos-target.ts'
+import type { TestDaemon } from '../support/daemon.ts'
+import { type DaemonPair, dialForward, forwardEach, startDaemonPair } from '../support/daemon-pair.ts'
+import { eventually } from '../support/eventually.ts'
+import { ByteSource, MiB, pace, pump, readPaced } from '../support/transfer.ts'
+
+const KiB = 1024
+const CONNECTIONS = 400
+const AT_ONCE = 32
+/** Longest any one connection may take before it counts as hung. */
+const CONNECTION_LIMIT_MS = 30_000
+
+/** mulberry32: small, seeded, good enough to pick a mix. */
+function generator(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+type Rand = { int(max: number): number }
+type Dial = () => Promise<Socket>
+/** One connection's behaviour; resolves with what went wrong, or undefined. */
+type Scenario = (dial: Dial, r: Rand) => Promise<string | undefined>
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const ended = (s: Socket): Promise<void> => new Promise((r) => (s.destroyed ? r() : s.once('close', () => r())))
+
+/** Resets `s` once `n` bytes have come (or at its end), reading as fast as they come. */
+function resetAfter(s: Socket, n: number): Promise<void> {
+  let got = 0
+  const check = (): void => {
+    if (got >= n && !s.destroyed) s.resetAndDestroy()
+  }
+  s.on('data', (d: Buffer) => {
+    got += d.length
+    check()
+  })
+  s.on('error', () => {})
+  s.on('end', () => s.resetAndDestroy())
+  check()
+  return ended(s)
+}
+
+const wholeAndClean = (
+  what: string,
+  got: { bytes: number; sha256: string; ending: string },
+  size: number,
+  seed: number,
+): string | undefined =>
+  got.bytes === size && got.sha256 === ByteSource.digest(size, seed) && got.ending === 'end'
+    ? undefined
+    : `${what} ${size} B: got ${got.bytes} B, ${got.sha256 === ByteSource.digest(size, seed) ? 'same' : 'other'} hash, ending "${got.ending}"`
+
+/** Sends `size` bytes to the echoing service, ends, and checks that the same bytes came back and ended cleanly. */
+async function echoExchange(dial: Dial, size: number, seed: number): Promise<string | undefined> {
+  const s = await dial()
+  const seen = readPaced(s, pace.fast)
+  s.write(chaosPreamble('E'))
+  const sent = await pump(new ByteSource(size, seed), s).then(
+    () => '',
+    (e: Error) => e.message,
+  )
+  const got = await seen
+  return sent === '' ? wholeAndClean('echo', got, size, seed) : `echo ${size} B: sending failed: ${sent}`
+}
+
+const scenarios: Record<string, Scenario> = {
+  echo: (dial, r) => echoExchange(dial, r.int(256 * KiB), r.int(256)),
+  async hash(dial, r) {
+    const size = r.int(MiB)
+    const seed = r.int(256)
+    const s = await dial()
+    const chunks: Buffer[] = []
+    s.on('data', (d: Buffer) => chunks.push(d))
+    const seen = readPaced(s, pace.fast)
+    s.write(chaosPreamble('H'))
+    await pump(new ByteSource(size, seed), s).catch(() => {})
+    const got = await seen
+    const answer = Buffer.concat(chunks).toString()
+    const want = `${size} ${ByteSource.digest(size, seed)}`
+    return answer === want && got.ending === 'end' ? undefined : `hash ${size} B: "${answer}", ending "${got.ending}"`
+  },
+  async download(dial, r) {
+    const size = r.int(2 * MiB)
+    const seed = r.int(256)
+    const s = await dial()
+    const seen = readPaced(s, pace.fast)
+    s.end(chaosPreamble('F', size, seed))
+    return wholeAndClean('download', await seen, size, seed)
+  },
+  async serviceResetsMidway(dial, r) {
+    const at = r.int(64 * KiB)
+    const s = await dial()
+    const seen = readPaced(s, pace.fast)
+    s.write(chaosPreamble('R', at))
+    await pump(new ByteSource(at + 64 * KiB), s, false).catch(() => {})
+    const got = await seen
+    return got.ending === 'end' ? `the service reset after ${at} B, the client saw a clean end` : undefined
+  },
+  async serviceResetsAtOnce(dial) {
+    const s = await dial()
+    const seen = readPaced(s, pace.fast)
+    s.write(chaosPreamble('X'))
+    const got = await seen
+    return got.ending === 'end' ? 'the service reset at once, the client saw a clean end' : undefined
+  },
+  async clientResetsAtOnce(dial, r) {
+    const s = await dial()
+    s.on('error', () => {})
+    const how = r.int(3)
+    const go = (): void => {
+      if (how >= 1) s.write(chaosPreamble('E'))
+      if (how >= 2) s.write(Buffer.alloc(64 * KiB))
+      s.resetAndDestroy()
+    }
+    if (s.connecting) s.once('connect', go)
+    else go()
+    await ended(s)
+    return undefined
+  },
+  async clientResetsMidEcho(dial, r) {
+    const s = await dial()
+    s.write(chaosPreamble('E'))
+    const done = resetAfter(s, r.int(512 * KiB))
+    void pump(new ByteSource(4 * MiB), s, false).catch(() => {})
+    await done
+    return undefined
+  },
+  async clientResetsOnSilence(dial, r) {
+    const s = await dial()
+    s.on('error', () => {})
+    s.write(chaosPreamble('S', 1_000))
+    s.write(Buffer.alloc(128 * KiB))
+    await sleep(r.int(150))
+    s.resetAndDestroy()
+    await ended(s)
+    return undefined
+  },
+  async downloadAbandoned(dial, r) {
+    const s = await dial()
+    const done = resetAfter(s, r.int(MiB))
+    s.end(chaosPreamble('F', 8 * MiB))
+    await done
+    return undefined
+  },
+  async clientEndsFirst(dial, r) {
+    const s = await dial()
+    const seen = readPaced(s, pace.fast)
+    s.end(r.int(2) === 0 ? Buffer.alloc(0) : chaosPreamble('E').subarray(0, 4))
+    const got = await seen
+    return got.bytes === 0 && got.ending === 'end' ? undefined : `ended first: ${got.bytes} B, ending "${got.ending}"`
+  },
+}
+
+/** Runs `scenario` under a time limit; a hang is a problem too. */
+async function bounded(name: string, run: Promise<string | undefined>): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<string>((r) => {
+    timer = setTimeout(() => r(`${name}: hung for ${CONNECTION_LIMIT_MS} ms`), CONNECTION_LIMIT_MS)
+  })
+  try {
+    const problem = await Promise.race([run.catch((e: Error) => `threw ${e.message}`), limit])
+    return problem === undefined ? undefined : `${name}: ${problem}`
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Runs {@link CONNECTIONS} scenarios, {@link AT_ONCE} at a time; resolves with the problems and the mix. */
+async function storm(dial: Dial, seed: number): Promise<{ problems: string[]; mix: Record<string, number> }> {
+  const next = generator(seed)
+  const rand: Rand = { int: (max) => Math.floor(next() * max) }
+  const names = process.env.WARREN_CHAOS_ONLY?.split(',') ?? Object.keys(scenarios)
+  const plan = Array.from({ length: CONNECTIONS }, () => names[rand.int(names.length)]!)
+  const mix: Record<string, number> = {}
+  for (const n of plan) mix[n] = (mix[n] ?? 0) + 1
+  const problems: string[] = []
+  let i = 0
+  const worker = async (): Promise<void> => {
+    while (i < plan.length) {
+      const name = plan[i++]!
+      const problem = await bounded(name, scenarios[name]!(dial, rand))
+      if (problem !== undefined) problems.push(problem)
+    }
+  }
+  await Promise.all(Array.from({ length: AT_ONCE }, worker))
+  return { problems, mix }
+}
+
+/** A daemon's open descriptors, each as `<number>:<what it is>` (a socket's inode tells two sockets apart). */
+const descriptors = (d: TestDaemon): string[] =>
+  readdirSync(`/proc/${d.child.pid}/fd`).map((f) => {
+    try {
+      return `${f}:${readlinkSync(`/proc/${d.child.pid}/fd/${f}`)}`
+    } catch {
+      return `${f}:gone` // closed between the listing and the look
+    }
+  })
+
+type Held = { a: string[]; b: string[] }
+const newSince = (before: Held, pair: DaemonPair): Held => ({
+  a: descriptors(pair.a).filter((x) => !before.a.includes(x)),
+  b: descriptors(pair.b).filter((x) => !before.b.includes(x)),
+})
+
+/** After a storm: nothing left open anywhere, and a large exchange is whole. */
+async function nothingLeft(pair: DaemonPair, target: ChaosTarget, before: Held, dial: Dial): Promise<void> {
+  const a = await pair.a.client()
+  const b = await pair.b.client()
+  try {
+    await eventually(async () => (await a.status()).streams.active === 0, {
+      timeoutMs: 15_000,
+      message: 'no service stream open at the serving end',
+    })
+    await eventually(
+      async () => {
+        const st = await b.status()
+        const open = { streams: st.streams.active, forwarded: st.forwards.map((f) => f.active) }
+        assert.deepEqual(open, { streams: 0, forwarded: st.forwards.map(() => 0) }, 'open at the client end')
+        return true
+      },
+      { timeoutMs: 15_000, message: 'no service stream or forwarded connection open at the client end' },
+    )
+    await eventually(
+      () => {
+        assert.deepEqual(target.open(), {}, 'connections open to the service, by mode')
+        return true
+      },
+      { timeoutMs: 15_000, message: 'no connection open to the service' },
+    )
+  } finally {
+    a.close()
+    b.close()
+  }
+  // the API connections above closed too: every descriptor left is one the daemon held before the storm
+  await eventually(
+    () => {
+      assert.deepEqual(newSince(before, pair), { a: [], b: [] }, 'descriptors opened since, in each daemon')
+      return true
+    },
+    { timeoutMs: 15_000, message: 'no descriptor beyond those the daemons held before' },
+  )
+  assert.equal(await echoExchange(dial, 16 * MiB, 9), undefined)
+}
+
+function useChaos(): { pair(): DaemonPair; target(): ChaosTarget } {
+  let pair: DaemonPair | undefined
+  let target: ChaosTarget | undefined
+  before(async () => {
+    target = await chaosTarget()
+    pair = await startDaemonPair({ chaos: `/tcp/${target.port}` })
+  })
+  after(async () => {
+    await pair?.close()
+    await target?.close()
+  })
+  return { pair: () => pair!, target: () => target! }
+}
+
+const seedOf = (): number => Number(process.env.WARREN_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31))
+
+async function run(pair: DaemonPair, target: ChaosTarget, dial: Dial): Promise<void> {
+  // a first exchange opens the peer connection and everything a daemon keeps for good
+  assert.equal(await echoExchange(dial, 64 * KiB, 3), undefined)
+  await sleep(500)
+  const before: Held = { a: descriptors(pair.a), b: descriptors(pair.b) }
+  const seed = seedOf()
+  const { problems, mix } = await storm(dial, seed)
+  assert.deepEqual(problems, [], `seed ${seed}, mix ${JSON.stringify(mix)}`)
+  await nothingLeft(pair, target, before, dial)
+}
+
+describe('a storm of connections ending every way, through a forward', () => {
+  const c = useChaos()
+  it(`${CONNECTIONS} connections, ${AT_ONCE} at a time: every exchange whole or failed loudly, nothing left over`, async () => {
+    const [listen] = [...(await forwardEach(c.pair(), ['chaos'], { check: false })).values()]
+    await run(c.pair(), c.target(), async () => dialForward(listen!))
+  })
+})
+
+describe('a storm of connections ending every way, through SOCKS5 on the access port', () => {
+  const c = useChaos()
+  it(`${CONNECTIONS} connections, ${AT_ONCE} at a time: every exchange whole or failed loudly, nothing left over`, async () => {
+    const dial = async (): Promise<Socket> => {
+      const r = await socks5Connect(c.pair().fast, { host: 'chaos.a.warren', port: 80 })
+      if (r.reply !== 0) throw new Error(`SOCKS5 reply ${r.reply}`)
+      return r.socket
+    }
+    await run(c.pair(), c.target(), dial)
+  })
+})
