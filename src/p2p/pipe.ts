@@ -195,6 +195,12 @@ export function pipeStream(stream: Stream, local: Duplex, opts: PipeOptions = {}
       if (ended?.error !== undefined) finish(ended.error)
       else if (ended !== undefined) onStreamClose(new Event('close'))
     }
+    // gone while the stream was being opened (a client that reset its connection while the node was being
+    // dialled): its 'close' came and went already, and the stream must not stay open for ever on both nodes
+    if (local.destroyed) {
+      finish(new Error('local connection closed before the stream was set up'))
+      return
+    }
     // bytes the local side already holds leave now, with whatever this turn sends before them (a dialer's request
     // header): a 'data' listener alone would hand them over a tick later, after the turn's writes have gone
     if (!local.readableFlowing) {

@@ -2,7 +2,9 @@
  * A service stream that ends before its reader or its counter is attached: the host answers and then resets the
  * stream at once (a service that resets every connection as it arrives), or the stream closes or is aborted while
  * the answer is on its way. Its 'close' event came and went before anyone listened:
- * - `pipeStream` started on it must end the local side with an error (a reset), never leave it waiting for ever;
+ * - `pipeStream` started on it must end the local side with an error (a reset), never leave it waiting for ever,
+ *   and `pipeStream` started with a local connection already gone (a client that reset while the node was being
+ *   dialled) must reset the stream, never leave it open on both nodes;
  * - `countStream` started on it must count it as ended with the right cause, never as open for ever;
  * - `readFrame` (a header read) must reject at once, not after its time-out;
  * - a `StreamSocket` (the gateway's HTTP client socket on a stream) must end or fail at once, as the stream did;
@@ -28,7 +30,8 @@ describe('a stream that ended before its reader or counter was attached', () => 
   let a: WarrenLibp2p
   let b: WarrenLibp2p
   let conn: Connection
-  /** What the far end does with each new stream, chosen by the first byte it reads. */
+  /** How each stream that said 'W' ended at the far end. */
+  const farEnds: Promise<Event & { error?: Error }>[] = []
   before(async () => {
     a = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'] })
     b = await createNode({ privateKey: await generateNodeKey(), listen: [] })
@@ -37,9 +40,11 @@ describe('a stream that ended before its reader or counter was attached', () => 
         'message',
         (evt) => {
           const what = (evt.data instanceof Uint8Array ? evt.data : evt.data.subarray())[0]
-          if (what === 0x52)
-            stream.abort(new Error('reset at once')) // 'R': the far side sees a reset
-          else void stream.close() // 'C': a clean end both ways once the dialer ends too
+          // 'R': the far end resets it; 'W': it waits, and records how the stream ends; 'C': a clean end both ways
+          // once the dialer ends too
+          if (what === 0x52) stream.abort(new Error('reset at once'))
+          else if (what === 0x57) farEnds.push(new Promise((r) => stream.addEventListener('close', r)))
+          else void stream.close()
         },
         { once: true },
       )
@@ -100,6 +105,26 @@ describe('a stream that ended before its reader or counter was attached', () => 
       }
     })
   }
+
+  it('pipeStream with a local connection already gone: the stream is reset, the far end learns it', async () => {
+    const stream = await conn.newStream(PROTO)
+    stream.send(Buffer.from('W'))
+    await eventually(() => farEnds.length === 1, { timeoutMs: 5_000, message: 'the far end has the stream' })
+    const { local, client, close } = await socketPair()
+    try {
+      local.on('error', () => {})
+      const gone = new Promise((r) => local.once('close', r))
+      client.resetAndDestroy()
+      local.resume()
+      await gone
+      const res = await pipeStream(stream, local)
+      assert.equal(res.error?.message, 'local connection closed before the stream was set up')
+      assert.equal(stream.status, 'aborted')
+      assert.equal((await farEnds[0]!).error?.name, 'StreamResetError')
+    } finally {
+      close()
+    }
+  })
 
   it('readFrame on a stream already reset: rejects at once with the reset, not after its time-out', async () => {
     const stream = await ended('R')
