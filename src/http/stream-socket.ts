@@ -4,7 +4,8 @@
  *
  * - Back-pressure both ways: a full readable buffer pauses the stream (Yamux stops granting window); a full
  *   stream makes `_write` wait for its drain.
- * - Half-close: `end()` closes only our write side (`stream.close()`); the remote's FIN ends the readable side.
+ * - Half-close: `end()` closes only our write side (`stream.close()`); the remote's FIN ends the readable side
+ *   once the reader has read every byte before it.
  * - `destroy()` without an error after both sides finished is quiet; otherwise the stream is reset, unless the
  *   error is one the owner calls a normal close (`closesCleanly`: a pool letting an idle connection go), which ends
  *   the stream with a FIN like `end()` would.
@@ -32,6 +33,8 @@ export class StreamSocket extends Duplex {
   #timeoutMs = 0
   #timer: NodeJS.Timeout | undefined
   #ended = false
+  /** The far side's FIN came; the readable side ends once its bytes have been read. */
+  #eof = false
   /** The stream was paused because the reader fell behind, since the owner last cleared this. */
   heldBack = false
   /** Exchanges the owner has started on this socket (an HTTP client's requests). */
@@ -65,9 +68,22 @@ export class StreamSocket extends Duplex {
   readonly #onEnd = (): void => {
     // a reset emits 'end' before its 'close' with the error: that is no FIN, and must not read as one
     const s = this.stream.status
-    if (this.#ended || s === 'reset' || s === 'aborted') return
-    this.#ended = true
-    this.push(null)
+    if (this.#ended || this.#eof || s === 'reset' || s === 'aborted') return
+    this.#eof = true
+    this.#endOnceRead()
+  }
+
+  /**
+   * The far side's FIN ends the readable side only once the reader has taken every byte before it, and never
+   * inside a `read()`: undici 7.30.3 takes the last bytes, pauses its parser for a slow body consumer, and
+   * asserts (a throw that ends the process) if the socket's 'end' comes before it reads again (UPSTREAM.md).
+   */
+  #endOnceRead(): void {
+    queueMicrotask(() => {
+      if (this.#ended || this.destroyed || this.readableLength > 0) return
+      this.#ended = true
+      this.push(null)
+    })
   }
 
   readonly #onClose = (evt: Event & { error?: Error }): void => {
@@ -81,6 +97,14 @@ export class StreamSocket extends Duplex {
 
   override _read(): void {
     if (this.stream.readStatus === 'paused') this.stream.resume()
+    if (this.#eof) this.#endOnceRead()
+  }
+
+  override read(size?: number): ReturnType<Duplex['read']> {
+    const chunk = super.read(size)
+    // the read that took the last bytes before the FIN: the end follows, after this read
+    if (this.#eof && !this.#ended && this.readableLength === 0) this.#endOnceRead()
+    return chunk
   }
 
   #send(chunk: Uint8Array, cb: (err?: Error | null) => void): void {
