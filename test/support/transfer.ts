@@ -225,7 +225,8 @@ export async function blobHttpServer(): Promise<{ port: number; close(): Promise
   return listen(server as unknown as Server)
 }
 
-async function listen(server: Server): Promise<{ port: number; close(): Promise<void> }> {
+/** Listens on a free loopback port; `sockets` holds the open connections, which `close()` destroys. */
+export async function listen(server: Server): Promise<{ port: number; sockets: Set<Socket>; close(): Promise<void> }> {
   const sockets = new Set<Socket>()
   server.on('connection', (s: Socket) => {
     sockets.add(s)
@@ -236,6 +237,7 @@ async function listen(server: Server): Promise<{ port: number; close(): Promise<
   if (addr === null || typeof addr === 'string') throw new Error('no port')
   return {
     port: addr.port,
+    sockets,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy()

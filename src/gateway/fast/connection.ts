@@ -318,6 +318,19 @@ export class FastConnection implements UpstreamUser {
       this.#socket.end()
       return
     }
+    // the request is whole and no response has begun: as in Node's HTTP server (the full path) and nginx, the
+    // client's FIN now means it has gone (a closed connection cannot be told from a half-closed one without
+    // writing to it), and the exchange is abandoned rather than holding its stream and the service's connection
+    // until the response time-out
+    if (this.#state === 'busy' && ex !== undefined && ex.req.done && !ex.started) {
+      this.#logEnd(ex, 'the client closed the connection before the response began')
+      ex.upstream?.abort(new Error('the client closed the connection'))
+      ex.upstream = undefined
+      this.#end(ex)
+      this.#state = 'closed'
+      this.#socket.end()
+      return
+    }
     // still opening the stream: #begin decides once the buffered body bytes are taken
     if (this.#state === 'busy' && ex !== undefined && ex.upstream !== undefined && !ex.req.done) {
       this.#cut(ex, 'the client closed the connection before the request body ended')

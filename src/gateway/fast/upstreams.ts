@@ -56,6 +56,9 @@ export class Upstream {
     const s = this.stream.status
     if (s === 'reset' || s === 'aborted') return
     this.#gone(undefined)
+    // the service's FIN: nothing more can come on the stream, so this side ends it too (else it stays half open on
+    // both nodes, with the serving node's connection to the service, for as long as the daemons run)
+    this.letGo()
   }
 
   readonly #onClose = (evt: Event & { error?: Error }): void => this.#gone(evt.error ?? undefined)
