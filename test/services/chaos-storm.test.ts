@@ -24,6 +24,7 @@ import { type ChaosTarget, chaosPreamble, chaosTarget } from '../support/chaos-t
 import type { TestDaemon } from '../support/daemon.ts'
 import { type DaemonPair, dialForward, forwardEach, startDaemonPair } from '../support/daemon-pair.ts'
 import { eventually } from '../support/eventually.ts'
+import { generator, seedOf } from '../support/seeded.ts'
 import { ByteSource, MiB, pace, pump, readPaced } from '../support/transfer.ts'
 
 const KiB = 1024
@@ -31,18 +32,6 @@ const CONNECTIONS = 400
 const AT_ONCE = 32
 /** Longest any one connection may take before it counts as hung. */
 const CONNECTION_LIMIT_MS = 30_000
-
-/** mulberry32: small, seeded, good enough to pick a mix. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A connection's dice, and whether an error is an acceptable end for an exchange (a daemon restarts meanwhile). */
 type Rand = { int(max: number): number; lenient: boolean; excused(ending: string): boolean }
@@ -334,8 +323,6 @@ function useChaos(): { pair(): DaemonPair; target(): ChaosTarget } {
   })
   return { pair: () => pair!, target: () => target! }
 }
-
-const seedOf = (): number => Number(process.env.WARREN_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
 async function run(pair: DaemonPair, target: ChaosTarget, dial: Dial, restartA = false): Promise<void> {
   // a first exchange opens the peer connection and everything a daemon keeps for good
