@@ -22,11 +22,14 @@ const poolClass = (): typeof Pool =>
   (PoolClass ??= (createRequire(import.meta.url)('undici') as typeof import('undici')).Pool)
 
 /**
- * undici letting an idle pooled connection go (an InformationalError, `socket idle timeout`): no failure, so the
- * service stream ends with a FIN instead of a reset, and no error is logged for it.
+ * undici closing a pooled connection for a normal reason (an InformationalError: `socket idle timeout` for an idle
+ * one, `reset` once a response the service marked `Connection: close` or ended with its close is complete): no
+ * failure, so the service stream ends with a FIN instead of a reset, and no error is logged for it.
  */
-export const isIdleClose = (err: Error): boolean =>
-  ((err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout') || isLetGo(err)
+export const isCleanClose = (err: Error): boolean =>
+  ((err as { code?: string }).code === 'UND_ERR_INFO' &&
+    (err.message === 'socket idle timeout' || err.message === 'reset')) ||
+  isLetGo(err)
 
 export type OpenStream = (node: string, service: string, opts: { signal: AbortSignal }) => Promise<Stream>
 
@@ -72,7 +75,7 @@ export class ServicePools {
         bodyTimeout: 0,
         connect: (_opts, callback) => {
           open(node, service, { signal: AbortSignal.timeout(openTimeoutMs) }).then(
-            (stream) => callback(null, new StreamSocket(stream, { closesCleanly: isIdleClose }) as Duplex as never),
+            (stream) => callback(null, new StreamSocket(stream, { closesCleanly: isCleanClose }) as Duplex as never),
             (err: Error) => callback(err, null),
           )
         },
