@@ -16,6 +16,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { STREAM_READ_BUFFER } from '../../p2p/pipe.ts'
+import { endedAlready } from '../../p2p/stream-ended.ts'
 import { waitForRoom } from '../../p2p/stream-room.ts'
 
 export interface SpliceOptions {
@@ -106,5 +107,13 @@ export function spliceStreams(a: Stream, b: Stream, opts: SpliceOptions = {}): S
   }
   oneWay(a, b)
   oneWay(b, a)
+  // a stream reset or aborted while the circuit was being opened (its node gave up while the relay dialled the
+  // other): its 'close' came and went already, so the other stream is aborted now rather than left open until a
+  // write to the dead one fails (a clean end is still delivered: the stream dispatches its 'end' once its buffered
+  // bytes are read)
+  for (const s of [a, b]) {
+    const error = endedAlready(s)?.error
+    if (error !== undefined) abort(error)
+  }
   return { abort }
 }
