@@ -10,6 +10,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { WarrenError } from '../errors.ts'
+import { endedAlready } from '../p2p/stream-ended.ts'
 import { waitForRoom } from '../p2p/stream-room.ts'
 
 /** Bytes the readable side queues before it pauses the stream. */
@@ -74,6 +75,9 @@ export function toByteDuplex(stream: Stream, remote = remoteOf(stream)): ByteDup
         stream.addEventListener('end', onEnd)
         stream.addEventListener('close', onClose)
         if (stream.readableEnded) queueMicrotask(onEnd)
+        // reset or aborted before this duplex was made (while the host's answer was read): its 'close' has passed
+        const error = endedAlready(stream)?.error
+        if (error !== undefined) queueMicrotask(() => finish(cutError(stream, error)))
       },
       pull() {
         if (stream.readStatus === 'paused') stream.resume()

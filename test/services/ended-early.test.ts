@@ -8,13 +8,15 @@
  * - `countStream` started on it must count it as ended with the right cause, never as open for ever;
  * - `readFrame` (a header read) must reject at once, not after its time-out;
  * - a `StreamSocket` (the gateway's HTTP client socket on a stream) must end or fail at once, as the stream did;
- * - the gateway's fast-path upstream must be dead from the start, never handed out by its pool.
+ * - the gateway's fast-path upstream must be dead from the start, never handed out by its pool;
+ * - a browser node's byte duplex must error its readable side at once.
  * On real nodes and a real TCP connection.
  */
 import assert from 'node:assert/strict'
 import { createServer, connect as netConnect, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type { Connection, Stream } from '@libp2p/interface'
+import { toByteDuplex } from '../../src/browser/byte-stream.ts'
 import { Upstream, UpstreamPool } from '../../src/gateway/fast/upstreams.ts'
 import { StreamSocket } from '../../src/http/stream-socket.ts'
 import { generateNodeKey } from '../../src/identity/keys.ts'
@@ -157,6 +159,16 @@ describe('a stream that ended before its reader or counter was attached', () => 
     await new Promise((r) => socket.once('close', r))
     assert.equal(error, undefined)
     assert.equal(socket.destroyed, true)
+  })
+
+  it('a browser byte duplex made around a stream already reset: its readable side errors at once', async () => {
+    const duplex = toByteDuplex(await ended('R'))
+    const reader = duplex.readable.getReader()
+    await assert.rejects(reader.read(), (err: Error & { code?: string; cause?: Error }) => {
+      assert.equal(err.code, 'ERR_STREAM_ABORTED')
+      assert.equal(err.cause?.name, 'StreamResetError')
+      return true
+    })
   })
 
   it("the gateway's upstream made around a stream already reset: dead, and its pool never hands it out", () => {
