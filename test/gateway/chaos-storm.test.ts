@@ -1,10 +1,11 @@
 /**
- * A storm of HTTP requests through the gateway, on keep-alive connections, that end in every way: whole downloads
- * (Content-Length, chunked, and ended by the service's close), uploads, slow readers, responses the service cuts
- * mid-body (reset or FIN), clients that abort mid-body, requests the service never answers and the client gives up
- * on. Real daemons (`a` serves; `b` with the gateway's fast path, `c` with the full path), Node's HTTP client with a
- * keep-alive agent, a keep-alive service (http-chaos.ts): connections from the client and service streams behind
- * them are reused from one request to the next, whatever the last one went through.
+ * A storm of HTTP requests through the gateway (`/http/<node>/<service>/`) and the HTTP proxy (absolute form), on
+ * keep-alive connections, that end in every way: whole downloads (Content-Length, chunked, and ended by the
+ * service's close), uploads, slow readers, responses the service cuts mid-body (reset or FIN), clients that abort
+ * mid-body, requests the service never answers and the client gives up on. Real daemons (`a` serves; `b` with the
+ * gateway's fast path, `c` with the full path), Node's HTTP client with a keep-alive agent, a keep-alive service
+ * (http-chaos.ts): connections from the client and service streams behind them are reused from one request to the
+ * next, whatever the last one went through.
  *
  * Every whole exchange must arrive whole (SHA-256 of the body, the exact answer to an upload): a response that
  * belonged to another request, or bytes left over from a cut one, would show here. Every cut response must reach the
@@ -67,13 +68,19 @@ function ask(agent: Agent, access: string, base: string, path: string, opts: Ask
       got.sha256 = h.digest('hex')
       resolve(got)
     }
+    // an absolute base (`http://web.a.warren`) asks the access port as an HTTP proxy, with that Host
+    const proxyHost = base.startsWith('http://') ? new URL(base).host : undefined
     const req = request({
       host: access.slice(0, i),
       port: Number(access.slice(i + 1)),
       path: `${base}${path}`,
       method: opts.method ?? 'GET',
       agent,
-      headers: opts.body === undefined ? {} : { 'content-length': opts.body.size },
+      setHost: proxyHost === undefined,
+      headers: {
+        ...(proxyHost === undefined ? {} : { host: proxyHost }),
+        ...(opts.body === undefined ? {} : { 'content-length': opts.body.size }),
+      },
     })
     req.on('error', (err) => finish(`error: ${err.message}`))
     req.on('response', (res) => {
@@ -212,12 +219,17 @@ describe('a storm of HTTP requests ending every way, through the gateway on keep
     await target?.close()
   })
 
-  for (const path of ['fast', 'full'] as const) {
-    it(`${path} path: ${REQUESTS} requests, ${AT_ONCE} at a time on ${SOCKETS} connections: whole or failed loudly`, async () => {
+  for (const [path, form, base] of [
+    ['fast', 'gateway', '/http/a/web'],
+    ['full', 'gateway', '/http/a/web'],
+    ['fast', 'HTTP proxy', 'http://web.a.warren'],
+    ['full', 'HTTP proxy', 'http://web.a.warren'],
+  ] as const) {
+    it(`${form}, ${path} path: ${REQUESTS} requests, ${AT_ONCE} at a time on ${SOCKETS} connections: whole or failed loudly`, async () => {
       const access = path === 'fast' ? pair.fast : pair.full
       const client = path === 'fast' ? pair.b : pair.c!
       const agent = new Agent({ keepAlive: true, maxSockets: SOCKETS })
-      const asker: Asker = (p, opts) => ask(agent, access, '/http/a/web', p, opts)
+      const asker: Asker = (p, opts) => ask(agent, access, base, p, opts)
       const seed = seedOf()
       try {
         const { problems, mix } = await storm(asker, seed)
@@ -257,10 +269,7 @@ describe('a storm of HTTP requests ending every way, through the gateway on keep
       try {
         for (let k = 0; k < 8; k++) {
           const size = 64 * KiB * (k + 1)
-          assert.equal(
-            whole('after', await ask(again, access, '/http/a/web', `/blob/${size}/${k}`), size, k),
-            undefined,
-          )
+          assert.equal(whole('after', await ask(again, access, base, `/blob/${size}/${k}`), size, k), undefined)
         }
       } finally {
         again.destroy()
