@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createServer, type Socket } from 'node:net'
-import { ByteSource, pump } from './transfer.ts'
+import { ByteSource, listen, pump } from './transfer.ts'
 
 export type ChaosMode = 'E' | 'H' | 'F' | 'R' | 'X' | 'S'
 
@@ -108,20 +108,15 @@ function begin(s: Socket, mode: string, param: number, seed: number, rest: Buffe
 }
 
 export async function chaosTarget(): Promise<ChaosTarget> {
-  const sockets = new Set<Socket>()
   let accepted = 0
   const server = createServer({ allowHalfOpen: true }, (s) => {
     accepted++
-    sockets.add(s)
-    s.on('close', () => sockets.delete(s))
     s.on('error', () => {})
     serve(s)
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const addr = server.address()
-  if (addr === null || typeof addr === 'string') throw new Error('no port')
+  const { port, sockets, close } = await listen(server)
   return {
-    port: addr.port,
+    port,
     open: () => {
       const by: Record<string, number> = {}
       for (const s of sockets) {
@@ -131,10 +126,6 @@ export async function chaosTarget(): Promise<ChaosTarget> {
       return by
     },
     accepted: () => accepted,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => r())
-      }),
+    close,
   }
 }
