@@ -2,9 +2,11 @@
  * A stream that is reset while the serving node is still connecting to the service's target: once the connect
  * completes, the target gets an RST at once, and the serving node keeps no connection that nobody would ever end.
  *
- * The target connect is held up by nftables dropping its SYNs for half a second (the client's retransmitted SYN gets
- * through about a second in), inside a network namespace of the test's own; the client sends 5 bytes and resets its
- * connection 50 ms after connecting. Real daemons (`bin/warren.js up --detach`), a real forward and real sockets.
+ * The target connect is held up by nftables dropping its SYNs, inside a network namespace of the test's own. The client
+ * sends 5 bytes and resets its connection once the rule has counted the serving node's first SYN, so the reset always
+ * comes while the connect is under way, however slow the machine; the rule stays for 1.2 s more (the retransmission a
+ * second in is dropped too) and the one three seconds in gets through. Real daemons (`bin/warren.js up --detach`), a
+ * real forward and real sockets.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -52,13 +54,27 @@ const s = createServer((c) => {
 s.listen(${TARGET_PORT}, '127.0.0.1', () => console.log('listening'))
 `
 
-/** A client of the forward: 5 bytes, then a reset 50 ms after connecting. */
+/** A client of the forward: 5 bytes, then a reset once the file named by its argument exists (polled for 10 s at most). */
 const CLIENT = `
+const { existsSync } = require('node:fs')
 const c = require('node:net').connect({ host: '127.0.0.1', port: ${FORWARD.split(':')[1]} }, () => {
   c.write('hello')
-  setTimeout(() => c.resetAndDestroy(), 50)
+  let polls = 0
+  const t = setInterval(() => {
+    if (existsSync(process.argv[2]) || ++polls > 1000) {
+      clearInterval(t)
+      c.resetAndDestroy()
+    }
+  }, 10)
 })
 c.on('error', () => {})
+`
+
+/** A client that sends 5 bytes and ends cleanly once they are echoed back or the target closes. */
+const WARM = `
+const c = require('node:net').connect({ host: '127.0.0.1', port: ${FORWARD.split(':')[1]} }, () => c.end('hello'))
+c.on('data', () => {})
+c.on('error', (e) => { console.error(e.message); process.exitCode = 1 })
 `
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -96,14 +112,34 @@ describe('a stream reset while its target connect is under way', { skip }, () =>
       const aTicket = (JSON.parse(await warren('a', ['id', '--json'])) as { ticket: string }).ticket
       await warren('a', ['expose', 'svc', `/tcp/${TARGET_PORT}`, '--allow', bId])
       await warren('b', ['forward', `${aTicket}/svc`, '--listen', FORWARD, '--no-check'])
-      const before = (await readFile(targetLog, 'utf8')).split('\n').filter((l) => l.startsWith('accepted')).length
+      const accepted = async (): Promise<number> =>
+        (await readFile(targetLog, 'utf8')).split('\n').filter((l) => l.startsWith('accepted')).length
+      const droppedSyns = async (): Promise<number> => {
+        const r = await inNs(['nft', 'list chain inet race in'])
+        return Number(/counter packets (\d+)/.exec(r.stdout)?.[1] ?? 0)
+      }
+      // one clean connection first, so the races below start on a connection between the nodes that is up
+      await writeFile(join(dir, 'warm.cjs'), WARM)
+      const warm = await inNs([NODE, join(dir, 'warm.cjs')])
+      assert.equal(warm.code, 0, warm.stderr)
+      await eventually(async () => (await accepted()) === 1, {
+        message: 'the clean connection did not reach the target',
+      })
+      const before = await accepted()
 
       for (let i = 0; i < TRIES; i++) {
-        assert.equal((await inNs(['nft', 'add rule inet race in tcp dport 7070 tcp flags syn drop'])).code, 0)
-        assert.equal((await inNs([NODE, join(dir, 'client.cjs')])).code, 0)
-        await sleep(500)
+        const rule = 'add rule inet race in tcp dport 7070 tcp flags syn counter drop'
+        assert.equal((await inNs(['nft', rule])).code, 0)
+        const go = join(dir, `go-${i}`)
+        const client = inNs([NODE, join(dir, 'client.cjs'), go])
+        await eventually(async () => (await droppedSyns()) > 0, { message: `try ${i}: no SYN to the target dropped` })
+        await writeFile(go, '')
+        assert.equal((await client).code, 0)
+        await sleep(1_200)
         assert.equal((await inNs(['nft', 'flush chain inet race in'])).code, 0)
-        await sleep(1_500)
+        await eventually(async () => (await accepted()) === before + i + 1, {
+          message: `try ${i}: the target connect did not complete`,
+        })
       }
 
       const lines = async (): Promise<string[]> => (await readFile(targetLog, 'utf8')).split('\n')
