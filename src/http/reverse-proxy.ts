@@ -156,13 +156,13 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, up: Upst
   })
 }
 
-/** Joins two duplexes both ways with half-close; an error on either destroys both. */
+/**
+ * Joins two duplexes both ways with half-close; an error on either destroys both. Resolves once both have closed,
+ * also when one had closed before the join (its 'close' came and went while the other was being opened).
+ */
 export function joinDuplexes(a: Duplex, b: Duplex): Promise<void> {
   return new Promise((resolve) => {
     let closed = 0
-    const onClose = (): void => {
-      if (++closed === 2) resolve()
-    }
     const fail = (): void => {
       a.destroy()
       b.destroy()
@@ -170,14 +170,17 @@ export function joinDuplexes(a: Duplex, b: Duplex): Promise<void> {
     a.on('error', fail)
     b.on('error', fail)
     // a side that closed without ending its output towards the other (reset, error) takes the other down
-    a.once('close', () => {
-      if (!a.readableEnded && !b.destroyed) b.destroy()
-      onClose()
-    })
-    b.once('close', () => {
-      if (!b.readableEnded && !a.destroyed) a.destroy()
-      onClose()
-    })
+    const onClose = (x: Duplex, other: Duplex) => (): void => {
+      if (!x.readableEnded && !other.destroyed) other.destroy()
+      if (++closed === 2) resolve()
+    }
+    for (const [x, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      if (x.closed) onClose(x, other)()
+      else x.once('close', onClose(x, other))
+    }
     a.pipe(b)
     b.pipe(a)
   })
@@ -198,6 +201,11 @@ export async function proxyUpgrade(
     upstream = await up.open()
   } catch (err) {
     writeRawHttpError(socket, err)
+    return
+  }
+  if (socket.destroyed) {
+    // the client went away while the upstream was being opened: the upstream gets no request, only its end
+    upstream.destroy()
     return
   }
   upstream.write(requestHead(req.method ?? 'GET', up.path, up.headers))
