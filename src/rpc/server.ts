@@ -90,6 +90,14 @@ export class RpcServer {
     const gone = new AbortController()
     let skip = 0
     let inFlight = 0
+    // answers the caller does not take: no request is read until they have gone out, so they cannot pile up
+    let unsent = false
+    const paceReading = (): void => {
+      if (stream.readStatus === 'closing' || stream.readStatus === 'closed') return
+      const hold = unsent || inFlight >= MAX_IN_FLIGHT
+      if (hold && stream.readStatus !== 'paused') stream.pause()
+      else if (!hold && stream.readStatus === 'paused') stream.resume()
+    }
     const send = (msg: unknown): void => {
       if (stream.status !== 'open' || stream.writeStatus !== 'writable') return
       let bytes = encodeMessage(msg)
@@ -97,11 +105,21 @@ export class RpcServer {
         const id = Array.isArray(msg) ? null : (msg as RpcResponse).id
         bytes = encodeMessage(fail(id, RpcCode.TOO_LARGE, `the answer of ${bytes.byteLength} bytes is over the limit`))
       }
-      stream.send(bytes)
+      if (stream.send(bytes) || unsent) return
+      unsent = true
+      paceReading()
+      stream.addEventListener(
+        'drain',
+        () => {
+          unsent = false
+          paceReading()
+        },
+        { once: true },
+      )
     }
     const run = async (body: Uint8Array): Promise<void> => {
       inFlight++
-      if (inFlight >= MAX_IN_FLIGHT) stream.pause()
+      paceReading()
       try {
         const parsed = parseRequests(body)
         if (Array.isArray(parsed)) {
@@ -115,7 +133,7 @@ export class RpcServer {
         }
       } finally {
         inFlight--
-        if (inFlight === MAX_IN_FLIGHT - 1) stream.resume()
+        paceReading()
       }
     }
     stream.addEventListener('message', (evt) => {

@@ -218,6 +218,52 @@ describe('/warren/rpc/1.0.0', () => {
     await stream.close()
   })
 
+  it('a caller that does not read its answers: the host stops reading it instead of piling answers up', async () => {
+    const stream = await openRpcStream(conn, AbortSignal.timeout(10_000))
+    stream.pause()
+    const filler = 'x'.repeat(60 * 1024)
+    let sent = 0
+    // the caller sends until the host, holding its unsent answers, stops taking requests (bounded: 2,000 at most)
+    while (sent < 2_000) {
+      if (!stream.send(encodeMessage({ jsonrpc: '2.0', id: sent, method: 'echo', params: [filler] }))) {
+        const drained = await Promise.race([
+          new Promise<boolean>((r) => stream.addEventListener('drain', () => r(true), { once: true })),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 1_000)),
+        ])
+        sent++
+        if (!drained) break
+      } else sent++
+    }
+    assert.ok(sent < 2_000, 'the host kept reading requests whose answers were not taken')
+    const held = host
+      .getConnections(caller.peerId)
+      .flatMap((c) => c.streams)
+      .find((x) => x.protocol === '/warren/rpc/1.0.0' && x.direction === 'inbound' && x.id === stream.id)
+    assert.ok(held !== undefined)
+    assert.equal(held.readStatus, 'paused')
+    assert.ok(held.writeBufferLength < 4 * 1024 * 1024, `${held.writeBufferLength} bytes of answers held`)
+    // once the caller reads, every request gets its whole answer
+    const buf = new Uint8ArrayList()
+    const answers: { id: number; result: { params: string[] } }[] = []
+    const all = new Promise<void>((resolve) => {
+      stream.addEventListener('message', (evt) => {
+        buf.append(evt.data)
+        for (let m = takeMessage(buf, 1024 * 1024); m !== undefined; m = takeMessage(buf, 1024 * 1024)) {
+          answers.push(JSON.parse(new TextDecoder().decode(m)))
+          if (answers.length === sent) resolve()
+        }
+      })
+    })
+    stream.resume()
+    await all
+    assert.deepEqual(
+      answers.map((a) => a.id).sort((x, y) => x - y),
+      Array.from({ length: sent }, (_, i) => i),
+    )
+    assert.ok(answers.every((a) => a.result.params[0] === filler))
+    await stream.close()
+  })
+
   it('registering a reserved, malformed or taken name fails with ERR_RPC_NAME', () => {
     assert.throws(
       () => methods.register('_mine', () => 1),
