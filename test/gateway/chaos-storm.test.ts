@@ -23,7 +23,7 @@ import { after, before, describe, it } from 'node:test'
 import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
 import { eventually } from '../support/eventually.ts'
 import { type HttpChaos, httpChaos } from '../support/http-chaos.ts'
-import { generator, seedOf } from '../support/seeded.ts'
+import { generator, planOf, runPlan, seedOf } from '../support/seeded.ts'
 import { ByteSource, MiB, pump } from '../support/transfer.ts'
 
 const KiB = 1024
@@ -174,36 +174,11 @@ const scenarios: Record<string, Scenario> = {
   },
 }
 
-async function bounded(name: string, run: Promise<string | undefined>): Promise<string | undefined> {
-  let timer: NodeJS.Timeout | undefined
-  const limit = new Promise<string>((r) => {
-    timer = setTimeout(() => r(`hung for ${REQUEST_LIMIT_MS} ms`), REQUEST_LIMIT_MS)
-  })
-  try {
-    const problem = await Promise.race([run.catch((e: Error) => `threw ${e.message}`), limit])
-    return problem === undefined ? undefined : `${name}: ${problem}`
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 async function storm(asker: Asker, seed: number): Promise<{ problems: string[]; mix: Record<string, number> }> {
   const next = generator(seed)
   const r: Rand = (max) => Math.floor(next() * max)
-  const names = process.env.WARREN_CHAOS_ONLY?.split(',') ?? Object.keys(scenarios)
-  const plan = Array.from({ length: REQUESTS }, () => names[r(names.length)]!)
-  const mix: Record<string, number> = {}
-  for (const n of plan) mix[n] = (mix[n] ?? 0) + 1
-  const problems: string[] = []
-  let i = 0
-  const worker = async (): Promise<void> => {
-    while (i < plan.length) {
-      const name = plan[i++]!
-      const problem = await bounded(name, scenarios[name]!(asker, r))
-      if (problem !== undefined) problems.push(problem)
-    }
-  }
-  await Promise.all(Array.from({ length: AT_ONCE }, worker))
+  const { plan, mix } = planOf(Object.keys(scenarios), REQUESTS, r)
+  const problems = await runPlan(plan, AT_ONCE, REQUEST_LIMIT_MS, (name) => scenarios[name]!(asker, r))
   return { problems, mix }
 }
 

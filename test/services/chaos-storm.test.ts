@@ -24,7 +24,7 @@ import { type ChaosTarget, chaosPreamble, chaosTarget } from '../support/chaos-t
 import type { TestDaemon } from '../support/daemon.ts'
 import { type DaemonPair, dialForward, forwardEach, startDaemonPair } from '../support/daemon-pair.ts'
 import { eventually } from '../support/eventually.ts'
-import { generator, seedOf } from '../support/seeded.ts'
+import { generator, planOf, seedOf } from '../support/seeded.ts'
 import { ByteSource, MiB, pace, pump, readPaced } from '../support/transfer.ts'
 
 const KiB = 1024
@@ -215,10 +215,7 @@ async function storm(
   })
   const strict = dice(false)
   const lenient = dice(midway !== undefined)
-  const names = process.env.WARREN_CHAOS_ONLY?.split(',') ?? Object.keys(scenarios)
-  const plan = Array.from({ length: CONNECTIONS }, () => names[strict.int(names.length)]!)
-  const mix: Record<string, number> = {}
-  for (const n of plan) mix[n] = (mix[n] ?? 0) + 1
+  const { plan, mix } = planOf(Object.keys(scenarios), CONNECTIONS, strict.int)
   const problems: string[] = []
   let i = 0
   let interlude: Promise<void> | undefined
