@@ -6,6 +6,8 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { ERROR_CODES, type ErrorCode, WarrenError } from '../errors.ts'
+import { endedAlready } from '../p2p/stream-ended.ts'
+import { releaseWhenClosed, takeSlot } from './stream-slots.ts'
 import {
   encodeMessage,
   MAX_RPC_MESSAGE,
@@ -90,6 +92,17 @@ export async function openRpcStream(conn: Connection, signal: AbortSignal): Prom
   }
 }
 
+/** Opens an RPC stream on `conn` once one of its slots is free ({@link takeSlot}); returns it with the slot's release. */
+async function openSlotted(conn: Connection, signal: AbortSignal): Promise<{ stream: Stream; release: () => void }> {
+  const release = await takeSlot(conn, signal)
+  try {
+    return { stream: await openRpcStream(conn, signal), release }
+  } catch (err) {
+    release()
+    throw err
+  }
+}
+
 /** Sends one message on `stream` and waits for one answer message. */
 export function exchange(
   stream: Stream,
@@ -136,7 +149,15 @@ export function exchange(
     stream.addEventListener('message', onMessage)
     stream.addEventListener('close', onClose)
     opts.signal?.addEventListener('abort', onAbort)
-    stream.send(bytes)
+    if (opts.signal?.aborted === true) return onAbort()
+    if (endedAlready(stream) !== undefined) {
+      return done(new WarrenError('ERR_STREAM_ABORTED', 'the RPC stream closed before the call was sent'))
+    }
+    try {
+      stream.send(bytes)
+    } catch (err) {
+      done(new WarrenError('ERR_STREAM_ABORTED', `the RPC stream closed before the call was sent`, { cause: err }))
+    }
   })
 }
 
@@ -155,7 +176,7 @@ export async function callOn(
 ): Promise<unknown> {
   const peer = conn.remotePeer.toString()
   const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])])
-  const stream = await openRpcStream(conn, signal)
+  const { stream, release } = await openSlotted(conn, signal)
   try {
     const req: RpcRequest = { jsonrpc: '2.0', id: nextId++, method }
     if (params !== undefined) req.params = params
@@ -168,6 +189,7 @@ export async function callOn(
     throw err
   } finally {
     if (stream.status === 'open') await stream.close().catch(() => {})
+    releaseWhenClosed(stream, release)
   }
 }
 
@@ -178,7 +200,7 @@ export async function batchOn(
   opts: CallOptions = {},
 ): Promise<RpcResponse[]> {
   const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])])
-  const stream = await openRpcStream(conn, signal)
+  const { stream, release } = await openSlotted(conn, signal)
   try {
     if (requests.every((r) => r.id === undefined)) {
       // only notifications: nothing comes back
@@ -192,5 +214,6 @@ export async function batchOn(
     throw err
   } finally {
     if (stream.status === 'open') await stream.close().catch(() => {})
+    releaseWhenClosed(stream, release)
   }
 }

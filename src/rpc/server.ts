@@ -16,6 +16,7 @@ import {
   type Parsed,
   parseRequests,
   RPC_PROTOCOL,
+  RPC_STREAMS_PER_CONNECTION,
   RpcCode,
   type RpcErrorObject,
   type RpcFrameError,
@@ -33,7 +34,7 @@ export interface RpcServerOptions {
   maxMessageBytes?: number
   /** Time a method has to answer, ms (default 30 s). */
   timeoutMs?: number
-  /** RPC streams a connection may have open at once (default 8). */
+  /** RPC streams a connection may have open at once (default {@link RPC_STREAMS_PER_CONNECTION}). */
   maxStreamsPerConnection?: number
   log?: Logger
 }
@@ -66,7 +67,7 @@ export class RpcServer {
     this.#methods = methods
     this.#max = opts.maxMessageBytes ?? MAX_RPC_MESSAGE
     this.#timeoutMs = opts.timeoutMs ?? 30_000
-    this.#maxStreams = opts.maxStreamsPerConnection ?? 8
+    this.#maxStreams = opts.maxStreamsPerConnection ?? RPC_STREAMS_PER_CONNECTION
     this.#log = opts.log ?? (() => {})
   }
 

@@ -13,6 +13,9 @@ export const RPC_PROTOCOL = '/warren/rpc/1.0.0'
 /** Largest message either side accepts by default (a request, a batch or an answer), bytes. */
 export const MAX_RPC_MESSAGE = 1024 * 1024
 
+/** RPC streams a node takes on one connection at once; a caller keeps to it and queues further calls. */
+export const RPC_STREAMS_PER_CONNECTION = 8
+
 /** JSON-RPC 2.0 error codes, and Warren's own in the range the spec leaves to implementations. */
 export const RpcCode = {
   PARSE_ERROR: -32700,

@@ -14,7 +14,7 @@ import { registerBuiltins } from '../../src/rpc/builtins.ts'
 import { batchOn, callOn, exchange, openRpcStream } from '../../src/rpc/client.ts'
 import { RpcMethods } from '../../src/rpc/methods.ts'
 import { RpcServer } from '../../src/rpc/server.ts'
-import { encodeMessage, RpcCode, takeMessage } from '../../src/rpc/wire.ts'
+import { encodeMessage, RPC_STREAMS_PER_CONNECTION, RpcCode, takeMessage } from '../../src/rpc/wire.ts'
 
 describe('/warren/rpc/1.0.0', () => {
   let host: WarrenLibp2p
@@ -62,6 +62,7 @@ describe('/warren/rpc/1.0.0', () => {
       return 1
     })
     methods.register('open', () => 'anyone', { allow: '*' })
+    methods.register('wait', (params) => new Promise((r) => setTimeout(() => r(params), (params as { ms: number }).ms)))
     server = new RpcServer(host, methods, { timeoutMs: 300, maxMessageBytes: 64 * 1024 })
     await server.start()
     conn = await caller.dial(host.getMultiaddrs()[0]!)
@@ -85,7 +86,7 @@ describe('/warren/rpc/1.0.0', () => {
     assert.equal(r.version, '9.9.9')
     assert.ok((r.uptimeMs as number) >= 1000)
     assert.ok((r.protocols as string[]).includes('/warren/rpc/1.0.0'))
-    assert.deepEqual(r.methods, ['_info', '_ping', '_services', 'bad', 'echo', 'open', 'slow'])
+    assert.deepEqual(r.methods, ['_info', '_ping', '_services', 'bad', 'echo', 'open', 'slow', 'wait'])
   })
 
   it('_services lists what this caller may use, with type and description', async () => {
@@ -262,6 +263,29 @@ describe('/warren/rpc/1.0.0', () => {
     )
     assert.ok(answers.every((a) => a.result.params[0] === filler))
     await stream.close()
+  })
+
+  it(`more calls at once than the ${RPC_STREAMS_PER_CONNECTION} streams a node takes from a connection: each is answered`, async () => {
+    const calls = Array.from({ length: 30 }, (_, i) => callOn(conn, 'wait', { ms: 150, i }))
+    const answers = (await Promise.all(calls)) as { i: number }[]
+    assert.deepEqual(
+      answers.map((a) => a.i),
+      Array.from({ length: 30 }, (_, i) => i),
+    )
+  })
+
+  it('a call that waits for a free stream longer than its time-out fails with ERR_TIMEOUT, naming why', async () => {
+    const busy = Array.from({ length: RPC_STREAMS_PER_CONNECTION }, () => callOn(conn, 'wait', { ms: 250 }))
+    await assert.rejects(callOn(conn, 'echo', [1], { timeoutMs: 100 }), (err) => {
+      assert.ok(isWarrenError(err, 'ERR_TIMEOUT'))
+      assert.equal(
+        err.message,
+        `no RPC stream to node ${host.peerId} came free in time: ${RPC_STREAMS_PER_CONNECTION} calls to it were under way`,
+      )
+      return true
+    })
+    await Promise.all(busy)
+    assert.deepEqual(await callOn(conn, 'echo', [2]), { params: [2], caller: caller.peerId.toString() })
   })
 
   it('registering a reserved, malformed or taken name fails with ERR_RPC_NAME', () => {
