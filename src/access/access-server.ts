@@ -15,6 +15,7 @@ import { WarrenError } from '../errors.ts'
 import { FastPath } from '../gateway/fast/fast-path.ts'
 import { Gateway } from '../gateway/gateway.ts'
 import { HostPolicy } from '../gateway/origins.ts'
+import { continueInOrder } from '../http/continue-in-order.ts'
 import { withoutHeaders } from '../http/forward-headers.ts'
 import { sendHttpError, writeRawHttpError } from '../http/http-errors.ts'
 import type { Logger } from '../log.ts'
@@ -101,6 +102,7 @@ export class AccessServer {
       pages: { ready: () => this.#pages?.handler !== undefined, port: () => this.#port },
     })
     this.#http.on('request', (req, res) => this.#onRequest(req, res))
+    continueInOrder(this.#http)
     this.#http.on('connect', (req, socket, head) => this.#onConnect(req, socket as Socket, head))
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head))
     this.#http.on('clientError', (err, socket) => this.#onClientError(err as NodeJS.ErrnoException, socket))

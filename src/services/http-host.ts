@@ -12,6 +12,7 @@ import { Agent, type ClientRequestArgs, createServer, type IncomingMessage, type
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
+import { continueInOrder } from '../http/continue-in-order.ts'
 import { type RawHeaders, setHeader, stripHopByHop, withoutHeaders } from '../http/forward-headers.ts'
 import { proxyRequest, proxyUpgrade } from '../http/reverse-proxy.ts'
 import { StreamSocket } from '../http/stream-socket.ts'
@@ -53,6 +54,7 @@ function httpServer(): Server {
   // a caller that half-closes right after its request (`printf … | nc -N`) still gets the response: without this,
   // Node's HTTP server drops the request on the client's FIN
   ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
+  continueInOrder(server)
   server.on('request', (req, res) => {
     const ctx = contexts.get(req.socket)
     if (ctx === undefined) return void res.destroy()

@@ -19,10 +19,9 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { Agent, request } from 'node:http'
-import { after, before, describe, it } from 'node:test'
-import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
+import { describe, it } from 'node:test'
 import { eventually } from '../support/eventually.ts'
-import { type HttpChaos, httpChaos } from '../support/http-chaos.ts'
+import { useChaosPair } from '../support/http-chaos.ts'
 import { generator, planOf, runPlan, seedOf } from '../support/seeded.ts'
 import { ByteSource, MiB, pump } from '../support/transfer.ts'
 
@@ -183,16 +182,7 @@ async function storm(asker: Asker, seed: number): Promise<{ problems: string[]; 
 }
 
 describe('a storm of HTTP requests ending every way, through the gateway on keep-alive connections', () => {
-  let pair: DaemonPair
-  let target: HttpChaos
-  before(async () => {
-    target = await httpChaos()
-    pair = await startDaemonPair({ web: `/tcp/${target.port}` }, true)
-  })
-  after(async () => {
-    await pair?.close()
-    await target?.close()
-  })
+  const chaos = useChaosPair()
 
   for (const [path, form, base] of [
     ['fast', 'gateway', '/http/a/web'],
@@ -201,8 +191,8 @@ describe('a storm of HTTP requests ending every way, through the gateway on keep
     ['full', 'HTTP proxy', 'http://web.a.warren'],
   ] as const) {
     it(`${form}, ${path} path: ${REQUESTS} requests, ${AT_ONCE} at a time on ${SOCKETS} connections: whole or failed loudly`, async () => {
-      const access = path === 'fast' ? pair.fast : pair.full
-      const client = path === 'fast' ? pair.b : pair.c!
+      const access = path === 'fast' ? chaos.pair().fast : chaos.pair().full
+      const client = path === 'fast' ? chaos.pair().b : chaos.pair().c!
       const agent = new Agent({ keepAlive: true, maxSockets: SOCKETS })
       const asker: Asker = (p, opts) => ask(agent, access, base, p, opts)
       const seed = seedOf()
@@ -212,7 +202,7 @@ describe('a storm of HTTP requests ending every way, through the gateway on keep
       } finally {
         agent.destroy()
       }
-      const a = await pair.a.client()
+      const a = await chaos.pair().a.client()
       const c = await client.client()
       try {
         await eventually(
@@ -221,9 +211,9 @@ describe('a storm of HTTP requests ending every way, through the gateway on keep
             const open = {
               served,
               asked,
-              toService: target.open(),
-              pending: target.pending(),
-              halfClosed: target.halfClosed(),
+              toService: chaos.target().open(),
+              pending: chaos.target().pending(),
+              halfClosed: chaos.target().halfClosed(),
             }
             // idle streams stay in the gateway's pools for their idle time; a request still pending at the service
             // would be one abandoned by its client and kept, a half-closed connection one whose end was not passed on

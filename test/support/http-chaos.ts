@@ -17,6 +17,8 @@
 import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Server } from 'node:net'
+import { after, before } from 'node:test'
+import { type DaemonPair, startDaemonPair } from './daemon-pair.ts'
 import { ByteSource, listen, pump } from './transfer.ts'
 
 export interface HttpChaos {
@@ -96,4 +98,22 @@ export async function httpChaos(): Promise<HttpChaos> {
     halfClosed: () => [...sockets].filter((s) => s.writableEnded && !s.destroyed).length,
     close,
   }
+}
+
+/**
+ * For a describe block: this service as `web` on daemon `a`, reached from `b` (the gateway's fast path) and `c` (the
+ * full path); started before the block's tests and stopped after them.
+ */
+export function useChaosPair(): { pair(): DaemonPair; target(): HttpChaos } {
+  let pair: DaemonPair | undefined
+  let target: HttpChaos | undefined
+  before(async () => {
+    target = await httpChaos()
+    pair = await startDaemonPair({ web: `/tcp/${target.port}` }, true)
+  })
+  after(async () => {
+    await pair?.close()
+    await target?.close()
+  })
+  return { pair: () => pair!, target: () => target! }
 }
