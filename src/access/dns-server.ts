@@ -231,7 +231,11 @@ export class DnsServer {
         const len = buf.readUInt16BE(0)
         const out = this.#handle(buf.subarray(2, 2 + len))
         buf = buf.subarray(2 + len)
-        if (out !== undefined) socket.write(dnsPacket.streamEncode(out))
+        // a client that does not read its answers is not read either: they cannot pile up here
+        if (out !== undefined && !socket.write(dnsPacket.streamEncode(out)) && !socket.isPaused()) {
+          socket.pause()
+          socket.once('drain', () => socket.resume())
+        }
       }
     })
   }

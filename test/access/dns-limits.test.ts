@@ -1,11 +1,14 @@
 /**
  * The DNS server's limits: the service-address table holds at most dns.maxNames names (a new name past it gets
  * SERVFAIL, names already given addresses keep them, nothing is evicted), and DNS over TCP serves only the
- * daemon's own local user unless proxy.allowOtherUsers (Linux, root to run a client as another user).
+ * daemon's own local user unless proxy.allowOtherUsers (Linux, root to run a client as another user); a TCP client that
+ * does not read its answers is not read either.
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -91,6 +94,51 @@ describe('dns.maxNames bounds the service-address table', () => {
       assert.equal(aOf(r), a, `${name} keeps its address`)
     }
     assert.deepEqual(table.lookup(known.get('a.n1.warren')!), { node: peer.toString(), service: 'a' })
+  })
+})
+
+describe('DNS over TCP: a client that reads no answer', () => {
+  let server: DnsServer
+  let port: number
+  before(async () => {
+    const peer = peerIdFromPrivateKey(await generateNodeKey())
+    server = await DnsServer.start({
+      listen: '127.0.0.1:0',
+      tld: 'warren',
+      ttl: 60,
+      addresses: new AddressTable(),
+      resolvePeer: () => peer,
+    })
+    port = parseListenAddress(server.listen).port
+  })
+  after(async () => server?.close())
+
+  it('is not read either once its answers fill the connection: they do not pile up in the server', async () => {
+    const query = dnsPacket.streamEncode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'web.n1.warren' }] })
+    const piece = Buffer.concat(Array.from({ length: Math.floor((64 * 1024) / query.length) }, () => query))
+    const client = connect({ port, host: '127.0.0.1' })
+    await once(client, 'connect')
+    client.pause() // reads nothing
+    const drained = (ms: number): Promise<boolean> =>
+      Promise.race([
+        once(client, 'drain').then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), ms)),
+      ])
+    // queries with back-pressure until the server stops taking them, up to 64 MiB: several times what the two
+    // connections' kernel buffers hold, answers and queries together
+    let written = 0
+    let stalled = false
+    while (written < 64 * 1024 * 1024 && !stalled) {
+      stalled = !client.write(piece) && !(await drained(2_000))
+      written += piece.length
+    }
+    assert.ok(stalled, `the server took all ${written} bytes of queries`)
+    assert.ok(written < 40 * 1024 * 1024, `the server took ${written} bytes of queries before it stopped`)
+    // once the client reads, the server takes queries again
+    client.on('data', () => {})
+    client.resume()
+    assert.equal(await drained(10_000), true, 'the server took no more queries once their answers were read')
+    client.destroy()
   })
 })
 
