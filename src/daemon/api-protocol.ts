@@ -150,6 +150,11 @@ export class LineSplitter {
     return line
   }
 
+  /** Whether a complete line waits to be shifted. */
+  hasLine(): boolean {
+    return this.#buf.indexOf(10) !== -1
+  }
+
   /** Takes every byte not yet returned as a line. */
   rest(): Buffer {
     const out = this.#buf

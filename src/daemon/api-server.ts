@@ -28,6 +28,9 @@ export interface ApiHandler {
 
 const STREAM_METHOD = 'stream.open'
 
+/** Calls one API connection may have under way at once; its further requests wait unread. */
+const MAX_CALLS_AT_ONCE = 64
+
 type Id = number | string | null
 
 function errorObject(id: Id, error: RpcError): RpcResponse {
@@ -165,26 +168,23 @@ export class ApiServer {
     let upgraded = false
     let pending = 0
     let ended = false
-    const send = (text: string): void => {
+    // a client that sends requests faster than it reads their answers is read no further until it catches up: at
+    // most MAX_CALLS_AT_ONCE calls run for one connection, and their answers do not pile up in the daemon
+    const holding = (): boolean => pending >= MAX_CALLS_AT_ONCE || socket.writableNeedDrain
+    const write = (text: string): void => {
       if (!upgraded && !socket.destroyed && socket.writable && text !== '') socket.write(text)
-      if (--pending === 0 && ended && !upgraded) socket.end()
     }
-    const onData = (chunk: Buffer): void => {
-      try {
-        lines.push(chunk)
-      } catch {
-        socket.end(line(protocolError(null, RPC_ERRORS.invalidRequest, `request longer than ${MAX_LINE_BYTES} bytes`)))
-        socket.destroySoon()
-        return
-      }
-      for (let text = lines.shift(); text !== undefined && !upgraded; text = lines.shift()) {
+    const take = (): void => {
+      if (upgraded) return
+      while (!holding()) {
+        const text = lines.shift()
+        if (text === undefined) break
         if (text.trim() === '') continue
         let msg: { id?: unknown; method?: unknown; params?: unknown }
         try {
           msg = JSON.parse(text)
         } catch {
-          pending++
-          send(line(protocolError(null, RPC_ERRORS.parse, 'request is not valid JSON')))
+          write(line(protocolError(null, RPC_ERRORS.parse, 'request is not valid JSON')))
           continue
         }
         if (
@@ -203,13 +203,34 @@ export class ApiServer {
           return
         }
         pending++
-        this.#dispatch(msg, true).then((r) => send(r === undefined ? '' : line(r)))
+        this.#dispatch(msg, true).then((r) => {
+          write(r === undefined ? '' : line(r))
+          pending--
+          take()
+        })
+      }
+      if (ended) {
+        if (pending === 0 && !lines.hasLine()) socket.end()
+      } else if (holding() !== socket.isPaused() && !socket.destroyed) {
+        if (holding()) socket.pause()
+        else socket.resume()
       }
     }
+    const onData = (chunk: Buffer): void => {
+      try {
+        lines.push(chunk)
+      } catch {
+        socket.end(line(protocolError(null, RPC_ERRORS.invalidRequest, `request longer than ${MAX_LINE_BYTES} bytes`)))
+        socket.destroySoon()
+        return
+      }
+      take()
+    }
     socket.on('data', onData)
+    socket.on('drain', take)
     socket.on('end', () => {
       ended = true
-      if (pending === 0 && !upgraded) socket.end()
+      take()
     })
   }
 

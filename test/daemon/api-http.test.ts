@@ -1,9 +1,11 @@
 /**
  * The local API's two framings on one Unix socket: JSON lines, and HTTP (`POST /jsonrpc`) when a connection starts
- * with an HTTP method. Driven with curl, as users do; the handler echoes so every answer can be checked exactly.
+ * with an HTTP method. Driven with curl, as users do; the handler echoes so every answer can be checked exactly. A
+ * line client runs at most 64 calls at once, and one that does not read its answers is read no further.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -12,12 +14,15 @@ import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { ApiServer } from '../../src/daemon/api-server.ts'
 import { WarrenError } from '../../src/errors.ts'
+import { checkStopsReading } from '../support/transfer.ts'
 
 const run = promisify(execFile)
 
 describe('the local API over HTTP on its Unix socket', () => {
   let dir: string
   let api: ApiServer
+  let running = 0
+  let mostAtOnce = 0
   const sock = (): string => join(dir, 'api.sock')
 
   before(async () => {
@@ -27,6 +32,12 @@ describe('the local API over HTTP on its Unix socket', () => {
       {
         call: async (method, params) => {
           if (method === 'fail') throw new WarrenError('ERR_UNKNOWN_PEER', 'no node "x"', { hint: 'check the name' })
+          if (method === 'slow') {
+            running++
+            mostAtOnce = Math.max(mostAtOnce, running)
+            await new Promise((r) => setTimeout(r, 5))
+            running--
+          }
           return { method, params }
         },
         openStream: async () => {
@@ -90,6 +101,41 @@ describe('the local API over HTTP on its Unix socket', () => {
     assert.equal(JSON.parse(web.body).error.message, 'the local API does not answer web pages (Origin header)')
     const stream = await curl('http://warren/jsonrpc', '-d', '{"jsonrpc":"2.0","id":9,"method":"stream.open"}')
     assert.equal(JSON.parse(stream.body).error.message, 'stream.open needs the line protocol, not HTTP')
+  })
+
+  it('the line protocol runs at most 64 calls of one connection at once; every request is answered', async () => {
+    const s = createConnection(sock())
+    const ids = new Set<number>()
+    let got = ''
+    const all = new Promise<void>((resolve, reject) => {
+      s.on('data', (d) => {
+        got += d
+        for (let nl = got.indexOf('\n'); nl >= 0; nl = got.indexOf('\n')) {
+          ids.add((JSON.parse(got.slice(0, nl)) as { id: number }).id)
+          got = got.slice(nl + 1)
+        }
+        if (ids.size === 500) resolve()
+      })
+      s.on('error', reject)
+    })
+    mostAtOnce = 0
+    s.write(Array.from({ length: 500 }, (_, i) => `{"jsonrpc":"2.0","id":${i},"method":"slow"}\n`).join(''))
+    await all
+    s.destroy()
+    assert.equal(mostAtOnce, 64)
+    assert.deepEqual(
+      [...ids].sort((a, b) => a - b),
+      Array.from({ length: 500 }, (_, i) => i),
+    )
+  })
+
+  it('a line client that reads no answers is read no further once they fill the socket; reading resumes it', async () => {
+    const s = createConnection(sock())
+    await once(s, 'connect')
+    s.pause() // reads nothing
+    const piece = Buffer.from('{"jsonrpc":"2.0","id":1,"method":"id"}\n'.repeat(1600))
+    await checkStopsReading(s, piece, 'requests')
+    s.destroy()
   })
 
   it('the line protocol still works on the same socket', async () => {

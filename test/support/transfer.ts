@@ -3,6 +3,8 @@
  * that send or take a known number of bytes. Every transfer is checked by SHA-256 of the whole stream and by how
  * it ended (clean end or error), never by timing.
  */
+
+import assert from 'node:assert/strict'
 import { createCipheriv, createHash } from 'node:crypto'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
@@ -244,4 +246,54 @@ export async function listen(server: Server): Promise<{ port: number; sockets: S
         server.close(() => r())
       }),
   }
+}
+
+/** Resolves true at `socket`'s next 'drain', false if none comes within `ms`. */
+export function drained(socket: Writable, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.off('drain', onDrain)
+      resolve(false)
+    }, ms)
+    const onDrain = (): void => {
+      clearTimeout(timer)
+      resolve(true)
+    }
+    socket.once('drain', onDrain)
+  })
+}
+
+/**
+ * Writes `piece` again and again with back-pressure until the other side stops taking bytes (no 'drain' within
+ * `stallMs`) or `maxBytes` are written: for a peer that must stop reading a client who does not read its answers.
+ */
+export async function writeUntilStalled(
+  socket: Writable,
+  piece: Buffer,
+  maxBytes: number,
+  stallMs = 2_000,
+): Promise<{ written: number; stalled: boolean }> {
+  let written = 0
+  let stalled = false
+  while (written < maxBytes && !stalled) {
+    stalled = !socket.write(piece) && !(await drained(socket, stallMs))
+    written += piece.length
+  }
+  return { written, stalled }
+}
+
+/**
+ * For a server that must stop reading a client who reads none of its answers: `socket` (paused, reading nothing)
+ * writes `piece` after `piece` until the server stops taking them, which must come before 40 MiB, several times what
+ * the kernel buffers of both directions hold; then it reads, and the server must take bytes again within 10 s.
+ * `what` names the bytes in the messages. Resolves with the bytes written before the stop.
+ */
+export async function checkStopsReading(socket: Socket, piece: Buffer, what: string): Promise<number> {
+  const { written, stalled } = await writeUntilStalled(socket, piece, 64 * 1024 * 1024)
+  assert.ok(stalled, `the server took all ${written} bytes of ${what}`)
+  assert.ok(written < 40 * 1024 * 1024, `the server took ${written} bytes of ${what} before it stopped`)
+  socket.on('data', () => {})
+  socket.resume()
+  assert.equal(await drained(socket, 10_000), true, `the server took no more ${what} once its answers were read`)
+  return written
 }
