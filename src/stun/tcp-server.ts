@@ -6,7 +6,8 @@
  *
  * Messages on a TCP connection are framed by STUN's own length field. The responder answers every Binding request on
  * the connection, and closes connections that send anything else, exceed {@link MAX_STUN_TCP_MESSAGE}, or stay idle
- * for {@link STUN_TCP_IDLE_MS} (the client closes its end once its direct path is settled).
+ * for {@link STUN_TCP_IDLE_MS} (the client closes its end once its direct path is settled). A client that does not
+ * read its answers is read no further until it does.
  *
  * @example
  * ```ts
@@ -69,7 +70,11 @@ export async function startStunTcpResponder(options: { host?: string; port: numb
           const reply = answerStun(frame, from)
           if (reply === undefined) throw new RangeError('not a Binding request')
           answered++
-          socket.write(reply)
+          // a client that does not read its answers is not read either: they cannot pile up here
+          if (!socket.write(reply) && !socket.isPaused()) {
+            socket.pause()
+            socket.once('drain', () => socket.resume())
+          }
         }
       } catch {
         socket.destroy()

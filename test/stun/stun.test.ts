@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { createSocket, type Socket } from 'node:dgram'
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { isWarrenError } from '../../src/errors.ts'
 import { fromDgram } from '../../src/p2p/udx/packet-socket.ts'
@@ -19,6 +21,8 @@ import {
   type StunResponder,
   startStunResponder,
 } from '../../src/stun/codec.ts'
+import { startStunTcpResponder } from '../../src/stun/tcp-server.ts'
+import { checkStopsReading } from '../support/transfer.ts'
 
 function udp(): Promise<Socket> {
   const s = createSocket('udp4')
@@ -148,5 +152,21 @@ describe('STUN responder and client on loopback', () => {
       assert.equal(err.hint, 'Pick another --stun-port or stop the process that holds this UDP port.')
       return true
     })
+  })
+})
+
+describe('STUN over TCP', () => {
+  it('a client that reads no answers is read no further once they fill the connection; reading resumes it', async () => {
+    const responder = await startStunTcpResponder({ host: '127.0.0.1', port: 0 })
+    try {
+      const request = Buffer.from(encodeStun(bindingRequest()))
+      const client = connect({ port: responder.address.port, host: '127.0.0.1' })
+      await once(client, 'connect')
+      client.pause() // reads nothing
+      await checkStopsReading(client, Buffer.concat(Array.from({ length: 2048 }, () => request)), 'Binding requests')
+      client.destroy()
+    } finally {
+      await responder.close()
+    }
   })
 })
