@@ -14,7 +14,14 @@ import type { Dispatcher } from 'undici'
 import { isWarrenError, WarrenError } from '../errors.ts'
 import { type RawHeaders, responseHeaders, withoutHeaders } from '../http/forward-headers.ts'
 import { sendHttpError } from '../http/http-errors.ts'
-import { hasNoBody, IDEMPOTENT, type Upstream, upstreamFailure } from '../http/reverse-proxy.ts'
+import {
+  detachedBody,
+  dropRestOfBody,
+  hasNoBody,
+  IDEMPOTENT,
+  type Upstream,
+  upstreamFailure,
+} from '../http/reverse-proxy.ts'
 import type { Logger } from '../log.ts'
 import { reasonOf } from '../p2p/pipe.ts'
 import { describeExchangeEnd } from './exchange-log.ts'
@@ -121,6 +128,8 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
         res.off('drain', onDrain)
         res.off('close', onClientGone)
         res.once('close', finish)
+        // answered before the request body was through: the rest has nowhere to go
+        if (!bodyless) dropRestOfBody(req)
         res.end()
       }
       const handler: Dispatcher.DispatchHandler = {
@@ -192,7 +201,7 @@ export function forwardOverPool(req: IncomingMessage, res: ServerResponse, up: P
         },
       }
       up.pool.dispatch(
-        { method: method as Dispatcher.HttpMethod, path: up.path, headers, body: bodyless ? null : req },
+        { method: method as Dispatcher.HttpMethod, path: up.path, headers, body: bodyless ? null : detachedBody(req) },
         handler,
       )
     }

@@ -5,7 +5,7 @@
  * (upstream = the TCP target). Upgrade requests (WebSockets) are carried by {@link proxyUpgrade}.
  */
 import { type Agent, type IncomingMessage, request, type ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
+import { type Duplex, PassThrough } from 'node:stream'
 import { isWarrenError, WarrenError } from '../errors.ts'
 import { type RawHeaders, requestHead, responseHeaders } from './forward-headers.ts'
 import { sendHttpError, writeRawHttpError } from './http-errors.ts'
@@ -80,6 +80,45 @@ export function hasNoBody(req: IncomingMessage): boolean {
   return (length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined
 }
 
+/** How long the rest of a request body answered early is read and dropped before the connection is cut, ms. */
+export const LINGER_MS = 5_000
+
+/**
+ * For a response that ends before its request body is through; called before the response's end, while `req` still
+ * has its socket (Node detaches it then, and would no longer read the rest for a request someone else was reading),
+ * and on a `req` its consumer has not destroyed (see {@link detachedBody}). The rest of the body is read and dropped,
+ * so that a client held up writing it reads the response and can go on; one still sending after {@link LINGER_MS} is
+ * cut.
+ */
+export function dropRestOfBody(req: IncomingMessage): void {
+  const socket = req.socket
+  if (req.complete || req.destroyed || socket === null) return
+  req.unpipe()
+  req.on('data', () => {})
+  req.resume()
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS)
+  timer.unref()
+  const stop = (): void => clearTimeout(timer)
+  req.once('end', stop)
+  socket.once('close', stop)
+}
+
+/**
+ * `req`'s body as a stream of its own for a consumer that destroys its body when it is done with it (undici does,
+ * also when the response came before the body was through): destroying `req` would leave its connection stuck mid-body.
+ * An error or an abort of `req` fails the copy.
+ */
+export function detachedBody(req: IncomingMessage): PassThrough {
+  const body = new PassThrough()
+  const fail = (err?: Error): void => {
+    if (!req.complete) body.destroy(err ?? new Error('the request was aborted'))
+  }
+  req.once('error', fail)
+  req.once('aborted', () => fail())
+  req.once('close', () => fail())
+  return req.pipe(body)
+}
+
 /** Forwards `req` and answers `res`; resolves when the exchange is over (either way). */
 export function proxyRequest(req: IncomingMessage, res: ServerResponse, up: Upstream): Promise<void> {
   const method = req.method ?? 'GET'
@@ -117,6 +156,12 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, up: Upst
           sendHttpError(res, upstreamError(err, up), { close: true })
           return finish()
         }
+        upRes.once('end', () => {
+          if (req.complete) return
+          // answered before the request body was through: the rest has nowhere to go
+          req.unpipe(out)
+          dropRestOfBody(req)
+        })
         upRes.pipe(res)
         upRes.on('error', () => res.destroy())
         upRes.on('aborted', () => res.destroy())

@@ -14,9 +14,9 @@
  */
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import WebSocket from 'ws'
-import { type DaemonPair, startDaemonPair } from '../support/daemon-pair.ts'
+import { useTargetPair } from '../support/daemon-pair.ts'
 import { eventually } from '../support/eventually.ts'
 import { bounded, generator, planOf, runPlan, seedOf } from '../support/seeded.ts'
 import { pushed, type WsChaos, wsChaos } from '../support/ws-chaos.ts'
@@ -210,19 +210,7 @@ const scenarios: Record<string, Scenario> = {
 }
 
 describe('a storm of WebSockets ending every way, through the gateway', () => {
-  let pair: DaemonPair
-  let target: WsChaos
-  before(async () => {
-    target = await wsChaos()
-    pair = await startDaemonPair(
-      { web: `/tcp/${target.port}`, hweb: { target: `/tcp/${target.port}`, type: 'http' } },
-      true,
-    )
-  })
-  after(async () => {
-    await pair?.close()
-    await target?.close()
-  })
+  const ends = useTargetPair(wsChaos)
 
   for (const [path, service] of [
     ['fast', 'web'],
@@ -231,6 +219,7 @@ describe('a storm of WebSockets ending every way, through the gateway', () => {
     ['full', 'hweb'],
   ] as const) {
     it(`${path} path, service "${service}": ${SOCKETS} WebSockets, ${AT_ONCE} at a time: whole, or closed abnormally on both sides`, async () => {
+      const [pair, target] = [ends.pair(), ends.target()]
       const access = path === 'fast' ? pair.fast : pair.full
       const clientNode = path === 'fast' ? pair.b : pair.c!
       const base = `/http/a/${service}`

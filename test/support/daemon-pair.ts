@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
+import { after, before } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { HomePaths } from '../../src/config/home.ts'
 import type { ConfigInput } from '../../src/config/schema.ts'
@@ -128,4 +129,28 @@ export async function forwardEach(
 export function dialForward(listen: string): Socket {
   const i = listen.lastIndexOf(':')
   return connect({ host: listen.slice(0, i), port: Number(listen.slice(i + 1)), allowHalfOpen: true })
+}
+
+/**
+ * For a describe block: the server `start` makes, offered by daemon `a` as `web` (a TCP service) and `hweb` (a
+ * `"type": "http"` one), reached from `b` (the gateway's fast path) and `c` (the full path); started before the
+ * block's tests and stopped after them.
+ */
+export function useTargetPair<T extends { port: number; close(): Promise<void> }>(
+  start: () => Promise<T>,
+): { pair(): DaemonPair; target(): T } {
+  let pair: DaemonPair | undefined
+  let target: T | undefined
+  before(async () => {
+    target = await start()
+    pair = await startDaemonPair(
+      { web: `/tcp/${target.port}`, hweb: { target: `/tcp/${target.port}`, type: 'http' } },
+      true,
+    )
+  })
+  after(async () => {
+    await pair?.close()
+    await target?.close()
+  })
+  return { pair: () => pair!, target: () => target! }
 }

@@ -17,8 +17,7 @@
 import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Server } from 'node:net'
-import { after, before } from 'node:test'
-import { type DaemonPair, startDaemonPair } from './daemon-pair.ts'
+import { type DaemonPair, useTargetPair } from './daemon-pair.ts'
 import { ByteSource, listen, pump } from './transfer.ts'
 
 export interface HttpChaos {
@@ -100,20 +99,7 @@ export async function httpChaos(): Promise<HttpChaos> {
   }
 }
 
-/**
- * For a describe block: this service as `web` on daemon `a`, reached from `b` (the gateway's fast path) and `c` (the
- * full path); started before the block's tests and stopped after them.
- */
+/** For a describe block: this service behind daemon `a` ({@link useTargetPair}). */
 export function useChaosPair(): { pair(): DaemonPair; target(): HttpChaos } {
-  let pair: DaemonPair | undefined
-  let target: HttpChaos | undefined
-  before(async () => {
-    target = await httpChaos()
-    pair = await startDaemonPair({ web: `/tcp/${target.port}` }, true)
-  })
-  after(async () => {
-    await pair?.close()
-    await target?.close()
-  })
-  return { pair: () => pair!, target: () => target! }
+  return useTargetPair(httpChaos)
 }

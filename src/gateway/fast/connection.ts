@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net'
 import { FramingError, KEEP_ALIVE_SEC, keepAsLast, parseRequestHead, type RequestHead } from '../../http/http1.ts'
-import type { UpstreamFailure } from '../../http/reverse-proxy.ts'
+import { LINGER_MS, type UpstreamFailure } from '../../http/reverse-proxy.ts'
 import { describeExchangeEnd } from '../exchange-log.ts'
 import { concat, type Exchange, exchangeEnd } from './exchange.ts'
 import { badRequestBody, badResponse, errorPage, responseTimeout } from './replies.ts'
@@ -44,7 +44,7 @@ export class FastConnection implements UpstreamUser {
     close: (ex) => {
       this.#end(ex)
       this.#state = 'closed'
-      this.#socket.end()
+      this.#lingerClose()
     },
   }
 
@@ -335,6 +335,17 @@ export class FastConnection implements UpstreamUser {
     if (this.#state === 'busy' && ex !== undefined && ex.upstream !== undefined && !ex.req.done) {
       this.#cut(ex, 'the client closed the connection before the request body ended')
     }
+  }
+
+  /**
+   * Ends the connection after a response that came before the request body was through: the rest of the body is
+   * read and dropped (a client held up writing it would not read the response's end), for at most
+   * {@link LINGER_MS}, then the connection is cut.
+   */
+  #lingerClose(): void {
+    this.#socket.end()
+    this.#socket.resume()
+    setTimeout(() => this.#socket.destroy(), LINGER_MS).unref()
   }
 
   readonly #onIdle = (): void => {
