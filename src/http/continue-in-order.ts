@@ -33,12 +33,13 @@ export function continueInOrder(server: Server): void {
     if (!open.get(req.socket)?.has(res)) track(req.socket, res)
   })
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const earlier = [...(open.get(req.socket) ?? [])]
-    track(req.socket, res)
+    const socket = req.socket
+    const earlier = [...(open.get(socket) ?? [])]
+    track(socket, res)
     if (earlier.length === 0) return handle(req, res)
     void Promise.all(earlier.map((r) => new Promise((ok) => r.once('close', ok)))).then(() => {
       // the connection went with the earlier responses: nothing of this one can reach the client
-      if (req.socket.destroyed) res.destroy()
+      if (socket.destroyed) res.destroy()
       else handle(req, res)
     })
   })
