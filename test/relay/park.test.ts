@@ -2,8 +2,8 @@
  * Parked idle connections on the relay (src/relay/server/parked-link.ts), on real nodes over loopback: a parked
  * connection answers its client's Yamux pings and the relay's own, wakes for a circuit or a stream of its client
  * with its Noise nonces and stream ids in step (every byte checked by sha256), closes when its client goes, is
- * reset on a message that does not open, and is never parked with a stream open. The shapes parking relies on are
- * checked against the installed js-libp2p packages.
+ * reset on a message that does not open, stops reading a client that reads none of its ping answers, and is never
+ * parked with a stream open. The shapes parking relies on are checked against the installed js-libp2p packages.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -58,10 +58,15 @@ async function parkedB(c: ReturnType<typeof cleanup>) {
   const b = await nodeKey()
   const relay = c.add(await startTestRelay({ allow: [b.id] }))
   const nodeB = c.add(await startNode({ key: b, config: { relays: [relay.addrs[0]!] } }))
+  // the relay's socket, taken before parking puts the parked link in place of its wrapper
+  const before = await eventually(() => relay.libp2p.getConnections().find((x) => x.remotePeer.toString() === b.id), {
+    message: `the relay's connection to ${b.id}`,
+  })
+  const relaySocket = (before as unknown as { maConn: { socket: import('node:net').Socket } }).maConn.socket
   const conn = await parkedConnTo(relay, b.id)
   const bConn = nodeB.libp2p.getConnections(relay.peerId)[0]!
   const bSocket = (bConn as unknown as { maConn: { socket: import('node:net').Socket } }).maConn.socket
-  return { relay, nodeB, conn, bConn, bSocket }
+  return { relay, nodeB, conn, bConn, bSocket, relaySocket }
 }
 
 describe('parked idle connections on the relay (loopback)', () => {
@@ -292,6 +297,31 @@ describe('parked idle connections on the relay (loopback)', () => {
       assert.match(lines.join('\n'), /its ping failed \(no answer within 300 ms\)/)
       socket.resume()
       await eventually(() => bConn.status !== 'open', { message: 'B sees the reset' })
+    } finally {
+      await c.run()
+    }
+  })
+
+  it('a client that floods pings and reads none of the answers is not read either: they do not pile up', async () => {
+    const c = cleanup()
+    try {
+      const { conn, bConn, bSocket, relaySocket } = await parkedB(c)
+      const muxer = (bConn as unknown as { muxer: { sendPing(id: number, flag: number): void } }).muxer
+      bSocket.pause() // B reads nothing
+      // 5,000 PINGs a turn (one Noise message of only PINGs each), for 1.2 s or 200 turns: megabytes of answers,
+      // more than the two sockets' kernel buffers hold
+      let most = 0
+      let turns = 0
+      const start = Date.now()
+      while (turns < 200 && Date.now() - start < 1_200 && bConn.status === 'open') {
+        for (let i = 0; i < 5_000; i++) muxer.sendPing(i, 1)
+        turns++
+        await new Promise((r) => setImmediate(r))
+        most = Math.max(most, relaySocket.writableLength)
+      }
+      assert.ok(turns >= 20, `only ${turns} turns of pings were sent`)
+      assert.ok(most < 256 * 1024, `the relay held ${most} bytes of answers for its client`)
+      assert.equal(conn.status, 'open')
     } finally {
       await c.run()
     }

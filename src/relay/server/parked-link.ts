@@ -81,6 +81,8 @@ export class ParkedLink {
   #pending: Uint8Array | undefined
   #ping: PendingPing | undefined
   #woken: { muxer: YamuxLike; maConn: TcpWrapper } | undefined
+  /** Reading is paused until the socket drains: a client that does not read its ping answers is not read either. */
+  #held = false
 
   constructor(conn: Connection, parts: ParkableParts, kinds: Kinds, session: SessionKeys | undefined) {
     this.#conn = conn
@@ -165,6 +167,8 @@ export class ParkedLink {
   wake(plaintext?: Uint8Array, rest?: Uint8Array): { muxer: YamuxLike; maConn: TcpWrapper } {
     if (this.#woken !== undefined) return this.#woken
     if (this.status !== 'open') throw new ConnectionClosedError('the parked connection is closed')
+    // the woken connection reads and writes with js-libp2p's own back-pressure
+    this.release()
     this.#detach()
     this.status = 'closed'
     parkedNow--
@@ -226,6 +230,7 @@ export class ParkedLink {
     socket.removeListener('data', onParkedData)
     socket.removeListener('error', onParkedError)
     socket.removeListener('close', onParkedClose)
+    socket.removeListener('drain', onParkedDrain)
     delete socket[LINK]
   }
 
@@ -251,7 +256,19 @@ export class ParkedLink {
     const out = Buffer.allocUnsafe(2 + body.byteLength)
     out.writeUInt16BE(body.byteLength, 0)
     out.set(body, 2)
-    this.#socket.write(out)
+    if (!this.#socket.write(out) && !this.#held) {
+      this.#held = true
+      this.#socket.pause()
+      this.#socket.once('drain', onParkedDrain)
+    }
+  }
+
+  /** The socket drained (or the link wakes): reading goes on. */
+  release(): void {
+    if (!this.#held) return
+    this.#held = false
+    this.#socket.removeListener('drain', onParkedDrain)
+    this.#socket.resume()
   }
 
   onData(chunk: Buffer): void {
@@ -336,6 +353,9 @@ function onAcceptedClose(this: ParkedSocket): void {
 
 function onParkedData(this: ParkedSocket, chunk: Buffer): void {
   this[LINK]?.onData(chunk)
+}
+function onParkedDrain(this: ParkedSocket): void {
+  this[LINK]?.release()
 }
 function onParkedError(this: ParkedSocket, err: Error): void {
   this[LINK]?.onError(err)
