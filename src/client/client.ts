@@ -142,6 +142,11 @@ export class WarrenClient {
       for (let line = lines.shift(); line !== undefined; line = lines.shift()) this.#onLine(line)
     })
     socket.on('error', (err) => this.#fail(err))
+    // the socket is half-open capable (for streams): the daemon's end is not a close, and no answer follows it
+    socket.on('end', () => {
+      this.#fail(connectionLost())
+      socket.destroy()
+    })
     socket.on('close', () => this.#fail(connectionLost()))
   }
 

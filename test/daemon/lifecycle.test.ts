@@ -8,8 +8,13 @@ import { access, readFile, stat } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { after, test } from 'node:test'
 import type { HomePaths } from '../../src/config/home.ts'
+import { isWarrenError } from '../../src/errors.ts'
+import { generateNodeKey } from '../../src/identity/keys.ts'
+import { createNode } from '../../src/p2p/create.ts'
+import { RPC_PROTOCOL } from '../../src/rpc/wire.ts'
 import { runCli } from '../support/cli.ts'
 import { makeHome, removeHome, TestDaemon, testConfig } from '../support/daemon.ts'
+import { eventually } from '../support/eventually.ts'
 
 const homes: HomePaths[] = []
 const daemons: TestDaemon[] = []
@@ -160,6 +165,37 @@ test('after a crash (SIGKILL) the stale pid file and socket are cleaned up and t
   assert.match(d.stderr, new RegExp(` info {2}removed a stale API socket at ${h.socket}`))
   assert.equal((await runCli(['status'], { home: h.dir })).code, 0)
   assert.equal((await d.stop('SIGTERM')).code, 0)
+})
+
+test('a call under way when the daemon dies ends at once with ERR_API, in the library and in the CLI (exit 7)', async () => {
+  // a node that takes RPC streams and never answers: the calls stay under way until the daemon is killed
+  const silent = await createNode({ privateKey: await generateNodeKey(), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  let asked = 0
+  await silent.handle(RPC_PROTOCOL, () => {
+    asked++
+  })
+  try {
+    const h = await home()
+    const d = await start(h)
+    const addr = silent.getMultiaddrs()[0]!.toString()
+    const client = await d.client()
+    const call = client.callNode(silent.peerId.toString(), '_ping', undefined, { addrs: [addr] }).then(
+      () => new Error('the call was answered'),
+      (err: unknown) => err,
+    )
+    const cli = runCli(['call', `${silent.peerId}._ping`, '--addr', addr], { home: h.dir })
+    await eventually(() => asked === 2, { timeoutMs: 15_000, message: 'both calls reach the silent node' })
+    await d.stop('SIGKILL')
+    const err = await call
+    assert.ok(isWarrenError(err, 'ERR_API'), String(err))
+    assert.equal(err.message, 'the Warren daemon closed the connection before answering')
+    await assert.rejects(client.status(), (err) => isWarrenError(err, 'ERR_API'))
+    const r = await cli
+    assert.equal(r.code, 7)
+    assert.match(r.stderr, /^warren: the Warren daemon closed the connection before answering\n/)
+  } finally {
+    await silent.stop()
+  }
 })
 
 /** One raw exchange on the API socket: write `text`, read until the daemon closes its side. */
