@@ -93,7 +93,10 @@ export const ERROR_CODES = {
     exit: 5,
     summary: 'The remote node does not allow this node to call that RPC method (rpc.allow, JSON-RPC -32001).',
   },
-  ERR_RPC_BAD_PARAMS: { exit: 5, summary: 'An RPC method refused its params (JSON-RPC -32602).' },
+  ERR_RPC_BAD_PARAMS: {
+    exit: 5,
+    summary: 'An RPC method refused its params (JSON-RPC -32602), or they cannot be sent as JSON.',
+  },
   ERR_RPC_TOO_LARGE: { exit: 5, summary: 'An RPC request or answer is over the size limit (JSON-RPC -32003).' },
   ERR_RPC_FAILED: { exit: 5, summary: 'An RPC method failed on the remote node without saying why (JSON-RPC -32603).' },
   ERR_RPC_NAME: { exit: 2, summary: 'An RPC method name is malformed, reserved (starts with "_") or taken.' },

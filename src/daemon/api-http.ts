@@ -12,13 +12,14 @@
  * own programs. `stream.open` needs the line protocol and is refused here.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { answerJson } from './api-json.ts'
 import { MAX_LINE_BYTES, RPC_ERRORS, type RpcResponse } from './api-protocol.ts'
 
 /** Answers one parsed JSON-RPC message (already known to be an object); undefined for a notification. */
 export type Dispatch = (msg: unknown) => Promise<RpcResponse | undefined>
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = body === undefined ? '' : `${JSON.stringify(body)}\n`
+  const text = body === undefined ? '' : `${answerJson(body as RpcResponse | RpcResponse[])}\n`
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),

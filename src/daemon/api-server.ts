@@ -12,7 +12,10 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { toWarrenError, WarrenError } from '../errors.ts'
 import { LogThrottle } from '../log-throttle.ts'
 import { processDescriptors } from '../open-files.ts'
+import { nestedDeeperThan } from '../rpc/json-depth.ts'
+import { NESTED_TOO_DEEP } from '../rpc/wire.ts'
 import { createApiHttpServer, looksLikeHttp } from './api-http.ts'
+import { answerJson } from './api-json.ts'
 import { LineSplitter, MAX_LINE_BYTES, RPC_ERRORS, type RpcError, type RpcResponse } from './api-protocol.ts'
 
 export interface ApiHandler {
@@ -50,7 +53,7 @@ function protocolError(id: Id, code: number, message: string): RpcResponse {
   return errorObject(id, { code, message, data })
 }
 
-const line = (r: RpcResponse): string => `${JSON.stringify(r)}\n`
+const line = (r: RpcResponse): string => `${answerJson(r)}\n`
 
 /** True when something accepts connections on the Unix socket at `path`. */
 export function socketAlive(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -137,6 +140,7 @@ export class ApiServer {
     if (m === null || typeof m !== 'object' || m.jsonrpc !== '2.0' || typeof m.method !== 'string') {
       return protocolError(id, RPC_ERRORS.invalidRequest, 'request is not a JSON-RPC 2.0 request')
     }
+    if (nestedDeeperThan(m.params)) return protocolError(id, RPC_ERRORS.invalidParams, `params ${NESTED_TOO_DEEP}`)
     if (m.method === STREAM_METHOD && !allowStream) {
       return protocolError(id, RPC_ERRORS.invalidRequest, `${STREAM_METHOD} needs the line protocol, not HTTP`)
     }

@@ -7,6 +7,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { ERROR_CODES, type ErrorCode, WarrenError } from '../errors.ts'
 import { endedAlready } from '../p2p/stream-ended.ts'
+import { MAX_JSON_DEPTH } from './json-depth.ts'
 import { releaseWhenClosed, takeSlot } from './stream-slots.ts'
 import {
   encodeMessage,
@@ -103,15 +104,32 @@ async function openSlotted(conn: Connection, signal: AbortSignal): Promise<{ str
   }
 }
 
+/** A call or batch framed for the wire; ERR_RPC_BAD_PARAMS when its params cannot be sent as JSON. */
+function encodeCall(message: unknown): Uint8Array {
+  try {
+    return encodeMessage(message)
+  } catch (err) {
+    throw new WarrenError('ERR_RPC_BAD_PARAMS', `the call cannot be sent: ${(err as Error).message}`, {
+      hint: `Params must be plain JSON (no cycles, no BigInt) nested at most ${MAX_JSON_DEPTH} levels deep.`,
+    })
+  }
+}
+
 /** Sends one message on `stream` and waits for one answer message. */
 export function exchange(
   stream: Stream,
   message: unknown,
   opts: CallOptions = {},
+  peer = 'the other side',
 ): Promise<RpcResponse | RpcResponse[]> {
   const max = opts.maxMessageBytes ?? MAX_RPC_MESSAGE
   const timeoutMs = opts.timeoutMs ?? 30_000
-  const bytes = encodeMessage(message)
+  let bytes: Uint8Array
+  try {
+    bytes = encodeCall(message)
+  } catch (err) {
+    return Promise.reject(err)
+  }
   if (bytes.byteLength > max + 10) {
     return Promise.reject(
       new WarrenError('ERR_RPC_TOO_LARGE', `a request of ${bytes.byteLength} bytes is over the limit of ${max} bytes`, {
@@ -135,7 +153,7 @@ export function exchange(
         const body = takeMessage(buf, max)
         if (body !== undefined) done(undefined, parseResponses(body))
       } catch (err) {
-        done(new WarrenError('ERR_PROTOCOL', `node ${peerOf(stream)}: ${(err as Error).message}`, { cause: err }))
+        done(new WarrenError('ERR_PROTOCOL', `node ${peer}: ${(err as Error).message}`, { cause: err }))
       }
     }
     const onClose = (evt: Event & { error?: Error }): void =>
@@ -161,10 +179,6 @@ export function exchange(
   })
 }
 
-function peerOf(stream: Stream): string {
-  return (stream as { remotePeer?: { toString(): string } }).remotePeer?.toString() ?? 'the other side'
-}
-
 let nextId = 1
 
 /** Calls `method` on the node at the other end of `conn`; resolves with its result. */
@@ -180,7 +194,7 @@ export async function callOn(
   try {
     const req: RpcRequest = { jsonrpc: '2.0', id: nextId++, method }
     if (params !== undefined) req.params = params
-    const answer = await exchange(stream, req, opts)
+    const answer = await exchange(stream, req, opts, peer)
     if (Array.isArray(answer)) throw new WarrenError('ERR_PROTOCOL', `node ${peer} answered one call with a batch`)
     if ('error' in answer) throw remoteError(peer, method, answer.error, opts.selfId)
     return answer.result
@@ -204,10 +218,10 @@ export async function batchOn(
   try {
     if (requests.every((r) => r.id === undefined)) {
       // only notifications: nothing comes back
-      stream.send(encodeMessage(requests))
+      stream.send(encodeCall(requests))
       return []
     }
-    const answer = await exchange(stream, requests, opts)
+    const answer = await exchange(stream, requests, opts, conn.remotePeer.toString())
     return Array.isArray(answer) ? answer : [answer]
   } catch (err) {
     stream.abort(err as Error)

@@ -101,7 +101,14 @@ export class RpcServer {
     }
     const send = (msg: unknown): void => {
       if (stream.status !== 'open' || stream.writeStatus !== 'writable') return
-      let bytes = encodeMessage(msg)
+      let bytes: Uint8Array
+      try {
+        bytes = encodeMessage(msg)
+      } catch (err) {
+        // a handler's result that cannot be JSON (a cycle, a BigInt, nested too deep): that answer becomes an error
+        this.#log('warn', `RPC from ${caller}: an answer could not be sent: ${(err as Error).message}`)
+        bytes = encodeMessage(Array.isArray(msg) ? msg.map(sendable) : sendable(msg as RpcResponse))
+      }
       if (bytes.byteLength > this.#max + 10) {
         const id = Array.isArray(msg) ? null : (msg as RpcResponse).id
         bytes = encodeMessage(fail(id, RpcCode.TOO_LARGE, `the answer of ${bytes.byteLength} bytes is over the limit`))
@@ -224,6 +231,16 @@ export class RpcServer {
     } finally {
       clearTimeout(timer)
     }
+  }
+}
+
+/** `answer` itself when it can be sent, else an internal error with its id saying why it cannot. */
+function sendable(answer: RpcResponse): RpcResponse {
+  try {
+    encodeMessage(answer)
+    return answer
+  } catch (err) {
+    return fail(answer.id, RpcCode.INTERNAL_ERROR, `the answer could not be sent: ${(err as Error).message}`)
   }
 }
 

@@ -7,6 +7,7 @@
 import { varint } from 'multiformats'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { z } from 'zod'
+import { MAX_JSON_DEPTH, nestedDeeperThan } from './json-depth.ts'
 
 export const RPC_PROTOCOL = '/warren/rpc/1.0.0'
 
@@ -75,9 +76,24 @@ const responseSchema = z.union([
     .strict(),
 ])
 
-/** One JSON-RPC message framed for the wire. */
+/** Why a message nested deeper than MAX_JSON_DEPTH is refused. */
+export const NESTED_TOO_DEEP = `nested deeper than ${MAX_JSON_DEPTH} levels`
+
+/**
+ * One JSON-RPC message framed for the wire. Throws RpcFrameError when the message cannot be JSON (a cycle, a BigInt)
+ * or nests deeper than the far side takes.
+ */
 export function encodeMessage(message: unknown): Uint8Array {
-  const body = new TextEncoder().encode(JSON.stringify(message))
+  let text: string
+  try {
+    text = JSON.stringify(message)
+  } catch (err) {
+    // a RangeError: the call stack ran out, thousands of levels down
+    if (err instanceof RangeError) throw new RpcFrameError(`the message is ${NESTED_TOO_DEEP}`)
+    throw new RpcFrameError(`the message cannot be sent as JSON: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (nestedDeeperThan(message)) throw new RpcFrameError(`the message is ${NESTED_TOO_DEEP}`)
+  const body = new TextEncoder().encode(text)
   const out = new Uint8Array(varint.encodingLength(body.length) + body.length)
   varint.encodeTo(body.length, out, 0)
   out.set(body, varint.encodingLength(body.length))
@@ -126,6 +142,11 @@ export function parseRequests(body: Uint8Array): Parsed<RpcRequest>[] | Parsed<R
   } catch (err) {
     return { ok: false, id: null, error: { code: RpcCode.PARSE_ERROR, message: `not JSON: ${(err as Error).message}` } }
   }
+  if (nestedDeeperThan(json)) {
+    const raw = json as { id?: unknown }
+    const id = idSchema.safeParse(raw?.id).success ? (raw.id as RpcId) : null
+    return { ok: false, id, error: { code: RpcCode.INVALID_REQUEST, message: NESTED_TOO_DEEP } }
+  }
   if (Array.isArray(json)) {
     if (json.length === 0)
       return { ok: false, id: null, error: { code: RpcCode.INVALID_REQUEST, message: 'an empty batch' } }
@@ -156,6 +177,7 @@ export function parseResponses(body: Uint8Array): RpcResponse | RpcResponse[] {
   } catch (err) {
     throw new RpcFrameError(`the answer is not JSON: ${(err as Error).message}`)
   }
+  if (nestedDeeperThan(json)) throw new RpcFrameError(`the answer is ${NESTED_TOO_DEEP}`)
   const one = (x: unknown): RpcResponse => {
     const r = responseSchema.safeParse(x)
     if (!r.success) throw new RpcFrameError('the answer is not a JSON-RPC 2.0 response')
