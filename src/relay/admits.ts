@@ -16,6 +16,7 @@
  * ```
  */
 import type { Libp2p, PeerId } from '@libp2p/interface'
+import { z } from 'zod'
 import { WarrenError } from '../errors.ts'
 import { readAll } from '../p2p/read-all.ts'
 
@@ -107,20 +108,26 @@ export async function declareAdmits(
       },
     )
   }
-  let answer: AdmitsAnswer | undefined
+  let json: unknown
   try {
-    answer = JSON.parse(new TextDecoder().decode(data)) as AdmitsAnswer
+    json = JSON.parse(new TextDecoder().decode(data))
   } catch {
     // reported below
   }
-  if (typeof answer?.accepted !== 'boolean') {
+  const answer = answerSchema.safeParse(json)
+  if (!answer.success) {
     throw new WarrenError(
       'ERR_PROTOCOL',
-      `relay ${relay} answered ${RELAY_ADMITS_PROTOCOL} wrongly: no "accepted" field`,
+      `relay ${relay} answered ${RELAY_ADMITS_PROTOCOL} wrongly: not {"accepted":true,"ids":<n>} or {"accepted":false,"reason":"…"}`,
       {
         hint: 'The relay may run another Warren version; upgrade the relay and this node.',
       },
     )
   }
-  return answer
+  return answer.data
 }
+
+const answerSchema = z.union([
+  z.object({ accepted: z.literal(true), ids: z.number().int().nonnegative() }),
+  z.object({ accepted: z.literal(false), reason: z.string().max(2048) }),
+])

@@ -16,6 +16,7 @@
  */
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
 import { WarrenError } from '../errors.ts'
 import { readAll } from '../p2p/read-all.ts'
 
@@ -125,14 +126,42 @@ export async function queryRelayInfo(
     stream.abort(err as Error)
     throw badAnswer(relay, (err as Error).message)
   }
-  let info: RelayInfo
+  let json: unknown
   try {
-    info = JSON.parse(new TextDecoder().decode(data)) as RelayInfo
+    json = JSON.parse(new TextDecoder().decode(data))
   } catch {
     throw badAnswer(relay, 'not JSON')
   }
-  if (info === null || typeof info !== 'object' || typeof info.allowed !== 'boolean') {
-    throw badAnswer(relay, 'no "allowed" field')
+  const info = infoSchema.safeParse(json)
+  if (!info.success) {
+    const issue = info.error.issues[0]!
+    throw badAnswer(relay, issue.path.length === 0 ? 'not an object' : `"${issue.path.join('.')}": ${issue.message}`)
   }
-  return info
+  return info.data as RelayInfo
 }
+
+// what a node takes from a relay's answer: every field typed (a relay is not trusted with more than its own answer),
+// those older relays leave out defaulted, and fields it does not know dropped
+const reason = z.string().max(2048)
+const infoSchema = z.object({
+  relay: z.string().max(256).default(''),
+  node: z.string().max(256).default(''),
+  allowed: z.boolean(),
+  private: z.boolean().default(false),
+  limits: z
+    .object({ dataBytes: z.number().nonnegative(), durationSec: z.number().nonnegative() })
+    .nullable()
+    .default(null),
+  reservation: z.object({ expiresAt: z.number() }).nullable().optional(),
+  wouldRefuse: reason.nullable().default(null),
+  refusal: z
+    .object({ kind: z.enum(['reservation', 'circuit']), reason, at: z.number() })
+    .nullable()
+    .default(null),
+  stun: z
+    .object({ port: z.number().int().min(1).max(65535) })
+    .nullable()
+    .default(null),
+  admission: z.enum(['list', 'token']).nullable().optional(),
+  token: z.enum(['accepted', 'refused']).optional(),
+})
