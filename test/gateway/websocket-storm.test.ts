@@ -19,7 +19,7 @@ import WebSocket from 'ws'
 import { useTargetPair } from '../support/daemon-pair.ts'
 import { eventually } from '../support/eventually.ts'
 import { bounded, generator, planOf, runPlan, seedOf } from '../support/seeded.ts'
-import { pushed, type WsChaos, wsChaos } from '../support/ws-chaos.ts'
+import { pushed, wsChaos } from '../support/ws-chaos.ts'
 
 const KiB = 1024
 const SOCKETS = 200
