@@ -1,5 +1,6 @@
 /** `warren ls <node>`: the services another node lets this node use (its `_services` method), as a table or JSON. */
 import type { Command } from 'commander'
+import { escapeControl } from '../log.ts'
 import type { RpcServiceInfo } from '../rpc/builtins.ts'
 import { collect, say, sayJson, withClient } from './common.ts'
 
@@ -7,7 +8,10 @@ export function formatServices(node: string, services: RpcServiceInfo[]): string
   if (services.length === 0) return `${node} offers no service to this node`
   const width = Math.max(7, ...services.map((s) => s.name.length))
   const lines = [`${'SERVICE'.padEnd(width)}  TYPE  DESCRIPTION`]
-  for (const s of services) lines.push(`${s.name.padEnd(width)}  ${s.type.padEnd(4)}  ${s.description ?? ''}`.trimEnd())
+  // a description is the other node's text: escaped, so that it cannot drive the terminal
+  for (const s of services) {
+    lines.push(`${s.name.padEnd(width)}  ${s.type.padEnd(4)}  ${escapeControl(s.description ?? '')}`.trimEnd())
+  }
   return lines.join('\n')
 }
 

@@ -39,7 +39,7 @@ import {
 } from '../daemon/api-protocol.ts'
 import { FramedStream } from '../daemon/stream-frames.ts'
 import { WarrenError } from '../errors.ts'
-import type { RpcServiceInfo } from '../rpc/builtins.ts'
+import { type RpcServiceInfo, servicesAnswer } from '../rpc/builtins.ts'
 
 export interface ClientOptions {
   /** Warren home (path or resolved paths); default `$WARREN_HOME` or `~/.warren`. */
@@ -258,7 +258,8 @@ export class WarrenClient {
 
   /** The services another node lets this node use (its `_services` method). */
   async ls(node: string, opts: { addrs?: string[] } = {}): Promise<RpcServiceInfo[]> {
-    return (await this.callNode(node, '_services', undefined, opts)).result as RpcServiceInfo[]
+    const answer = await this.callNode(node, '_services', undefined, opts)
+    return servicesAnswer(answer.id, answer.result)
   }
 
   /** Asks the daemon to stop; resolves once it has accepted (it stops right after). */

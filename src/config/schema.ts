@@ -20,7 +20,7 @@ import { isLoopbackHost } from './loopback.ts'
 import { targetProblem } from './target.ts'
 
 /** A DNS label: service names and aliases appear in hostnames (`web.laptop.warren`). */
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+export const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const labelMessage = (what: string) =>
   `is not a valid ${what}: use 1-63 lowercase letters, digits and inner hyphens (it becomes part of a hostname)`
 

@@ -5,6 +5,8 @@
  * - `_services`: the services this caller may use, with their type and description; never the targets.
  */
 
+import { z } from 'zod'
+import { LABEL } from '../config/schema.ts'
 import { WarrenError } from '../errors.ts'
 import { describePath, type PathInfo } from '../p2p/path.ts'
 import type { RpcMethods } from './methods.ts'
@@ -15,6 +17,28 @@ export interface RpcServiceInfo {
   /** How the service is carried: raw TCP, or HTTP (the host adds `X-Warren-Peer`). */
   type: 'tcp' | 'http'
   description?: string
+}
+
+const servicesSchema = z.array(
+  z.object({
+    name: z.string().regex(LABEL, 'is not a service name'),
+    type: z.enum(['tcp', 'http']),
+    description: z.string().max(200).optional(),
+  }),
+)
+
+/**
+ * `_services`'s result as another node sent it, checked: a list of services with a DNS-label name, a type and at
+ * most 200 characters of description (what the answering node's config allows). Anything else is ERR_PROTOCOL.
+ */
+export function servicesAnswer(node: string, result: unknown): RpcServiceInfo[] {
+  const r = servicesSchema.safeParse(result)
+  if (r.success) return r.data
+  const issue = r.error.issues[0]!
+  const where = issue.path.length === 0 ? '' : `${issue.path.join('.')}: `
+  throw new WarrenError('ERR_PROTOCOL', `node ${node} answered _services wrongly: ${where}${issue.message}`, {
+    hint: 'The node may run another Warren version; upgrade both.',
+  })
 }
 
 export interface PingAnswer {

@@ -16,6 +16,7 @@ import { MAX_JSON_DEPTH, nestedDeeperThan } from '../../src/rpc/json-depth.ts'
 import { RpcMethods } from '../../src/rpc/methods.ts'
 import { RpcServer } from '../../src/rpc/server.ts'
 import { RPC_PROTOCOL, RpcCode, takeMessage } from '../../src/rpc/wire.ts'
+import { runCli } from '../support/cli.ts'
 import { makeHome, removeHome, TestDaemon, testConfig } from '../support/daemon.ts'
 
 /** Arrays `depth` levels deep, as text: `[[[…]]]`. */
@@ -172,13 +173,14 @@ describe('/warren/rpc/1.0.0 with JSON nested too deep', () => {
   })
 })
 
-describe('a daemon calling a node that answers JSON nested too deep (warren up)', () => {
+describe('a daemon calling a node that lies in its answers (warren up)', () => {
   let evil: WarrenLibp2p
   let daemon: TestDaemon
   let home: Awaited<ReturnType<typeof makeHome>>
+  let result = nested(DEEP) // the result every answer carries, as JSON text
 
   before(async () => {
-    evil = await liar((id) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${nested(DEEP)}}`)
+    evil = await liar((id) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${result}}`)
     home = await makeHome(testConfig({}))
     daemon = await TestDaemon.start(home)
   })
@@ -248,5 +250,33 @@ describe('a daemon calling a node that answers JSON nested too deep (warren up)'
       [4, -32602, 'params nested deeper than 128 levels'],
     )
     assert.equal(daemon.child.exitCode, null)
+  })
+
+  for (const [what, services, why] of [
+    ['a service name that is no DNS label', [{ name: 'a b', type: 'tcp' }], '0.name: is not a service name'],
+    ['a type it does not know', [{ name: 'web', type: 'udp' }], '0.type: Invalid option: expected one of "tcp"|"http"'],
+    ['no list', { web: 'tcp' }, 'Invalid input: expected array, received object'],
+  ] as const) {
+    it(`warren ls: ${what} is ERR_PROTOCOL (exit 5), not a table`, async () => {
+      result = JSON.stringify(services)
+      const r = await runCli(['ls', evil.peerId.toString(), '--addr', evil.getMultiaddrs()[0]!.toString()], {
+        home: home.dir,
+      })
+      assert.equal(r.code, 5)
+      assert.equal(r.stdout, '')
+      assert.match(
+        r.stderr,
+        new RegExp(`^warren: node ${evil.peerId} answered _services wrongly: ${why.replace(/[|.]/g, '\\$&')}\n`),
+      )
+    })
+  }
+
+  it("warren ls: a description's control characters are printed escaped, not sent to the terminal", async () => {
+    result = JSON.stringify([{ name: 'web', type: 'http', description: 'wiki\u001b]0;owned\u0007\r\nfake line' }])
+    const r = await runCli(['ls', evil.peerId.toString(), '--addr', evil.getMultiaddrs()[0]!.toString()], {
+      home: home.dir,
+    })
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, 'SERVICE  TYPE  DESCRIPTION\nweb      http  wiki\\x1b]0;owned\\x07\\r\\nfake line\n')
   })
 })
