@@ -53,15 +53,26 @@ function isoNow(): string {
 }
 
 /**
- * One JSON object per line, for log collectors: `{"time":"…","level":"info","msg":"…"}`. JSON escapes every control
- * character; the line and paragraph separators and bidi controls are escaped as in {@link escapeControl}.
+ * One JSON object per line, for log collectors: `{"time":"…","level":"info","msg":"…"}`. JSON escapes the C0
+ * controls; DEL, the C1 controls, the line and paragraph separators and bidi controls are escaped by {@link jsonText}.
  */
 export function formatJsonLogLine(level: LogLevel, message: string, now?: Date): string {
-  return JSON.stringify({
-    time: now === undefined ? isoNow() : now.toISOString(),
-    level,
-    msg: String(message),
-  }).replace(/[\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`)
+  return jsonText({ time: now === undefined ? isoNow() : now.toISOString(), level, msg: String(message) })
+}
+
+/** What JSON.stringify leaves as it is and a terminal may act on: DEL, C1 controls, separators, bidi controls. */
+const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * `value` as JSON text (indented by `indent`) with every character a terminal or a log viewer could act on written
+ * as a `\uXXXX` escape: the same JSON, safe to print.
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  // JSON.stringify gives undefined for undefined (and functions) although its type says string
+  return (JSON.stringify(value, null, indent) ?? 'null').replace(
+    JSON_UNSAFE,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
 }
 
 /** `pretty`: readable lines (the default); `json`: one JSON object per line. */

@@ -7,7 +7,7 @@ import type { Command } from 'commander'
 import { WarrenClient } from '../client/client.ts'
 import { type HomePaths, resolveHome } from '../config/home.ts'
 import { WarrenError } from '../errors.ts'
-import { escapeControl } from '../log.ts'
+import { escapeControl, jsonText } from '../log.ts'
 import type { PathInfo } from '../node/types.ts'
 
 /** The home named by `--home`, else `$WARREN_HOME`, else `~/.warren`. */
@@ -84,9 +84,9 @@ export function say(text: string): void {
   process.stdout.write(`${text}\n`)
 }
 
-/** Writes a value as indented JSON to stdout. */
+/** Writes a value as indented JSON to stdout; values from other nodes cannot drive the terminal (jsonText). */
 export function sayJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+  process.stdout.write(`${jsonText(value, 2)}\n`)
 }
 
 /** `direct <addr>` or `relay <relay id>`. */
@@ -104,7 +104,7 @@ export function table(rows: [string, string][], indent = ''): string {
 /** Prints an error the CLI way: `warren: <message>` and `hint: <hint>` on stderr, or JSON with --json. */
 export function printError(err: WarrenError, json: boolean): void {
   if (json) {
-    process.stderr.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`)
+    process.stderr.write(`${jsonText({ error: err.toJSON() }, 2)}\n`)
     return
   }
   // messages may quote what a peer sent (a refusal's reason): escaped, so they cannot drive the terminal; the line

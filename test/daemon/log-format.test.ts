@@ -13,13 +13,13 @@ after(async () => {
   await removeHome(home)
 })
 
-it('a JSON line escapes control characters, line separators and bidi overrides', () => {
-  const line = formatJsonLogLine('info', 'web\n\x1b[31mred\u2028\u202eevil', new Date(0))
+it('a JSON line escapes control characters (C0, DEL, C1), line separators and bidi overrides', () => {
+  const line = formatJsonLogLine('info', 'web\n\x1b[31mred\u2028\u202eevil\x7f\u009b2J', new Date(0))
   assert.equal(
     line,
-    '{"time":"1970-01-01T00:00:00.000Z","level":"info","msg":"web\\n\\u001b[31mred\\u2028\\u202eevil"}',
+    '{"time":"1970-01-01T00:00:00.000Z","level":"info","msg":"web\\n\\u001b[31mred\\u2028\\u202eevil\\u007f\\u009b2J"}',
   )
-  assert.equal(JSON.parse(line).msg, 'web\n\x1b[31mred\u2028\u202eevil')
+  assert.equal(JSON.parse(line).msg, 'web\n\x1b[31mred\u2028\u202eevil\x7f\u009b2J')
 })
 
 it('a line without a given time carries the time it was made, and text with nothing to escape comes out as it is', () => {

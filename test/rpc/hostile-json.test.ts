@@ -279,4 +279,14 @@ describe('a daemon calling a node that lies in its answers (warren up)', () => {
     assert.equal(r.code, 0, r.stderr)
     assert.equal(r.stdout, 'SERVICE  TYPE  DESCRIPTION\nweb      http  wiki\\x1b]0;owned\\x07\\r\\nfake line\n')
   })
+
+  it('warren call: a result with C1 controls and bidi overrides is printed as JSON escapes', async () => {
+    result = JSON.stringify({ note: 'a\u009b2J\u202eb\u0007' })
+    const r = await runCli(['call', `${evil.peerId}.anything`, '--addr', evil.getMultiaddrs()[0]!.toString()], {
+      home: home.dir,
+    })
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, '{\n  "note": "a\\u009b2J\\u202eb\\u0007"\n}\n')
+    assert.deepEqual(JSON.parse(r.stdout), { note: 'a\u009b2J\u202eb\u0007' })
+  })
 })
