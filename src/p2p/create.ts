@@ -45,6 +45,7 @@ import { optimistic } from './patches/optimistic-select.ts'
 import { sodiumPublicKey } from './patches/sodium.ts'
 import { patchMissed } from './patches/status.ts'
 import { skipUnheardEvents } from './patches/unheard-events.ts'
+import { PendingGate } from './pending-gate.ts'
 import { answerPings } from './ping-answer.ts'
 import { PRESETS, type PresetName } from './presets.ts'
 import { quietLogger } from './quiet-logger.ts'
@@ -229,7 +230,17 @@ export async function createNode(opts: NodeOptions): Promise<WarrenLibp2p> {
           ? {}
           : { maxIncomingPendingConnections: preset.maxIncomingPendingConnections }),
       },
-      ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
+      // no one host may hold every handshake slot (src/p2p/pending-gate.ts)
+      ...(preset.pendingPerIp === undefined || opts.stock === true
+        ? opts.connectionGater === undefined
+          ? {}
+          : { connectionGater: opts.connectionGater }
+        : {
+            connectionGater: new PendingGate({
+              perIp: preset.pendingPerIp,
+              perRelay: preset.pendingPerRelay ?? preset.pendingPerIp,
+            }).wrap(opts.connectionGater),
+          }),
       ...(monitor === 'libp2p' ? {} : { connectionMonitor: { enabled: false } }),
       ...(opts.dht === undefined ? {} : { datastore: opts.recordStore ?? new RecordStore() }),
       services: {

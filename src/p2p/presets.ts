@@ -38,6 +38,12 @@ export interface Preset {
   inboundConnectionThreshold?: number
   /** Inbound connections still in their handshake at once (libp2p's default is 10). */
   maxIncomingPendingConnections?: number
+  /**
+   * Of those, at most this many from one IP address (IPv6: one /64), and `pendingPerRelay` through one relay
+   * (src/p2p/pending-gate.ts); loopback is not counted. Absent: no limit per source.
+   */
+  pendingPerIp?: number
+  pendingPerRelay?: number
 }
 
 export const PRESETS: Record<PresetName, Preset> = {
@@ -52,6 +58,9 @@ export const PRESETS: Record<PresetName, Preset> = {
     // comes from its relay's IP, so the default would refuse the sixth peer reaching it through the relay in a second
     inboundConnectionThreshold: 100,
     maxIncomingPendingConnections: 64,
+    // one host that opens connections and sends nothing must not hold all 64: it gets 8, a relay's circuits 32
+    pendingPerIp: 8,
+    pendingPerRelay: 32,
   },
   // like default, but quicker to give up, for tests that expect failures
   test: {
@@ -74,5 +83,8 @@ export const PRESETS: Record<PresetName, Preset> = {
     muxerKeepAlive: false,
     inboundConnectionThreshold: 200,
     maxIncomingPendingConnections: 256,
+    // 16 of the 256 per host: clients behind one carrier-grade NAT still connect in bursts
+    pendingPerIp: 16,
+    pendingPerRelay: 16,
   },
 }
