@@ -139,7 +139,11 @@ async function startRelayProc(
 ): Promise<RelayProc> {
   const home = join(dir, 'relay')
   // every light client connects from 127.0.0.1: the per-IP cap is the total; the connection cap leaves room for them
-  const limits = { maxReservations: reservations, maxReservationsPerIp: reservations }
+  const limits = {
+    maxReservations: reservations,
+    maxReservationsPerIp: reservations,
+    maxConnectionsPerIp: reservations + 64,
+  }
   const maxConnections = Math.max(4_096, reservations + 256)
   await mkdir(home, { recursive: true })
   await writeFile(join(home, 'relay.json'), JSON.stringify({ stun: false, allow, limits, maxConnections }))

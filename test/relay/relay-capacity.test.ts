@@ -149,6 +149,47 @@ describe('relay capacity: the connection cap as a setting', () => {
   })
 })
 
+describe('relay capacity: connections per address', () => {
+  it('one address holds maxConnectionsPerIp connections of strangers; allowed nodes and freed slots still get in', async () => {
+    const allowed = await bareNode(false)
+    const relay = await startTestRelay({ allow: [allowed.peerId.toString()], limits: { maxConnectionsPerIp: 3 } })
+    cleanups.push(async () => relay.stop())
+    const addr = multiaddr(relay.addrs.find((a) => a.includes('/tcp/'))!)
+    /** Dials the relay; true when the relay kept the connection (a refusal may come after the dialer's handshake). */
+    const kept = async (node: Libp2p): Promise<boolean> => {
+      try {
+        const conn = await node.dial(addr, { signal: AbortSignal.timeout(10_000) })
+        await eventually(() => conn.status !== 'open' || relay.libp2p.getConnections(node.peerId).length > 0, {
+          timeoutMs: 10_000,
+          message: 'the relay took or dropped the connection',
+        })
+        return conn.status === 'open'
+      } catch {
+        return false
+      }
+    }
+    const strangers = [await bareNode(false), await bareNode(false), await bareNode(false), await bareNode(false)]
+    const results: boolean[] = []
+    for (const n of strangers) results.push(await kept(n))
+    assert.deepEqual(results, [true, true, true, false])
+    assert.equal(await kept(allowed), true, 'an allowed node is not counted against its address')
+    const line = await eventually(() => relay.lines.find((l) => l.includes('maxConnectionsPerIp')), {
+      timeoutMs: 5_000,
+      message: 'the relay logs the refusal',
+    })
+    assert.equal(
+      line,
+      `warn refused a connection from ${strangers[3]!.peerId} at 127.0.0.1: limits.maxConnectionsPerIp (3) reached`,
+    )
+    await strangers[0]!.hangUp(relay.peerId)
+    await eventually(() => relay.libp2p.getConnections(strangers[0]!.peerId).length === 0, {
+      timeoutMs: 5_000,
+      message: 'the relay sees the connection close',
+    })
+    assert.equal(await kept(strangers[3]!), true, 'a slot freed by a closed connection is taken again')
+  })
+})
+
 describe('relay capacity: the connection sweep', () => {
   it('closes a connection whose peer stopped answering and keeps the ones that answer or lack ping', async () => {
     const hub = await createNode({

@@ -189,6 +189,7 @@ describe('warren relay reload and SIGHUP (a relay process)', () => {
       limits: {
         maxReservations: 128,
         maxReservationsPerIp: 4,
+        maxConnectionsPerIp: 128,
         maxCircuits: 512,
         maxCircuitsPerNode: 16,
         reservationTtlSec: 3600,

@@ -144,10 +144,10 @@ describe('reservation floods (loopback, throwaway keys)', () => {
 
   it('strangers filling their whole budget never keep an allowed node out; the budget frees when they leave', async () => {
     const allowed = await nodeKey()
-    // one address for every stranger here (loopback), so the per-IP cap is lifted to reach the total cap
+    // one address for every stranger here (loopback), so the per-IP caps are lifted to reach the total cap
     const relay = await startTestRelay({
       allow: [allowed.id],
-      limits: { maxReservations: 127, maxReservationsPerIp: 1_000 },
+      limits: { maxReservations: 127, maxReservationsPerIp: 1_000, maxConnectionsPerIp: 1_000 },
     })
     const id = relay.peerId.toString()
     let attackers: Attempt[] = []

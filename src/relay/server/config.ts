@@ -47,6 +47,7 @@ export const MAX_CONNECTIONS = 1_000_000
 export const DEFAULT_LIMITS = {
   maxReservations: 128,
   maxReservationsPerIp: 4,
+  maxConnectionsPerIp: 128,
   maxCircuits: 512,
   maxCircuitsPerNode: 16,
   reservationTtlSec: 3_600,
@@ -106,6 +107,11 @@ export const relayConfigSchema = z
         maxReservations: z.number().int().min(0).max(1_000_000).default(DEFAULT_LIMITS.maxReservations),
         /** Of those, reservations held at once from one IP address (IPv6: one /64). */
         maxReservationsPerIp: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxReservationsPerIp),
+        /**
+         * Connections open at once from one IP address (IPv6: one /64) of nodes not in `allow`, reservations or not;
+         * clients through the reverse proxy (`behindProxy`) are not counted per address.
+         */
+        maxConnectionsPerIp: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxConnectionsPerIp),
         /** Relayed connections open at once, all nodes together (circuits asked for by allowed nodes always pass). */
         maxCircuits: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.maxCircuits),
         /** Relayed connections open at once involving one node that is not in `allow`. */

@@ -37,6 +37,7 @@ import { startConnSweep } from './conn-sweep.ts'
 import { forgetDisconnectedPeers } from './forget-peers.ts'
 import { RelayHooks, type ReservationInfo } from './hooks.ts'
 import { type IdleParking, startIdleParking } from './idle-park.ts'
+import { IpCap } from './ip-cap.ts'
 import { RelayPolicy } from './policy.ts'
 
 export interface RelayOptions {
@@ -176,7 +177,14 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const log = opts.log ?? (() => {})
   const policy = new RelayPolicy(config)
   const ws = await webSocketSetup(config)
-  const hooks = new RelayHooks(policy, log, { proxied: proxiedBy(config) })
+  const proxied = proxiedBy(config)
+  const hooks = new RelayHooks(policy, log, { proxied })
+  const ipCap = new IpCap({
+    perIp: () => policy.limits.maxConnectionsPerIp,
+    isAllowed: (id) => policy.isAllowed(id),
+    ...(proxied === undefined ? {} : { proxied }),
+    log: (line) => log('warn', line),
+  })
   const records = new RecordStore({ maxRecords: config.discovery.maxRecords })
   const libp2pMonitor = process.env.WARREN_BENCH_RELAY_MONITOR === '1'
   const nodeOpts: NodeOptions = {
@@ -186,7 +194,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     preset: 'relay',
     maxConnections: config.maxConnections,
     ...(opts.skipUnheardEvents === true ? { skipUnheardEvents: true } : {}),
-    connectionGater: hooks.gater,
+    connectionGater: { ...hooks.gater, ...ipCap.gater() },
     // js-libp2p's monitor pings every connection at once every 10 s; the relay sweeps them itself (conn-sweep.ts).
     // WARREN_BENCH_RELAY_MONITOR=1 keeps libp2p's instead, only for bench/relay-heap.ts, which compares the two
     monitor: libp2pMonitor ? 'libp2p' : 'off',
