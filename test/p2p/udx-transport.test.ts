@@ -8,11 +8,14 @@ import type { Libp2p } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { isWarrenError } from '../../src/errors.ts'
+import { generateNodeKey } from '../../src/identity/keys.ts'
+import { createNode } from '../../src/p2p/create.ts'
 import { UdxEndpoint } from '../../src/p2p/udx/endpoint.ts'
-import { UdxHub, udpEndpointOf, udx } from '../../src/p2p/udx/transport.ts'
+import { UDX_HANDSHAKES, UdxHub, udpEndpointOf, udx } from '../../src/p2p/udx/transport.ts'
 import { stunBinding } from '../../src/stun/client.ts'
 import { startStunResponder } from '../../src/stun/codec.ts'
 import { BENCH_PROTOCOL, receiveBulk, sendBulk, type TransferReport } from '../../src/testing/natlab/stream-bench.ts'
+import { eventually } from '../support/eventually.ts'
 
 function udp(): Promise<Socket> {
   const s = createSocket('udp4')
@@ -163,5 +166,41 @@ describe('libp2p over the udx transport on loopback', () => {
     }
     await stream.close()
     await conn.close()
+  })
+})
+
+describe('a flood of UDX OPENs from many source ports (as forged addresses would be)', () => {
+  it('takes 16 into their handshake and drops the rest; TCP connections still get in', async () => {
+    const hub = new UdxHub()
+    const node = await createNode({
+      privateKey: await generateNodeKey(),
+      listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/udp/0'],
+      udxHub: hub,
+    })
+    const dialer = await createNode({ privateKey: await generateNodeKey(), listen: [] })
+    const senders: Socket[] = []
+    try {
+      const at = hub.primary()!.address()
+      // 200 OPENs, each from a socket of its own and with its own stream id, and nothing after them
+      for (let i = 0; i < 200; i++) {
+        const s = createSocket('udp4')
+        senders.push(s)
+        const open = Buffer.alloc(16)
+        open.set([0x57, 0x52, 0x4e, 0x43, 1, 1], 0)
+        open.writeUInt32BE(i + 1, 8)
+        await new Promise<void>((r) => s.send(open, at.port, at.host, () => r()))
+      }
+      await eventually(() => hub.primary()!.streams().size === UDX_HANDSHAKES, {
+        timeoutMs: 5_000,
+        message: `the listener holds ${UDX_HANDSHAKES} streams in their handshake and drops the others`,
+      })
+      const tcpAddr = node.getMultiaddrs().find((a) => a.toString().includes('/tcp/'))!
+      const conn = await dialer.dial(tcpAddr, { signal: AbortSignal.timeout(5_000) })
+      assert.equal(conn.status, 'open')
+      assert.equal(hub.primary()!.streams().size, UDX_HANDSHAKES)
+    } finally {
+      for (const s of senders) s.close()
+      await Promise.all([node.stop(), dialer.stop()])
+    }
   })
 })

@@ -48,6 +48,15 @@ import type { Endpoint } from './packet-socket.ts'
  */
 export const UDX_SOCKET_BUFFER = 4 * 1024 * 1024
 
+/**
+ * Inbound UDX streams in their libp2p upgrade at once, per listener; further ones are dropped. UDX's OPEN is one
+ * datagram with no proof that its sender owns its source address, and each takes one of the node's 64 handshake
+ * slots for up to 10 s: a flood of OPENs from forged addresses (which the per-address share of src/p2p/pending-gate.ts
+ * cannot tell apart) could otherwise fill them all and keep TCP connections out too. At the cap new direct paths over
+ * UDX wait for the flood's handshakes to time out; TCP, and the relayed path, are not held up.
+ */
+export const UDX_HANDSHAKES = 16
+
 /** A UDX endpoint with the socket buffers {@link UDX_SOCKET_BUFFER} asks for. */
 function tunedEndpoint(options?: ConstructorParameters<typeof UdxEndpoint>[0]): UdxEndpoint {
   const ep = new UdxEndpoint(options)
@@ -127,6 +136,9 @@ class UdxListener extends TypedEventEmitter<ListenerEvents> implements Listener 
   readonly #log: ReturnType<ComponentLogger['forComponent']>
   readonly #shutdown = new AbortController()
   #endpoint: UdxEndpoint | undefined
+  /** Inbound streams in their libp2p upgrade now. */
+  #handshaking = 0
+  #refused = 0
 
   constructor(hub: UdxHub, upgrader: Upgrader, log: ReturnType<ComponentLogger['forComponent']>) {
     super()
@@ -144,16 +156,27 @@ class UdxListener extends TypedEventEmitter<ListenerEvents> implements Listener 
     }
     const endpoint = tunedEndpoint({ host: at.host, port: at.port })
     const onInbound = (stream: UDXStream, from: Endpoint): void => {
+      // an OPEN costs its sender one datagram from any source address it likes: past the cap its stream is dropped
+      // before it takes one of libp2p's handshake slots
+      if (this.#handshaking >= UDX_HANDSHAKES) {
+        this.#refused++
+        stream.destroy()
+        return
+      }
+      this.#handshaking++
       const maConn = new UdxMultiaddrConnection({
         stream,
         remoteAddr: udpMultiaddr(from),
         direction: 'inbound',
         log: this.#log.newScope('connection'),
       })
-      this.#upgrader.upgradeInbound(maConn, { signal: this.#shutdown.signal }).catch((err: unknown) => {
-        this.#log.error('inbound udx upgrade failed - %e', err)
-        maConn.abort(err as Error)
-      })
+      this.#upgrader
+        .upgradeInbound(maConn, { signal: this.#shutdown.signal })
+        .catch((err: unknown) => {
+          this.#log.error('inbound udx upgrade failed - %e', err)
+          maConn.abort(err as Error)
+        })
+        .finally(() => this.#handshaking--)
     }
     endpoint.onInbound = onInbound
     this.#hub.inbound = onInbound
@@ -161,6 +184,11 @@ class UdxListener extends TypedEventEmitter<ListenerEvents> implements Listener 
     this.#endpoint = endpoint
     this.#hub.endpoints.add(endpoint)
     this.safeDispatchEvent('listening')
+  }
+
+  /** Inbound UDX streams in their handshake now, and those dropped at the cap since the start. */
+  handshakes(): { pending: number; refused: number } {
+    return { pending: this.#handshaking, refused: this.#refused }
   }
 
   getAddrs(): Multiaddr[] {
