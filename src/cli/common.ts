@@ -81,7 +81,16 @@ export function parseServiceRef(text: string): ServiceRef {
 
 /** Writes one line (or several) to stdout. */
 export function say(text: string): void {
-  process.stdout.write(`${text}\n`)
+  process.stdout.write(`${printable(text)}\n`)
+}
+
+/**
+ * `text` with every control character but its line breaks escaped (`\x1b`, `\r`, `\u202e`): what the CLI prints can
+ * quote other nodes, relays and routers (refusal reasons, service descriptions, router errors), and none of it may
+ * drive the terminal.
+ */
+export function printable(text: string): string {
+  return text.split('\n').map(escapeControl).join('\n')
 }
 
 /** Writes a value as indented JSON to stdout; values from other nodes cannot drive the terminal (jsonText). */
@@ -107,9 +116,8 @@ export function printError(err: WarrenError, json: boolean): void {
     process.stderr.write(`${jsonText({ error: err.toJSON() }, 2)}\n`)
     return
   }
-  // messages may quote what a peer sent (a refusal's reason): escaped, so they cannot drive the terminal; the line
-  // breaks of a message listing several problems (config errors) stay
-  const safe = (s: string): string => s.split('\n').map(escapeControl).join('\n')
-  process.stderr.write(`warren: ${safe(err.message)}\n`)
-  if (err.hint !== undefined) process.stderr.write(`hint: ${safe(err.hint)}\n`)
+  // messages may quote what a peer sent (a refusal's reason); the line breaks of a message listing several problems
+  // (config errors) stay
+  process.stderr.write(`warren: ${printable(err.message)}\n`)
+  if (err.hint !== undefined) process.stderr.write(`hint: ${printable(err.hint)}\n`)
 }

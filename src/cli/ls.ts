@@ -8,7 +8,7 @@ export function formatServices(node: string, services: RpcServiceInfo[]): string
   if (services.length === 0) return `${node} offers no service to this node`
   const width = Math.max(7, ...services.map((s) => s.name.length))
   const lines = [`${'SERVICE'.padEnd(width)}  TYPE  DESCRIPTION`]
-  // a description is the other node's text: escaped, so that it cannot drive the terminal
+  // a description is the other node's text, and one line: escaped with its line breaks, so it cannot add rows
   for (const s of services) {
     lines.push(`${s.name.padEnd(width)}  ${s.type.padEnd(4)}  ${escapeControl(s.description ?? '')}`.trimEnd())
   }

@@ -18,6 +18,7 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { z } from 'zod'
 import { WarrenError } from '../errors.ts'
+import { escapeControl } from '../log.ts'
 import { readAll } from '../p2p/read-all.ts'
 
 export const RELAY_ADMITS_PROTOCOL = '/warren/relay/admits/1.0.0'
@@ -129,5 +130,5 @@ export async function declareAdmits(
 
 const answerSchema = z.union([
   z.object({ accepted: z.literal(true), ids: z.number().int().nonnegative() }),
-  z.object({ accepted: z.literal(false), reason: z.string().max(2048) }),
+  z.object({ accepted: z.literal(false), reason: z.string().max(2048).transform(escapeControl) }),
 ])

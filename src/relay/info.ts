@@ -18,6 +18,7 @@ import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { WarrenError } from '../errors.ts'
+import { escapeControl } from '../log.ts'
 import { readAll } from '../p2p/read-all.ts'
 
 /** Limits of a bounded reservation and of every circuit to it. */
@@ -142,7 +143,8 @@ export async function queryRelayInfo(
 
 // what a node takes from a relay's answer: every field typed (a relay is not trusted with more than its own answer),
 // those older relays leave out defaulted, and fields it does not know dropped
-const reason = z.string().max(2048)
+// a reason is quoted in errors, logs and `warren status`: one line, its control characters escaped
+const reason = z.string().max(2048).transform(escapeControl)
 const infoSchema = z.object({
   relay: z.string().max(256).default(''),
   node: z.string().max(256).default(''),

@@ -9,8 +9,10 @@
  * Every malformed frame is a FrameError (never another exception): the host answers BAD_REQUEST, the dialer
  * ERR_PROTOCOL.
  */
+
 import { varint } from 'multiformats'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import { escapeControl } from '../log.ts'
 
 export const SERVICE_PROTOCOL = '/warren/service/1.0.0'
 export const HEADER_VERSION = 1
@@ -151,7 +153,8 @@ export function decodeResponse(body: Uint8Array): ServiceResponse {
   const [rl, n] = uvarintAt(body, off, 'reason length')
   off += n
   if (off + rl > body.length) throw new FrameError('reason runs past the end of the header')
-  const reason = new TextDecoder().decode(body.subarray(off, off + rl))
+  // the other node's words, quoted in errors and logs: one line, its control characters escaped
+  const reason = escapeControl(new TextDecoder().decode(body.subarray(off, off + rl)))
   skipTlvs(body, off + rl)
   return { status: status as StatusCode, reason }
 }

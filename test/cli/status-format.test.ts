@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { printable } from '../../src/cli/common.ts'
 import { formatForwards, formatUpgrade } from '../../src/cli/status.ts'
 import type { ForwardInfo } from '../../src/node/types.ts'
 
@@ -93,5 +94,16 @@ describe('warren status and warren forward --list: each forward with its counts,
 
   it('nothing for no forwards', () => {
     assert.deepEqual(formatForwards([], '  ', at), [])
+  })
+})
+
+describe('what the CLI prints for people', () => {
+  it('escapes every control character but line breaks: a relay or node cannot drive the terminal', () => {
+    const reason = 'refused\x1b]0;owned\x07\r\x9b2J\u202eok'
+    assert.equal(
+      printable(`relay r: ${reason}\nnext line`),
+      'relay r: refused\\x1b]0;owned\\x07\\r\\x9b2J\\u202eok\nnext line',
+    )
+    assert.equal(printable('plain text\n  indented'), 'plain text\n  indented')
   })
 })

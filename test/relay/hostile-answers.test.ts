@@ -93,6 +93,16 @@ describe("a relay's answers on /warren/relay/1.0.0 and /warren/relay/admits/1.0.
     })
   }
 
+  it("a relay's reasons are taken as one line, their control characters escaped", async () => {
+    answer = JSON.stringify({ ...full, wouldRefuse: 'full\n\x1b]0;x\x07' })
+    assert.equal((await queryRelayInfo(node, relay.peerId)).wouldRefuse, 'full\\n\\x1b]0;x\\x07')
+    answer = JSON.stringify({ accepted: false, reason: 'no\r\nhint: fake' })
+    assert.deepEqual(await declareAdmits(node, relay.peerId, { any: false, ids: [] }), {
+      accepted: false,
+      reason: 'no\\r\\nhint: fake',
+    })
+  })
+
   it('admits: the two answers a relay gives are taken; anything else is ERR_PROTOCOL', async () => {
     const declaration = { any: false, ids: [] }
     answer = '{"accepted":true,"ids":3}'

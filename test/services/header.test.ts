@@ -32,6 +32,13 @@ describe('service header codec', () => {
     }
   })
 
+  it("escapes the control characters of the other node's reason, line breaks too: it is quoted as one line", () => {
+    const res = decodeResponse(
+      roundTrip(encodeResponse({ status: Status.NOT_AUTHORIZED, reason: 'no\n\x1b[2Jhint: fake' })),
+    )
+    assert.equal(res.reason, 'no\\n\\x1b[2Jhint: fake')
+  })
+
   it('caps the reason at 1024 bytes', () => {
     const res = decodeResponse(roundTrip(encodeResponse({ status: Status.OK, reason: 'x'.repeat(5000) })))
     assert.equal(res.reason.length, MAX_REASON)
