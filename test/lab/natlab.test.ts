@@ -69,11 +69,9 @@ describe('NAT lab lifecycle', { skip: labSkip }, () => {
       const exited = new Promise((resolve) => child.once('exit', resolve))
       child.kill('SIGKILL')
       await exited
-      assert.ok(
-        namespaces.every((ns) => listNamespaces().includes(ns)),
-        'SIGKILL leaves the namespaces behind',
-      )
-      // Another test process's createLab() may run cleanupLeftovers at the same time, so check the result, not who did it.
+      // SIGKILL leaves the namespaces behind; another test process's createLab() may run cleanupLeftovers at any time
+      // from here on and remove them first, so only the end state is checked, not who removed them.
+      assert.ok(namespaces.length > 0, 'the holder made a lab')
       const removed = cleanupLeftovers()
       assert.ok(
         removed.every((ns) => !own.namespaces().includes(ns)),
