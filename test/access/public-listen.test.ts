@@ -186,11 +186,12 @@ describe('listen addresses on real daemons', () => {
       stream.send(encodeRequest({ service: name }))
       const chunks = new Uint8ArrayList()
       for await (const c of stream) chunks.append(c)
+      const escaped = 'x\\n2026-01-01T00:00:00.000Z info  forged\\r\\x1b[31mred\\u2028z'
+      // the reason quotes the name; the asking side takes it as one line, its control characters escaped
       assert.deepEqual(decodeResponse(takeFrame(chunks)!), {
         status: Status.UNKNOWN_SERVICE,
-        reason: `this node has no service "${name}"`,
+        reason: `this node has no service "${escaped}"`,
       })
-      const escaped = 'x\\n2026-01-01T00:00:00.000Z info  forged\\r\\x1b[31mred\\u2028z'
       await pair.a.waitForLog(
         new RegExp(`refused: \\S+ → ${escaped.replaceAll('\\', '\\\\').replaceAll('[', '\\[')}: `),
       )
