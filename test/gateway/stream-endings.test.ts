@@ -68,27 +68,35 @@ describe('the gateway ends its service stream when the client or the service goe
   let pair: DaemonPair
   let target: HttpChaos
   let a: WarrenClient
+  let clients: WarrenClient[] = []
   before(async () => {
     target = await httpChaos()
     pair = await startDaemonPair({ web: `/tcp/${target.port}` }, true)
     a = await pair.a.client()
+    clients = [await pair.b.client(), await pair.c!.client()]
   })
   after(async () => {
+    for (const c of clients) c.close()
     a?.close()
     await pair?.close()
     await target?.close()
   })
 
   /**
-   * Nothing held: no request pending at the service, no connection it ended left half open, and every stream at
-   * the serving node one of the service's connections (idle ones stay in the gateway's pool for their idle time).
+   * Nothing held: no request pending at the service, no connection it ended left half open, every stream at the
+   * serving node one of the service's connections (idle ones stay in the gateway's pool for their idle time), and
+   * the clients' daemons holding just those streams too (so that each stream that ended is counted on both sides).
    */
   const nothingLeft = (what: string) =>
     eventually(
       async () => {
         const streams = (await a.status()).streams.incoming.active
-        const left = { pending: target.pending(), halfClosed: target.halfClosed(), streams }
-        assert.deepEqual(left, { pending: 0, halfClosed: 0, streams: target.open() })
+        const outgoing = (await Promise.all(clients.map((c) => c.status()))).reduce(
+          (n, st) => n + st.streams.outgoing.active,
+          0,
+        )
+        const left = { pending: target.pending(), halfClosed: target.halfClosed(), streams, outgoing }
+        assert.deepEqual(left, { pending: 0, halfClosed: 0, streams: target.open(), outgoing: target.open() })
         return true
       },
       { timeoutMs: 10_000, message: what },
