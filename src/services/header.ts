@@ -153,8 +153,13 @@ export function decodeResponse(body: Uint8Array): ServiceResponse {
   const [rl, n] = uvarintAt(body, off, 'reason length')
   off += n
   if (off + rl > body.length) throw new FrameError('reason runs past the end of the header')
-  // the other node's words, quoted in errors and logs: one line, its control characters escaped
-  const reason = escapeControl(new TextDecoder().decode(body.subarray(off, off + rl)))
+  // the other node's words, quoted in errors and logs: one line, its control characters escaped, and no longer than
+  // MAX_REASON bytes once escaped (a character cut at the end becomes U+FFFD)
+  let reason = escapeControl(new TextDecoder().decode(body.subarray(off, off + rl)))
+  if (reason.length > MAX_REASON / 3) {
+    const bytes = new TextEncoder().encode(reason)
+    if (bytes.length > MAX_REASON) reason = new TextDecoder().decode(bytes.subarray(0, MAX_REASON))
+  }
   skipTlvs(body, off + rl)
   return { status: status as StatusCode, reason }
 }
