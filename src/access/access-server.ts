@@ -24,6 +24,7 @@ import type { AccessBackend } from './backend.ts'
 import { HeadDeadlines, headTimeout } from './head-deadlines.ts'
 import type { LocalPages } from './local-pages.ts'
 import { PAC_CONTENT_TYPE, pacFile } from './pac.ts'
+import { PipelineGate } from './pipeline-gate.ts'
 import { unknownPage } from './request-targets.ts'
 import { type AccessRequest, AccessRouter, type Refusal } from './routes.ts'
 import type { AddressTable } from './service-addresses.ts'
@@ -58,6 +59,8 @@ export class AccessServer {
   /** Local users and connection caps (src/access/access-guard.ts). */
   readonly #guard: AccessGuard
   readonly #pages: LocalPages | undefined
+  /** A bound on each connection's pipelined requests under way on the full path (pipeline-gate.ts). */
+  readonly #pipeline = new PipelineGate()
   #listen = ''
   /** The port actually bound (Host names are checked against it), known once listening. */
   #port = 0
@@ -222,6 +225,11 @@ export class AccessServer {
       if (req.complete) this.#heads.awaitNext(req.socket)
       else req.once('end', () => this.#heads.awaitNext(req.socket))
     })
+    this.#pipeline.admit(req.socket, res, () => this.#serve(req, res))
+  }
+
+  /** Carries out the router's decision for a request whose turn on its connection has come. */
+  #serve(req: IncomingMessage, res: ServerResponse): void {
     const route = this.#router.request(routed(req))
     if (route.kind === 'forward') {
       this.#dropOwnCredentials(req, route)

@@ -11,7 +11,8 @@
  * | `GET /cut/<size>/<at>/<rst or fin>`  | Content-Length `size`, the first `at` bytes, then a reset or a FIN      |
  * | `GET /hang`                          | nothing, ever (until the client goes)                                   |
  *
- * `open()` counts its connections open now, `pending()` the requests it is still answering (or never will),
+ * `open()` counts its connections open now, `received()` every request it was sent, `pending()` the requests it is
+ * still answering (or never will),
  * `halfClosed()` the connections it has ended that the other side has not closed.
  */
 import { createHash } from 'node:crypto'
@@ -24,6 +25,8 @@ export interface HttpChaos {
   port: number
   /** Connections open now. */
   open(): number
+  /** Requests received since it started. */
+  received(): number
   /** Requests whose answer has not ended yet (finished, or its connection gone). */
   pending(): number
   /** Connections this side has ended (a close-delimited or cut answer) and the other side has not closed yet. */
@@ -84,7 +87,9 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
 
 export async function httpChaos(): Promise<HttpChaos> {
   let pending = 0
+  let received = 0
   const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    received++
     pending++
     res.once('close', () => pending--)
     answer(req, res)
@@ -93,6 +98,7 @@ export async function httpChaos(): Promise<HttpChaos> {
   return {
     port,
     open: () => sockets.size,
+    received: () => received,
     pending: () => pending,
     halfClosed: () => [...sockets].filter((s) => s.writableEnded && !s.destroyed).length,
     close,
