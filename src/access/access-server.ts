@@ -261,11 +261,9 @@ export class AccessServer {
     socket.pause()
     openTunnel(route.host, this.#tunnels).then(
       (join) => {
-        if (!socket.destroyed) {
-          socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-          if (head.length > 0) socket.unshift(head)
-        }
-        join(socket)
+        if (!socket.destroyed) socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+        // the bytes after the head go first through the tunnel (unshift fails once the client's FIN came with them)
+        join(socket, head)
       },
       (err: unknown) => {
         this.#log('info', `CONNECT ${req.url}: ${(err as Error).message}`)

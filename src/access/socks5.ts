@@ -36,10 +36,12 @@ export interface SocksOptions {
   log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void
 }
 
+const ENDED = 'the SOCKS5 client closed the connection during the handshake'
+
 /** Reads exactly n bytes from a paused socket, with a deadline. */
 class Reader {
   readonly #socket: Socket
-  #buf = Buffer.alloc(0)
+  #buf: Buffer = Buffer.alloc(0)
   readonly #deadline: number
 
   constructor(socket: Socket, timeoutMs: number) {
@@ -49,24 +51,25 @@ class Reader {
 
   async read(n: number): Promise<Buffer> {
     while (this.#buf.length < n) {
-      const chunk = await this.#next()
-      this.#buf = Buffer.concat([this.#buf, chunk])
+      const chunk = await this.#next(n - this.#buf.length)
+      this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
     }
-    const out = this.#buf.subarray(0, n)
-    this.#buf = this.#buf.subarray(n)
+    const out = this.#buf
+    this.#buf = Buffer.alloc(0)
     return out
   }
 
-  /** Hands bytes read past the handshake back to the socket. */
-  release(): void {
-    if (this.#buf.length > 0) this.#socket.unshift(this.#buf)
-    this.#buf = Buffer.alloc(0)
-  }
-
-  #next(): Promise<Buffer> {
+  /**
+   * Up to `n` bytes from the socket: exactly `n` once that many are there, fewer only when the client has ended.
+   * Nothing past the handshake is taken out of the socket, so bytes the client sent with it (and its end, when they
+   * came in one segment) are still there for the tunnel: handing them back with `unshift` fails once the socket
+   * has emitted 'end'.
+   */
+  #next(n: number): Promise<Buffer> {
     const s = this.#socket
-    const first = s.read() as Buffer | null
+    const first = s.read(n) as Buffer | null
     if (first !== null) return Promise.resolve(first)
+    if (s.readableEnded) return Promise.reject(new Error(ENDED))
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => done(new Error('the SOCKS5 client did not finish its handshake in time')),
@@ -81,13 +84,13 @@ class Reader {
         if (err !== undefined) reject(err)
       }
       const onReadable = (): void => {
-        const c = s.read() as Buffer | null
+        const c = s.read(n) as Buffer | null
         if (c !== null) {
           done()
           resolve(c)
         }
       }
-      const onEnd = (): void => done(new Error('the SOCKS5 client closed the connection during the handshake'))
+      const onEnd = (): void => done(new Error(ENDED))
       s.on('readable', onReadable)
       s.once('end', onEnd)
       s.once('close', onEnd)
@@ -201,7 +204,6 @@ export async function handleSocks5(socket: Socket, opts: SocksOptions): Promise<
     return
   }
   reply(socket, SocksReply.SUCCEEDED)
-  r.release()
   takeOver(socket)
 }
 

@@ -50,7 +50,7 @@ export async function openTunnel(
   host: string,
   ctx: TunnelContext,
   opts: { port?: number } = {},
-): Promise<(socket: Socket) => void> {
+): Promise<(socket: Socket, first?: Buffer) => void> {
   const { node, service } = serviceForHost(host, ctx)
   const ids = ctx.backend.resolveNode(node)
   const release = ctx.backend.acquire(ids.id)
@@ -63,13 +63,13 @@ export async function openTunnel(
     release()
     throw err
   }
-  return (socket: Socket) => {
+  return (socket: Socket, first?: Buffer) => {
     if (socket.destroyed) {
       stream.abort(new Error('the client went away before the tunnel was set up'))
       release()
       return
     }
-    const piped = pipeStream(stream, socket)
+    const piped = pipeStream(stream, socket, first === undefined ? {} : { first })
     socket.resume()
     void piped.then((res) => {
       release()

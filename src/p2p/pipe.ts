@@ -77,6 +77,12 @@ export interface PipeOptions {
    * side's status answer has been taken off the stream); a rejection ends the pipe with that error.
    */
   ready?: Promise<unknown>
+  /**
+   * Bytes the local side sent before it was handed over, which a reader of its handshake took off the socket (the
+   * bytes after a CONNECT head): sent first. Putting them back with `unshift` instead fails once the socket has
+   * emitted 'end', as it has when they came with the client's FIN.
+   */
+  first?: Uint8Array
 }
 
 export function pipeStream(stream: Stream, local: Duplex, opts: PipeOptions = {}): Promise<PipeResult> {
@@ -201,9 +207,10 @@ export function pipeStream(stream: Stream, local: Duplex, opts: PipeOptions = {}
       finish(new Error('local connection closed before the stream was set up'))
       return
     }
+    if (opts.first !== undefined && opts.first.byteLength > 0) onData(opts.first as Buffer)
     // bytes the local side already holds leave now, with whatever this turn sends before them (a dialer's request
     // header): a 'data' listener alone would hand them over a tick later, after the turn's writes have gone
-    if (!local.readableFlowing) {
+    if (!local.readableFlowing && !settled) {
       for (let chunk = local.read() as Buffer | null; chunk !== null; chunk = local.read() as Buffer | null) {
         onData(chunk)
         if (settled || local.isPaused()) break
