@@ -4,7 +4,7 @@
  * and the HTTP proxy (upstream = a pooled service stream) and by `"type": "http"` services on the host side
  * (upstream = the TCP target). Upgrade requests (WebSockets) are carried by {@link proxyUpgrade}.
  */
-import { type Agent, type IncomingMessage, request, type ServerResponse } from 'node:http'
+import { type Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from 'node:http'
 import { type Duplex, PassThrough } from 'node:stream'
 import { isWarrenError, WarrenError } from '../errors.ts'
 import { type RawHeaders, requestHead, responseHeaders } from './forward-headers.ts'
@@ -22,6 +22,8 @@ export interface Upstream {
   describe: string
   /** Last change to the response head before it goes out (e.g. rewriting `Location`). */
   rewriteResponse?: (raw: RawHeaders) => RawHeaders
+  /** Sees each request to the upstream as it is made (the agent's keep-alive rules follow its exchanges). */
+  sent?: (out: ClientRequest) => void
 }
 
 /** Methods a proxy may send again after a pooled connection turned out to be closed. */
@@ -140,6 +142,7 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, up: Upst
         setHost: false,
         maxHeaderSize: up.maxHeaderBytes,
       })
+      up.sent?.(out)
       const timer = setTimeout(() => out.destroy(timeoutError(up)), up.responseTimeoutMs)
       const onClientGone = (): void => {
         if (!res.writableFinished) out.destroy()

@@ -8,12 +8,20 @@
  * OK), reopened if the target closes it between requests, so keep-alive on the caller's side maps onto
  * keep-alive towards the target. Upgrade requests (WebSockets) get a connection of their own.
  */
-import { Agent, type ClientRequestArgs, createServer, type IncomingMessage, type Server } from 'node:http'
+import {
+  Agent,
+  type ClientRequest,
+  type ClientRequestArgs,
+  createServer,
+  type IncomingMessage,
+  type Server,
+} from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 import { continueInOrder } from '../http/continue-in-order.ts'
 import { type RawHeaders, setHeader, stripHopByHop, withoutHeaders } from '../http/forward-headers.ts'
+import { KEEP_ALIVE_HINT_MARGIN_MS, KEEP_ALIVE_SEC, keepAliveTimeoutOf } from '../http/http1.ts'
 import { proxyRequest, proxyUpgrade } from '../http/reverse-proxy.ts'
 import { StreamSocket } from '../http/stream-socket.ts'
 
@@ -65,6 +73,7 @@ function httpServer(): Server {
       responseTimeoutMs: ctx.responseTimeoutMs ?? 300_000,
       maxHeaderBytes: ctx.maxHeaderBytes ?? 16_384,
       describe: describe(ctx),
+      sent: noteExchange,
     })
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -81,7 +90,33 @@ function httpServer(): Server {
   return server
 }
 
-/** One connection to the target at a time, starting with the one already open. */
+/** When a connection's last request went to the target, and the target's `Keep-Alive: timeout=` hint, if any. */
+interface Exchange {
+  sent: number
+  hintSec: number | undefined
+}
+const exchanges = new WeakMap<Socket, Exchange>()
+
+/** Notes the exchange `out` makes on its connection once the target's response head is in. */
+function noteExchange(out: ClientRequest): void {
+  const sent = Date.now()
+  out.once('response', (res: IncomingMessage) => {
+    const hint = res.headers['keep-alive']
+    const hintSec = typeof hint === 'string' ? keepAliveTimeoutOf(hint) : undefined
+    if (out.socket !== null) exchanges.set(out.socket, { sent, hintSec })
+  })
+}
+
+/**
+ * One connection to the target at a time, starting with the one already open.
+ *
+ * A target's idle timer starts when it has written its last response, and a slow caller may hold that response back
+ * (the stream paused) for seconds before the host has read the end of it: by then the target may be about to close
+ * the connection, and a request sent on it would meet that close (an upload then fails with a 502, as it cannot be
+ * sent again). So a connection is kept for the next request only while the target cannot have been idle on it for
+ * its hint less {@link KEEP_ALIVE_HINT_MARGIN_MS} (or {@link KEEP_ALIVE_SEC} without a hint), counted from when the
+ * request was sent; otherwise the next request gets a new connection.
+ */
 class TargetAgent extends Agent {
   #first: Socket | undefined
   readonly #connect: () => Promise<Socket>
@@ -90,6 +125,20 @@ class TargetAgent extends Agent {
     super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 })
     this.#first = first
     this.#connect = connect
+  }
+
+  override keepSocketAlive(socket: Socket): boolean {
+    const ex = exchanges.get(socket)
+    exchanges.delete(socket)
+    // Node's own rules first (its hint less 1 s, from now); typed void, it returns whether to keep the socket
+    if (!(super.keepSocketAlive(socket) as unknown as boolean)) return false
+    if (ex === undefined) return true
+    const keepMs = ex.hintSec === undefined ? KEEP_ALIVE_SEC * 1000 : ex.hintSec * 1000 - KEEP_ALIVE_HINT_MARGIN_MS
+    const left = keepMs - (Date.now() - ex.sent)
+    if (left <= 0) return false
+    // a free connection's time-out makes the agent let it go
+    if (socket.timeout === undefined || socket.timeout === 0 || socket.timeout > left) socket.setTimeout(left)
+    return true
   }
 
   override createConnection(
