@@ -24,7 +24,7 @@ import type { AccessBackend } from './backend.ts'
 import { HeadDeadlines, headTimeout } from './head-deadlines.ts'
 import type { LocalPages } from './local-pages.ts'
 import { PAC_CONTENT_TYPE, pacFile } from './pac.ts'
-import { PipelineGate } from './pipeline-gate.ts'
+import { PIPELINE_DEPTH, PIPELINE_WAITING, PipelineGate } from './pipeline-gate.ts'
 import { unknownPage } from './request-targets.ts'
 import { type AccessRequest, AccessRouter, type Refusal } from './routes.ts'
 import type { AddressTable } from './service-addresses.ts'
@@ -60,7 +60,13 @@ export class AccessServer {
   readonly #guard: AccessGuard
   readonly #pages: LocalPages | undefined
   /** A bound on each connection's pipelined requests under way on the full path (pipeline-gate.ts). */
-  readonly #pipeline = new PipelineGate()
+  readonly #pipeline = new PipelineGate({
+    onOverflow: () =>
+      this.#log(
+        'warn',
+        `access port: closed a connection with ${PIPELINE_DEPTH + PIPELINE_WAITING} pipelined requests unanswered (at most ${PIPELINE_DEPTH} under way and ${PIPELINE_WAITING} waiting)`,
+      ),
+  })
   #listen = ''
   /** The port actually bound (Host names are checked against it), known once listening. */
   #port = 0

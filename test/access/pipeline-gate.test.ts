@@ -5,9 +5,12 @@
  * each answer lets the next one start, and all 40 come back whole and in order. Requests still waiting when their
  * client goes are never started.
  *
+ * Past the bound on waiting requests the connection is closed and none of them starts.
+ *
  * Through real daemons on the full path (gateway and HTTP proxy): 40 pipelined requests the service never answers
  * reach it 16 at a time, not 40 (each had opened a service stream), and none more arrive once the client goes;
- * 40 pipelined 256 KiB downloads, read only after a pause, all come back whole (SHA-256) and in order.
+ * 5,000 in one write get the connection closed, with at most 16 at the service; 40 pipelined 256 KiB downloads, read only
+ * after a pause, all come back whole (SHA-256) and in order.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -57,20 +60,30 @@ async function received(s: Socket): Promise<Buffer> {
 }
 
 describe('PipelineGate', () => {
-  it('refuses a depth below 1', () => {
-    assert.throws(() => new PipelineGate(0), { name: 'RangeError', message: 'pipeline depth must be ≥ 1, got 0' })
-    assert.throws(() => new PipelineGate(1.5), { name: 'RangeError', message: 'pipeline depth must be ≥ 1, got 1.5' })
+  it('refuses a depth below 1 and a negative waiting bound', () => {
+    assert.throws(() => new PipelineGate({ depth: 0 }), {
+      name: 'RangeError',
+      message: 'pipeline depth must be ≥ 1, got 0',
+    })
+    assert.throws(() => new PipelineGate({ depth: 1.5 }), {
+      name: 'RangeError',
+      message: 'pipeline depth must be ≥ 1, got 1.5',
+    })
+    assert.throws(() => new PipelineGate({ maxWaiting: -1 }), {
+      name: 'RangeError',
+      message: 'pipeline waiting requests must be ≥ 0, got -1',
+    })
   })
 
   /** Node's HTTP server behind a gate: each request held until the test answers it. */
-  async function heldServer(): Promise<{
+  async function heldServer(opts: ConstructorParameters<typeof PipelineGate>[0] = {}): Promise<{
     port: number
     started: string[]
     held: ServerResponse[]
     gate: PipelineGate
     close(): Promise<void>
   }> {
-    const gate = new PipelineGate()
+    const gate = new PipelineGate(opts)
     const started: string[] = []
     const held: ServerResponse[] = []
     const server = createServer((req, res) => {
@@ -132,6 +145,22 @@ describe('PipelineGate', () => {
       await s.close()
     }
   })
+  it('closes a connection with more requests waiting than the bound, and starts none of them', async () => {
+    let overflows = 0
+    const s = await heldServer({ maxWaiting: 8, onOverflow: () => overflows++ })
+    try {
+      const c = connect(s.port, '127.0.0.1')
+      c.on('error', () => {})
+      const all = received(c)
+      c.write(Array.from({ length: PIPELINE_DEPTH + 9 }, (_, k) => `GET /r/${k} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''))
+      assert.equal((await all).length, 0, 'closed with nothing answered')
+      assert.equal(overflows, 1)
+      await sleep(200)
+      assert.equal(s.started.length, PIPELINE_DEPTH)
+    } finally {
+      await s.close()
+    }
+  })
 })
 
 describe('pipelined requests on the full path of the access port', () => {
@@ -158,6 +187,33 @@ describe('pipelined requests on the full path of the access port', () => {
       await eventually('the service saw the requests go', () => target.pending() === 0)
       await sleep(300)
       assert.equal(target.received() - before, PIPELINE_DEPTH, 'no waiting request started after the client went')
+    })
+
+    it(`${form}: 5,000 pipelined requests in one write close the connection; at most 16 reach the service`, async () => {
+      const access = chaos.pair().full
+      const target = chaos.target()
+      const before = target.received()
+      const c = connect(Number(access.slice(access.lastIndexOf(':') + 1)), '127.0.0.1')
+      c.on('error', () => {})
+      let got = 0
+      c.on('data', (d: Buffer) => {
+        got += d.length
+      })
+      // a reset is the expected end: events.once would reject on the 'error' that comes with it
+      const closed = new Promise((resolve) => c.once('close', resolve))
+      c.write(`${line(access, '/hang')}\r\n`.repeat(5_000))
+      let timedOut = false
+      const timer = setTimeout(() => {
+        timedOut = true
+        c.destroy()
+      }, 10_000)
+      await closed
+      clearTimeout(timer)
+      assert.equal(timedOut, false, 'the daemon closed the connection')
+      assert.equal(got, 0, 'nothing answered')
+      await eventually('the service saw the requests go', () => target.pending() === 0)
+      // the first 16 may have been cut before they reached it: all 5,000 came in one read
+      assert.ok(target.received() - before <= PIPELINE_DEPTH, `${target.received() - before} reached the service`)
     })
 
     it(`${form}: ${N} pipelined downloads read after a pause come back whole and in order`, async () => {
