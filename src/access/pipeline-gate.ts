@@ -78,11 +78,6 @@ export class PipelineGate {
     l.waiting.push(run)
   }
 
-  /** Requests of `socket` waiting for their turn (0 for an unknown connection). */
-  waiting(socket: Duplex): number {
-    return this.#lines.get(socket)?.waiting.length ?? 0
-  }
-
   #finished(socket: Duplex, l: Line): void {
     l.active--
     if (socket.destroyed) {

@@ -41,7 +41,6 @@ const ENDED = 'the SOCKS5 client closed the connection during the handshake'
 /** Reads exactly n bytes from a paused socket, with a deadline. */
 class Reader {
   readonly #socket: Socket
-  #buf: Buffer = Buffer.alloc(0)
   readonly #deadline: number
 
   constructor(socket: Socket, timeoutMs: number) {
@@ -50,12 +49,8 @@ class Reader {
   }
 
   async read(n: number): Promise<Buffer> {
-    while (this.#buf.length < n) {
-      const chunk = await this.#next(n - this.#buf.length)
-      this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
-    }
-    const out = this.#buf
-    this.#buf = Buffer.alloc(0)
+    let out = await this.#next(n)
+    while (out.length < n) out = Buffer.concat([out, await this.#next(n - out.length)])
     return out
   }
 
