@@ -49,6 +49,7 @@ class Reader {
   }
 
   async read(n: number): Promise<Buffer> {
+    if (n === 0) return Buffer.alloc(0) // a greeting with no methods: `read(0)` on the socket never returns bytes
     let out = await this.#next(n)
     while (out.length < n) out = Buffer.concat([out, await this.#next(n - out.length)])
     return out

@@ -88,6 +88,14 @@ describe('bytes sent with a tunnel handshake reach the service, and the FIN afte
     })
   }
 
+  it('SOCKS5: a greeting with no methods, then a request and the FIN, gets its answer and a close', async () => {
+    const { got, error } = await exchange(pair.fast, async (s) => {
+      s.end(Buffer.from([5, 0, 5, 1, 0, 1, 0, 0, 0, 0, 0, 0]))
+    })
+    assert.equal(error, undefined)
+    assert.deepEqual([...got], [5, 0xff], 'no acceptable method')
+  })
+
   it('SOCKS5: a client that ends in the middle of its request is let go at once', async () => {
     // the handshake deadline (proxy.headersTimeoutMs) is 30 s, past exchange()'s 10 s: a close before that came
     // with the client's FIN
